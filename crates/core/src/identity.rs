@@ -1,0 +1,443 @@
+//! Identities and the containers they live in: tenants, environments, business units, users,
+//! groups, service principals and their API keys. These are the values the store persists and
+//! the API returns; the rules about them (who may be a guest's sponsor, when a key is usable)
+//! live here as plain functions of those values and the current time.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::ids::*;
+
+/// Whether an object may be used. `deleted` objects are kept for the retention window so they
+/// can be restored, then purged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleState {
+    Active,
+    Disabled,
+    Deleted,
+}
+
+impl LifecycleState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "disabled" => Some(Self::Disabled),
+            "deleted" => Some(Self::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// An organization. The operator tenant holds the staff who run this Portcullis installation
+/// and is the only one whose administrators may create and manage other tenants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub display_name: Option<String>,
+    pub operator: bool,
+    pub state: LifecycleState,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Incremented on every change; the ETag of the object.
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Environment {
+    pub id: EnvironmentId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub description: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}
+
+/// A node of the business-unit tree. The root (no parent) is created with the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BusinessUnit {
+    pub id: BusinessUnitId,
+    pub tenant_id: TenantId,
+    pub parent_id: Option<BusinessUnitId>,
+    pub name: String,
+    pub description: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum UserKind {
+    Member,
+    /// An outside collaborator: has a sponsor (a member) and an expiry date.
+    Guest,
+}
+
+impl UserKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Member => "member",
+            Self::Guest => "guest",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "member" => Some(Self::Member),
+            "guest" => Some(Self::Guest),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct User {
+    pub id: UserId,
+    pub tenant_id: TenantId,
+    pub user_name: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub kind: UserKind,
+    pub sponsor_id: Option<UserId>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    pub business_unit_id: BusinessUnitId,
+    pub state: LifecycleState,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub deleted_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_sign_in_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}
+
+impl User {
+    /// Whether this user may authenticate and act at `now`: active, and for guests not past
+    /// their expiry date.
+    pub fn is_usable(&self, now: OffsetDateTime) -> bool {
+        self.state == LifecycleState::Active && self.expires_at.is_none_or(|at| now < at)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Group {
+    pub id: GroupId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub description: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ServicePrincipal {
+    pub id: ServicePrincipalId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub description: Option<String>,
+    pub state: LifecycleState,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}
+
+/// An API key as listed: everything but the secret, which is shown once at creation and then
+/// exists only as a keyed hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub tenant_id: TenantId,
+    pub service_principal_id: ServicePrincipalId,
+    /// The public part of the key (`pcs_…`), safe to show and to search logs for.
+    pub prefix: String,
+    pub name: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// Why an API key cannot be used right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUnusable {
+    Revoked,
+    Expired,
+}
+
+impl ApiKey {
+    pub fn check_usable(&self, now: OffsetDateTime) -> Result<(), KeyUnusable> {
+        if self.revoked_at.is_some_and(|at| at <= now) {
+            return Err(KeyUnusable::Revoked);
+        }
+        if self.expires_at.is_some_and(|at| at <= now) {
+            return Err(KeyUnusable::Expired);
+        }
+        Ok(())
+    }
+}
+
+/// The kinds of principal that can hold a role or belong to a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    User,
+    Group,
+    ServicePrincipal,
+}
+
+impl PrincipalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Group => "group",
+            Self::ServicePrincipal => "service_principal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(Self::User),
+            "group" => Some(Self::Group),
+            "service_principal" => Some(Self::ServicePrincipal),
+            _ => None,
+        }
+    }
+}
+
+/// A reference to a principal: `{"kind": "user", "id": "…"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalRef {
+    pub kind: PrincipalKind,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub id: Uuid,
+}
+
+impl PrincipalRef {
+    pub fn user(id: UserId) -> Self {
+        Self {
+            kind: PrincipalKind::User,
+            id: id.as_uuid(),
+        }
+    }
+
+    pub fn group(id: GroupId) -> Self {
+        Self {
+            kind: PrincipalKind::Group,
+            id: id.as_uuid(),
+        }
+    }
+
+    pub fn service_principal(id: ServicePrincipalId) -> Self {
+        Self {
+            kind: PrincipalKind::ServicePrincipal,
+            id: id.as_uuid(),
+        }
+    }
+}
+
+impl std::fmt::Display for PrincipalRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind.as_str(), self.id)
+    }
+}
+
+/// A membership edge of the group graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupMember {
+    pub group_id: GroupId,
+    pub member: PrincipalRef,
+    #[serde(with = "time::serde::rfc3339")]
+    pub added_at: OffsetDateTime,
+}
+
+/// Whether making `child` a member of `parent` would close a cycle, given the existing
+/// group-in-group edges `(parent, child)`. A group may not contain itself, directly or through
+/// any chain of nested groups.
+pub fn membership_would_cycle(
+    edges: &[(GroupId, GroupId)],
+    parent: GroupId,
+    child: GroupId,
+) -> bool {
+    if parent == child {
+        return true;
+    }
+    // A cycle appears iff `parent` is already reachable downward from `child`.
+    let mut stack = vec![child];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(group) = stack.pop() {
+        if group == parent {
+            return true;
+        }
+        if seen.insert(group) {
+            stack.extend(edges.iter().filter(|(p, _)| *p == group).map(|(_, c)| *c));
+        }
+    }
+    false
+}
+
+/// Whether moving business unit `unit` under `new_parent` would put it below itself, given
+/// every unit's `(id, parent)`.
+pub fn reparent_would_cycle(
+    parents: &[(BusinessUnitId, Option<BusinessUnitId>)],
+    unit: BusinessUnitId,
+    new_parent: BusinessUnitId,
+) -> bool {
+    let parent_of: std::collections::HashMap<_, _> = parents.iter().copied().collect();
+    let mut cursor = Some(new_parent);
+    let mut steps = 0;
+    while let Some(current) = cursor {
+        if current == unit || steps > parents.len() {
+            return true;
+        }
+        cursor = parent_of.get(&current).copied().flatten();
+        steps += 1;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::Duration;
+
+    fn groups(n: usize) -> Vec<GroupId> {
+        (0..n).map(|_| GroupId::generate()).collect()
+    }
+
+    #[test]
+    fn self_membership_and_cycles_are_detected() {
+        let g = groups(3);
+        let edges = vec![(g[0], g[1]), (g[1], g[2])];
+        assert!(membership_would_cycle(&edges, g[0], g[0]));
+        assert!(membership_would_cycle(&edges, g[2], g[0]));
+        assert!(!membership_would_cycle(&edges, g[0], g[2]));
+    }
+
+    #[test]
+    fn business_unit_cannot_move_below_itself() {
+        let [root, a, b] = [(); 3].map(|_| BusinessUnitId::generate());
+        let parents = vec![(root, None), (a, Some(root)), (b, Some(a))];
+        assert!(reparent_would_cycle(&parents, a, b));
+        assert!(reparent_would_cycle(&parents, a, a));
+        assert!(!reparent_would_cycle(&parents, b, root));
+    }
+
+    #[test]
+    fn guest_expiry_and_state_decide_usability() {
+        let now = OffsetDateTime::now_utc();
+        let mut user = User {
+            id: UserId::generate(),
+            tenant_id: TenantId::generate(),
+            user_name: "g".into(),
+            email: None,
+            display_name: None,
+            kind: UserKind::Guest,
+            sponsor_id: None,
+            expires_at: Some(now + Duration::hours(1)),
+            business_unit_id: BusinessUnitId::generate(),
+            state: LifecycleState::Active,
+            deleted_at: None,
+            last_sign_in_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        assert!(user.is_usable(now));
+        assert!(!user.is_usable(now + Duration::hours(2)));
+        user.expires_at = None;
+        user.state = LifecycleState::Disabled;
+        assert!(!user.is_usable(now));
+    }
+
+    #[test]
+    fn key_expiry_and_revocation() {
+        let now = OffsetDateTime::now_utc();
+        let mut key = ApiKey {
+            id: ApiKeyId::generate(),
+            tenant_id: TenantId::generate(),
+            service_principal_id: ServicePrincipalId::generate(),
+            prefix: "pcs_x".into(),
+            name: None,
+            created_at: now,
+            expires_at: Some(now + Duration::seconds(10)),
+            revoked_at: None,
+            last_used_at: None,
+        };
+        assert_eq!(key.check_usable(now), Ok(()));
+        assert_eq!(
+            key.check_usable(now + Duration::seconds(10)),
+            Err(KeyUnusable::Expired)
+        );
+        key.revoked_at = Some(now);
+        assert_eq!(key.check_usable(now), Err(KeyUnusable::Revoked));
+    }
+
+    proptest! {
+        /// Adding only edges the check allows never produces a graph with a cycle.
+        #[test]
+        fn accepted_edges_keep_the_graph_acyclic(picks in proptest::collection::vec((0usize..8, 0usize..8), 0..40)) {
+            let g = groups(8);
+            let mut edges: Vec<(GroupId, GroupId)> = Vec::new();
+            for (p, c) in picks {
+                if !membership_would_cycle(&edges, g[p], g[c]) {
+                    edges.push((g[p], g[c]));
+                }
+            }
+            // Reference: a graph is acyclic iff repeatedly removing nodes without incoming
+            // edges removes them all.
+            let mut remaining: Vec<GroupId> = g.clone();
+            let mut live = edges.clone();
+            loop {
+                let before = remaining.len();
+                remaining.retain(|n| live.iter().any(|(_, c)| c == n));
+                live.retain(|(p, _)| remaining.contains(p));
+                if remaining.len() == before { break; }
+            }
+            prop_assert!(remaining.is_empty());
+        }
+    }
+}

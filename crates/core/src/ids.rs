@@ -1,0 +1,85 @@
+//! Typed identifiers. Each kind of object has its own id type, so a tenant id can never be passed
+//! where a user id is expected. All ids are UUIDv7: unique without coordination between nodes and
+//! ordered by creation time, which is what cursor pagination sorts by.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, format = Uuid))]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub fn generate() -> Self {
+                Self(Uuid::now_v7())
+            }
+
+            pub const fn from_uuid(id: Uuid) -> Self {
+                Self(id)
+            }
+
+            pub const fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.as_hyphenated().fmt(f)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An organization: the outermost scope of every object.
+    TenantId
+);
+id_type!(
+    /// A named space inside a tenant (`dev`, `prod`, ...).
+    EnvironmentId
+);
+id_type!(
+    /// A node of a tenant's business-unit tree.
+    BusinessUnitId
+);
+id_type!(
+    /// A human identity.
+    UserId
+);
+id_type!(
+    /// A security group.
+    GroupId
+);
+id_type!(
+    /// A workload identity.
+    ServicePrincipalId
+);
+id_type!(
+    /// One API key of a service principal.
+    ApiKeyId
+);
+id_type!(
+    /// One role assignment.
+    RoleAssignmentId
+);

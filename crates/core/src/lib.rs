@@ -1,0 +1,31 @@
+//! The Portcullis domain: identities, the authorization decision, the audit hash chain and the
+//! secret primitives. Everything here is pure computation over values passed in — no I/O, no
+//! HTTP, no SQL, no reading the clock — so every rule can be tested directly.
+
+pub mod audit;
+pub mod authz;
+pub mod identity;
+pub mod ids;
+pub mod names;
+pub mod page;
+pub mod secrets;
+pub mod time_util;
+
+pub use ids::*;
+
+/// A value a client sent that breaks a rule; names the offending field so a person can fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
