@@ -522,3 +522,51 @@ mod tests {
         }
     }
 }
+
+/// A role granted to a principal at a scope, optionally only within a time window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RoleAssignment {
+    pub id: RoleAssignmentId,
+    pub tenant_id: TenantId,
+    pub principal: PrincipalRef,
+    pub role: BuiltinRole,
+    pub scope: Scope,
+    /// Grants nothing before this time.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub starts_at: Option<time::OffsetDateTime>,
+    /// Grants nothing from this time on.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ends_at: Option<time::OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+}
+
+impl RoleAssignment {
+    pub fn is_in_effect(&self, now: time::OffsetDateTime) -> bool {
+        self.starts_at.is_none_or(|at| at <= now) && self.ends_at.is_none_or(|at| now < at)
+    }
+}
+
+/// Checks a requested time window: it must end after it starts, and end in the future.
+pub fn validate_window(
+    starts_at: Option<time::OffsetDateTime>,
+    ends_at: Option<time::OffsetDateTime>,
+    now: time::OffsetDateTime,
+) -> Result<(), crate::ValidationError> {
+    if let Some(end) = ends_at {
+        if end <= now {
+            return Err(crate::ValidationError::new(
+                "ends_at",
+                "must be in the future",
+            ));
+        }
+        if starts_at.is_some_and(|start| start >= end) {
+            return Err(crate::ValidationError::new(
+                "ends_at",
+                "must be after starts_at",
+            ));
+        }
+    }
+    Ok(())
+}

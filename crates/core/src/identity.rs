@@ -215,6 +215,44 @@ impl ApiKey {
     }
 }
 
+/// The longest a guest may be invited for before a sponsor must renew the invitation.
+pub const MAX_GUEST_LIFETIME: time::Duration = time::Duration::days(366);
+
+/// Checks the guest rules: a guest has a sponsor who is an active member of the same tenant and
+/// an expiry date in the future, at most [`MAX_GUEST_LIFETIME`] away; a member has no sponsor.
+pub fn validate_sponsorship(
+    kind: UserKind,
+    sponsor: Option<&User>,
+    expires_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Result<(), crate::ValidationError> {
+    use crate::ValidationError as E;
+    match kind {
+        UserKind::Member if sponsor.is_some() => {
+            Err(E::new("sponsor_id", "only guests have a sponsor"))
+        }
+        UserKind::Member => match expires_at {
+            Some(at) if at <= now => Err(E::new("expires_at", "must be in the future")),
+            _ => Ok(()),
+        },
+        UserKind::Guest => {
+            let sponsor = sponsor.ok_or_else(|| E::new("sponsor_id", "a guest needs a sponsor"))?;
+            if sponsor.kind != UserKind::Member || !sponsor.is_usable(now) {
+                return Err(E::new("sponsor_id", "the sponsor must be an active member"));
+            }
+            let at =
+                expires_at.ok_or_else(|| E::new("expires_at", "a guest needs an expiry date"))?;
+            if at <= now {
+                return Err(E::new("expires_at", "must be in the future"));
+            }
+            if at > now + MAX_GUEST_LIFETIME {
+                return Err(E::new("expires_at", "must be at most 366 days away"));
+            }
+            Ok(())
+        }
+    }
+}
+
 /// The kinds of principal that can hold a role or belong to a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -391,6 +429,85 @@ mod tests {
         user.expires_at = None;
         user.state = LifecycleState::Disabled;
         assert!(!user.is_usable(now));
+    }
+
+    #[test]
+    fn guests_need_an_active_member_sponsor_and_an_expiry() {
+        let now = OffsetDateTime::now_utc();
+        let sponsor = User {
+            id: UserId::generate(),
+            tenant_id: TenantId::generate(),
+            user_name: "s".into(),
+            email: None,
+            display_name: None,
+            kind: UserKind::Member,
+            sponsor_id: None,
+            expires_at: None,
+            business_unit_id: BusinessUnitId::generate(),
+            state: LifecycleState::Active,
+            deleted_at: None,
+            last_sign_in_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        let soon = Some(now + Duration::days(30));
+        assert!(validate_sponsorship(UserKind::Guest, Some(&sponsor), soon, now).is_ok());
+        let field = |r: Result<(), crate::ValidationError>| r.unwrap_err().field;
+        assert_eq!(
+            field(validate_sponsorship(UserKind::Guest, None, soon, now)),
+            "sponsor_id"
+        );
+        assert_eq!(
+            field(validate_sponsorship(
+                UserKind::Guest,
+                Some(&sponsor),
+                None,
+                now
+            )),
+            "expires_at"
+        );
+        assert_eq!(
+            field(validate_sponsorship(
+                UserKind::Guest,
+                Some(&sponsor),
+                Some(now + Duration::days(400)),
+                now
+            )),
+            "expires_at"
+        );
+        assert_eq!(
+            field(validate_sponsorship(
+                UserKind::Member,
+                Some(&sponsor),
+                None,
+                now
+            )),
+            "sponsor_id"
+        );
+        let mut disabled = sponsor.clone();
+        disabled.state = LifecycleState::Disabled;
+        assert_eq!(
+            field(validate_sponsorship(
+                UserKind::Guest,
+                Some(&disabled),
+                soon,
+                now
+            )),
+            "sponsor_id"
+        );
+        let mut guest_sponsor = sponsor.clone();
+        guest_sponsor.kind = UserKind::Guest;
+        assert_eq!(
+            field(validate_sponsorship(
+                UserKind::Guest,
+                Some(&guest_sponsor),
+                soon,
+                now
+            )),
+            "sponsor_id"
+        );
+        assert!(validate_sponsorship(UserKind::Member, None, None, now).is_ok());
     }
 
     #[test]

@@ -31,3 +31,18 @@ mod tests {
         assert_eq!(from_micros(to_micros(truncated)), truncated);
     }
 }
+
+/// Where "now" comes from. Passed in, so expiry rules can be tested without waiting.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        truncate_to_micros(OffsetDateTime::now_utc())
+    }
+}

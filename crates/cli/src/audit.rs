@@ -1,0 +1,225 @@
+//! `portcullis audit`: verify the hash chain (over the API or from an export), export it as
+//! JSON lines, and search events.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use portcullis_core::audit::{AuditRecord, ChainVerifier};
+
+use crate::Connection;
+use crate::api::Api;
+
+#[derive(clap::Subcommand)]
+pub enum AuditCommand {
+    /// Walk the tenant's hash chain from its first record and report the first broken link.
+    Verify {
+        /// Verify an export written by `audit export` instead of asking the server.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Write the tenant's chain as JSON lines, in order.
+    Export {
+        /// Write here instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Search events, newest first.
+    List {
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        actor_id: Option<String>,
+        #[arg(long)]
+        target_id: Option<String>,
+        /// success, denied or failure.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// RFC 3339 time.
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339 time.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        cursor: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+const PAGE: u32 = 500;
+
+/// Reads the chain page by page from the server, handing each record to `each`.
+async fn walk(
+    api: &Api,
+    progress: &ProgressBar,
+    mut each: impl FnMut(AuditRecord) -> anyhow::Result<()>,
+) -> anyhow::Result<i64> {
+    let mut after = 0i64;
+    let mut head: Option<i64> = None;
+    loop {
+        let page = api
+            .get(
+                "/v1/audit/chain",
+                &[("after", after.to_string()), ("limit", PAGE.to_string())],
+            )
+            .await?;
+        let head_seq = *head.get_or_insert(page["head_seq"].as_i64().unwrap_or(0));
+        progress.set_length(head_seq.max(0) as u64);
+        let records: Vec<AuditRecord> = serde_json::from_value(page["records"].clone())
+            .context("the server sent records this tool cannot read")?;
+        if records.is_empty() {
+            return Ok(after);
+        }
+        for record in records {
+            after = record.seq;
+            each(record)?;
+            progress.inc(1);
+            if after >= head_seq {
+                return Ok(after);
+            }
+        }
+    }
+}
+
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:40}] {pos}/{len} records ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix("verifying");
+    bar
+}
+
+pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AuditCommand::Verify {
+            file: Some(file), ..
+        } => {
+            let reader = std::io::BufReader::new(
+                std::fs::File::open(&file)
+                    .with_context(|| format!("cannot open {}", file.display()))?,
+            );
+            let mut verifier = ChainVerifier::default();
+            for (number, line) in reader.lines().enumerate() {
+                let line = line.with_context(|| format!("cannot read {}", file.display()))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let record: AuditRecord = serde_json::from_str(&line).with_context(|| {
+                    format!(
+                        "line {} of {} is not an audit record",
+                        number + 1,
+                        file.display()
+                    )
+                })?;
+                if let Err(broken) = verifier.push(&record) {
+                    eprintln!("BROKEN: {broken}");
+                    return Ok(ExitCode::from(2));
+                }
+            }
+            println!(
+                "intact: {} records verified, last hash {}",
+                verifier.verified_through(),
+                verifier.last_hash()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify {
+            file: None,
+            connection,
+        } => {
+            let api = Api::new(&connection)?;
+            let progress = progress_bar();
+            let mut verifier = ChainVerifier::default();
+            let mut broken = None;
+            walk(&api, &progress, |record| {
+                if broken.is_none()
+                    && let Err(e) = verifier.push(&record)
+                {
+                    broken = Some(e);
+                }
+                Ok(())
+            })
+            .await?;
+            progress.finish_and_clear();
+            match broken {
+                Some(e) => {
+                    eprintln!("BROKEN: {e}");
+                    Ok(ExitCode::from(2))
+                }
+                None => {
+                    println!(
+                        "intact: {} records verified, last hash {}",
+                        verifier.verified_through(),
+                        verifier.last_hash()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+        AuditCommand::Export { output, connection } => {
+            let api = Api::new(&connection)?;
+            let mut out: Box<dyn Write> = match &output {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let progress = progress_bar();
+            progress.set_prefix("exporting");
+            let last = walk(&api, &progress, |record| {
+                serde_json::to_writer(&mut out, &record)?;
+                out.write_all(b"\n")?;
+                Ok(())
+            })
+            .await?;
+            out.flush()?;
+            progress.finish_and_clear();
+            eprintln!("exported records 1..={last}");
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::List {
+            action,
+            actor_id,
+            target_id,
+            outcome,
+            from,
+            to,
+            limit,
+            cursor,
+            connection,
+        } => {
+            let api = Api::new(&connection)?;
+            let query: Vec<(&str, String)> = [
+                ("action", action),
+                ("actor_id", actor_id),
+                ("target_id", target_id),
+                ("outcome", outcome),
+                ("from", from),
+                ("to", to),
+                ("limit", limit.map(|l| l.to_string())),
+                ("cursor", cursor),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+            crate::admin::print(&api.get("/v1/audit", &query).await?)
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! `portcullis`: runs the server (`serve`, `migrate`) and administers it over its REST API
+//! (everything else). The admin commands hold no logic the server does not expose; they turn
+//! flags into API calls and print the JSON answers.
+
+mod admin;
+mod api;
+mod audit;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "portcullis", version, about = "Identity and access management server and admin tool", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (migrates the database and bootstraps it on first start).
+    Serve(serve::ServeArgs),
+    /// Bring the database schema up to date and exit.
+    Migrate(serve::MigrateArgs),
+    /// Key-encryption key utilities.
+    #[command(subcommand)]
+    Kek(serve::KekCommand),
+    /// Verify or export the audit trail, or search it.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    #[command(flatten)]
+    Admin(admin::AdminCommand),
+}
+
+/// Where the admin commands find the server and their credential.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Connection {
+    /// Base URL of the server.
+    #[arg(
+        long,
+        env = "PORTCULLIS_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub url: String,
+    /// API key to authenticate with.
+    #[arg(
+        long,
+        env = "PORTCULLIS_API_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub api_key: Option<String>,
+    /// File holding the API key [default: data/bootstrap-credential, if present].
+    #[arg(long, env = "PORTCULLIS_API_KEY_FILE", global = true)]
+    pub api_key_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::serve(args).await,
+            Command::Migrate(args) => serve::migrate(args).await,
+            Command::Kek(command) => serve::kek(command),
+            Command::Audit(command) => audit::run(command).await,
+            Command::Admin(command) => admin::run(command).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! `serve`, `migrate` and `kek`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use tracing_subscriber::EnvFilter;
+
+use portcullis_server::{Config, KekSource, LogFormat, Server, Settings};
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// TOML config file (keys as the long flags, with '_' for '-').
+    #[arg(long, env = "PORTCULLIS_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(clap::Args)]
+pub struct MigrateArgs {
+    /// TOML config file.
+    #[arg(long, env = "PORTCULLIS_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(clap::Subcommand)]
+pub enum KekCommand {
+    /// Print a new random key-encryption key (base64) for PORTCULLIS_KEK or a key file.
+    Generate,
+}
+
+/// Flags and environment first, then the config file, then defaults.
+fn resolve(file: Option<PathBuf>, settings: Settings) -> anyhow::Result<Config> {
+    let from_file = match file {
+        Some(path) => Settings::from_file(&path)?,
+        None => Settings::default(),
+    };
+    Ok(settings.or(from_file).resolve()?)
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn kek_from_env() -> Option<SecretString> {
+    std::env::var("PORTCULLIS_KEK")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(SecretString::from)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return interrupt.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.unwrap_or(());
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = resolve(args.config, args.settings)?;
+    init_logging(&config);
+    let listen = config.listen;
+    let data_dir = config.data_dir.clone();
+    let server = Server::prepare(config, kek_from_env())
+        .await
+        .context("the server could not start")?;
+    match server.kek_source {
+        KekSource::GeneratedForDevelopment | KekSource::ExistingDevelopmentFile => {
+            let path = data_dir.join(portcullis_server::DEV_KEK_FILE);
+            tracing::warn!(path = %path.display(), "DEVELOPMENT MODE: the key-encryption key is stored next to the data it protects");
+            eprintln!(
+                "WARNING: development mode. The key-encryption key is in {} beside the database it protects.\n\
+                 For production, generate one with `portcullis kek generate`, keep it outside the data directory\n\
+                 (PORTCULLIS_KEK or --kek-file) and start with --production.",
+                path.display()
+            );
+        }
+        KekSource::Environment | KekSource::File => {}
+    }
+    if let Some(boot) = &server.bootstrapped {
+        println!(
+            "================================================================================"
+        );
+        println!(
+            "Portcullis is new: created the operator tenant {:?}.",
+            boot.created.tenant.name
+        );
+        println!("Its first administrator's API key (shown only this once):");
+        println!();
+        println!("    {}", boot.secret.expose_secret());
+        println!();
+        if let Some(file) = &boot.file {
+            println!(
+                "It is also in {} (mode 0600). Create your own administrators, then",
+                file.display()
+            );
+            println!("delete that file and the bootstrap-admin service principal.");
+        }
+        println!(
+            "================================================================================"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    println!("portcullis: listening on http://{address}");
+    server.serve(listener, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let config = resolve(args.config, args.settings)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let store = portcullis_store::Store::connect(&config.database_url, 2).await?;
+    store.migrate().await?;
+    store.close().await;
+    eprintln!(
+        "database {} is up to date",
+        portcullis_store::redact_url(&config.database_url)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn kek(command: KekCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        KekCommand::Generate => {
+            let kek = portcullis_core::secrets::Kek::generate_base64()?;
+            println!("{}", kek.expose_secret());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

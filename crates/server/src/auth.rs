@@ -1,0 +1,260 @@
+//! Who is calling, and may they do this? Every admin request carries `Authorization: Bearer
+//! <API key>`; the key is looked up by its public prefix and its secret checked against the
+//! stored keyed hash in constant time. Failures are throttled per source address and per key,
+//! answered with one undistinguishing 401, and recorded in the audit trail with the real reason.
+
+use std::time::Instant;
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use serde_json::json;
+use time::Duration;
+
+use portcullis_core::TenantId;
+use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
+use portcullis_core::authz::{Action, Scope, Subject, authorize};
+use portcullis_core::identity::{KeyUnusable, LifecycleState, PrincipalRef, Tenant};
+use portcullis_core::secrets::PresentedApiKey;
+use portcullis_store::WriteContext;
+
+use crate::error::ApiError;
+use crate::extract::origin_of;
+use crate::state::AppState;
+
+/// How often a key's last-used time is written at most.
+const LAST_USED_GRANULARITY: Duration = Duration::minutes(1);
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub subject: Subject,
+    pub tenant: Tenant,
+    pub actor: Actor,
+    pub origin: Origin,
+}
+
+const INVALID: ApiError = ApiError::Unauthenticated {
+    detail: "Send a valid API key as `Authorization: Bearer pcs_…`. The key given is missing, malformed, unknown, \
+             expired or revoked, or its owner is disabled.",
+};
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let origin = origin_of(parts);
+        let address_key = format!("ip:{}", origin.source_ip.as_deref().unwrap_or("unknown"));
+        let started = Instant::now();
+        if let Some(retry_after_seconds) = state.failures.blocked_for(&address_key, started) {
+            metrics::counter!("portcullis_auth_throttled_total").increment(1);
+            return Err(ApiError::TooManyRequests {
+                retry_after_seconds,
+            });
+        }
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let token = header.and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        });
+        let Some(presented) = token.map(str::trim).and_then(PresentedApiKey::parse) else {
+            let reason = if header.is_none() {
+                "no credential"
+            } else {
+                "malformed credential"
+            };
+            return Err(fail(state, &address_key, None, None, reason, origin).await);
+        };
+        let key_key = format!("key:{}", presented.prefix);
+        if let Some(retry_after_seconds) = state.failures.blocked_for(&key_key, started) {
+            metrics::counter!("portcullis_auth_throttled_total").increment(1);
+            return Err(ApiError::TooManyRequests {
+                retry_after_seconds,
+            });
+        }
+        let Some(credential) = state.store.api_key_credential(&presented.prefix).await? else {
+            return Err(fail(
+                state,
+                &address_key,
+                Some(&key_key),
+                None,
+                "unknown API key",
+                origin,
+            )
+            .await);
+        };
+        let tenant_id = credential.tenant.id;
+        let key_target = Some((tenant_id, &presented.prefix));
+        if !state
+            .hasher
+            .verify(presented.secret_bytes(), &credential.secret_hash)
+        {
+            return Err(fail(
+                state,
+                &address_key,
+                Some(&key_key),
+                key_target,
+                "wrong API key secret",
+                origin,
+            )
+            .await);
+        }
+        let now = state.clock.now();
+        let refusal = match credential.key.check_usable(now) {
+            Err(KeyUnusable::Revoked) => Some("API key revoked"),
+            Err(KeyUnusable::Expired) => Some("API key expired"),
+            Ok(()) if credential.owner.state != LifecycleState::Active => {
+                Some("service principal disabled")
+            }
+            Ok(()) if credential.tenant.state != LifecycleState::Active => Some("tenant disabled"),
+            Ok(()) => None,
+        };
+        if let Some(reason) = refusal {
+            return Err(fail(
+                state,
+                &address_key,
+                Some(&key_key),
+                key_target,
+                reason,
+                origin,
+            )
+            .await);
+        }
+        if credential
+            .key
+            .last_used_at
+            .is_none_or(|at| now - at >= LAST_USED_GRANULARITY)
+        {
+            state
+                .store
+                .touch_api_key(credential.key.id, now, LAST_USED_GRANULARITY)
+                .await?;
+        }
+        let principal = PrincipalRef::service_principal(credential.owner.id);
+        let grants = state.store.grants(tenant_id, principal, now).await?;
+        Ok(Caller {
+            subject: Subject {
+                principal,
+                tenant_id,
+                operator_tenant: credential.tenant.operator,
+                grants,
+            },
+            actor: Actor {
+                kind: "service_principal".into(),
+                id: Some(credential.owner.id.to_string()),
+                display: Some(format!(
+                    "{} ({})",
+                    credential.owner.name, credential.key.prefix
+                )),
+            },
+            tenant: credential.tenant,
+            origin,
+        })
+    }
+}
+
+/// Counts a failed authentication, records it in the audit trail (of the key's tenant when the
+/// key exists, else of the operator tenant) and returns the 401 to send.
+async fn fail(
+    state: &AppState,
+    address_key: &str,
+    key_key: Option<&str>,
+    key: Option<(TenantId, &String)>,
+    reason: &str,
+    origin: Origin,
+) -> ApiError {
+    let now = Instant::now();
+    state.failures.record_failure(address_key, now);
+    if let Some(k) = key_key {
+        state.failures.record_failure(k, now);
+    }
+    metrics::counter!("portcullis_auth_failures_total").increment(1);
+    let event = NewAuditEvent {
+        tenant_id: key.map_or(state.operator_tenant, |(tenant, _)| tenant),
+        at: state.clock.now(),
+        actor: Actor::anonymous(),
+        action: "authn.api_key".into(),
+        target: key.map(|(_, prefix)| Target::new("api_key", prefix)),
+        outcome: Outcome::Failure,
+        reason: Some(reason.into()),
+        origin,
+        details: json!({}),
+    };
+    if let Err(error) = state.audit.append(event).await {
+        tracing::error!(%error, "could not record a failed authentication");
+        return ApiError::Unavailable(
+            "The audit trail cannot be written; refusing to continue.".into(),
+        );
+    }
+    INVALID
+}
+
+impl Caller {
+    pub fn tenant_id(&self) -> TenantId {
+        self.tenant.id
+    }
+
+    /// The context in which this caller's writes are made and audited.
+    pub fn write_context(&self, state: &AppState) -> WriteContext {
+        WriteContext {
+            tenant_id: self.tenant.id,
+            actor: self.actor.clone(),
+            origin: self.origin.clone(),
+            now: state.clock.now(),
+        }
+    }
+
+    /// Allows the request or refuses it with 403, recording the refusal in the audit trail.
+    pub async fn authorize(
+        &self,
+        state: &AppState,
+        action: Action,
+        scope: Scope,
+        target: Option<Target>,
+    ) -> Result<(), ApiError> {
+        let decision = authorize(&self.subject, action, scope);
+        if decision.allowed {
+            metrics::counter!("portcullis_authz_decisions_total", "outcome" => "allow")
+                .increment(1);
+            return Ok(());
+        }
+        metrics::counter!("portcullis_authz_decisions_total", "outcome" => "deny").increment(1);
+        let reason = decision.reason.to_string();
+        let event = NewAuditEvent {
+            tenant_id: self.tenant.id,
+            at: state.clock.now(),
+            actor: self.actor.clone(),
+            action: action.as_str().into(),
+            target,
+            outcome: Outcome::Denied,
+            reason: Some(reason.clone()),
+            origin: self.origin.clone(),
+            details: json!({"scope": scope.to_string(), "decision": decision.reason}),
+        };
+        state.audit.append(event).await?;
+        Err(ApiError::Forbidden(reason))
+    }
+
+    /// Changing a principal that holds any role (directly or through its groups) is itself a
+    /// privileged act: otherwise a user administrator could add themselves to an administrators'
+    /// group, or edit an administrator. Requires `role.assign` on top of the ordinary permission.
+    pub async fn authorize_principal_change(
+        &self,
+        state: &AppState,
+        principal: PrincipalRef,
+    ) -> Result<(), ApiError> {
+        let grants = state
+            .store
+            .grants(self.tenant.id, principal, state.clock.now())
+            .await?;
+        if grants.is_empty() {
+            return Ok(());
+        }
+        let target = Target::new(principal.kind.as_str(), principal.id);
+        self.authorize(state, Action::RoleAssign, Scope::Tenant, Some(target))
+            .await
+    }
+}

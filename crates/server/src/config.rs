@@ -1,0 +1,211 @@
+//! Server settings. Each setting can come from a flag, an environment variable or the TOML
+//! config file; a flag beats the environment, the environment beats the file, the file beats
+//! the default. Unknown keys in the file are an error at start, never silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The settings of `portcullis serve`, as flags, environment variables and config-file keys.
+#[derive(Debug, Clone, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "PORTCULLIS_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Directory for the embedded database, the development KEK and the bootstrap credential.
+    #[arg(long, env = "PORTCULLIS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Database: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite in the data directory]
+    #[arg(long, env = "PORTCULLIS_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Largest number of database connections this node opens.
+    #[arg(long, env = "PORTCULLIS_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u32>,
+
+    /// Production mode: refuse to start without an explicit key-encryption key.
+    #[arg(long, env = "PORTCULLIS_PRODUCTION", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub production: Option<bool>,
+
+    /// File holding the base64 key-encryption key (PORTCULLIS_KEK, holding the key itself, wins).
+    #[arg(long, env = "PORTCULLIS_KEK_FILE", value_name = "FILE")]
+    pub kek_file: Option<PathBuf>,
+
+    /// Name of the operator tenant created on first start.
+    #[arg(long, env = "PORTCULLIS_OPERATOR_TENANT", value_name = "NAME")]
+    pub operator_tenant: Option<String>,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "PORTCULLIS_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+
+    /// Days a deleted user can be restored before it is purged.
+    #[arg(long, env = "PORTCULLIS_DELETED_RETENTION_DAYS", value_name = "DAYS")]
+    pub deleted_retention_days: Option<u32>,
+
+    /// Failed authentications allowed per source address per minute before requests get 429.
+    #[arg(long, env = "PORTCULLIS_AUTH_FAILURES_PER_MINUTE", value_name = "N")]
+    pub auth_failures_per_minute: Option<u32>,
+
+    /// Seconds between runs of the lifecycle sweeper (purges, guest expiry).
+    #[arg(
+        long,
+        env = "PORTCULLIS_SWEEP_INTERVAL_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub sweep_interval_seconds: Option<u64>,
+
+    /// Log format: json or text.
+    #[arg(long, env = "PORTCULLIS_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// Log filter, e.g. info or portcullis=debug,info.
+    #[arg(long, env = "PORTCULLIS_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Settings with every default applied.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub max_connections: u32,
+    pub production: bool,
+    pub kek_file: Option<PathBuf>,
+    pub operator_tenant: String,
+    pub max_body_bytes: usize,
+    pub deleted_retention_days: u32,
+    pub auth_failures_per_minute: u32,
+    pub sweep_interval_seconds: u64,
+    pub log_format: LogFormat,
+    pub log: String,
+}
+
+impl Settings {
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Fills every setting this one lacks from `lower`.
+    pub fn or(self, lower: Settings) -> Settings {
+        Settings {
+            listen: self.listen.or(lower.listen),
+            data_dir: self.data_dir.or(lower.data_dir),
+            database_url: self.database_url.or(lower.database_url),
+            max_connections: self.max_connections.or(lower.max_connections),
+            production: self.production.or(lower.production),
+            kek_file: self.kek_file.or(lower.kek_file),
+            operator_tenant: self.operator_tenant.or(lower.operator_tenant),
+            max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
+            deleted_retention_days: self.deleted_retention_days.or(lower.deleted_retention_days),
+            auth_failures_per_minute: self
+                .auth_failures_per_minute
+                .or(lower.auth_failures_per_minute),
+            sweep_interval_seconds: self.sweep_interval_seconds.or(lower.sweep_interval_seconds),
+            log_format: self.log_format.or(lower.log_format),
+            log: self.log.or(lower.log),
+        }
+    }
+
+    /// Applies defaults and checks the result.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let data_dir = self.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+        let database_url = self
+            .database_url
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("portcullis.db").display()));
+        let operator_tenant = self.operator_tenant.unwrap_or_else(|| "operator".into());
+        portcullis_core::names::parse_slug("operator_tenant", &operator_tenant)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let max_body_bytes = self.max_body_bytes.unwrap_or(64 * 1024);
+        if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(ConfigError::Invalid(
+                "max_body_bytes must be between 1024 and 16777216".into(),
+            ));
+        }
+        Ok(Config {
+            listen: self
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir,
+            database_url,
+            max_connections: self.max_connections.unwrap_or(16).clamp(2, 1000),
+            production: self.production.unwrap_or(false),
+            kek_file: self.kek_file,
+            operator_tenant,
+            max_body_bytes,
+            deleted_retention_days: self.deleted_retention_days.unwrap_or(30),
+            auth_failures_per_minute: self.auth_failures_per_minute.unwrap_or(30).max(1),
+            sweep_interval_seconds: self.sweep_interval_seconds.unwrap_or(60).max(1),
+            log_format: self.log_format.unwrap_or(LogFormat::Json),
+            log: self.log.unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_and_file_beats_defaults() {
+        let file: Settings =
+            toml::from_str("listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"").unwrap();
+        let flags = Settings {
+            listen: Some("127.0.0.1:9999".parse().unwrap()),
+            ..Settings::default()
+        };
+        let config = flags.or(file).resolve().unwrap();
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.database_url, "sqlite:///tmp/x/portcullis.db");
+        assert_eq!(config.max_body_bytes, 64 * 1024);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let err = toml::from_str::<Settings>("listen_addr = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let bad = Settings {
+            operator_tenant: Some("Not A Slug".into()),
+            ..Settings::default()
+        };
+        assert!(bad.resolve().is_err());
+        let bad = Settings {
+            max_body_bytes: Some(10),
+            ..Settings::default()
+        };
+        assert!(bad.resolve().is_err());
+    }
+}

@@ -1,0 +1,112 @@
+//! The audit trail: searching it, and reading the raw chain for independent verification.
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+use portcullis_core::audit::{AuditRecord, Outcome};
+use portcullis_core::authz::{Action, Scope};
+use portcullis_core::page::{Page, PageRequest};
+use portcullis_store::AuditFilter;
+
+use crate::auth::Caller;
+use crate::error::{ApiResult, Problem};
+use crate::extract::ApiQuery;
+use crate::state::AppState;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Events at or after this time (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub from: Option<OffsetDateTime>,
+    /// Events before this time (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub to: Option<OffsetDateTime>,
+    pub actor_id: Option<String>,
+    pub target_id: Option<String>,
+    /// E.g. `user.create`, `authn.api_key`.
+    pub action: Option<String>,
+    pub outcome: Option<Outcome>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// The tenant's audit events, newest first.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = Page<AuditRecord>), (status = 400, body = Problem), (status = 403, body = Problem)))]
+pub async fn list_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> ApiResult<Json<Page<AuditRecord>>> {
+    caller
+        .authorize(&state, Action::AuditRead, Scope::Tenant, None)
+        .await?;
+    let page = PageRequest::parse_seq(q.cursor.as_deref(), q.limit)?;
+    let filter = AuditFilter {
+        from: q.from,
+        to: q.to,
+        actor_id: q.actor_id,
+        target_id: q.target_id,
+        action: q.action,
+        outcome: q.outcome,
+    };
+    Ok(Json(
+        state
+            .store
+            .audit_events(caller.tenant_id(), &filter, page)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ChainQuery {
+    /// Return records after this sequence number (0 for the start of the chain).
+    pub after: Option<i64>,
+    /// Records per page, 1–500 (default 500).
+    pub limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChainPage {
+    pub records: Vec<AuditRecord>,
+    /// The chain's newest record when this page was read, to verify up to.
+    pub head_seq: i64,
+    pub head_hash: String,
+}
+
+/// The raw chain in order, for `portcullis audit verify` and other independent verifiers.
+#[utoipa::path(get, path = "/v1/audit/chain", tag = "audit", params(ChainQuery),
+    responses((status = 200, body = ChainPage), (status = 403, body = Problem)))]
+pub async fn chain(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ChainQuery>,
+) -> ApiResult<Json<ChainPage>> {
+    caller
+        .authorize(&state, Action::AuditRead, Scope::Tenant, None)
+        .await?;
+    let page = PageRequest::parse_seq(
+        None,
+        Some(q.limit.unwrap_or(portcullis_core::page::MAX_LIMIT)),
+    )?;
+    let (head_seq, head_hash) = state.store.audit_head(caller.tenant_id()).await?;
+    let records = state
+        .store
+        .audit_chain(caller.tenant_id(), q.after.unwrap_or(0).max(0), page.limit)
+        .await?;
+    Ok(Json(ChainPage {
+        records,
+        head_seq,
+        head_hash,
+    }))
+}

@@ -1,0 +1,243 @@
+//! The HTTP surface: routes, their OpenAPI description (generated from the same handler
+//! annotations, so the document cannot drift from the code), and the middleware every request
+//! passes through.
+
+mod audit;
+mod directory;
+mod groups;
+mod ops;
+mod roles;
+mod service_principals;
+mod tenants;
+mod users;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+use crate::extract::BodyLimit;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Portcullis",
+        description = "Identity and access management: tenants, identities, role assignments and the audit trail. \
+                       Authenticate with `Authorization: Bearer <API key>`. Errors are RFC 9457 problem documents.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    security(("api_key" = [])),
+    tags(
+        (name = "tenants", description = "Organizations; the operator tenant manages the others."),
+        (name = "directory", description = "Environments and the business-unit tree."),
+        (name = "users", description = "Human identities: members and guests, with their lifecycle."),
+        (name = "groups", description = "Security groups, nestable."),
+        (name = "service principals", description = "Workload identities and their API keys."),
+        (name = "roles", description = "Built-in roles and role assignments."),
+        (name = "audit", description = "The hash-chained audit trail."),
+        (name = "operations", description = "Health, readiness, metrics.")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("pcs_<16 hex>_<43 base64url>")
+                    .description(Some("An API key of a service principal."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes and the OpenAPI document describing them.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(tenants::whoami))
+        .routes(routes!(tenants::list_tenants, tenants::create_tenant))
+        .routes(routes!(tenants::get_tenant, tenants::update_tenant))
+        .routes(routes!(
+            directory::list_environments,
+            directory::create_environment
+        ))
+        .routes(routes!(
+            directory::get_environment,
+            directory::update_environment,
+            directory::delete_environment
+        ))
+        .routes(routes!(
+            directory::list_business_units,
+            directory::create_business_unit
+        ))
+        .routes(routes!(
+            directory::get_business_unit,
+            directory::update_business_unit,
+            directory::delete_business_unit
+        ))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(
+            users::get_user,
+            users::update_user,
+            users::delete_user
+        ))
+        .routes(routes!(users::restore_user))
+        .routes(routes!(users::purge_user))
+        .routes(routes!(users::user_groups))
+        .routes(routes!(groups::list_groups, groups::create_group))
+        .routes(routes!(
+            groups::get_group,
+            groups::update_group,
+            groups::delete_group
+        ))
+        .routes(routes!(groups::list_members, groups::add_member))
+        .routes(routes!(groups::remove_member))
+        .routes(routes!(
+            service_principals::list_service_principals,
+            service_principals::create_service_principal
+        ))
+        .routes(routes!(
+            service_principals::get_service_principal,
+            service_principals::update_service_principal,
+            service_principals::delete_service_principal
+        ))
+        .routes(routes!(
+            service_principals::list_api_keys,
+            service_principals::create_api_key
+        ))
+        .routes(routes!(service_principals::revoke_api_key))
+        .routes(routes!(roles::list_roles))
+        .routes(routes!(
+            roles::list_role_assignments,
+            roles::create_role_assignment
+        ))
+        .routes(routes!(
+            roles::get_role_assignment,
+            roles::delete_role_assignment
+        ))
+        .routes(routes!(audit::list_events))
+        .routes(routes!(audit::chain))
+        .split_for_parts();
+    doc.paths.paths.insert(
+        "/v1/openapi.json".into(),
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .tag("operations")
+                .summary(Some("This OpenAPI 3.1 document."))
+                .security(utoipa::openapi::security::SecurityRequirement::default())
+                .response(
+                    "200",
+                    utoipa::openapi::ResponseBuilder::new()
+                        .description("The document")
+                        .build(),
+                )
+                .build(),
+        ),
+    );
+    (router, doc)
+}
+
+/// The complete application with its middleware.
+pub fn app(state: AppState) -> Router {
+    let (router, doc) = api();
+    let doc = Arc::new(doc);
+    let body_limit = state.config.max_body_bytes;
+    let request_id = HeaderName::from_static("x-request-id");
+    router
+        .route(
+            "/v1/openapi.json",
+            axum::routing::get(move || async move { Json(doc.as_ref().clone()) }),
+        )
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(record_metrics))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal("a request handler panicked".into()).into_response()
+        }))
+        .layer(Extension(BodyLimit(body_limit)))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("", MatchedPath::as_str);
+                tracing::info_span!("request", method = %request.method(), route, request_id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Counts requests and their latencies by route template (never the raw path, which would give
+/// one series per object) and status.
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let elapsed: Duration = started.elapsed();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    response
+}
+
+/// A version mismatch on a write that carried no `If-Match` means another writer got there
+/// between our read and our write: that is a conflict to retry, not a failed precondition.
+pub(crate) fn concurrent(
+    error: portcullis_store::StoreError,
+    precondition: &crate::extract::Precondition,
+) -> ApiError {
+    match error {
+        portcullis_store::StoreError::VersionMismatch { .. } if !precondition.is_explicit() => ApiError::Conflict {
+            field: None,
+            detail: "the object was changed by another request at the same time; read it again and retry".into(),
+        },
+        other => other.into(),
+    }
+}

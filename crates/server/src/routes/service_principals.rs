@@ -1,0 +1,273 @@
+//! Service principals (workload identities) and their API keys. A key's secret is shown once,
+//! in the response that creates it; afterwards only its prefix and metadata exist.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use portcullis_core::audit::Target;
+use portcullis_core::authz::{Action, Scope};
+use portcullis_core::identity::{ApiKey, LifecycleState, PrincipalRef, ServicePrincipal};
+use portcullis_core::names::{parse_description, parse_name};
+use portcullis_core::page::{Page, PageRequest};
+use portcullis_core::{ApiKeyId, ServicePrincipalId, ValidationError};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, Tagged, double_option};
+use crate::routes::concurrent;
+use crate::routes::tenants::{IssuedApiKey, ListParams, generate_key, issued};
+use crate::state::AppState;
+
+/// The longest lifetime a key may be given.
+const MAX_KEY_LIFETIME: time::Duration = time::Duration::days(730);
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServicePrincipal {
+    pub name: String,
+    pub description: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServicePrincipal {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    /// `active` or `disabled`; a disabled principal's keys stop working at once.
+    pub state: Option<LifecycleState>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    /// A label to tell keys apart, e.g. "ci-2026-11".
+    pub name: Option<String>,
+    /// When the key stops working; at most 730 days away. Absent: never (not recommended).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+fn sp_target(id: ServicePrincipalId) -> Option<Target> {
+    Some(Target::new("service_principal", id))
+}
+
+/// Authorizes an action on a service principal, plus `role.assign` if it holds roles.
+async fn authorize_sp_change(
+    state: &AppState,
+    caller: &Caller,
+    action: Action,
+    id: ServicePrincipalId,
+) -> ApiResult<ServicePrincipal> {
+    caller
+        .authorize(state, action, Scope::Tenant, sp_target(id))
+        .await?;
+    let sp = state
+        .store
+        .service_principal(caller.tenant_id(), id)
+        .await?;
+    caller
+        .authorize_principal_change(state, PrincipalRef::service_principal(id))
+        .await?;
+    Ok(sp)
+}
+
+#[utoipa::path(get, path = "/v1/service-principals", tag = "service principals", params(ListParams),
+    responses((status = 200, body = Page<ServicePrincipal>)))]
+pub async fn list_service_principals(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<Page<ServicePrincipal>>> {
+    caller
+        .authorize(&state, Action::ServicePrincipalRead, Scope::Tenant, None)
+        .await?;
+    let page = PageRequest::parse(params.cursor.as_deref(), params.limit)?;
+    Ok(Json(
+        state
+            .store
+            .service_principals(caller.tenant_id(), page)
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/service-principals", tag = "service principals", request_body = CreateServicePrincipal,
+    responses((status = 201, body = ServicePrincipal), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_service_principal(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateServicePrincipal>,
+) -> ApiResult<Tagged<ServicePrincipal>> {
+    caller
+        .authorize(&state, Action::ServicePrincipalWrite, Scope::Tenant, None)
+        .await?;
+    let name = parse_name("name", &body.name)?;
+    let description = body
+        .description
+        .map(|d| parse_description("description", &d))
+        .transpose()?;
+    let sp = state
+        .store
+        .create_service_principal(&caller.write_context(&state), name, description)
+        .await?;
+    Ok(Tagged::created(sp.version, sp))
+}
+
+#[utoipa::path(get, path = "/v1/service-principals/{id}", tag = "service principals", params(("id" = ServicePrincipalId, Path)),
+    responses((status = 200, body = ServicePrincipal), (status = 404, body = Problem)))]
+pub async fn get_service_principal(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<ServicePrincipalId>,
+) -> ApiResult<Tagged<ServicePrincipal>> {
+    caller
+        .authorize(
+            &state,
+            Action::ServicePrincipalRead,
+            Scope::Tenant,
+            sp_target(id),
+        )
+        .await?;
+    let sp = state
+        .store
+        .service_principal(caller.tenant_id(), id)
+        .await?;
+    Ok(Tagged::ok(sp.version, sp))
+}
+
+#[utoipa::path(patch, path = "/v1/service-principals/{id}", tag = "service principals", params(("id" = ServicePrincipalId, Path)),
+    request_body = UpdateServicePrincipal,
+    responses((status = 200, body = ServicePrincipal), (status = 404, body = Problem), (status = 412, body = Problem)))]
+pub async fn update_service_principal(
+    State(state): State<AppState>,
+    caller: Caller,
+    precondition: Precondition,
+    ApiPath(id): ApiPath<ServicePrincipalId>,
+    ApiJson(body): ApiJson<UpdateServicePrincipal>,
+) -> ApiResult<Tagged<ServicePrincipal>> {
+    let current = authorize_sp_change(&state, &caller, Action::ServicePrincipalWrite, id).await?;
+    let name = parse_name("name", body.name.as_deref().unwrap_or(&current.name))?;
+    let description = match body.description {
+        None => current.description.clone(),
+        Some(value) => value
+            .map(|d| parse_description("description", &d))
+            .transpose()?,
+    };
+    let new_state = body.state.unwrap_or(current.state);
+    if new_state == LifecycleState::Deleted {
+        return Err(ApiError::bad_request(
+            "state",
+            "to delete a service principal, send DELETE",
+        ));
+    }
+    let version = precondition.check(current.version)?;
+    let sp = state
+        .store
+        .update_service_principal(
+            &caller.write_context(&state),
+            id,
+            version,
+            name,
+            description,
+            new_state,
+        )
+        .await
+        .map_err(|e| concurrent(e, &precondition))?;
+    Ok(Tagged::ok(sp.version, sp))
+}
+
+/// Deletes a service principal with its keys, memberships and role assignments.
+#[utoipa::path(delete, path = "/v1/service-principals/{id}", tag = "service principals", params(("id" = ServicePrincipalId, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 412, body = Problem)))]
+pub async fn delete_service_principal(
+    State(state): State<AppState>,
+    caller: Caller,
+    precondition: Precondition,
+    ApiPath(id): ApiPath<ServicePrincipalId>,
+) -> ApiResult<StatusCode> {
+    let current = authorize_sp_change(&state, &caller, Action::ServicePrincipalWrite, id).await?;
+    state
+        .store
+        .delete_service_principal(
+            &caller.write_context(&state),
+            id,
+            precondition.expected(current.version)?,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The principal's keys, including revoked and expired ones (never their secrets).
+#[utoipa::path(get, path = "/v1/service-principals/{id}/api-keys", tag = "service principals", params(("id" = ServicePrincipalId, Path)),
+    responses((status = 200, body = Vec<ApiKey>), (status = 404, body = Problem)))]
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<ServicePrincipalId>,
+) -> ApiResult<Json<Vec<ApiKey>>> {
+    caller
+        .authorize(
+            &state,
+            Action::ServicePrincipalRead,
+            Scope::Tenant,
+            sp_target(id),
+        )
+        .await?;
+    Ok(Json(state.store.api_keys(caller.tenant_id(), id).await?))
+}
+
+/// Issues a new key. Several keys can be in use at once, so a key is rotated by issuing the
+/// next, switching clients over, then revoking the old one.
+#[utoipa::path(post, path = "/v1/service-principals/{id}/api-keys", tag = "service principals", params(("id" = ServicePrincipalId, Path)),
+    request_body = CreateApiKey,
+    responses((status = 201, body = IssuedApiKey), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<ServicePrincipalId>,
+    ApiJson(body): ApiJson<CreateApiKey>,
+) -> ApiResult<(StatusCode, Json<IssuedApiKey>)> {
+    authorize_sp_change(&state, &caller, Action::CredentialManage, id).await?;
+    let now = state.clock.now();
+    if let Some(at) = body.expires_at {
+        if at <= now {
+            return Err(ValidationError::new("expires_at", "must be in the future").into());
+        }
+        if at > now + MAX_KEY_LIFETIME {
+            return Err(ValidationError::new("expires_at", "must be at most 730 days away").into());
+        }
+    }
+    let name = body
+        .name
+        .map(|n| parse_name("name", &n).map(|n| n.display))
+        .transpose()?;
+    let (generated, record) = generate_key(&state, name, body.expires_at)?;
+    let key = state
+        .store
+        .create_api_key(&caller.write_context(&state), id, record)
+        .await?;
+    Ok((StatusCode::CREATED, Json(issued(key, &generated))))
+}
+
+/// Revokes a key; it stops working at once, on every node.
+#[utoipa::path(delete, path = "/v1/service-principals/{id}/api-keys/{key_id}", tag = "service principals",
+    params(("id" = ServicePrincipalId, Path), ("key_id" = ApiKeyId, Path)),
+    responses((status = 200, body = ApiKey), (status = 404, body = Problem)))]
+pub async fn revoke_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, key_id)): ApiPath<(ServicePrincipalId, ApiKeyId)>,
+) -> ApiResult<Json<ApiKey>> {
+    authorize_sp_change(&state, &caller, Action::CredentialManage, id).await?;
+    Ok(Json(
+        state
+            .store
+            .revoke_api_key(&caller.write_context(&state), id, key_id)
+            .await?,
+    ))
+}

@@ -1,0 +1,264 @@
+//! Tenants, and who the caller is.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use portcullis_core::TenantId;
+use portcullis_core::audit::Target;
+use portcullis_core::authz::{Action, BuiltinRole, Scope};
+use portcullis_core::identity::{ApiKey, LifecycleState, PrincipalRef, ServicePrincipal, Tenant};
+use portcullis_core::names::{parse_description, parse_slug};
+use portcullis_core::page::{Page, PageRequest};
+use portcullis_core::secrets::GeneratedApiKey;
+use portcullis_store::NewApiKey;
+use time::OffsetDateTime;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, Tagged, double_option};
+use crate::state::AppState;
+
+/// A freshly issued API key: the only time its secret is ever shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedApiKey {
+    pub api_key: ApiKey,
+    /// The whole key, to be sent as `Authorization: Bearer <secret>`. Store it now: it cannot
+    /// be shown again.
+    pub secret: String,
+}
+
+/// Generates a key and the record to store for it.
+pub fn generate_key(
+    state: &AppState,
+    name: Option<String>,
+    expires_at: Option<OffsetDateTime>,
+) -> ApiResult<(GeneratedApiKey, NewApiKey)> {
+    let generated = GeneratedApiKey::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let record = NewApiKey {
+        prefix: generated.prefix.clone(),
+        secret_hash: state.hasher.hash(generated.secret_bytes()),
+        name,
+        expires_at,
+    };
+    Ok((generated, record))
+}
+
+pub fn issued(api_key: ApiKey, generated: &GeneratedApiKey) -> IssuedApiKey {
+    IssuedApiKey {
+        api_key,
+        secret: generated.full.expose_secret().to_owned(),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GrantView {
+    pub assignment_id: portcullis_core::RoleAssignmentId,
+    pub role: BuiltinRole,
+    pub scope: Scope,
+    pub via_group: Option<portcullis_core::GroupId>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WhoAmI {
+    pub principal: PrincipalRef,
+    pub display: Option<String>,
+    pub tenant: Tenant,
+    /// The roles in effect now, with the assignment each comes from.
+    pub grants: Vec<GrantView>,
+}
+
+/// The authenticated caller, its tenant and the roles it holds.
+#[utoipa::path(get, path = "/v1/me", tag = "tenants", responses((status = 200, body = WhoAmI), (status = 401, body = Problem)))]
+pub async fn whoami(caller: Caller) -> Json<WhoAmI> {
+    let grants = caller
+        .subject
+        .grants
+        .iter()
+        .map(|g| GrantView {
+            assignment_id: g.assignment_id,
+            role: g.role,
+            scope: g.scope,
+            via_group: g.via_group,
+        })
+        .collect();
+    Json(WhoAmI {
+        principal: caller.subject.principal,
+        display: caller.actor.display,
+        tenant: caller.tenant,
+        grants,
+    })
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Cursor from the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Items per page, 1–500 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// All tenants (operator tenant only).
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", params(ListParams),
+    responses((status = 200, body = Page<Tenant>), (status = 403, body = Problem)))]
+pub async fn list_tenants(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<Page<Tenant>>> {
+    caller
+        .authorize(&state, Action::TenantList, Scope::Tenant, None)
+        .await?;
+    let page = PageRequest::parse(params.cursor.as_deref(), params.limit)?;
+    Ok(Json(state.store.tenants(page).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// Lower-case letters, digits and '-', starting with a letter; unique.
+    pub name: String,
+    pub display_name: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedTenant {
+    pub tenant: Tenant,
+    /// The tenant's first administrator: hand its key to the tenant's owners, who should
+    /// create their own administrators and then delete this one.
+    pub administrator: ServicePrincipal,
+    pub administrator_key: IssuedApiKey,
+}
+
+/// Creates a tenant with a first administrator (operator tenant only).
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenant,
+    responses((status = 201, body = CreatedTenant), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> ApiResult<(StatusCode, Json<CreatedTenant>)> {
+    caller
+        .authorize(&state, Action::TenantCreate, Scope::Tenant, None)
+        .await?;
+    let name = parse_slug("name", &body.name)?;
+    let display_name = body
+        .display_name
+        .map(|d| parse_description("display_name", &d))
+        .transpose()?;
+    let (generated, key) = generate_key(&state, Some("bootstrap".into()), None)?;
+    let created = state
+        .store
+        .create_tenant(&caller.write_context(&state), &name, display_name, key)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedTenant {
+            tenant: created.tenant,
+            administrator: created.administrator,
+            administrator_key: issued(created.administrator_key, &generated),
+        }),
+    ))
+}
+
+/// Reads a tenant: one's own, or any tenant for the operator.
+async fn visible_tenant(state: &AppState, caller: &Caller, id: TenantId) -> ApiResult<Tenant> {
+    let target = Some(Target::new("tenant", id));
+    if id == caller.tenant_id() {
+        caller
+            .authorize(state, Action::TenantRead, Scope::Tenant, target)
+            .await?;
+    } else if caller.tenant.operator {
+        caller
+            .authorize(state, Action::TenantList, Scope::Tenant, target)
+            .await?;
+    } else {
+        // Another tenant's existence is not revealed.
+        return Err(ApiError::NotFound);
+    }
+    Ok(state.store.tenant(id).await?)
+}
+
+/// One tenant.
+#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants", params(("id" = TenantId, Path)),
+    responses((status = 200, body = Tenant, headers(("etag" = String))), (status = 404, body = Problem)))]
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<TenantId>,
+) -> ApiResult<Tagged<Tenant>> {
+    let tenant = visible_tenant(&state, &caller, id).await?;
+    Ok(Tagged::ok(tenant.version, tenant))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    /// Null clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub display_name: Option<Option<String>>,
+    /// `active` or `disabled`; only the operator changes a tenant's state, and never its own.
+    pub state: Option<LifecycleState>,
+}
+
+/// Changes a tenant's display name, or (operator) disables or re-enables it.
+#[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "tenants", params(("id" = TenantId, Path)), request_body = UpdateTenant,
+    responses((status = 200, body = Tenant), (status = 412, body = Problem), (status = 404, body = Problem)))]
+pub async fn update_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    precondition: Precondition,
+    ApiPath(id): ApiPath<TenantId>,
+    ApiJson(body): ApiJson<UpdateTenant>,
+) -> ApiResult<Tagged<Tenant>> {
+    let current = visible_tenant(&state, &caller, id).await?;
+    let target = Some(Target::new("tenant", id));
+    let new_state = body.state.unwrap_or(current.state);
+    if new_state != current.state {
+        caller
+            .authorize(&state, Action::TenantManage, Scope::Tenant, target.clone())
+            .await?;
+        if id == caller.tenant_id() || current.operator {
+            return Err(ApiError::Conflict {
+                field: Some("state".into()),
+                detail: "the operator tenant cannot be disabled".into(),
+            });
+        }
+        if new_state == LifecycleState::Deleted {
+            return Err(ApiError::bad_request("state", "must be active or disabled"));
+        }
+    }
+    let action = if id == caller.tenant_id() {
+        Action::TenantUpdate
+    } else {
+        Action::TenantManage
+    };
+    caller
+        .authorize(&state, action, Scope::Tenant, target)
+        .await?;
+    let display_name = match body.display_name {
+        None => current.display_name.clone(),
+        Some(value) => value
+            .map(|d| parse_description("display_name", &d))
+            .transpose()?,
+    };
+    let version = precondition.check(current.version)?;
+    let tenant = state
+        .store
+        .update_tenant(
+            &caller.write_context(&state),
+            id,
+            version,
+            display_name,
+            new_state,
+        )
+        .await
+        .map_err(|e| crate::routes::concurrent(e, &precondition))?;
+    Ok(Tagged::ok(tenant.version, tenant))
+}

@@ -1,0 +1,336 @@
+//! Users: members and guests, and their lifecycle (active, disabled, deleted → restored or purged).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+use portcullis_core::audit::Target;
+use portcullis_core::authz::{Action, Scope};
+use portcullis_core::identity::{
+    Group, LifecycleState, PrincipalRef, User, UserKind, validate_sponsorship,
+};
+use portcullis_core::names::{Name, parse_description, parse_email, parse_name};
+use portcullis_core::page::{Page, PageRequest};
+use portcullis_core::{BusinessUnitId, UserId, ValidationError};
+use portcullis_store::{NewUser, StoreError, UserChanges, UserFilter};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, Tagged, double_option};
+use crate::routes::concurrent;
+use crate::state::AppState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Unique in the tenant, compared case-insensitively after Unicode normalization.
+    pub user_name: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    /// `member` (default) or `guest`.
+    pub kind: Option<UserKind>,
+    /// Required for a guest: an active member who vouches for them.
+    pub sponsor_id: Option<UserId>,
+    /// Required for a guest (at most 366 days away); optional for a member.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// The tenant's root unit when absent.
+    pub business_unit_id: Option<BusinessUnitId>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    pub user_name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub display_name: Option<Option<String>>,
+    /// `active` or `disabled`. Deleting is `DELETE`.
+    pub state: Option<LifecycleState>,
+    pub sponsor_id: Option<UserId>,
+    #[serde(default, deserialize_with = "rfc3339_double_option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Option<OffsetDateTime>>,
+    pub business_unit_id: Option<BusinessUnitId>,
+}
+
+fn rfc3339_double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
+    time::serde::rfc3339::option::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    pub state: Option<LifecycleState>,
+    pub kind: Option<UserKind>,
+    /// Users whose user name or e-mail starts with this (case-insensitive).
+    pub prefix: Option<String>,
+    pub business_unit_id: Option<BusinessUnitId>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+fn optional_text(field: &str, value: Option<String>) -> ApiResult<Option<String>> {
+    Ok(value
+        .map(|v| parse_description(field, &v))
+        .transpose()?
+        .filter(|v| !v.is_empty()))
+}
+
+fn email(value: Option<String>) -> ApiResult<Option<Name>> {
+    Ok(value.map(|e| parse_email("email", &e)).transpose()?)
+}
+
+/// Checks the guest rules against the sponsor as stored now.
+async fn check_sponsorship(
+    state: &AppState,
+    caller: &Caller,
+    kind: UserKind,
+    sponsor_id: Option<UserId>,
+    expires_at: Option<OffsetDateTime>,
+) -> ApiResult<()> {
+    let sponsor = match sponsor_id {
+        Some(id) => match state.store.user(caller.tenant_id(), id).await {
+            Ok(user) => Some(user),
+            Err(StoreError::NotFound) => {
+                return Err(
+                    ValidationError::new("sponsor_id", "no such user in this tenant").into(),
+                );
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    validate_sponsorship(kind, sponsor.as_ref(), expires_at, state.clock.now())?;
+    Ok(())
+}
+
+fn user_target(id: UserId) -> Option<Target> {
+    Some(Target::new("user", id))
+}
+
+#[utoipa::path(get, path = "/v1/users", tag = "users", params(UserQuery), responses((status = 200, body = Page<User>)))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<UserQuery>,
+) -> ApiResult<Json<Page<User>>> {
+    caller
+        .authorize(&state, Action::UserRead, Scope::Tenant, None)
+        .await?;
+    let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
+    let filter = UserFilter {
+        state: q.state,
+        kind: q.kind,
+        prefix: q.prefix,
+        business_unit_id: q.business_unit_id,
+    };
+    Ok(Json(
+        state.store.users(caller.tenant_id(), &filter, page).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser,
+    responses((status = 201, body = User), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> ApiResult<Tagged<User>> {
+    caller
+        .authorize(&state, Action::UserCreate, Scope::Tenant, None)
+        .await?;
+    let kind = body.kind.unwrap_or(UserKind::Member);
+    let user_name = parse_name("user_name", &body.user_name)?;
+    let email = email(body.email)?;
+    let display_name = optional_text("display_name", body.display_name)?;
+    check_sponsorship(&state, &caller, kind, body.sponsor_id, body.expires_at).await?;
+    let business_unit_id = match body.business_unit_id {
+        Some(id) => id,
+        None => state.store.root_business_unit(caller.tenant_id()).await?.id,
+    };
+    let new = NewUser {
+        user_name,
+        email,
+        display_name,
+        kind,
+        sponsor_id: body.sponsor_id,
+        expires_at: body.expires_at,
+        business_unit_id,
+    };
+    let user = state
+        .store
+        .create_user(&caller.write_context(&state), new)
+        .await?;
+    Ok(Tagged::created(user.version, user))
+}
+
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = UserId, Path)),
+    responses((status = 200, body = User, headers(("etag" = String))), (status = 404, body = Problem)))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<Tagged<User>> {
+    caller
+        .authorize(&state, Action::UserRead, Scope::Tenant, user_target(id))
+        .await?;
+    let user = state.store.user(caller.tenant_id(), id).await?;
+    Ok(Tagged::ok(user.version, user))
+}
+
+/// Changes a user. Fields left out keep their value; `null` clears an optional one.
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = UserId, Path)), request_body = UpdateUser,
+    responses((status = 200, body = User), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    precondition: Precondition,
+    ApiPath(id): ApiPath<UserId>,
+    ApiJson(body): ApiJson<UpdateUser>,
+) -> ApiResult<Tagged<User>> {
+    caller
+        .authorize(&state, Action::UserUpdate, Scope::Tenant, user_target(id))
+        .await?;
+    let current = state.store.user(caller.tenant_id(), id).await?;
+    caller
+        .authorize_principal_change(&state, PrincipalRef::user(id))
+        .await?;
+    let user_name = parse_name(
+        "user_name",
+        body.user_name.as_deref().unwrap_or(&current.user_name),
+    )?;
+    let email = match body.email {
+        None => email(current.email.clone())?,
+        Some(value) => email(value)?,
+    };
+    let display_name = match body.display_name {
+        None => current.display_name.clone(),
+        Some(value) => optional_text("display_name", value)?,
+    };
+    let new_state = body.state.unwrap_or(current.state);
+    if new_state == LifecycleState::Deleted && current.state != LifecycleState::Deleted {
+        return Err(ApiError::bad_request(
+            "state",
+            "to delete a user, send DELETE /v1/users/{id}",
+        ));
+    }
+    let sponsor_id = body.sponsor_id.or(current.sponsor_id);
+    let expires_at = body.expires_at.unwrap_or(current.expires_at);
+    if body.sponsor_id.is_some() || body.expires_at.is_some() {
+        check_sponsorship(&state, &caller, current.kind, sponsor_id, expires_at).await?;
+    }
+    let changes = UserChanges {
+        user_name,
+        email,
+        display_name,
+        state: new_state,
+        sponsor_id,
+        expires_at,
+        business_unit_id: body.business_unit_id.unwrap_or(current.business_unit_id),
+    };
+    let version = precondition.check(current.version)?;
+    let user = state
+        .store
+        .update_user(&caller.write_context(&state), id, version, changes)
+        .await
+        .map_err(|e| concurrent(e, &precondition))?;
+    Ok(Tagged::ok(user.version, user))
+}
+
+/// Soft-deletes a user. It stops working at once and can be restored within the retention window.
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "users", params(("id" = UserId, Path)),
+    responses((status = 200, body = User), (status = 404, body = Problem), (status = 412, body = Problem)))]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    precondition: Precondition,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<Tagged<User>> {
+    caller
+        .authorize(&state, Action::UserDelete, Scope::Tenant, user_target(id))
+        .await?;
+    let current = state.store.user(caller.tenant_id(), id).await?;
+    caller
+        .authorize_principal_change(&state, PrincipalRef::user(id))
+        .await?;
+    let user = state
+        .store
+        .delete_user(
+            &caller.write_context(&state),
+            id,
+            precondition.expected(current.version)?,
+        )
+        .await?;
+    Ok(Tagged::ok(user.version, user))
+}
+
+/// Restores a deleted user to the state it had before deletion.
+#[utoipa::path(post, path = "/v1/users/{id}/restore", tag = "users", params(("id" = UserId, Path)),
+    responses((status = 200, body = User), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn restore_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<Tagged<User>> {
+    caller
+        .authorize(&state, Action::UserDelete, Scope::Tenant, user_target(id))
+        .await?;
+    caller
+        .authorize_principal_change(&state, PrincipalRef::user(id))
+        .await?;
+    let ctx = caller.write_context(&state);
+    let not_before = ctx.now - time::Duration::days(i64::from(state.config.deleted_retention_days));
+    let user = state.store.restore_user(&ctx, id, not_before).await?;
+    Ok(Tagged::ok(user.version, user))
+}
+
+/// Permanently removes a deleted user, with its memberships and role assignments.
+#[utoipa::path(post, path = "/v1/users/{id}/purge", tag = "users", params(("id" = UserId, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn purge_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<StatusCode> {
+    caller
+        .authorize(&state, Action::UserDelete, Scope::Tenant, user_target(id))
+        .await?;
+    caller
+        .authorize_principal_change(&state, PrincipalRef::user(id))
+        .await?;
+    state
+        .store
+        .purge_user(&caller.write_context(&state), id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The groups a user belongs to directly.
+#[utoipa::path(get, path = "/v1/users/{id}/groups", tag = "users", params(("id" = UserId, Path)),
+    responses((status = 200, body = Vec<Group>), (status = 404, body = Problem)))]
+pub async fn user_groups(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<Json<Vec<Group>>> {
+    caller
+        .authorize(&state, Action::GroupRead, Scope::Tenant, user_target(id))
+        .await?;
+    state.store.user(caller.tenant_id(), id).await?;
+    Ok(Json(
+        state
+            .store
+            .memberships(caller.tenant_id(), PrincipalRef::user(id))
+            .await?,
+    ))
+}

@@ -1,0 +1,41 @@
+//! What every request handler shares.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use portcullis_core::TenantId;
+use portcullis_core::secrets::SecretHasher;
+use portcullis_core::time_util::Clock;
+use portcullis_store::{AuditSink, Store};
+
+use crate::config::Config;
+use crate::throttle::FailureThrottle;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub store: Store,
+    pub hasher: SecretHasher,
+    pub audit: AuditSink,
+    pub operator_tenant: TenantId,
+    pub config: Config,
+    pub clock: Arc<dyn Clock>,
+    pub failures: FailureThrottle,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

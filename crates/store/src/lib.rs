@@ -1,0 +1,214 @@
+//! Persistence behind one `Store`: SQLite in a local file (the embedded default) or PostgreSQL
+//! (for scale-out). Every write commits together with its audit record and its change-feed row,
+//! so no change exists without its event. This crate holds SQL and transactions, never business
+//! rules: it calls into `portcullis-core` for those.
+
+mod audit;
+mod db;
+mod directory;
+mod principals;
+mod roles;
+mod secrets;
+mod tenants;
+mod write;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use audit::{AuditFilter, AuditSink};
+pub use principals::{
+    ApiKeyCredential, MAX_ACTIVE_KEYS, NewApiKey, NewUser, UserChanges, UserFilter,
+};
+pub use roles::AssignmentFilter;
+pub use tenants::CreatedTenant;
+pub use write::WriteContext;
+
+use db::Pools;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("{message}")]
+    Conflict {
+        field: Option<String>,
+        message: String,
+    },
+    #[error("the object has changed since it was read (current version {current_version})")]
+    VersionMismatch { current_version: i64 },
+    #[error(transparent)]
+    Invalid(#[from] portcullis_core::ValidationError),
+    #[error("database URL {0:?} is not supported: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is not as expected: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Secret(#[from] portcullis_core::secrets::SecretError),
+    #[error(
+        "this database's secrets are sealed with the key-encryption key of fingerprint {expected}, \
+         but this server was given the one of fingerprint {actual}: start it with the KEK the database was created with"
+    )]
+    WrongKek { expected: String, actual: String },
+    #[error("the audit writer has stopped")]
+    AuditWriterStopped,
+}
+
+impl StoreError {
+    pub(crate) fn conflict(field: &str, message: impl Into<String>) -> Self {
+        StoreError::Conflict {
+            field: Some(field.to_owned()),
+            message: message.into(),
+        }
+    }
+
+    /// Turns a unique-constraint violation into a conflict naming the field, using the index
+    /// names of the migrations (`<table>_<column>_idx`). Other errors pass through.
+    pub(crate) fn on_unique(self, columns: &[(&str, &str, &str)]) -> Self {
+        let StoreError::Database(sqlx::Error::Database(db)) = &self else {
+            return self;
+        };
+        if !db.is_unique_violation() {
+            return self;
+        }
+        let text = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
+        for (column, field, message) in columns {
+            if text.contains(column) {
+                return StoreError::conflict(field, *message);
+            }
+        }
+        StoreError::Conflict {
+            field: None,
+            message: "an object with these values already exists".into(),
+        }
+    }
+}
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The handle to the database. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Store {
+    pools: Pools,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({:?})", self.backend)
+    }
+}
+
+impl Store {
+    /// Connects to `sqlite://PATH` (created if missing) or `postgres://…`. Does not migrate.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a transaction acknowledged to a client survives power loss, not only a
+                // process crash.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await?;
+            let readers = SqlitePoolOptions::new()
+                .max_connections(max_connections.clamp(1, 16))
+                .connect_with(options)
+                .await?;
+            Ok(Self {
+                pools: Pools::Sqlite { writer, readers },
+                backend: Backend::Sqlite,
+            })
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections.max(2))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            Ok(Self {
+                pools: Pools::Postgres(pool),
+                backend: Backend::Postgres,
+            })
+        } else {
+            Err(StoreError::UnsupportedUrl(redact_url(url)))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Brings the schema up to date. Safe to run from several processes at once: PostgreSQL
+    /// migrations hold an advisory lock, and SQLite has a single writer.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pools {
+            Pools::Sqlite { writer, .. } => {
+                sqlx::migrate!("./migrations/sqlite").run(writer).await?
+            }
+            Pools::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.pools
+            .fetch_optional(db::query("SELECT 1 AS one"))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn close(&self) {
+        match &self.pools {
+            Pools::Sqlite { writer, readers } => {
+                readers.close().await;
+                writer.close().await;
+            }
+            Pools::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A database URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}

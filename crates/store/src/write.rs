@@ -1,0 +1,287 @@
+//! The one way to change data: open a `Write`, make the changes, describe them, commit. The
+//! commit appends the audit records and change-feed rows under the tenant's head row, in the
+//! same transaction as the change, so either all of it is durable or none of it is.
+
+use std::collections::BTreeMap;
+
+use time::OffsetDateTime;
+
+use portcullis_core::TenantId;
+use portcullis_core::audit::{Actor, AuditRecord, NewAuditEvent, Origin, Outcome, Target};
+
+use crate::db::{Query, Row, Tx, assembled_query, query};
+use crate::{Store, StoreError};
+
+/// Who is making a change, from where, and when.
+#[derive(Debug, Clone)]
+pub struct WriteContext {
+    pub tenant_id: TenantId,
+    pub actor: Actor,
+    pub origin: Origin,
+    pub now: OffsetDateTime,
+}
+
+impl WriteContext {
+    /// An event of a successful change in the actor's tenant.
+    pub fn event(&self, action: &str, target: Target, details: serde_json::Value) -> NewAuditEvent {
+        NewAuditEvent {
+            tenant_id: self.tenant_id,
+            at: self.now,
+            actor: self.actor.clone(),
+            action: action.to_owned(),
+            target: Some(target),
+            outcome: Outcome::Success,
+            reason: None,
+            origin: self.origin.clone(),
+            details,
+        }
+    }
+}
+
+pub(crate) struct Change {
+    tenant_id: TenantId,
+    at: OffsetDateTime,
+    entity_kind: &'static str,
+    entity_id: String,
+    op: &'static str,
+}
+
+/// A write transaction in progress.
+pub(crate) struct Write {
+    pub(crate) tx: Tx,
+    pub(crate) ctx: WriteContext,
+    events: Vec<NewAuditEvent>,
+    changes: Vec<Change>,
+}
+
+impl Store {
+    pub(crate) async fn write(&self, ctx: &WriteContext) -> Result<Write, StoreError> {
+        Ok(Write {
+            tx: self.pools.begin().await?,
+            ctx: ctx.clone(),
+            events: Vec::new(),
+            changes: Vec::new(),
+        })
+    }
+}
+
+impl Write {
+    pub(crate) async fn execute(&mut self, q: Query) -> Result<u64, StoreError> {
+        self.tx.execute(q).await
+    }
+
+    pub(crate) async fn fetch_all(&mut self, q: Query) -> Result<Vec<Row>, StoreError> {
+        self.tx.fetch_all(q).await
+    }
+
+    pub(crate) async fn fetch_optional(&mut self, q: Query) -> Result<Option<Row>, StoreError> {
+        self.tx.fetch_optional(q).await
+    }
+
+    pub(crate) async fn fetch_one(&mut self, q: Query) -> Result<Row, StoreError> {
+        self.tx.fetch_one(q).await
+    }
+
+    /// Records a change in the actor's tenant and the audit event describing it.
+    pub(crate) fn record(
+        &mut self,
+        action: &str,
+        entity_kind: &'static str,
+        entity_id: impl ToString,
+        op: &'static str,
+        details: serde_json::Value,
+    ) {
+        self.record_for(
+            self.ctx.tenant_id,
+            action,
+            entity_kind,
+            entity_id,
+            op,
+            details,
+        );
+    }
+
+    /// Records a change in `tenant_id`, which may differ from the actor's (an operator creating
+    /// a tenant writes the new tenant's first records).
+    pub(crate) fn record_for(
+        &mut self,
+        tenant_id: TenantId,
+        action: &str,
+        entity_kind: &'static str,
+        entity_id: impl ToString,
+        op: &'static str,
+        details: serde_json::Value,
+    ) {
+        let entity_id = entity_id.to_string();
+        let mut event = self
+            .ctx
+            .event(action, Target::new(entity_kind, &entity_id), details);
+        event.tenant_id = tenant_id;
+        self.events.push(event);
+        self.changes.push(Change {
+            tenant_id,
+            at: self.ctx.now,
+            entity_kind,
+            entity_id,
+            op,
+        });
+    }
+
+    /// Appends the audit records and change rows, then commits.
+    pub(crate) async fn commit(mut self) -> Result<Vec<AuditRecord>, StoreError> {
+        let events = std::mem::take(&mut self.events);
+        let changes = std::mem::take(&mut self.changes);
+        let records = append(&mut self.tx, events, changes).await?;
+        self.tx.commit().await?;
+        Ok(records)
+    }
+}
+
+/// Appends events and change rows to their tenants' chains inside `tx`. Tenants' head rows are
+/// locked in id order so concurrent writers never deadlock on them.
+pub(crate) async fn append(
+    tx: &mut Tx,
+    events: Vec<NewAuditEvent>,
+    changes: Vec<Change>,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let mut by_tenant: BTreeMap<TenantId, (Vec<NewAuditEvent>, Vec<Change>)> = BTreeMap::new();
+    for event in events {
+        by_tenant.entry(event.tenant_id).or_default().0.push(event);
+    }
+    for change in changes {
+        by_tenant
+            .entry(change.tenant_id)
+            .or_default()
+            .1
+            .push(change);
+    }
+    let mut records = Vec::new();
+    for (tenant_id, (events, changes)) in by_tenant {
+        // The no-op UPDATE takes the row lock on PostgreSQL and returns the current head.
+        let head = tx
+            .fetch_optional(
+                query(
+                    "UPDATE tenant_heads SET audit_seq = audit_seq WHERE tenant_id = $1 \
+                     RETURNING audit_seq, audit_hash, change_seq",
+                )
+                .bind(tenant_id),
+            )
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("tenant {tenant_id} has no chain head")))?;
+        let mut seq = head.int("audit_seq")?;
+        let mut hash = head.text("audit_hash")?;
+        let mut change_seq = head.int("change_seq")?;
+        let chained: Vec<AuditRecord> = events
+            .into_iter()
+            .map(|event| {
+                let record = event.chain(seq, &hash);
+                seq = record.seq;
+                hash.clone_from(&record.hash);
+                record
+            })
+            .collect();
+        insert_records(tx, &chained).await?;
+        for change in &changes {
+            change_seq += 1;
+            tx.execute(
+                query(
+                    "INSERT INTO changes (tenant_id, seq, at, entity_kind, entity_id, op) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(tenant_id)
+                .bind(change_seq)
+                .bind(change.at)
+                .bind(change.entity_kind)
+                .bind(change.entity_id.as_str())
+                .bind(change.op),
+            )
+            .await?;
+        }
+        tx.execute(
+            query("UPDATE tenant_heads SET audit_seq = $2, audit_hash = $3, change_seq = $4 WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .bind(seq)
+                .bind(hash)
+                .bind(change_seq),
+        )
+        .await?;
+        records.extend(chained);
+    }
+    Ok(records)
+}
+
+/// The fields that differ between two versions of an object, as `{field: {"from": …, "to": …}}`,
+/// leaving out bookkeeping (`version`, `updated_at`). What an audit record of an update shows.
+pub(crate) fn changed_fields(
+    before: &impl serde::Serialize,
+    after: &impl serde::Serialize,
+) -> serde_json::Value {
+    let (Ok(serde_json::Value::Object(before)), Ok(serde_json::Value::Object(after))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return serde_json::Value::Null;
+    };
+    let changed = after
+        .iter()
+        .filter(|(field, value)| {
+            !matches!(field.as_str(), "version" | "updated_at") && before.get(*field) != Some(value)
+        })
+        .map(|(field, value)| {
+            let from = before
+                .get(field)
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            (
+                field.clone(),
+                serde_json::json!({"from": from, "to": value}),
+            )
+        })
+        .collect();
+    serde_json::Value::Object(changed)
+}
+
+const RECORD_COLUMNS: usize = 17;
+/// Rows per INSERT statement: keeps parameters well under both backends' limits.
+const RECORDS_PER_STATEMENT: usize = 400;
+
+async fn insert_records(tx: &mut Tx, records: &[AuditRecord]) -> Result<(), StoreError> {
+    for chunk in records.chunks(RECORDS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO audit_events (tenant_id, seq, at, actor_kind, actor_id, actor_display, action, \
+             target_kind, target_id, outcome, reason, source_ip, user_agent, request_id, details, prev_hash, hash) VALUES ",
+        );
+        for row in 0..chunk.len() {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            for col in 0..RECORD_COLUMNS {
+                if col > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", row * RECORD_COLUMNS + col + 1));
+            }
+            sql.push(')');
+        }
+        let mut q = assembled_query(sql);
+        for r in chunk {
+            q = q
+                .bind(r.tenant_id)
+                .bind(r.seq)
+                .bind(r.at)
+                .bind(r.actor.kind.as_str())
+                .bind(r.actor.id.clone())
+                .bind(r.actor.display.clone())
+                .bind(r.action.as_str())
+                .bind(r.target.as_ref().map(|t| t.kind.clone()))
+                .bind(r.target.as_ref().map(|t| t.id.clone()))
+                .bind(r.outcome.as_str())
+                .bind(r.reason.clone())
+                .bind(r.origin.source_ip.clone())
+                .bind(r.origin.user_agent.clone())
+                .bind(r.origin.request_id.clone())
+                .bind(r.details.to_string())
+                .bind(r.prev_hash.as_str())
+                .bind(r.hash.as_str());
+        }
+        tx.execute(q).await?;
+    }
+    Ok(())
+}
