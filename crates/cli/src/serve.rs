@@ -64,23 +64,27 @@ fn kek_from_env() -> Option<SecretString> {
         .map(SecretString::from)
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Registers the shutdown signals now, so a SIGTERM that arrives as soon as the server announces
+/// itself is already handled, and returns the future that completes on the first of them.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => return interrupt.await.unwrap_or(()),
-            };
-        tokio::select! {
-            _ = interrupt => {},
-            _ = terminate.recv() => {},
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
+            tracing::info!("shutting down: finishing requests in flight");
+        })
     }
     #[cfg(not(unix))]
-    interrupt.await.unwrap_or(());
-    tracing::info!("shutting down: finishing requests in flight");
+    Ok(async {
+        tokio::signal::ctrl_c().await.unwrap_or(());
+        tracing::info!("shutting down: finishing requests in flight");
+    })
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -131,8 +135,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
+    let shutdown = shutdown_signal().context("cannot install the shutdown signal handlers")?;
     println!("portcullis: listening on http://{address}");
-    server.serve(listener, shutdown_signal()).await?;
+    server.serve(listener, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,404 @@
+//! Boots a real Portcullis server for one test: on a random port, over a temporary SQLite file,
+//! or — when PORTCULLIS_TEST_DATABASE_URL is set — over a fresh PostgreSQL database of its own.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use portcullis_server::{Server, Settings};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+/// A database for one test, removed when the test ends.
+pub struct TestDatabase {
+    pub url: String,
+    admin_url: Option<String>,
+    name: String,
+}
+
+impl TestDatabase {
+    pub async fn new(dir: &std::path::Path) -> Self {
+        match std::env::var("PORTCULLIS_TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let name = format!("pc_t_{}", uuid::Uuid::now_v7().simple());
+                let pool = sqlx::PgPool::connect(&admin_url)
+                    .await
+                    .expect("connect to PORTCULLIS_TEST_DATABASE_URL");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&pool)
+                    .await
+                    .expect("create test database");
+                pool.close().await;
+                let (base, query) = admin_url
+                    .split_once('?')
+                    .map_or((admin_url.as_str(), None), |(b, q)| (b, Some(q)));
+                let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
+                let url = match query {
+                    Some(q) => format!("{root}/{name}?{q}"),
+                    None => format!("{root}/{name}"),
+                };
+                TestDatabase {
+                    url,
+                    admin_url: Some(admin_url),
+                    name,
+                }
+            }
+            _ => TestDatabase {
+                url: format!("sqlite://{}", dir.join("portcullis.db").display()),
+                admin_url: None,
+                name: String::new(),
+            },
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.admin_url.is_some()
+    }
+
+    /// Runs raw SQL against the test database, as an attacker with database access would.
+    pub async fn execute(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        if self.is_postgres() {
+            let pool = sqlx::PgPool::connect(&self.url).await?;
+            let result = sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .map(|r| r.rows_affected());
+            pool.close().await;
+            result
+        } else {
+            let pool = sqlx::SqlitePool::connect(&self.url).await?;
+            let result = sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .map(|r| r.rows_affected());
+            pool.close().await;
+            result
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some(admin_url) = self.admin_url.clone() else {
+            return;
+        };
+        let name = self.name.clone();
+        // Drop runs outside any async context we may block; use a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let pool = sqlx::PgPool::connect(&admin_url).await.ok()?;
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&pool)
+                .await;
+                pool.close().await;
+                Some(())
+            })
+        })
+        .join();
+    }
+}
+
+/// A running server and a client holding the operator tenant's administrator key.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub admin_key: String,
+    pub db: TestDatabase,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    http: reqwest::Client,
+}
+
+pub fn settings(dir: &std::path::Path, database_url: &str) -> Settings {
+    Settings {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        data_dir: Some(dir.to_owned()),
+        database_url: Some(database_url.to_owned()),
+        ..Settings::default()
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|s| s).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(Settings) -> Settings) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = TestDatabase::new(dir.path()).await;
+        let kek = portcullis_core::secrets::Kek::generate_base64().unwrap();
+        let config = adjust(settings(dir.path(), &db.url))
+            .resolve()
+            .expect("valid settings");
+        let server = Server::prepare(config, Some(kek.clone()))
+            .await
+            .expect("server prepares");
+        let admin_key = server
+            .bootstrapped
+            .as_ref()
+            .expect("a new database is bootstrapped")
+            .secret
+            .expose_secret()
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            server
+                .serve(listener, async move { stop.await.unwrap_or(()) })
+                .await
+                .expect("server runs");
+        });
+        TestServer {
+            addr,
+            admin_key,
+            db,
+            dir,
+            shutdown: Some(shutdown),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    /// A client acting with `key`.
+    pub fn client(&self, key: &str) -> Client {
+        Client {
+            base: format!("http://{}", self.addr),
+            key: Some(key.to_owned()),
+            http: self.http.clone(),
+        }
+    }
+
+    pub fn admin(&self) -> Client {
+        self.client(&self.admin_key)
+    }
+
+    pub fn anonymous(&self) -> Client {
+        Client {
+            base: format!("http://{}", self.addr),
+            key: None,
+            http: self.http.clone(),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// An answer: status, headers and the JSON body (Null when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn etag(&self) -> String {
+        self.headers
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self.body
+    }
+
+    /// Asserts a problem document with this status and returns it.
+    #[track_caller]
+    pub fn problem(self, status: u16) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "errors are problem documents"
+        );
+        assert_eq!(self.body["status"].as_u64(), Some(u64::from(status)));
+        assert!(
+            self.body["type"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("urn:portcullis:problem:"),
+            "{}",
+            self.body
+        );
+        assert!(
+            !self.body["detail"].as_str().unwrap_or("").is_empty(),
+            "{}",
+            self.body
+        );
+        self.body
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub key: Option<String>,
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(key) = &self.key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request reaches the server");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(body), &[]).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::PATCH, path, Some(body), &[]).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, None, &[]).await
+    }
+
+    /// Creates a service principal holding `role` at `scope` and returns a key for it.
+    pub async fn principal_with_role(
+        &self,
+        name: &str,
+        role: &str,
+        scope: &str,
+    ) -> (String, String) {
+        let sp = self
+            .post("/v1/service-principals", serde_json::json!({"name": name}))
+            .await
+            .expect(201);
+        let id = sp["id"].as_str().unwrap().to_owned();
+        self.post(
+            "/v1/role-assignments",
+            serde_json::json!({"principal": {"kind": "service_principal", "id": id}, "role": role, "scope": scope}),
+        )
+        .await
+        .expect(201);
+        let key = self
+            .post(
+                &format!("/v1/service-principals/{id}/api-keys"),
+                serde_json::json!({}),
+            )
+            .await
+            .expect(201);
+        (id, key["secret"].as_str().unwrap().to_owned())
+    }
+
+    pub async fn create_user(&self, name: &str) -> Value {
+        self.post("/v1/users", serde_json::json!({"user_name": name}))
+            .await
+            .expect(201)
+    }
+
+    /// Creates a tenant (as the operator) and returns its id and its administrator's key.
+    pub async fn create_tenant(&self, name: &str) -> (String, String) {
+        let created = self
+            .post("/v1/tenants", serde_json::json!({"name": name}))
+            .await
+            .expect(201);
+        (
+            created["tenant"]["id"].as_str().unwrap().to_owned(),
+            created["administrator_key"]["secret"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        )
+    }
+
+    /// The tenant's audit events with this action, newest first.
+    pub async fn audit(&self, action: &str) -> Vec<Value> {
+        let page = self
+            .get(&format!("/v1/audit?action={action}&limit=500"))
+            .await
+            .expect(200);
+        page["items"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// Runs the `portcullis` binary with a connection to `server` and returns (exit code, stdout, stderr).
+pub async fn cli(server: &TestServer, key: &str, args: &[&str]) -> (i32, String, String) {
+    // Async: the server under test runs on this test's runtime and must keep answering.
+    let output = tokio::process::Command::new(BIN)
+        .args(args)
+        .env("PORTCULLIS_URL", format!("http://{}", server.addr))
+        .env("PORTCULLIS_API_KEY", key)
+        .env_remove("PORTCULLIS_API_KEY_FILE")
+        .output()
+        .await
+        .expect("the portcullis binary runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

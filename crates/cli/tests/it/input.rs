@@ -1,0 +1,305 @@
+//! Bad input is refused with the right status and a problem document naming the fault, and
+//! changes nothing.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::harness::TestServer;
+
+async fn user_count(server: &TestServer) -> usize {
+    server.admin().get("/v1/users?limit=500").await.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn oversized_body_is_413_and_changes_nothing() {
+    let server = TestServer::start_with(|mut s| {
+        s.max_body_bytes = Some(4096);
+        s
+    })
+    .await;
+    let huge = "x".repeat(10_000);
+    let problem = server
+        .admin()
+        .post("/v1/users", json!({"user_name": huge}))
+        .await
+        .problem(413);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("4096"),
+        "{problem}"
+    );
+    assert_eq!(user_count(&server).await, 0);
+}
+
+#[tokio::test]
+async fn wrong_content_type_is_415() {
+    let server = TestServer::start().await;
+    let client = server.admin();
+    let response = client
+        .http
+        .post(server.url("/v1/users"))
+        .bearer_auth(&server.admin_key)
+        .header("content-type", "text/plain")
+        .body(r#"{"user_name":"a"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    let response = client
+        .http
+        .post(server.url("/v1/users"))
+        .bearer_auth(&server.admin_key)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        415,
+        "a body without a content type is refused"
+    );
+    assert_eq!(user_count(&server).await, 0);
+}
+
+#[tokio::test]
+async fn malformed_json_is_400() {
+    let server = TestServer::start().await;
+    for body in [
+        r#"{"user_name": "a""#,
+        r#"{"user_name": "a"} {"#,
+        "",
+        "null",
+    ] {
+        let response = server
+            .admin()
+            .http
+            .post(server.url("/v1/users"))
+            .bearer_auth(&server.admin_key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body:?}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+    assert_eq!(user_count(&server).await, 0);
+}
+
+#[tokio::test]
+async fn unknown_and_mistyped_fields_are_refused_with_the_field() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let problem = admin
+        .post("/v1/users", json!({"user_name": "a", "is_admin": true}))
+        .await
+        .problem(400);
+    assert_eq!(problem["field"], "is_admin");
+    let problem = admin
+        .post("/v1/users", json!({"user_name": 7}))
+        .await
+        .problem(400);
+    assert_eq!(problem["field"], "user_name");
+    let problem = admin
+        .post("/v1/users", json!({"user_name": "a", "kind": "superuser"}))
+        .await
+        .problem(400);
+    assert_eq!(problem["field"], "kind");
+    let problem = admin
+        .post(
+            "/v1/role-assignments",
+            json!({"principal": {"kind": "user", "id": "nope"}, "role": "auditor"}),
+        )
+        .await
+        .problem(400);
+    assert_eq!(problem["field"], "principal.id");
+    assert_eq!(user_count(&server).await, 0);
+}
+
+#[tokio::test]
+async fn invalid_values_are_422_with_the_field() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    for (body, field) in [
+        (json!({"user_name": "   "}), "user_name"),
+        (json!({"user_name": "a\u{7}b"}), "user_name"),
+        (
+            json!({"user_name": "ok", "email": "not-an-address"}),
+            "email",
+        ),
+        (json!({"user_name": "ok", "kind": "guest"}), "sponsor_id"),
+        (
+            json!({"user_name": "ok", "business_unit_id": "0190f1c2-7a1b-7c3d-8e4f-0123456789ab"}),
+            "business_unit_id",
+        ),
+    ] {
+        let problem = admin.post("/v1/users", body.clone()).await.problem(422);
+        assert_eq!(problem["field"], field, "{body}");
+    }
+    let problem = admin
+        .post("/v1/environments", json!({"name": "Prod Env"}))
+        .await
+        .problem(422);
+    assert_eq!(problem["field"], "name");
+    assert_eq!(user_count(&server).await, 0);
+}
+
+#[tokio::test]
+async fn bad_query_strings_and_paths_are_400() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    admin.get("/v1/users?limit=0").await.problem(422);
+    admin.get("/v1/users?limit=abc").await.problem(400);
+    admin.get("/v1/users?state=sleeping").await.problem(400);
+    admin.get("/v1/users?cursor=garbage").await.problem(422);
+    admin.get("/v1/users?surprise=1").await.problem(400);
+    admin.get("/v1/users/not-a-uuid").await.problem(400);
+    admin.get("/v1/audit?from=yesterday").await.problem(400);
+}
+
+#[tokio::test]
+async fn missing_objects_are_404() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let nobody = "0190f1c2-7a1b-7c3d-8e4f-0123456789ab";
+    for path in [
+        "users",
+        "groups",
+        "service-principals",
+        "environments",
+        "business-units",
+        "role-assignments",
+        "tenants",
+    ] {
+        admin
+            .get(&format!("/v1/{path}/{nobody}"))
+            .await
+            .problem(404);
+    }
+    admin
+        .patch(&format!("/v1/users/{nobody}"), json!({"display_name": "x"}))
+        .await
+        .problem(404);
+    admin
+        .delete(&format!("/v1/groups/{nobody}"))
+        .await
+        .problem(404);
+}
+
+#[tokio::test]
+async fn names_are_unique_case_insensitively_after_normalization() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    admin
+        .post(
+            "/v1/users",
+            json!({"user_name": "Zoë", "email": "Zoe@Example.com"}),
+        )
+        .await
+        .expect(201);
+    // Decomposed ë, full-width letters and other cases are the same name.
+    for clash in ["zoe\u{308}", "ＺＯË", "ZOË"] {
+        let problem = admin
+            .post("/v1/users", json!({"user_name": clash}))
+            .await
+            .problem(409);
+        assert_eq!(problem["field"], "user_name", "{clash}");
+    }
+    let problem = admin
+        .post(
+            "/v1/users",
+            json!({"user_name": "other", "email": "zoe@EXAMPLE.COM"}),
+        )
+        .await
+        .problem(409);
+    assert_eq!(problem["field"], "email");
+    admin
+        .post("/v1/groups", json!({"name": "Ops"}))
+        .await
+        .expect(201);
+    admin
+        .post("/v1/groups", json!({"name": "OPS"}))
+        .await
+        .problem(409);
+    assert_eq!(user_count(&server).await, 1);
+}
+
+#[tokio::test]
+async fn stale_etag_is_412_and_changes_nothing() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let created = admin.post("/v1/users", json!({"user_name": "etag"})).await;
+    let first_tag = created.etag();
+    assert_eq!(first_tag, "\"1\"");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/users/{id}");
+    let updated = admin
+        .send(
+            Method::PATCH,
+            &path,
+            Some(json!({"display_name": "One"})),
+            &[("if-match", &first_tag)],
+        )
+        .await;
+    assert_eq!(updated.status, 200);
+    assert_eq!(updated.etag(), "\"2\"");
+    // A writer still holding the first version is refused.
+    let stale = admin
+        .send(
+            Method::PATCH,
+            &path,
+            Some(json!({"display_name": "Two"})),
+            &[("if-match", &first_tag)],
+        )
+        .await;
+    let problem = stale.problem(412);
+    assert!(problem["detail"].as_str().unwrap().contains("\"2\""));
+    let stale_delete = admin
+        .send(Method::DELETE, &path, None, &[("if-match", &first_tag)])
+        .await;
+    stale_delete.problem(412);
+    let user = admin.get(&path).await.expect(200);
+    assert_eq!(user["display_name"], "One");
+    assert_eq!(user["state"], "active");
+    // `*` only requires existence; weak tags never match.
+    admin
+        .send(
+            Method::PATCH,
+            &path,
+            Some(json!({"display_name": "Three"})),
+            &[("if-match", "*")],
+        )
+        .await
+        .expect(200);
+    admin
+        .send(
+            Method::PATCH,
+            &path,
+            Some(json!({"display_name": "Four"})),
+            &[("if-match", "W/\"3\"")],
+        )
+        .await
+        .problem(412);
+}
+
+#[tokio::test]
+async fn patch_null_clears_and_absent_keeps() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let user = admin
+        .post(
+            "/v1/users",
+            json!({"user_name": "p", "email": "p@example.com", "display_name": "P"}),
+        )
+        .await
+        .expect(201);
+    let path = format!("/v1/users/{}", user["id"].as_str().unwrap());
+    let after = admin.patch(&path, json!({"email": null})).await.expect(200);
+    assert_eq!(after["email"], serde_json::Value::Null);
+    assert_eq!(after["display_name"], "P");
+}

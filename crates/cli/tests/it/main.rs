@@ -1,0 +1,13 @@
+//! Integration tests: each boots the real server (SQLite by default; PostgreSQL when
+//! PORTCULLIS_TEST_DATABASE_URL is set) and drives it over HTTP or through the `portcullis`
+//! binary. One test binary, so the suite links once.
+
+mod api;
+mod audit;
+mod authz;
+mod harness;
+mod identities;
+mod input;
+mod isolation;
+mod keys;
+mod process;

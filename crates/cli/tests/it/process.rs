@@ -1,0 +1,387 @@
+//! The `portcullis` binary as an operator runs it: crash safety, secrets kept out of logs,
+//! bootstrap shown once, key-encryption-key rules, strict config and graceful shutdown.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use crate::harness::{BIN, Client, TestDatabase};
+
+/// A server process and what it printed.
+struct Process {
+    child: Child,
+    base: String,
+    stdout: Vec<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Process {
+    fn start(dir: &std::path::Path, db: &TestDatabase, kek: &str, extra: &[&str]) -> Process {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--database-url",
+                &db.url,
+            ])
+            .args(extra)
+            .env("PORTCULLIS_KEK", kek)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server binary starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let mut err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = String::new();
+            let _ = err.read_to_string(&mut buf);
+            sink.lock().unwrap().push_str(&buf);
+        });
+        let (lines, receive) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stdout = Vec::new();
+        // A guard against a hung start, not a performance assertion.
+        while let Ok(line) = receive.recv_timeout(Duration::from_secs(60)) {
+            let listening = line
+                .strip_prefix("portcullis: listening on ")
+                .map(str::to_owned);
+            stdout.push(line);
+            if let Some(base) = listening {
+                return Process {
+                    child,
+                    base,
+                    stdout,
+                    stderr,
+                };
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "the server did not start: {stdout:?} {}",
+            stderr.lock().unwrap()
+        );
+    }
+
+    fn bootstrap_key(&self) -> Option<String> {
+        self.stdout
+            .iter()
+            .map(|l| l.trim())
+            .find(|l| l.starts_with("pcs_"))
+            .map(str::to_owned)
+    }
+
+    fn client(&self, key: &str) -> Client {
+        Client {
+            base: self.base.clone(),
+            key: Some(key.to_owned()),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn kill_hard(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+/// A test that fails half-way must not leave a server running.
+impl Drop for Process {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn kek() -> String {
+    portcullis_core::secrets::Kek::generate_base64()
+        .unwrap()
+        .expose_secret()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_acknowledged_write_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new(dir.path()).await;
+    let kek = kek();
+    let first = Process::start(dir.path(), &db, &kek, &[]);
+    let key = first
+        .bootstrap_key()
+        .expect("the first start prints the bootstrap key");
+    let client = first.client(&key);
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(
+            client.create_user(&format!("durable{i}")).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // Killed the moment the last write was acknowledged: no shutdown, no flush.
+    first.kill_hard();
+    let second = Process::start(dir.path(), &db, &kek, &[]);
+    assert_eq!(
+        second.bootstrap_key(),
+        None,
+        "the bootstrap credential is printed only once"
+    );
+    let client = second.client(&key);
+    for id in &ids {
+        client.get(&format!("/v1/users/{id}")).await.expect(200);
+    }
+    assert_eq!(
+        client.audit("user.create").await.len(),
+        30,
+        "every acknowledged write has its event"
+    );
+    let output = Command::new(BIN)
+        .args(["audit", "verify", "--url", &second.base, "--api-key", &key])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    second.kill_hard();
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new(dir.path()).await;
+    let kek = kek();
+    let server = Process::start(
+        dir.path(),
+        &db,
+        &kek,
+        &["--log", "trace", "--log-format", "json"],
+    );
+    let key = server.bootstrap_key().unwrap();
+    let admin = server.client(&key);
+    let sp = admin
+        .post("/v1/service-principals", json!({"name": "logged"}))
+        .await
+        .expect(201);
+    let issued = admin
+        .post(
+            &format!(
+                "/v1/service-principals/{}/api-keys",
+                sp["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await
+        .expect(201);
+    let new_key = issued["secret"].as_str().unwrap().to_owned();
+    server.client(&new_key).get("/v1/me").await.expect(200);
+    let forged = format!(
+        "{}_{}",
+        issued["api_key"]["prefix"].as_str().unwrap(),
+        "A".repeat(43)
+    );
+    server.client(&forged).get("/v1/me").await.problem(401);
+    let logs = server.kill_hard();
+    assert!(
+        logs.contains("\"request\"") || logs.contains("request"),
+        "the server did log at trace level"
+    );
+    for secret in [&key, &new_key, &forged, &kek] {
+        let tail = &secret[secret.len() - 20..];
+        assert!(!logs.contains(tail), "a secret appeared in the logs");
+    }
+    let credential = dir.path().join(portcullis_server::BOOTSTRAP_FILE);
+    assert_eq!(std::fs::read_to_string(&credential).unwrap().trim(), key);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&credential).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
+
+#[tokio::test]
+async fn production_mode_requires_an_explicit_kek_and_a_wrong_kek_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new(dir.path()).await;
+    let output = Command::new(BIN)
+        .args([
+            "serve",
+            "--production",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--database-url",
+            &db.url,
+        ])
+        .env_remove("PORTCULLIS_KEK")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("PORTCULLIS_KEK"),
+        "the error says how to fix it"
+    );
+
+    let first = Process::start(dir.path(), &db, &kek(), &["--production"]);
+    first.kill_hard();
+    let output = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--database-url",
+            &db.url,
+        ])
+        .env("PORTCULLIS_KEK", kek())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("fingerprint"), "{stderr}");
+}
+
+#[tokio::test]
+async fn development_mode_generates_a_private_kek_in_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new(dir.path()).await;
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--database-url",
+            &db.url,
+        ])
+        .env_remove("PORTCULLIS_KEK")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while let Some(Ok(line)) = lines.next() {
+        if line.starts_with("portcullis: listening") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("WARNING: development mode"), "{stderr}");
+    let kek_file = dir.path().join(portcullis_server::DEV_KEK_FILE);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&kek_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
+
+#[test]
+fn unknown_config_keys_and_bad_flags_are_errors_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\nlisten_adress = \"oops\"\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("listen_adress"), "{stderr}");
+    let output = Command::new(BIN)
+        .args(["serve", "--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+        vec!["kek", "generate", "--help"],
+        vec!["audit", "verify", "--help"],
+        vec!["audit", "export", "--help"],
+        vec!["user", "create", "--help"],
+        vec!["group", "add-member", "--help"],
+        vec!["api-key", "create", "--help"],
+        vec!["role-assignment", "create", "--help"],
+        vec!["tenant", "create", "--help"],
+    ] {
+        let output = Command::new(BIN).args(&args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage:"),
+            "{args:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent_and_sigterm_shuts_down_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new(dir.path()).await;
+    for _ in 0..2 {
+        let output = Command::new(BIN)
+            .args([
+                "migrate",
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+                "--database-url",
+                &db.url,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let mut server = Process::start(dir.path(), &db, &kek(), &[]);
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+}
