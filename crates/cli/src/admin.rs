@@ -105,17 +105,24 @@ impl Paging {
 
 #[derive(Subcommand)]
 pub enum TenantCommand {
+    /// List tenants (operator tenant only).
     List(Paging),
+    /// Show one tenant.
     Get {
+        /// Tenant id.
         id: String,
     },
     /// Create a tenant; prints its first administrator's API key (shown only once).
     Create {
+        /// Unique name: lower-case letters, digits and '-'.
         name: String,
+        /// Name shown to people.
         #[arg(long)]
         display_name: Option<String>,
     },
+    /// Rename, disable or re-enable a tenant.
     Update {
+        /// Tenant id.
         id: String,
         /// An empty value clears it.
         #[arg(long)]
@@ -131,27 +138,40 @@ pub enum TenantCommand {
 
 #[derive(Subcommand)]
 pub enum EnvironmentCommand {
+    /// List the tenant's environments.
     List(Paging),
+    /// Show one environment.
     Get {
+        /// Environment id.
         id: String,
     },
+    /// Create an environment (dev, test, prod, …).
     Create {
+        /// Unique name in the tenant: lower-case letters, digits and '-'.
         name: String,
+        /// Free text.
         #[arg(long)]
         description: Option<String>,
     },
+    /// Rename an environment or change its description.
     Update {
+        /// Environment id.
         id: String,
+        /// New name.
         #[arg(long)]
         name: Option<String>,
         /// An empty value clears it.
         #[arg(long)]
         description: Option<String>,
+        /// Only update if the environment is still at this ETag.
         #[arg(long)]
         if_match: Option<String>,
     },
+    /// Delete an environment and the role assignments scoped to it.
     Delete {
+        /// Environment id.
         id: String,
+        /// Only delete if the environment is still at this ETag.
         #[arg(long)]
         if_match: Option<String>,
     },
@@ -159,20 +179,29 @@ pub enum EnvironmentCommand {
 
 #[derive(Subcommand)]
 pub enum BusinessUnitCommand {
+    /// List the tenant's business units.
     List(Paging),
+    /// Show one business unit.
     Get {
+        /// Business unit id.
         id: String,
     },
+    /// Create a business unit under a parent.
     Create {
+        /// Unique name in the tenant.
         name: String,
         /// Parent unit id [default: the root unit].
         #[arg(long)]
         parent: Option<String>,
+        /// Free text.
         #[arg(long)]
         description: Option<String>,
     },
+    /// Rename or move a business unit (a move under its own subtree is refused).
     Update {
+        /// Business unit id.
         id: String,
+        /// New name.
         #[arg(long)]
         name: Option<String>,
         /// Move under this unit.
@@ -181,11 +210,15 @@ pub enum BusinessUnitCommand {
         /// An empty value clears it.
         #[arg(long)]
         description: Option<String>,
+        /// Only update if the unit is still at this ETag.
         #[arg(long)]
         if_match: Option<String>,
     },
+    /// Delete an empty business unit (no child units, no users).
     Delete {
+        /// Business unit id.
         id: String,
+        /// Only delete if the unit is still at this ETag.
         #[arg(long)]
         if_match: Option<String>,
     },
@@ -193,6 +226,7 @@ pub enum BusinessUnitCommand {
 
 #[derive(Subcommand)]
 pub enum UserCommand {
+    /// List users, filtered.
     List {
         /// active, disabled or deleted.
         #[arg(long)]
@@ -206,13 +240,19 @@ pub enum UserCommand {
         #[command(flatten)]
         paging: Paging,
     },
+    /// Show one user.
     Get {
+        /// User id.
         id: String,
     },
+    /// Create a member, or a guest with a sponsor and an expiry.
     Create {
+        /// Unique (case-insensitively) user name in the tenant.
         user_name: String,
+        /// E-mail address, unique in the tenant.
         #[arg(long)]
         email: Option<String>,
+        /// Name shown to people.
         #[arg(long)]
         display_name: Option<String>,
         /// Create a guest (needs --sponsor and --expires-at).
@@ -224,11 +264,15 @@ pub enum UserCommand {
         /// RFC 3339 expiry time.
         #[arg(long)]
         expires_at: Option<String>,
+        /// Business unit id [default: the root unit].
         #[arg(long)]
         business_unit: Option<String>,
     },
+    /// Change a user's names, state, sponsor, expiry or business unit.
     Update {
+        /// User id.
         id: String,
+        /// New user name.
         #[arg(long)]
         user_name: Option<String>,
         /// An empty value clears it.
@@ -240,108 +284,155 @@ pub enum UserCommand {
         /// active or disabled.
         #[arg(long)]
         state: Option<String>,
+        /// Sponsor's user id (guests).
         #[arg(long)]
         sponsor: Option<String>,
         /// RFC 3339 time; an empty value clears it.
         #[arg(long)]
         expires_at: Option<String>,
+        /// Move to this business unit.
         #[arg(long)]
         business_unit: Option<String>,
+        /// Only update if the user is still at this ETag.
         #[arg(long)]
         if_match: Option<String>,
     },
     /// Soft-delete: restorable within the retention window.
     Delete {
+        /// User id.
         id: String,
+        /// Only delete if the user is still at this ETag.
         #[arg(long)]
         if_match: Option<String>,
     },
+    /// Bring back a deleted user, in the state it had, within the retention window.
     Restore {
+        /// User id.
         id: String,
     },
     /// Permanently remove a deleted user.
     Purge {
+        /// User id.
         id: String,
     },
     /// The groups the user belongs to directly.
     Groups {
+        /// User id.
         id: String,
     },
 }
 
 #[derive(Subcommand)]
 pub enum GroupCommand {
+    /// List groups.
     List {
+        /// Name prefix.
         #[arg(long)]
         prefix: Option<String>,
         #[command(flatten)]
         paging: Paging,
     },
+    /// Show one group.
     Get {
+        /// Group id.
         id: String,
     },
+    /// Create a group.
     Create {
+        /// Unique (case-insensitively) name in the tenant.
         name: String,
+        /// Free text.
         #[arg(long)]
         description: Option<String>,
     },
+    /// Rename a group or change its description.
     Update {
+        /// Group id.
         id: String,
+        /// New name.
         #[arg(long)]
         name: Option<String>,
+        /// An empty value clears it.
         #[arg(long)]
         description: Option<String>,
+        /// Only update if the group is still at this ETag.
         #[arg(long)]
         if_match: Option<String>,
     },
+    /// Delete a group (its memberships and role assignments go with it).
     Delete {
+        /// Group id.
         id: String,
+        /// Only delete if the group is still at this ETag.
         #[arg(long)]
         if_match: Option<String>,
     },
+    /// List a group's direct members.
     Members {
+        /// Group id.
         id: String,
         #[command(flatten)]
         paging: Paging,
     },
-    /// Add a member: KIND is user, group or service_principal.
+    /// Add a member: KIND is user, group or service_principal (a cycle is refused).
     AddMember {
+        /// Group id.
         id: String,
+        /// user, group or service_principal.
         kind: String,
+        /// The member's id.
         member_id: String,
     },
+    /// Remove a direct member.
     RemoveMember {
+        /// Group id.
         id: String,
+        /// user, group or service_principal.
         kind: String,
+        /// The member's id.
         member_id: String,
     },
 }
 
 #[derive(Subcommand)]
 pub enum ServicePrincipalCommand {
+    /// List service principals.
     List(Paging),
+    /// Show one service principal.
     Get {
+        /// Service principal id.
         id: String,
     },
+    /// Create a service principal (then issue it a key with `api-key create`).
     Create {
+        /// Unique (case-insensitively) name in the tenant.
         name: String,
+        /// Free text.
         #[arg(long)]
         description: Option<String>,
     },
+    /// Rename, describe, disable or re-enable a service principal.
     Update {
+        /// Service principal id.
         id: String,
+        /// New name.
         #[arg(long)]
         name: Option<String>,
+        /// An empty value clears it.
         #[arg(long)]
         description: Option<String>,
         /// active or disabled.
         #[arg(long)]
         state: Option<String>,
+        /// Only update if the principal is still at this ETag.
         #[arg(long)]
         if_match: Option<String>,
     },
+    /// Delete a service principal with its keys, memberships and role assignments.
     Delete {
+        /// Service principal id.
         id: String,
+        /// Only delete if the principal is still at this ETag.
         #[arg(long)]
         if_match: Option<String>,
     },
@@ -350,10 +441,15 @@ pub enum ServicePrincipalCommand {
 #[derive(Subcommand)]
 pub enum ApiKeyCommand {
     /// Keys of a service principal (never their secrets).
-    List { service_principal: String },
+    List {
+        /// Service principal id.
+        service_principal: String,
+    },
     /// Issue a key; its secret is printed once.
     Create {
+        /// Service principal id.
         service_principal: String,
+        /// A label, e.g. where the key is deployed.
         #[arg(long)]
         name: Option<String>,
         /// RFC 3339 expiry time (at most 730 days away).
@@ -362,18 +458,24 @@ pub enum ApiKeyCommand {
     },
     /// Revoke a key at once.
     Revoke {
+        /// Service principal id.
         service_principal: String,
+        /// Key id (from `api-key list`).
         key_id: String,
     },
 }
 
 #[derive(Subcommand)]
 pub enum RoleAssignmentCommand {
+    /// List role assignments, filtered.
     List {
+        /// user, group or service_principal.
         #[arg(long)]
         principal_kind: Option<String>,
+        /// The principal's id.
         #[arg(long)]
         principal_id: Option<String>,
+        /// Role name (see `portcullis roles`).
         #[arg(long)]
         role: Option<String>,
         /// tenant or environment/<id>.
@@ -382,23 +484,32 @@ pub enum RoleAssignmentCommand {
         #[command(flatten)]
         paging: Paging,
     },
+    /// Show one role assignment.
     Get {
+        /// Role assignment id.
         id: String,
     },
     /// Assign ROLE to a principal: KIND is user, group or service_principal.
     Create {
+        /// user, group or service_principal.
         kind: String,
+        /// The principal's id.
         principal_id: String,
+        /// Role name (see `portcullis roles`).
         role: String,
         /// tenant (default) or environment/<id>.
         #[arg(long)]
         scope: Option<String>,
+        /// RFC 3339 time from which the assignment applies.
         #[arg(long)]
         starts_at: Option<String>,
+        /// RFC 3339 time at which the assignment stops applying.
         #[arg(long)]
         ends_at: Option<String>,
     },
+    /// Remove a role assignment at once.
     Delete {
+        /// Role assignment id.
         id: String,
     },
 }

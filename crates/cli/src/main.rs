@@ -5,6 +5,7 @@
 mod admin;
 mod api;
 mod audit;
+mod bench;
 mod serve;
 
 use std::path::PathBuf;
@@ -31,6 +32,9 @@ enum Command {
     /// Verify or export the audit trail, or search it.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Benchmarks: audit append throughput, admin API throughput, latency and memory.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     #[command(flatten)]
     Admin(admin::AdminCommand),
 }
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
             Command::Migrate(args) => serve::migrate(args).await,
             Command::Kek(command) => serve::kek(command),
             Command::Audit(command) => audit::run(command).await,
+            Command::Bench(command) => bench::run(command).await,
             Command::Admin(command) => admin::run(command).await,
         }
     });

@@ -8,6 +8,7 @@ mod db;
 mod directory;
 mod principals;
 mod roles;
+pub mod scratch;
 mod secrets;
 mod tenants;
 mod write;

@@ -241,11 +241,19 @@ pub(crate) fn changed_fields(
 }
 
 const RECORD_COLUMNS: usize = 17;
-/// Rows per INSERT statement: keeps parameters well under both backends' limits.
-const RECORDS_PER_STATEMENT: usize = 400;
+
+/// Rows per INSERT statement. PostgreSQL gains from few large statements (fewer round trips);
+/// SQLite runs in-process, and its driver looks parameters up by name in time linear in their
+/// number, so large statements cost it quadratic time.
+fn records_per_statement(tx: &Tx) -> usize {
+    match tx {
+        Tx::Sqlite(_) => 16,
+        Tx::Postgres(_) => 400,
+    }
+}
 
 async fn insert_records(tx: &mut Tx, records: &[AuditRecord]) -> Result<(), StoreError> {
-    for chunk in records.chunks(RECORDS_PER_STATEMENT) {
+    for chunk in records.chunks(records_per_statement(tx)) {
         let mut sql = String::from(
             "INSERT INTO audit_events (tenant_id, seq, at, actor_kind, actor_id, actor_display, action, \
              target_kind, target_id, outcome, reason, source_ip, user_agent, request_id, details, prev_hash, hash) VALUES ",

@@ -10,53 +10,37 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use portcullis_server::{Server, Settings};
+use portcullis_store::scratch::ScratchDatabase;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// A database for one test, removed when the test ends.
 pub struct TestDatabase {
     pub url: String,
-    admin_url: Option<String>,
-    name: String,
+    scratch: Option<ScratchDatabase>,
 }
 
 impl TestDatabase {
     pub async fn new(dir: &std::path::Path) -> Self {
         match std::env::var("PORTCULLIS_TEST_DATABASE_URL") {
             Ok(admin_url) if !admin_url.is_empty() => {
-                let name = format!("pc_t_{}", uuid::Uuid::now_v7().simple());
-                let pool = sqlx::PgPool::connect(&admin_url)
+                let scratch = ScratchDatabase::create(&admin_url)
                     .await
-                    .expect("connect to PORTCULLIS_TEST_DATABASE_URL");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&pool)
-                    .await
-                    .expect("create test database");
-                pool.close().await;
-                let (base, query) = admin_url
-                    .split_once('?')
-                    .map_or((admin_url.as_str(), None), |(b, q)| (b, Some(q)));
-                let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
-                let url = match query {
-                    Some(q) => format!("{root}/{name}?{q}"),
-                    None => format!("{root}/{name}"),
-                };
+                    .expect("create a database through PORTCULLIS_TEST_DATABASE_URL");
                 TestDatabase {
-                    url,
-                    admin_url: Some(admin_url),
-                    name,
+                    url: scratch.url.clone(),
+                    scratch: Some(scratch),
                 }
             }
             _ => TestDatabase {
                 url: format!("sqlite://{}", dir.join("portcullis.db").display()),
-                admin_url: None,
-                name: String::new(),
+                scratch: None,
             },
         }
     }
 
     pub fn is_postgres(&self) -> bool {
-        self.admin_url.is_some()
+        self.scratch.is_some()
     }
 
     /// Runs raw SQL against the test database, as an attacker with database access would.
@@ -84,26 +68,17 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let Some(admin_url) = self.admin_url.clone() else {
+        let Some(scratch) = self.scratch.take() else {
             return;
         };
-        let name = self.name.clone();
-        // Drop runs outside any async context we may block; use a thread with its own runtime.
+        // Drop may run inside the test's runtime, which must not be blocked on; use a thread
+        // with a runtime of its own.
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .ok()?;
-            runtime.block_on(async {
-                let pool = sqlx::PgPool::connect(&admin_url).await.ok()?;
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&pool)
-                .await;
-                pool.close().await;
-                Some(())
-            })
+            runtime.block_on(scratch.drop_database()).ok()
         })
         .join();
     }

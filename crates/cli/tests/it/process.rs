@@ -333,26 +333,87 @@ fn unknown_config_keys_and_bad_flags_are_errors_at_start() {
 
 #[test]
 fn every_command_has_help() {
-    for args in [
-        vec!["--help"],
-        vec!["serve", "--help"],
-        vec!["migrate", "--help"],
-        vec!["kek", "generate", "--help"],
-        vec!["audit", "verify", "--help"],
-        vec!["audit", "export", "--help"],
-        vec!["user", "create", "--help"],
-        vec!["group", "add-member", "--help"],
-        vec!["api-key", "create", "--help"],
-        vec!["role-assignment", "create", "--help"],
-        vec!["tenant", "create", "--help"],
-    ] {
-        let output = Command::new(BIN).args(&args).output().unwrap();
-        assert!(output.status.success(), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&output.stdout).contains("Usage:"),
-            "{args:?}"
-        );
+    // Walks the whole command tree from the top-level help, so a new command cannot skip it.
+    let mut pending = vec![Vec::<String>::new()];
+    let mut seen = 0;
+    while let Some(path) = pending.pop() {
+        let output = Command::new(BIN)
+            .args(&path)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{path:?} --help fails");
+        let help = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(help.contains("Usage:"), "{path:?}: {help}");
+        seen += 1;
+        let commands = help
+            .split_once("Commands:\n")
+            .map(|(_, rest)| rest.split("\n\n").next().unwrap_or(""));
+        for line in commands.unwrap_or("").lines() {
+            let mut words = line.split_whitespace();
+            let Some(name) = words.next() else { continue };
+            if name == "help" {
+                continue;
+            }
+            assert!(words.next().is_some(), "{path:?} {name} has no description");
+            let mut child = path.clone();
+            child.push(name.to_owned());
+            pending.push(child);
+        }
     }
+    assert!(seen > 40, "the walk reached only {seen} commands");
+}
+
+#[test]
+fn the_benchmarks_run_and_check_their_own_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = Command::new(BIN)
+        .args([
+            "bench",
+            "audit",
+            "--events",
+            "300",
+            "--writers",
+            "16",
+            "--runs",
+            "2",
+        ])
+        .env("TMPDIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    assert!(stdout.contains("chain of 605 records verified"), "{stdout}");
+    let api = Command::new(BIN)
+        .args([
+            "bench",
+            "api",
+            "--users",
+            "50",
+            "--reads",
+            "100",
+            "--connections",
+            "4",
+        ])
+        .env("TMPDIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&api.stdout);
+    assert!(
+        api.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&api.stderr)
+    );
+    assert!(
+        stdout.contains("create user")
+            && stdout.contains("get user")
+            && stdout.contains("MiB resident"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,418 @@
+//! `portcullis bench`: the benchmarks behind the figures in docs/benchmarks.md. Each one builds
+//! its own data in a temporary SQLite file or a scratch PostgreSQL database, measures, checks
+//! that nothing was lost, and cleans up.
+
+use std::path::Path;
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use portcullis_core::audit::{Actor, ChainVerifier, NewAuditEvent, Origin, Outcome, Target};
+use portcullis_core::secrets::Kek;
+use portcullis_server::{Server, Settings};
+use portcullis_store::scratch::ScratchDatabase;
+
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// Append audit events through the group-commit writer; report events per second.
+    Audit(AuditBench),
+    /// Start a server process and load its admin API: user creation, reads, memory.
+    Api(ApiBench),
+}
+
+#[derive(clap::Args)]
+pub struct Backend {
+    /// Benchmark on this PostgreSQL server (a scratch database is created there and dropped
+    /// afterwards) instead of an embedded SQLite file in a temporary directory.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct AuditBench {
+    #[command(flatten)]
+    backend: Backend,
+    /// Events appended per run.
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    /// Concurrent writers, each appending one event at a time and waiting for its commit.
+    #[arg(long, default_value_t = 512)]
+    writers: usize,
+    /// Runs; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+#[derive(clap::Args)]
+pub struct ApiBench {
+    #[command(flatten)]
+    backend: Backend,
+    /// Users created over HTTP.
+    #[arg(long, default_value_t = 100_000)]
+    users: usize,
+    /// GET /v1/users/{id} requests after the users exist.
+    #[arg(long, default_value_t = 100_000)]
+    reads: usize,
+    /// Concurrent HTTP connections.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+}
+
+pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
+    let (backend, postgres) = match &command {
+        BenchCommand::Audit(bench) => ("audit", bench.backend.postgres.clone()),
+        BenchCommand::Api(bench) => ("api", bench.backend.postgres.clone()),
+    };
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let scratch = match &postgres {
+        Some(url) => Some(
+            ScratchDatabase::create(url)
+                .await
+                .context("cannot create a scratch database")?,
+        ),
+        None => None,
+    };
+    let database_url = scratch.as_ref().map_or_else(
+        || format!("sqlite://{}", dir.path().join("bench.db").display()),
+        |s| s.url.clone(),
+    );
+    let store_name = if scratch.is_some() {
+        "postgresql"
+    } else {
+        "sqlite"
+    };
+    eprintln!("bench {backend}: {store_name} store");
+    let result = match command {
+        BenchCommand::Audit(bench) => audit(&bench, dir.path(), &database_url, store_name).await,
+        BenchCommand::Api(bench) => api(&bench, dir.path(), &database_url, store_name).await,
+    };
+    if let Some(scratch) = scratch {
+        scratch.drop_database().await?;
+    }
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+async fn audit(
+    bench: &AuditBench,
+    dir: &Path,
+    database_url: &str,
+    store_name: &str,
+) -> anyhow::Result<()> {
+    if bench.events == 0 || bench.writers == 0 || bench.runs == 0 {
+        bail!("--events, --writers and --runs must be at least 1");
+    }
+    let settings = Settings {
+        data_dir: Some(dir.to_owned()),
+        database_url: Some(database_url.to_owned()),
+        max_connections: Some(8),
+        ..Settings::default()
+    };
+    let server = Server::prepare(settings.resolve()?, Some(Kek::generate_base64()?)).await?;
+    let state = server.state().clone();
+    let tenant = state.operator_tenant;
+    let mut rates = Vec::with_capacity(bench.runs);
+    for run in 1..=bench.runs {
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let writers: Vec<_> = (0..bench.writers)
+            .map(|writer| {
+                let sink = state.audit.clone();
+                let next = next.clone();
+                let total = bench.events;
+                tokio::spawn(async move {
+                    while next.fetch_add(1, Ordering::Relaxed) < total {
+                        sink.append(sample_event(tenant, writer)).await?;
+                    }
+                    Ok::<_, portcullis_store::StoreError>(())
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await??;
+        }
+        let elapsed = started.elapsed();
+        let rate = bench.events as f64 / elapsed.as_secs_f64();
+        println!(
+            "audit append  {store_name:<10} run {run}: {} events in {:.2} s = {rate:.0} events/s",
+            bench.events,
+            elapsed.as_secs_f64()
+        );
+        rates.push(rate);
+    }
+    // Every acknowledged event must be in one unbroken chain.
+    let mut verifier = ChainVerifier::default();
+    loop {
+        let records = state
+            .store
+            .audit_chain(tenant, verifier.verified_through(), 5_000)
+            .await?;
+        if records.is_empty() {
+            break;
+        }
+        for record in &records {
+            verifier
+                .push(record)
+                .map_err(|e| anyhow::anyhow!("the chain is broken: {e}"))?;
+        }
+    }
+    let expected_at_least = (bench.events * bench.runs) as i64;
+    if verifier.verified_through() < expected_at_least {
+        bail!(
+            "only {} records in the chain, expected at least {expected_at_least}",
+            verifier.verified_through()
+        );
+    }
+    println!(
+        "audit append  {store_name:<10} median of {}: {:.0} events/s ({} writers; chain of {} records verified)",
+        bench.runs,
+        median(&mut rates),
+        bench.writers,
+        verifier.verified_through()
+    );
+    state.store.close().await;
+    Ok(())
+}
+
+fn sample_event(tenant: portcullis_core::TenantId, writer: usize) -> NewAuditEvent {
+    NewAuditEvent {
+        tenant_id: tenant,
+        at: time::OffsetDateTime::now_utc(),
+        actor: Actor::anonymous(),
+        action: "authn.api_key".into(),
+        target: Some(Target::new("api_key", format!("pcs_{writer:016x}"))),
+        outcome: Outcome::Failure,
+        reason: Some("unknown API key".into()),
+        origin: Origin {
+            source_ip: Some("192.0.2.10".into()),
+            user_agent: Some("portcullis-bench".into()),
+            request_id: Some(uuid::Uuid::now_v7().to_string()),
+        },
+        details: json!({}),
+    }
+}
+
+/// A `portcullis serve` child process on a random port.
+struct ServerProcess {
+    child: tokio::process::Child,
+    base: String,
+    admin_key: String,
+}
+
+impl ServerProcess {
+    async fn start(dir: &Path, database_url: &str) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("cannot find the portcullis binary")?;
+        let mut child = tokio::process::Command::new(exe)
+            .args(["serve", "--listen", "127.0.0.1:0", "--log", "warn"])
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--database-url", database_url])
+            .env("PORTCULLIS_KEK", Kek::generate_base64()?.expose_secret())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start the server")?;
+        let stdout = child.stdout.take().context("no server stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut admin_key = None;
+        while let Some(line) = lines.next_line().await? {
+            let line = line.trim();
+            if line.starts_with("pcs_") {
+                admin_key = Some(line.to_owned());
+            }
+            if let Some(base) = line.strip_prefix("portcullis: listening on ") {
+                let admin_key = admin_key.context("the server printed no bootstrap key")?;
+                return Ok(Self {
+                    child,
+                    base: base.to_owned(),
+                    admin_key,
+                });
+            }
+        }
+        bail!("the server exited before it listened")
+    }
+
+    /// Resident set size in MiB, from /proc.
+    fn rss_mib(&self) -> anyhow::Result<f64> {
+        let pid = self.child.id().context("the server has exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .context("cannot read /proc (resident size is measured on Linux only)")?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmRSS in /proc status")?;
+        Ok(kib / 1024.0)
+    }
+}
+
+/// Latencies of one phase, and its throughput.
+struct Phase {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Phase {
+    fn report(mut self, name: &str, store_name: &str) {
+        self.latencies.sort_unstable();
+        let at = |p: f64| {
+            let index = ((self.latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
+            self.latencies[index.min(self.latencies.len() - 1)].as_secs_f64() * 1000.0
+        };
+        println!(
+            "{name:<13} {store_name:<10} {} requests in {:.2} s = {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+            self.latencies.len(),
+            self.elapsed.as_secs_f64(),
+            self.latencies.len() as f64 / self.elapsed.as_secs_f64(),
+            at(0.50),
+            at(0.99)
+        );
+    }
+}
+
+/// Sends `total` requests built by `request(i)` over `connections` concurrent workers; every
+/// answer must have status `expect`. Returns the latencies and the answers' JSON bodies.
+async fn load<F>(
+    http: &reqwest::Client,
+    total: usize,
+    connections: usize,
+    expect: u16,
+    request: F,
+) -> anyhow::Result<(Phase, Vec<serde_json::Value>)>
+where
+    F: Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let request = Arc::new(request);
+    let next = Arc::new(AtomicUsize::new(0));
+    let progress = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let workers: Vec<_> = (0..connections)
+        .map(|_| {
+            let (http, next, request, progress) = (
+                http.clone(),
+                next.clone(),
+                request.clone(),
+                progress.clone(),
+            );
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut bodies = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return Ok::<_, anyhow::Error>((latencies, bodies));
+                    }
+                    let sent = Instant::now();
+                    let response = request(&http, i).send().await?;
+                    let status = response.status().as_u16();
+                    let body = response.bytes().await?;
+                    latencies.push(sent.elapsed());
+                    if status != expect {
+                        bail!(
+                            "request {i} answered {status}: {}",
+                            String::from_utf8_lossy(&body)
+                        );
+                    }
+                    bodies.push(serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null));
+                    progress.inc(1);
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(total);
+    let mut bodies = Vec::with_capacity(total);
+    for worker in workers {
+        let (l, b) = worker.await??;
+        latencies.extend(l);
+        bodies.extend(b);
+    }
+    let elapsed = started.elapsed();
+    progress.finish_and_clear();
+    Ok((Phase { latencies, elapsed }, bodies))
+}
+
+async fn api(
+    bench: &ApiBench,
+    dir: &Path,
+    database_url: &str,
+    store_name: &str,
+) -> anyhow::Result<()> {
+    if bench.users == 0 || bench.reads == 0 || bench.connections == 0 {
+        bail!("--users, --reads and --connections must be at least 1");
+    }
+    let server = ServerProcess::start(dir, database_url).await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(bench.connections)
+        .build()?;
+    http.get(format!("{}/readyz", server.base))
+        .send()
+        .await?
+        .error_for_status()?;
+    // Let start-up allocations settle before reading the idle size.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "memory        {store_name:<10} idle server: {:.1} MiB resident",
+        server.rss_mib()?
+    );
+
+    let (base, key) = (server.base.clone(), server.admin_key.clone());
+    let (created, bodies) = load(&http, bench.users, bench.connections, 201, move |http, i| {
+        http.post(format!("{base}/v1/users"))
+            .bearer_auth(&key)
+            .json(&json!({"user_name": format!("bench-user-{i}"), "email": format!("bench-user-{i}@example.com")}))
+    })
+    .await?;
+    created.report("create user", store_name);
+    let ids: Arc<Vec<String>> = Arc::new(
+        bodies
+            .iter()
+            .filter_map(|b| b["id"].as_str().map(str::to_owned))
+            .collect(),
+    );
+    if ids.len() != bench.users {
+        bail!("{} of {} creations returned an id", ids.len(), bench.users);
+    }
+
+    let (base, key) = (server.base.clone(), server.admin_key.clone());
+    let picks = ids.clone();
+    let (reads, _) = load(
+        &http,
+        bench.reads,
+        bench.connections,
+        200,
+        move |http, i| {
+            // A fixed stride through the ids: every read hits a different user, repeatably.
+            let id = &picks[(i * 7919) % picks.len()];
+            http.get(format!("{base}/v1/users/{id}")).bearer_auth(&key)
+        },
+    )
+    .await?;
+    reads.report("get user", store_name);
+    println!(
+        "memory        {store_name:<10} after {} users and {} reads: {:.1} MiB resident",
+        bench.users,
+        bench.reads,
+        server.rss_mib()?
+    );
+    Ok(())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
+}
