@@ -59,14 +59,21 @@ pub enum AuditCommand {
 
 const PAGE: u32 = 500;
 
-/// Reads the chain page by page from the server, handing each record to `each`.
+/// The newest record of a tenant's chain when a walk began.
+struct Head {
+    seq: i64,
+    hash: String,
+}
+
+/// Reads the chain page by page from the server, handing each record to `each`, up to the head
+/// the server reported on the first page. Returns the last sequence number read and that head.
 async fn walk(
     api: &Api,
     progress: &ProgressBar,
     mut each: impl FnMut(AuditRecord) -> anyhow::Result<()>,
-) -> anyhow::Result<i64> {
+) -> anyhow::Result<(i64, Head)> {
     let mut after = 0i64;
-    let mut head: Option<i64> = None;
+    let mut head: Option<Head> = None;
     loop {
         let page = api
             .get(
@@ -74,20 +81,23 @@ async fn walk(
                 &[("after", after.to_string()), ("limit", PAGE.to_string())],
             )
             .await?;
-        let head_seq = *head.get_or_insert(page["head_seq"].as_i64().unwrap_or(0));
+        let head_seq = head
+            .get_or_insert_with(|| Head {
+                seq: page["head_seq"].as_i64().unwrap_or(0),
+                hash: page["head_hash"].as_str().unwrap_or_default().to_owned(),
+            })
+            .seq;
         progress.set_length(head_seq.max(0) as u64);
         let records: Vec<AuditRecord> = serde_json::from_value(page["records"].clone())
             .context("the server sent records this tool cannot read")?;
-        if records.is_empty() {
-            return Ok(after);
-        }
-        for record in records {
+        let done = records.is_empty() || records.iter().any(|r| r.seq >= head_seq);
+        for record in records.into_iter().take_while(|r| r.seq <= head_seq) {
             after = record.seq;
             each(record)?;
             progress.inc(1);
-            if after >= head_seq {
-                return Ok(after);
-            }
+        }
+        if done {
+            return Ok((after, head.context("no head")?));
         }
     }
 }
@@ -147,7 +157,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             let progress = progress_bar();
             let mut verifier = ChainVerifier::default();
             let mut broken = None;
-            walk(&api, &progress, |record| {
+            let (_, head) = walk(&api, &progress, |record| {
                 if broken.is_none()
                     && let Err(e) = verifier.push(&record)
                 {
@@ -157,6 +167,9 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             })
             .await?;
             progress.finish_and_clear();
+            if broken.is_none() {
+                broken = verifier.finish(head.seq, &head.hash).err();
+            }
             match broken {
                 Some(e) => {
                     eprintln!("BROKEN: {e}");
@@ -183,7 +196,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             };
             let progress = progress_bar();
             progress.set_prefix("exporting");
-            let last = walk(&api, &progress, |record| {
+            let (last, _) = walk(&api, &progress, |record| {
                 serde_json::to_writer(&mut out, &record)?;
                 out.write_all(b"\n")?;
                 Ok(())

@@ -251,6 +251,17 @@ pub enum ChainBreak {
         "record {seq}: its link to the previous record is wrong (a record before it was altered, removed or replaced)"
     )]
     Unlinked { seq: i64 },
+    #[error(
+        "the chain ends at record {verified_through}, but the tenant's head is record {head_seq} (records were removed from the end)"
+    )]
+    Truncated {
+        verified_through: i64,
+        head_seq: i64,
+    },
+    #[error(
+        "record {seq}: its hash differs from the one the tenant's head holds (the newest records were replaced)"
+    )]
+    HeadMismatch { seq: i64 },
 }
 
 /// Checks records of one tenant's chain, fed in order, possibly in pages.
@@ -276,6 +287,21 @@ impl ChainVerifier {
 
     pub fn last_hash(&self) -> &str {
         &self.last_hash
+    }
+
+    /// Checks that the chain read so far reaches the head the store reports: without this, the
+    /// newest records could be cut off and the rest would still verify.
+    pub fn finish(&self, head_seq: i64, head_hash: &str) -> Result<(), ChainBreak> {
+        if self.last_seq < head_seq {
+            return Err(ChainBreak::Truncated {
+                verified_through: self.last_seq,
+                head_seq,
+            });
+        }
+        if self.last_seq == head_seq && self.last_hash != head_hash {
+            return Err(ChainBreak::HeadMismatch { seq: head_seq });
+        }
+        Ok(())
     }
 
     pub fn push(&mut self, record: &AuditRecord) -> Result<(), ChainBreak> {
@@ -372,5 +398,33 @@ mod tests {
         records[1].reason = Some("forged".into());
         records[1].hash = records[1].expected_hash();
         assert_eq!(verify(&records), Err(ChainBreak::Unlinked { seq: 3 }));
+    }
+
+    #[test]
+    fn a_chain_cut_short_or_with_a_replaced_tail_does_not_reach_its_head() {
+        let records = chain(5);
+        let head = records[4].clone();
+        let mut v = ChainVerifier::default();
+        records[..3].iter().for_each(|r| v.push(r).unwrap());
+        assert_eq!(
+            v.finish(head.seq, &head.hash),
+            Err(ChainBreak::Truncated {
+                verified_through: 3,
+                head_seq: 5
+            })
+        );
+        // A tail rebuilt from scratch verifies on its own but not against the recorded head.
+        let mut forged = records.clone();
+        forged[4].reason = Some("forged".into());
+        forged[4].hash = forged[4].expected_hash();
+        let mut v = ChainVerifier::default();
+        forged.iter().for_each(|r| v.push(r).unwrap());
+        assert_eq!(
+            v.finish(head.seq, &head.hash),
+            Err(ChainBreak::HeadMismatch { seq: 5 })
+        );
+        let mut v = ChainVerifier::default();
+        records.iter().for_each(|r| v.push(r).unwrap());
+        assert_eq!(v.finish(head.seq, &head.hash), Ok(()));
     }
 }

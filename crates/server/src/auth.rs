@@ -66,25 +66,10 @@ impl FromRequestParts<AppState> for Caller {
             } else {
                 "malformed credential"
             };
-            return Err(fail(state, &address_key, None, None, reason, origin).await);
+            return Err(fail(state, &address_key, None, reason, origin).await);
         };
-        let key_key = format!("key:{}", presented.prefix);
-        if let Some(retry_after_seconds) = state.failures.blocked_for(&key_key, started) {
-            metrics::counter!("portcullis_auth_throttled_total").increment(1);
-            return Err(ApiError::TooManyRequests {
-                retry_after_seconds,
-            });
-        }
         let Some(credential) = state.store.api_key_credential(&presented.prefix).await? else {
-            return Err(fail(
-                state,
-                &address_key,
-                Some(&key_key),
-                None,
-                "unknown API key",
-                origin,
-            )
-            .await);
+            return Err(fail(state, &address_key, None, "unknown API key", origin).await);
         };
         let tenant_id = credential.tenant.id;
         let key_target = Some((tenant_id, &presented.prefix));
@@ -95,7 +80,6 @@ impl FromRequestParts<AppState> for Caller {
             return Err(fail(
                 state,
                 &address_key,
-                Some(&key_key),
                 key_target,
                 "wrong API key secret",
                 origin,
@@ -113,15 +97,7 @@ impl FromRequestParts<AppState> for Caller {
             Ok(()) => None,
         };
         if let Some(reason) = refusal {
-            return Err(fail(
-                state,
-                &address_key,
-                Some(&key_key),
-                key_target,
-                reason,
-                origin,
-            )
-            .await);
+            return Err(fail(state, &address_key, key_target, reason, origin).await);
         }
         if credential
             .key
@@ -156,21 +132,19 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// Counts a failed authentication, records it in the audit trail (of the key's tenant when the
-/// key exists, else of the operator tenant) and returns the 401 to send.
+/// Counts a failed authentication against the source address, records it in the audit trail
+/// (of the key's tenant when the key exists, else of the operator tenant) and returns the 401.
+/// Failures are deliberately not counted per key: key prefixes are public, so such a count
+/// would let anyone lock a known key out, and guessing a 256-bit secret is hopeless anyway.
 async fn fail(
     state: &AppState,
     address_key: &str,
-    key_key: Option<&str>,
     key: Option<(TenantId, &String)>,
     reason: &str,
     origin: Origin,
 ) -> ApiError {
     let now = Instant::now();
     state.failures.record_failure(address_key, now);
-    if let Some(k) = key_key {
-        state.failures.record_failure(k, now);
-    }
     metrics::counter!("portcullis_auth_failures_total").increment(1);
     let event = NewAuditEvent {
         tenant_id: key.map_or(state.operator_tenant, |(tenant, _)| tenant),
@@ -241,6 +215,8 @@ impl Caller {
     /// Changing a principal that holds any role (directly or through its groups) is itself a
     /// privileged act: otherwise a user administrator could add themselves to an administrators'
     /// group, or edit an administrator. Requires `role.assign` on top of the ordinary permission.
+    /// Assignments that start later count too: joining a group whose role begins tomorrow is
+    /// the same escalation, only delayed.
     pub async fn authorize_principal_change(
         &self,
         state: &AppState,
@@ -248,7 +224,7 @@ impl Caller {
     ) -> Result<(), ApiError> {
         let grants = state
             .store
-            .grants(self.tenant.id, principal, state.clock.now())
+            .grants_now_or_later(self.tenant.id, principal, state.clock.now())
             .await?;
         if grants.is_empty() {
             return Ok(());

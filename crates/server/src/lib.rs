@@ -122,6 +122,16 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), ServerErro
         .map_err(io_error(path))
 }
 
+/// Creates the data directory, if missing, readable by its owner only (0700): it holds the
+/// embedded database, and in development the KEK. An existing directory is left as it is.
+fn create_private_dir(path: &Path) -> Result<(), ServerError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path).map_err(io_error(path))
+}
+
 /// Installs the process-wide metrics recorder once and returns its handle.
 fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -157,7 +167,7 @@ impl Server {
         config: Config,
         kek_from_env: Option<SecretString>,
     ) -> Result<Self, ServerError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(io_error(&config.data_dir))?;
+        create_private_dir(&config.data_dir)?;
         let (kek, kek_source) = load_kek(&config, kek_from_env)?;
         tracing::info!(database = %redact_url(&config.database_url), "opening the store");
         let store = Store::connect(&config.database_url, config.max_connections).await?;

@@ -1,5 +1,5 @@
-//! Counting failed authentications per source address and per key prefix, so credential
-//! guessing is slowed to a trickle. Fixed one-minute windows; the table is bounded so a flood of
+//! Counting failed authentications per source address, so credential guessing and scanning are
+//! slowed to a trickle. Fixed one-minute windows; the table is bounded so a flood of
 //! addresses cannot exhaust memory.
 
 use std::collections::HashMap;

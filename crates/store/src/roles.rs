@@ -209,6 +209,29 @@ impl Store {
         principal: PrincipalRef,
         now: OffsetDateTime,
     ) -> Result<Vec<Grant>, StoreError> {
+        self.grants_in(tenant_id, principal, now, GrantWindow::At)
+            .await
+    }
+
+    /// The roles a principal holds at `now` or will hold later, through assignments that have
+    /// not started yet. Whoever may change such a principal may also reach those roles.
+    pub async fn grants_now_or_later(
+        &self,
+        tenant_id: TenantId,
+        principal: PrincipalRef,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Grant>, StoreError> {
+        self.grants_in(tenant_id, principal, now, GrantWindow::AtOrAfter)
+            .await
+    }
+
+    async fn grants_in(
+        &self,
+        tenant_id: TenantId,
+        principal: PrincipalRef,
+        now: OffsetDateTime,
+        window: GrantWindow,
+    ) -> Result<Vec<Grant>, StoreError> {
         let rows = self
             .pools
             .fetch_all(
@@ -221,17 +244,18 @@ impl Store {
                      ) \
                      SELECT id, role, scope, NULL AS via_group FROM role_assignments \
                        WHERE tenant_id = $1 AND principal_kind = $2 AND principal_id = $3 \
-                       AND (starts_at IS NULL OR starts_at <= $4) AND (ends_at IS NULL OR ends_at > $4) \
+                       AND ($5 OR starts_at IS NULL OR starts_at <= $4) AND (ends_at IS NULL OR ends_at > $4) \
                      UNION ALL \
                      SELECT ra.id, ra.role, ra.scope, ra.principal_id AS via_group FROM role_assignments ra \
                        JOIN member_of m ON ra.principal_kind = 'group' AND ra.principal_id = m.group_id \
                        WHERE ra.tenant_id = $1 \
-                       AND (ra.starts_at IS NULL OR ra.starts_at <= $4) AND (ra.ends_at IS NULL OR ra.ends_at > $4)",
+                       AND ($5 OR ra.starts_at IS NULL OR ra.starts_at <= $4) AND (ra.ends_at IS NULL OR ra.ends_at > $4)",
                 )
                 .bind(tenant_id)
                 .bind(principal.kind.as_str())
                 .bind(principal.id)
-                .bind(now),
+                .bind(now)
+                .bind(window == GrantWindow::AtOrAfter),
             )
             .await?;
         rows.iter()
@@ -245,4 +269,11 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Which assignments count: those in effect at an instant, or also those starting later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GrantWindow {
+    At,
+    AtOrAfter,
 }

@@ -100,6 +100,13 @@ async fn verify_reports_intact_then_names_the_tampered_record() {
         .execute("UPDATE audit_events SET reason = 'x' WHERE seq = 3")
         .await;
     assert!(refused.is_err(), "the append-only trigger refuses updates");
+    if server.db.is_postgres() {
+        let truncate = server.db.execute("TRUNCATE audit_events").await;
+        assert!(truncate.is_err(), "TRUNCATE is refused too");
+    } else {
+        let everything = server.db.execute("DELETE FROM audit_events").await;
+        assert!(everything.is_err(), "a DELETE without WHERE is refused too");
+    }
     assert!(
         server
             .db
@@ -164,6 +171,46 @@ async fn a_deleted_record_is_a_gap() {
     assert_eq!(code, 2);
     assert!(
         stderr.contains("record 5") && stderr.contains("missing"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn records_cut_from_the_end_are_reported() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    for i in 0..3 {
+        admin.create_user(&format!("cut{i}")).await;
+    }
+    let head = admin.get("/v1/audit/chain?limit=1").await.expect(200)["head_seq"]
+        .as_i64()
+        .unwrap();
+    if server.db.is_postgres() {
+        server
+            .db
+            .execute("ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_change")
+            .await
+            .unwrap();
+    } else {
+        server
+            .db
+            .execute("DROP TRIGGER audit_events_no_delete")
+            .await
+            .unwrap();
+    }
+    server
+        .db
+        .execute(&format!(
+            "DELETE FROM audit_events WHERE seq > {}",
+            head - 2
+        ))
+        .await
+        .unwrap();
+    let (code, _, stderr) = cli(&server, &server.admin_key, &["audit", "verify"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("ends at record {}", head - 2))
+            && stderr.contains("removed from the end"),
         "{stderr}"
     );
 }

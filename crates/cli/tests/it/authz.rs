@@ -170,6 +170,30 @@ async fn a_user_administrator_cannot_escalate_through_privileged_principals() {
             .await
             .problem(403);
     }
+    // A group whose role only starts later is guarded the same way: joining it now would be
+    // the same escalation, delayed.
+    let later = admin
+        .post("/v1/groups", json!({"name": "admins-from-tomorrow"}))
+        .await
+        .expect(201);
+    let later_id = later["id"].as_str().unwrap();
+    let tomorrow = (time::OffsetDateTime::now_utc() + time::Duration::days(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    admin
+        .post(
+            "/v1/role-assignments",
+            json!({"principal": {"kind": "group", "id": later_id}, "role": "tenant_administrator", "starts_at": tomorrow}),
+        )
+        .await
+        .expect(201);
+    user_admin
+        .post(
+            &format!("/v1/groups/{later_id}/members"),
+            json!({"kind": "service_principal", "id": my_id}),
+        )
+        .await
+        .problem(403);
     // An administrator user (holding a role) cannot be edited by the user administrator either.
     let boss = admin.create_user("boss").await;
     admin

@@ -5,7 +5,9 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::harness::TestServer;
+use portcullis_server::Settings;
+
+use crate::harness::{Client, TestServer};
 
 #[tokio::test]
 async fn rotation_with_overlap_then_revocation() {
@@ -240,4 +242,37 @@ async fn forged_and_malformed_keys_are_refused_alike_and_guessing_is_throttled()
     let throttled = server.client(&real).get("/v1/users").await;
     assert!(throttled.headers.get("retry-after").is_some());
     throttled.problem(429);
+}
+
+#[tokio::test]
+async fn guessing_at_a_known_key_from_elsewhere_does_not_lock_its_owner_out() {
+    let server = TestServer::start_with(|s| Settings {
+        auth_failures_per_minute: Some(5),
+        ..s
+    })
+    .await;
+    let real = server.admin_key.clone();
+    // The prefix is public; the attacker pairs it with guesses from another address.
+    let guessed = format!("{}{}", &real[..real.len() - 43], "A".repeat(43));
+    let attacker = Client {
+        base: format!("http://{}", server.addr),
+        key: Some(guessed),
+        http: reqwest::Client::builder()
+            .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap(),
+    };
+    for _ in 0..5 {
+        attacker.get("/v1/users").await.problem(401);
+    }
+    attacker.get("/v1/users").await.problem(429);
+    // The key's owner, elsewhere, is unaffected.
+    server.client(&real).get("/v1/users").await.expect(200);
+    let failures = server.admin().audit("authn.api_key").await;
+    assert_eq!(failures.len(), 5, "each guess was recorded against the key");
+    assert!(
+        failures
+            .iter()
+            .all(|e| e["origin"]["source_ip"] == "127.0.0.2")
+    );
 }

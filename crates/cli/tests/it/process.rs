@@ -272,13 +272,15 @@ async fn production_mode_requires_an_explicit_kek_and_a_wrong_kek_is_refused() {
 async fn development_mode_generates_a_private_kek_in_the_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDatabase::new(dir.path()).await;
+    // A data directory the server creates itself.
+    let data = dir.path().join("fresh");
     let mut child = Command::new(BIN)
         .args([
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--data-dir",
-            dir.path().to_str().unwrap(),
+            data.to_str().unwrap(),
             "--database-url",
             &db.url,
         ])
@@ -297,10 +299,15 @@ async fn development_mode_generates_a_private_kek_in_the_data_directory() {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("WARNING: development mode"), "{stderr}");
-    let kek_file = dir.path().join(portcullis_server::DEV_KEK_FILE);
+    let kek_file = data.join(portcullis_server::DEV_KEK_FILE);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+            0o700,
+            "the data directory is private"
+        );
         assert_eq!(
             std::fs::metadata(&kek_file).unwrap().permissions().mode() & 0o777,
             0o600

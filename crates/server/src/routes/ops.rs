@@ -26,11 +26,11 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = crate::error::Problem)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("The database does not answer: {e}")))?;
+    state.store.ping().await.map_err(|error| {
+        // The cause goes to the log only: this endpoint answers anyone.
+        tracing::warn!(%error, "readiness check: the database does not answer");
+        ApiError::Unavailable("The database does not answer; see the server log.".into())
+    })?;
     Ok(Json(Health { status: "ready" }))
 }
 
