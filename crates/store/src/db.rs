@@ -290,7 +290,10 @@ impl Pools {
 
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match self {
-            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
+            // IMMEDIATE takes the write lock up front. A deferred transaction that reads and then
+            // writes fails with SQLITE_BUSY at once, whatever the busy timeout, when another
+            // process wrote in between — possible when two processes share one file.
+            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
             Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }

@@ -362,10 +362,15 @@ impl Client {
 
 /// Runs the `portcullis` binary with a connection to `server` and returns (exit code, stdout, stderr).
 pub async fn cli(server: &TestServer, key: &str, args: &[&str]) -> (i32, String, String) {
-    // Async: the server under test runs on this test's runtime and must keep answering.
+    cli_at(&format!("http://{}", server.addr), key, args).await
+}
+
+/// Runs the `portcullis` binary against the server at `base`.
+pub async fn cli_at(base: &str, key: &str, args: &[&str]) -> (i32, String, String) {
+    // Async: the server under test may run on this test's runtime and must keep answering.
     let output = tokio::process::Command::new(BIN)
         .args(args)
-        .env("PORTCULLIS_URL", format!("http://{}", server.addr))
+        .env("PORTCULLIS_URL", base)
         .env("PORTCULLIS_API_KEY", key)
         .env_remove("PORTCULLIS_API_KEY_FILE")
         .output()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::harness::{BIN, Client, TestDatabase};
+use crate::harness::{BIN, Client, TestDatabase, cli_at};
 
 /// A server process and what it printed.
 struct Process {
@@ -452,4 +452,49 @@ async fn migrate_is_idempotent_and_sigterm_shuts_down_cleanly() {
     assert!(status.success());
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+}
+
+#[tokio::test]
+async fn several_servers_share_one_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new(dir.path()).await;
+    let kek = kek();
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let (a, b) = if db.is_postgres() {
+        // Both start on the empty database at once: exactly one may bootstrap it.
+        std::thread::scope(|s| {
+            let a = s.spawn(|| Process::start(&a_dir, &db, &kek, &[]));
+            let b = s.spawn(|| Process::start(&b_dir, &db, &kek, &[]));
+            (a.join().unwrap(), b.join().unwrap())
+        })
+    } else {
+        // SQLite is a single-node store; a second process on the same file must still be safe.
+        let a = Process::start(&a_dir, &db, &kek, &[]);
+        (a, Process::start(&b_dir, &db, &kek, &[]))
+    };
+    let keys: Vec<String> = [a.bootstrap_key(), b.bootstrap_key()]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(keys.len(), 1, "exactly one node bootstraps: {keys:?}");
+    let clients = [a.client(&keys[0]), b.client(&keys[0])];
+    let writes: Vec<_> = (0..40)
+        .map(|i| {
+            let client = clients[i % 2].clone();
+            tokio::spawn(async move { client.create_user(&format!("node-user-{i}")).await })
+        })
+        .collect();
+    for write in writes {
+        write.await.unwrap();
+    }
+    for client in &clients {
+        let page = client.get("/v1/users?limit=100").await.expect(200);
+        assert_eq!(
+            page["items"].as_array().unwrap().len(),
+            40,
+            "each node sees every write"
+        );
+    }
+    let (code, stdout, stderr) = cli_at(&b.base, &keys[0], &["audit", "verify"]).await;
+    assert_eq!(code, 0, "one unbroken chain across nodes: {stdout}{stderr}");
 }
