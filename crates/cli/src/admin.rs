@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -317,6 +318,25 @@ pub enum UserCommand {
     },
     /// The groups the user belongs to directly.
     Groups {
+        /// User id.
+        id: String,
+    },
+    /// Set or reset the user's password, read from standard input (never from a flag, so it
+    /// stays out of shell history and process lists).
+    SetPassword {
+        /// User id.
+        id: String,
+        /// Let the user keep this password [default: the user must change it at next sign-in].
+        #[arg(long)]
+        no_must_change: bool,
+    },
+    /// Show whether the user has a password and must change it.
+    Password {
+        /// User id.
+        id: String,
+    },
+    /// Remove the user's password.
+    RemovePassword {
         /// User id.
         id: String,
     },
@@ -809,6 +829,33 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                 UserCommand::Groups { id } => {
                     api.get(&format!("/v1/users/{id}/groups"), none).await?
                 }
+                UserCommand::SetPassword { id, no_must_change } => {
+                    let password = read_password_from_stdin()?;
+                    let body = json!({"password": password, "must_change": !no_must_change});
+                    api.call(
+                        M::PUT,
+                        &format!("/v1/users/{id}/password"),
+                        none,
+                        Some(&body),
+                        None,
+                    )
+                    .await?;
+                    eprintln!("password set");
+                    Value::Null
+                }
+                UserCommand::Password { id } => {
+                    api.get(&format!("/v1/users/{id}/password"), none).await?
+                }
+                UserCommand::RemovePassword { id } => {
+                    api.call(
+                        M::DELETE,
+                        &format!("/v1/users/{id}/password"),
+                        none,
+                        None,
+                        None,
+                    )
+                    .await?
+                }
             }
         }
         AdminCommand::Group {
@@ -1050,4 +1097,17 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
         }
     };
     print(&answer)
+}
+
+/// The first line of standard input, without its line ending.
+fn read_password_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        anyhow::bail!("no password on standard input (pipe it in, e.g. from a password manager)");
+    }
+    Ok(password)
 }

@@ -117,6 +117,17 @@ fn normalize(password: &SecretString) -> SecretString {
     SecretString::from(password.expose_secret().nfkc().collect::<String>())
 }
 
+/// What may be shown about a user's password: whether there is one, never the hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PasswordStatus {
+    pub has_password: bool,
+    /// The user must choose a new password at the next sign-in (after an administrator's reset).
+    pub must_change: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub changed_at: Option<time::OffsetDateTime>,
+}
+
 /// What checking a password against a stored hash found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordCheck {

@@ -59,6 +59,14 @@ pub struct Settings {
     )]
     pub sweep_interval_seconds: Option<u64>,
 
+    /// Argon2id memory cost of password hashes, in KiB (at least 19456 in production).
+    #[arg(long, env = "PORTCULLIS_PASSWORD_MEMORY_KIB", value_name = "KIB")]
+    pub password_memory_kib: Option<u32>,
+
+    /// Argon2id passes over memory for password hashes (at least 2 in production).
+    #[arg(long, env = "PORTCULLIS_PASSWORD_ITERATIONS", value_name = "N")]
+    pub password_iterations: Option<u32>,
+
     /// Log format: json or text.
     #[arg(long, env = "PORTCULLIS_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -102,6 +110,8 @@ pub struct Config {
     pub deleted_retention_days: u32,
     pub auth_failures_per_minute: u32,
     pub sweep_interval_seconds: u64,
+    pub password_memory_kib: u32,
+    pub password_iterations: u32,
     pub log_format: LogFormat,
     pub log: String,
 }
@@ -134,6 +144,8 @@ impl Settings {
                 .auth_failures_per_minute
                 .or(lower.auth_failures_per_minute),
             sweep_interval_seconds: self.sweep_interval_seconds.or(lower.sweep_interval_seconds),
+            password_memory_kib: self.password_memory_kib.or(lower.password_memory_kib),
+            password_iterations: self.password_iterations.or(lower.password_iterations),
             log_format: self.log_format.or(lower.log_format),
             log: self.log.or(lower.log),
         }
@@ -154,6 +166,30 @@ impl Settings {
                 "max_body_bytes must be between 1024 and 16777216".into(),
             ));
         }
+        let production = self.production.unwrap_or(false);
+        let password_memory_kib = self
+            .password_memory_kib
+            .unwrap_or(portcullis_core::password::DEFAULT_MEMORY_KIB);
+        let password_iterations = self
+            .password_iterations
+            .unwrap_or(portcullis_core::password::DEFAULT_ITERATIONS);
+        if !(64..=4 * 1024 * 1024).contains(&password_memory_kib)
+            || !(1..=100).contains(&password_iterations)
+        {
+            return Err(ConfigError::Invalid(
+                "password_memory_kib must be 64-4194304 and password_iterations 1-100".into(),
+            ));
+        }
+        if production
+            && (password_memory_kib < portcullis_core::password::DEFAULT_MEMORY_KIB
+                || password_iterations < portcullis_core::password::DEFAULT_ITERATIONS)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "production mode needs password_memory_kib >= {} and password_iterations >= {} (OWASP's minimum for Argon2id)",
+                portcullis_core::password::DEFAULT_MEMORY_KIB,
+                portcullis_core::password::DEFAULT_ITERATIONS
+            )));
+        }
         Ok(Config {
             listen: self
                 .listen
@@ -161,13 +197,15 @@ impl Settings {
             data_dir,
             database_url,
             max_connections: self.max_connections.unwrap_or(16).clamp(2, 1000),
-            production: self.production.unwrap_or(false),
+            production,
             kek_file: self.kek_file,
             operator_tenant,
             max_body_bytes,
             deleted_retention_days: self.deleted_retention_days.unwrap_or(30),
             auth_failures_per_minute: self.auth_failures_per_minute.unwrap_or(30).max(1),
             sweep_interval_seconds: self.sweep_interval_seconds.unwrap_or(60).max(1),
+            password_memory_kib,
+            password_iterations,
             log_format: self.log_format.unwrap_or(LogFormat::Json),
             log: self.log.unwrap_or_else(|| "info".into()),
         })

@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 
 use portcullis_core::audit::{Actor, Origin};
 use portcullis_core::names::parse_slug;
+use portcullis_core::password::PasswordHashing;
 use portcullis_core::secrets::{Kek, SecretHasher, random_bytes};
 use portcullis_core::time_util::{Clock, SystemClock};
 use portcullis_store::{CreatedTenant, Store, StoreError, WriteContext, redact_url};
@@ -55,6 +56,8 @@ pub enum ServerError {
     BadKek(String, portcullis_core::secrets::SecretError),
     #[error("{0}")]
     Config(#[from] config::ConfigError),
+    #[error("cannot set up password hashing: {0}")]
+    Password(String),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ServerError + '_ {
@@ -183,6 +186,10 @@ impl Server {
             .operator_tenant()
             .await?
             .ok_or_else(|| StoreError::Corrupt("no operator tenant".into()))?;
+        let passwords =
+            PasswordHashing::new(config.password_memory_kib, config.password_iterations)
+                .map_err(|e| ServerError::Password(e.to_string()))?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let state = AppState::new(Shared {
             audit: store.audit_sink(1024),
             store,
@@ -192,6 +199,8 @@ impl Server {
             config,
             clock,
             metrics: metrics_handle(),
+            passwords,
+            password_permits: tokio::sync::Semaphore::new(cores),
         });
         Ok(Server {
             state,

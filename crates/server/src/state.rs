@@ -6,6 +6,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use portcullis_core::TenantId;
+use portcullis_core::password::PasswordHashing;
 use portcullis_core::secrets::SecretHasher;
 use portcullis_core::time_util::Clock;
 use portcullis_store::{AuditSink, Store};
@@ -25,6 +26,9 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     pub failures: FailureThrottle,
     pub metrics: PrometheusHandle,
+    pub passwords: PasswordHashing,
+    /// Bounds concurrent password hashes: each takes tens of MiB and a core for tens of ms.
+    pub password_permits: tokio::sync::Semaphore,
 }
 
 impl AppState {

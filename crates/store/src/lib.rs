@@ -6,6 +6,7 @@
 mod audit;
 mod db;
 mod directory;
+mod passwords;
 mod principals;
 mod roles;
 pub mod scratch;

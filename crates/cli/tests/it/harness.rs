@@ -99,6 +99,9 @@ pub fn settings(dir: &std::path::Path, database_url: &str) -> Settings {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         data_dir: Some(dir.to_owned()),
         database_url: Some(database_url.to_owned()),
+        // Cheap hashes: these tests check behaviour; the benchmark measures the real cost.
+        password_memory_kib: Some(1024),
+        password_iterations: Some(1),
         ..Settings::default()
     }
 }

@@ -10,4 +10,5 @@ mod identities;
 mod input;
 mod isolation;
 mod keys;
+mod passwords;
 mod process;

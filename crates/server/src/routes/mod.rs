@@ -109,6 +109,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::restore_user))
         .routes(routes!(users::purge_user))
         .routes(routes!(users::user_groups))
+        .routes(routes!(
+            users::password_status,
+            users::set_password,
+            users::remove_password
+        ))
         .routes(routes!(groups::list_groups, groups::create_group))
         .routes(routes!(
             groups::get_group,

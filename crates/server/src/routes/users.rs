@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use secrecy::SecretString;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -14,6 +15,7 @@ use portcullis_core::identity::{
 };
 use portcullis_core::names::{Name, parse_description, parse_email, parse_name};
 use portcullis_core::page::{Page, PageRequest};
+use portcullis_core::password::{PasswordPolicy, PasswordStatus};
 use portcullis_core::{BusinessUnitId, UserId, ValidationError};
 use portcullis_store::{NewUser, StoreError, UserChanges, UserFilter};
 
@@ -333,4 +335,105 @@ pub async fn user_groups(
             .memberships(caller.tenant_id(), PrincipalRef::user(id))
             .await?,
     ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    /// The new password, checked against the password policy: at least 12 characters and not
+    /// easy to guess (no composition rules).
+    #[schema(format = Password)]
+    pub password: String,
+    /// Make the user choose a new password at the next sign-in. Defaults to true: a password
+    /// an administrator knows should not stay in use.
+    pub must_change: Option<bool>,
+}
+
+/// Whether the user has a password, and whether it must be changed. Never the hash.
+#[utoipa::path(get, path = "/v1/users/{id}/password", tag = "users", params(("id" = UserId, Path)),
+    responses((status = 200, body = PasswordStatus), (status = 404, body = Problem)))]
+pub async fn password_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<Json<PasswordStatus>> {
+    caller
+        .authorize(&state, Action::UserRead, Scope::Tenant, user_target(id))
+        .await?;
+    Ok(Json(
+        state.store.password_status(caller.tenant_id(), id).await?,
+    ))
+}
+
+/// Sets or resets a user's password. Resetting the password of a user who holds a role needs
+/// `role.assign` as well: otherwise it would be a way into that user's privileges.
+#[utoipa::path(put, path = "/v1/users/{id}/password", tag = "users", params(("id" = UserId, Path)),
+    request_body = SetPassword,
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn set_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+    ApiJson(body): ApiJson<SetPassword>,
+) -> ApiResult<StatusCode> {
+    caller
+        .authorize(&state, Action::UserUpdate, Scope::Tenant, user_target(id))
+        .await?;
+    caller
+        .authorize_principal_change(&state, PrincipalRef::user(id))
+        .await?;
+    let password = SecretString::from(body.password);
+    let user = state.store.user(caller.tenant_id(), id).await?;
+    let known_to_attackers: Vec<&str> = [
+        Some(user.user_name.as_str()),
+        user.email.as_deref(),
+        user.display_name.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    PasswordPolicy::default()
+        .check(&password, &known_to_attackers)
+        .map_err(ApiError::Validation)?;
+    let hash = hash_password(&state, password).await?;
+    let ctx = caller.write_context(&state);
+    state
+        .store
+        .set_password(&ctx, id, hash, body.must_change.unwrap_or(true))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a user's password: it can no longer be used to sign in.
+#[utoipa::path(delete, path = "/v1/users/{id}/password", tag = "users", params(("id" = UserId, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn remove_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<StatusCode> {
+    caller
+        .authorize(&state, Action::UserUpdate, Scope::Tenant, user_target(id))
+        .await?;
+    caller
+        .authorize_principal_change(&state, PrincipalRef::user(id))
+        .await?;
+    let ctx = caller.write_context(&state);
+    state.store.remove_password(&ctx, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Hashes off the async workers, a bounded number at a time: each hash holds a core and tens of
+/// MiB for tens of milliseconds.
+async fn hash_password(state: &AppState, password: SecretString) -> Result<String, ApiError> {
+    let _permit = state
+        .password_permits
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Unavailable("The server is shutting down.".into()))?;
+    let passwords = state.passwords.clone();
+    tokio::task::spawn_blocking(move || passwords.hash(&password))
+        .await
+        .map_err(|e| ApiError::Internal(format!("password hashing task: {e}")))?
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
