@@ -321,8 +321,9 @@ pub enum UserCommand {
         /// User id.
         id: String,
     },
-    /// Set or reset the user's password, read from standard input (never from a flag, so it
-    /// stays out of shell history and process lists).
+    /// Set or reset the user's password, read from standard input.
+    ///
+    /// Never from a flag, so it stays out of shell history and process lists.
     SetPassword {
         /// User id.
         id: String,

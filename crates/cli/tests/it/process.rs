@@ -356,7 +356,12 @@ fn every_command_has_help() {
         let commands = help
             .split_once("Commands:\n")
             .map(|(_, rest)| rest.split("\n\n").next().unwrap_or(""));
-        for line in commands.unwrap_or("").lines() {
+        // A command's line is indented by two spaces; wrapped descriptions by more.
+        let command_lines = commands
+            .unwrap_or("")
+            .lines()
+            .filter(|line| line.starts_with("  ") && !line.starts_with("   "));
+        for line in command_lines {
             let mut words = line.split_whitespace();
             let Some(name) = words.next() else { continue };
             if name == "help" {
