@@ -83,3 +83,7 @@ id_type!(
     /// One role assignment.
     RoleAssignmentId
 );
+id_type!(
+    /// A sign-in session.
+    SessionId
+);

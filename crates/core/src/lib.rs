@@ -10,6 +10,7 @@ pub mod names;
 pub mod page;
 pub mod password;
 pub mod secrets;
+pub mod session;
 pub mod time_util;
 
 pub use ids::*;

@@ -59,6 +59,11 @@ pub struct Settings {
     )]
     pub sweep_interval_seconds: Option<u64>,
 
+    /// The URL people and clients reach this server at [default: http://LISTEN]. With https,
+    /// cookies are Secure with the __Host- prefix and pages send HSTS.
+    #[arg(long, env = "PORTCULLIS_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
     /// Argon2id memory cost of password hashes, in KiB (at least 19456 in production).
     #[arg(long, env = "PORTCULLIS_PASSWORD_MEMORY_KIB", value_name = "KIB")]
     pub password_memory_kib: Option<u32>,
@@ -110,10 +115,18 @@ pub struct Config {
     pub deleted_retention_days: u32,
     pub auth_failures_per_minute: u32,
     pub sweep_interval_seconds: u64,
+    pub public_url: String,
     pub password_memory_kib: u32,
     pub password_iterations: u32,
     pub log_format: LogFormat,
     pub log: String,
+}
+
+impl Config {
+    /// Whether cookies must be Secure (and `__Host-`): whenever people reach us over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
 }
 
 impl Settings {
@@ -144,6 +157,7 @@ impl Settings {
                 .auth_failures_per_minute
                 .or(lower.auth_failures_per_minute),
             sweep_interval_seconds: self.sweep_interval_seconds.or(lower.sweep_interval_seconds),
+            public_url: self.public_url.or(lower.public_url),
             password_memory_kib: self.password_memory_kib.or(lower.password_memory_kib),
             password_iterations: self.password_iterations.or(lower.password_iterations),
             log_format: self.log_format.or(lower.log_format),
@@ -190,10 +204,22 @@ impl Settings {
                 portcullis_core::password::DEFAULT_ITERATIONS
             )));
         }
+        let listen = self
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let public_url = self
+            .public_url
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_owned();
+        if !(public_url.starts_with("https://") || public_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid(
+                "public_url must start with https:// (or http:// for local development)".into(),
+            ));
+        }
         Ok(Config {
-            listen: self
-                .listen
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            listen,
+            public_url,
             data_dir,
             database_url,
             max_connections: self.max_connections.unwrap_or(16).clamp(2, 1000),

@@ -29,6 +29,9 @@ pub struct Shared {
     pub passwords: PasswordHashing,
     /// Bounds concurrent password hashes: each takes tens of MiB and a core for tens of ms.
     pub password_permits: tokio::sync::Semaphore,
+    /// Password sign-in failures per account (tenant + user name) and per source address.
+    pub sign_in_accounts: crate::throttle::Backoff,
+    pub sign_in_addresses: crate::throttle::Backoff,
 }
 
 impl AppState {

@@ -98,6 +98,7 @@ id_args!(
     portcullis_core::ServicePrincipalId,
     portcullis_core::ApiKeyId,
     portcullis_core::RoleAssignmentId,
+    portcullis_core::SessionId,
     uuid::Uuid
 );
 

@@ -11,6 +11,7 @@ mod principals;
 mod roles;
 pub mod scratch;
 mod secrets;
+mod sessions;
 mod tenants;
 mod write;
 
@@ -25,6 +26,7 @@ pub use principals::{
     ApiKeyCredential, MAX_ACTIVE_KEYS, NewApiKey, NewUser, UserChanges, UserFilter,
 };
 pub use roles::AssignmentFilter;
+pub use sessions::{NewSession, SignInSubject, StoredPassword};
 pub use tenants::CreatedTenant;
 pub use write::WriteContext;
 

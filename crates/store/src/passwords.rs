@@ -35,12 +35,20 @@ impl Store {
             .bind(ctx.now),
         )
         .await?;
+        // Whoever signed in with the old password is out.
+        let ended = w
+            .execute(
+                query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2")
+                    .bind(ctx.tenant_id)
+                    .bind(user_id),
+            )
+            .await?;
         w.record(
             "user.password.set",
             "user",
             user_id,
             "update",
-            json!({"must_change": must_change}),
+            json!({"must_change": must_change, "sessions_ended": ended}),
         );
         w.commit().await?;
         Ok(())

@@ -23,6 +23,8 @@ use crate::{Store, StoreError};
 /// few enough that a leaked credential cannot mint keys without bound.
 pub const MAX_ACTIVE_KEYS: i64 = 10;
 
+#[macro_export]
+#[doc(hidden)]
 macro_rules! user_columns {
     () => {
         "id, tenant_id, user_name, email, display_name, kind, sponsor_id, expires_at, business_unit_id, \
@@ -48,7 +50,7 @@ macro_rules! key_columns {
     };
 }
 
-fn user_from_row(row: &Row) -> Result<User, StoreError> {
+pub(crate) fn user_from_row(row: &Row) -> Result<User, StoreError> {
     Ok(User {
         id: row.parse("id")?,
         tenant_id: row.parse("tenant_id")?,

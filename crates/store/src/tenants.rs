@@ -202,6 +202,23 @@ impl Store {
         row.map(|r| tenant_from_row(&r, "")).transpose()
     }
 
+    /// The tenant with this name (names are slugs, so they compare exactly).
+    pub async fn tenant_by_name(&self, name: &str) -> Result<Tenant, StoreError> {
+        let row = self
+            .pools
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    tenant_columns!(),
+                    " FROM tenants WHERE name = $1"
+                ))
+                .bind(name),
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        tenant_from_row(&row, "")
+    }
+
     pub async fn tenant(&self, id: TenantId) -> Result<Tenant, StoreError> {
         let row = self
             .pools

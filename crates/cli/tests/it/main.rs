@@ -12,3 +12,4 @@ mod isolation;
 mod keys;
 mod passwords;
 mod process;
+mod signin;

@@ -53,7 +53,10 @@ async fn an_administrator_sets_a_password_that_is_stored_only_as_a_hash() {
 
     let event = &admin.audit("user.password.set").await[0];
     assert_eq!(event["target"]["id"], id);
-    assert_eq!(event["details"], json!({"must_change": true}));
+    assert_eq!(
+        event["details"],
+        json!({"must_change": true, "sessions_ended": 0})
+    );
     assert!(!event.to_string().contains(GOOD) && !event.to_string().contains("argon2"));
 
     admin

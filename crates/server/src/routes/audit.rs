@@ -110,3 +110,52 @@ pub async fn chain(
         head_hash,
     }))
 }
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SignInQuery {
+    /// Attempts at or after this time (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub from: Option<OffsetDateTime>,
+    /// Attempts before this time (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub to: Option<OffsetDateTime>,
+    /// Attempts on this user (id).
+    pub user_id: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: Option<Outcome>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// The sign-in log: every sign-in attempt, successful or not, with its reason, method,
+/// strength, source address and user agent. Newest first.
+#[utoipa::path(get, path = "/v1/sign-ins", tag = "audit", params(SignInQuery),
+    responses((status = 200, body = Page<AuditRecord>), (status = 400, body = Problem), (status = 403, body = Problem)))]
+pub async fn sign_ins(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<SignInQuery>,
+) -> ApiResult<Json<Page<AuditRecord>>> {
+    caller
+        .authorize(&state, Action::AuditRead, Scope::Tenant, None)
+        .await?;
+    let page = PageRequest::parse_seq(q.cursor.as_deref(), q.limit)?;
+    let filter = AuditFilter {
+        from: q.from,
+        to: q.to,
+        actor_id: None,
+        target_id: q.user_id,
+        action: Some("signin".into()),
+        outcome: q.outcome,
+    };
+    Ok(Json(
+        state
+            .store
+            .audit_events(caller.tenant_id(), &filter, page)
+            .await?,
+    ))
+}

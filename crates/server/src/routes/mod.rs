@@ -9,7 +9,7 @@ mod ops;
 mod roles;
 mod service_principals;
 mod tenants;
-mod users;
+pub(crate) mod users;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -114,6 +114,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             users::set_password,
             users::remove_password
         ))
+        .routes(routes!(users::list_sessions, users::end_sessions))
+        .routes(routes!(audit::sign_ins))
         .routes(routes!(groups::list_groups, groups::create_group))
         .routes(routes!(
             groups::get_group,
@@ -175,6 +177,7 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     let request_id = HeaderName::from_static("x-request-id");
     router
+        .merge(crate::pages::router(&state))
         .route(
             "/v1/openapi.json",
             axum::routing::get(move || async move { Json(doc.as_ref().clone()) }),

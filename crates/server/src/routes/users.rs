@@ -16,6 +16,7 @@ use portcullis_core::identity::{
 use portcullis_core::names::{Name, parse_description, parse_email, parse_name};
 use portcullis_core::page::{Page, PageRequest};
 use portcullis_core::password::{PasswordPolicy, PasswordStatus};
+use portcullis_core::session::Session;
 use portcullis_core::{BusinessUnitId, UserId, ValidationError};
 use portcullis_store::{NewUser, StoreError, UserChanges, UserFilter};
 
@@ -425,7 +426,10 @@ pub async fn remove_password(
 
 /// Hashes off the async workers, a bounded number at a time: each hash holds a core and tens of
 /// MiB for tens of milliseconds.
-async fn hash_password(state: &AppState, password: SecretString) -> Result<String, ApiError> {
+pub(crate) async fn hash_password(
+    state: &AppState,
+    password: SecretString,
+) -> Result<String, ApiError> {
     let _permit = state
         .password_permits
         .acquire()
@@ -436,4 +440,47 @@ async fn hash_password(state: &AppState, password: SecretString) -> Result<Strin
         .await
         .map_err(|e| ApiError::Internal(format!("password hashing task: {e}")))?
         .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// The user's live sessions (never their tokens).
+#[utoipa::path(get, path = "/v1/users/{id}/sessions", tag = "users", params(("id" = UserId, Path)),
+    responses((status = 200, body = Vec<Session>), (status = 404, body = Problem)))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<Json<Vec<Session>>> {
+    caller
+        .authorize(&state, Action::UserRead, Scope::Tenant, user_target(id))
+        .await?;
+    state.store.user(caller.tenant_id(), id).await?;
+    Ok(Json(
+        state
+            .store
+            .sessions_of_user(caller.tenant_id(), id, state.clock.now())
+            .await?,
+    ))
+}
+
+/// Signs the user out everywhere, at once.
+#[utoipa::path(delete, path = "/v1/users/{id}/sessions", tag = "users", params(("id" = UserId, Path)),
+    responses((status = 200, body = EndedSessions), (status = 404, body = Problem)))]
+pub async fn end_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<Json<EndedSessions>> {
+    caller
+        .authorize(&state, Action::UserUpdate, Scope::Tenant, user_target(id))
+        .await?;
+    state.store.user(caller.tenant_id(), id).await?;
+    let ctx = caller.write_context(&state);
+    let ended = state.store.end_sessions(&ctx, id, None).await?;
+    Ok(Json(EndedSessions { ended }))
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct EndedSessions {
+    /// How many sessions were ended.
+    pub ended: u64,
 }

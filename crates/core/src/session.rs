@@ -1,0 +1,143 @@
+//! Sign-in sessions: what a session proves (its authentication strength and the methods used,
+//! each with its time) and when it ends (idle and absolute timeouts).
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use crate::ids::{SessionId, TenantId, UserId};
+use crate::secrets::{SecretError, random_bytes};
+
+/// How strongly a session's user proved who they are, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Strength {
+    Password,
+    Mfa,
+    PhishingResistant,
+}
+
+impl Strength {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::Mfa => "mfa",
+            Self::PhishingResistant => "phishing_resistant",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Password, Self::Mfa, Self::PhishingResistant]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// One authentication method used in a session, with its RFC 8176 `amr` value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MethodUse {
+    /// `pwd`, `otp`, `hwk`, …
+    pub method: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// A session as stored and as shown to its user (never its token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Session {
+    pub id: SessionId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub strength: Strength,
+    pub methods: Vec<MethodUse>,
+    /// The user must choose a new password before doing anything else.
+    pub must_change_password: bool,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub idle_expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub absolute_expires_at: OffsetDateTime,
+}
+
+impl Session {
+    pub fn is_live(&self, now: OffsetDateTime) -> bool {
+        now < self.idle_expires_at && now < self.absolute_expires_at
+    }
+}
+
+/// How long sessions last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimeouts {
+    /// Ended after this long without a request.
+    pub idle: Duration,
+    /// Ended this long after sign-in, however active.
+    pub absolute: Duration,
+}
+
+impl Default for SessionTimeouts {
+    fn default() -> Self {
+        Self {
+            idle: Duration::minutes(30),
+            absolute: Duration::hours(12),
+        }
+    }
+}
+
+impl SessionTimeouts {
+    /// The idle deadline after activity at `now`, never past the absolute one.
+    pub fn idle_deadline(&self, now: OffsetDateTime, absolute: OffsetDateTime) -> OffsetDateTime {
+        (now + self.idle).min(absolute)
+    }
+}
+
+/// A fresh session token for the cookie: 32 random bytes, base64url. Only its keyed hash is
+/// stored.
+pub fn new_session_token() -> Result<String, SecretError> {
+    use base64::Engine;
+    let bytes = random_bytes::<32>()?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strengths_order_and_round_trip() {
+        assert!(Strength::Password < Strength::Mfa);
+        assert!(Strength::Mfa < Strength::PhishingResistant);
+        for s in [
+            Strength::Password,
+            Strength::Mfa,
+            Strength::PhishingResistant,
+        ] {
+            assert_eq!(Strength::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Strength::parse("weak"), None);
+    }
+
+    #[test]
+    fn idle_deadline_never_passes_the_absolute_one() {
+        let t = SessionTimeouts::default();
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        assert_eq!(t.idle_deadline(now, now + Duration::hours(1)), now + t.idle);
+        assert_eq!(
+            t.idle_deadline(now, now + Duration::minutes(5)),
+            now + Duration::minutes(5)
+        );
+    }
+
+    #[test]
+    fn tokens_are_long_and_distinct() {
+        let a = new_session_token().unwrap();
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, new_session_token().unwrap());
+    }
+}

@@ -1,0 +1,762 @@
+//! The sign-in pages: server-rendered HTML that works without JavaScript. Sign in with a
+//! password, see and end one's sessions, change one's password. Every form carries a CSRF token
+//! that must match a cookie only this site can set; every page forbids framing, inline script
+//! and referrers.
+
+use std::time::Instant;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Form, Router, routing::get, routing::post};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
+use portcullis_core::identity::{LifecycleState, Tenant, User};
+use portcullis_core::names::name_key;
+use portcullis_core::password::{PasswordCheck, PasswordPolicy};
+use portcullis_core::session::{MethodUse, Session, SessionTimeouts, Strength, new_session_token};
+use portcullis_core::{SessionId, ValidationError};
+use portcullis_store::{NewSession, StoreError, WriteContext};
+
+use crate::extract::RequestOrigin;
+use crate::state::AppState;
+
+const SESSION_COOKIE: &str = "portcullis_session";
+const CSRF_COOKIE: &str = "portcullis_csrf";
+/// How often a session's idle deadline is pushed out (not on every request: that is a write).
+const TOUCH_EVERY: time::Duration = time::Duration::minutes(1);
+
+/// Headers of every page: no framing, no inline or foreign script or style, no referrer.
+async fn page_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let hsts = state.config.secure_cookies();
+    let router = Router::new()
+        .route("/assets/portcullis.css", get(stylesheet))
+        .route("/t/{tenant}/sign-in", get(sign_in_page).post(sign_in))
+        .route("/t/{tenant}/sign-out", post(sign_out))
+        .route("/t/{tenant}/account", get(account))
+        .route(
+            "/t/{tenant}/account/password",
+            get(change_password_page).post(change_password),
+        )
+        .route("/t/{tenant}/account/sessions/{id}/end", post(end_session))
+        .layer(axum::middleware::from_fn(page_headers));
+    if hsts {
+        router.layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+    } else {
+        router
+    }
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../assets/portcullis.css"),
+    )
+        .into_response()
+}
+
+/// What can go wrong on a page, shown as a page a person can act on.
+#[derive(Debug)]
+enum PageError {
+    NoTenant,
+    FormExpired,
+    Store(StoreError),
+    Internal(String),
+}
+
+impl From<StoreError> for PageError {
+    fn from(e: StoreError) -> Self {
+        PageError::Store(e)
+    }
+}
+
+#[derive(Template)]
+#[template(
+    source = "{% extends \"base.html\" %}{% block title %}{{ title }}{% endblock %}{% block heading %}{{ title }}{% endblock %}{% block content %}<p>{{ message }}</p>{% endblock %}",
+    ext = "html"
+)]
+struct ProblemPage<'a> {
+    tenant: &'a str,
+    title: &'a str,
+    message: &'a str,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match &self {
+            PageError::NoTenant => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is no such sign-in page. Check the address you were given.",
+            ),
+            PageError::FormExpired => (
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form has expired or was not sent from this site. Go back, reload the page and try again.",
+            ),
+            PageError::Store(_) | PageError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Something went wrong on our side. Try again in a moment.",
+            ),
+        };
+        if let PageError::Store(e) = &self {
+            tracing::error!(error = %e, "page failed");
+        }
+        if let PageError::Internal(e) = &self {
+            tracing::error!(error = %e, "page failed");
+        }
+        let page = ProblemPage {
+            tenant: "Portcullis",
+            title,
+            message,
+            error: None,
+            notice: None,
+        };
+        (status, html(&page)).into_response()
+    }
+}
+
+fn html(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(body) => Html(body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Cookie names and flags: `Secure` and the `__Host-` prefix when the public URL is HTTPS.
+fn cookie_name(state: &AppState, base: &str) -> String {
+    if state.config.secure_cookies() {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+fn set_cookie(state: &AppState, base: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+    let secure = if state.config.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let age = max_age
+        .map(|s| format!("; Max-Age={s}"))
+        .unwrap_or_default();
+    let text = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{age}",
+        cookie_name(state, base)
+    );
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn is_token(value: &str) -> bool {
+    value.len() == 43
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The CSRF token of this browser: the cookie's, or a new one to set.
+fn csrf_token(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(String, Option<HeaderValue>), PageError> {
+    match read_cookie(headers, &cookie_name(state, CSRF_COOKIE)) {
+        Some(token) if is_token(token) => Ok((token.to_owned(), None)),
+        _ => {
+            let token = new_session_token().map_err(|e| PageError::Internal(e.to_string()))?;
+            let cookie = set_cookie(state, CSRF_COOKIE, &token, None);
+            Ok((token, Some(cookie)))
+        }
+    }
+}
+
+/// The form's token must equal the cookie's (which another site can neither read nor set).
+fn check_csrf(state: &AppState, headers: &HeaderMap, submitted: &str) -> Result<(), PageError> {
+    let cookie = read_cookie(headers, &cookie_name(state, CSRF_COOKIE)).unwrap_or("");
+    if is_token(cookie) && bool::from(cookie.as_bytes().ct_eq(submitted.as_bytes())) {
+        Ok(())
+    } else {
+        Err(PageError::FormExpired)
+    }
+}
+
+fn with_cookies(
+    mut response: Response,
+    cookies: impl IntoIterator<Item = HeaderValue>,
+) -> Response {
+    for cookie in cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+async fn active_tenant(state: &AppState, name: &str) -> Result<Tenant, PageError> {
+    match state.store.tenant_by_name(name).await {
+        Ok(t) if t.state == LifecycleState::Active => Ok(t),
+        Ok(_) | Err(StoreError::NotFound) => Err(PageError::NoTenant),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage<'a> {
+    tenant: &'a str,
+    csrf: &'a str,
+    user_name: &'a str,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+async fn sign_in_page(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let tenant = active_tenant(&state, &tenant).await?;
+    let (csrf, set) = csrf_token(&state, &headers)?;
+    let page = SignInPage {
+        tenant: &tenant.name,
+        csrf: &csrf,
+        user_name: "",
+        error: None,
+        notice: None,
+    };
+    Ok(with_cookies(html(&page), set))
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    csrf: String,
+    user_name: String,
+    password: String,
+}
+
+/// Why a sign-in was refused, for the audit trail. The person is told less.
+fn refusal(
+    user: Option<&User>,
+    check: &PasswordCheck,
+    now: time::OffsetDateTime,
+) -> Option<&'static str> {
+    let Some(user) = user else {
+        return Some("unknown user");
+    };
+    if *check == PasswordCheck::Mismatch {
+        return Some("bad password");
+    }
+    match user.state {
+        LifecycleState::Active if user.expires_at.is_some_and(|at| at <= now) => {
+            Some("user expired")
+        }
+        LifecycleState::Active => None,
+        LifecycleState::Disabled => Some("user disabled"),
+        LifecycleState::Deleted => Some("user deleted"),
+    }
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Result<Response, PageError> {
+    let tenant = active_tenant(&state, &tenant).await?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    let (csrf, _) = csrf_token(&state, &headers)?;
+    let user_name = form.user_name.trim().chars().take(256).collect::<String>();
+    let account_key = format!("{}:{}", tenant.id, name_key(&user_name));
+    let address_key = origin.source_ip.clone().unwrap_or_default();
+    let started = Instant::now();
+    let page = |error: String| SignInPage {
+        tenant: &tenant.name,
+        csrf: &csrf,
+        user_name: &user_name,
+        error: Some(error),
+        notice: None,
+    };
+
+    let wait = state
+        .sign_in_accounts
+        .wait(&account_key, started)
+        .max(state.sign_in_addresses.wait(&address_key, started));
+    if let Some(wait) = wait {
+        record_failure(&state, &tenant, None, "throttled", &origin).await?;
+        let seconds = wait.as_secs().max(1);
+        let message = format!(
+            "Too many failed attempts. Wait {seconds} seconds before trying your password again, or sign in with a passkey."
+        );
+        let mut response = (StatusCode::TOO_MANY_REQUESTS, html(&page(message))).into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return Ok(response);
+    }
+
+    let subject = state
+        .store
+        .sign_in_subject(tenant.id, &name_key(&user_name))
+        .await?;
+    let password = SecretString::from(form.password);
+    let stored = subject
+        .as_ref()
+        .and_then(|s| s.password.as_ref())
+        .map(|p| p.hash.clone());
+    let check = verify_password(&state, password.clone(), stored).await?;
+    let user = subject.as_ref().map(|s| &s.user);
+    let now = state.clock.now();
+    if let Some(reason) = refusal(user, &check, now) {
+        state.sign_in_accounts.failure(&account_key, started);
+        state.sign_in_addresses.failure(&address_key, started);
+        record_failure(&state, &tenant, user, reason, &origin).await?;
+        let message =
+            "That user name and password do not match. Check both and try again.".to_owned();
+        return Ok((StatusCode::UNAUTHORIZED, html(&page(message))).into_response());
+    }
+    let (Some(subject), PasswordCheck::Match { rehash }) = (subject, check) else {
+        return Err(PageError::Internal(
+            "refusal() let a failed check through".into(),
+        ));
+    };
+    state.sign_in_accounts.success(&account_key);
+    let upgraded_password_hash = if rehash {
+        Some(hash_password(&state, password).await?)
+    } else {
+        None
+    };
+    let token = new_session_token().map_err(|e| PageError::Internal(e.to_string()))?;
+    let ctx = user_context(&tenant, &subject.user, origin, now);
+    let must_change = subject.password.as_ref().is_some_and(|p| p.must_change);
+    let session = state
+        .store
+        .open_session(
+            &ctx,
+            NewSession {
+                user_id: subject.user.id,
+                token_hash: token_hash(&state, &token),
+                strength: Strength::Password,
+                methods: vec![MethodUse {
+                    method: "pwd".into(),
+                    at: now,
+                }],
+                must_change_password: must_change,
+                timeouts: SessionTimeouts::default(),
+                upgraded_password_hash,
+            },
+        )
+        .await?;
+    let next = if session.must_change_password {
+        format!("/t/{}/account/password", tenant.name)
+    } else {
+        format!("/t/{}/account", tenant.name)
+    };
+    // A new token at every sign-in: a token planted before it (fixation) is worth nothing.
+    let cookie = set_cookie(&state, SESSION_COOKIE, &token, None);
+    Ok(with_cookies(Redirect::to(&next).into_response(), [cookie]))
+}
+
+fn token_hash(state: &AppState, token: &str) -> String {
+    hex::encode(state.hasher.hash(token.as_bytes()))
+}
+
+fn user_context(
+    tenant: &Tenant,
+    user: &User,
+    origin: Origin,
+    now: time::OffsetDateTime,
+) -> WriteContext {
+    WriteContext {
+        tenant_id: tenant.id,
+        actor: Actor {
+            kind: "user".into(),
+            id: Some(user.id.to_string()),
+            display: Some(user.user_name.clone()),
+        },
+        origin,
+        now,
+    }
+}
+
+async fn record_failure(
+    state: &AppState,
+    tenant: &Tenant,
+    user: Option<&User>,
+    reason: &str,
+    origin: &Origin,
+) -> Result<(), PageError> {
+    let event = NewAuditEvent {
+        tenant_id: tenant.id,
+        at: state.clock.now(),
+        actor: Actor::anonymous(),
+        action: "signin".into(),
+        target: user.map(|u| Target::new("user", u.id)),
+        outcome: Outcome::Failure,
+        reason: Some(reason.into()),
+        origin: origin.clone(),
+        details: json!({"method": "pwd"}),
+    };
+    metrics::counter!("portcullis_sign_in_failures_total").increment(1);
+    state.audit.append(event).await?;
+    Ok(())
+}
+
+/// Verifies off the async workers; without a stored hash, spends the same time and fails.
+async fn verify_password(
+    state: &AppState,
+    password: SecretString,
+    stored: Option<String>,
+) -> Result<PasswordCheck, PageError> {
+    let _permit = state
+        .password_permits
+        .acquire()
+        .await
+        .map_err(|_| PageError::Internal("shutting down".into()))?;
+    let passwords = state.passwords.clone();
+    tokio::task::spawn_blocking(move || match stored {
+        Some(hash) => passwords.verify(&password, &hash),
+        None => passwords.verify_nothing(&password),
+    })
+    .await
+    .map_err(|e| PageError::Internal(e.to_string()))
+}
+
+async fn hash_password(state: &AppState, password: SecretString) -> Result<String, PageError> {
+    crate::routes::users::hash_password(state, password)
+        .await
+        .map_err(|e| PageError::Internal(format!("{e:?}")))
+}
+
+/// The signed-in user of a page request, or where to send the browser instead.
+struct SignedIn {
+    tenant: Tenant,
+    session: Session,
+    user: User,
+    origin: Origin,
+}
+
+enum NotSignedIn {
+    Redirect(Response),
+    Error(PageError),
+}
+
+impl From<PageError> for NotSignedIn {
+    fn from(e: PageError) -> Self {
+        NotSignedIn::Error(e)
+    }
+}
+
+impl From<StoreError> for NotSignedIn {
+    fn from(e: StoreError) -> Self {
+        NotSignedIn::Error(e.into())
+    }
+}
+
+impl IntoResponse for NotSignedIn {
+    fn into_response(self) -> Response {
+        match self {
+            NotSignedIn::Redirect(r) => r,
+            NotSignedIn::Error(e) => e.into_response(),
+        }
+    }
+}
+
+async fn signed_in(
+    state: &AppState,
+    tenant_name: &str,
+    headers: &HeaderMap,
+    origin: Origin,
+) -> Result<SignedIn, NotSignedIn> {
+    let tenant = active_tenant(state, tenant_name).await?;
+    let to_sign_in = || {
+        NotSignedIn::Redirect(Redirect::to(&format!("/t/{}/sign-in", tenant.name)).into_response())
+    };
+    let Some(token) =
+        read_cookie(headers, &cookie_name(state, SESSION_COOKIE)).filter(|t| is_token(t))
+    else {
+        return Err(to_sign_in());
+    };
+    let now = state.clock.now();
+    let Some(session) = state
+        .store
+        .session_by_token(&token_hash(state, token), now)
+        .await?
+        .filter(|s| s.tenant_id == tenant.id)
+    else {
+        return Err(to_sign_in());
+    };
+    if now - session.last_seen_at >= TOUCH_EVERY {
+        state
+            .store
+            .touch_session(&session, now, SessionTimeouts::default())
+            .await?;
+    }
+    let user = state.store.user(tenant.id, session.user_id).await?;
+    Ok(SignedIn {
+        tenant,
+        session,
+        user,
+        origin,
+    })
+}
+
+struct SessionRow {
+    id: String,
+    started: String,
+    source: String,
+    browser: String,
+    strength: &'static str,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    tenant: &'a str,
+    csrf: &'a str,
+    user_name: &'a str,
+    sessions: Vec<SessionRow>,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+async fn account(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+) -> Result<Response, NotSignedIn> {
+    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    if me.session.must_change_password {
+        return Ok(
+            Redirect::to(&format!("/t/{}/account/password", me.tenant.name)).into_response(),
+        );
+    }
+    let (csrf, set) = csrf_token(&state, &headers)?;
+    let sessions = state
+        .store
+        .sessions_of_user(me.tenant.id, me.user.id, state.clock.now())
+        .await?
+        .into_iter()
+        .map(|s| SessionRow {
+            id: s.id.to_string(),
+            started: s
+                .created_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            source: s.source_ip.clone().unwrap_or_else(|| "unknown".into()),
+            browser: s.user_agent.clone().unwrap_or_else(|| "unknown".into()),
+            strength: s.strength.as_str(),
+            current: s.id == me.session.id,
+        })
+        .collect();
+    let page = AccountPage {
+        tenant: &me.tenant.name,
+        csrf: &csrf,
+        user_name: &me.user.user_name,
+        sessions,
+        error: None,
+        notice: None,
+    };
+    Ok(with_cookies(html(&page), set))
+}
+
+#[derive(Deserialize)]
+struct SignOutForm {
+    csrf: String,
+    everywhere: Option<String>,
+}
+
+async fn sign_out(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<SignOutForm>,
+) -> Result<Response, NotSignedIn> {
+    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    let everywhere = form.everywhere.as_deref() == Some("true");
+    let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
+    state
+        .store
+        .end_sessions(&ctx, me.user.id, (!everywhere).then_some(me.session.id))
+        .await?;
+    let cleared = set_cookie(&state, SESSION_COOKIE, "", Some(0));
+    let to = format!("/t/{}/sign-in", me.tenant.name);
+    Ok(with_cookies(Redirect::to(&to).into_response(), [cleared]))
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    csrf: String,
+}
+
+async fn end_session(
+    State(state): State<AppState>,
+    Path((tenant, id)): Path<(String, String)>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, NotSignedIn> {
+    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    let Ok(id) = id.parse::<SessionId>() else {
+        return Err(PageError::NoTenant.into());
+    };
+    let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
+    // Only the user's own sessions: another user's id is "not found".
+    match state.store.end_sessions(&ctx, me.user.id, Some(id)).await {
+        Ok(_) | Err(StoreError::NotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Redirect::to(&format!("/t/{}/account", me.tenant.name)).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "change_password.html")]
+struct ChangePasswordPage<'a> {
+    tenant: &'a str,
+    csrf: &'a str,
+    user_name: &'a str,
+    required: bool,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+async fn change_password_page(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+) -> Result<Response, NotSignedIn> {
+    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    let (csrf, set) = csrf_token(&state, &headers)?;
+    let page = ChangePasswordPage {
+        tenant: &me.tenant.name,
+        csrf: &csrf,
+        user_name: &me.user.user_name,
+        required: me.session.must_change_password,
+        error: None,
+        notice: None,
+    };
+    Ok(with_cookies(html(&page), set))
+}
+
+#[derive(Deserialize)]
+struct ChangePasswordForm {
+    csrf: String,
+    current_password: String,
+    new_password: String,
+    confirm_password: String,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<ChangePasswordForm>,
+) -> Result<Response, NotSignedIn> {
+    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    let (csrf, _) = csrf_token(&state, &headers)?;
+    let again = |error: String| ChangePasswordPage {
+        tenant: &me.tenant.name,
+        csrf: &csrf,
+        user_name: &me.user.user_name,
+        required: me.session.must_change_password,
+        error: Some(error),
+        notice: None,
+    };
+    let stored = state
+        .store
+        .sign_in_subject(me.tenant.id, &name_key(&me.user.user_name))
+        .await?
+        .and_then(|s| s.password)
+        .map(|p| p.hash);
+    let check = verify_password(&state, SecretString::from(form.current_password), stored).await?;
+    if check == PasswordCheck::Mismatch {
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            html(&again("Your current password is not right.".into())),
+        )
+            .into_response());
+    }
+    if form.new_password != form.confirm_password {
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            html(&again(
+                "The two new passwords differ. Type the same one twice.".into(),
+            )),
+        )
+            .into_response());
+    }
+    let new = SecretString::from(form.new_password);
+    let known: Vec<&str> = [
+        Some(me.user.user_name.as_str()),
+        me.user.email.as_deref(),
+        me.user.display_name.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let Err(ValidationError { message, .. }) = PasswordPolicy::default().check(&new, &known) {
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            html(&again(format!("The new password {message}."))),
+        )
+            .into_response());
+    }
+    let hash = hash_password(&state, new).await?;
+    let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
+    state
+        .store
+        .change_own_password(&ctx, &me.session, hash)
+        .await?;
+    Ok(Redirect::to(&format!("/t/{}/account", me.tenant.name)).into_response())
+}

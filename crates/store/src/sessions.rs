@@ -1,0 +1,314 @@
+//! Sign-in: finding the user and password behind a user name, and server-side sessions. A
+//! session is valid only while its user and tenant are active, so disabling or deleting a user
+//! ends their sessions at once, on every node.
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use portcullis_core::identity::User;
+use portcullis_core::session::{MethodUse, Session, SessionTimeouts, Strength};
+use portcullis_core::{SessionId, TenantId, UserId};
+
+use crate::db::{Row, query};
+use crate::principals::user_from_row;
+use crate::{Store, StoreError, WriteContext};
+
+macro_rules! session_columns {
+    () => {
+        "s.id, s.tenant_id, s.user_id, s.strength, s.methods, s.must_change_password, s.source_ip, \
+         s.user_agent, s.created_at, s.last_seen_at, s.idle_expires_at, s.absolute_expires_at"
+    };
+}
+
+fn session_from_row(row: &Row) -> Result<Session, StoreError> {
+    let methods = serde_json::from_str(&row.text("methods")?)
+        .map_err(|e| StoreError::Corrupt(format!("session methods: {e}")))?;
+    Ok(Session {
+        id: row.parse("id")?,
+        tenant_id: row.parse("tenant_id")?,
+        user_id: row.parse("user_id")?,
+        strength: row.named("strength", Strength::parse)?,
+        methods,
+        must_change_password: row.boolean("must_change_password")?,
+        source_ip: row.opt_text("source_ip")?,
+        user_agent: row.opt_text("user_agent")?,
+        created_at: row.time("created_at")?,
+        last_seen_at: row.time("last_seen_at")?,
+        idle_expires_at: row.time("idle_expires_at")?,
+        absolute_expires_at: row.time("absolute_expires_at")?,
+    })
+}
+
+/// What a sign-in found for a user name: the user, and its password hash if it has one.
+pub struct SignInSubject {
+    pub user: User,
+    pub password: Option<StoredPassword>,
+}
+
+pub struct StoredPassword {
+    pub hash: String,
+    pub must_change: bool,
+}
+
+/// A session to open after a successful authentication.
+pub struct NewSession {
+    pub user_id: UserId,
+    pub token_hash: String,
+    pub strength: Strength,
+    pub methods: Vec<MethodUse>,
+    pub must_change_password: bool,
+    pub timeouts: SessionTimeouts,
+    /// A stronger hash of the password just verified, when the stored one is outdated.
+    pub upgraded_password_hash: Option<String>,
+}
+
+impl Store {
+    /// The user with this user name (compared by its normalized key) and its password.
+    pub async fn sign_in_subject(
+        &self,
+        tenant_id: TenantId,
+        user_name_key: &str,
+    ) -> Result<Option<SignInSubject>, StoreError> {
+        let row = self
+            .pools
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    crate::user_columns!(),
+                    ", (SELECT hash FROM user_passwords p WHERE p.user_id = users.id) AS password_hash, \
+                     (SELECT must_change FROM user_passwords p WHERE p.user_id = users.id) AS password_must_change \
+                     FROM users WHERE tenant_id = $1 AND user_name_key = $2"
+                ))
+                .bind(tenant_id)
+                .bind(user_name_key),
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let password = match row.opt_text("password_hash")? {
+            Some(hash) => Some(StoredPassword {
+                hash,
+                must_change: row.boolean("password_must_change")?,
+            }),
+            None => None,
+        };
+        Ok(Some(SignInSubject {
+            user: user_from_row(&row)?,
+            password,
+        }))
+    }
+
+    /// Opens a session, in one transaction with its audit event and the user's last sign-in.
+    pub async fn open_session(
+        &self,
+        ctx: &WriteContext,
+        new: NewSession,
+    ) -> Result<Session, StoreError> {
+        let mut w = self.write(ctx).await?;
+        let now = ctx.now;
+        let absolute = now + new.timeouts.absolute;
+        let session = Session {
+            id: SessionId::generate(),
+            tenant_id: ctx.tenant_id,
+            user_id: new.user_id,
+            strength: new.strength,
+            methods: new.methods,
+            must_change_password: new.must_change_password,
+            source_ip: ctx.origin.source_ip.clone(),
+            user_agent: ctx.origin.user_agent.clone(),
+            created_at: now,
+            last_seen_at: now,
+            idle_expires_at: new.timeouts.idle_deadline(now, absolute),
+            absolute_expires_at: absolute,
+        };
+        w.execute(
+            query(
+                "INSERT INTO sessions (id, token_hash, tenant_id, user_id, strength, methods, must_change_password, \
+                 source_ip, user_agent, created_at, last_seen_at, idle_expires_at, absolute_expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(session.id)
+            .bind(new.token_hash)
+            .bind(session.tenant_id)
+            .bind(session.user_id)
+            .bind(session.strength.as_str())
+            .bind(json!(session.methods).to_string())
+            .bind(session.must_change_password)
+            .bind(session.source_ip.clone())
+            .bind(session.user_agent.clone())
+            .bind(now)
+            .bind(now)
+            .bind(session.idle_expires_at)
+            .bind(session.absolute_expires_at),
+        )
+        .await?;
+        w.execute(
+            query("UPDATE users SET last_sign_in_at = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(ctx.tenant_id)
+                .bind(new.user_id)
+                .bind(now),
+        )
+        .await?;
+        if let Some(hash) = new.upgraded_password_hash {
+            w.execute(
+                query("UPDATE user_passwords SET hash = $2 WHERE user_id = $1")
+                    .bind(new.user_id)
+                    .bind(hash),
+            )
+            .await?;
+        }
+        let amr: Vec<&str> = session.methods.iter().map(|m| m.method.as_str()).collect();
+        w.record(
+            "signin",
+            "user",
+            new.user_id,
+            "update",
+            json!({"session_id": session.id, "strength": session.strength, "amr": amr}),
+        );
+        w.commit().await?;
+        Ok(session)
+    }
+
+    /// The live session with this token hash, if its user and tenant are still active.
+    pub async fn session_by_token(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        let row = self
+            .pools
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = s.tenant_id \
+                     WHERE s.token_hash = $1 AND s.idle_expires_at > $2 AND s.absolute_expires_at > $2 \
+                     AND u.state = 'active' AND (u.expires_at IS NULL OR u.expires_at > $2) AND t.state = 'active'"
+                ))
+                .bind(token_hash)
+                .bind(now),
+            )
+            .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    /// Records activity: pushes the idle deadline out (never past the absolute one).
+    pub async fn touch_session(
+        &self,
+        session: &Session,
+        now: OffsetDateTime,
+        timeouts: SessionTimeouts,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pools.begin().await?;
+        tx.execute(
+            query("UPDATE sessions SET last_seen_at = $2, idle_expires_at = $3 WHERE id = $1")
+                .bind(session.id)
+                .bind(now)
+                .bind(timeouts.idle_deadline(now, session.absolute_expires_at)),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The user's live sessions, newest first.
+    pub async fn sessions_of_user(
+        &self,
+        tenant_id: TenantId,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        let rows = self
+            .pools
+            .fetch_all(
+                query(concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM sessions s WHERE s.tenant_id = $1 AND s.user_id = $2 \
+                     AND s.idle_expires_at > $3 AND s.absolute_expires_at > $3 ORDER BY s.created_at DESC"
+                ))
+                .bind(tenant_id)
+                .bind(user_id)
+                .bind(now),
+            )
+            .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    /// Ends one of the user's sessions (`Some`) or all of them (`None`). Returns how many ended.
+    pub async fn end_sessions(
+        &self,
+        ctx: &WriteContext,
+        user_id: UserId,
+        only: Option<SessionId>,
+    ) -> Result<u64, StoreError> {
+        let mut w = self.write(ctx).await?;
+        let ended = w
+            .execute(
+                query(
+                    "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND ($3 IS NULL OR id = $3)",
+                )
+                .bind(ctx.tenant_id)
+                .bind(user_id)
+                .bind(only),
+            )
+            .await?;
+        if only.is_some() && ended == 0 {
+            return Err(StoreError::NotFound);
+        }
+        w.record(
+            "session.end",
+            "user",
+            user_id,
+            "update",
+            json!({"session_id": only, "ended": ended}),
+        );
+        w.commit().await?;
+        Ok(ended)
+    }
+
+    /// The user's own password change: replaces the hash, clears `must_change` on the password
+    /// and on `session`, and ends the user's other sessions.
+    pub async fn change_own_password(
+        &self,
+        ctx: &WriteContext,
+        session: &Session,
+        hash: String,
+    ) -> Result<(), StoreError> {
+        let mut w = self.write(ctx).await?;
+        w.execute(
+            query(
+                "UPDATE user_passwords SET hash = $3, must_change = $4, changed_at = $5 \
+                 WHERE tenant_id = $1 AND user_id = $2",
+            )
+            .bind(ctx.tenant_id)
+            .bind(session.user_id)
+            .bind(hash)
+            .bind(false)
+            .bind(ctx.now),
+        )
+        .await?;
+        let others = w
+            .execute(
+                query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND id <> $3")
+                    .bind(ctx.tenant_id)
+                    .bind(session.user_id)
+                    .bind(session.id),
+            )
+            .await?;
+        w.execute(
+            query("UPDATE sessions SET must_change_password = $2 WHERE id = $1")
+                .bind(session.id)
+                .bind(false),
+        )
+        .await?;
+        w.record(
+            "user.password.change",
+            "user",
+            session.user_id,
+            "update",
+            json!({"other_sessions_ended": others}),
+        );
+        w.commit().await?;
+        Ok(())
+    }
+}
