@@ -25,6 +25,8 @@ pub enum BenchCommand {
     Audit(AuditBench),
     /// Start a server process and load its admin API: user creation, reads, memory.
     Api(ApiBench),
+    /// Password sign-ins per second over HTTP, against the bound set by Argon2id's cost.
+    SignIn(SignInBench),
 }
 
 #[derive(clap::Args)]
@@ -65,10 +67,23 @@ pub struct ApiBench {
     connections: usize,
 }
 
+#[derive(clap::Args)]
+pub struct SignInBench {
+    #[command(flatten)]
+    backend: Backend,
+    /// Sign-ins to perform.
+    #[arg(long, default_value_t = 1_000)]
+    sign_ins: usize,
+    /// Concurrent browsers, each signing in its own user again and again.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+}
+
 pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     let (backend, postgres) = match &command {
         BenchCommand::Audit(bench) => ("audit", bench.backend.postgres.clone()),
         BenchCommand::Api(bench) => ("api", bench.backend.postgres.clone()),
+        BenchCommand::SignIn(bench) => ("sign-in", bench.backend.postgres.clone()),
     };
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let scratch = match &postgres {
@@ -92,6 +107,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     let result = match command {
         BenchCommand::Audit(bench) => audit(&bench, dir.path(), &database_url, store_name).await,
         BenchCommand::Api(bench) => api(&bench, dir.path(), &database_url, store_name).await,
+        BenchCommand::SignIn(bench) => sign_in(&bench, dir.path(), &database_url, store_name).await,
     };
     if let Some(scratch) = scratch {
         scratch.drop_database().await?;
@@ -415,4 +431,137 @@ fn median(values: &mut [f64]) -> f64 {
     } else {
         values[mid]
     }
+}
+
+const BENCH_PASSWORD: &str = "violet tugboat parsley orbit";
+
+async fn sign_in(
+    bench: &SignInBench,
+    dir: &Path,
+    database_url: &str,
+    store_name: &str,
+) -> anyhow::Result<()> {
+    if bench.sign_ins == 0 || bench.connections == 0 {
+        bail!("--sign-ins and --connections must be at least 1");
+    }
+    // The bound: every core hashing back to back with the server's default parameters.
+    let hashing = portcullis_core::password::PasswordHashing::new(
+        portcullis_core::password::DEFAULT_MEMORY_KIB,
+        portcullis_core::password::DEFAULT_ITERATIONS,
+    )?;
+    let stored = hashing.hash(&secrecy::SecretString::from(BENCH_PASSWORD.to_owned()))?;
+    let mut times: Vec<f64> = (0..15)
+        .map(|_| {
+            let started = Instant::now();
+            let _ = hashing.verify(
+                &secrecy::SecretString::from(BENCH_PASSWORD.to_owned()),
+                &stored,
+            );
+            started.elapsed().as_secs_f64()
+        })
+        .collect();
+    let one_hash = median(&mut times);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let bound = cores as f64 / one_hash;
+    println!(
+        "argon2id      m={} KiB t={}: one verification {:.1} ms (median of 15) -> bound {bound:.1} sign-ins/s on {cores} cores",
+        portcullis_core::password::DEFAULT_MEMORY_KIB,
+        portcullis_core::password::DEFAULT_ITERATIONS,
+        one_hash * 1000.0
+    );
+
+    let server = ServerProcess::start(dir, database_url).await?;
+    let admin = reqwest::Client::new();
+    let mut users = Vec::with_capacity(bench.connections);
+    for i in 0..bench.connections {
+        let created: serde_json::Value = admin
+            .post(format!("{}/v1/users", server.base))
+            .bearer_auth(&server.admin_key)
+            .json(&json!({"user_name": format!("signer-{i}")}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = created["id"].as_str().context("no user id")?.to_owned();
+        admin
+            .put(format!("{}/v1/users/{id}/password", server.base))
+            .bearer_auth(&server.admin_key)
+            .json(&json!({"password": BENCH_PASSWORD, "must_change": false}))
+            .send()
+            .await?
+            .error_for_status()?;
+        users.push(format!("signer-{i}"));
+    }
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let progress = ProgressBar::new(bench.sign_ins as u64);
+    let started = Instant::now();
+    let browsers: Vec<_> = users
+        .into_iter()
+        .map(|user| {
+            let (base, next, progress, total) = (
+                server.base.clone(),
+                next.clone(),
+                progress.clone(),
+                bench.sign_ins,
+            );
+            tokio::spawn(async move {
+                let http = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()?;
+                let page = http
+                    .get(format!("{base}/t/operator/sign-in"))
+                    .send()
+                    .await?;
+                let cookie = page
+                    .headers()
+                    .get("set-cookie")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(';').next())
+                    .context("no CSRF cookie")?
+                    .to_owned();
+                let csrf = cookie
+                    .split_once('=')
+                    .map(|(_, v)| v.to_owned())
+                    .unwrap_or_default();
+                let mut latencies = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < total {
+                    let sent = Instant::now();
+                    let response = http
+                        .post(format!("{base}/t/operator/sign-in"))
+                        .header("cookie", &cookie)
+                        .form(&[
+                            ("csrf", csrf.as_str()),
+                            ("user_name", &user),
+                            ("password", BENCH_PASSWORD),
+                        ])
+                        .send()
+                        .await?;
+                    if response.status() != reqwest::StatusCode::SEE_OTHER {
+                        bail!("sign-in answered {}", response.status());
+                    }
+                    latencies.push(sent.elapsed());
+                    progress.inc(1);
+                }
+                Ok::<_, anyhow::Error>(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(bench.sign_ins);
+    for browser in browsers {
+        latencies.extend(browser.await??);
+    }
+    let phase = Phase {
+        latencies,
+        elapsed: started.elapsed(),
+    };
+    progress.finish_and_clear();
+    let rate = phase.latencies.len() as f64 / phase.elapsed.as_secs_f64();
+    phase.report("sign-in", store_name);
+    println!(
+        "sign-in       {store_name:<10} {rate:.1} password sign-ins/s = {:.0}% of the bound ({bound:.1}/s)",
+        rate / bound * 100.0
+    );
+    Ok(())
 }
