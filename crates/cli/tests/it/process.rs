@@ -426,6 +426,21 @@ fn the_benchmarks_run_and_check_their_own_results() {
             && stdout.contains("MiB resident"),
         "{stdout}"
     );
+    let sign_in = Command::new(BIN)
+        .args(["bench", "sign-in", "--sign-ins", "6", "--connections", "2"])
+        .env("TMPDIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&sign_in.stdout);
+    assert!(
+        sign_in.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&sign_in.stderr)
+    );
+    assert!(
+        stdout.contains("password sign-ins/s") && stdout.contains("of the bound"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
