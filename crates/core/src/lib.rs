@@ -12,6 +12,7 @@ pub mod password;
 pub mod secrets;
 pub mod session;
 pub mod time_util;
+pub mod totp;
 
 pub use ids::*;
 

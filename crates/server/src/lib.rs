@@ -201,6 +201,7 @@ impl Server {
             clock,
             metrics: metrics_handle(),
             passwords,
+            kek: Arc::new(kek),
             password_permits: tokio::sync::Semaphore::new(cores),
             // After 5 failed passwords an account waits 1 s, then 2, 4, … up to 15 minutes.
             sign_in_accounts: throttle::Backoff::new(

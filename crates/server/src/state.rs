@@ -27,6 +27,8 @@ pub struct Shared {
     pub failures: FailureThrottle,
     pub metrics: PrometheusHandle,
     pub passwords: PasswordHashing,
+    /// Seals secrets the server must read back (authenticator-app secrets).
+    pub kek: Arc<portcullis_core::secrets::Kek>,
     /// Bounds concurrent password hashes: each takes tens of MiB and a core for tens of ms.
     pub password_permits: tokio::sync::Semaphore,
     /// Password sign-in failures per account (tenant + user name) and per source address.

@@ -6,6 +6,7 @@
 mod audit;
 mod db;
 mod directory;
+mod mfa;
 mod passwords;
 mod principals;
 mod roles;
@@ -22,6 +23,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use audit::{AuditFilter, AuditSink};
+pub use mfa::StoredTotp;
 pub use principals::{
     ApiKeyCredential, MAX_ACTIVE_KEYS, NewApiKey, NewUser, UserChanges, UserFilter,
 };

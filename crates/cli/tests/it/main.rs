@@ -10,6 +10,7 @@ mod identities;
 mod input;
 mod isolation;
 mod keys;
+mod mfa;
 mod passwords;
 mod process;
 mod signin;

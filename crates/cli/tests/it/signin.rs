@@ -8,30 +8,30 @@ use serde_json::json;
 
 use crate::harness::TestServer;
 
-const PASSWORD: &str = "violet tugboat parsley orbit";
+pub(crate) const PASSWORD: &str = "violet tugboat parsley orbit";
 
 /// A browser: keeps cookies, does not follow redirects, reads the CSRF token from forms.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     base: String,
-    cookies: HashMap<String, String>,
+    pub cookies: HashMap<String, String>,
 }
 
-struct Page {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+pub(crate) struct Page {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
 }
 
 impl Page {
-    fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &str {
         self.headers
             .get("location")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     }
 
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let marker = "name=\"csrf\" value=\"";
         let start = self.body.find(marker).expect("the page has a form") + marker.len();
         self.body[start..start + 43].to_owned()
@@ -39,7 +39,7 @@ impl Page {
 }
 
 impl Browser {
-    fn new(server: &TestServer) -> Self {
+    pub(crate) fn new(server: &TestServer) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -76,7 +76,7 @@ impl Browser {
             .join("; ")
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let response = self
             .http
             .get(format!("{}{path}", self.base))
@@ -87,7 +87,7 @@ impl Browser {
         self.absorb(response).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let response = self
             .http
             .post(format!("{}{path}", self.base))
@@ -99,7 +99,7 @@ impl Browser {
         self.absorb(response).await
     }
 
-    async fn sign_in(&mut self, tenant: &str, user: &str, password: &str) -> Page {
+    pub(crate) async fn sign_in(&mut self, tenant: &str, user: &str, password: &str) -> Page {
         let form = self.get(&format!("/t/{tenant}/sign-in")).await;
         assert_eq!(form.status, 200, "{}", form.body);
         let csrf = form.csrf();
@@ -112,7 +112,11 @@ impl Browser {
 }
 
 /// A user with a password they chose (no forced change).
-async fn user_with_password(server: &TestServer, name: &str, must_change: bool) -> String {
+pub(crate) async fn user_with_password(
+    server: &TestServer,
+    name: &str,
+    must_change: bool,
+) -> String {
     let admin = server.admin();
     let user = admin.create_user(name).await;
     let id = user["id"].as_str().unwrap().to_owned();

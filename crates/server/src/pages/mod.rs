@@ -24,6 +24,8 @@ use portcullis_core::{SessionId, ValidationError};
 use portcullis_store::{NewSession, StoreError, WriteContext};
 
 use crate::extract::RequestOrigin;
+
+mod mfa;
 use crate::state::AppState;
 
 const SESSION_COOKIE: &str = "portcullis_session";
@@ -61,6 +63,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(change_password_page).post(change_password),
         )
         .route("/t/{tenant}/account/sessions/{id}/end", post(end_session))
+        .route(
+            "/t/{tenant}/sign-in/code",
+            get(mfa::code_page).post(mfa::submit_code),
+        )
+        .route(
+            "/t/{tenant}/account/mfa",
+            get(mfa::mfa_page).post(mfa::enrol),
+        )
+        .route("/t/{tenant}/account/mfa/remove", post(mfa::remove))
         .layer(axum::middleware::from_fn(page_headers));
     if hsts {
         router.layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
@@ -78,7 +89,7 @@ async fn stylesheet() -> Response {
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        include_str!("../assets/portcullis.css"),
+        include_str!("../../assets/portcullis.css"),
     )
         .into_response()
 }
@@ -363,30 +374,65 @@ async fn sign_in(
             "refusal() let a failed check through".into(),
         ));
     };
-    state.sign_in_accounts.success(&account_key);
     let upgraded_password_hash = if rehash {
         Some(hash_password(&state, password).await?)
     } else {
         None
     };
-    let token = new_session_token().map_err(|e| PageError::Internal(e.to_string()))?;
-    let ctx = user_context(&tenant, &subject.user, origin, now);
     let must_change = subject.password.as_ref().is_some_and(|p| p.must_change);
+    if state
+        .store
+        .totp(tenant.id, subject.user.id)
+        .await?
+        .is_some_and(|t| t.confirmed)
+    {
+        // The password was right; the session waits for the second factor.
+        return mfa::challenge(&state, &tenant, &subject.user, now);
+    }
+    state.sign_in_accounts.success(&account_key);
+    let methods = vec![MethodUse {
+        method: "pwd".into(),
+        at: now,
+    }];
+    let opened = Opened {
+        strength: Strength::Password,
+        methods,
+        must_change,
+        upgraded_password_hash,
+    };
+    finish_sign_in(&state, &tenant, &subject.user, origin, opened).await
+}
+
+/// What a completed authentication proved, for the session it opens.
+struct Opened {
+    strength: Strength,
+    methods: Vec<MethodUse>,
+    must_change: bool,
+    upgraded_password_hash: Option<String>,
+}
+
+/// Opens the session, sets its cookie and sends the browser on.
+async fn finish_sign_in(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+    origin: Origin,
+    opened: Opened,
+) -> Result<Response, PageError> {
+    let token = new_session_token().map_err(|e| PageError::Internal(e.to_string()))?;
+    let ctx = user_context(tenant, user, origin, state.clock.now());
     let session = state
         .store
         .open_session(
             &ctx,
             NewSession {
-                user_id: subject.user.id,
-                token_hash: token_hash(&state, &token),
-                strength: Strength::Password,
-                methods: vec![MethodUse {
-                    method: "pwd".into(),
-                    at: now,
-                }],
-                must_change_password: must_change,
+                user_id: user.id,
+                token_hash: token_hash(state, &token),
+                strength: opened.strength,
+                methods: opened.methods,
+                must_change_password: opened.must_change,
                 timeouts: SessionTimeouts::default(),
-                upgraded_password_hash,
+                upgraded_password_hash: opened.upgraded_password_hash,
             },
         )
         .await?;
@@ -396,8 +442,12 @@ async fn sign_in(
         format!("/t/{}/account", tenant.name)
     };
     // A new token at every sign-in: a token planted before it (fixation) is worth nothing.
-    let cookie = set_cookie(&state, SESSION_COOKIE, &token, None);
-    Ok(with_cookies(Redirect::to(&next).into_response(), [cookie]))
+    let cookie = set_cookie(state, SESSION_COOKIE, &token, None);
+    let cleared = set_cookie(state, mfa::CHALLENGE_COOKIE, "", Some(0));
+    Ok(with_cookies(
+        Redirect::to(&next).into_response(),
+        [cookie, cleared],
+    ))
 }
 
 fn token_hash(state: &AppState, token: &str) -> String {

@@ -1,0 +1,221 @@
+//! The second factor: enrolling an authenticator app, signing in with its codes, replay, and
+//! recovery codes — with codes computed by an independent TOTP implementation (totp-rs).
+
+use totp_rs::{Algorithm, Builder, Secret};
+
+use crate::harness::TestServer;
+use crate::signin::{Browser, PASSWORD, user_with_password};
+
+fn code(key: &str, offset_steps: i64) -> String {
+    let totp = Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(6)
+        .with_skew(1)
+        .with_step_duration(30)
+        .with_secret(Secret::try_from_base32(key).unwrap())
+        .build()
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() + offset_steps * 30;
+    totp.generate(now as u64).to_string()
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Vec<&'a str> {
+    text.split(start)
+        .skip(1)
+        .filter_map(|part| part.split(end).next())
+        .collect()
+}
+
+/// Signs in `user`, enrols an authenticator, and returns its key and the recovery codes.
+async fn enrolled(server: &TestServer, user: &str) -> (String, Vec<String>) {
+    user_with_password(server, user, false).await;
+    let mut browser = Browser::new(server);
+    assert_eq!(
+        browser.sign_in("operator", user, PASSWORD).await.status,
+        303
+    );
+    let page = browser.get("/t/operator/account/mfa").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<svg"), "a QR code is drawn inline");
+    let key = between(&page.body, "instead: <code>", "</code>")[0].to_owned();
+    // A reload keeps the same secret, so a code already scanned stays good.
+    let again = browser.get("/t/operator/account/mfa").await;
+    assert!(again.body.contains(&key));
+    let csrf = page.csrf();
+    let wrong = browser
+        .post(
+            "/t/operator/account/mfa",
+            &[("csrf", &csrf), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(wrong.status, 422);
+    assert!(wrong.body.contains("did not match") && wrong.body.contains(&key));
+    let done = browser
+        .post(
+            "/t/operator/account/mfa",
+            &[("csrf", &csrf), ("code", &code(&key, 0))],
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let codes: Vec<String> = between(&done.body, "<li><code>", "</code>")
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(codes.len(), 10);
+    let status = browser.get("/t/operator/account/mfa").await;
+    assert!(
+        status.body.contains("10 unused recovery codes"),
+        "{}",
+        status.body
+    );
+    (key, codes)
+}
+
+#[tokio::test]
+async fn with_an_authenticator_the_password_alone_opens_no_session() {
+    let server = TestServer::start().await;
+    let (key, _) = enrolled(&server, "careful").await;
+    assert!(!server.admin().audit("user.mfa.enrol").await.is_empty());
+    let mut browser = Browser::new(&server);
+    let step_one = browser.sign_in("operator", "careful", PASSWORD).await;
+    assert_eq!(step_one.location(), "/t/operator/sign-in/code");
+    assert!(!browser.cookies.contains_key("portcullis_session"));
+    assert_eq!(
+        browser.get("/t/operator/account").await.status,
+        303,
+        "not signed in yet"
+    );
+
+    let form = browser.get("/t/operator/sign-in/code").await;
+    let csrf = form.csrf();
+    let wrong = browser
+        .post(
+            "/t/operator/sign-in/code",
+            &[("csrf", &csrf), ("code", "123456")],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    // The enrolment used the current step; the next one (within the ±1 window) is fresh.
+    let next = code(&key, 1);
+    let done = browser
+        .post(
+            "/t/operator/sign-in/code",
+            &[("csrf", &csrf), ("code", &next)],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location(), "/t/operator/account");
+    assert_eq!(browser.get("/t/operator/account").await.status, 200);
+    let event = &server.admin().audit("signin").await[0];
+    assert_eq!(event["outcome"], "success");
+    assert_eq!(event["details"]["strength"], "mfa");
+    assert_eq!(event["details"]["amr"], serde_json::json!(["pwd", "otp"]));
+
+    // The same code again, in another browser: refused, it was used.
+    let mut other = Browser::new(&server);
+    other.sign_in("operator", "careful", PASSWORD).await;
+    let csrf = other.get("/t/operator/sign-in/code").await.csrf();
+    let replay = other
+        .post(
+            "/t/operator/sign-in/code",
+            &[("csrf", &csrf), ("code", &next)],
+        )
+        .await;
+    assert_eq!(replay.status, 401, "a TOTP code works once");
+    let reasons: Vec<String> = server
+        .admin()
+        .audit("signin")
+        .await
+        .iter()
+        .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(reasons.iter().filter(|r| *r == "bad code").count(), 2);
+}
+
+#[tokio::test]
+async fn a_recovery_code_works_once() {
+    let server = TestServer::start().await;
+    let (_, codes) = enrolled(&server, "forgetful").await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in("operator", "forgetful", PASSWORD).await;
+    let csrf = browser.get("/t/operator/sign-in/code").await.csrf();
+    // Typed with spaces and capitals, as people do.
+    let typed = codes[3].to_uppercase().replace('-', " ");
+    let done = browser
+        .post(
+            "/t/operator/sign-in/code",
+            &[("csrf", &csrf), ("recovery_code", &typed)],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let event = &server.admin().audit("signin").await[0];
+    assert_eq!(
+        event["details"]["amr"],
+        serde_json::json!(["pwd", "recovery_code"])
+    );
+
+    let mut again = Browser::new(&server);
+    again.sign_in("operator", "forgetful", PASSWORD).await;
+    let csrf = again.get("/t/operator/sign-in/code").await.csrf();
+    let reused = again
+        .post(
+            "/t/operator/sign-in/code",
+            &[("csrf", &csrf), ("recovery_code", &codes[3])],
+        )
+        .await;
+    assert_eq!(reused.status, 401, "a recovery code works once");
+    let status = browser.get("/t/operator/account/mfa").await;
+    assert!(status.body.contains("9 unused recovery codes"));
+}
+
+#[tokio::test]
+async fn the_code_step_needs_a_genuine_challenge_and_backs_off() {
+    let server = TestServer::start().await;
+    let (key, _) = enrolled(&server, "guarded").await;
+    // No password step, or a forged challenge: back to the start.
+    let mut forger = Browser::new(&server);
+    let csrf = forger.get("/t/operator/sign-in").await.csrf();
+    let user_id = server
+        .admin()
+        .get("/v1/users?prefix=guarded")
+        .await
+        .expect(200)["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let far = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    forger.cookies.insert(
+        "portcullis_mfa".into(),
+        format!("{user_id}.{far}.0.{}", "00".repeat(32)),
+    );
+    let forged = forger
+        .post(
+            "/t/operator/sign-in/code",
+            &[("csrf", &csrf), ("code", &code(&key, 1))],
+        )
+        .await;
+    assert_eq!(forged.status, 303);
+    assert_eq!(forged.location(), "/t/operator/sign-in");
+    assert!(!forger.cookies.contains_key("portcullis_session"));
+
+    // Guessing codes: five wrong ones, then even the right one waits.
+    let mut guesser = Browser::new(&server);
+    guesser.sign_in("operator", "guarded", PASSWORD).await;
+    let csrf = guesser.get("/t/operator/sign-in/code").await.csrf();
+    for guess in ["111111", "222222", "333333", "444444", "555555"] {
+        let page = guesser
+            .post(
+                "/t/operator/sign-in/code",
+                &[("csrf", &csrf), ("code", guess)],
+            )
+            .await;
+        assert_eq!(page.status, 401);
+    }
+    let locked = guesser
+        .post(
+            "/t/operator/sign-in/code",
+            &[("csrf", &csrf), ("code", &code(&key, 1))],
+        )
+        .await;
+    assert_eq!(locked.status, 429);
+}

@@ -1,0 +1,447 @@
+//! The second factor: setting up an authenticator app (TOTP) with recovery codes, and the sign-in
+//! step that asks for a code after the password. Between the two steps the browser holds a
+//! short-lived challenge, MACed by the server, naming the user and when the password was right.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use portcullis_core::identity::{LifecycleState, Tenant, User};
+use portcullis_core::names::name_key;
+use portcullis_core::password::PasswordCheck;
+use portcullis_core::secrets::random_bytes;
+use portcullis_core::session::{MethodUse, Strength};
+use portcullis_core::totp::TotpSecret;
+use portcullis_core::{TenantId, UserId};
+use portcullis_store::StoreError;
+
+use super::{
+    NotSignedIn, Opened, PageError, active_tenant, check_csrf, cookie_name, csrf_token,
+    finish_sign_in, html, read_cookie, set_cookie, signed_in, user_context, verify_password,
+    with_cookies,
+};
+use crate::extract::RequestOrigin;
+use crate::state::AppState;
+
+pub(super) const CHALLENGE_COOKIE: &str = "portcullis_mfa";
+/// How long the second step may take after the password.
+const CHALLENGE_SECONDS: i64 = 300;
+const RECOVERY_CODES: usize = 10;
+
+fn challenge_mac(
+    state: &AppState,
+    tenant: TenantId,
+    user: UserId,
+    expires: i64,
+    at: i64,
+) -> String {
+    let message = format!("mfa-challenge\0{tenant}\0{user}\0{expires}\0{at}");
+    hex::encode(state.hasher.hash(message.as_bytes()))
+}
+
+/// Sends the browser to the code page with a challenge for `user`.
+pub(super) fn challenge(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+    now: OffsetDateTime,
+) -> Result<Response, PageError> {
+    let at = now.unix_timestamp();
+    let expires = at + CHALLENGE_SECONDS;
+    let value = format!(
+        "{}.{expires}.{at}.{}",
+        user.id,
+        challenge_mac(state, tenant.id, user.id, expires, at)
+    );
+    let cookie = set_cookie(state, CHALLENGE_COOKIE, &value, Some(CHALLENGE_SECONDS));
+    let to = format!("/t/{}/sign-in/code", tenant.name);
+    Ok(with_cookies(Redirect::to(&to).into_response(), [cookie]))
+}
+
+/// The user whose password was right, and when, if the challenge is genuine and fresh.
+fn read_challenge(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+) -> Option<(UserId, OffsetDateTime)> {
+    let value = read_cookie(headers, &cookie_name(state, CHALLENGE_COOKIE))?;
+    let mut parts = value.split('.');
+    let user: UserId = parts.next()?.parse().ok()?;
+    let expires: i64 = parts.next()?.parse().ok()?;
+    let at: i64 = parts.next()?.parse().ok()?;
+    let mac = hex::decode(parts.next()?).ok()?;
+    let message = format!("mfa-challenge\0{}\0{user}\0{expires}\0{at}", tenant.id);
+    let genuine = state.hasher.verify(message.as_bytes(), &mac);
+    let fresh = state.clock.now().unix_timestamp() < expires;
+    (genuine && fresh)
+        .then(|| OffsetDateTime::from_unix_timestamp(at).ok())
+        .flatten()
+        .map(|at| (user, at))
+}
+
+#[derive(Template)]
+#[template(path = "sign_in_code.html")]
+struct CodePage<'a> {
+    tenant: &'a str,
+    csrf: &'a str,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+pub(super) async fn code_page(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let tenant = active_tenant(&state, &tenant).await?;
+    if read_challenge(&state, &tenant, &headers).is_none() {
+        return Ok(Redirect::to(&format!("/t/{}/sign-in", tenant.name)).into_response());
+    }
+    let (csrf, set) = csrf_token(&state, &headers)?;
+    let page = CodePage {
+        tenant: &tenant.name,
+        csrf: &csrf,
+        error: None,
+        notice: None,
+    };
+    Ok(with_cookies(html(&page), set))
+}
+
+#[derive(Deserialize)]
+pub(super) struct CodeForm {
+    csrf: String,
+    code: Option<String>,
+    recovery_code: Option<String>,
+}
+
+fn recovery_hash(state: &AppState, user: UserId, code: &str) -> String {
+    let normalized: String = code
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    hex::encode(
+        state
+            .hasher
+            .hash(format!("recovery\0{user}\0{normalized}").as_bytes()),
+    )
+}
+
+fn open_totp(state: &AppState, user: UserId, sealed: &[u8]) -> Result<TotpSecret, PageError> {
+    let bytes = state
+        .kek
+        .open(&format!("totp:{user}"), sealed)
+        .map_err(|e| PageError::Internal(format!("cannot open a TOTP secret: {e}")))?;
+    TotpSecret::from_bytes(bytes.expose_secret())
+        .ok_or_else(|| PageError::Internal("a TOTP secret has the wrong length".into()))
+}
+
+pub(super) async fn submit_code(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, PageError> {
+    let tenant = active_tenant(&state, &tenant).await?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    let Some((user_id, password_at)) = read_challenge(&state, &tenant, &headers) else {
+        return Ok(Redirect::to(&format!("/t/{}/sign-in", tenant.name)).into_response());
+    };
+    let user = match state.store.user(tenant.id, user_id).await {
+        Ok(user) if user.state == LifecycleState::Active => user,
+        Ok(_) | Err(StoreError::NotFound) => {
+            return Ok(Redirect::to(&format!("/t/{}/sign-in", tenant.name)).into_response());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (csrf, _) = csrf_token(&state, &headers)?;
+    let account_key = format!("{}:{}", tenant.id, name_key(&user.user_name));
+    let started = std::time::Instant::now();
+    if let Some(wait) = state.sign_in_accounts.wait(&account_key, started) {
+        super::record_failure(&state, &tenant, Some(&user), "throttled", &origin).await?;
+        let page = CodePage {
+            tenant: &tenant.name,
+            csrf: &csrf,
+            error: Some(format!(
+                "Too many wrong codes. Wait {} seconds and try again.",
+                wait.as_secs().max(1)
+            )),
+            notice: None,
+        };
+        return Ok((StatusCode::TOO_MANY_REQUESTS, html(&page)).into_response());
+    }
+    let now = state.clock.now();
+    let (accepted, method, reason) = match (&form.code, &form.recovery_code) {
+        (Some(code), _) if !code.trim().is_empty() => {
+            let stored = state.store.totp(tenant.id, user.id).await?;
+            let step = match stored.filter(|t| t.confirmed) {
+                Some(t) => open_totp(&state, user.id, &t.secret_sealed)?
+                    .check(
+                        code,
+                        now.unix_timestamp().max(0) as u64,
+                        t.last_used_step.map(|s| s.max(0) as u64),
+                    )
+                    .map(|s| s as i64),
+                None => None,
+            };
+            let accepted = match step {
+                Some(step) => state.store.use_totp_step(tenant.id, user.id, step).await?,
+                None => false,
+            };
+            (accepted, "otp", "bad code")
+        }
+        (_, Some(code)) if !code.trim().is_empty() => {
+            let hash = recovery_hash(&state, user.id, code);
+            let accepted = state
+                .store
+                .use_recovery_code(tenant.id, user.id, &hash, now)
+                .await?;
+            (accepted, "recovery_code", "bad recovery code")
+        }
+        _ => (false, "otp", "no code"),
+    };
+    if !accepted {
+        state.sign_in_accounts.failure(&account_key, started);
+        super::record_failure(&state, &tenant, Some(&user), reason, &origin).await?;
+        let page = CodePage {
+            tenant: &tenant.name,
+            csrf: &csrf,
+            error: Some("That code is not right, or was already used. Enter the current code from your app.".into()),
+            notice: None,
+        };
+        return Ok((StatusCode::UNAUTHORIZED, html(&page)).into_response());
+    }
+    state.sign_in_accounts.success(&account_key);
+    let must_change = state
+        .store
+        .sign_in_subject(tenant.id, &name_key(&user.user_name))
+        .await?
+        .and_then(|s| s.password)
+        .is_some_and(|p| p.must_change);
+    let opened = Opened {
+        strength: Strength::Mfa,
+        methods: vec![
+            MethodUse {
+                method: "pwd".into(),
+                at: password_at,
+            },
+            MethodUse {
+                method: method.into(),
+                at: now,
+            },
+        ],
+        must_change,
+        upgraded_password_hash: None,
+    };
+    finish_sign_in(&state, &tenant, &user, origin, opened).await
+}
+
+#[derive(Template)]
+#[template(path = "mfa.html")]
+struct MfaPage<'a> {
+    tenant: &'a str,
+    csrf: &'a str,
+    enrolled: bool,
+    recovery_codes_left: i64,
+    qr_svg: String,
+    manual_key: String,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+/// Renders an otpauth URL as an SVG QR code, for inline use (no script, no external image).
+fn qr_svg(url: &str) -> Result<String, PageError> {
+    let code = qrcode::QrCode::new(url.as_bytes())
+        .map_err(|e| PageError::Internal(format!("QR code: {e}")))?;
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(220, 220)
+        .build();
+    // Drop the XML declaration: the SVG is embedded in HTML.
+    Ok(svg
+        .find("<svg")
+        .map_or(svg.clone(), |start| svg[start..].to_owned()))
+}
+
+/// The authenticator page: status and removal when one is set up; otherwise the pending
+/// secret (kept across reloads, so a code scanned once stays valid) as a QR code and a key.
+async fn render_mfa_page(
+    state: &AppState,
+    me: &super::SignedIn,
+    csrf: &str,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let stored = state.store.totp(me.tenant.id, me.user.id).await?;
+    let enrolled = stored.as_ref().is_some_and(|t| t.confirmed);
+    let (qr, manual_key) = if enrolled {
+        (String::new(), String::new())
+    } else {
+        let secret = match stored {
+            Some(pending) => open_totp(state, me.user.id, &pending.secret_sealed)?,
+            None => {
+                let secret =
+                    TotpSecret::generate().map_err(|e| PageError::Internal(e.to_string()))?;
+                let sealed = state
+                    .kek
+                    .seal(&format!("totp:{}", me.user.id), secret.as_bytes())
+                    .map_err(|e| PageError::Internal(e.to_string()))?;
+                state
+                    .store
+                    .begin_totp(me.tenant.id, me.user.id, sealed, state.clock.now())
+                    .await?;
+                secret
+            }
+        };
+        let (url, key) = secret
+            .enrolment(
+                &format!("Portcullis ({})", me.tenant.name),
+                &me.user.user_name,
+            )
+            .ok_or_else(|| PageError::Internal("cannot build the otpauth URL".into()))?;
+        (qr_svg(&url)?, key)
+    };
+    let page = MfaPage {
+        tenant: &me.tenant.name,
+        csrf,
+        enrolled,
+        recovery_codes_left: state
+            .store
+            .recovery_codes_left(me.tenant.id, me.user.id)
+            .await?,
+        qr_svg: qr,
+        manual_key,
+        error: error.clone(),
+        notice: None,
+    };
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, html(&page)).into_response())
+}
+
+pub(super) async fn mfa_page(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+) -> Result<Response, NotSignedIn> {
+    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    let (csrf, set) = csrf_token(&state, &headers)?;
+    let page = render_mfa_page(&state, &me, &csrf, None).await?;
+    Ok(with_cookies(page, set))
+}
+
+#[derive(Deserialize)]
+pub(super) struct EnrolForm {
+    csrf: String,
+    code: String,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+struct RecoveryCodesPage<'a> {
+    tenant: &'a str,
+    codes: Vec<String>,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+fn new_recovery_code() -> Result<String, PageError> {
+    // 50 bits in two groups of five base32 characters: easy to copy, impossible to guess.
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let bytes = random_bytes::<10>().map_err(|e| PageError::Internal(e.to_string()))?;
+    let chars: String = bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect();
+    Ok(format!("{}-{}", &chars[..5], &chars[5..]))
+}
+
+pub(super) async fn enrol(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<EnrolForm>,
+) -> Result<Response, NotSignedIn> {
+    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    let now = state.clock.now();
+    let pending = state
+        .store
+        .totp(me.tenant.id, me.user.id)
+        .await?
+        .filter(|t| !t.confirmed);
+    let step = match &pending {
+        Some(t) => open_totp(&state, me.user.id, &t.secret_sealed)?.check(
+            &form.code,
+            now.unix_timestamp().max(0) as u64,
+            None,
+        ),
+        None => None,
+    };
+    let Some(step) = step else {
+        let (csrf, _) = csrf_token(&state, &headers)?;
+        let error = "That code did not match. Check the time on your device and enter the code your app shows now.";
+        return Ok(render_mfa_page(&state, &me, &csrf, Some(error.into())).await?);
+    };
+    let codes = (0..RECOVERY_CODES)
+        .map(|_| new_recovery_code())
+        .collect::<Result<Vec<_>, _>>()?;
+    let hashes = codes
+        .iter()
+        .map(|c| recovery_hash(&state, me.user.id, c))
+        .collect();
+    let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), now);
+    state
+        .store
+        .confirm_totp(&ctx, me.user.id, step as i64, hashes)
+        .await?;
+    let page = RecoveryCodesPage {
+        tenant: &me.tenant.name,
+        codes,
+        error: None,
+        notice: Some("Authenticator app turned on.".into()),
+    };
+    Ok(html(&page))
+}
+
+#[derive(Deserialize)]
+pub(super) struct RemoveForm {
+    csrf: String,
+    current_password: String,
+}
+
+pub(super) async fn remove(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<RemoveForm>,
+) -> Result<Response, NotSignedIn> {
+    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    let stored = state
+        .store
+        .sign_in_subject(me.tenant.id, &name_key(&me.user.user_name))
+        .await?
+        .and_then(|s| s.password)
+        .map(|p| p.hash);
+    let check = verify_password(&state, SecretString::from(form.current_password), stored).await?;
+    if check == PasswordCheck::Mismatch {
+        let (csrf, _) = csrf_token(&state, &headers)?;
+        let error = "Your password is not right; the authenticator app is still on.";
+        return Ok(render_mfa_page(&state, &me, &csrf, Some(error.into())).await?);
+    }
+    let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
+    state.store.remove_mfa(&ctx, me.user.id).await?;
+    Ok(Redirect::to(&format!("/t/{}/account", me.tenant.name)).into_response())
+}
