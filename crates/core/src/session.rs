@@ -54,6 +54,9 @@ pub struct Session {
     pub methods: Vec<MethodUse>,
     /// The user must choose a new password before doing anything else.
     pub must_change_password: bool,
+    /// The tenant requires a second factor the user has not set up: until they do, this
+    /// session reaches only the authenticator set-up page.
+    pub must_enrol_mfa: bool,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -69,6 +72,77 @@ pub struct Session {
 impl Session {
     pub fn is_live(&self, now: OffsetDateTime) -> bool {
         now < self.idle_expires_at && now < self.absolute_expires_at
+    }
+}
+
+/// Who must use a second factor to sign in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MfaRequired {
+    Nobody,
+    /// Anyone holding a built-in administrative role, directly or through a group.
+    Administrators,
+    Everyone,
+}
+
+impl MfaRequired {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Nobody => "nobody",
+            Self::Administrators => "administrators",
+            Self::Everyone => "everyone",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Nobody, Self::Administrators, Self::Everyone]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+
+    /// Whether a user holding roles (`is_administrator`) must use a second factor.
+    pub fn applies_to(self, is_administrator: bool) -> bool {
+        match self {
+            Self::Nobody => false,
+            Self::Administrators => is_administrator,
+            Self::Everyone => true,
+        }
+    }
+}
+
+/// A tenant's sign-in rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SignInSettings {
+    pub mfa_required: MfaRequired,
+    /// Whether users may use authenticator apps (TOTP). Must stay on while MFA is required:
+    /// it is the only second factor until passkeys arrive.
+    pub allow_totp: bool,
+    pub password_policy: crate::password::PasswordPolicy,
+}
+
+impl Default for SignInSettings {
+    fn default() -> Self {
+        Self {
+            mfa_required: MfaRequired::Nobody,
+            allow_totp: true,
+            password_policy: crate::password::PasswordPolicy::default(),
+        }
+    }
+}
+
+impl SignInSettings {
+    pub fn validate(&self) -> Result<(), crate::ValidationError> {
+        self.password_policy.validate()?;
+        if self.mfa_required != MfaRequired::Nobody && !self.allow_totp {
+            return Err(crate::ValidationError::new(
+                "allow_totp",
+                "must be true while MFA is required: authenticator apps are the only second factor",
+            ));
+        }
+        Ok(())
     }
 }
 

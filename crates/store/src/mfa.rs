@@ -111,6 +111,14 @@ impl Store {
             ));
         }
         replace_recovery_codes(&mut w, user_id, recovery_code_hashes).await?;
+        // Sessions held back until a second factor existed are free now.
+        w.execute(
+            query("UPDATE sessions SET must_enrol_mfa = $3 WHERE tenant_id = $1 AND user_id = $2")
+                .bind(ctx.tenant_id)
+                .bind(user_id)
+                .bind(false),
+        )
+        .await?;
         w.record(
             "user.mfa.enrol",
             "user",

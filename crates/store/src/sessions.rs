@@ -6,7 +6,10 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use portcullis_core::identity::User;
-use portcullis_core::session::{MethodUse, Session, SessionTimeouts, Strength};
+use portcullis_core::password::PasswordPolicy;
+use portcullis_core::session::{
+    MethodUse, MfaRequired, Session, SessionTimeouts, SignInSettings, Strength,
+};
 use portcullis_core::{SessionId, TenantId, UserId};
 
 use crate::db::{Row, query};
@@ -15,7 +18,7 @@ use crate::{Store, StoreError, WriteContext};
 
 macro_rules! session_columns {
     () => {
-        "s.id, s.tenant_id, s.user_id, s.strength, s.methods, s.must_change_password, s.source_ip, \
+        "s.id, s.tenant_id, s.user_id, s.strength, s.methods, s.must_change_password, s.must_enrol_mfa, s.source_ip, \
          s.user_agent, s.created_at, s.last_seen_at, s.idle_expires_at, s.absolute_expires_at"
     };
 }
@@ -30,6 +33,7 @@ fn session_from_row(row: &Row) -> Result<Session, StoreError> {
         strength: row.named("strength", Strength::parse)?,
         methods,
         must_change_password: row.boolean("must_change_password")?,
+        must_enrol_mfa: row.boolean("must_enrol_mfa")?,
         source_ip: row.opt_text("source_ip")?,
         user_agent: row.opt_text("user_agent")?,
         created_at: row.time("created_at")?,
@@ -57,6 +61,7 @@ pub struct NewSession {
     pub strength: Strength,
     pub methods: Vec<MethodUse>,
     pub must_change_password: bool,
+    pub must_enrol_mfa: bool,
     pub timeouts: SessionTimeouts,
     /// A stronger hash of the password just verified, when the stored one is outdated.
     pub upgraded_password_hash: Option<String>,
@@ -113,6 +118,7 @@ impl Store {
             strength: new.strength,
             methods: new.methods,
             must_change_password: new.must_change_password,
+            must_enrol_mfa: new.must_enrol_mfa,
             source_ip: ctx.origin.source_ip.clone(),
             user_agent: ctx.origin.user_agent.clone(),
             created_at: now,
@@ -123,8 +129,8 @@ impl Store {
         w.execute(
             query(
                 "INSERT INTO sessions (id, token_hash, tenant_id, user_id, strength, methods, must_change_password, \
-                 source_ip, user_agent, created_at, last_seen_at, idle_expires_at, absolute_expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 source_ip, user_agent, created_at, last_seen_at, idle_expires_at, absolute_expires_at, must_enrol_mfa) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(session.id)
             .bind(new.token_hash)
@@ -138,7 +144,8 @@ impl Store {
             .bind(now)
             .bind(now)
             .bind(session.idle_expires_at)
-            .bind(session.absolute_expires_at),
+            .bind(session.absolute_expires_at)
+            .bind(session.must_enrol_mfa),
         )
         .await?;
         w.execute(
@@ -307,6 +314,72 @@ impl Store {
             session.user_id,
             "update",
             json!({"other_sessions_ended": others}),
+        );
+        w.commit().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// The tenant's sign-in rules (the defaults when never set).
+    pub async fn sign_in_settings(
+        &self,
+        tenant_id: TenantId,
+    ) -> Result<SignInSettings, StoreError> {
+        let row = self
+            .pools
+            .fetch_optional(
+                query(
+                    "SELECT mfa_required, allow_totp, password_min_length, password_min_strength \
+                     FROM tenant_sign_in_settings WHERE tenant_id = $1",
+                )
+                .bind(tenant_id),
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(SignInSettings::default());
+        };
+        let number = |col: &str| -> Result<i64, StoreError> { row.int(col) };
+        Ok(SignInSettings {
+            mfa_required: row.named("mfa_required", MfaRequired::parse)?,
+            allow_totp: row.boolean("allow_totp")?,
+            password_policy: PasswordPolicy {
+                min_length: u32::try_from(number("password_min_length")?)
+                    .map_err(|_| StoreError::Corrupt("password_min_length".into()))?,
+                min_strength: u8::try_from(number("password_min_strength")?)
+                    .map_err(|_| StoreError::Corrupt("password_min_strength".into()))?,
+            },
+        })
+    }
+
+    pub async fn set_sign_in_settings(
+        &self,
+        ctx: &WriteContext,
+        settings: SignInSettings,
+    ) -> Result<(), StoreError> {
+        let mut w = self.write(ctx).await?;
+        w.execute(
+            query(
+                "INSERT INTO tenant_sign_in_settings (tenant_id, mfa_required, allow_totp, password_min_length, \
+                 password_min_strength, updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id) DO UPDATE SET \
+                 mfa_required = excluded.mfa_required, allow_totp = excluded.allow_totp, \
+                 password_min_length = excluded.password_min_length, \
+                 password_min_strength = excluded.password_min_strength, updated_at = excluded.updated_at",
+            )
+            .bind(ctx.tenant_id)
+            .bind(settings.mfa_required.as_str())
+            .bind(settings.allow_totp)
+            .bind(i64::from(settings.password_policy.min_length))
+            .bind(i64::from(settings.password_policy.min_strength))
+            .bind(ctx.now),
+        )
+        .await?;
+        w.record(
+            "tenant.sign_in_settings.update",
+            "tenant",
+            ctx.tenant_id,
+            "update",
+            json!(settings),
         );
         w.commit().await?;
         Ok(())

@@ -219,3 +219,139 @@ async fn the_code_step_needs_a_genuine_challenge_and_backs_off() {
         .await;
     assert_eq!(locked.status, 429);
 }
+
+#[tokio::test]
+async fn tenants_set_who_needs_a_second_factor_and_their_password_policy() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let defaults = admin.get("/v1/sign-in-settings").await.expect(200);
+    assert_eq!(defaults["mfa_required"], "nobody");
+    assert_eq!(defaults["password_policy"]["min_length"], 12);
+    let put = |body: serde_json::Value| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .send(
+                    reqwest::Method::PUT,
+                    "/v1/sign-in-settings",
+                    Some(body),
+                    &[],
+                )
+                .await
+        }
+    };
+    let contradictory = serde_json::json!({"mfa_required": "everyone", "allow_totp": false,
+        "password_policy": {"min_length": 12, "min_strength": 3}});
+    assert_eq!(put(contradictory).await.problem(422)["field"], "allow_totp");
+    let too_short = serde_json::json!({"mfa_required": "nobody", "allow_totp": true,
+        "password_policy": {"min_length": 4, "min_strength": 3}});
+    assert_eq!(put(too_short).await.problem(422)["field"], "min_length");
+    let strict = serde_json::json!({"mfa_required": "administrators", "allow_totp": true,
+        "password_policy": {"min_length": 20, "min_strength": 3}});
+    put(strict.clone()).await.expect(200);
+    assert_eq!(admin.get("/v1/sign-in-settings").await.expect(200), strict);
+    assert!(
+        !admin
+            .audit("tenant.sign_in_settings.update")
+            .await
+            .is_empty()
+    );
+    let (_, helpdesk) = admin
+        .principal_with_role("hd", "user_administrator", "tenant")
+        .await;
+    server
+        .client(&helpdesk)
+        .send(
+            reqwest::Method::PUT,
+            "/v1/sign-in-settings",
+            Some(strict),
+            &[],
+        )
+        .await
+        .problem(403);
+
+    // The tenant's policy now wants 20 characters.
+    let user = admin.create_user("policy").await;
+    let problem = admin
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/users/{}/password", user["id"].as_str().unwrap()),
+            Some(serde_json::json!({"password": "maple orbit quill"})),
+            &[],
+        )
+        .await
+        .problem(422);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("at least 20"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn administrators_must_set_up_an_authenticator_when_the_tenant_says_so() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    admin
+        .send(
+            reqwest::Method::PUT,
+            "/v1/sign-in-settings",
+            Some(
+                serde_json::json!({"mfa_required": "administrators", "allow_totp": true,
+                "password_policy": {"min_length": 12, "min_strength": 3}}),
+            ),
+            &[],
+        )
+        .await
+        .expect(200);
+    let boss = user_with_password(&server, "boss", false).await;
+    admin
+        .post(
+            "/v1/role-assignments",
+            serde_json::json!({"principal": {"kind": "user", "id": boss}, "role": "security_reader"}),
+        )
+        .await
+        .expect(201);
+    user_with_password(&server, "staff", false).await;
+
+    let mut staff = Browser::new(&server);
+    assert_eq!(
+        staff
+            .sign_in("operator", "staff", PASSWORD)
+            .await
+            .location(),
+        "/t/operator/account"
+    );
+
+    let mut browser = Browser::new(&server);
+    let done = browser.sign_in("operator", "boss", PASSWORD).await;
+    assert_eq!(
+        done.location(),
+        "/t/operator/account/mfa",
+        "sent to set one up"
+    );
+    assert_eq!(
+        browser.get("/t/operator/account").await.location(),
+        "/t/operator/account/mfa"
+    );
+    let page = browser.get("/t/operator/account/mfa").await;
+    let key = between(&page.body, "instead: <code>", "</code>")[0].to_owned();
+    let csrf = page.csrf();
+    let enrolled = browser
+        .post(
+            "/t/operator/account/mfa",
+            &[("csrf", &csrf), ("code", &code(&key, 0))],
+        )
+        .await;
+    assert_eq!(enrolled.status, 200);
+    assert_eq!(
+        browser.get("/t/operator/account").await.status,
+        200,
+        "free to go on"
+    );
+    // Next time, the code is asked for.
+    let mut later = Browser::new(&server);
+    assert_eq!(
+        later.sign_in("operator", "boss", PASSWORD).await.location(),
+        "/t/operator/sign-in/code"
+    );
+}

@@ -237,6 +237,7 @@ pub(super) async fn submit_code(
             },
         ],
         must_change,
+        must_enrol_mfa: false,
         upgraded_password_hash: None,
     };
     finish_sign_in(&state, &tenant, &user, origin, opened).await
@@ -279,6 +280,11 @@ async fn render_mfa_page(
 ) -> Result<Response, PageError> {
     let stored = state.store.totp(me.tenant.id, me.user.id).await?;
     let enrolled = stored.as_ref().is_some_and(|t| t.confirmed);
+    if !enrolled && !state.store.sign_in_settings(me.tenant.id).await?.allow_totp {
+        return Err(PageError::NotAllowed(
+            "Your organisation does not use authenticator apps.",
+        ));
+    }
     let (qr, manual_key) = if enrolled {
         (String::new(), String::new())
     } else {
@@ -374,6 +380,11 @@ pub(super) async fn enrol(
 ) -> Result<Response, NotSignedIn> {
     let me = signed_in(&state, &tenant, &headers, origin).await?;
     check_csrf(&state, &headers, &form.csrf)?;
+    if !state.store.sign_in_settings(me.tenant.id).await?.allow_totp {
+        return Err(
+            PageError::NotAllowed("Your organisation does not use authenticator apps.").into(),
+        );
+    }
     let now = state.clock.now();
     let pending = state
         .store

@@ -16,9 +16,9 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
-use portcullis_core::identity::{LifecycleState, Tenant, User};
+use portcullis_core::identity::{LifecycleState, PrincipalRef, Tenant, User};
 use portcullis_core::names::name_key;
-use portcullis_core::password::{PasswordCheck, PasswordPolicy};
+use portcullis_core::password::PasswordCheck;
 use portcullis_core::session::{MethodUse, Session, SessionTimeouts, Strength, new_session_token};
 use portcullis_core::{SessionId, ValidationError};
 use portcullis_store::{NewSession, StoreError, WriteContext};
@@ -99,6 +99,7 @@ async fn stylesheet() -> Response {
 enum PageError {
     NoTenant,
     FormExpired,
+    NotAllowed(&'static str),
     Store(StoreError),
     Internal(String),
 }
@@ -135,6 +136,7 @@ impl IntoResponse for PageError {
                 "Form expired",
                 "This form has expired or was not sent from this site. Go back, reload the page and try again.",
             ),
+            PageError::NotAllowed(why) => (StatusCode::FORBIDDEN, "Not available", *why),
             PageError::Store(_) | PageError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
@@ -380,15 +382,22 @@ async fn sign_in(
         None
     };
     let must_change = subject.password.as_ref().is_some_and(|p| p.must_change);
-    if state
+    let settings = state.store.sign_in_settings(tenant.id).await?;
+    let has_totp = state
         .store
         .totp(tenant.id, subject.user.id)
         .await?
-        .is_some_and(|t| t.confirmed)
-    {
+        .is_some_and(|t| t.confirmed);
+    if has_totp && settings.allow_totp {
         // The password was right; the session waits for the second factor.
         return mfa::challenge(&state, &tenant, &subject.user, now);
     }
+    let is_administrator = !state
+        .store
+        .grants(tenant.id, PrincipalRef::user(subject.user.id), now)
+        .await?
+        .is_empty();
+    let must_enrol_mfa = settings.mfa_required.applies_to(is_administrator);
     state.sign_in_accounts.success(&account_key);
     let methods = vec![MethodUse {
         method: "pwd".into(),
@@ -398,6 +407,7 @@ async fn sign_in(
         strength: Strength::Password,
         methods,
         must_change,
+        must_enrol_mfa,
         upgraded_password_hash,
     };
     finish_sign_in(&state, &tenant, &subject.user, origin, opened).await
@@ -408,6 +418,7 @@ struct Opened {
     strength: Strength,
     methods: Vec<MethodUse>,
     must_change: bool,
+    must_enrol_mfa: bool,
     upgraded_password_hash: Option<String>,
 }
 
@@ -431,6 +442,7 @@ async fn finish_sign_in(
                 strength: opened.strength,
                 methods: opened.methods,
                 must_change_password: opened.must_change,
+                must_enrol_mfa: opened.must_enrol_mfa,
                 timeouts: SessionTimeouts::default(),
                 upgraded_password_hash: opened.upgraded_password_hash,
             },
@@ -438,6 +450,8 @@ async fn finish_sign_in(
         .await?;
     let next = if session.must_change_password {
         format!("/t/{}/account/password", tenant.name)
+    } else if session.must_enrol_mfa {
+        format!("/t/{}/account/mfa", tenant.name)
     } else {
         format!("/t/{}/account", tenant.name)
     };
@@ -626,6 +640,9 @@ async fn account(
             Redirect::to(&format!("/t/{}/account/password", me.tenant.name)).into_response(),
         );
     }
+    if me.session.must_enrol_mfa {
+        return Ok(Redirect::to(&format!("/t/{}/account/mfa", me.tenant.name)).into_response());
+    }
     let (csrf, set) = csrf_token(&state, &headers)?;
     let sessions = state
         .store
@@ -795,7 +812,12 @@ async fn change_password(
     .into_iter()
     .flatten()
     .collect();
-    if let Err(ValidationError { message, .. }) = PasswordPolicy::default().check(&new, &known) {
+    let policy = state
+        .store
+        .sign_in_settings(me.tenant.id)
+        .await?
+        .password_policy;
+    if let Err(ValidationError { message, .. }) = policy.check(&new, &known) {
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
             html(&again(format!("The new password {message}."))),

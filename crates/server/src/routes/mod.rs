@@ -115,6 +115,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             users::remove_password
         ))
         .routes(routes!(users::list_sessions, users::end_sessions))
+        .routes(routes!(
+            tenants::get_sign_in_settings,
+            tenants::put_sign_in_settings
+        ))
         .routes(routes!(audit::sign_ins))
         .routes(routes!(groups::list_groups, groups::create_group))
         .routes(routes!(

@@ -14,6 +14,7 @@ use portcullis_core::identity::{ApiKey, LifecycleState, PrincipalRef, ServicePri
 use portcullis_core::names::{parse_description, parse_slug};
 use portcullis_core::page::{Page, PageRequest};
 use portcullis_core::secrets::GeneratedApiKey;
+use portcullis_core::session::SignInSettings;
 use portcullis_store::NewApiKey;
 use time::OffsetDateTime;
 
@@ -261,4 +262,37 @@ pub async fn update_tenant(
         .await
         .map_err(|e| crate::routes::concurrent(e, &precondition))?;
     Ok(Tagged::ok(tenant.version, tenant))
+}
+
+/// The tenant's sign-in rules: who must use a second factor, which methods are allowed, and
+/// the password policy.
+#[utoipa::path(get, path = "/v1/sign-in-settings", tag = "tenants",
+    responses((status = 200, body = SignInSettings), (status = 403, body = Problem)))]
+pub async fn get_sign_in_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<SignInSettings>> {
+    caller
+        .authorize(&state, Action::TenantRead, Scope::Tenant, None)
+        .await?;
+    Ok(Json(
+        state.store.sign_in_settings(caller.tenant_id()).await?,
+    ))
+}
+
+/// Replaces the tenant's sign-in rules. They apply from the next sign-in.
+#[utoipa::path(put, path = "/v1/sign-in-settings", tag = "tenants", request_body = SignInSettings,
+    responses((status = 200, body = SignInSettings), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_sign_in_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(settings): ApiJson<SignInSettings>,
+) -> ApiResult<Json<SignInSettings>> {
+    caller
+        .authorize(&state, Action::TenantUpdate, Scope::Tenant, None)
+        .await?;
+    settings.validate().map_err(ApiError::Validation)?;
+    let ctx = caller.write_context(&state);
+    state.store.set_sign_in_settings(&ctx, settings).await?;
+    Ok(Json(settings))
 }

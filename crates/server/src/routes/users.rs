@@ -15,7 +15,7 @@ use portcullis_core::identity::{
 };
 use portcullis_core::names::{Name, parse_description, parse_email, parse_name};
 use portcullis_core::page::{Page, PageRequest};
-use portcullis_core::password::{PasswordPolicy, PasswordStatus};
+use portcullis_core::password::PasswordStatus;
 use portcullis_core::session::Session;
 use portcullis_core::{BusinessUnitId, UserId, ValidationError};
 use portcullis_store::{NewUser, StoreError, UserChanges, UserFilter};
@@ -341,8 +341,8 @@ pub async fn user_groups(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPassword {
-    /// The new password, checked against the password policy: at least 12 characters and not
-    /// easy to guess (no composition rules).
+    /// The new password, checked against the tenant's password policy (by default at least 12
+    /// characters and not easy to guess; no composition rules).
     #[schema(format = Password)]
     pub password: String,
     /// Make the user choose a new password at the next sign-in. Defaults to true: a password
@@ -393,7 +393,11 @@ pub async fn set_password(
     .into_iter()
     .flatten()
     .collect();
-    PasswordPolicy::default()
+    state
+        .store
+        .sign_in_settings(caller.tenant_id())
+        .await?
+        .password_policy
         .check(&password, &known_to_attackers)
         .map_err(ApiError::Validation)?;
     let hash = hash_password(&state, password).await?;
