@@ -653,7 +653,9 @@ async fn account(
             id: s.id.to_string(),
             started: s
                 .created_at
-                .format(&time::format_description::well_known::Rfc3339)
+                .format(time::macros::format_description!(
+                    "[year]-[month]-[day] [hour]:[minute] UTC"
+                ))
                 .unwrap_or_default(),
             source: s.source_ip.clone().unwrap_or_else(|| "unknown".into()),
             browser: s.user_agent.clone().unwrap_or_else(|| "unknown".into()),

@@ -1,0 +1,103 @@
+// Signs in through the real pages in headless Chromium: password, authenticator set-up, sign-out,
+// then password + code. Saves a screenshot of every page to target/screenshots/.
+// Needs PORTCULLIS_URL and PORTCULLIS_API_KEY (an administrator of the operator tenant).
+import { createHmac } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const base = process.env.PORTCULLIS_URL;
+const key = process.env.PORTCULLIS_API_KEY;
+const shots = process.env.SCREENSHOT_DIR ?? "target/screenshots";
+const password = "violet tugboat parsley orbit";
+mkdirSync(shots, { recursive: true });
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+async function api(method, path, body) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
+  return response.status === 204 ? null : response.json();
+}
+
+// RFC 6238 TOTP (SHA-1, 6 digits, 30 s), written here independently of the server.
+function totp(base32, offsetSteps = 0) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of base32.replace(/=+$/, "")) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const secret = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30) + offsetSteps));
+  const mac = createHmac("sha1", secret).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  const value = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return String(value).padStart(6, "0");
+}
+
+const user = await api("POST", "/v1/users", { user_name: `browser-${Date.now()}` });
+await api("PUT", `/v1/users/${user.id}/password`, { password, must_change: false });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--no-sandbox"],
+});
+const page = await browser.newPage();
+const errors = [];
+// Script errors and Content-Security-Policy violations; answers with error statuses (the wrong
+// password's 401) are expected and not counted.
+page.on("console", (m) => m.type() === "error" && !m.text().startsWith("Failed to load resource") && errors.push(m.text()));
+page.on("pageerror", (e) => errors.push(String(e)));
+
+async function signInWithPassword() {
+  await page.goto(`${base}/t/operator/sign-in`);
+  // Keyboard only: the user name has focus, Tab reaches the password, Enter submits.
+  check(await page.evaluate(() => document.activeElement?.id) === "user_name", "user name is focused first");
+  await page.keyboard.type(user.user_name);
+  await page.keyboard.press("Tab");
+  check(await page.evaluate(() => document.activeElement?.id) === "password", "Tab reaches the password");
+  await page.keyboard.type(password);
+  await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+}
+
+await page.goto(`${base}/t/operator/sign-in`);
+await page.screenshot({ path: `${shots}/01-sign-in.png`, fullPage: true });
+await page.getByLabel("User name").fill(user.user_name);
+await page.getByLabel("Password").fill("not the right one at all");
+await page.getByRole("button", { name: "Sign in" }).click();
+check((await page.getByRole("alert").textContent()).includes("do not match"), "a wrong password is explained");
+await page.screenshot({ path: `${shots}/02-sign-in-error.png`, fullPage: true });
+
+await signInWithPassword();
+check(page.url().endsWith("/t/operator/account"), `signed in, at ${page.url()}`);
+await page.screenshot({ path: `${shots}/03-account.png`, fullPage: true });
+
+await page.getByRole("link", { name: "Authenticator app and recovery codes" }).click();
+await page.screenshot({ path: `${shots}/04-authenticator-setup.png`, fullPage: true });
+const secret = (await page.locator("#manual code").textContent()).trim();
+await page.getByLabel("6-digit code from the app").fill(totp(secret));
+await page.getByRole("button", { name: "Turn on" }).click();
+check((await page.locator("ul.codes li").count()) === 10, "ten recovery codes are shown");
+await page.screenshot({ path: `${shots}/05-recovery-codes.png`, fullPage: true });
+
+await page.goto(`${base}/t/operator/account`);
+await page.getByRole("button", { name: "Sign out", exact: true }).click();
+check(page.url().endsWith("/t/operator/sign-in"), "signed out");
+
+await signInWithPassword();
+check(page.url().endsWith("/t/operator/sign-in/code"), `asked for a code, at ${page.url()}`);
+await page.screenshot({ path: `${shots}/06-code.png`, fullPage: true });
+await page.getByLabel("6-digit code").fill(totp(secret, 1));
+await page.getByRole("button", { name: "Continue" }).click();
+check(page.url().endsWith("/t/operator/account"), `signed in with a code, at ${page.url()}`);
+
+await page.getByRole("link", { name: "Change my password" }).click();
+await page.screenshot({ path: `${shots}/07-change-password.png`, fullPage: true });
+
+check(errors.length === 0, `no errors in the browser console: ${errors.join("; ")}`);
+await browser.close();
+console.log("browser sign-in tests passed; screenshots in", shots);
