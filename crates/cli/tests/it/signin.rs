@@ -519,3 +519,45 @@ async fn administrators_see_the_sign_in_log_and_end_a_users_sessions() {
         .await
         .problem(403);
 }
+
+#[tokio::test]
+async fn an_unknown_user_costs_as_much_time_as_a_wrong_password() {
+    // Statistical, not a deadline: without the dummy hash an unknown name would answer several
+    // times faster than a known one; with it, the two medians are alike. Each name is tried once
+    // so the back-off never kicks in, and the attempts are interleaved so load affects both.
+    let server = TestServer::start_with(|s| portcullis_server::Settings {
+        password_memory_kib: Some(8192),
+        password_iterations: Some(2),
+        ..s
+    })
+    .await;
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for i in 0..15 {
+        user_with_password(&server, &format!("timed{i}"), false).await;
+    }
+    let mut browser = Browser::new(&server);
+    for i in 0..15 {
+        for (name, samples) in [
+            (format!("timed{i}"), &mut known),
+            (format!("ghost{i}"), &mut unknown),
+        ] {
+            let started = std::time::Instant::now();
+            let page = browser
+                .sign_in("operator", &name, "not the password at all")
+                .await;
+            samples.push(started.elapsed().as_secs_f64());
+            assert_eq!(page.status, 401);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (known, unknown) = (median(&mut known), median(&mut unknown));
+    let ratio = unknown / known;
+    assert!(
+        (0.5..2.0).contains(&ratio),
+        "unknown users answer in {unknown:.4}s vs {known:.4}s for known ones (ratio {ratio:.2})"
+    );
+}
