@@ -7,11 +7,11 @@ use std::cell::RefCell;
 
 use argon2::password_hash::PasswordHasher as _;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 use unicode_normalization::UnicodeNormalization;
+use zeroize::Zeroizing;
 
 use crate::ValidationError;
 use crate::secrets::random_bytes;
@@ -298,16 +298,32 @@ mod tests {
         let parsed = PasswordHash::new(&stored).unwrap();
         // Several in a row on one thread: the reused blocks hold the previous hash's data.
         for _ in 0..3 {
-            assert_eq!(recompute_matches(b"a long enough pass phrase", &parsed), Some(true));
-            assert_eq!(recompute_matches(b"a long enough pass phrasE", &parsed), Some(false));
+            assert_eq!(
+                recompute_matches(b"a long enough pass phrase", &parsed),
+                Some(true)
+            );
+            assert_eq!(
+                recompute_matches(b"a long enough pass phrasE", &parsed),
+                Some(false)
+            );
         }
-        assert!(h.argon2().verify_password(b"a long enough pass phrase", &parsed).is_ok());
+        assert!(
+            h.argon2()
+                .verify_password(b"a long enough pass phrase", &parsed)
+                .is_ok()
+        );
         // A larger hash after a smaller one, and back.
         let big = PasswordHashing::new(4096, 1).unwrap();
         let big_stored = big.hash(&secret("another pass phrase")).unwrap();
         let big_parsed = PasswordHash::new(&big_stored).unwrap();
-        assert_eq!(recompute_matches(b"another pass phrase", &big_parsed), Some(true));
-        assert_eq!(recompute_matches(b"a long enough pass phrase", &parsed), Some(true));
+        assert_eq!(
+            recompute_matches(b"another pass phrase", &big_parsed),
+            Some(true)
+        );
+        assert_eq!(
+            recompute_matches(b"a long enough pass phrase", &parsed),
+            Some(true)
+        );
     }
 
     #[test]

@@ -355,3 +355,44 @@ async fn administrators_must_set_up_an_authenticator_when_the_tenant_says_so() {
         "/t/operator/sign-in/code"
     );
 }
+
+#[tokio::test]
+async fn removing_the_authenticator_needs_the_password() {
+    let server = TestServer::start().await;
+    let (key, _) = enrolled(&server, "switcher").await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in("operator", "switcher", PASSWORD).await;
+    let csrf = browser.get("/t/operator/sign-in/code").await.csrf();
+    let done = browser
+        .post(
+            "/t/operator/sign-in/code",
+            &[("csrf", &csrf), ("code", &code(&key, 1))],
+        )
+        .await;
+    assert_eq!(done.status, 303);
+    let csrf = browser.get("/t/operator/account/mfa").await.csrf();
+    let refused = browser
+        .post(
+            "/t/operator/account/mfa/remove",
+            &[("csrf", &csrf), ("current_password", "a guess at it")],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("still on"));
+    let removed = browser
+        .post(
+            "/t/operator/account/mfa/remove",
+            &[("csrf", &csrf), ("current_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(removed.location(), "/t/operator/account");
+    assert!(!server.admin().audit("user.mfa.remove").await.is_empty());
+    let mut later = Browser::new(&server);
+    assert_eq!(
+        later
+            .sign_in("operator", "switcher", PASSWORD)
+            .await
+            .location(),
+        "/t/operator/account"
+    );
+}

@@ -7,13 +7,12 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
 use portcullis_core::identity::{LifecycleState, Tenant, User};
 use portcullis_core::names::name_key;
-use portcullis_core::password::PasswordCheck;
 use portcullis_core::secrets::random_bytes;
 use portcullis_core::session::{MethodUse, Strength};
 use portcullis_core::totp::TotpSecret;
@@ -22,8 +21,7 @@ use portcullis_store::StoreError;
 
 use super::{
     NotSignedIn, Opened, PageError, active_tenant, check_csrf, cookie_name, csrf_token,
-    finish_sign_in, html, read_cookie, set_cookie, signed_in, user_context, verify_password,
-    with_cookies,
+    finish_sign_in, html, read_cookie, set_cookie, signed_in, user_context, with_cookies,
 };
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
@@ -440,14 +438,7 @@ pub(super) async fn remove(
 ) -> Result<Response, NotSignedIn> {
     let me = signed_in(&state, &tenant, &headers, origin).await?;
     check_csrf(&state, &headers, &form.csrf)?;
-    let stored = state
-        .store
-        .sign_in_subject(me.tenant.id, &name_key(&me.user.user_name))
-        .await?
-        .and_then(|s| s.password)
-        .map(|p| p.hash);
-    let check = verify_password(&state, SecretString::from(form.current_password), stored).await?;
-    if check == PasswordCheck::Mismatch {
+    if !super::knows_password(&state, &me, form.current_password).await? {
         let (csrf, _) = csrf_token(&state, &headers)?;
         let error = "Your password is not right; the authenticator app is still on.";
         return Ok(render_mfa_page(&state, &me, &csrf, Some(error.into())).await?);

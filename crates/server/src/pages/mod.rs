@@ -535,6 +535,19 @@ async fn hash_password(state: &AppState, password: SecretString) -> Result<Strin
         .map_err(|e| PageError::Internal(format!("{e:?}")))
 }
 
+/// Whether the signed-in user typed their current password: asked before changes that a
+/// borrowed, unlocked browser should not be able to make.
+async fn knows_password(state: &AppState, me: &SignedIn, typed: String) -> Result<bool, PageError> {
+    let stored = state
+        .store
+        .sign_in_subject(me.tenant.id, &name_key(&me.user.user_name))
+        .await?
+        .and_then(|s| s.password)
+        .map(|p| p.hash);
+    let check = verify_password(state, SecretString::from(typed), stored).await?;
+    Ok(check != PasswordCheck::Mismatch)
+}
+
 /// The signed-in user of a page request, or where to send the browser instead.
 struct SignedIn {
     tenant: Tenant,
@@ -782,14 +795,7 @@ async fn change_password(
         error: Some(error),
         notice: None,
     };
-    let stored = state
-        .store
-        .sign_in_subject(me.tenant.id, &name_key(&me.user.user_name))
-        .await?
-        .and_then(|s| s.password)
-        .map(|p| p.hash);
-    let check = verify_password(&state, SecretString::from(form.current_password), stored).await?;
-    if check == PasswordCheck::Mismatch {
+    if !knows_password(&state, &me, form.current_password).await? {
         return Ok((
             StatusCode::UNAUTHORIZED,
             html(&again("Your current password is not right.".into())),

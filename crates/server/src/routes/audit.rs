@@ -46,10 +46,6 @@ pub async fn list_events(
     caller: Caller,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Page<AuditRecord>>> {
-    caller
-        .authorize(&state, Action::AuditRead, Scope::Tenant, None)
-        .await?;
-    let page = PageRequest::parse_seq(q.cursor.as_deref(), q.limit)?;
     let filter = AuditFilter {
         from: q.from,
         to: q.to,
@@ -58,10 +54,25 @@ pub async fn list_events(
         action: q.action,
         outcome: q.outcome,
     };
+    search(&state, &caller, &filter, q.cursor.as_deref(), q.limit).await
+}
+
+/// One page of the caller's tenant's events matching `filter`, for an `audit.read` holder.
+async fn search(
+    state: &AppState,
+    caller: &Caller,
+    filter: &AuditFilter,
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> ApiResult<Json<Page<AuditRecord>>> {
+    caller
+        .authorize(state, Action::AuditRead, Scope::Tenant, None)
+        .await?;
+    let page = PageRequest::parse_seq(cursor, limit)?;
     Ok(Json(
         state
             .store
-            .audit_events(caller.tenant_id(), &filter, page)
+            .audit_events(caller.tenant_id(), filter, page)
             .await?,
     ))
 }
@@ -140,10 +151,6 @@ pub async fn sign_ins(
     caller: Caller,
     ApiQuery(q): ApiQuery<SignInQuery>,
 ) -> ApiResult<Json<Page<AuditRecord>>> {
-    caller
-        .authorize(&state, Action::AuditRead, Scope::Tenant, None)
-        .await?;
-    let page = PageRequest::parse_seq(q.cursor.as_deref(), q.limit)?;
     let filter = AuditFilter {
         from: q.from,
         to: q.to,
@@ -152,10 +159,5 @@ pub async fn sign_ins(
         action: Some("signin".into()),
         outcome: q.outcome,
     };
-    Ok(Json(
-        state
-            .store
-            .audit_events(caller.tenant_id(), &filter, page)
-            .await?,
-    ))
+    search(&state, &caller, &filter, q.cursor.as_deref(), q.limit).await
 }
