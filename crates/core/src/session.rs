@@ -121,6 +121,9 @@ pub struct SignInSettings {
     /// it is the only second factor until passkeys arrive.
     pub allow_totp: bool,
     pub password_policy: crate::password::PasswordPolicy,
+    /// The defaults when left out.
+    #[serde(default)]
+    pub lockout: LockoutPolicy,
 }
 
 impl Default for SignInSettings {
@@ -129,6 +132,29 @@ impl Default for SignInSettings {
             mfa_required: MfaRequired::Nobody,
             allow_totp: true,
             password_policy: crate::password::PasswordPolicy::default(),
+            lockout: LockoutPolicy::default(),
+        }
+    }
+}
+
+/// How an account backs off after failed passwords or codes: the first `free_failures` cost
+/// nothing; then each failure doubles the wait, starting at one second, up to
+/// `max_wait_seconds`. A success, or 15 minutes without failure, forgets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LockoutPolicy {
+    /// 1–100 (default 5).
+    pub free_failures: u32,
+    /// 1–86400 (default 900: 15 minutes).
+    pub max_wait_seconds: u32,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        Self {
+            free_failures: 5,
+            max_wait_seconds: 900,
         }
     }
 }
@@ -136,6 +162,18 @@ impl Default for SignInSettings {
 impl SignInSettings {
     pub fn validate(&self) -> Result<(), crate::ValidationError> {
         self.password_policy.validate()?;
+        if !(1..=100).contains(&self.lockout.free_failures) {
+            return Err(crate::ValidationError::new(
+                "free_failures",
+                "must be between 1 and 100",
+            ));
+        }
+        if !(1..=86_400).contains(&self.lockout.max_wait_seconds) {
+            return Err(crate::ValidationError::new(
+                "max_wait_seconds",
+                "must be between 1 and 86400 (one day)",
+            ));
+        }
         if self.mfa_required != MfaRequired::Nobody && !self.allow_totp {
             return Err(crate::ValidationError::new(
                 "allow_totp",

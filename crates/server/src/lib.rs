@@ -203,18 +203,8 @@ impl Server {
             passwords,
             kek: Arc::new(kek),
             password_permits: tokio::sync::Semaphore::new(cores),
-            // After 5 failed passwords an account waits 1 s, then 2, 4, … up to 15 minutes.
-            sign_in_accounts: throttle::Backoff::new(
-                5,
-                std::time::Duration::from_secs(1),
-                std::time::Duration::from_secs(15 * 60),
-            ),
-            // An address gets more room: many people can share one (offices, carrier NAT).
-            sign_in_addresses: throttle::Backoff::new(
-                50,
-                std::time::Duration::from_secs(1),
-                std::time::Duration::from_secs(15 * 60),
-            ),
+            sign_in_accounts: throttle::Backoff::default(),
+            sign_in_addresses: throttle::Backoff::default(),
         });
         Ok(Server {
             state,

@@ -60,28 +60,33 @@ impl FailureThrottle {
 
 /// Exponential back-off for password sign-in, per account and per source address: the first
 /// `free` failures cost nothing; from then on each failure locks the key for twice as long as
-/// the one before, up to `max`. A success, or `quiet` time without a failure, forgets them. Only
-/// password attempts count, so a locked account can still sign in with a passkey.
-#[derive(Debug)]
+/// the one before, up to `max`. A success, or `QUIET` time without a failure, forgets them.
+/// Only password and code attempts count, so a locked account can still use a passkey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackoffPolicy {
+    pub free: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl BackoffPolicy {
+    fn penalty(&self, failures: u32) -> Option<Duration> {
+        let over = failures.checked_sub(self.free)?;
+        let factor = 2u32.saturating_pow(over.min(20));
+        Some(self.base.saturating_mul(factor).min(self.max))
+    }
+}
+
+const QUIET: Duration = Duration::from_secs(15 * 60);
+
+/// Failure counts per key; how long they lock is the caller's policy (accounts follow their
+/// tenant's settings).
+#[derive(Debug, Default)]
 pub struct Backoff {
-    free: u32,
-    base: Duration,
-    max: Duration,
-    quiet: Duration,
     entries: Mutex<HashMap<String, (u32, Instant)>>,
 }
 
 impl Backoff {
-    pub fn new(free: u32, base: Duration, max: Duration) -> Self {
-        Self {
-            free,
-            base,
-            max,
-            quiet: Duration::from_secs(15 * 60),
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
         self.entries
             .lock()
@@ -89,30 +94,24 @@ impl Backoff {
     }
 
     /// How long `key` must still wait before its next attempt, if at all.
-    pub fn wait(&self, key: &str, now: Instant) -> Option<Duration> {
+    pub fn wait(&self, key: &str, now: Instant, policy: &BackoffPolicy) -> Option<Duration> {
         let entries = self.lock();
         let (failures, last) = entries.get(key)?;
-        let penalty = self.penalty(*failures)?;
+        let penalty = policy.penalty(*failures)?;
         let elapsed = now.saturating_duration_since(*last);
         (elapsed < penalty).then(|| penalty - elapsed)
-    }
-
-    fn penalty(&self, failures: u32) -> Option<Duration> {
-        let over = failures.checked_sub(self.free)?;
-        let factor = 2u32.saturating_pow(over.min(20));
-        Some(self.base.saturating_mul(factor).min(self.max))
     }
 
     pub fn failure(&self, key: &str, now: Instant) {
         let mut entries = self.lock();
         if entries.len() >= MAX_TRACKED {
-            entries.retain(|_, (_, last)| now.saturating_duration_since(*last) < self.quiet);
+            entries.retain(|_, (_, last)| now.saturating_duration_since(*last) < QUIET);
         }
         if entries.len() >= MAX_TRACKED {
             return;
         }
         let entry = entries.entry(key.to_owned()).or_insert((0, now));
-        if now.saturating_duration_since(entry.1) >= self.quiet {
+        if now.saturating_duration_since(entry.1) >= QUIET {
             entry.0 = 0;
         }
         *entry = (entry.0.saturating_add(1), now);
@@ -145,22 +144,37 @@ mod tests {
 
     #[test]
     fn back_off_doubles_after_the_free_failures_and_a_success_forgets() {
-        let b = Backoff::new(3, Duration::from_secs(1), Duration::from_secs(10));
+        let b = Backoff::default();
+        let p = BackoffPolicy {
+            free: 3,
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+        };
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert_eq!(b.wait("acct", t0), None);
+            assert_eq!(b.wait("acct", t0, &p), None);
             b.failure("acct", t0);
         }
-        assert_eq!(b.wait("acct", t0), Some(Duration::from_secs(1)));
+        assert_eq!(b.wait("acct", t0, &p), Some(Duration::from_secs(1)));
         b.failure("acct", t0);
-        assert_eq!(b.wait("acct", t0), Some(Duration::from_secs(2)));
+        assert_eq!(b.wait("acct", t0, &p), Some(Duration::from_secs(2)));
         for _ in 0..10 {
             b.failure("acct", t0);
         }
-        assert_eq!(b.wait("acct", t0), Some(Duration::from_secs(10)), "capped");
-        assert_eq!(b.wait("acct", t0 + Duration::from_secs(10)), None);
-        assert_eq!(b.wait("other", t0), None);
+        assert_eq!(
+            b.wait("acct", t0, &p),
+            Some(Duration::from_secs(10)),
+            "capped"
+        );
+        assert_eq!(b.wait("acct", t0 + Duration::from_secs(10), &p), None);
+        assert_eq!(b.wait("other", t0, &p), None);
+        let lenient = BackoffPolicy { free: 100, ..p };
+        assert_eq!(
+            b.wait("acct", t0, &lenient),
+            None,
+            "the policy is the caller's"
+        );
         b.success("acct");
-        assert_eq!(b.wait("acct", t0), None);
+        assert_eq!(b.wait("acct", t0, &p), None);
     }
 }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use portcullis_core::identity::User;
 use portcullis_core::password::PasswordPolicy;
 use portcullis_core::session::{
-    MethodUse, MfaRequired, Session, SessionTimeouts, SignInSettings, Strength,
+    LockoutPolicy, MethodUse, MfaRequired, Session, SessionTimeouts, SignInSettings, Strength,
 };
 use portcullis_core::{SessionId, TenantId, UserId};
 
@@ -330,8 +330,8 @@ impl Store {
             .pools
             .fetch_optional(
                 query(
-                    "SELECT mfa_required, allow_totp, password_min_length, password_min_strength \
-                     FROM tenant_sign_in_settings WHERE tenant_id = $1",
+                    "SELECT mfa_required, allow_totp, password_min_length, password_min_strength, \
+                     lockout_free_failures, lockout_max_seconds FROM tenant_sign_in_settings WHERE tenant_id = $1",
                 )
                 .bind(tenant_id),
             )
@@ -349,6 +349,12 @@ impl Store {
                 min_strength: u8::try_from(number("password_min_strength")?)
                     .map_err(|_| StoreError::Corrupt("password_min_strength".into()))?,
             },
+            lockout: LockoutPolicy {
+                free_failures: u32::try_from(number("lockout_free_failures")?)
+                    .map_err(|_| StoreError::Corrupt("lockout_free_failures".into()))?,
+                max_wait_seconds: u32::try_from(number("lockout_max_seconds")?)
+                    .map_err(|_| StoreError::Corrupt("lockout_max_seconds".into()))?,
+            },
         })
     }
 
@@ -361,17 +367,21 @@ impl Store {
         w.execute(
             query(
                 "INSERT INTO tenant_sign_in_settings (tenant_id, mfa_required, allow_totp, password_min_length, \
-                 password_min_strength, updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id) DO UPDATE SET \
+                 password_min_strength, updated_at, lockout_free_failures, lockout_max_seconds) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id) DO UPDATE SET \
                  mfa_required = excluded.mfa_required, allow_totp = excluded.allow_totp, \
                  password_min_length = excluded.password_min_length, \
-                 password_min_strength = excluded.password_min_strength, updated_at = excluded.updated_at",
+                 password_min_strength = excluded.password_min_strength, updated_at = excluded.updated_at, \
+                 lockout_free_failures = excluded.lockout_free_failures, lockout_max_seconds = excluded.lockout_max_seconds",
             )
             .bind(ctx.tenant_id)
             .bind(settings.mfa_required.as_str())
             .bind(settings.allow_totp)
             .bind(i64::from(settings.password_policy.min_length))
             .bind(i64::from(settings.password_policy.min_strength))
-            .bind(ctx.now),
+            .bind(ctx.now)
+            .bind(i64::from(settings.lockout.free_failures))
+            .bind(i64::from(settings.lockout.max_wait_seconds)),
         )
         .await?;
         w.record(

@@ -246,8 +246,13 @@ async fn tenants_set_who_needs_a_second_factor_and_their_password_policy() {
     let too_short = serde_json::json!({"mfa_required": "nobody", "allow_totp": true,
         "password_policy": {"min_length": 4, "min_strength": 3}});
     assert_eq!(put(too_short).await.problem(422)["field"], "min_length");
+    let no_lockout = serde_json::json!({"mfa_required": "nobody", "allow_totp": true,
+        "password_policy": {"min_length": 12, "min_strength": 3},
+        "lockout": {"free_failures": 0, "max_wait_seconds": 60}});
+    assert_eq!(put(no_lockout).await.problem(422)["field"], "free_failures");
     let strict = serde_json::json!({"mfa_required": "administrators", "allow_totp": true,
-        "password_policy": {"min_length": 20, "min_strength": 3}});
+        "password_policy": {"min_length": 20, "min_strength": 3},
+        "lockout": {"free_failures": 3, "max_wait_seconds": 60}});
     put(strict.clone()).await.expect(200);
     assert_eq!(admin.get("/v1/sign-in-settings").await.expect(200), strict);
     assert!(
@@ -394,5 +399,40 @@ async fn removing_the_authenticator_needs_the_password() {
             .await
             .location(),
         "/t/operator/account"
+    );
+}
+
+#[tokio::test]
+async fn the_tenant_sets_how_soon_an_account_backs_off() {
+    let server = TestServer::start().await;
+    server
+        .admin()
+        .send(
+            reqwest::Method::PUT,
+            "/v1/sign-in-settings",
+            Some(
+                serde_json::json!({"mfa_required": "nobody", "allow_totp": true,
+                "password_policy": {"min_length": 12, "min_strength": 3},
+                "lockout": {"free_failures": 2, "max_wait_seconds": 30}}),
+            ),
+            &[],
+        )
+        .await
+        .expect(200);
+    user_with_password(&server, "strict", false).await;
+    let mut browser = Browser::new(&server);
+    for _ in 0..2 {
+        assert_eq!(
+            browser
+                .sign_in("operator", "strict", "wrong wrong wrong")
+                .await
+                .status,
+            401
+        );
+    }
+    let locked = browser.sign_in("operator", "strict", PASSWORD).await;
+    assert_eq!(
+        locked.status, 429,
+        "locked after the tenant's two free failures"
     );
 }

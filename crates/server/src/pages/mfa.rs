@@ -161,7 +161,8 @@ pub(super) async fn submit_code(
     let (csrf, _) = csrf_token(&state, &headers)?;
     let account_key = format!("{}:{}", tenant.id, name_key(&user.user_name));
     let started = std::time::Instant::now();
-    if let Some(wait) = state.sign_in_accounts.wait(&account_key, started) {
+    let policy = super::account_backoff(&state.store.sign_in_settings(tenant.id).await?);
+    if let Some(wait) = state.sign_in_accounts.wait(&account_key, started, &policy) {
         super::record_failure(&state, &tenant, Some(&user), "throttled", &origin).await?;
         let page = CodePage {
             tenant: &tenant.name,

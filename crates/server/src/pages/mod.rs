@@ -19,11 +19,14 @@ use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::identity::{LifecycleState, PrincipalRef, Tenant, User};
 use portcullis_core::names::name_key;
 use portcullis_core::password::PasswordCheck;
-use portcullis_core::session::{MethodUse, Session, SessionTimeouts, Strength, new_session_token};
+use portcullis_core::session::{
+    MethodUse, Session, SessionTimeouts, SignInSettings, Strength, new_session_token,
+};
 use portcullis_core::{SessionId, ValidationError};
 use portcullis_store::{NewSession, StoreError, WriteContext};
 
 use crate::extract::RequestOrigin;
+use crate::throttle::BackoffPolicy;
 
 mod mfa;
 use crate::state::AppState;
@@ -334,10 +337,15 @@ async fn sign_in(
         notice: None,
     };
 
+    let settings = state.store.sign_in_settings(tenant.id).await?;
     let wait = state
         .sign_in_accounts
-        .wait(&account_key, started)
-        .max(state.sign_in_addresses.wait(&address_key, started));
+        .wait(&account_key, started, &account_backoff(&settings))
+        .max(
+            state
+                .sign_in_addresses
+                .wait(&address_key, started, &ADDRESS_BACKOFF),
+        );
     if let Some(wait) = wait {
         record_failure(&state, &tenant, None, "throttled", &origin).await?;
         let seconds = wait.as_secs().max(1);
@@ -382,7 +390,6 @@ async fn sign_in(
         None
     };
     let must_change = subject.password.as_ref().is_some_and(|p| p.must_change);
-    let settings = state.store.sign_in_settings(tenant.id).await?;
     let has_totp = state
         .store
         .totp(tenant.id, subject.user.id)
@@ -411,6 +418,23 @@ async fn sign_in(
         upgraded_password_hash,
     };
     finish_sign_in(&state, &tenant, &subject.user, origin, opened).await
+}
+
+/// Source addresses get more room than accounts: many people can share one (offices, carrier
+/// NAT), so only a flood from one address slows it down.
+const ADDRESS_BACKOFF: BackoffPolicy = BackoffPolicy {
+    free: 50,
+    base: std::time::Duration::from_secs(1),
+    max: std::time::Duration::from_secs(15 * 60),
+};
+
+/// An account's back-off, from its tenant's settings.
+fn account_backoff(settings: &SignInSettings) -> BackoffPolicy {
+    BackoffPolicy {
+        free: settings.lockout.free_failures,
+        base: std::time::Duration::from_secs(1),
+        max: std::time::Duration::from_secs(u64::from(settings.lockout.max_wait_seconds)),
+    }
 }
 
 /// What a completed authentication proved, for the session it opens.

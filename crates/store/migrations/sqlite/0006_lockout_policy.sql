@@ -1,0 +1,3 @@
+-- Per-tenant password back-off: failures allowed before waiting, and the longest wait.
+ALTER TABLE tenant_sign_in_settings ADD COLUMN lockout_free_failures INTEGER NOT NULL DEFAULT 5;
+ALTER TABLE tenant_sign_in_settings ADD COLUMN lockout_max_seconds INTEGER NOT NULL DEFAULT 900;
