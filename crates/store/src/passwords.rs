@@ -54,6 +54,27 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a password hash made with weaker parameters by `hash` of the same password,
+    /// just verified at sign-in. Nothing else about the password changes.
+    pub async fn upgrade_password_hash(
+        &self,
+        ctx: &WriteContext,
+        user_id: UserId,
+        hash: String,
+    ) -> Result<(), StoreError> {
+        let mut w = self.write(ctx).await?;
+        w.execute(
+            query("UPDATE user_passwords SET hash = $3 WHERE tenant_id = $1 AND user_id = $2")
+                .bind(ctx.tenant_id)
+                .bind(user_id)
+                .bind(hash),
+        )
+        .await?;
+        w.record("user.password.rehash", "user", user_id, "update", json!({}));
+        w.commit().await?;
+        Ok(())
+    }
+
     /// Removes a user's password, so it can no longer be used to sign in.
     pub async fn remove_password(
         &self,

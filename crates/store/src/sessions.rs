@@ -63,8 +63,6 @@ pub struct NewSession {
     pub must_change_password: bool,
     pub must_enrol_mfa: bool,
     pub timeouts: SessionTimeouts,
-    /// A stronger hash of the password just verified, when the stored one is outdated.
-    pub upgraded_password_hash: Option<String>,
 }
 
 impl Store {
@@ -155,14 +153,6 @@ impl Store {
                 .bind(now),
         )
         .await?;
-        if let Some(hash) = new.upgraded_password_hash {
-            w.execute(
-                query("UPDATE user_passwords SET hash = $2 WHERE user_id = $1")
-                    .bind(new.user_id)
-                    .bind(hash),
-            )
-            .await?;
-        }
         let amr: Vec<&str> = session.methods.iter().map(|m| m.method.as_str()).collect();
         w.record(
             "signin",

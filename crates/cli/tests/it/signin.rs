@@ -561,3 +561,47 @@ async fn an_unknown_user_costs_as_much_time_as_a_wrong_password() {
         "unknown users answer in {unknown:.4}s vs {known:.4}s for known ones (ratio {ratio:.2})"
     );
 }
+
+#[tokio::test]
+async fn a_hash_with_outdated_parameters_is_upgraded_at_sign_in() {
+    let server = TestServer::start().await;
+    let id = user_with_password(&server, "veteran", false).await;
+    // As if hashed years ago with cheaper parameters than the server's (1024 KiB, t=1 here).
+    let weak = portcullis_core::password::PasswordHashing::new(256, 1)
+        .unwrap()
+        .hash(&secrecy::SecretString::from(PASSWORD.to_owned()))
+        .unwrap();
+    server
+        .db
+        .execute(&format!(
+            "UPDATE user_passwords SET hash = '{weak}' WHERE user_id = '{id}'"
+        ))
+        .await
+        .unwrap();
+    let mut browser = Browser::new(&server);
+    assert_eq!(
+        browser
+            .sign_in("operator", "veteran", PASSWORD)
+            .await
+            .status,
+        303
+    );
+    assert_eq!(server.admin().audit("user.password.rehash").await.len(), 1);
+    let upgraded = server
+        .db
+        .execute(&format!(
+            "UPDATE user_passwords SET hash = hash WHERE user_id = '{id}' AND hash LIKE '$argon2id$v=19$m=1024,t=1,p=1$%'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(upgraded, 1, "stored again with the server's parameters");
+    // The same password still works, and is not rehashed again.
+    assert_eq!(
+        Browser::new(&server)
+            .sign_in("operator", "veteran", PASSWORD)
+            .await
+            .status,
+        303
+    );
+    assert_eq!(server.admin().audit("user.password.rehash").await.len(), 1);
+}

@@ -237,7 +237,6 @@ pub(super) async fn submit_code(
         ],
         must_change,
         must_enrol_mfa: false,
-        upgraded_password_hash: None,
     };
     finish_sign_in(&state, &tenant, &user, origin, opened).await
 }

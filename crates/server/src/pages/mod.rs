@@ -384,11 +384,16 @@ async fn sign_in(
             "refusal() let a failed check through".into(),
         ));
     };
-    let upgraded_password_hash = if rehash {
-        Some(hash_password(&state, password).await?)
-    } else {
-        None
-    };
+    if rehash {
+        // Right password, outdated parameters: store a hash made with today's, whichever
+        // factors follow.
+        let hash = hash_password(&state, password).await?;
+        let ctx = user_context(&tenant, &subject.user, origin.clone(), now);
+        state
+            .store
+            .upgrade_password_hash(&ctx, subject.user.id, hash)
+            .await?;
+    }
     let must_change = subject.password.as_ref().is_some_and(|p| p.must_change);
     let has_totp = state
         .store
@@ -415,7 +420,6 @@ async fn sign_in(
         methods,
         must_change,
         must_enrol_mfa,
-        upgraded_password_hash,
     };
     finish_sign_in(&state, &tenant, &subject.user, origin, opened).await
 }
@@ -443,7 +447,6 @@ struct Opened {
     methods: Vec<MethodUse>,
     must_change: bool,
     must_enrol_mfa: bool,
-    upgraded_password_hash: Option<String>,
 }
 
 /// Opens the session, sets its cookie and sends the browser on.
@@ -468,7 +471,6 @@ async fn finish_sign_in(
                 must_change_password: opened.must_change,
                 must_enrol_mfa: opened.must_enrol_mfa,
                 timeouts: SessionTimeouts::default(),
-                upgraded_password_hash: opened.upgraded_password_hash,
             },
         )
         .await?;
