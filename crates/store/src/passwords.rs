@@ -9,7 +9,7 @@ use portcullis_core::{TenantId, UserId};
 
 use crate::db::query;
 use crate::write::Write;
-use crate::{Store, StoreError, WriteContext};
+use crate::{Store, StoreError, StoredPassword, WriteContext};
 
 impl Store {
     /// Sets (or replaces) a user's password hash. A deleted user cannot get one.
@@ -96,6 +96,29 @@ impl Store {
         w.record("user.password.remove", "user", user_id, "update", json!({}));
         w.commit().await?;
         Ok(())
+    }
+
+    /// The user's stored password, for checking one typed by a signed-in user.
+    pub async fn password(
+        &self,
+        tenant_id: TenantId,
+        user_id: UserId,
+    ) -> Result<Option<StoredPassword>, StoreError> {
+        let row = self
+            .pools
+            .fetch_optional(
+                query("SELECT hash, must_change FROM user_passwords WHERE tenant_id = $1 AND user_id = $2")
+                    .bind(tenant_id)
+                    .bind(user_id),
+            )
+            .await?;
+        row.map(|r| {
+            Ok(StoredPassword {
+                hash: r.text("hash")?,
+                must_change: r.boolean("must_change")?,
+            })
+        })
+        .transpose()
     }
 
     pub async fn password_status(

@@ -436,3 +436,53 @@ async fn the_tenant_sets_how_soon_an_account_backs_off() {
         "locked after the tenant's two free failures"
     );
 }
+
+#[tokio::test]
+async fn a_challenge_is_good_only_in_its_own_tenant_and_for_a_user_still_allowed_in() {
+    let server = TestServer::start().await;
+    let (key, _) = enrolled(&server, "traveller").await;
+    server.admin().create_tenant("elsewhere").await;
+    let mut browser = Browser::new(&server);
+    assert_eq!(
+        browser
+            .sign_in("operator", "traveller", PASSWORD)
+            .await
+            .location(),
+        "/t/operator/sign-in/code"
+    );
+    // The challenge names the operator tenant in its MAC: another tenant's code step ignores it.
+    let csrf = browser.get("/t/elsewhere/sign-in").await.csrf();
+    let across = browser
+        .post(
+            "/t/elsewhere/sign-in/code",
+            &[("csrf", &csrf), ("code", &code(&key, 1))],
+        )
+        .await;
+    assert_eq!(across.location(), "/t/elsewhere/sign-in");
+    assert!(!browser.cookies.contains_key("portcullis_session"));
+
+    // The user's guest-style expiry passes between the password and the code: start again.
+    let id = server
+        .admin()
+        .get("/v1/users?prefix=traveller")
+        .await
+        .expect(200)["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .db
+        .execute(&format!(
+            "UPDATE users SET expires_at = 1 WHERE id = '{id}'"
+        ))
+        .await
+        .unwrap();
+    let expired = browser
+        .post(
+            "/t/operator/sign-in/code",
+            &[("csrf", &csrf), ("code", &code(&key, 1))],
+        )
+        .await;
+    assert_eq!(expired.location(), "/t/operator/sign-in");
+    assert!(!browser.cookies.contains_key("portcullis_session"));
+}

@@ -605,3 +605,81 @@ async fn a_hash_with_outdated_parameters_is_upgraded_at_sign_in() {
     );
     assert_eq!(server.admin().audit("user.password.rehash").await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_session_is_good_only_in_its_own_tenant_and_only_for_its_own_sessions() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let (_, other_key) = admin.create_tenant("elsewhere").await;
+    // The same user name in both tenants, with the same password.
+    user_with_password(&server, "twin", false).await;
+    let other = server.client(&other_key);
+    let theirs = other.create_user("twin").await;
+    other
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/users/{}/password", theirs["id"].as_str().unwrap()),
+            Some(json!({"password": PASSWORD, "must_change": false})),
+            &[],
+        )
+        .await
+        .expect(204);
+    let mut mine = Browser::new(&server);
+    assert_eq!(mine.sign_in("operator", "twin", PASSWORD).await.status, 303);
+    // The operator tenant's session cookie opens nothing in the other tenant.
+    let across = mine.get("/t/elsewhere/account").await;
+    assert_eq!(across.location(), "/t/elsewhere/sign-in");
+
+    // Ending a session id that is not one's own (here: the other tenant user's) ends nothing.
+    let mut victim = Browser::new(&server);
+    assert_eq!(
+        victim.sign_in("elsewhere", "twin", PASSWORD).await.status,
+        303
+    );
+    let their_session = other
+        .get(&format!(
+            "/v1/users/{}/sessions",
+            theirs["id"].as_str().unwrap()
+        ))
+        .await
+        .expect(200)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let csrf = mine.get("/t/operator/account").await.csrf();
+    for id in [their_session.as_str(), "not-a-session-id"] {
+        let ended = mine
+            .post(
+                &format!("/t/operator/account/sessions/{id}/end"),
+                &[("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(ended.location(), "/t/operator/account");
+    }
+    assert_eq!(
+        victim.get("/t/elsewhere/account").await.status,
+        200,
+        "still signed in"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_sign_in_form_is_refused_before_any_work() {
+    let server = TestServer::start().await;
+    user_with_password(&server, "large", false).await;
+    let mut browser = Browser::new(&server);
+    let csrf = browser.get("/t/operator/sign-in").await.csrf();
+    let huge = "x".repeat(100 * 1024);
+    let page = browser
+        .post(
+            "/t/operator/sign-in",
+            &[("csrf", &csrf), ("user_name", "large"), ("password", &huge)],
+        )
+        .await;
+    assert_eq!(page.status, 413);
+    assert!(!browser.cookies.contains_key("portcullis_session"));
+    assert!(
+        server.admin().audit("signin").await.is_empty(),
+        "never reached the password check"
+    );
+}

@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use portcullis_core::identity::{LifecycleState, Tenant, User};
+use portcullis_core::identity::{Tenant, User};
 use portcullis_core::names::name_key;
 use portcullis_core::secrets::random_bytes;
 use portcullis_core::session::{MethodUse, Strength};
@@ -151,8 +151,9 @@ pub(super) async fn submit_code(
     let Some((user_id, password_at)) = read_challenge(&state, &tenant, &headers) else {
         return Ok(Redirect::to(&format!("/t/{}/sign-in", tenant.name)).into_response());
     };
+    // Disabled, deleted or past a guest's expiry since the password step: start again.
     let user = match state.store.user(tenant.id, user_id).await {
-        Ok(user) if user.state == LifecycleState::Active => user,
+        Ok(user) if user.is_usable(state.clock.now()) => user,
         Ok(_) | Err(StoreError::NotFound) => {
             return Ok(Redirect::to(&format!("/t/{}/sign-in", tenant.name)).into_response());
         }
@@ -219,9 +220,8 @@ pub(super) async fn submit_code(
     state.sign_in_accounts.success(&account_key);
     let must_change = state
         .store
-        .sign_in_subject(tenant.id, &name_key(&user.user_name))
+        .password(tenant.id, user.id)
         .await?
-        .and_then(|s| s.password)
         .is_some_and(|p| p.must_change);
     let opened = Opened {
         strength: Strength::Mfa,

@@ -146,11 +146,10 @@ impl IntoResponse for PageError {
                 "Something went wrong on our side. Try again in a moment.",
             ),
         };
-        if let PageError::Store(e) = &self {
-            tracing::error!(error = %e, "page failed");
-        }
-        if let PageError::Internal(e) = &self {
-            tracing::error!(error = %e, "page failed");
+        match &self {
+            PageError::Store(e) => tracing::error!(error = %e, "page failed"),
+            PageError::Internal(e) => tracing::error!(error = %e, "page failed"),
+            _ => {}
         }
         let page = ProblemPage {
             tenant: "Portcullis",
@@ -305,14 +304,14 @@ fn refusal(
     if *check == PasswordCheck::Mismatch {
         return Some("bad password");
     }
-    match user.state {
-        LifecycleState::Active if user.expires_at.is_some_and(|at| at <= now) => {
-            Some("user expired")
-        }
-        LifecycleState::Active => None,
-        LifecycleState::Disabled => Some("user disabled"),
-        LifecycleState::Deleted => Some("user deleted"),
+    if user.is_usable(now) {
+        return None;
     }
+    Some(match user.state {
+        LifecycleState::Active => "user expired",
+        LifecycleState::Disabled => "user disabled",
+        LifecycleState::Deleted => "user deleted",
+    })
 }
 
 async fn sign_in(
@@ -566,9 +565,8 @@ async fn hash_password(state: &AppState, password: SecretString) -> Result<Strin
 async fn knows_password(state: &AppState, me: &SignedIn, typed: String) -> Result<bool, PageError> {
     let stored = state
         .store
-        .sign_in_subject(me.tenant.id, &name_key(&me.user.user_name))
+        .password(me.tenant.id, me.user.id)
         .await?
-        .and_then(|s| s.password)
         .map(|p| p.hash);
     let check = verify_password(state, SecretString::from(typed), stored).await?;
     Ok(check != PasswordCheck::Mismatch)
@@ -753,14 +751,13 @@ async fn end_session(
 ) -> Result<Response, NotSignedIn> {
     let me = signed_in(&state, &tenant, &headers, origin).await?;
     check_csrf(&state, &headers, &form.csrf)?;
-    let Ok(id) = id.parse::<SessionId>() else {
-        return Err(PageError::NoTenant.into());
-    };
-    let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
-    // Only the user's own sessions: another user's id is "not found".
-    match state.store.end_sessions(&ctx, me.user.id, Some(id)).await {
-        Ok(_) | Err(StoreError::NotFound) => {}
-        Err(e) => return Err(e.into()),
+    // Only the user's own sessions: another user's id, or no id at all, ends nothing.
+    if let Ok(id) = id.parse::<SessionId>() {
+        let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
+        match state.store.end_sessions(&ctx, me.user.id, Some(id)).await {
+            Ok(_) | Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(Redirect::to(&format!("/t/{}/account", me.tenant.name)).into_response())
 }
