@@ -12,5 +12,7 @@ server=$!
 for _ in $(seq 1 100); do grep -q "listening on" "$out" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/^portcullis: listening on //p' "$out")
 [ -n "$url" ] || { cat "$data/stderr"; echo "the server did not start" >&2; exit 1; }
+# By name, as people reach it: browsers refuse passkeys on an IP address.
+url=${url/127.0.0.1/localhost}
 PORTCULLIS_URL="$url" PORTCULLIS_API_KEY=$(cat "$data/bootstrap-credential") \
     node tests/browser/signin.mjs

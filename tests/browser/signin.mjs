@@ -1,5 +1,6 @@
 // Signs in through the real pages in headless Chromium: password, authenticator set-up, sign-out,
-// then password + code. Saves a screenshot of every page to target/screenshots/.
+// then password + code; then registers a passkey with Chromium's virtual authenticator and signs
+// in with it alone. Saves a screenshot of every page to target/screenshots/.
 // Needs PORTCULLIS_URL and PORTCULLIS_API_KEY (an administrator of the operator tenant).
 import { createHmac } from "node:crypto";
 import { mkdirSync } from "node:fs";
@@ -68,7 +69,7 @@ await page.goto(`${base}/t/operator/sign-in`);
 await page.screenshot({ path: `${shots}/01-sign-in.png`, fullPage: true });
 await page.getByLabel("User name").fill(user.user_name);
 await page.getByLabel("Password").fill("not the right one at all");
-await page.getByRole("button", { name: "Sign in" }).click();
+await page.getByRole("button", { name: "Sign in", exact: true }).click();
 check((await page.getByRole("alert").textContent()).includes("do not match"), "a wrong password is explained");
 await page.screenshot({ path: `${shots}/02-sign-in-error.png`, fullPage: true });
 
@@ -97,6 +98,42 @@ check(page.url().endsWith("/t/operator/account"), `signed in with a code, at ${p
 
 await page.getByRole("link", { name: "Change my password" }).click();
 await page.screenshot({ path: `${shots}/07-change-password.png`, fullPage: true });
+
+// Passkeys: a virtual platform authenticator that keeps discoverable credentials and verifies
+// its user (as a fingerprint or PIN would), driven through the DevTools protocol.
+const devtools = await page.context().newCDPSession(page);
+await devtools.send("WebAuthn.enable");
+const { authenticatorId } = await devtools.send("WebAuthn.addVirtualAuthenticator", {
+  options: {
+    protocol: "ctap2",
+    transport: "internal",
+    hasResidentKey: true,
+    hasUserVerification: true,
+    isUserVerified: true,
+    automaticPresenceSimulation: true,
+  },
+});
+await page.goto(`${base}/t/operator/account`);
+await page.getByRole("link", { name: "Passkeys" }).click();
+await page.screenshot({ path: `${shots}/08-passkeys.png`, fullPage: true });
+await page.getByLabel(/Name it after the device/).fill("Headless Chromium");
+await Promise.all([page.waitForURL(/added=1/), page.getByRole("button", { name: "Add a passkey" }).click()]);
+check((await page.getByRole("status").first().textContent()).includes("Passkey added"), "the passkey is added");
+check((await page.getByRole("cell", { name: "Headless Chromium", exact: true }).count()) === 1, "the passkey is listed");
+await page.screenshot({ path: `${shots}/09-passkey-added.png`, fullPage: true });
+const { credentials } = await devtools.send("WebAuthn.getCredentials", { authenticatorId });
+check(credentials.length === 1 && credentials[0].isResidentCredential, "a discoverable credential was made");
+
+await page.goto(`${base}/t/operator/account`);
+await page.getByRole("button", { name: "Sign out", exact: true }).click();
+check(page.url().endsWith("/t/operator/sign-in"), "signed out again");
+await Promise.all([
+  page.waitForURL(/\/t\/operator\/account$/),
+  page.getByRole("button", { name: "Sign in with a passkey" }).click(),
+]);
+await page.screenshot({ path: `${shots}/10-signed-in-with-passkey.png`, fullPage: true });
+const sessions = await api("GET", `/v1/users/${user.id}/sessions`);
+check(sessions.some((s) => s.strength === "phishing_resistant"), "the passkey session is phishing-resistant");
 
 check(errors.length === 0, `no errors in the browser console: ${errors.join("; ")}`);
 await browser.close();

@@ -91,6 +91,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = resolve(args.config, args.settings)?;
     init_logging(&config);
     let listen = config.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    let config = config.bound_to(address);
     let data_dir = config.data_dir.clone();
     let server = Server::prepare(config, kek_from_env())
         .await
@@ -131,10 +136,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "================================================================================"
         );
     }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let address = listener.local_addr()?;
     let shutdown = shutdown_signal().context("cannot install the shutdown signal handlers")?;
     println!("portcullis: listening on http://{address}");
     server.serve(listener, shutdown).await?;

@@ -87,3 +87,7 @@ id_type!(
     /// A sign-in session.
     SessionId
 );
+id_type!(
+    /// A passkey registered to a user.
+    PasskeyId
+);

@@ -8,6 +8,7 @@ pub mod identity;
 pub mod ids;
 pub mod names;
 pub mod page;
+pub mod passkey;
 pub mod password;
 pub mod secrets;
 pub mod session;

@@ -117,9 +117,12 @@ impl MfaRequired {
 #[serde(deny_unknown_fields)]
 pub struct SignInSettings {
     pub mfa_required: MfaRequired,
-    /// Whether users may use authenticator apps (TOTP). Must stay on while MFA is required:
-    /// it is the only second factor until passkeys arrive.
+    /// Whether users may use authenticator apps (TOTP).
     pub allow_totp: bool,
+    /// Whether users may register and sign in with passkeys (default true). While MFA is
+    /// required, authenticator apps or passkeys (or both) must stay allowed.
+    #[serde(default = "allowed")]
+    pub allow_passkeys: bool,
     pub password_policy: crate::password::PasswordPolicy,
     /// The defaults when left out.
     #[serde(default)]
@@ -131,10 +134,15 @@ impl Default for SignInSettings {
         Self {
             mfa_required: MfaRequired::Nobody,
             allow_totp: true,
+            allow_passkeys: true,
             password_policy: crate::password::PasswordPolicy::default(),
             lockout: LockoutPolicy::default(),
         }
     }
+}
+
+fn allowed() -> bool {
+    true
 }
 
 /// How an account backs off after failed passwords or codes: the first `free_failures` cost
@@ -174,10 +182,10 @@ impl SignInSettings {
                 "must be between 1 and 86400 (one day)",
             ));
         }
-        if self.mfa_required != MfaRequired::Nobody && !self.allow_totp {
+        if self.mfa_required != MfaRequired::Nobody && !self.allow_totp && !self.allow_passkeys {
             return Err(crate::ValidationError::new(
                 "allow_totp",
-                "must be true while MFA is required: authenticator apps are the only second factor",
+                "authenticator apps or passkeys must be allowed while MFA is required: they are the second factors",
             ));
         }
         Ok(())

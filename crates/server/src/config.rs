@@ -59,8 +59,9 @@ pub struct Settings {
     )]
     pub sweep_interval_seconds: Option<u64>,
 
-    /// The URL people and clients reach this server at [default: http://LISTEN]. With https,
-    /// cookies are Secure with the __Host- prefix and pages send HSTS.
+    /// The URL people and clients reach this server at [default: http://localhost:PORT on a
+    /// loopback address, else http://LISTEN]. With https, cookies are Secure with the __Host-
+    /// prefix and pages send HSTS. Passkeys need a host name here, not an IP address.
     #[arg(long, env = "PORTCULLIS_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
 
@@ -123,9 +124,29 @@ pub struct Config {
 }
 
 impl Config {
+    /// The configuration once the listener is bound: a default public URL for "any free port"
+    /// (port 0) names the port actually bound.
+    pub fn bound_to(mut self, bound: SocketAddr) -> Self {
+        if self.listen.port() == 0 && self.public_url == default_public_url(self.listen) {
+            self.public_url = default_public_url(bound);
+        }
+        self.listen = bound;
+        self
+    }
+
     /// Whether cookies must be Secure (and `__Host-`): whenever people reach us over HTTPS.
     pub fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
+    }
+}
+
+/// Where browsers reach a server nobody named a URL for. A loopback server is called
+/// `localhost`, not `127.0.0.1`: browsers refuse passkeys on an IP address.
+fn default_public_url(listen: SocketAddr) -> String {
+    if listen.ip().is_loopback() {
+        format!("http://localhost:{}", listen.port())
+    } else {
+        format!("http://{listen}")
     }
 }
 
@@ -209,7 +230,7 @@ impl Settings {
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         let public_url = self
             .public_url
-            .unwrap_or_else(|| format!("http://{listen}"))
+            .unwrap_or_else(|| default_public_url(listen))
             .trim_end_matches('/')
             .to_owned();
         if !(public_url.starts_with("https://") || public_url.starts_with("http://")) {
@@ -271,5 +292,29 @@ mod tests {
             ..Settings::default()
         };
         assert!(bad.resolve().is_err());
+    }
+
+    #[test]
+    fn the_default_public_url_names_the_host_and_the_bound_port() {
+        let local = |listen: &str| Settings {
+            listen: Some(listen.parse().unwrap()),
+            ..Settings::default()
+        };
+        let config = local("127.0.0.1:8080").resolve().unwrap();
+        assert_eq!(config.public_url, "http://localhost:8080");
+        let config = local("0.0.0.0:8080").resolve().unwrap();
+        assert_eq!(config.public_url, "http://0.0.0.0:8080");
+        let any_port = local("127.0.0.1:0").resolve().unwrap();
+        let bound = any_port.bound_to("127.0.0.1:41234".parse().unwrap());
+        assert_eq!(bound.public_url, "http://localhost:41234");
+        let named = Settings {
+            public_url: Some("https://id.example.com/".into()),
+            ..local("127.0.0.1:0")
+        };
+        let bound = named
+            .resolve()
+            .unwrap()
+            .bound_to("127.0.0.1:41234".parse().unwrap());
+        assert_eq!(bound.public_url, "https://id.example.com");
     }
 }

@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 
 use portcullis_core::audit::{Actor, Origin};
 use portcullis_core::names::parse_slug;
+use portcullis_core::passkey::RelyingParty;
 use portcullis_core::password::PasswordHashing;
 use portcullis_core::secrets::{Kek, SecretHasher, random_bytes};
 use portcullis_core::time_util::{Clock, SystemClock};
@@ -150,6 +151,9 @@ fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Passkey ceremonies one source address may start per minute: far above a person's needs.
+const PASSKEY_STARTS_PER_MINUTE: u32 = 30;
+
 /// What the first start of an empty database created.
 pub struct Bootstrapped {
     pub created: CreatedTenant,
@@ -191,6 +195,13 @@ impl Server {
             PasswordHashing::new(config.password_memory_kib, config.password_iterations)
                 .map_err(|e| ServerError::Password(e.to_string()))?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let relying_party = match RelyingParty::new(&config.public_url) {
+            Ok(rp) => Some(rp),
+            Err(e) => {
+                tracing::warn!(error = %e, "passkeys are off");
+                None
+            }
+        };
         let state = AppState::new(Shared {
             audit: store.audit_sink(1024),
             store,
@@ -205,6 +216,8 @@ impl Server {
             password_permits: tokio::sync::Semaphore::new(cores),
             sign_in_accounts: throttle::Backoff::default(),
             sign_in_addresses: throttle::Backoff::default(),
+            relying_party,
+            passkey_starts: FailureThrottle::new(PASSKEY_STARTS_PER_MINUTE),
         });
         Ok(Server {
             state,

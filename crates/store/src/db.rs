@@ -99,6 +99,7 @@ id_args!(
     portcullis_core::ApiKeyId,
     portcullis_core::RoleAssignmentId,
     portcullis_core::SessionId,
+    portcullis_core::PasskeyId,
     uuid::Uuid
 );
 

@@ -7,6 +7,7 @@ mod audit;
 mod db;
 mod directory;
 mod mfa;
+mod passkeys;
 mod passwords;
 mod principals;
 mod roles;
@@ -24,6 +25,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use audit::{AuditFilter, AuditSink};
 pub use mfa::StoredTotp;
+pub use passkeys::{CeremonyPurpose, MAX_PASSKEYS_PER_USER, NewCeremony, StoredPasskey};
 pub use principals::{
     ApiKeyCredential, MAX_ACTIVE_KEYS, NewApiKey, NewUser, UserChanges, UserFilter,
 };

@@ -320,7 +320,7 @@ impl Store {
             .pools
             .fetch_optional(
                 query(
-                    "SELECT mfa_required, allow_totp, password_min_length, password_min_strength, \
+                    "SELECT mfa_required, allow_totp, allow_passkeys, password_min_length, password_min_strength, \
                      lockout_free_failures, lockout_max_seconds FROM tenant_sign_in_settings WHERE tenant_id = $1",
                 )
                 .bind(tenant_id),
@@ -333,6 +333,7 @@ impl Store {
         Ok(SignInSettings {
             mfa_required: row.named("mfa_required", MfaRequired::parse)?,
             allow_totp: row.boolean("allow_totp")?,
+            allow_passkeys: row.boolean("allow_passkeys")?,
             password_policy: PasswordPolicy {
                 min_length: u32::try_from(number("password_min_length")?)
                     .map_err(|_| StoreError::Corrupt("password_min_length".into()))?,
@@ -357,9 +358,10 @@ impl Store {
         w.execute(
             query(
                 "INSERT INTO tenant_sign_in_settings (tenant_id, mfa_required, allow_totp, password_min_length, \
-                 password_min_strength, updated_at, lockout_free_failures, lockout_max_seconds) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id) DO UPDATE SET \
+                 password_min_strength, updated_at, lockout_free_failures, lockout_max_seconds, allow_passkeys) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id) DO UPDATE SET \
                  mfa_required = excluded.mfa_required, allow_totp = excluded.allow_totp, \
+                 allow_passkeys = excluded.allow_passkeys, \
                  password_min_length = excluded.password_min_length, \
                  password_min_strength = excluded.password_min_strength, updated_at = excluded.updated_at, \
                  lockout_free_failures = excluded.lockout_free_failures, lockout_max_seconds = excluded.lockout_max_seconds",
@@ -371,7 +373,8 @@ impl Store {
             .bind(i64::from(settings.password_policy.min_strength))
             .bind(ctx.now)
             .bind(i64::from(settings.lockout.free_failures))
-            .bind(i64::from(settings.lockout.max_wait_seconds)),
+            .bind(i64::from(settings.lockout.max_wait_seconds))
+            .bind(settings.allow_passkeys),
         )
         .await?;
         w.record(

@@ -115,9 +115,12 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = TestDatabase::new(dir.path()).await;
         let kek = portcullis_core::secrets::Kek::generate_base64().unwrap();
-        let config = adjust(settings(dir.path(), &db.url))
-            .resolve()
-            .expect("valid settings");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Browsers, and the passkey client, reach a local server by name: passkeys refuse IPs.
+        let mut base = settings(dir.path(), &db.url);
+        base.public_url = Some(format!("http://localhost:{}", addr.port()));
+        let config = adjust(base).resolve().expect("valid settings");
         let server = Server::prepare(config, Some(kek.clone()))
             .await
             .expect("server prepares");
@@ -128,8 +131,6 @@ impl TestServer {
             .secret
             .expose_secret()
             .to_owned();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let (shutdown, stop) = oneshot::channel::<()>();
         tokio::spawn(async move {
             server

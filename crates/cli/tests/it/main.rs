@@ -11,6 +11,8 @@ mod input;
 mod isolation;
 mod keys;
 mod mfa;
+mod passkeys;
 mod passwords;
 mod process;
 mod signin;
+mod soft_passkey;

@@ -241,7 +241,7 @@ async fn tenants_set_who_needs_a_second_factor_and_their_password_policy() {
         }
     };
     let contradictory = serde_json::json!({"mfa_required": "everyone", "allow_totp": false,
-        "password_policy": {"min_length": 12, "min_strength": 3}});
+        "allow_passkeys": false, "password_policy": {"min_length": 12, "min_strength": 3}});
     assert_eq!(put(contradictory).await.problem(422)["field"], "allow_totp");
     let too_short = serde_json::json!({"mfa_required": "nobody", "allow_totp": true,
         "password_policy": {"min_length": 4, "min_strength": 3}});
@@ -251,7 +251,7 @@ async fn tenants_set_who_needs_a_second_factor_and_their_password_policy() {
         "lockout": {"free_failures": 0, "max_wait_seconds": 60}});
     assert_eq!(put(no_lockout).await.problem(422)["field"], "free_failures");
     let strict = serde_json::json!({"mfa_required": "administrators", "allow_totp": true,
-        "password_policy": {"min_length": 20, "min_strength": 3},
+        "allow_passkeys": true, "password_policy": {"min_length": 20, "min_strength": 3},
         "lockout": {"free_failures": 3, "max_wait_seconds": 60}});
     put(strict.clone()).await.expect(200);
     assert_eq!(admin.get("/v1/sign-in-settings").await.expect(200), strict);

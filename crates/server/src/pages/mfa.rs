@@ -164,7 +164,7 @@ pub(super) async fn submit_code(
     let started = std::time::Instant::now();
     let policy = super::account_backoff(&state.store.sign_in_settings(tenant.id).await?);
     if let Some(wait) = state.sign_in_accounts.wait(&account_key, started, &policy) {
-        super::record_failure(&state, &tenant, Some(&user), "throttled", &origin).await?;
+        super::record_failure(&state, &tenant, Some(&user), "throttled", "otp", &origin).await?;
         let page = CodePage {
             tenant: &tenant.name,
             csrf: &csrf,
@@ -208,7 +208,7 @@ pub(super) async fn submit_code(
     };
     if !accepted {
         state.sign_in_accounts.failure(&account_key, started);
-        super::record_failure(&state, &tenant, Some(&user), reason, &origin).await?;
+        super::record_failure(&state, &tenant, Some(&user), reason, method, &origin).await?;
         let page = CodePage {
             tenant: &tenant.name,
             csrf: &csrf,

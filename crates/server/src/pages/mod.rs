@@ -29,6 +29,7 @@ use crate::extract::RequestOrigin;
 use crate::throttle::BackoffPolicy;
 
 mod mfa;
+mod passkeys;
 use crate::state::AppState;
 
 const SESSION_COOKIE: &str = "portcullis_session";
@@ -43,7 +44,7 @@ async fn page_headers(request: axum::extract::Request, next: axum::middleware::N
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -75,6 +76,24 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(mfa::mfa_page).post(mfa::enrol),
         )
         .route("/t/{tenant}/account/mfa/remove", post(mfa::remove))
+        .route("/assets/passkey.js", get(passkey_script))
+        .route(
+            "/t/{tenant}/sign-in/passkey/options",
+            post(passkeys::sign_in_options),
+        )
+        .route("/t/{tenant}/sign-in/passkey", post(passkeys::sign_in))
+        .route(
+            "/t/{tenant}/account/passkeys",
+            get(passkeys::passkeys_page).post(passkeys::register),
+        )
+        .route(
+            "/t/{tenant}/account/passkeys/options",
+            post(passkeys::register_options),
+        )
+        .route(
+            "/t/{tenant}/account/passkeys/{id}/remove",
+            post(passkeys::remove),
+        )
         .layer(axum::middleware::from_fn(page_headers));
     if hsts {
         router.layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
@@ -87,12 +106,26 @@ pub fn router(state: &AppState) -> Router<AppState> {
 }
 
 async fn stylesheet() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../../assets/portcullis.css"),
+    )
+}
+
+async fn passkey_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/passkey.js"),
+    )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        include_str!("../../assets/portcullis.css"),
+        body,
     )
         .into_response()
 }
@@ -264,6 +297,8 @@ struct SignInPage<'a> {
     tenant: &'a str,
     csrf: &'a str,
     user_name: &'a str,
+    /// Whether to offer the passkey button.
+    passkeys: bool,
     error: Option<String>,
     notice: Option<String>,
 }
@@ -279,6 +314,7 @@ async fn sign_in_page(
         tenant: &tenant.name,
         csrf: &csrf,
         user_name: "",
+        passkeys: passkeys::relying_party(&state, &tenant).await?.is_some(),
         error: None,
         notice: None,
     };
@@ -328,10 +364,12 @@ async fn sign_in(
     let account_key = format!("{}:{}", tenant.id, name_key(&user_name));
     let address_key = origin.source_ip.clone().unwrap_or_default();
     let started = Instant::now();
+    let offer_passkeys = passkeys::relying_party(&state, &tenant).await?.is_some();
     let page = |error: String| SignInPage {
         tenant: &tenant.name,
         csrf: &csrf,
         user_name: &user_name,
+        passkeys: offer_passkeys,
         error: Some(error),
         notice: None,
     };
@@ -346,7 +384,7 @@ async fn sign_in(
                 .wait(&address_key, started, &ADDRESS_BACKOFF),
         );
     if let Some(wait) = wait {
-        record_failure(&state, &tenant, None, "throttled", &origin).await?;
+        record_failure(&state, &tenant, None, "throttled", "pwd", &origin).await?;
         let seconds = wait.as_secs().max(1);
         let message = format!(
             "Too many failed attempts. Wait {seconds} seconds before trying your password again, or sign in with a passkey."
@@ -373,7 +411,7 @@ async fn sign_in(
     if let Some(reason) = refusal(user, &check, now) {
         state.sign_in_accounts.failure(&account_key, started);
         state.sign_in_addresses.failure(&address_key, started);
-        record_failure(&state, &tenant, user, reason, &origin).await?;
+        record_failure(&state, &tenant, user, reason, "pwd", &origin).await?;
         let message =
             "That user name and password do not match. Check both and try again.".to_owned();
         return Ok((StatusCode::UNAUTHORIZED, html(&page(message))).into_response());
@@ -516,6 +554,7 @@ async fn record_failure(
     tenant: &Tenant,
     user: Option<&User>,
     reason: &str,
+    method: &str,
     origin: &Origin,
 ) -> Result<(), PageError> {
     let event = NewAuditEvent {
@@ -527,7 +566,7 @@ async fn record_failure(
         outcome: Outcome::Failure,
         reason: Some(reason.into()),
         origin: origin.clone(),
-        details: json!({"method": "pwd"}),
+        details: json!({ "method": method }),
     };
     metrics::counter!("portcullis_sign_in_failures_total").increment(1);
     state.audit.append(event).await?;

@@ -15,9 +15,10 @@ use portcullis_core::identity::{
 };
 use portcullis_core::names::{Name, parse_description, parse_email, parse_name};
 use portcullis_core::page::{Page, PageRequest};
+use portcullis_core::passkey::PasskeySummary;
 use portcullis_core::password::PasswordStatus;
 use portcullis_core::session::Session;
-use portcullis_core::{BusinessUnitId, UserId, ValidationError};
+use portcullis_core::{BusinessUnitId, PasskeyId, UserId, ValidationError};
 use portcullis_store::{NewUser, StoreError, UserChanges, UserFilter};
 
 use crate::auth::Caller;
@@ -487,4 +488,36 @@ pub async fn end_sessions(
 pub struct EndedSessions {
     /// How many sessions were ended.
     pub ended: u64,
+}
+
+/// The user's passkeys: names and dates, never key material.
+#[utoipa::path(get, path = "/v1/users/{id}/passkeys", tag = "users", params(("id" = UserId, Path)),
+    responses((status = 200, body = Vec<PasskeySummary>), (status = 404, body = Problem)))]
+pub async fn list_passkeys(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<Json<Vec<PasskeySummary>>> {
+    caller
+        .authorize(&state, Action::UserRead, Scope::Tenant, user_target(id))
+        .await?;
+    state.store.user(caller.tenant_id(), id).await?;
+    Ok(Json(state.store.passkeys(caller.tenant_id(), id).await?))
+}
+
+/// Removes one of the user's passkeys, e.g. on a lost device; it stops working at once.
+#[utoipa::path(delete, path = "/v1/users/{id}/passkeys/{passkey_id}", tag = "users",
+    params(("id" = UserId, Path), ("passkey_id" = PasskeyId, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn remove_passkey(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, passkey_id)): ApiPath<(UserId, PasskeyId)>,
+) -> ApiResult<StatusCode> {
+    caller
+        .authorize(&state, Action::UserUpdate, Scope::Tenant, user_target(id))
+        .await?;
+    let ctx = caller.write_context(&state);
+    state.store.remove_passkey(&ctx, id, passkey_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

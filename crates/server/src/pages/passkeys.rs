@@ -1,0 +1,508 @@
+//! Passkeys on the pages: registering one from "my passkeys" and signing in with one, without
+//! a user name or password. Each ceremony is two requests: the script asks for options (JSON),
+//! the browser talks to the authenticator, and the answer comes back in an ordinary form post.
+//! The challenge stays on the server and is used once.
+
+use askama::Template;
+use axum::Form;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::json;
+use time::Duration;
+
+use portcullis_core::PasskeyId;
+use portcullis_core::audit::Origin;
+use portcullis_core::identity::{LifecycleState, Tenant};
+use portcullis_core::passkey::{
+    Assertion, CEREMONY_SECONDS, PasskeyError, RelyingParty, parse_passkey_name,
+};
+use portcullis_core::session::{MethodUse, Strength, new_session_token};
+use portcullis_store::{CeremonyPurpose, NewCeremony, StoreError};
+
+use super::{
+    NotSignedIn, Opened, PageError, SignInPage, SignedIn, active_tenant, check_csrf, csrf_token,
+    finish_sign_in, html, record_failure, signed_in, user_context, with_cookies,
+};
+use crate::extract::RequestOrigin;
+use crate::state::AppState;
+
+/// Adding a passkey gives lasting access, so it needs a sign-in this recent.
+const FRESH_FOR_REGISTRATION: Duration = Duration::minutes(15);
+
+/// A JSON refusal for the script, with a message it shows as is.
+fn refuse(status: StatusCode, detail: &str) -> Response {
+    (status, Json(json!({ "detail": detail }))).into_response()
+}
+
+/// The relying party, if passkeys are on for this server and tenant.
+pub(super) async fn relying_party<'a>(
+    state: &'a AppState,
+    tenant: &Tenant,
+) -> Result<Option<&'a RelyingParty>, PageError> {
+    let allowed = state
+        .store
+        .sign_in_settings(tenant.id)
+        .await?
+        .allow_passkeys;
+    Ok(state.relying_party.as_ref().filter(|_| allowed))
+}
+
+/// Stores a ceremony's state and answers the script with its options and handle.
+async fn begin(
+    state: &AppState,
+    tenant: &Tenant,
+    user: Option<portcullis_core::UserId>,
+    purpose: CeremonyPurpose,
+    ceremony: portcullis_core::passkey::Ceremony,
+) -> Result<Response, PageError> {
+    let handle = new_session_token().map_err(|e| PageError::Internal(e.to_string()))?;
+    let now = state.clock.now();
+    state
+        .store
+        .begin_ceremony(
+            NewCeremony {
+                tenant_id: tenant.id,
+                user_id: user,
+                purpose,
+                handle: handle.clone(),
+                state: ceremony.state,
+                expires_at: now + Duration::seconds(CEREMONY_SECONDS),
+            },
+            now,
+        )
+        .await?;
+    Ok(Json(json!({
+        "ceremony": handle,
+        "publicKey": ceremony.options["publicKey"],
+    }))
+    .into_response())
+}
+
+/// Whether this source address may start another ceremony (and counts this one).
+fn may_start(state: &AppState, origin: &Origin) -> bool {
+    let key = origin.source_ip.clone().unwrap_or_default();
+    let now = std::time::Instant::now();
+    if state.passkey_starts.blocked_for(&key, now).is_some() {
+        return false;
+    }
+    state.passkey_starts.record_failure(&key, now);
+    true
+}
+
+#[derive(Deserialize)]
+pub(super) struct StartForm {
+    csrf: String,
+}
+
+pub(super) async fn sign_in_options(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<StartForm>,
+) -> Result<Response, PageError> {
+    let tenant = active_tenant(&state, &tenant).await?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    let Some(rp) = relying_party(&state, &tenant).await? else {
+        return Ok(refuse(
+            StatusCode::FORBIDDEN,
+            "Passkeys are not in use here. Sign in with your password.",
+        ));
+    };
+    if !may_start(&state, &origin) {
+        return Ok(refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many passkey attempts from your network. Wait a minute and try again.",
+        ));
+    }
+    let ceremony = rp
+        .start_sign_in()
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    begin(&state, &tenant, None, CeremonyPurpose::SignIn, ceremony).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct AnswerForm {
+    csrf: String,
+    ceremony: String,
+    credential: String,
+}
+
+pub(super) async fn sign_in(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<AnswerForm>,
+) -> Result<Response, PageError> {
+    let tenant = active_tenant(&state, &tenant).await?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    let (csrf, _) = csrf_token(&state, &headers)?;
+    let address_key = origin.source_ip.clone().unwrap_or_default();
+    let started = std::time::Instant::now();
+    let rp = relying_party(&state, &tenant).await?;
+    let refused = |status: StatusCode, message: &str| {
+        let page = SignInPage {
+            tenant: &tenant.name,
+            csrf: &csrf,
+            user_name: "",
+            passkeys: rp.is_some(),
+            error: Some(message.to_owned()),
+            notice: None,
+        };
+        (status, html(&page)).into_response()
+    };
+    let Some(rp) = rp else {
+        return Ok(refused(
+            StatusCode::FORBIDDEN,
+            "Passkeys are not in use here. Sign in with your password.",
+        ));
+    };
+    if let Some(wait) = state
+        .sign_in_addresses
+        .wait(&address_key, started, &super::ADDRESS_BACKOFF)
+    {
+        record_failure(&state, &tenant, None, "throttled", "hwk", &origin).await?;
+        let message = format!(
+            "Too many failed attempts from your network. Wait {} seconds and try again.",
+            wait.as_secs().max(1)
+        );
+        return Ok(refused(StatusCode::TOO_MANY_REQUESTS, &message));
+    }
+    let now = state.clock.now();
+    let verdict = verify_sign_in(&state, &tenant, rp, &form).await?;
+    let (passkey, user) = match verdict {
+        Ok(found) => found,
+        Err((reason, user)) => {
+            // Only the address backs off: a passkey failure is no reason to slow the account's
+            // owner, and the account's password back-off must not stop a passkey.
+            state.sign_in_addresses.failure(&address_key, started);
+            record_failure(&state, &tenant, user.as_ref(), reason, "hwk", &origin).await?;
+            return Ok(refused(
+                StatusCode::UNAUTHORIZED,
+                "That passkey could not sign you in. Try again, or use your password.",
+            ));
+        }
+    };
+    state
+        .store
+        .passkey_used(tenant.id, passkey.0, passkey.1, now)
+        .await?;
+    let opened = Opened {
+        strength: Strength::PhishingResistant,
+        methods: vec![MethodUse {
+            method: "hwk".into(),
+            at: now,
+        }],
+        must_change: false,
+        must_enrol_mfa: false,
+    };
+    finish_sign_in(&state, &tenant, &user, origin, opened).await
+}
+
+/// A verified sign-in: the passkey used (and its moved counter) and its usable owner.
+type Verified = ((PasskeyId, Option<String>), portcullis_core::identity::User);
+/// A refused sign-in: the reason for the audit trail, and the user when one was identified.
+type Refused = (&'static str, Option<portcullis_core::identity::User>);
+
+async fn verify_sign_in(
+    state: &AppState,
+    tenant: &Tenant,
+    rp: &RelyingParty,
+    form: &AnswerForm,
+) -> Result<Result<Verified, Refused>, PageError> {
+    let now = state.clock.now();
+    let Ok(assertion) = Assertion::parse(&form.credential) else {
+        return Ok(Err(("malformed passkey answer", None)));
+    };
+    let Some((_, challenge)) = state
+        .store
+        .take_ceremony(tenant.id, CeremonyPurpose::SignIn, &form.ceremony, now)
+        .await?
+    else {
+        return Ok(Err(("unknown or expired passkey ceremony", None)));
+    };
+    let Some(stored) = state
+        .store
+        .passkey_by_credential(tenant.id, &assertion.credential_id())
+        .await?
+    else {
+        return Ok(Err(("unknown passkey", None)));
+    };
+    let user = match state.store.user(tenant.id, stored.user_id).await {
+        Ok(user) => user,
+        Err(StoreError::NotFound) => return Ok(Err(("unknown passkey", None))),
+        Err(e) => return Err(e.into()),
+    };
+    if assertion
+        .user_handle()
+        .is_some_and(|handle| handle != user.id.as_uuid())
+    {
+        return Ok(Err(("passkey user handle mismatch", Some(user))));
+    }
+    let moved = match rp.finish_sign_in(&assertion, &challenge, &stored.credential) {
+        Ok(moved) => moved,
+        Err(PasskeyError::Corrupt(e)) => return Err(PageError::Internal(e)),
+        Err(e) => {
+            tracing::info!(error = %e, "passkey refused");
+            return Ok(Err(("passkey refused", Some(user))));
+        }
+    };
+    if !user.is_usable(now) {
+        let reason = match user.state {
+            LifecycleState::Active => "user expired",
+            LifecycleState::Disabled => "user disabled",
+            LifecycleState::Deleted => "user deleted",
+        };
+        return Ok(Err((reason, Some(user))));
+    }
+    Ok(Ok(((stored.id, moved), user)))
+}
+
+struct PasskeyRow {
+    id: String,
+    name: String,
+    added: String,
+    last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "passkeys.html")]
+struct PasskeysPage<'a> {
+    tenant: &'a str,
+    csrf: &'a str,
+    available: bool,
+    fresh: bool,
+    passkeys: Vec<PasskeyRow>,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+fn day(at: time::OffsetDateTime) -> String {
+    at.format(time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute] UTC"
+    ))
+    .unwrap_or_default()
+}
+
+/// Whether the session's latest sign-in step is recent enough to add a passkey.
+fn is_fresh(me: &SignedIn, now: time::OffsetDateTime) -> bool {
+    me.session
+        .methods
+        .iter()
+        .map(|m| m.at)
+        .max()
+        .is_some_and(|at| now - at <= FRESH_FOR_REGISTRATION)
+}
+
+async fn render(
+    state: &AppState,
+    me: &SignedIn,
+    csrf: &str,
+    status: StatusCode,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Result<Response, PageError> {
+    let passkeys = state
+        .store
+        .passkeys(me.tenant.id, me.user.id)
+        .await?
+        .into_iter()
+        .map(|p| PasskeyRow {
+            id: p.id.to_string(),
+            name: p.name,
+            added: day(p.created_at),
+            last_used: p.last_used_at.map_or_else(|| "never".into(), day),
+        })
+        .collect();
+    let page = PasskeysPage {
+        tenant: &me.tenant.name,
+        csrf,
+        available: relying_party(state, &me.tenant).await?.is_some(),
+        fresh: is_fresh(me, state.clock.now()),
+        passkeys,
+        error,
+        notice,
+    };
+    Ok((status, html(&page)).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct PasskeysQuery {
+    added: Option<String>,
+    removed: Option<String>,
+}
+
+pub(super) async fn passkeys_page(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    Query(query): Query<PasskeysQuery>,
+    headers: HeaderMap,
+) -> Result<Response, NotSignedIn> {
+    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    let (csrf, set) = csrf_token(&state, &headers)?;
+    let notice = if query.added.is_some() {
+        Some("Passkey added. You can now sign in with it.".to_owned())
+    } else {
+        query.removed.map(|_| "Passkey removed.".to_owned())
+    };
+    let page = render(&state, &me, &csrf, StatusCode::OK, None, notice).await?;
+    Ok(with_cookies(page, set))
+}
+
+pub(super) async fn register_options(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<StartForm>,
+) -> Result<Response, NotSignedIn> {
+    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    let Some(rp) = relying_party(&state, &me.tenant).await? else {
+        return Ok(refuse(
+            StatusCode::FORBIDDEN,
+            "Passkeys are not in use here.",
+        ));
+    };
+    if !is_fresh(&me, state.clock.now()) {
+        return Ok(refuse(
+            StatusCode::FORBIDDEN,
+            "Sign in again first: adding a passkey needs a recent sign-in.",
+        ));
+    }
+    if !may_start(&state, &me.origin) {
+        return Ok(refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many passkey attempts. Wait a minute and try again.",
+        ));
+    }
+    let existing = state
+        .store
+        .passkey_credential_ids(me.tenant.id, me.user.id)
+        .await?;
+    let display = me
+        .user
+        .display_name
+        .as_deref()
+        .unwrap_or(&me.user.user_name);
+    let ceremony = rp
+        .start_registration(me.user.id, &me.user.user_name, display, &existing)
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    Ok(begin(
+        &state,
+        &me.tenant,
+        Some(me.user.id),
+        CeremonyPurpose::Register,
+        ceremony,
+    )
+    .await?)
+}
+
+#[derive(Deserialize)]
+pub(super) struct RegisterForm {
+    csrf: String,
+    name: String,
+    ceremony: String,
+    credential: String,
+}
+
+pub(super) async fn register(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<RegisterForm>,
+) -> Result<Response, NotSignedIn> {
+    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    let (csrf, _) = csrf_token(&state, &headers)?;
+    let again = |error: String| {
+        render(
+            &state,
+            &me,
+            &csrf,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(error),
+            None,
+        )
+    };
+    let Some(rp) = relying_party(&state, &me.tenant).await? else {
+        return Err(PageError::NotAllowed("Passkeys are not in use here.").into());
+    };
+    let name = match parse_passkey_name(&form.name) {
+        Ok(name) => name,
+        Err(e) => return Ok(again(format!("The passkey's name {}.", e.message)).await?),
+    };
+    let now = state.clock.now();
+    let challenge = state
+        .store
+        .take_ceremony(me.tenant.id, CeremonyPurpose::Register, &form.ceremony, now)
+        .await?
+        .filter(|(user, _)| *user == Some(me.user.id));
+    let Some((_, challenge)) = challenge else {
+        return Ok(again("That request expired. Press \"Add a passkey\" again.".into()).await?);
+    };
+    let passkey = match rp.finish_registration(&form.credential, &challenge) {
+        Ok(passkey) => passkey,
+        Err(PasskeyError::Corrupt(e)) => return Err(PageError::Internal(e).into()),
+        Err(e) => {
+            tracing::info!(error = %e, "passkey registration refused");
+            return Ok(again(
+                "Your device's answer could not be accepted. Try again, or use another device."
+                    .into(),
+            )
+            .await?);
+        }
+    };
+    let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), now);
+    match state
+        .store
+        .add_passkey(
+            &ctx,
+            me.user.id,
+            &name,
+            &passkey.credential_id,
+            passkey.credential,
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(StoreError::Conflict { message, .. }) => {
+            return Ok(again(format!("Not added: {message}.")).await?);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let to = format!("/t/{}/account/passkeys?added=1", me.tenant.name);
+    Ok(Redirect::to(&to).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct RemoveForm {
+    csrf: String,
+}
+
+pub(super) async fn remove(
+    State(state): State<AppState>,
+    Path((tenant, id)): Path<(String, String)>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<RemoveForm>,
+) -> Result<Response, NotSignedIn> {
+    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    // Only the user's own passkeys: another user's id, or no id at all, removes nothing.
+    if let Ok(id) = id.parse::<PasskeyId>() {
+        let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
+        match state.store.remove_passkey(&ctx, me.user.id, id).await {
+            Ok(()) | Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let to = format!("/t/{}/account/passkeys?removed=1", me.tenant.name);
+    Ok(Redirect::to(&to).into_response())
+}
