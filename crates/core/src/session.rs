@@ -73,6 +73,77 @@ impl Session {
     pub fn is_live(&self, now: OffsetDateTime) -> bool {
         now < self.idle_expires_at && now < self.absolute_expires_at
     }
+
+    /// When the user last proved who they are (OIDC's `auth_time`).
+    pub fn authenticated_at(&self) -> OffsetDateTime {
+        self.methods
+            .iter()
+            .map(|m| m.at)
+            .max()
+            .unwrap_or(self.created_at)
+    }
+
+    /// What the user must still prove for `need`: only what is missing. Freshness counts per
+    /// method, so a stale two-factor session re-proves both factors, while a fresh password
+    /// session that needs MFA is asked for the second factor alone.
+    pub fn step_up(&self, need: Assurance, now: OffsetDateTime) -> StepUp {
+        let have = match need.max_age {
+            Some(age) => Strength::proven_by(&self.methods, Some(now - age)),
+            None => Some(self.strength),
+        };
+        if have >= Some(need.strength) {
+            StepUp::Satisfied
+        } else if need.strength == Strength::PhishingResistant {
+            StepUp::Passkey
+        } else if have.is_none() {
+            StepUp::Password
+        } else {
+            StepUp::SecondFactor
+        }
+    }
+}
+
+/// What a page demands of the session before it goes on: a minimum strength, and optionally
+/// how recent the proof must be (OIDC's `max_age`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assurance {
+    pub strength: Strength,
+    pub max_age: Option<Duration>,
+}
+
+/// The next thing to ask of a user whose session falls short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepUp {
+    Satisfied,
+    /// Only a passkey reaches phishing-resistant strength.
+    Passkey,
+    /// Nothing recent enough: the password again (or a passkey, which is enough on its own).
+    Password,
+    /// The password is recent, but a second factor (or a passkey) is missing.
+    SecondFactor,
+}
+
+/// How many method uses a session remembers: step-ups append, the oldest go.
+pub const MAX_METHODS: usize = 8;
+
+impl Strength {
+    /// The strength that `methods` used at or after `since` prove together.
+    pub fn proven_by(methods: &[MethodUse], since: Option<OffsetDateTime>) -> Option<Self> {
+        let used = |names: &[&str]| {
+            methods
+                .iter()
+                .any(|m| names.contains(&m.method.as_str()) && since.is_none_or(|s| m.at >= s))
+        };
+        if used(&["hwk"]) {
+            Some(Self::PhishingResistant)
+        } else if used(&["pwd"]) && used(&["otp", "recovery_code"]) {
+            Some(Self::Mfa)
+        } else if used(&["pwd"]) {
+            Some(Self::Password)
+        } else {
+            None
+        }
+    }
 }
 
 /// Who must use a second factor to sign in.
@@ -241,6 +312,87 @@ mod tests {
             assert_eq!(Strength::parse(s.as_str()), Some(s));
         }
         assert_eq!(Strength::parse("weak"), None);
+    }
+
+    fn session(strength: Strength, methods: &[(&str, i64)]) -> Session {
+        let start = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        Session {
+            id: SessionId::generate(),
+            tenant_id: TenantId::generate(),
+            user_id: UserId::generate(),
+            strength,
+            methods: methods
+                .iter()
+                .map(|(m, minute)| MethodUse {
+                    method: (*m).into(),
+                    at: start + Duration::minutes(*minute),
+                })
+                .collect(),
+            must_change_password: false,
+            must_enrol_mfa: false,
+            source_ip: None,
+            user_agent: None,
+            created_at: start,
+            last_seen_at: start,
+            idle_expires_at: start + Duration::hours(1),
+            absolute_expires_at: start + Duration::hours(12),
+        }
+    }
+
+    fn need(strength: Strength, max_age_minutes: Option<i64>) -> Assurance {
+        Assurance {
+            strength,
+            max_age: max_age_minutes.map(Duration::minutes),
+        }
+    }
+
+    #[test]
+    fn step_up_asks_only_for_what_is_missing() {
+        let start = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        let at = |minute: i64| start + Duration::minutes(minute);
+        let password = session(Strength::Password, &[("pwd", 0)]);
+        assert_eq!(
+            password.step_up(need(Strength::Password, None), at(600)),
+            StepUp::Satisfied
+        );
+        assert_eq!(
+            password.step_up(need(Strength::Mfa, Some(15)), at(5)),
+            StepUp::SecondFactor,
+            "a fresh password needs only the second factor"
+        );
+        assert_eq!(
+            password.step_up(need(Strength::Password, Some(15)), at(20)),
+            StepUp::Password
+        );
+        assert_eq!(
+            password.step_up(need(Strength::PhishingResistant, None), at(1)),
+            StepUp::Passkey
+        );
+        let mfa = session(Strength::Mfa, &[("pwd", 0), ("otp", 1)]);
+        assert_eq!(
+            mfa.step_up(need(Strength::Mfa, Some(15)), at(10)),
+            StepUp::Satisfied
+        );
+        assert_eq!(
+            mfa.step_up(need(Strength::Mfa, Some(15)), at(60)),
+            StepUp::Password,
+            "a stale second factor does not carry a fresh password to MFA"
+        );
+        let re_proved = session(Strength::Mfa, &[("pwd", 0), ("otp", 1), ("pwd", 60)]);
+        assert_eq!(
+            re_proved.step_up(need(Strength::Mfa, Some(15)), at(61)),
+            StepUp::SecondFactor
+        );
+        let passkey = session(Strength::PhishingResistant, &[("hwk", 0)]);
+        assert_eq!(
+            passkey.step_up(need(Strength::Mfa, Some(15)), at(10)),
+            StepUp::Satisfied
+        );
+        assert_eq!(
+            passkey.step_up(need(Strength::PhishingResistant, Some(15)), at(30)),
+            StepUp::Passkey
+        );
+        assert_eq!(passkey.authenticated_at(), at(0));
     }
 
     #[test]

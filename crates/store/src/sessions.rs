@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use portcullis_core::identity::User;
 use portcullis_core::password::PasswordPolicy;
 use portcullis_core::session::{
-    LockoutPolicy, MethodUse, MfaRequired, Session, SessionTimeouts, SignInSettings, Strength,
+    LockoutPolicy, MAX_METHODS, MethodUse, MfaRequired, Session, SessionTimeouts, SignInSettings,
+    Strength,
 };
 use portcullis_core::{SessionId, TenantId, UserId};
 
@@ -163,6 +164,51 @@ impl Store {
         );
         w.commit().await?;
         Ok(session)
+    }
+
+    /// Adds a fresh proof to a session (step-up): the method joins the session's list, the
+    /// strength rises to what the methods prove together, and the token is replaced, so a token
+    /// seen before the step-up is worth nothing after it.
+    pub async fn step_up_session(
+        &self,
+        ctx: &WriteContext,
+        session: &Session,
+        new_token_hash: String,
+        method: MethodUse,
+    ) -> Result<Session, StoreError> {
+        let mut stepped = session.clone();
+        stepped.methods.push(method);
+        let excess = stepped.methods.len().saturating_sub(MAX_METHODS);
+        stepped.methods.drain(..excess);
+        stepped.strength = Strength::proven_by(&stepped.methods, None)
+            .map_or(session.strength, |proven| proven.max(session.strength));
+        let mut w = self.write(ctx).await?;
+        let updated = w
+            .execute(
+                query(
+                    "UPDATE sessions SET token_hash = $3, strength = $4, methods = $5 \
+                     WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(ctx.tenant_id)
+                .bind(session.id)
+                .bind(new_token_hash)
+                .bind(stepped.strength.as_str())
+                .bind(json!(stepped.methods).to_string()),
+            )
+            .await?;
+        if updated != 1 {
+            return Err(StoreError::NotFound);
+        }
+        let amr: Vec<&str> = stepped.methods.iter().map(|m| m.method.as_str()).collect();
+        w.record(
+            "signin.step_up",
+            "user",
+            session.user_id,
+            "update",
+            json!({"session_id": session.id, "strength": stepped.strength, "amr": amr}),
+        );
+        w.commit().await?;
+        Ok(stepped)
     }
 
     /// The live session with this token hash, if its user and tenant are still active.

@@ -16,3 +16,4 @@ mod passwords;
 mod process;
 mod signin;
 mod soft_passkey;
+mod stepup;

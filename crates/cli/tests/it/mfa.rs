@@ -6,7 +6,7 @@ use totp_rs::{Algorithm, Builder, Secret};
 use crate::harness::TestServer;
 use crate::signin::{Browser, PASSWORD, user_with_password};
 
-fn code(key: &str, offset_steps: i64) -> String {
+pub(crate) fn code(key: &str, offset_steps: i64) -> String {
     let totp = Builder::new()
         .with_algorithm(Algorithm::SHA1)
         .with_digits(6)
@@ -19,7 +19,7 @@ fn code(key: &str, offset_steps: i64) -> String {
     totp.generate(now as u64).to_string()
 }
 
-fn between<'a>(text: &'a str, start: &str, end: &str) -> Vec<&'a str> {
+pub(crate) fn between<'a>(text: &'a str, start: &str, end: &str) -> Vec<&'a str> {
     text.split(start)
         .skip(1)
         .filter_map(|part| part.split(end).next())

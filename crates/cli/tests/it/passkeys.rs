@@ -10,12 +10,12 @@ use crate::harness::TestServer;
 use crate::signin::{Browser, PASSWORD, Page, user_with_password};
 use crate::soft_passkey::SoftPasskey;
 
-fn origin(server: &TestServer) -> String {
+pub(crate) fn origin(server: &TestServer) -> String {
     format!("http://localhost:{}", server.addr.port())
 }
 
 /// Starts a ceremony as the page's script does: the handle and the browser's options.
-async fn start(browser: &mut Browser, path: &str, csrf: &str) -> (String, Value) {
+pub(crate) async fn start(browser: &mut Browser, path: &str, csrf: &str) -> (String, Value) {
     let reply = browser.post(path, &[("csrf", csrf)]).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let body: Value = serde_json::from_str(&reply.body).unwrap();
@@ -49,7 +49,11 @@ async fn register(
 }
 
 /// A signed-in user `name` with one passkey on `key`; returns the user's id.
-async fn user_with_passkey(server: &TestServer, name: &str, key: &mut SoftPasskey) -> String {
+pub(crate) async fn user_with_passkey(
+    server: &TestServer,
+    name: &str,
+    key: &mut SoftPasskey,
+) -> String {
     let id = user_with_password(server, name, false).await;
     let mut browser = Browser::new(server);
     assert_eq!(
@@ -457,4 +461,37 @@ async fn a_passkey_satisfies_a_required_second_factor() {
         303
     );
     assert_eq!(browser.get("/t/operator/account").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_password_reset_is_finished_before_passkeys_are_touched() {
+    let server = TestServer::start().await;
+    let mut key = SoftPasskey::new();
+    let id = user_with_passkey(&server, "ada", &mut key).await;
+    // An administrator resets the password: it must be changed at the next sign-in.
+    server
+        .admin()
+        .send(
+            Method::PUT,
+            &format!("/v1/users/{id}/password"),
+            Some(json!({"password": "a temporary passphrase to change", "must_change": true})),
+            &[],
+        )
+        .await
+        .expect(204);
+    let mut browser = Browser::new(&server);
+    let signed_in = browser
+        .sign_in("operator", "ada", "a temporary passphrase to change")
+        .await;
+    assert_eq!(signed_in.location(), "/t/operator/account/password");
+    for page in ["/t/operator/account/passkeys", "/t/operator/account/mfa"] {
+        assert_eq!(
+            browser.get(page).await.location(),
+            "/t/operator/account/password",
+            "{page} waits for the new password"
+        );
+    }
+    // The passkey still signs in, but the reset password must be changed first.
+    let with_passkey = passkey_sign_in(&server, &mut key).await;
+    assert_eq!(with_passkey.location(), "/t/operator/account/password");
 }

@@ -20,7 +20,7 @@ use portcullis_core::{TenantId, UserId};
 use portcullis_store::StoreError;
 
 use super::{
-    NotSignedIn, Opened, PageError, active_tenant, check_csrf, cookie_name, csrf_token,
+    NotSignedIn, Opened, PageError, PageKind, active_tenant, check_csrf, cookie_name, csrf_token,
     finish_sign_in, html, read_cookie, set_cookie, signed_in, user_context, with_cookies,
 };
 use crate::extract::RequestOrigin;
@@ -177,35 +177,14 @@ pub(super) async fn submit_code(
         return Ok((StatusCode::TOO_MANY_REQUESTS, html(&page)).into_response());
     }
     let now = state.clock.now();
-    let (accepted, method, reason) = match (&form.code, &form.recovery_code) {
-        (Some(code), _) if !code.trim().is_empty() => {
-            let stored = state.store.totp(tenant.id, user.id).await?;
-            let step = match stored.filter(|t| t.confirmed) {
-                Some(t) => open_totp(&state, user.id, &t.secret_sealed)?
-                    .check(
-                        code,
-                        now.unix_timestamp().max(0) as u64,
-                        t.last_used_step.map(|s| s.max(0) as u64),
-                    )
-                    .map(|s| s as i64),
-                None => None,
-            };
-            let accepted = match step {
-                Some(step) => state.store.use_totp_step(tenant.id, user.id, step).await?,
-                None => false,
-            };
-            (accepted, "otp", "bad code")
-        }
-        (_, Some(code)) if !code.trim().is_empty() => {
-            let hash = recovery_hash(&state, user.id, code);
-            let accepted = state
-                .store
-                .use_recovery_code(tenant.id, user.id, &hash, now)
-                .await?;
-            (accepted, "recovery_code", "bad recovery code")
-        }
-        _ => (false, "otp", "no code"),
-    };
+    let (accepted, method, reason) = check_code(
+        &state,
+        tenant.id,
+        user.id,
+        form.code.as_deref(),
+        form.recovery_code.as_deref(),
+    )
+    .await?;
     if !accepted {
         state.sign_in_accounts.failure(&account_key, started);
         super::record_failure(&state, &tenant, Some(&user), reason, method, &origin).await?;
@@ -239,6 +218,47 @@ pub(super) async fn submit_code(
         must_enrol_mfa: false,
     };
     finish_sign_in(&state, &tenant, &user, origin, opened).await
+}
+
+/// Checks a code from the authenticator app, or else a recovery code, using it up if right.
+/// Returns whether it was accepted, the `amr` method, and the reason when refused.
+pub(super) async fn check_code(
+    state: &AppState,
+    tenant_id: TenantId,
+    user_id: UserId,
+    code: Option<&str>,
+    recovery_code: Option<&str>,
+) -> Result<(bool, &'static str, &'static str), PageError> {
+    let now = state.clock.now();
+    Ok(match (code, recovery_code) {
+        (Some(code), _) if !code.trim().is_empty() => {
+            let stored = state.store.totp(tenant_id, user_id).await?;
+            let step = match stored.filter(|t| t.confirmed) {
+                Some(t) => open_totp(state, user_id, &t.secret_sealed)?
+                    .check(
+                        code,
+                        now.unix_timestamp().max(0) as u64,
+                        t.last_used_step.map(|s| s.max(0) as u64),
+                    )
+                    .map(|s| s as i64),
+                None => None,
+            };
+            let accepted = match step {
+                Some(step) => state.store.use_totp_step(tenant_id, user_id, step).await?,
+                None => false,
+            };
+            (accepted, "otp", "bad code")
+        }
+        (_, Some(code)) if !code.trim().is_empty() => {
+            let hash = recovery_hash(state, user_id, code);
+            let accepted = state
+                .store
+                .use_recovery_code(tenant_id, user_id, &hash, now)
+                .await?;
+            (accepted, "recovery_code", "bad recovery code")
+        }
+        _ => (false, "otp", "no code"),
+    })
 }
 
 #[derive(Template)]
@@ -337,7 +357,7 @@ pub(super) async fn mfa_page(
     RequestOrigin(origin): RequestOrigin,
     headers: HeaderMap,
 ) -> Result<Response, NotSignedIn> {
-    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    let me = signed_in(&state, &tenant, &headers, origin, PageKind::Enrolment).await?;
     let (csrf, set) = csrf_token(&state, &headers)?;
     let page = render_mfa_page(&state, &me, &csrf, None).await?;
     Ok(with_cookies(page, set))
@@ -376,7 +396,7 @@ pub(super) async fn enrol(
     headers: HeaderMap,
     Form(form): Form<EnrolForm>,
 ) -> Result<Response, NotSignedIn> {
-    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    let me = signed_in(&state, &tenant, &headers, origin, PageKind::Enrolment).await?;
     check_csrf(&state, &headers, &form.csrf)?;
     if !state.store.sign_in_settings(me.tenant.id).await?.allow_totp {
         return Err(
@@ -436,7 +456,7 @@ pub(super) async fn remove(
     headers: HeaderMap,
     Form(form): Form<RemoveForm>,
 ) -> Result<Response, NotSignedIn> {
-    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    let me = signed_in(&state, &tenant, &headers, origin, PageKind::Ordinary).await?;
     check_csrf(&state, &headers, &form.csrf)?;
     if !super::knows_password(&state, &me, form.current_password).await? {
         let (csrf, _) = csrf_token(&state, &headers)?;

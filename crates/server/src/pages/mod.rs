@@ -30,6 +30,7 @@ use crate::throttle::BackoffPolicy;
 
 mod mfa;
 mod passkeys;
+mod step_up;
 use crate::state::AppState;
 
 const SESSION_COOKIE: &str = "portcullis_session";
@@ -77,6 +78,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/t/{tenant}/account/mfa/remove", post(mfa::remove))
         .route("/assets/passkey.js", get(passkey_script))
+        .route("/t/{tenant}/step-up", get(step_up::page))
+        .route("/t/{tenant}/step-up/password", post(step_up::password))
+        .route("/t/{tenant}/step-up/code", post(step_up::code))
+        .route("/t/{tenant}/step-up/passkey", post(step_up::passkey))
         .route(
             "/t/{tenant}/sign-in/passkey/options",
             post(passkeys::sign_in_options),
@@ -645,11 +650,23 @@ impl IntoResponse for NotSignedIn {
     }
 }
 
+/// Which sessions a page serves. A session held back — its password must change, or the
+/// tenant requires a second factor it lacks — reaches only the pages that resolve that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PageKind {
+    Ordinary,
+    /// Setting up a second factor: also serves sessions held back for want of one.
+    Enrolment,
+    /// Changing the password, signing out: serves every session.
+    Always,
+}
+
 async fn signed_in(
     state: &AppState,
     tenant_name: &str,
     headers: &HeaderMap,
     origin: Origin,
+    kind: PageKind,
 ) -> Result<SignedIn, NotSignedIn> {
     let tenant = active_tenant(state, tenant_name).await?;
     let to_sign_in = || {
@@ -674,6 +691,17 @@ async fn signed_in(
             .store
             .touch_session(&session, now, SessionTimeouts::default())
             .await?;
+    }
+    let held_at = if session.must_change_password && kind != PageKind::Always {
+        Some("password")
+    } else if session.must_enrol_mfa && kind == PageKind::Ordinary {
+        Some("mfa")
+    } else {
+        None
+    };
+    if let Some(page) = held_at {
+        let to = format!("/t/{}/account/{page}", tenant.name);
+        return Err(NotSignedIn::Redirect(Redirect::to(&to).into_response()));
     }
     let user = state.store.user(tenant.id, session.user_id).await?;
     Ok(SignedIn {
@@ -710,15 +738,7 @@ async fn account(
     RequestOrigin(origin): RequestOrigin,
     headers: HeaderMap,
 ) -> Result<Response, NotSignedIn> {
-    let me = signed_in(&state, &tenant, &headers, origin).await?;
-    if me.session.must_change_password {
-        return Ok(
-            Redirect::to(&format!("/t/{}/account/password", me.tenant.name)).into_response(),
-        );
-    }
-    if me.session.must_enrol_mfa {
-        return Ok(Redirect::to(&format!("/t/{}/account/mfa", me.tenant.name)).into_response());
-    }
+    let me = signed_in(&state, &tenant, &headers, origin, PageKind::Ordinary).await?;
     let (csrf, set) = csrf_token(&state, &headers)?;
     let sessions = state
         .store
@@ -763,7 +783,7 @@ async fn sign_out(
     headers: HeaderMap,
     Form(form): Form<SignOutForm>,
 ) -> Result<Response, NotSignedIn> {
-    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    let me = signed_in(&state, &tenant, &headers, origin, PageKind::Always).await?;
     check_csrf(&state, &headers, &form.csrf)?;
     let everywhere = form.everywhere.as_deref() == Some("true");
     let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
@@ -788,7 +808,7 @@ async fn end_session(
     headers: HeaderMap,
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, NotSignedIn> {
-    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    let me = signed_in(&state, &tenant, &headers, origin, PageKind::Ordinary).await?;
     check_csrf(&state, &headers, &form.csrf)?;
     // Only the user's own sessions: another user's id, or no id at all, ends nothing.
     if let Ok(id) = id.parse::<SessionId>() {
@@ -818,7 +838,7 @@ async fn change_password_page(
     RequestOrigin(origin): RequestOrigin,
     headers: HeaderMap,
 ) -> Result<Response, NotSignedIn> {
-    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    let me = signed_in(&state, &tenant, &headers, origin, PageKind::Always).await?;
     let (csrf, set) = csrf_token(&state, &headers)?;
     let page = ChangePasswordPage {
         tenant: &me.tenant.name,
@@ -846,7 +866,7 @@ async fn change_password(
     headers: HeaderMap,
     Form(form): Form<ChangePasswordForm>,
 ) -> Result<Response, NotSignedIn> {
-    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    let me = signed_in(&state, &tenant, &headers, origin, PageKind::Always).await?;
     check_csrf(&state, &headers, &form.csrf)?;
     let (csrf, _) = csrf_token(&state, &headers)?;
     let again = |error: String| ChangePasswordPage {

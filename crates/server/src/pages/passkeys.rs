@@ -19,12 +19,12 @@ use portcullis_core::identity::{LifecycleState, Tenant};
 use portcullis_core::passkey::{
     Assertion, CEREMONY_SECONDS, PasskeyError, RelyingParty, parse_passkey_name,
 };
-use portcullis_core::session::{MethodUse, Strength, new_session_token};
+use portcullis_core::session::{Assurance, MethodUse, StepUp, Strength, new_session_token};
 use portcullis_store::{CeremonyPurpose, NewCeremony, StoreError};
 
 use super::{
-    NotSignedIn, Opened, PageError, SignInPage, SignedIn, active_tenant, check_csrf, csrf_token,
-    finish_sign_in, html, record_failure, signed_in, user_context, with_cookies,
+    NotSignedIn, Opened, PageError, PageKind, SignInPage, SignedIn, active_tenant, check_csrf,
+    csrf_token, finish_sign_in, html, record_failure, signed_in, user_context, with_cookies,
 };
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
@@ -173,7 +173,7 @@ pub(super) async fn sign_in(
         return Ok(refused(StatusCode::TOO_MANY_REQUESTS, &message));
     }
     let now = state.clock.now();
-    let verdict = verify_sign_in(&state, &tenant, rp, &form).await?;
+    let verdict = verify_sign_in(&state, &tenant, rp, &form.ceremony, &form.credential).await?;
     let (passkey, user) = match verdict {
         Ok(found) => found,
         Err((reason, user)) => {
@@ -191,36 +191,45 @@ pub(super) async fn sign_in(
         .store
         .passkey_used(tenant.id, passkey.0, passkey.1, now)
         .await?;
+    // A password an administrator reset must still be changed, whatever signed the user in.
+    let must_change = state
+        .store
+        .password(tenant.id, user.id)
+        .await?
+        .is_some_and(|p| p.must_change);
     let opened = Opened {
         strength: Strength::PhishingResistant,
         methods: vec![MethodUse {
             method: "hwk".into(),
             at: now,
         }],
-        must_change: false,
+        must_change,
         must_enrol_mfa: false,
     };
     finish_sign_in(&state, &tenant, &user, origin, opened).await
 }
 
 /// A verified sign-in: the passkey used (and its moved counter) and its usable owner.
-type Verified = ((PasskeyId, Option<String>), portcullis_core::identity::User);
+pub(super) type Verified = ((PasskeyId, Option<String>), portcullis_core::identity::User);
 /// A refused sign-in: the reason for the audit trail, and the user when one was identified.
-type Refused = (&'static str, Option<portcullis_core::identity::User>);
+pub(super) type Refused = (&'static str, Option<portcullis_core::identity::User>);
 
-async fn verify_sign_in(
+/// Verifies a passkey sign-in answer to the ceremony `ceremony`: the passkey it used and that
+/// passkey's usable owner, or why not.
+pub(super) async fn verify_sign_in(
     state: &AppState,
     tenant: &Tenant,
     rp: &RelyingParty,
-    form: &AnswerForm,
+    ceremony: &str,
+    credential: &str,
 ) -> Result<Result<Verified, Refused>, PageError> {
     let now = state.clock.now();
-    let Ok(assertion) = Assertion::parse(&form.credential) else {
+    let Ok(assertion) = Assertion::parse(credential) else {
         return Ok(Err(("malformed passkey answer", None)));
     };
     let Some((_, challenge)) = state
         .store
-        .take_ceremony(tenant.id, CeremonyPurpose::SignIn, &form.ceremony, now)
+        .take_ceremony(tenant.id, CeremonyPurpose::SignIn, ceremony, now)
         .await?
     else {
         return Ok(Err(("unknown or expired passkey ceremony", None)));
@@ -276,6 +285,8 @@ struct PasskeysPage<'a> {
     csrf: &'a str,
     available: bool,
     fresh: bool,
+    /// Where to confirm it is you when the sign-in is too old to add a passkey.
+    step_up: String,
     passkeys: Vec<PasskeyRow>,
     error: Option<String>,
     notice: Option<String>,
@@ -288,14 +299,17 @@ fn day(at: time::OffsetDateTime) -> String {
     .unwrap_or_default()
 }
 
-/// Whether the session's latest sign-in step is recent enough to add a passkey.
+/// What adding a passkey asks of the session.
+fn registration_needs() -> Assurance {
+    Assurance {
+        strength: Strength::Password,
+        max_age: Some(FRESH_FOR_REGISTRATION),
+    }
+}
+
+/// Whether the session's sign-in is recent enough to add a passkey.
 fn is_fresh(me: &SignedIn, now: time::OffsetDateTime) -> bool {
-    me.session
-        .methods
-        .iter()
-        .map(|m| m.at)
-        .max()
-        .is_some_and(|at| now - at <= FRESH_FOR_REGISTRATION)
+    me.session.step_up(registration_needs(), now) == StepUp::Satisfied
 }
 
 async fn render(
@@ -321,6 +335,11 @@ async fn render(
     let page = PasskeysPage {
         tenant: &me.tenant.name,
         csrf,
+        step_up: super::step_up::Target::link(
+            &me.tenant.name,
+            &format!("/t/{}/account/passkeys", me.tenant.name),
+            registration_needs(),
+        ),
         available: relying_party(state, &me.tenant).await?.is_some(),
         fresh: is_fresh(me, state.clock.now()),
         passkeys,
@@ -343,7 +362,7 @@ pub(super) async fn passkeys_page(
     Query(query): Query<PasskeysQuery>,
     headers: HeaderMap,
 ) -> Result<Response, NotSignedIn> {
-    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    let me = signed_in(&state, &tenant, &headers, origin, PageKind::Enrolment).await?;
     let (csrf, set) = csrf_token(&state, &headers)?;
     let notice = if query.added.is_some() {
         Some("Passkey added. You can now sign in with it.".to_owned())
@@ -361,7 +380,7 @@ pub(super) async fn register_options(
     headers: HeaderMap,
     Form(form): Form<StartForm>,
 ) -> Result<Response, NotSignedIn> {
-    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    let me = signed_in(&state, &tenant, &headers, origin, PageKind::Enrolment).await?;
     check_csrf(&state, &headers, &form.csrf)?;
     let Some(rp) = relying_party(&state, &me.tenant).await? else {
         return Ok(refuse(
@@ -418,7 +437,7 @@ pub(super) async fn register(
     headers: HeaderMap,
     Form(form): Form<RegisterForm>,
 ) -> Result<Response, NotSignedIn> {
-    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    let me = signed_in(&state, &tenant, &headers, origin, PageKind::Enrolment).await?;
     check_csrf(&state, &headers, &form.csrf)?;
     let (csrf, _) = csrf_token(&state, &headers)?;
     let again = |error: String| {
@@ -493,7 +512,7 @@ pub(super) async fn remove(
     headers: HeaderMap,
     Form(form): Form<RemoveForm>,
 ) -> Result<Response, NotSignedIn> {
-    let me = signed_in(&state, &tenant, &headers, origin).await?;
+    let me = signed_in(&state, &tenant, &headers, origin, PageKind::Ordinary).await?;
     check_csrf(&state, &headers, &form.csrf)?;
     // Only the user's own passkeys: another user's id, or no id at all, removes nothing.
     if let Ok(id) = id.parse::<PasskeyId>() {
