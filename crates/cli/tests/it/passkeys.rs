@@ -495,3 +495,25 @@ async fn a_password_reset_is_finished_before_passkeys_are_touched() {
     let with_passkey = passkey_sign_in(&server, &mut key).await;
     assert_eq!(with_passkey.location(), "/t/operator/account/password");
 }
+
+#[tokio::test]
+async fn where_mfa_is_required_a_password_alone_does_not_reach_a_passkey_users_account() {
+    let server = TestServer::start().await;
+    let mut key = SoftPasskey::new();
+    user_with_passkey(&server, "ada", &mut key).await;
+    let admin = server.admin();
+    let mut settings = admin.get("/v1/sign-in-settings").await.expect(200);
+    settings["mfa_required"] = json!("everyone");
+    admin
+        .send(Method::PUT, "/v1/sign-in-settings", Some(settings), &[])
+        .await
+        .expect(200);
+    // Someone who knows the password gets no session (one that could register their own
+    // passkey), only the advice to use the passkey.
+    let mut thief = Browser::new(&server);
+    let refused = thief.sign_in("operator", "ada", PASSWORD).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("Sign in with a passkey"));
+    assert!(!thief.cookies.contains_key("portcullis_session"));
+    assert_eq!(passkey_sign_in(&server, &mut key).await.status, 303);
+}

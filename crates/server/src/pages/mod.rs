@@ -452,6 +452,29 @@ async fn sign_in(
         .await?
         .is_empty();
     let must_enrol_mfa = settings.mfa_required.applies_to(is_administrator);
+    if must_enrol_mfa
+        && offer_passkeys
+        && !state
+            .store
+            .passkeys(tenant.id, subject.user.id)
+            .await?
+            .is_empty()
+    {
+        // The user's second factor is a passkey, and a passkey is a whole sign-in: never open
+        // a session that could set up another factor with the password alone.
+        state.sign_in_accounts.success(&account_key);
+        record_failure(
+            &state,
+            &tenant,
+            Some(&subject.user),
+            "passkey required",
+            "pwd",
+            &origin,
+        )
+        .await?;
+        let message = "Your organisation requires more than a password: use \"Sign in with a passkey\" below.".to_owned();
+        return Ok((StatusCode::FORBIDDEN, html(&page(message))).into_response());
+    }
     state.sign_in_accounts.success(&account_key);
     let methods = vec![MethodUse {
         method: "pwd".into(),
