@@ -469,6 +469,27 @@ async fn sign_in(
         portcullis_core::password::DEFAULT_ITERATIONS,
         one_hash * 1000.0
     );
+    // What the cores reach hashing together, in-process: memory-hard hashes share caches and
+    // memory bandwidth, so this is below the bound before any HTTP or storage work.
+    let together = Instant::now();
+    let per_core = 30;
+    std::thread::scope(|scope| {
+        for _ in 0..cores {
+            scope.spawn(|| {
+                for _ in 0..per_core {
+                    let _ = hashing.verify(
+                        &secrecy::SecretString::from(BENCH_PASSWORD.to_owned()),
+                        &stored,
+                    );
+                }
+            });
+        }
+    });
+    let ceiling = (cores * per_core) as f64 / together.elapsed().as_secs_f64();
+    println!(
+        "argon2id      {cores} threads hashing at once, in-process: {ceiling:.1} verifications/s = {:.0}% of the bound",
+        ceiling / bound * 100.0
+    );
 
     let server = ServerProcess::start(dir, database_url).await?;
     let admin = reqwest::Client::new();
@@ -560,8 +581,9 @@ async fn sign_in(
     let rate = phase.latencies.len() as f64 / phase.elapsed.as_secs_f64();
     phase.report("sign-in", store_name);
     println!(
-        "sign-in       {store_name:<10} {rate:.1} password sign-ins/s = {:.0}% of the bound ({bound:.1}/s)",
-        rate / bound * 100.0
+        "sign-in       {store_name:<10} {rate:.1} password sign-ins/s = {:.0}% of the bound ({bound:.1}/s), {:.0}% of the in-process ceiling",
+        rate / bound * 100.0,
+        rate / ceiling * 100.0
     );
     Ok(())
 }

@@ -517,3 +517,40 @@ async fn where_mfa_is_required_a_password_alone_does_not_reach_a_passkey_users_a
     assert!(!thief.cookies.contains_key("portcullis_session"));
     assert_eq!(passkey_sign_in(&server, &mut key).await.status, 303);
 }
+
+#[tokio::test]
+async fn ceremony_starts_are_limited_per_address() {
+    let server = TestServer::start().await;
+    let mut browser = Browser::new(&server);
+    let csrf = browser.get("/t/operator/sign-in").await.csrf();
+    for _ in 0..30 {
+        start(&mut browser, "/t/operator/sign-in/passkey/options", &csrf).await;
+    }
+    let flooded = browser
+        .post("/t/operator/sign-in/passkey/options", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(flooded.status, 429);
+    assert!(flooded.body.contains("Wait a minute"));
+}
+
+#[tokio::test]
+async fn a_user_holds_at_most_twenty_passkeys() {
+    let server = TestServer::start().await;
+    let mut first = SoftPasskey::new();
+    user_with_passkey(&server, "ada", &mut first).await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in("operator", "ada", PASSWORD).await;
+    for n in 2..=20 {
+        let added = register(
+            &server,
+            &mut browser,
+            &mut SoftPasskey::new(),
+            &format!("Key {n}"),
+        )
+        .await;
+        assert_eq!(added.status, 303, "{}", added.body);
+    }
+    let refused = register(&server, &mut browser, &mut SoftPasskey::new(), "Key 21").await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("remove one you no longer use"));
+}

@@ -369,7 +369,8 @@ async fn sign_in(
     let account_key = format!("{}:{}", tenant.id, name_key(&user_name));
     let address_key = origin.source_ip.clone().unwrap_or_default();
     let started = Instant::now();
-    let offer_passkeys = passkeys::relying_party(&state, &tenant).await?.is_some();
+    let settings = state.store.sign_in_settings(tenant.id).await?;
+    let offer_passkeys = passkeys::available(&state, &settings).is_some();
     let page = |error: String| SignInPage {
         tenant: &tenant.name,
         csrf: &csrf,
@@ -379,7 +380,6 @@ async fn sign_in(
         notice: None,
     };
 
-    let settings = state.store.sign_in_settings(tenant.id).await?;
     let wait = state
         .sign_in_accounts
         .wait(&account_key, started, &account_backoff(&settings))

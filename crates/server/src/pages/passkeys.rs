@@ -19,7 +19,9 @@ use portcullis_core::identity::{LifecycleState, Tenant};
 use portcullis_core::passkey::{
     Assertion, CEREMONY_SECONDS, PasskeyError, RelyingParty, parse_passkey_name,
 };
-use portcullis_core::session::{Assurance, MethodUse, StepUp, Strength, new_session_token};
+use portcullis_core::session::{
+    Assurance, MethodUse, SignInSettings, StepUp, Strength, new_session_token,
+};
 use portcullis_store::{CeremonyPurpose, NewCeremony, StoreError};
 
 use super::{
@@ -42,12 +44,19 @@ pub(super) async fn relying_party<'a>(
     state: &'a AppState,
     tenant: &Tenant,
 ) -> Result<Option<&'a RelyingParty>, PageError> {
-    let allowed = state
-        .store
-        .sign_in_settings(tenant.id)
-        .await?
-        .allow_passkeys;
-    Ok(state.relying_party.as_ref().filter(|_| allowed))
+    let settings = state.store.sign_in_settings(tenant.id).await?;
+    Ok(available(state, &settings))
+}
+
+/// The relying party, if passkeys are on for this server and under these tenant settings.
+pub(super) fn available<'a>(
+    state: &'a AppState,
+    settings: &SignInSettings,
+) -> Option<&'a RelyingParty> {
+    state
+        .relying_party
+        .as_ref()
+        .filter(|_| settings.allow_passkeys)
 }
 
 /// Stores a ceremony's state and answers the script with its options and handle.
