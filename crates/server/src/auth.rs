@@ -16,7 +16,7 @@ use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::authz::{Action, Scope, Subject, authorize};
 use portcullis_core::identity::{KeyUnusable, LifecycleState, PrincipalRef, Tenant};
 use portcullis_core::secrets::PresentedApiKey;
-use portcullis_store::WriteContext;
+use portcullis_store::{ApiKeyCredential, WriteContext};
 
 use crate::error::ApiError;
 use crate::extract::origin_of;
@@ -44,14 +44,6 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let origin = origin_of(parts);
-        let address_key = format!("ip:{}", origin.source_ip.as_deref().unwrap_or("unknown"));
-        let started = Instant::now();
-        if let Some(retry_after_seconds) = state.failures.blocked_for(&address_key, started) {
-            metrics::counter!("portcullis_auth_throttled_total").increment(1);
-            return Err(ApiError::TooManyRequests {
-                retry_after_seconds,
-            });
-        }
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -60,55 +52,18 @@ impl FromRequestParts<AppState> for Caller {
             h.strip_prefix("Bearer ")
                 .or_else(|| h.strip_prefix("bearer "))
         });
-        let Some(presented) = token.map(str::trim).and_then(PresentedApiKey::parse) else {
-            let reason = if header.is_none() {
-                "no credential"
-            } else {
-                "malformed credential"
-            };
-            return Err(fail(state, &address_key, None, reason, origin).await);
-        };
-        let Some(credential) = state.store.api_key_credential(&presented.prefix).await? else {
-            return Err(fail(state, &address_key, None, "unknown API key", origin).await);
+        let credential = match authenticate_key(state, header.is_some(), token, &origin).await {
+            Ok(credential) => credential,
+            Err(KeyRefusal::Throttled(retry_after_seconds)) => {
+                return Err(ApiError::TooManyRequests {
+                    retry_after_seconds,
+                });
+            }
+            Err(KeyRefusal::Invalid) => return Err(INVALID),
+            Err(KeyRefusal::Failed(error)) => return Err(error),
         };
         let tenant_id = credential.tenant.id;
-        let key_target = Some((tenant_id, &presented.prefix));
-        if !state
-            .hasher
-            .verify(presented.secret_bytes(), &credential.secret_hash)
-        {
-            return Err(fail(
-                state,
-                &address_key,
-                key_target,
-                "wrong API key secret",
-                origin,
-            )
-            .await);
-        }
         let now = state.clock.now();
-        let refusal = match credential.key.check_usable(now) {
-            Err(KeyUnusable::Revoked) => Some("API key revoked"),
-            Err(KeyUnusable::Expired) => Some("API key expired"),
-            Ok(()) if credential.owner.state != LifecycleState::Active => {
-                Some("service principal disabled")
-            }
-            Ok(()) if credential.tenant.state != LifecycleState::Active => Some("tenant disabled"),
-            Ok(()) => None,
-        };
-        if let Some(reason) = refusal {
-            return Err(fail(state, &address_key, key_target, reason, origin).await);
-        }
-        if credential
-            .key
-            .last_used_at
-            .is_none_or(|at| now - at >= LAST_USED_GRANULARITY)
-        {
-            state
-                .store
-                .touch_api_key(credential.key.id, now, LAST_USED_GRANULARITY)
-                .await?;
-        }
         let principal = PrincipalRef::service_principal(credential.owner.id);
         let grants = state.store.grants(tenant_id, principal, now).await?;
         Ok(Caller {
@@ -132,6 +87,82 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// Why an API key (or a client secret, which is one) was not accepted.
+pub(crate) enum KeyRefusal {
+    /// Too many failures from this address; retry after this many seconds.
+    Throttled(u64),
+    /// Missing, malformed, unknown, wrong, expired or revoked, or its owner is disabled: the
+    /// caller learns no more than that, the audit trail records which.
+    Invalid,
+    Failed(ApiError),
+}
+
+impl From<portcullis_store::StoreError> for KeyRefusal {
+    fn from(e: portcullis_store::StoreError) -> Self {
+        KeyRefusal::Failed(e.into())
+    }
+}
+
+/// Checks a presented API key: looked up by its public prefix, its secret compared with the
+/// stored keyed hash in constant time, its expiry, revocation and owner checked. Failures are
+/// throttled per source address and audited with their real reason.
+pub(crate) async fn authenticate_key(
+    state: &AppState,
+    offered: bool,
+    secret: Option<&str>,
+    origin: &Origin,
+) -> Result<ApiKeyCredential, KeyRefusal> {
+    let address_key = format!("ip:{}", origin.source_ip.as_deref().unwrap_or("unknown"));
+    let started = Instant::now();
+    if let Some(retry_after_seconds) = state.failures.blocked_for(&address_key, started) {
+        metrics::counter!("portcullis_auth_throttled_total").increment(1);
+        return Err(KeyRefusal::Throttled(retry_after_seconds));
+    }
+    let Some(presented) = secret.map(str::trim).and_then(PresentedApiKey::parse) else {
+        let reason = if offered {
+            "malformed credential"
+        } else {
+            "no credential"
+        };
+        return Err(fail(state, &address_key, None, reason, origin.clone()).await);
+    };
+    let Some(credential) = state.store.api_key_credential(&presented.prefix).await? else {
+        return Err(fail(state, &address_key, None, "unknown API key", origin.clone()).await);
+    };
+    let key_target = Some((credential.tenant.id, &presented.prefix));
+    if !state
+        .hasher
+        .verify(presented.secret_bytes(), &credential.secret_hash)
+    {
+        let reason = "wrong API key secret";
+        return Err(fail(state, &address_key, key_target, reason, origin.clone()).await);
+    }
+    let now = state.clock.now();
+    let refusal = match credential.key.check_usable(now) {
+        Err(KeyUnusable::Revoked) => Some("API key revoked"),
+        Err(KeyUnusable::Expired) => Some("API key expired"),
+        Ok(()) if credential.owner.state != LifecycleState::Active => {
+            Some("service principal disabled")
+        }
+        Ok(()) if credential.tenant.state != LifecycleState::Active => Some("tenant disabled"),
+        Ok(()) => None,
+    };
+    if let Some(reason) = refusal {
+        return Err(fail(state, &address_key, key_target, reason, origin.clone()).await);
+    }
+    if credential
+        .key
+        .last_used_at
+        .is_none_or(|at| now - at >= LAST_USED_GRANULARITY)
+    {
+        state
+            .store
+            .touch_api_key(credential.key.id, now, LAST_USED_GRANULARITY)
+            .await?;
+    }
+    Ok(credential)
+}
+
 /// Counts a failed authentication against the source address, records it in the audit trail
 /// (of the key's tenant when the key exists, else of the operator tenant) and returns the 401.
 /// Failures are deliberately not counted per key: key prefixes are public, so such a count
@@ -142,7 +173,7 @@ async fn fail(
     key: Option<(TenantId, &String)>,
     reason: &str,
     origin: Origin,
-) -> ApiError {
+) -> KeyRefusal {
     let now = Instant::now();
     state.failures.record_failure(address_key, now);
     metrics::counter!("portcullis_auth_failures_total").increment(1);
@@ -159,11 +190,11 @@ async fn fail(
     };
     if let Err(error) = state.audit.append(event).await {
         tracing::error!(%error, "could not record a failed authentication");
-        return ApiError::Unavailable(
+        return KeyRefusal::Failed(ApiError::Unavailable(
             "The audit trail cannot be written; refusing to continue.".into(),
-        );
+        ));
     }
-    INVALID
+    KeyRefusal::Invalid
 }
 
 impl Caller {

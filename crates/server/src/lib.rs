@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod lifecycle;
+pub mod oauth;
 mod pages;
 pub mod routes;
 pub mod state;
@@ -218,6 +219,7 @@ impl Server {
             sign_in_addresses: throttle::Backoff::default(),
             relying_party,
             passkey_starts: FailureThrottle::new(PASSKEY_STARTS_PER_MINUTE),
+            signing_keys: oauth::SigningKeys::default(),
         });
         Ok(Server {
             state,

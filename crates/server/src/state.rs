@@ -39,6 +39,8 @@ pub struct Shared {
     pub relying_party: Option<portcullis_core::passkey::RelyingParty>,
     /// Passkey ceremonies started per source address: each stores a challenge until it expires.
     pub passkey_starts: FailureThrottle,
+    /// Each tenant's current token signing key, opened once.
+    pub signing_keys: crate::oauth::SigningKeys,
 }
 
 impl AppState {

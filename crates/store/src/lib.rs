@@ -7,6 +7,7 @@ mod audit;
 mod db;
 mod directory;
 mod mfa;
+mod oauth;
 mod passkeys;
 mod passwords;
 mod principals;
@@ -25,6 +26,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use audit::{AuditFilter, AuditSink};
 pub use mfa::StoredTotp;
+pub use oauth::StoredSigningKey;
 pub use passkeys::{CeremonyPurpose, MAX_PASSKEYS_PER_USER, NewCeremony, StoredPasskey};
 pub use principals::{
     ApiKeyCredential, MAX_ACTIVE_KEYS, NewApiKey, NewUser, UserChanges, UserFilter,

@@ -11,6 +11,7 @@ mod input;
 mod isolation;
 mod keys;
 mod mfa;
+mod oauth;
 mod passkeys;
 mod passwords;
 mod process;

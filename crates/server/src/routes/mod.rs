@@ -144,6 +144,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             service_principals::create_api_key
         ))
         .routes(routes!(service_principals::revoke_api_key))
+        .routes(routes!(
+            service_principals::get_oauth_client,
+            service_principals::put_oauth_client
+        ))
         .routes(routes!(roles::list_roles))
         .routes(routes!(
             roles::list_role_assignments,
@@ -184,6 +188,7 @@ pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     router
         .merge(crate::pages::router(&state))
+        .merge(crate::oauth::router())
         .route(
             "/v1/openapi.json",
             axum::routing::get(move || async move { Json(doc.as_ref().clone()) }),

@@ -12,6 +12,7 @@ use portcullis_core::audit::Target;
 use portcullis_core::authz::{Action, Scope};
 use portcullis_core::identity::{ApiKey, LifecycleState, PrincipalRef, ServicePrincipal};
 use portcullis_core::names::{parse_description, parse_name};
+use portcullis_core::oauth::ClientSettings;
 use portcullis_core::page::{Page, PageRequest};
 use portcullis_core::{ApiKeyId, ServicePrincipalId, ValidationError};
 
@@ -270,4 +271,47 @@ pub async fn revoke_api_key(
             .revoke_api_key(&caller.write_context(&state), id, key_id)
             .await?,
     ))
+}
+
+/// The principal's settings as an OAuth client; 404 when it is not one.
+#[utoipa::path(get, path = "/v1/service-principals/{id}/oauth-client", tag = "service principals", params(("id" = ServicePrincipalId, Path)),
+    responses((status = 200, body = ClientSettings), (status = 404, body = Problem)))]
+pub async fn get_oauth_client(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<ServicePrincipalId>,
+) -> ApiResult<Json<ClientSettings>> {
+    caller
+        .authorize(
+            &state,
+            Action::ServicePrincipalRead,
+            Scope::Tenant,
+            sp_target(id),
+        )
+        .await?;
+    state
+        .store
+        .oauth_client(caller.tenant_id(), id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
+}
+
+/// Makes the principal an OAuth client, or changes its settings. Its API keys are its client
+/// secrets; its id is its `client_id`.
+#[utoipa::path(put, path = "/v1/service-principals/{id}/oauth-client", tag = "service principals", params(("id" = ServicePrincipalId, Path)),
+    request_body = ClientSettings,
+    responses((status = 200, body = ClientSettings), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_oauth_client(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<ServicePrincipalId>,
+    ApiJson(settings): ApiJson<ClientSettings>,
+) -> ApiResult<Json<ClientSettings>> {
+    authorize_sp_change(&state, &caller, Action::ServicePrincipalWrite, id).await?;
+    state
+        .store
+        .set_oauth_client(&caller.write_context(&state), id, &settings)
+        .await?;
+    Ok(Json(settings))
 }

@@ -1,0 +1,413 @@
+//! The OAuth 2.0 / OpenID Connect endpoints of each tenant's issuer (`{public_url}/t/{tenant}`):
+//! discovery metadata, the JWKS, and the token endpoint. So far the token endpoint serves the
+//! client-credentials grant, with RFC 9068 JWT access tokens signed by the tenant's own key.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use portcullis_core::audit::Actor;
+use portcullis_core::identity::{LifecycleState, Tenant};
+use portcullis_core::jose::{SigningKey, generate_es256};
+use portcullis_core::oauth::{AccessTokenClaims, GrantType, OAuthError};
+use portcullis_core::secrets::random_bytes;
+use portcullis_core::{ServicePrincipalId, TenantId};
+use portcullis_store::{StoreError, StoredSigningKey, WriteContext};
+
+use crate::auth::{KeyRefusal, authenticate_key};
+use crate::error::ApiError;
+use crate::extract::RequestOrigin;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/t/{tenant}/.well-known/openid-configuration",
+            get(discovery),
+        )
+        .route("/t/{tenant}/jwks", get(jwks))
+        .route("/t/{tenant}/oauth/token", post(token))
+}
+
+/// Each tenant's current signing key, opened once per node.
+#[derive(Debug, Default)]
+pub struct SigningKeys(RwLock<HashMap<TenantId, Arc<SigningKey>>>);
+
+fn issuer(state: &AppState, tenant: &Tenant) -> String {
+    format!("{}/t/{}", state.config.public_url, tenant.name)
+}
+
+async fn active_tenant(state: &AppState, name: &str) -> Result<Tenant, ApiError> {
+    match state.store.tenant_by_name(name).await {
+        Ok(t) if t.state == LifecycleState::Active => Ok(t),
+        Ok(_) | Err(StoreError::NotFound) => Err(ApiError::NotFound),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn discovery(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+) -> Result<Response, ApiError> {
+    let tenant = active_tenant(&state, &tenant).await?;
+    let issuer = issuer(&state, &tenant);
+    let body = json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/jwks"),
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": [],
+    });
+    Ok(([(header::CACHE_CONTROL, "public, max-age=300")], Json(body)).into_response())
+}
+
+async fn jwks(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+) -> Result<Response, ApiError> {
+    let tenant = active_tenant(&state, &tenant).await?;
+    // A tenant's first key is made here if no token has needed one yet, so a verifier that
+    // fetches keys first finds one.
+    current_key(&state, &tenant, origin).await?;
+    let keys: Vec<serde_json::Value> = state
+        .store
+        .signing_keys(tenant.id)
+        .await?
+        .into_iter()
+        .map(|k| k.public_jwk)
+        .collect();
+    Ok((
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json(json!({ "keys": keys })),
+    )
+        .into_response())
+}
+
+/// The tenant's newest signing key: from memory, else the store, else a new one (sealed under
+/// the KEK, audited).
+async fn current_key(
+    state: &AppState,
+    tenant: &Tenant,
+    origin: portcullis_core::audit::Origin,
+) -> Result<Arc<SigningKey>, ApiError> {
+    if let Some(key) = state
+        .signing_keys
+        .0
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&tenant.id)
+    {
+        return Ok(key.clone());
+    }
+    let stored = match state
+        .store
+        .signing_keys(tenant.id)
+        .await?
+        .into_iter()
+        .next()
+    {
+        Some(stored) => stored,
+        None => {
+            let generated = generate_es256().map_err(|e| ApiError::Internal(e.to_string()))?;
+            let sealed = state
+                .kek
+                .seal(
+                    &format!("signing-key:{}", generated.kid),
+                    &generated.private_pkcs8,
+                )
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let key = StoredSigningKey {
+                kid: generated.kid,
+                alg: "ES256".into(),
+                private_sealed: sealed,
+                public_jwk: generated.public_jwk,
+                created_at: state.clock.now(),
+            };
+            let ctx = WriteContext {
+                tenant_id: tenant.id,
+                actor: Actor {
+                    kind: "system".into(),
+                    id: None,
+                    display: Some("key management".into()),
+                },
+                origin,
+                now: state.clock.now(),
+            };
+            state.store.add_signing_key(&ctx, &key).await?;
+            key
+        }
+    };
+    let private = state
+        .kek
+        .open(
+            &format!("signing-key:{}", stored.kid),
+            &stored.private_sealed,
+        )
+        .map_err(|e| ApiError::Internal(format!("cannot open signing key: {e}")))?;
+    let key = Arc::new(
+        SigningKey::es256(stored.kid, private.expose_secret())
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+    );
+    state
+        .signing_keys
+        .0
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(tenant.id, key.clone());
+    Ok(key)
+}
+
+/// An OAuth error response (RFC 6749 §5.2); `invalid_client` is a 401 that asks for Basic.
+fn oauth_error(error: &OAuthError) -> Response {
+    let status = match error {
+        OAuthError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let mut response = (
+        status,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        Json(json!({"error": error.code(), "error_description": error.to_string()})),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"portcullis\""),
+        );
+    }
+    response
+}
+
+/// The form's parameters. Only `resource` may repeat (RFC 8707); any other repeated parameter
+/// is refused (RFC 6749 §3.2).
+struct TokenForm {
+    single: HashMap<String, String>,
+    resources: Vec<String>,
+}
+
+impl TokenForm {
+    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
+        let form_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim() == "application/x-www-form-urlencoded");
+        if !form_type {
+            return Err(OAuthError::InvalidRequest(
+                "send the request as application/x-www-form-urlencoded".into(),
+            ));
+        }
+        let mut single = HashMap::new();
+        let mut resources = Vec::new();
+        for (name, value) in form_urlencoded::parse(body) {
+            if name == "resource" {
+                resources.push(value.into_owned());
+            } else if single
+                .insert(name.to_string(), value.into_owned())
+                .is_some()
+            {
+                return Err(OAuthError::InvalidRequest(format!(
+                    "the parameter {name:?} is repeated"
+                )));
+            }
+        }
+        Ok(Self { single, resources })
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.single.get(name).map(String::as_str)
+    }
+}
+
+/// The client's id and secret, from HTTP Basic (RFC 6749 §2.3.1, each part form-encoded) or
+/// from the form, never both.
+fn client_credentials(
+    headers: &HeaderMap,
+    form: &TokenForm,
+) -> Result<(String, Option<String>), OAuthError> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        });
+    let posted = form.get("client_id").map(str::to_owned);
+    match (basic, posted) {
+        (Some(_), Some(_)) if form.get("client_secret").is_some() => Err(
+            OAuthError::InvalidRequest("authenticate the client one way only".into()),
+        ),
+        (Some(encoded), _) => {
+            let decoded = STANDARD
+                .decode(encoded.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| OAuthError::InvalidClient("malformed Basic credentials".into()))?;
+            let (id, secret) = decoded
+                .split_once(':')
+                .ok_or_else(|| OAuthError::InvalidClient("malformed Basic credentials".into()))?;
+            let unescape = |s: &str| {
+                form_urlencoded::parse(format!("v={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            Ok((unescape(id), Some(unescape(secret))))
+        }
+        (None, Some(id)) => Ok((id, form.get("client_secret").map(str::to_owned))),
+        (None, None) => Err(OAuthError::InvalidClient(
+            "authenticate the client: HTTP Basic, or client_id and client_secret".into(),
+        )),
+    }
+}
+
+async fn token(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let tenant = active_tenant(&state, &tenant).await?;
+    match issue(&state, &tenant, origin, &headers, &body).await {
+        Ok(response) => Ok(response),
+        Err(Issue::OAuth(error)) => {
+            metrics::counter!("portcullis_token_errors_total", "error" => error.code())
+                .increment(1);
+            Ok(oauth_error(&error))
+        }
+        Err(Issue::Api(error)) => Err(error),
+    }
+}
+
+enum Issue {
+    OAuth(OAuthError),
+    Api(ApiError),
+}
+
+impl From<OAuthError> for Issue {
+    fn from(e: OAuthError) -> Self {
+        Issue::OAuth(e)
+    }
+}
+
+impl From<ApiError> for Issue {
+    fn from(e: ApiError) -> Self {
+        Issue::Api(e)
+    }
+}
+
+impl From<StoreError> for Issue {
+    fn from(e: StoreError) -> Self {
+        Issue::Api(e.into())
+    }
+}
+
+const UNKNOWN_CLIENT: &str = "client authentication failed: unknown client, wrong secret, or a secret that is expired or revoked";
+
+async fn issue(
+    state: &AppState,
+    tenant: &Tenant,
+    origin: portcullis_core::audit::Origin,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, Issue> {
+    let form = TokenForm::parse(headers, body)?;
+    let grant = form
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::InvalidRequest("grant_type is missing".into()))?;
+    let (client_id, secret) = client_credentials(headers, &form)?;
+    // The secret is one of the client's API keys: it must belong to this client, of this tenant.
+    let credential = match authenticate_key(state, true, secret.as_deref(), &origin).await {
+        Ok(credential) => credential,
+        Err(KeyRefusal::Invalid) => {
+            return Err(OAuthError::InvalidClient(UNKNOWN_CLIENT.into()).into());
+        }
+        Err(KeyRefusal::Throttled(seconds)) => {
+            return Err(ApiError::TooManyRequests {
+                retry_after_seconds: seconds,
+            }
+            .into());
+        }
+        Err(KeyRefusal::Failed(error)) => return Err(error.into()),
+    };
+    let client: Option<ServicePrincipalId> = client_id.parse().ok();
+    if client != Some(credential.owner.id) || credential.tenant.id != tenant.id {
+        return Err(OAuthError::InvalidClient(UNKNOWN_CLIENT.into()).into());
+    }
+    let settings = state
+        .store
+        .oauth_client(tenant.id, credential.owner.id)
+        .await?
+        .ok_or_else(|| {
+            OAuthError::UnauthorizedClient(
+                "this service principal is not set up as an OAuth client".into(),
+            )
+        })?;
+    if grant != "client_credentials" {
+        return Err(OAuthError::UnsupportedGrantType(format!(
+            "the grant type {grant:?} is not supported here; use client_credentials"
+        ))
+        .into());
+    }
+    if !settings.grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(OAuthError::UnauthorizedClient(
+            "this client may not use the client_credentials grant".into(),
+        )
+        .into());
+    }
+    let scopes = settings.grant_scopes(form.get("scope"))?;
+    let audience = settings.audience(&form.resources)?;
+    let key = current_key(state, tenant, origin).await?;
+    let jti = hex::encode(
+        random_bytes::<16>()
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .as_ref(),
+    );
+    let claims = AccessTokenClaims::for_client(
+        &issuer(state, tenant),
+        &client_id,
+        audience,
+        &scopes,
+        state.clock.now(),
+        settings.access_token_seconds,
+        jti,
+    );
+    let token = key
+        .sign("at+jwt", &claims)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    metrics::counter!("portcullis_tokens_issued_total", "grant" => "client_credentials")
+        .increment(1);
+    let mut body = json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": settings.access_token_seconds,
+    });
+    if !scopes.is_empty() {
+        body["scope"] = json!(scopes.join(" "));
+    }
+    Ok((
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        Json(body),
+    )
+        .into_response())
+}

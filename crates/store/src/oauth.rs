@@ -1,0 +1,146 @@
+//! OAuth: per-tenant token signing keys (private halves sealed by the caller under the KEK) and
+//! the OAuth settings of service principals acting as clients.
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use portcullis_core::oauth::ClientSettings;
+use portcullis_core::{ServicePrincipalId, TenantId};
+
+use crate::db::query;
+use crate::{Store, StoreError, WriteContext};
+
+/// A signing key as stored: the private half still sealed.
+pub struct StoredSigningKey {
+    pub kid: String,
+    pub alg: String,
+    pub private_sealed: Vec<u8>,
+    pub public_jwk: serde_json::Value,
+    pub created_at: OffsetDateTime,
+}
+
+impl Store {
+    /// The tenant's signing keys, newest first.
+    pub async fn signing_keys(
+        &self,
+        tenant_id: TenantId,
+    ) -> Result<Vec<StoredSigningKey>, StoreError> {
+        self.pools
+            .fetch_all(
+                query(
+                    "SELECT kid, alg, private_sealed, public_jwk, created_at FROM signing_keys \
+                     WHERE tenant_id = $1 ORDER BY created_at DESC, kid",
+                )
+                .bind(tenant_id),
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(StoredSigningKey {
+                    kid: r.text("kid")?,
+                    alg: r.text("alg")?,
+                    private_sealed: r.bytes("private_sealed")?,
+                    public_jwk: serde_json::from_str(&r.text("public_jwk")?)
+                        .map_err(|e| StoreError::Corrupt(format!("public_jwk: {e}")))?,
+                    created_at: r.time("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a new signing key, audited; it is published from now on.
+    pub async fn add_signing_key(
+        &self,
+        ctx: &WriteContext,
+        key: &StoredSigningKey,
+    ) -> Result<(), StoreError> {
+        let mut w = self.write(ctx).await?;
+        w.execute(
+            query(
+                "INSERT INTO signing_keys (kid, tenant_id, alg, private_sealed, public_jwk, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(key.kid.clone())
+            .bind(ctx.tenant_id)
+            .bind(key.alg.clone())
+            .bind(key.private_sealed.clone())
+            .bind(key.public_jwk.to_string())
+            .bind(key.created_at),
+        )
+        .await?;
+        w.record(
+            "signing_key.create",
+            "tenant",
+            ctx.tenant_id,
+            "create",
+            json!({"kid": key.kid, "alg": key.alg}),
+        );
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// A service principal's OAuth client settings, if it is a client.
+    pub async fn oauth_client(
+        &self,
+        tenant_id: TenantId,
+        id: ServicePrincipalId,
+    ) -> Result<Option<ClientSettings>, StoreError> {
+        let row = self
+            .pools
+            .fetch_optional(
+                query(
+                    "SELECT settings FROM oauth_clients WHERE tenant_id = $1 AND service_principal_id = $2",
+                )
+                .bind(tenant_id)
+                .bind(id),
+            )
+            .await?;
+        row.map(|r| {
+            serde_json::from_str(&r.text("settings")?)
+                .map_err(|e| StoreError::Corrupt(format!("oauth client settings: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Makes a service principal an OAuth client, or changes its settings.
+    pub async fn set_oauth_client(
+        &self,
+        ctx: &WriteContext,
+        id: ServicePrincipalId,
+        settings: &ClientSettings,
+    ) -> Result<(), StoreError> {
+        settings.validate()?;
+        let mut w = self.write(ctx).await?;
+        let exists = w
+            .fetch_optional(
+                query("SELECT id FROM service_principals WHERE tenant_id = $1 AND id = $2")
+                    .bind(ctx.tenant_id)
+                    .bind(id),
+            )
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        w.execute(
+            query(
+                "INSERT INTO oauth_clients (service_principal_id, tenant_id, settings, updated_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (service_principal_id) DO UPDATE SET \
+                 settings = excluded.settings, updated_at = excluded.updated_at",
+            )
+            .bind(id)
+            .bind(ctx.tenant_id)
+            .bind(json!(settings).to_string())
+            .bind(ctx.now),
+        )
+        .await?;
+        w.record(
+            "service_principal.oauth_client.update",
+            "service_principal",
+            id,
+            "update",
+            json!(settings),
+        );
+        w.commit().await?;
+        Ok(())
+    }
+}
