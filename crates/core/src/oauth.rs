@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
 use crate::ValidationError;
 
 /// A grant a client may use.
@@ -30,6 +33,11 @@ pub struct ClientSettings {
     /// Access-token lifetime, 60–86400 seconds (default 300).
     #[serde(default = "default_access_token_seconds")]
     pub access_token_seconds: u32,
+    /// Public keys (JWKs) for `private_key_jwt` client authentication (RFC 7523): the client
+    /// signs an assertion with its private key instead of sending a secret. At most 10.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub jwks: Vec<serde_json::Value>,
 }
 
 fn default_access_token_seconds() -> u32 {
@@ -37,6 +45,115 @@ fn default_access_token_seconds() -> u32 {
 }
 
 const MAX_SCOPES: usize = 50;
+const MAX_CLIENT_KEYS: usize = 10;
+/// Members that only private or symmetric keys have: never accepted as a client's public key.
+const SECRET_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
+/// Signature algorithms a client assertion may use: asymmetric only (no `none`, no HMAC).
+const ASSERTION_ALGORITHMS: [Algorithm; 5] = [
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::RS256,
+    Algorithm::PS256,
+    Algorithm::EdDSA,
+];
+
+/// A client's public key, or why it is not one.
+fn client_key(value: &serde_json::Value) -> Result<Jwk, String> {
+    if let Some(member) = SECRET_MEMBERS.iter().find(|m| value.get(**m).is_some()) {
+        return Err(format!(
+            "a key has the private member {member:?}: register only the public key"
+        ));
+    }
+    let jwk: Jwk =
+        serde_json::from_value(value.clone()).map_err(|e| format!("a key is not a JWK: {e}"))?;
+    match jwk.algorithm {
+        AlgorithmParameters::EllipticCurve(_)
+        | AlgorithmParameters::RSA(_)
+        | AlgorithmParameters::OctetKeyPair(_) => Ok(jwk),
+        _ => Err("keys must be EC, RSA or OKP public keys".into()),
+    }
+}
+
+/// The `client_assertion_type` of RFC 7523 client authentication.
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Longest an assertion may live: its `jti` is remembered until it expires.
+const MAX_ASSERTION_SECONDS: i64 = 600;
+
+/// The client an assertion says it comes from (its `iss`), before anything is verified: only
+/// to find the keys to verify it with.
+pub fn assertion_issuer(assertion: &str) -> Result<String, OAuthError> {
+    let data = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(assertion)
+        .map_err(|_| OAuthError::InvalidClient("client_assertion is not a JWT".into()))?;
+    data.claims["iss"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| OAuthError::InvalidClient("client_assertion has no iss".into()))
+}
+
+/// A verified client assertion: its `jti` must be used once, until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedAssertion {
+    pub jti: String,
+    pub expires_at: i64,
+}
+
+impl ClientSettings {
+    /// Verifies an RFC 7523 client assertion for `client_id`: signed by one of the client's
+    /// keys with an asymmetric algorithm, `iss` and `sub` the client, `aud` one of `audiences`
+    /// (the token endpoint or the issuer), unexpired and short-lived, with a `jti`.
+    pub fn verify_assertion(
+        &self,
+        assertion: &str,
+        client_id: &str,
+        audiences: &[String],
+        now: i64,
+    ) -> Result<VerifiedAssertion, OAuthError> {
+        let refuse = |why: &str| OAuthError::InvalidClient(format!("client_assertion {why}"));
+        let header = jsonwebtoken::decode_header(assertion).map_err(|_| refuse("is not a JWT"))?;
+        if !ASSERTION_ALGORITHMS.contains(&header.alg) {
+            return Err(refuse(
+                "must be signed with ES256, ES384, RS256, PS256 or EdDSA",
+            ));
+        }
+        let keys: Vec<Jwk> = self
+            .jwks
+            .iter()
+            .filter_map(|k| client_key(k).ok())
+            .collect();
+        let key = match &header.kid {
+            Some(kid) => keys
+                .iter()
+                .find(|k| k.common.key_id.as_deref() == Some(kid)),
+            None if keys.len() == 1 => keys.first(),
+            None => None,
+        }
+        .ok_or_else(|| refuse("is signed with a key this client has not registered"))?;
+        let decoding = DecodingKey::from_jwk(key).map_err(|_| refuse("names an unusable key"))?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[client_id]);
+        validation.set_audience(audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        validation.leeway = 30;
+        let claims = jsonwebtoken::decode::<serde_json::Value>(assertion, &decoding, &validation)
+            .map_err(|e| refuse(&format!("was refused: {e}")))?
+            .claims;
+        if claims["sub"].as_str() != Some(client_id) {
+            return Err(refuse("must have the client as its sub"));
+        }
+        let expires_at = claims["exp"].as_i64().ok_or_else(|| refuse("has no exp"))?;
+        if expires_at - now > MAX_ASSERTION_SECONDS {
+            return Err(refuse("must expire within 10 minutes"));
+        }
+        let jti = claims["jti"]
+            .as_str()
+            .filter(|j| !j.is_empty() && j.len() <= 256)
+            .ok_or_else(|| refuse("needs a jti (at most 256 characters)"))?;
+        Ok(VerifiedAssertion {
+            jti: jti.to_owned(),
+            expires_at,
+        })
+    }
+}
 const MAX_RESOURCES: usize = 20;
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
@@ -88,6 +205,15 @@ impl ClientSettings {
                 "resources",
                 format!("{bad:?} must be an absolute https:// (or http://) URI without a fragment"),
             ));
+        }
+        if self.jwks.len() > MAX_CLIENT_KEYS {
+            return Err(ValidationError::new(
+                "jwks",
+                format!("at most {MAX_CLIENT_KEYS} keys"),
+            ));
+        }
+        for key in &self.jwks {
+            client_key(key).map_err(|message| ValidationError::new("jwks", message))?;
         }
         if !(60..=86_400).contains(&self.access_token_seconds) {
             return Err(ValidationError::new(
@@ -222,6 +348,7 @@ mod tests {
                 "https://billing.example.com".into(),
             ],
             access_token_seconds: 300,
+            jwks: Vec::new(),
         }
     }
 
@@ -240,6 +367,19 @@ mod tests {
         let mut bad = settings();
         bad.grant_types.clear();
         assert_eq!(bad.validate().unwrap_err().field, "grant_types");
+        let mut bad = settings();
+        bad.jwks = vec![serde_json::json!({"kty": "oct", "k": "c2VjcmV0"})];
+        assert_eq!(bad.validate().unwrap_err().field, "jwks");
+        let mut bad = settings();
+        let mut private = crate::jose::generate_es256().unwrap().public_jwk;
+        private["d"] = "AAAA".into();
+        bad.jwks = vec![private];
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .message
+                .contains("private member")
+        );
         let mut bad = settings();
         bad.access_token_seconds = 10;
         assert_eq!(bad.validate().unwrap_err().field, "access_token_seconds");
@@ -284,6 +424,84 @@ mod tests {
             .unwrap_err()
             .code(),
             "invalid_target"
+        );
+    }
+
+    fn assertion(key: &crate::jose::SigningKey, claims: serde_json::Value) -> String {
+        key.sign("JWT", &claims).unwrap()
+    }
+
+    #[test]
+    fn client_assertions_are_verified() {
+        let generated = crate::jose::generate_es256().unwrap();
+        let key = crate::jose::SigningKey::es256(generated.kid.clone(), &generated.private_pkcs8)
+            .unwrap();
+        let mut s = settings();
+        s.jwks = vec![generated.public_jwk.clone()];
+        let audiences = vec!["https://id.example/t/a/oauth/token".to_owned()];
+        let now = 1_800_000_000;
+        let good = serde_json::json!({"iss": "c1", "sub": "c1", "aud": audiences[0],
+            "exp": now + 60, "jti": "j1"});
+        let verified = s
+            .verify_assertion(&assertion(&key, good.clone()), "c1", &audiences, now)
+            .unwrap();
+        assert_eq!(verified.jti, "j1");
+        assert_eq!(
+            assertion_issuer(&assertion(&key, good.clone())).unwrap(),
+            "c1"
+        );
+
+        let refused = |claims: serde_json::Value| {
+            s.verify_assertion(&assertion(&key, claims), "c1", &audiences, now)
+                .unwrap_err()
+                .code()
+        };
+        let mut other_audience = good.clone();
+        other_audience["aud"] = "https://elsewhere".into();
+        assert_eq!(refused(other_audience), "invalid_client");
+        let mut other_subject = good.clone();
+        other_subject["sub"] = "c2".into();
+        assert_eq!(refused(other_subject), "invalid_client");
+        let mut long_lived = good.clone();
+        long_lived["exp"] = (now + 3600).into();
+        assert_eq!(refused(long_lived), "invalid_client");
+        let mut no_jti = good.clone();
+        no_jti.as_object_mut().unwrap().remove("jti");
+        assert_eq!(refused(no_jti), "invalid_client");
+        // Signed with a key the client never registered.
+        let stranger = crate::jose::generate_es256().unwrap();
+        let stranger =
+            crate::jose::SigningKey::es256(generated.kid, &stranger.private_pkcs8).unwrap();
+        assert!(
+            s.verify_assertion(&assertion(&stranger, good.clone()), "c1", &audiences, now)
+                .is_err()
+        );
+        // alg none and HMAC signed with the public key's bytes (algorithm confusion).
+        let unsigned = format!(
+            "{}.{}.",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                r#"{"alg":"none"}"#
+            ),
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                good.to_string()
+            )
+        );
+        assert!(
+            s.verify_assertion(&unsigned, "c1", &audiences, now)
+                .is_err()
+        );
+        let confused = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &good,
+            &jsonwebtoken::EncodingKey::from_secret(generated.public_jwk.to_string().as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            s.verify_assertion(&confused, "c1", &audiences, now)
+                .is_err()
         );
     }
 }

@@ -17,10 +17,13 @@ use base64::engine::general_purpose::STANDARD;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use portcullis_core::audit::Actor;
+use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::identity::{LifecycleState, Tenant};
 use portcullis_core::jose::{SigningKey, generate_es256};
-use portcullis_core::oauth::{AccessTokenClaims, GrantType, OAuthError};
+use portcullis_core::oauth::{
+    AccessTokenClaims, CLIENT_ASSERTION_TYPE, ClientSettings, GrantType, OAuthError,
+    assertion_issuer,
+};
 use portcullis_core::secrets::random_bytes;
 use portcullis_core::{ServicePrincipalId, TenantId};
 use portcullis_store::{StoreError, StoredSigningKey, WriteContext};
@@ -67,7 +70,8 @@ async fn discovery(
         "jwks_uri": format!("{issuer}/jwks"),
         "token_endpoint": format!("{issuer}/oauth/token"),
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "ES384", "RS256", "PS256", "EdDSA"],
         "scopes_supported": [],
     });
     Ok(([(header::CACHE_CONTROL, "public, max-age=300")], Json(body)).into_response())
@@ -321,6 +325,153 @@ impl From<StoreError> for Issue {
 
 const UNKNOWN_CLIENT: &str = "client authentication failed: unknown client, wrong secret, or a secret that is expired or revoked";
 
+/// The client making the request, authenticated by a secret (Basic or form) or by a signed
+/// assertion (RFC 7523), and its settings.
+async fn authenticate_client(
+    state: &AppState,
+    tenant: &Tenant,
+    origin: &Origin,
+    headers: &HeaderMap,
+    form: &TokenForm,
+) -> Result<(String, ClientSettings), Issue> {
+    if form.get("client_assertion_type").is_some() {
+        return assertion_client(state, tenant, origin, headers, form).await;
+    }
+    let (client_id, secret) = client_credentials(headers, form)?;
+    // The secret is one of the client's API keys: it must belong to this client, of this tenant.
+    let credential = match authenticate_key(state, true, secret.as_deref(), origin).await {
+        Ok(credential) => credential,
+        Err(refusal) => return Err(refused_key(refusal)),
+    };
+    let client: Option<ServicePrincipalId> = client_id.parse().ok();
+    if client != Some(credential.owner.id) || credential.tenant.id != tenant.id {
+        return Err(OAuthError::InvalidClient(UNKNOWN_CLIENT.into()).into());
+    }
+    let settings = state
+        .store
+        .oauth_client(tenant.id, credential.owner.id)
+        .await?
+        .ok_or_else(not_a_client)?;
+    Ok((client_id, settings))
+}
+
+fn not_a_client() -> OAuthError {
+    OAuthError::UnauthorizedClient("this service principal is not set up as an OAuth client".into())
+}
+
+fn refused_key(refusal: KeyRefusal) -> Issue {
+    match refusal {
+        KeyRefusal::Invalid => OAuthError::InvalidClient(UNKNOWN_CLIENT.into()).into(),
+        KeyRefusal::Throttled(seconds) => ApiError::TooManyRequests {
+            retry_after_seconds: seconds,
+        }
+        .into(),
+        KeyRefusal::Failed(error) => error.into(),
+    }
+}
+
+/// `private_key_jwt`: the client proves itself with an assertion signed by a key it registered;
+/// each assertion is accepted once.
+async fn assertion_client(
+    state: &AppState,
+    tenant: &Tenant,
+    origin: &Origin,
+    headers: &HeaderMap,
+    form: &TokenForm,
+) -> Result<(String, ClientSettings), Issue> {
+    let address_key = format!("ip:{}", origin.source_ip.as_deref().unwrap_or("unknown"));
+    if let Some(seconds) = state
+        .failures
+        .blocked_for(&address_key, std::time::Instant::now())
+    {
+        return Err(refused_key(KeyRefusal::Throttled(seconds)));
+    }
+    if headers.contains_key(header::AUTHORIZATION) || form.get("client_secret").is_some() {
+        return Err(
+            OAuthError::InvalidRequest("authenticate the client one way only".into()).into(),
+        );
+    }
+    if form.get("client_assertion_type") != Some(CLIENT_ASSERTION_TYPE) {
+        return Err(OAuthError::InvalidRequest(format!(
+            "client_assertion_type must be {CLIENT_ASSERTION_TYPE}"
+        ))
+        .into());
+    }
+    let assertion = form
+        .get("client_assertion")
+        .ok_or_else(|| OAuthError::InvalidRequest("client_assertion is missing".into()))?;
+    let client_id = match form.get("client_id") {
+        Some(id) => id.to_owned(),
+        None => assertion_issuer(assertion)?,
+    };
+    let fail = async |reason: &str| -> Issue {
+        assertion_failure(state, tenant, origin, &address_key, &client_id, reason).await
+    };
+    let Ok(id) = client_id.parse::<ServicePrincipalId>() else {
+        return Err(fail("unknown client").await);
+    };
+    let active = match state.store.service_principal(tenant.id, id).await {
+        Ok(sp) => sp.state == LifecycleState::Active,
+        Err(StoreError::NotFound) => false,
+        Err(e) => return Err(e.into()),
+    };
+    if !active {
+        return Err(fail("unknown or disabled client").await);
+    }
+    let settings = state
+        .store
+        .oauth_client(tenant.id, id)
+        .await?
+        .ok_or_else(not_a_client)?;
+    let issuer = issuer(state, tenant);
+    let audiences = [format!("{issuer}/oauth/token"), issuer];
+    let now = state.clock.now();
+    let verified =
+        match settings.verify_assertion(assertion, &client_id, &audiences, now.unix_timestamp()) {
+            Ok(verified) => verified,
+            Err(error) => return Err(fail(&error.to_string()).await),
+        };
+    if !state
+        .store
+        .use_assertion_jti(id, &verified.jti, verified.expires_at, now)
+        .await?
+    {
+        return Err(fail("client_assertion replayed (jti already used)").await);
+    }
+    Ok((client_id, settings))
+}
+
+/// A refused client assertion: throttled per address, audited with its reason, answered with
+/// `invalid_client` and that reason.
+async fn assertion_failure(
+    state: &AppState,
+    tenant: &Tenant,
+    origin: &Origin,
+    address_key: &str,
+    client_id: &str,
+    reason: &str,
+) -> Issue {
+    state
+        .failures
+        .record_failure(address_key, std::time::Instant::now());
+    metrics::counter!("portcullis_auth_failures_total").increment(1);
+    let event = NewAuditEvent {
+        tenant_id: tenant.id,
+        at: state.clock.now(),
+        actor: Actor::anonymous(),
+        action: "authn.client_assertion".into(),
+        target: Some(Target::new("service_principal", client_id)),
+        outcome: Outcome::Failure,
+        reason: Some(reason.into()),
+        origin: origin.clone(),
+        details: json!({}),
+    };
+    if let Err(e) = state.audit.append(event).await {
+        return Issue::Api(e.into());
+    }
+    OAuthError::InvalidClient(format!("client authentication failed: {reason}")).into()
+}
+
 async fn issue(
     state: &AppState,
     tenant: &Tenant,
@@ -332,34 +483,7 @@ async fn issue(
     let grant = form
         .get("grant_type")
         .ok_or_else(|| OAuthError::InvalidRequest("grant_type is missing".into()))?;
-    let (client_id, secret) = client_credentials(headers, &form)?;
-    // The secret is one of the client's API keys: it must belong to this client, of this tenant.
-    let credential = match authenticate_key(state, true, secret.as_deref(), &origin).await {
-        Ok(credential) => credential,
-        Err(KeyRefusal::Invalid) => {
-            return Err(OAuthError::InvalidClient(UNKNOWN_CLIENT.into()).into());
-        }
-        Err(KeyRefusal::Throttled(seconds)) => {
-            return Err(ApiError::TooManyRequests {
-                retry_after_seconds: seconds,
-            }
-            .into());
-        }
-        Err(KeyRefusal::Failed(error)) => return Err(error.into()),
-    };
-    let client: Option<ServicePrincipalId> = client_id.parse().ok();
-    if client != Some(credential.owner.id) || credential.tenant.id != tenant.id {
-        return Err(OAuthError::InvalidClient(UNKNOWN_CLIENT.into()).into());
-    }
-    let settings = state
-        .store
-        .oauth_client(tenant.id, credential.owner.id)
-        .await?
-        .ok_or_else(|| {
-            OAuthError::UnauthorizedClient(
-                "this service principal is not set up as an OAuth client".into(),
-            )
-        })?;
+    let (client_id, settings) = authenticate_client(state, tenant, &origin, headers, &form).await?;
     if grant != "client_credentials" {
         return Err(OAuthError::UnsupportedGrantType(format!(
             "the grant type {grant:?} is not supported here; use client_credentials"

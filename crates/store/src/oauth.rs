@@ -79,6 +79,37 @@ impl Store {
         Ok(())
     }
 
+    /// Records a client assertion's `jti` until `expires_at` (Unix seconds). False: it was
+    /// used before — a replay. Expired ones are forgotten on the way.
+    pub async fn use_assertion_jti(
+        &self,
+        client: ServicePrincipalId,
+        jti: &str,
+        expires_at: i64,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pools.begin().await?;
+        tx.execute(
+            query("DELETE FROM client_assertion_jtis WHERE client_id = $1 AND expires_at <= $2")
+                .bind(client)
+                .bind(now.unix_timestamp()),
+        )
+        .await?;
+        let inserted = tx
+            .execute(
+                query(
+                    "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (client_id, jti) DO NOTHING",
+                )
+                .bind(client)
+                .bind(jti)
+                .bind(expires_at),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(inserted == 1)
+    }
+
     /// A service principal's OAuth client settings, if it is a client.
     pub async fn oauth_client(
         &self,

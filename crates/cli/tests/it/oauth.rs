@@ -375,3 +375,122 @@ async fn client_settings_are_validated() {
         300
     );
 }
+
+/// A client that authenticates with `private_key_jwt`; its id and the key it signs with.
+async fn key_client(server: &TestServer) -> (String, portcullis_core::jose::SigningKey) {
+    let generated = portcullis_core::jose::generate_es256().unwrap();
+    let key =
+        portcullis_core::jose::SigningKey::es256(generated.kid.clone(), &generated.private_pkcs8)
+            .unwrap();
+    let admin = server.admin();
+    let sp = admin
+        .post("/v1/service-principals", json!({"name": "signed"}))
+        .await
+        .expect(201);
+    let id = sp["id"].as_str().unwrap().to_owned();
+    admin
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/service-principals/{id}/oauth-client"),
+            Some(json!({
+                "grant_types": ["client_credentials"],
+                "scopes": ["orders:read"],
+                "resources": ["https://api.example.com"],
+                "jwks": [generated.public_jwk],
+            })),
+            &[],
+        )
+        .await
+        .expect(200);
+    (id, key)
+}
+
+fn client_assertion(
+    server: &TestServer,
+    key: &portcullis_core::jose::SigningKey,
+    id: &str,
+    jti: &str,
+) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let aud = format!(
+        "http://localhost:{}/t/operator/oauth/token",
+        server.addr.port()
+    );
+    key.sign(
+        "JWT",
+        &json!({"iss": id, "sub": id, "aud": aud, "iat": now, "exp": now + 60, "jti": jti}),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_client_authenticates_with_a_signed_assertion_once() {
+    let server = TestServer::start().await;
+    let (id, key) = key_client(&server).await;
+    let assertion = client_assertion(&server, &key, &id, "first");
+    let form = |assertion: &str| {
+        vec![
+            ("grant_type", "client_credentials".to_owned()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+            ),
+            ("client_assertion", assertion.to_owned()),
+        ]
+    };
+    let post = |fields: Vec<(&'static str, String)>| {
+        let server = &server;
+        async move {
+            let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            token_request(server, "operator", None, &pairs).await
+        }
+    };
+    let (status, _, body) = post(form(&assertion)).await;
+    assert_eq!(status, 200, "{body}");
+    let claims =
+        jsonwebtoken::dangerous::insecure_decode::<Value>(body["access_token"].as_str().unwrap())
+            .unwrap()
+            .claims;
+    assert_eq!(claims["client_id"], id);
+
+    // The same assertion again is a replay.
+    let (status, _, body) = post(form(&assertion)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("replayed")
+    );
+
+    // Signed by a key the client never registered, or naming another audience.
+    let stranger = portcullis_core::jose::generate_es256().unwrap();
+    let stranger =
+        portcullis_core::jose::SigningKey::es256(key.kid().to_owned(), &stranger.private_pkcs8)
+            .unwrap();
+    let (status, _, _) = post(form(&client_assertion(&server, &stranger, &id, "second"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let elsewhere = key
+        .sign(
+            "JWT",
+            &json!({"iss": id, "sub": id, "aud": "https://other.example/token", "exp": now + 60, "jti": "third"}),
+        )
+        .unwrap();
+    let (status, _, _) = post(form(&elsewhere)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // One authentication method only.
+    let mut both = form(&client_assertion(&server, &key, &id, "fourth"));
+    both.push(("client_secret", "pcs_x".to_owned()));
+    let (status, _, body) = post(both).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    let failures = server.admin().audit("authn.client_assertion").await;
+    assert!(failures.len() >= 3, "{failures:?}");
+}
