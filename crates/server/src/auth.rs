@@ -18,6 +18,7 @@ use portcullis_core::identity::{KeyUnusable, LifecycleState, PrincipalRef, Tenan
 use portcullis_core::secrets::PresentedApiKey;
 use portcullis_store::{ApiKeyCredential, WriteContext};
 
+use crate::cache::TtlCache;
 use crate::error::ApiError;
 use crate::extract::origin_of;
 use crate::state::AppState;
@@ -52,7 +53,8 @@ impl FromRequestParts<AppState> for Caller {
             h.strip_prefix("Bearer ")
                 .or_else(|| h.strip_prefix("bearer "))
         });
-        let credential = match authenticate_key(state, header.is_some(), token, &origin).await {
+        let credential = match authenticate_key(state, header.is_some(), token, &origin, None).await
+        {
             Ok(credential) => credential,
             Err(KeyRefusal::Throttled(retry_after_seconds)) => {
                 return Err(ApiError::TooManyRequests {
@@ -111,6 +113,7 @@ pub(crate) async fn authenticate_key(
     offered: bool,
     secret: Option<&str>,
     origin: &Origin,
+    cache: Option<&TtlCache<String, ApiKeyCredential>>,
 ) -> Result<ApiKeyCredential, KeyRefusal> {
     let address_key = format!("ip:{}", origin.source_ip.as_deref().unwrap_or("unknown"));
     let started = Instant::now();
@@ -126,7 +129,12 @@ pub(crate) async fn authenticate_key(
         };
         return Err(fail(state, &address_key, None, reason, origin.clone()).await);
     };
-    let Some(credential) = state.store.api_key_credential(&presented.prefix).await? else {
+    let cached = cache.and_then(|c| c.get(&presented.prefix, started));
+    let found = match cached {
+        Some(credential) => Some(credential),
+        None => state.store.api_key_credential(&presented.prefix).await?,
+    };
+    let Some(credential) = found else {
         return Err(fail(state, &address_key, None, "unknown API key", origin.clone()).await);
     };
     let key_target = Some((credential.tenant.id, &presented.prefix));
@@ -150,6 +158,7 @@ pub(crate) async fn authenticate_key(
     if let Some(reason) = refusal {
         return Err(fail(state, &address_key, key_target, reason, origin.clone()).await);
     }
+    let mut credential = credential;
     if credential
         .key
         .last_used_at
@@ -159,6 +168,10 @@ pub(crate) async fn authenticate_key(
             .store
             .touch_api_key(credential.key.id, now, LAST_USED_GRANULARITY)
             .await?;
+        credential.key.last_used_at = Some(now);
+    }
+    if let Some(cache) = cache {
+        cache.insert(presented.prefix.clone(), credential.clone(), started);
     }
     Ok(credential)
 }

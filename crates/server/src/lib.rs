@@ -4,6 +4,7 @@
 //! SQL in `portcullis-store`.
 
 pub mod auth;
+mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -220,6 +221,7 @@ impl Server {
             relying_party,
             passkey_starts: FailureThrottle::new(PASSKEY_STARTS_PER_MINUTE),
             signing_keys: oauth::SigningKeys::default(),
+            token_caches: oauth::TokenCaches::default(),
         });
         Ok(Server {
             state,

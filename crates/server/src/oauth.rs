@@ -26,9 +26,10 @@ use portcullis_core::oauth::{
 };
 use portcullis_core::secrets::random_bytes;
 use portcullis_core::{ServicePrincipalId, TenantId};
-use portcullis_store::{StoreError, StoredSigningKey, WriteContext};
+use portcullis_store::{ApiKeyCredential, StoreError, StoredSigningKey, WriteContext};
 
 use crate::auth::{KeyRefusal, authenticate_key};
+use crate::cache::TtlCache;
 use crate::error::ApiError;
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
@@ -41,6 +42,27 @@ pub fn router() -> Router<AppState> {
         )
         .route("/t/{tenant}/jwks", get(jwks))
         .route("/t/{tenant}/oauth/token", post(token))
+}
+
+/// The token endpoint's hot reads, kept for a second: a revoked secret or a disabled client
+/// stops working on every node within that second (at once on the node that changed it).
+#[derive(Debug)]
+pub struct TokenCaches {
+    tenants: TtlCache<String, Tenant>,
+    pub(crate) credentials: TtlCache<String, ApiKeyCredential>,
+    pub(crate) clients: TtlCache<ServicePrincipalId, ClientSettings>,
+}
+
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Default for TokenCaches {
+    fn default() -> Self {
+        Self {
+            tenants: TtlCache::new(CACHE_TTL, 10_000),
+            credentials: TtlCache::new(CACHE_TTL, 100_000),
+            clients: TtlCache::new(CACHE_TTL, 100_000),
+        }
+    }
 }
 
 /// Each tenant's current signing key, opened once per node.
@@ -288,7 +310,18 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let tenant = active_tenant(&state, &tenant).await?;
+    let now = std::time::Instant::now();
+    let tenant = match state.token_caches.tenants.get(&tenant, now) {
+        Some(cached) => cached,
+        None => {
+            let found = active_tenant(&state, &tenant).await?;
+            state
+                .token_caches
+                .tenants
+                .insert(found.name.clone(), found.clone(), now);
+            found
+        }
+    };
     match issue(&state, &tenant, origin, &headers, &body).await {
         Ok(response) => Ok(response),
         Err(Issue::OAuth(error)) => {
@@ -339,7 +372,8 @@ async fn authenticate_client(
     }
     let (client_id, secret) = client_credentials(headers, form)?;
     // The secret is one of the client's API keys: it must belong to this client, of this tenant.
-    let credential = match authenticate_key(state, true, secret.as_deref(), origin).await {
+    let cache = Some(&state.token_caches.credentials);
+    let credential = match authenticate_key(state, true, secret.as_deref(), origin, cache).await {
         Ok(credential) => credential,
         Err(refusal) => return Err(refused_key(refusal)),
     };
@@ -347,12 +381,26 @@ async fn authenticate_client(
     if client != Some(credential.owner.id) || credential.tenant.id != tenant.id {
         return Err(OAuthError::InvalidClient(UNKNOWN_CLIENT.into()).into());
     }
+    let settings = client_settings(state, tenant, credential.owner.id).await?;
+    Ok((client_id, settings))
+}
+
+async fn client_settings(
+    state: &AppState,
+    tenant: &Tenant,
+    id: ServicePrincipalId,
+) -> Result<ClientSettings, Issue> {
+    let now = std::time::Instant::now();
+    if let Some(settings) = state.token_caches.clients.get(&id, now) {
+        return Ok(settings);
+    }
     let settings = state
         .store
-        .oauth_client(tenant.id, credential.owner.id)
+        .oauth_client(tenant.id, id)
         .await?
         .ok_or_else(not_a_client)?;
-    Ok((client_id, settings))
+    state.token_caches.clients.insert(id, settings.clone(), now);
+    Ok(settings)
 }
 
 fn not_a_client() -> OAuthError {
@@ -418,11 +466,7 @@ async fn assertion_client(
     if !active {
         return Err(fail("unknown or disabled client").await);
     }
-    let settings = state
-        .store
-        .oauth_client(tenant.id, id)
-        .await?
-        .ok_or_else(not_a_client)?;
+    let settings = client_settings(state, tenant, id).await?;
     let issuer = issuer(state, tenant);
     let audiences = [format!("{issuer}/oauth/token"), issuer];
     let now = state.clock.now();

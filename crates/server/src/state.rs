@@ -41,6 +41,7 @@ pub struct Shared {
     pub passkey_starts: FailureThrottle,
     /// Each tenant's current token signing key, opened once.
     pub signing_keys: crate::oauth::SigningKeys,
+    pub token_caches: crate::oauth::TokenCaches,
 }
 
 impl AppState {

@@ -494,3 +494,49 @@ async fn a_client_authenticates_with_a_signed_assertion_once() {
     let failures = server.admin().audit("authn.client_assertion").await;
     assert!(failures.len() >= 3, "{failures:?}");
 }
+
+#[tokio::test]
+async fn changes_to_a_client_take_effect_at_once() {
+    let server = TestServer::start().await;
+    let (id, secret) = client(&server, "orders-sync").await;
+    let grant = ("grant_type", "client_credentials");
+    let auth = basic(&id, &secret);
+    let (status, _, _) = token_request(&server, "operator", Some(&auth), &[grant]).await;
+    assert_eq!(status, 200);
+    // Narrower settings apply to the very next request, though the client was just used.
+    server
+        .admin()
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/service-principals/{id}/oauth-client"),
+            Some(
+                json!({"grant_types": ["client_credentials"], "scopes": ["orders:read"],
+                "resources": ["https://api.example.com"]}),
+            ),
+            &[],
+        )
+        .await
+        .expect(200);
+    let (status, _, body) = token_request(
+        &server,
+        "operator",
+        Some(&auth),
+        &[grant, ("scope", "orders:write")],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_scope"))
+    );
+    // Disabling the principal stops its secret at once.
+    server
+        .admin()
+        .patch(
+            &format!("/v1/service-principals/{id}"),
+            json!({"state": "disabled"}),
+        )
+        .await
+        .expect(200);
+    let (status, _, _) = token_request(&server, "operator", Some(&auth), &[grant]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -179,7 +179,17 @@ pub async fn update_service_principal(
         )
         .await
         .map_err(|e| concurrent(e, &precondition))?;
+    forget_client(&state, id);
     Ok(Tagged::ok(sp.version, sp))
+}
+
+/// This node stops using what it remembered of the client at once (others within a second).
+fn forget_client(state: &AppState, id: ServicePrincipalId) {
+    state
+        .token_caches
+        .credentials
+        .forget_where(|c| c.owner.id == id);
+    state.token_caches.clients.forget(&id);
 }
 
 /// Deletes a service principal with its keys, memberships and role assignments.
@@ -200,6 +210,7 @@ pub async fn delete_service_principal(
             precondition.expected(current.version)?,
         )
         .await?;
+    forget_client(&state, id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -265,12 +276,13 @@ pub async fn revoke_api_key(
     ApiPath((id, key_id)): ApiPath<(ServicePrincipalId, ApiKeyId)>,
 ) -> ApiResult<Json<ApiKey>> {
     authorize_sp_change(&state, &caller, Action::CredentialManage, id).await?;
-    Ok(Json(
-        state
-            .store
-            .revoke_api_key(&caller.write_context(&state), id, key_id)
-            .await?,
-    ))
+    let revoked = state
+        .store
+        .revoke_api_key(&caller.write_context(&state), id, key_id)
+        .await?;
+    // Other nodes stop accepting it as a client secret within the cache's second; this one now.
+    state.token_caches.credentials.forget(&revoked.prefix);
+    Ok(Json(revoked))
 }
 
 /// The principal's settings as an OAuth client; 404 when it is not one.
@@ -313,5 +325,6 @@ pub async fn put_oauth_client(
         .store
         .set_oauth_client(&caller.write_context(&state), id, &settings)
         .await?;
+    forget_client(&state, id);
     Ok(Json(settings))
 }
