@@ -40,6 +40,11 @@ pub fn router() -> Router<AppState> {
             "/t/{tenant}/.well-known/openid-configuration",
             get(discovery),
         )
+        // RFC 8414 §3: the well-known segment goes between the host and the issuer's path.
+        .route(
+            "/.well-known/oauth-authorization-server/t/{tenant}",
+            get(discovery),
+        )
         .route("/t/{tenant}/jwks", get(jwks))
         .route("/t/{tenant}/oauth/token", post(token))
 }

@@ -94,6 +94,14 @@ async fn discovery_names_the_tenants_issuer_and_endpoints() {
         metadata["grant_types_supported"],
         json!(["client_credentials"])
     );
+    let rfc8414: Value =
+        reqwest::get(server.url("/.well-known/oauth-authorization-server/t/operator"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(rfc8414, metadata, "RFC 8414 and OIDC discovery agree");
     let keys = jwks(&server, "operator").await;
     assert_eq!(keys.keys.len(), 1);
     let key = serde_json::to_value(&keys.keys[0]).unwrap();
