@@ -142,7 +142,19 @@ impl User {
     /// Whether this user may authenticate and act at `now`: active, and for guests not past
     /// their expiry date.
     pub fn is_usable(&self, now: OffsetDateTime) -> bool {
-        self.state == LifecycleState::Active && self.expires_at.is_none_or(|at| now < at)
+        self.unusable_reason(now).is_none()
+    }
+
+    /// Why this user may not authenticate at `now`, for the audit trail; `None` when they may.
+    pub fn unusable_reason(&self, now: OffsetDateTime) -> Option<&'static str> {
+        match self.state {
+            LifecycleState::Disabled => Some("user disabled"),
+            LifecycleState::Deleted => Some("user deleted"),
+            LifecycleState::Active if self.expires_at.is_some_and(|at| now >= at) => {
+                Some("user expired")
+            }
+            LifecycleState::Active => None,
+        }
     }
 }
 

@@ -78,6 +78,8 @@ fn client_key(value: &serde_json::Value) -> Result<Jwk, String> {
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Longest an assertion may live: its `jti` is remembered until it expires.
 const MAX_ASSERTION_SECONDS: i64 = 600;
+/// How far a client's clock may be off ours.
+const CLOCK_LEEWAY_SECONDS: i64 = 30;
 
 /// The client an assertion says it comes from (its `iss`), before anything is verified: only
 /// to find the keys to verify it with.
@@ -133,7 +135,9 @@ impl ClientSettings {
         validation.set_issuer(&[client_id]);
         validation.set_audience(audiences);
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-        validation.leeway = 30;
+        // Times are checked below against the caller's `now`, one clock for every rule.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         let claims = jsonwebtoken::decode::<serde_json::Value>(assertion, &decoding, &validation)
             .map_err(|e| refuse(&format!("was refused: {e}")))?
             .claims;
@@ -141,6 +145,15 @@ impl ClientSettings {
             return Err(refuse("must have the client as its sub"));
         }
         let expires_at = claims["exp"].as_i64().ok_or_else(|| refuse("has no exp"))?;
+        if expires_at + CLOCK_LEEWAY_SECONDS < now {
+            return Err(refuse("has expired"));
+        }
+        if claims["nbf"]
+            .as_i64()
+            .is_some_and(|nbf| nbf > now + CLOCK_LEEWAY_SECONDS)
+        {
+            return Err(refuse("is not valid yet"));
+        }
         if expires_at - now > MAX_ASSERTION_SECONDS {
             return Err(refuse("must expire within 10 minutes"));
         }
@@ -465,6 +478,12 @@ mod tests {
         let mut long_lived = good.clone();
         long_lived["exp"] = (now + 3600).into();
         assert_eq!(refused(long_lived), "invalid_client");
+        let mut expired = good.clone();
+        expired["exp"] = (now - 120).into();
+        assert_eq!(refused(expired), "invalid_client");
+        let mut early = good.clone();
+        early["nbf"] = (now + 120).into();
+        assert_eq!(refused(early), "invalid_client");
         let mut no_jti = good.clone();
         no_jti.as_object_mut().unwrap().remove("jti");
         assert_eq!(refused(no_jti), "invalid_client");

@@ -130,6 +130,7 @@ pub(crate) async fn authenticate_key(
         return Err(fail(state, &address_key, None, reason, origin.clone()).await);
     };
     let cached = cache.and_then(|c| c.get(&presented.prefix, started));
+    let from_store = cached.is_none();
     let found = match cached {
         Some(credential) => Some(credential),
         None => state.store.api_key_credential(&presented.prefix).await?,
@@ -169,8 +170,14 @@ pub(crate) async fn authenticate_key(
             .touch_api_key(credential.key.id, now, LAST_USED_GRANULARITY)
             .await?;
         credential.key.last_used_at = Some(now);
+        if let Some(cache) = cache.filter(|_| !from_store) {
+            // The remembered record still shows the old last-used time: read it afresh.
+            cache.forget(&presented.prefix);
+        }
     }
-    if let Some(cache) = cache {
+    // Only what was just read from the store is remembered, stamped with when it was read: a
+    // busy client must not keep an old record alive past the cache's lifetime.
+    if let Some(cache) = cache.filter(|_| from_store) {
         cache.insert(presented.prefix.clone(), credential.clone(), started);
     }
     Ok(credential)

@@ -72,7 +72,22 @@ impl Default for TokenCaches {
 
 /// Each tenant's current signing key, opened once per node.
 #[derive(Debug, Default)]
-pub struct SigningKeys(RwLock<HashMap<TenantId, Arc<SigningKey>>>);
+pub struct SigningKeys {
+    opened: RwLock<HashMap<TenantId, Arc<SigningKey>>>,
+    /// One load-or-generate at a time: a burst of first requests (anyone may fetch the JWKS)
+    /// must not each generate a key.
+    loading: tokio::sync::Mutex<()>,
+}
+
+impl SigningKeys {
+    fn get(&self, tenant: TenantId) -> Option<Arc<SigningKey>> {
+        self.opened
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant)
+            .cloned()
+    }
+}
 
 fn issuer(state: &AppState, tenant: &Tenant) -> String {
     format!("{}/t/{}", state.config.public_url, tenant.name)
@@ -134,14 +149,12 @@ async fn current_key(
     tenant: &Tenant,
     origin: portcullis_core::audit::Origin,
 ) -> Result<Arc<SigningKey>, ApiError> {
-    if let Some(key) = state
-        .signing_keys
-        .0
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&tenant.id)
-    {
-        return Ok(key.clone());
+    if let Some(key) = state.signing_keys.get(tenant.id) {
+        return Ok(key);
+    }
+    let _loading = state.signing_keys.loading.lock().await;
+    if let Some(key) = state.signing_keys.get(tenant.id) {
+        return Ok(key);
     }
     let stored = match state
         .store
@@ -194,7 +207,7 @@ async fn current_key(
     );
     state
         .signing_keys
-        .0
+        .opened
         .write()
         .unwrap_or_else(|p| p.into_inner())
         .insert(tenant.id, key.clone());

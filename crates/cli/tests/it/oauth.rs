@@ -548,3 +548,55 @@ async fn changes_to_a_client_take_effect_at_once() {
     let (status, _, _) = token_request(&server, "operator", Some(&auth), &[grant]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_busy_client_still_sees_a_revocation_made_on_another_node() {
+    let server = TestServer::start().await;
+    let (id, secret) = client(&server, "orders-sync").await;
+    let auth = basic(&id, &secret);
+    let grant = ("grant_type", "client_credentials");
+    assert_eq!(
+        token_request(&server, "operator", Some(&auth), &[grant])
+            .await
+            .0,
+        200
+    );
+    // Another node revokes the secret: this node hears of it only through the database.
+    let revoked = server
+        .db
+        .execute(&format!(
+            "UPDATE api_keys SET revoked_at = 1 WHERE service_principal_id = '{id}'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(revoked, 1);
+    // The client keeps asking without pause; its remembered record must still run out. A bound
+    // on attempts, not on time: without the fix this loop never sees a refusal.
+    let mut refused = false;
+    for _ in 0..400 {
+        let (status, _, _) = token_request(&server, "operator", Some(&auth), &[grant]).await;
+        if status == StatusCode::UNAUTHORIZED {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(refused, "the revocation reached the token endpoint");
+}
+
+#[tokio::test]
+async fn a_burst_of_first_requests_makes_one_signing_key() {
+    let server = TestServer::start().await;
+    let url = server.url("/t/operator/jwks");
+    let fetches: Vec<_> = (0..16)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { reqwest::get(url).await.unwrap().status() })
+        })
+        .collect();
+    for fetch in fetches {
+        assert_eq!(fetch.await.unwrap(), 200);
+    }
+    assert_eq!(jwks(&server, "operator").await.keys.len(), 1);
+    assert_eq!(server.admin().audit("signing_key.create").await.len(), 1);
+}

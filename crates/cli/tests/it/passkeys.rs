@@ -554,3 +554,54 @@ async fn a_user_holds_at_most_twenty_passkeys() {
     assert_eq!(refused.status, 422);
     assert!(refused.body.contains("remove one you no longer use"));
 }
+
+#[tokio::test]
+async fn the_unsigned_user_handle_cannot_name_another_account() {
+    let server = TestServer::start().await;
+    let mut key = SoftPasskey::new();
+    user_with_passkey(&server, "ada", &mut key).await;
+    let bob = user_with_password(&server, "bob", false).await;
+    let mut browser = Browser::new(&server);
+    let mut form = sign_in_answer(&mut browser, "operator", &mut key, &origin(&server)).await;
+    // Ada's genuine answer, with the user handle (outside the signature) swapped for Bob's.
+    let mut answer: Value = serde_json::from_str(&form[2].1).unwrap();
+    let bob_handle = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        bob.parse::<uuid::Uuid>().unwrap().as_bytes(),
+    );
+    answer["response"]["userHandle"] = bob_handle.into();
+    form[2].1 = answer.to_string();
+    let refused = post_answer(&mut browser, "operator", &form).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(!browser.cookies.contains_key("portcullis_session"));
+    let log = server
+        .admin()
+        .get("/v1/sign-ins?outcome=failure")
+        .await
+        .expect(200)
+        .to_string();
+    assert!(log.contains("passkey user handle mismatch"), "{log}");
+}
+
+#[tokio::test]
+async fn an_expired_ceremony_is_refused() {
+    let server = TestServer::start().await;
+    let mut key = SoftPasskey::new();
+    user_with_passkey(&server, "ada", &mut key).await;
+    let mut browser = Browser::new(&server);
+    let form = sign_in_answer(&mut browser, "operator", &mut key, &origin(&server)).await;
+    server
+        .db
+        .execute("UPDATE webauthn_ceremonies SET expires_at = 0")
+        .await
+        .unwrap();
+    let refused = post_answer(&mut browser, "operator", &form).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    let log = server
+        .admin()
+        .get("/v1/sign-ins?outcome=failure")
+        .await
+        .expect(200)
+        .to_string();
+    assert!(log.contains("unknown or expired passkey ceremony"), "{log}");
+}

@@ -345,14 +345,7 @@ fn refusal(
     if *check == PasswordCheck::Mismatch {
         return Some("bad password");
     }
-    if user.is_usable(now) {
-        return None;
-    }
-    Some(match user.state {
-        LifecycleState::Active => "user expired",
-        LifecycleState::Disabled => "user disabled",
-        LifecycleState::Deleted => "user deleted",
-    })
+    user.unusable_reason(now)
 }
 
 async fn sign_in(

@@ -15,7 +15,7 @@ use time::Duration;
 
 use portcullis_core::PasskeyId;
 use portcullis_core::audit::Origin;
-use portcullis_core::identity::{LifecycleState, Tenant};
+use portcullis_core::identity::Tenant;
 use portcullis_core::passkey::{
     Assertion, CEREMONY_SECONDS, PasskeyError, RelyingParty, parse_passkey_name,
 };
@@ -269,12 +269,7 @@ pub(super) async fn verify_sign_in(
             return Ok(Err(("passkey refused", Some(user))));
         }
     };
-    if !user.is_usable(now) {
-        let reason = match user.state {
-            LifecycleState::Active => "user expired",
-            LifecycleState::Disabled => "user disabled",
-            LifecycleState::Deleted => "user deleted",
-        };
+    if let Some(reason) = user.unusable_reason(now) {
         return Ok(Err((reason, Some(user))));
     }
     Ok(Ok(((stored.id, moved), user)))
