@@ -69,6 +69,15 @@ impl Actor {
             display: None,
         }
     }
+
+    /// A service principal acting for itself (an OAuth client).
+    pub fn service_principal(id: crate::ServicePrincipalId) -> Self {
+        Self {
+            kind: "service_principal".into(),
+            id: Some(id.to_string()),
+            display: None,
+        }
+    }
 }
 
 /// What it was done to.

@@ -91,3 +91,7 @@ id_type!(
     /// A passkey registered to a user.
     PasskeyId
 );
+id_type!(
+    /// A user's authorization of an OAuth client: the code, and every token that came from it.
+    GrantId
+);

@@ -3,6 +3,7 @@
 //! HTTP, no SQL, no reading the clock — so every rule can be tested directly.
 
 pub mod audit;
+pub mod authorize;
 pub mod authz;
 pub mod identity;
 pub mod ids;

@@ -16,6 +16,25 @@ use crate::ValidationError;
 pub enum GrantType {
     /// A workload gets a token for itself (RFC 6749 §4.4).
     ClientCredentials,
+    /// A user signs in through the browser and the client exchanges the code it gets back,
+    /// with PKCE (RFC 6749 §4.1, RFC 7636).
+    AuthorizationCode,
+    /// The client keeps a user's access going with refresh tokens, rotated at every use
+    /// (RFC 6749 §6).
+    RefreshToken,
+}
+
+/// Whether a client can keep a secret (RFC 6749 §2.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ClientType {
+    /// A server-side application: authenticates with a secret or a signed assertion.
+    #[default]
+    Confidential,
+    /// A browser or native application: no secret (`none`), so PKCE is all that binds its
+    /// codes, and it may not use `client_credentials`.
+    Public,
 }
 
 /// A service principal's settings as an OAuth client.
@@ -23,16 +42,46 @@ pub enum GrantType {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
+    #[serde(default)]
+    pub client_type: ClientType,
     pub grant_types: Vec<GrantType>,
+    /// Where codes may be sent (`authorization_code`): compared exactly, character for
+    /// character. `https` URIs, `http` only on a loopback host, or a native app's private
+    /// scheme (`com.example.app:/callback`, RFC 8252). At most 10.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_uris: Vec<String>,
     /// Scopes the client may be given (RFC 6749 scope tokens). Without `scope` in a request, it
     /// gets all of them.
     pub scopes: Vec<String>,
     /// Resources (RFC 8707 `resource`, absolute URIs) tokens may be issued for; the first is
-    /// the audience when a request names none.
+    /// the audience when a request names none. A client that signs users in may have none: its
+    /// access tokens are then for the issuer's userinfo endpoint.
+    #[serde(default)]
     pub resources: Vec<String>,
     /// Access-token lifetime, 60–86400 seconds (default 300).
     #[serde(default = "default_access_token_seconds")]
     pub access_token_seconds: u32,
+    /// How long a refresh token lasts unused, 300 seconds to 90 days (default 14 days). Each
+    /// use replaces it with a new one.
+    #[serde(default = "default_refresh_token_seconds")]
+    pub refresh_token_seconds: u32,
+    /// The longest a chain of refresh tokens lasts from the sign-in that began it, however
+    /// often it is used: up to 365 days (default 90 days).
+    #[serde(default = "default_refresh_chain_seconds")]
+    pub refresh_chain_seconds: u32,
+    /// Whether users must approve what this client asks for before it gets it (third-party
+    /// applications). The approval is remembered until the user withdraws it.
+    #[serde(default)]
+    pub require_consent: bool,
+    /// Whether authorization requests must be pushed first (RFC 9126).
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
+    /// Put the user's groups (`groups`: names) into ID and access tokens.
+    #[serde(default)]
+    pub groups_claim: bool,
+    /// Put the user's role names (`roles`) into ID and access tokens.
+    #[serde(default)]
+    pub roles_claim: bool,
     /// Public keys (JWKs) for `private_key_jwt` client authentication (RFC 7523): the client
     /// signs an assertion with its private key instead of sending a secret. At most 10.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -43,6 +92,20 @@ pub struct ClientSettings {
 fn default_access_token_seconds() -> u32 {
     300
 }
+
+fn default_refresh_token_seconds() -> u32 {
+    14 * 86_400
+}
+
+fn default_refresh_chain_seconds() -> u32 {
+    90 * 86_400
+}
+
+/// The OpenID Connect scopes every client that signs users in may ask for.
+pub const OIDC_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+/// The scope that keeps refresh tokens working after the user's session ends.
+pub const OFFLINE_ACCESS: &str = "offline_access";
+const MAX_REDIRECT_URIS: usize = 10;
 
 const MAX_SCOPES: usize = 50;
 const MAX_CLIENT_KEYS: usize = 10;
@@ -205,7 +268,36 @@ impl ClientSettings {
                 ),
             ));
         }
-        if self.resources.is_empty() || self.resources.len() > MAX_RESOURCES {
+        let signs_users_in = self.grants(GrantType::AuthorizationCode);
+        if self.grants(GrantType::ClientCredentials) && self.client_type == ClientType::Public {
+            return Err(ValidationError::new(
+                "grant_types",
+                "a public client has no secret, so it may not use client_credentials",
+            ));
+        }
+        if self.grants(GrantType::RefreshToken) && !signs_users_in {
+            return Err(ValidationError::new(
+                "grant_types",
+                "refresh_token needs authorization_code: refresh tokens come from user sign-ins",
+            ));
+        }
+        if signs_users_in && self.redirect_uris.is_empty() {
+            return Err(ValidationError::new(
+                "redirect_uris",
+                "authorization_code needs at least one redirect URI",
+            ));
+        }
+        if self.redirect_uris.len() > MAX_REDIRECT_URIS {
+            return Err(ValidationError::new(
+                "redirect_uris",
+                format!("at most {MAX_REDIRECT_URIS} redirect URIs"),
+            ));
+        }
+        for uri in &self.redirect_uris {
+            crate::authorize::check_redirect_uri(uri)
+                .map_err(|message| ValidationError::new("redirect_uris", message))?;
+        }
+        if (self.resources.is_empty() && !signs_users_in) || self.resources.len() > MAX_RESOURCES {
             return Err(ValidationError::new(
                 "resources",
                 format!(
@@ -234,18 +326,53 @@ impl ClientSettings {
                 "must be between 60 and 86400",
             ));
         }
+        if !(300..=90 * 86_400).contains(&self.refresh_token_seconds) {
+            return Err(ValidationError::new(
+                "refresh_token_seconds",
+                "must be between 300 and 7776000 (90 days)",
+            ));
+        }
+        if !(300..=365 * 86_400).contains(&self.refresh_chain_seconds) {
+            return Err(ValidationError::new(
+                "refresh_chain_seconds",
+                "must be between 300 and 31536000 (365 days)",
+            ));
+        }
         Ok(())
     }
 
-    /// The scopes to grant for a request's `scope` parameter: all allowed ones when it is
-    /// absent; otherwise each requested scope, each of which must be allowed.
-    pub fn grant_scopes(&self, requested: Option<&str>) -> Result<Vec<String>, OAuthError> {
+    /// Whether the client may use `grant`.
+    pub fn grants(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    /// Whether the client may be given `scope` when a user signs in: its own scopes, the
+    /// OpenID Connect ones, and `offline_access` if it may refresh.
+    fn allows_user_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+            || OIDC_SCOPES.contains(&scope)
+            || (scope == OFFLINE_ACCESS && self.grants(GrantType::RefreshToken))
+    }
+
+    /// The scopes to grant for a request's `scope` parameter: all the client's own scopes when
+    /// it is absent; otherwise each requested scope, each of which must be allowed. A user's
+    /// sign-in (`for_user`) may also ask for the OpenID Connect scopes.
+    pub fn grant_scopes(
+        &self,
+        requested: Option<&str>,
+        for_user: bool,
+    ) -> Result<Vec<String>, OAuthError> {
         let Some(requested) = requested else {
             return Ok(self.scopes.clone());
         };
         let mut granted: Vec<String> = Vec::new();
         for scope in requested.split(' ').filter(|s| !s.is_empty()) {
-            if !self.scopes.iter().any(|s| s == scope) {
+            let allowed = if for_user {
+                self.allows_user_scope(scope)
+            } else {
+                self.scopes.iter().any(|s| s == scope)
+            };
+            if !allowed {
                 return Err(OAuthError::InvalidScope(format!(
                     "this client may not ask for the scope {scope:?}"
                 )));
@@ -257,14 +384,15 @@ impl ClientSettings {
         Ok(granted)
     }
 
-    /// The audience for a request's `resource` parameters (RFC 8707): one allowed resource.
-    pub fn audience(&self, requested: &[String]) -> Result<String, OAuthError> {
+    /// The audience for a request's `resource` parameters (RFC 8707): one allowed resource,
+    /// else the client's first, else `fallback`.
+    pub fn audience(&self, requested: &[String], fallback: &str) -> Result<String, OAuthError> {
         match requested {
-            [] => self
+            [] => Ok(self
                 .resources
                 .first()
                 .cloned()
-                .ok_or_else(|| OAuthError::InvalidTarget("this client has no resources".into())),
+                .unwrap_or_else(|| fallback.to_owned())),
             [one] if self.resources.contains(one) => Ok(one.clone()),
             [one] => Err(OAuthError::InvalidTarget(format!(
                 "this client may not get tokens for {one:?}"
@@ -291,6 +419,12 @@ pub enum OAuthError {
     InvalidScope(String),
     #[error("{0}")]
     InvalidTarget(String),
+    /// The code or refresh token is unknown, used, expired, revoked, or not this client's.
+    #[error("{0}")]
+    InvalidGrant(String),
+    /// RFC 7009 §2.2.1.
+    #[error("{0}")]
+    UnsupportedTokenType(String),
 }
 
 impl OAuthError {
@@ -303,6 +437,8 @@ impl OAuthError {
             Self::UnsupportedGrantType(_) => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidTarget(_) => "invalid_target",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::UnsupportedTokenType(_) => "unsupported_token_type",
         }
     }
 }
@@ -320,6 +456,24 @@ pub struct AccessTokenClaims {
     pub nbf: i64,
     pub exp: i64,
     pub jti: String,
+    /// What the user's sign-in proved, for tokens issued to a user (not to a client itself).
+    #[serde(flatten, skip_serializing_if = "Option::is_none", default)]
+    pub user: Option<UserAuthentication>,
+}
+
+/// How and when a user signed in, as carried by user tokens (OIDC Core §2, RFC 9068 §2.2.1),
+/// with the groups and roles the client asked to see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserAuthentication {
+    pub auth_time: i64,
+    pub acr: String,
+    pub amr: Vec<String>,
+    /// The sign-in session (OIDC Front/Back-Channel Logout `sid`).
+    pub sid: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub groups: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub roles: Option<Vec<String>>,
 }
 
 impl AccessTokenClaims {
@@ -344,8 +498,47 @@ impl AccessTokenClaims {
             nbf: iat,
             exp: iat + i64::from(lifetime_seconds),
             jti,
+            user: None,
         }
     }
+}
+
+/// Verifies one of our own access tokens: an RFC 9068 JWT (`typ: at+jwt`) signed with ES256
+/// by one of `keys` (the issuer's published JWKs), from `issuer`, valid at `now`. Nothing else
+/// (`none`, HMAC, another issuer's key) passes.
+pub fn verify_access_token(
+    token: &str,
+    keys: &[serde_json::Value],
+    issuer: &str,
+    now: i64,
+) -> Result<AccessTokenClaims, String> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| "not a JWT".to_owned())?;
+    if header.alg != Algorithm::ES256 || header.typ.as_deref() != Some("at+jwt") {
+        return Err("not an access token of this issuer (alg or typ)".into());
+    }
+    let kid = header.kid.ok_or("the token names no key")?;
+    let jwk = keys
+        .iter()
+        .find(|k| k["kid"].as_str() == Some(kid.as_str()))
+        .ok_or("signed with a key this issuer does not publish")?;
+    let jwk: Jwk = serde_json::from_value(jwk.clone()).map_err(|e| format!("bad key: {e}"))?;
+    let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| format!("bad key: {e}"))?;
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_issuer(&[issuer]);
+    validation.validate_aud = false;
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+    let claims = jsonwebtoken::decode::<AccessTokenClaims>(token, &decoding, &validation)
+        .map_err(|e| format!("refused: {e}"))?
+        .claims;
+    if claims.exp <= now {
+        return Err("the token has expired".into());
+    }
+    if claims.nbf > now + CLOCK_LEEWAY_SECONDS {
+        return Err("the token is not valid yet".into());
+    }
+    Ok(claims)
 }
 
 #[cfg(test)]
@@ -354,6 +547,7 @@ mod tests {
 
     fn settings() -> ClientSettings {
         ClientSettings {
+            client_type: ClientType::Confidential,
             grant_types: vec![GrantType::ClientCredentials],
             scopes: vec!["orders:read".into(), "orders:write".into()],
             resources: vec![
@@ -362,6 +556,13 @@ mod tests {
             ],
             access_token_seconds: 300,
             jwks: Vec::new(),
+            redirect_uris: Vec::new(),
+            refresh_token_seconds: 3600,
+            refresh_chain_seconds: 86_400,
+            require_consent: false,
+            require_pushed_authorization_requests: false,
+            groups_claim: false,
+            roles_claim: false,
         }
     }
 
@@ -401,39 +602,47 @@ mod tests {
     #[test]
     fn scopes_are_granted_only_when_allowed() {
         let s = settings();
-        assert_eq!(s.grant_scopes(None).unwrap(), s.scopes);
+        assert_eq!(s.grant_scopes(None, false).unwrap(), s.scopes);
         assert_eq!(
-            s.grant_scopes(Some("orders:read  orders:read")).unwrap(),
+            s.grant_scopes(Some("orders:read  orders:read"), false)
+                .unwrap(),
             ["orders:read"]
         );
         assert_eq!(
-            s.grant_scopes(Some("orders:read admin"))
+            s.grant_scopes(Some("orders:read admin"), false)
                 .unwrap_err()
                 .code(),
             "invalid_scope"
         );
-        assert!(s.grant_scopes(Some("")).unwrap().is_empty());
+        assert!(s.grant_scopes(Some(""), false).unwrap().is_empty());
     }
 
     #[test]
     fn the_audience_is_one_allowed_resource() {
         let s = settings();
-        assert_eq!(s.audience(&[]).unwrap(), "https://api.example.com");
         assert_eq!(
-            s.audience(&["https://billing.example.com".into()]).unwrap(),
+            s.audience(&[], "https://fallback").unwrap(),
+            "https://api.example.com"
+        );
+        assert_eq!(
+            s.audience(&["https://billing.example.com".into()], "")
+                .unwrap(),
             "https://billing.example.com"
         );
         assert_eq!(
-            s.audience(&["https://evil.example".into()])
+            s.audience(&["https://evil.example".into()], "")
                 .unwrap_err()
                 .code(),
             "invalid_target"
         );
         assert_eq!(
-            s.audience(&[
-                "https://api.example.com".into(),
-                "https://billing.example.com".into()
-            ])
+            s.audience(
+                &[
+                    "https://api.example.com".into(),
+                    "https://billing.example.com".into()
+                ],
+                ""
+            )
             .unwrap_err()
             .code(),
             "invalid_target"

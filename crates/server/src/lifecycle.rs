@@ -1,6 +1,7 @@
-//! The lifecycle sweeper: disables users past their expiry date (guests, contractors) and purges
-//! users deleted longer ago than the retention window. Runs on every node; each change is a
-//! conditional update, so two nodes sweeping at once do each thing once.
+//! The lifecycle sweeper: disables users past their expiry date (guests, contractors), purges
+//! users deleted longer ago than the retention window, and forgets OAuth requests, grants and
+//! revoked tokens past their end. Runs on every node; each change is a conditional update, so
+//! two nodes sweeping at once do each thing once.
 
 use std::time::Duration;
 
@@ -41,6 +42,13 @@ pub async fn sweep(state: &AppState) -> Result<(usize, usize), StoreError> {
             Ok(()) | Err(StoreError::NotFound | StoreError::Conflict { .. }) => {}
             Err(e) => return Err(e),
         }
+    }
+    let forgotten = store.sweep_oauth(now).await?;
+    if forgotten > 0 {
+        tracing::debug!(
+            forgotten,
+            "expired OAuth requests, grants and revocations forgotten"
+        );
     }
     Ok((expired.len(), due.len()))
 }

@@ -96,6 +96,7 @@ id_args!(
     portcullis_core::UserId,
     portcullis_core::GroupId,
     portcullis_core::ServicePrincipalId,
+    portcullis_core::GrantId,
     portcullis_core::ApiKeyId,
     portcullis_core::RoleAssignmentId,
     portcullis_core::SessionId,

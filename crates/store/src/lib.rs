@@ -6,6 +6,7 @@
 mod audit;
 mod db;
 mod directory;
+mod grants;
 mod mfa;
 mod oauth;
 mod passkeys;
@@ -25,6 +26,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use audit::{AuditFilter, AuditSink};
+pub use grants::{NewGrant, PendingRequest, Redemption, RefreshTokenRecord, StoredGrant};
 pub use mfa::StoredTotp;
 pub use oauth::StoredSigningKey;
 pub use passkeys::{CeremonyPurpose, MAX_PASSKEYS_PER_USER, NewCeremony, StoredPasskey};

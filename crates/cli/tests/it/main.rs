@@ -4,6 +4,7 @@
 
 mod api;
 mod audit;
+mod authorize;
 mod authz;
 mod harness;
 mod identities;

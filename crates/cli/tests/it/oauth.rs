@@ -92,7 +92,19 @@ async fn discovery_names_the_tenants_issuer_and_endpoints() {
     assert_eq!(metadata["token_endpoint"], format!("{issuer}/oauth/token"));
     assert_eq!(
         metadata["grant_types_supported"],
-        json!(["client_credentials"])
+        json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
+    assert_eq!(
+        metadata["authorization_endpoint"],
+        format!("{issuer}/oauth/authorize")
+    );
+    assert_eq!(
+        metadata["code_challenge_methods_supported"],
+        json!(["S256"])
+    );
+    assert_eq!(
+        metadata["authorization_response_iss_parameter_supported"],
+        true
     );
     let rfc8414: Value =
         reqwest::get(server.url("/.well-known/oauth-authorization-server/t/operator"))

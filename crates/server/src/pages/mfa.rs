@@ -217,7 +217,7 @@ pub(super) async fn submit_code(
         must_change,
         must_enrol_mfa: false,
     };
-    finish_sign_in(&state, &tenant, &user, origin, opened).await
+    finish_sign_in(&state, &tenant, &user, origin, opened, &headers).await
 }
 
 /// Checks a code from the authenticator app, or else a recovery code, using it up if right.

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Form, Router, routing::get, routing::post};
@@ -28,6 +28,7 @@ use portcullis_store::{NewSession, StoreError, WriteContext};
 use crate::extract::RequestOrigin;
 use crate::throttle::BackoffPolicy;
 
+mod authorize;
 mod mfa;
 mod passkeys;
 mod step_up;
@@ -35,6 +36,9 @@ use crate::state::AppState;
 
 const SESSION_COOKIE: &str = "portcullis_session";
 const CSRF_COOKIE: &str = "portcullis_csrf";
+const CONTINUE_COOKIE: &str = "portcullis_continue";
+/// How long a sign-in may take before the page that asked for it is forgotten.
+const CONTINUE_SECONDS: i64 = 15 * 60;
 /// How often a session's idle deadline is pushed out (not on every request: that is a write).
 const TOUCH_EVERY: time::Duration = time::Duration::minutes(1);
 
@@ -78,6 +82,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/t/{tenant}/account/mfa/remove", post(mfa::remove))
         .route("/assets/passkey.js", get(passkey_script))
+        .route(
+            "/t/{tenant}/oauth/authorize",
+            get(authorize::authorize_get).post(authorize::authorize_post),
+        )
+        .route("/t/{tenant}/oauth/consent", post(authorize::consent))
         .route("/t/{tenant}/step-up", get(step_up::page))
         .route("/t/{tenant}/step-up/password", post(step_up::password))
         .route("/t/{tenant}/step-up/code", post(step_up::code))
@@ -141,6 +150,8 @@ enum PageError {
     NoTenant,
     FormExpired,
     NotAllowed(&'static str),
+    /// A request that cannot be served as sent, and what to do about it.
+    BadRequest(String),
     Store(StoreError),
     Internal(String),
 }
@@ -178,6 +189,9 @@ impl IntoResponse for PageError {
                 "This form has expired or was not sent from this site. Go back, reload the page and try again.",
             ),
             PageError::NotAllowed(why) => (StatusCode::FORBIDDEN, "Not available", *why),
+            PageError::BadRequest(why) => {
+                (StatusCode::BAD_REQUEST, "Cannot continue", why.as_str())
+            }
             PageError::Store(_) | PageError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
@@ -308,17 +322,31 @@ struct SignInPage<'a> {
     notice: Option<String>,
 }
 
+#[derive(Deserialize)]
+struct SignInQuery {
+    /// The user name to fill in (OpenID Connect `login_hint`).
+    login_hint: Option<String>,
+}
+
 async fn sign_in_page(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
+    Query(query): Query<SignInQuery>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let tenant = active_tenant(&state, &tenant).await?;
     let (csrf, set) = csrf_token(&state, &headers)?;
+    let hint: String = query
+        .login_hint
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(256)
+        .collect();
     let page = SignInPage {
         tenant: &tenant.name,
         csrf: &csrf,
-        user_name: "",
+        user_name: &hint,
         passkeys: passkeys::relying_party(&state, &tenant).await?.is_some(),
         error: None,
         notice: None,
@@ -479,7 +507,7 @@ async fn sign_in(
         must_change,
         must_enrol_mfa,
     };
-    finish_sign_in(&state, &tenant, &subject.user, origin, opened).await
+    finish_sign_in(&state, &tenant, &subject.user, origin, opened, &headers).await
 }
 
 /// Source addresses get more room than accounts: many people can share one (offices, carrier
@@ -507,13 +535,15 @@ struct Opened {
     must_enrol_mfa: bool,
 }
 
-/// Opens the session, sets its cookie and sends the browser on.
+/// Opens the session, sets its cookie and sends the browser on: to the page that asked for
+/// the sign-in, if any, else the account page.
 async fn finish_sign_in(
     state: &AppState,
     tenant: &Tenant,
     user: &User,
     origin: Origin,
     opened: Opened,
+    headers: &HeaderMap,
 ) -> Result<Response, PageError> {
     let token = new_session_token().map_err(|e| PageError::Internal(e.to_string()))?;
     let ctx = user_context(tenant, user, origin, state.clock.now());
@@ -536,16 +566,51 @@ async fn finish_sign_in(
         format!("/t/{}/account/password", tenant.name)
     } else if session.must_enrol_mfa {
         format!("/t/{}/account/mfa", tenant.name)
+    } else if let Some(to) = continue_to(state, &tenant.name, headers) {
+        to
     } else {
         format!("/t/{}/account", tenant.name)
     };
     // A new token at every sign-in: a token planted before it (fixation) is worth nothing.
     let cookie = set_cookie(state, SESSION_COOKIE, &token, None);
     let cleared = set_cookie(state, mfa::CHALLENGE_COOKIE, "", Some(0));
-    Ok(with_cookies(
-        Redirect::to(&next).into_response(),
-        [cookie, cleared],
-    ))
+    let mut cookies = vec![cookie, cleared];
+    if !session.must_change_password && !session.must_enrol_mfa {
+        cookies.push(set_cookie(state, CONTINUE_COOKIE, "", Some(0)));
+    }
+    Ok(with_cookies(Redirect::to(&next).into_response(), cookies))
+}
+
+/// `to` if it is a path inside this tenant's pages: never another site (no open redirect).
+fn same_tenant_path(tenant: &str, to: &str) -> Option<String> {
+    let prefix = format!("/t/{tenant}/");
+    let safe = to.starts_with(&prefix)
+        && to.len() <= 1024
+        && !to.contains("//")
+        && !to.contains('\\')
+        && !to
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == ';' || c == ',');
+    safe.then(|| to.to_owned())
+}
+
+/// Percent-encodes everything but unreserved characters and `/`.
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Where to go after signing in, if a page (an application's authorization request) asked
+/// to be returned to: kept in a short-lived cookie across the password, code and passkey steps.
+fn continue_to(state: &AppState, tenant: &str, headers: &HeaderMap) -> Option<String> {
+    read_cookie(headers, &cookie_name(state, CONTINUE_COOKIE))
+        .and_then(|to| same_tenant_path(tenant, to))
 }
 
 fn token_hash(state: &AppState, token: &str) -> String {
@@ -677,21 +742,16 @@ enum PageKind {
     Always,
 }
 
-async fn signed_in(
+/// This browser's live session in `tenant`, if it has one; its idle deadline is pushed out.
+async fn current_session(
     state: &AppState,
-    tenant_name: &str,
+    tenant: &Tenant,
     headers: &HeaderMap,
-    origin: Origin,
-    kind: PageKind,
-) -> Result<SignedIn, NotSignedIn> {
-    let tenant = active_tenant(state, tenant_name).await?;
-    let to_sign_in = || {
-        NotSignedIn::Redirect(Redirect::to(&format!("/t/{}/sign-in", tenant.name)).into_response())
-    };
+) -> Result<Option<Session>, StoreError> {
     let Some(token) =
         read_cookie(headers, &cookie_name(state, SESSION_COOKIE)).filter(|t| is_token(t))
     else {
-        return Err(to_sign_in());
+        return Ok(None);
     };
     let now = state.clock.now();
     let Some(session) = state
@@ -700,7 +760,7 @@ async fn signed_in(
         .await?
         .filter(|s| s.tenant_id == tenant.id)
     else {
-        return Err(to_sign_in());
+        return Ok(None);
     };
     if now - session.last_seen_at >= TOUCH_EVERY {
         state
@@ -708,6 +768,21 @@ async fn signed_in(
             .touch_session(&session, now, SessionTimeouts::default())
             .await?;
     }
+    Ok(Some(session))
+}
+
+async fn signed_in(
+    state: &AppState,
+    tenant_name: &str,
+    headers: &HeaderMap,
+    origin: Origin,
+    kind: PageKind,
+) -> Result<SignedIn, NotSignedIn> {
+    let tenant = active_tenant(state, tenant_name).await?;
+    let Some(session) = current_session(state, &tenant, headers).await? else {
+        let to = format!("/t/{}/sign-in", tenant.name);
+        return Err(NotSignedIn::Redirect(Redirect::to(&to).into_response()));
+    };
     let held_at = if session.must_change_password && kind != PageKind::Always {
         Some("password")
     } else if session.must_enrol_mfa && kind == PageKind::Ordinary {
@@ -936,5 +1011,9 @@ async fn change_password(
         .store
         .change_own_password(&ctx, &me.session, hash)
         .await?;
-    Ok(Redirect::to(&format!("/t/{}/account", me.tenant.name)).into_response())
+    let next = match continue_to(&state, &me.tenant.name, &headers) {
+        Some(to) if !me.session.must_enrol_mfa => to,
+        _ => format!("/t/{}/account", me.tenant.name),
+    };
+    Ok(Redirect::to(&next).into_response())
 }

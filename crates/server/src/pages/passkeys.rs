@@ -215,7 +215,7 @@ pub(super) async fn sign_in(
         must_change,
         must_enrol_mfa: false,
     };
-    finish_sign_in(&state, &tenant, &user, origin, opened).await
+    finish_sign_in(&state, &tenant, &user, origin, opened, &headers).await
 }
 
 /// A verified sign-in: the passkey used (and its moved counter) and its usable owner.

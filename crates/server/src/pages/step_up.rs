@@ -16,7 +16,8 @@ use portcullis_core::session::{Assurance, MethodUse, StepUp, Strength, new_sessi
 
 use super::{
     NotSignedIn, PageError, PageKind, SESSION_COOKIE, SignedIn, check_csrf, csrf_token, html,
-    knows_password, record_failure, set_cookie, signed_in, token_hash, user_context, with_cookies,
+    knows_password, record_failure, same_tenant_path, set_cookie, signed_in, token_hash, urlencode,
+    user_context, with_cookies,
 };
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
@@ -67,33 +68,15 @@ impl Target {
     /// Where to return: a path inside this tenant's pages, never another site (no open
     /// redirect), else the account page.
     fn destination(&self, tenant: &str) -> String {
-        let prefix = format!("/t/{tenant}/");
         self.to
             .as_deref()
-            .filter(|to| {
-                to.starts_with(&prefix)
-                    && to.len() <= 512
-                    && !to.contains("//")
-                    && !to.contains('\\')
-                    && !to.chars().any(char::is_control)
-            })
-            .map_or_else(|| format!("/t/{tenant}/account"), str::to_owned)
+            .and_then(|to| same_tenant_path(tenant, to))
+            .unwrap_or_else(|| format!("/t/{tenant}/account"))
     }
 
     fn again(&self, tenant: &str) -> String {
         Self::link(tenant, &self.destination(tenant), self.need())
     }
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[derive(Template)]

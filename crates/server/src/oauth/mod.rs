@@ -1,6 +1,13 @@
 //! The OAuth 2.0 / OpenID Connect endpoints of each tenant's issuer (`{public_url}/t/{tenant}`):
-//! discovery metadata, the JWKS, and the token endpoint. So far the token endpoint serves the
-//! client-credentials grant, with RFC 9068 JWT access tokens signed by the tenant's own key.
+//! discovery metadata, the JWKS, the token endpoint (client credentials here; the user grants
+//! in `grants`), and introspection, revocation and userinfo (`tokens`). The authorization
+//! endpoint is a page: `pages::authorize`. Access tokens are RFC 9068 JWTs signed by the
+//! tenant's own key.
+
+mod grants;
+mod tokens;
+
+pub(crate) use grants::secret_hash;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -21,7 +28,7 @@ use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::identity::{LifecycleState, Tenant};
 use portcullis_core::jose::{SigningKey, generate_es256};
 use portcullis_core::oauth::{
-    AccessTokenClaims, CLIENT_ASSERTION_TYPE, ClientSettings, GrantType, OAuthError,
+    AccessTokenClaims, CLIENT_ASSERTION_TYPE, ClientSettings, ClientType, GrantType, OAuthError,
     assertion_issuer,
 };
 use portcullis_core::secrets::random_bytes;
@@ -47,6 +54,12 @@ pub fn router() -> Router<AppState> {
         )
         .route("/t/{tenant}/jwks", get(jwks))
         .route("/t/{tenant}/oauth/token", post(token))
+        .route("/t/{tenant}/oauth/introspect", post(tokens::introspect))
+        .route("/t/{tenant}/oauth/revoke", post(tokens::revoke))
+        .route(
+            "/t/{tenant}/oauth/userinfo",
+            get(tokens::userinfo).post(tokens::userinfo),
+        )
 }
 
 /// The token endpoint's hot reads, kept for a second: a revoked secret or a disabled client
@@ -89,11 +102,14 @@ impl SigningKeys {
     }
 }
 
-fn issuer(state: &AppState, tenant: &Tenant) -> String {
+pub(crate) fn issuer(state: &AppState, tenant: &Tenant) -> String {
     format!("{}/t/{}", state.config.public_url, tenant.name)
 }
 
-async fn active_tenant(state: &AppState, name: &str) -> Result<Tenant, ApiError> {
+/// How long an authorization code may wait to be redeemed.
+pub(crate) const CODE_SECONDS: i64 = 60;
+
+pub(crate) async fn active_tenant(state: &AppState, name: &str) -> Result<Tenant, ApiError> {
     match state.store.tenant_by_name(name).await {
         Ok(t) if t.state == LifecycleState::Active => Ok(t),
         Ok(_) | Err(StoreError::NotFound) => Err(ApiError::NotFound),
@@ -107,14 +123,40 @@ async fn discovery(
 ) -> Result<Response, ApiError> {
     let tenant = active_tenant(&state, &tenant).await?;
     let issuer = issuer(&state, &tenant);
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
+    let assertion_algs = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
     let body = json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/jwks"),
+        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
         "token_endpoint": format!("{issuer}/oauth/token"),
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "ES384", "RS256", "PS256", "EdDSA"],
-        "scopes_supported": [],
+        "userinfo_endpoint": format!("{issuer}/oauth/userinfo"),
+        "introspection_endpoint": format!("{issuer}/oauth/introspect"),
+        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "name", "preferred_username", "email", "groups", "roles"],
+        "acr_values_supported": ["password", "mfa", "phishing_resistant"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "authorization_response_iss_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
     });
     Ok(([(header::CACHE_CONTROL, "public, max-age=300")], Json(body)).into_response())
 }
@@ -144,7 +186,7 @@ async fn jwks(
 
 /// The tenant's newest signing key: from memory, else the store, else a new one (sealed under
 /// the KEK, audited).
-async fn current_key(
+pub(crate) async fn current_key(
     state: &AppState,
     tenant: &Tenant,
     origin: portcullis_core::audit::Origin,
@@ -215,7 +257,7 @@ async fn current_key(
 }
 
 /// An OAuth error response (RFC 6749 §5.2); `invalid_client` is a 401 that asks for Basic.
-fn oauth_error(error: &OAuthError) -> Response {
+pub(crate) fn oauth_error(error: &OAuthError) -> Response {
     let status = match error {
         OAuthError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
         _ => StatusCode::BAD_REQUEST,
@@ -240,13 +282,13 @@ fn oauth_error(error: &OAuthError) -> Response {
 
 /// The form's parameters. Only `resource` may repeat (RFC 8707); any other repeated parameter
 /// is refused (RFC 6749 §3.2).
-struct TokenForm {
+pub(crate) struct TokenForm {
     single: HashMap<String, String>,
     resources: Vec<String>,
 }
 
 impl TokenForm {
-    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
+    pub(crate) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
         let form_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -274,8 +316,14 @@ impl TokenForm {
         Ok(Self { single, resources })
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.single.get(name).map(String::as_str)
+    }
+
+    /// A parameter that must be there.
+    pub(crate) fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name)
+            .ok_or_else(|| OAuthError::InvalidRequest(format!("{name} is missing")))
     }
 }
 
@@ -328,19 +376,29 @@ async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let tenant = cached_tenant(&state, &tenant).await?;
+    answer(issue(&state, &tenant, origin, &headers, &body).await)
+}
+
+/// The tenant of a token-family endpoint, from the one-second cache.
+pub(crate) async fn cached_tenant(state: &AppState, name: &str) -> Result<Tenant, ApiError> {
     let now = std::time::Instant::now();
-    let tenant = match state.token_caches.tenants.get(&tenant, now) {
-        Some(cached) => cached,
+    match state.token_caches.tenants.get(name, now) {
+        Some(cached) => Ok(cached),
         None => {
-            let found = active_tenant(&state, &tenant).await?;
+            let found = active_tenant(state, name).await?;
             state
                 .token_caches
                 .tenants
                 .insert(found.name.clone(), found.clone(), now);
-            found
+            Ok(found)
         }
-    };
-    match issue(&state, &tenant, origin, &headers, &body).await {
+    }
+}
+
+/// The response for an endpoint's outcome: OAuth errors as RFC 6749 §5.2 JSON.
+pub(crate) fn answer(outcome: Result<Response, Issue>) -> Result<Response, ApiError> {
+    match outcome {
         Ok(response) => Ok(response),
         Err(Issue::OAuth(error)) => {
             metrics::counter!("portcullis_token_errors_total", "error" => error.code())
@@ -351,7 +409,7 @@ async fn token(
     }
 }
 
-enum Issue {
+pub(crate) enum Issue {
     OAuth(OAuthError),
     Api(ApiError),
 }
@@ -376,22 +434,34 @@ impl From<StoreError> for Issue {
 
 const UNKNOWN_CLIENT: &str = "client authentication failed: unknown client, wrong secret, or a secret that is expired or revoked";
 
+/// A client that proved who it is (or, for a public client, said who it is).
+pub(crate) struct Client {
+    pub(crate) id: ServicePrincipalId,
+    pub(crate) settings: ClientSettings,
+    /// It proved itself with a secret or an assertion, not just its id (`none`).
+    pub(crate) authenticated: bool,
+}
+
 /// The client making the request, authenticated by a secret (Basic or form) or by a signed
-/// assertion (RFC 7523), and its settings.
-async fn authenticate_client(
+/// assertion (RFC 7523), and its settings. A public client names itself with `client_id` and
+/// nothing else (`none`).
+pub(crate) async fn authenticate_client(
     state: &AppState,
     tenant: &Tenant,
     origin: &Origin,
     headers: &HeaderMap,
     form: &TokenForm,
-) -> Result<(String, ClientSettings), Issue> {
+) -> Result<Client, Issue> {
     if form.get("client_assertion_type").is_some() {
         return assertion_client(state, tenant, origin, headers, form).await;
     }
     let (client_id, secret) = client_credentials(headers, form)?;
+    let Some(secret) = secret else {
+        return public_client(state, tenant, &client_id).await;
+    };
     // The secret is one of the client's API keys: it must belong to this client, of this tenant.
     let cache = Some(&state.token_caches.credentials);
-    let credential = match authenticate_key(state, true, secret.as_deref(), origin, cache).await {
+    let credential = match authenticate_key(state, true, Some(&secret), origin, cache).await {
         Ok(credential) => credential,
         Err(refusal) => return Err(refused_key(refusal)),
     };
@@ -400,10 +470,58 @@ async fn authenticate_client(
         return Err(OAuthError::InvalidClient(UNKNOWN_CLIENT.into()).into());
     }
     let settings = client_settings(state, tenant, credential.owner.id).await?;
-    Ok((client_id, settings))
+    Ok(Client {
+        id: credential.owner.id,
+        settings,
+        authenticated: true,
+    })
 }
 
-async fn client_settings(
+/// A client without credentials: only a public client may be one.
+async fn public_client(
+    state: &AppState,
+    tenant: &Tenant,
+    client_id: &str,
+) -> Result<Client, Issue> {
+    let refused = || {
+        OAuthError::InvalidClient(
+            "client authentication failed: this client must authenticate (HTTP Basic, client_secret or client_assertion)"
+                .into(),
+        )
+    };
+    let id: ServicePrincipalId = client_id.parse().map_err(|_| refused())?;
+    if !client_is_active(state, tenant, id).await? {
+        return Err(refused().into());
+    }
+    let settings = match client_settings(state, tenant, id).await {
+        Ok(settings) => settings,
+        Err(Issue::OAuth(_)) => return Err(refused().into()),
+        Err(other) => return Err(other),
+    };
+    if settings.client_type != ClientType::Public {
+        return Err(refused().into());
+    }
+    Ok(Client {
+        id,
+        settings,
+        authenticated: false,
+    })
+}
+
+/// Whether the service principal exists in this tenant and is active.
+pub(crate) async fn client_is_active(
+    state: &AppState,
+    tenant: &Tenant,
+    id: ServicePrincipalId,
+) -> Result<bool, StoreError> {
+    match state.store.service_principal(tenant.id, id).await {
+        Ok(sp) => Ok(sp.state == LifecycleState::Active),
+        Err(StoreError::NotFound) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) async fn client_settings(
     state: &AppState,
     tenant: &Tenant,
     id: ServicePrincipalId,
@@ -444,7 +562,7 @@ async fn assertion_client(
     origin: &Origin,
     headers: &HeaderMap,
     form: &TokenForm,
-) -> Result<(String, ClientSettings), Issue> {
+) -> Result<Client, Issue> {
     let address_key = format!("ip:{}", origin.source_ip.as_deref().unwrap_or("unknown"));
     if let Some(seconds) = state
         .failures
@@ -476,12 +594,7 @@ async fn assertion_client(
     let Ok(id) = client_id.parse::<ServicePrincipalId>() else {
         return Err(fail("unknown client").await);
     };
-    let active = match state.store.service_principal(tenant.id, id).await {
-        Ok(sp) => sp.state == LifecycleState::Active,
-        Err(StoreError::NotFound) => false,
-        Err(e) => return Err(e.into()),
-    };
-    if !active {
+    if !client_is_active(state, tenant, id).await? {
         return Err(fail("unknown or disabled client").await);
     }
     let settings = client_settings(state, tenant, id).await?;
@@ -500,7 +613,11 @@ async fn assertion_client(
     {
         return Err(fail("client_assertion replayed (jti already used)").await);
     }
-    Ok((client_id, settings))
+    Ok(Client {
+        id,
+        settings,
+        authenticated: true,
+    })
 }
 
 /// A refused client assertion: throttled per address, audited with its reason, answered with
@@ -542,44 +659,93 @@ async fn issue(
     body: &[u8],
 ) -> Result<Response, Issue> {
     let form = TokenForm::parse(headers, body)?;
-    let grant = form
-        .get("grant_type")
-        .ok_or_else(|| OAuthError::InvalidRequest("grant_type is missing".into()))?;
-    let (client_id, settings) = authenticate_client(state, tenant, &origin, headers, &form).await?;
-    if grant != "client_credentials" {
-        return Err(OAuthError::UnsupportedGrantType(format!(
-            "the grant type {grant:?} is not supported here; use client_credentials"
-        ))
-        .into());
+    let grant = form.require("grant_type")?;
+    let client = authenticate_client(state, tenant, &origin, headers, &form).await?;
+    let (kind, response) = match grant {
+        "client_credentials" => (
+            "client_credentials",
+            client_credentials_grant(state, tenant, origin, &client, &form).await?,
+        ),
+        "authorization_code" => (
+            "authorization_code",
+            grants::authorization_code(state, tenant, origin, &client, &form).await?,
+        ),
+        "refresh_token" => (
+            "refresh_token",
+            grants::refresh_token(state, tenant, origin, &client, &form).await?,
+        ),
+        other => {
+            return Err(OAuthError::UnsupportedGrantType(format!(
+                "the grant type {other:?} is not supported; use authorization_code, refresh_token or client_credentials"
+            ))
+            .into());
+        }
+    };
+    metrics::counter!("portcullis_tokens_issued_total", "grant" => kind).increment(1);
+    Ok(response)
+}
+
+/// The refusal for a client that may not use `grant`.
+pub(crate) fn require_grant(
+    client: &Client,
+    grant: GrantType,
+    name: &str,
+) -> Result<(), OAuthError> {
+    if client.settings.grants(grant) {
+        Ok(())
+    } else {
+        Err(OAuthError::UnauthorizedClient(format!(
+            "this client may not use the {name} grant"
+        )))
     }
-    if !settings.grant_types.contains(&GrantType::ClientCredentials) {
-        return Err(OAuthError::UnauthorizedClient(
-            "this client may not use the client_credentials grant".into(),
-        )
-        .into());
-    }
-    let scopes = settings.grant_scopes(form.get("scope"))?;
-    let audience = settings.audience(&form.resources)?;
-    let key = current_key(state, tenant, origin).await?;
-    let jti = hex::encode(
+}
+
+/// A random token id (`jti`).
+pub(crate) fn new_jti() -> Result<String, ApiError> {
+    Ok(hex::encode(
         random_bytes::<16>()
             .map_err(|e| ApiError::Internal(e.to_string()))?
             .as_ref(),
-    );
+    ))
+}
+
+/// A token response (RFC 6749 §5.1), never cached.
+pub(crate) fn token_response(body: serde_json::Value) -> Response {
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        Json(body),
+    )
+        .into_response()
+}
+
+async fn client_credentials_grant(
+    state: &AppState,
+    tenant: &Tenant,
+    origin: Origin,
+    client: &Client,
+    form: &TokenForm,
+) -> Result<Response, Issue> {
+    require_grant(client, GrantType::ClientCredentials, "client_credentials")?;
+    let settings = &client.settings;
+    let scopes = settings.grant_scopes(form.get("scope"), false)?;
+    let issuer = issuer(state, tenant);
+    let audience = settings.audience(&form.resources, &issuer)?;
+    let key = current_key(state, tenant, origin).await?;
     let claims = AccessTokenClaims::for_client(
-        &issuer(state, tenant),
-        &client_id,
+        &issuer,
+        &client.id.to_string(),
         audience,
         &scopes,
         state.clock.now(),
         settings.access_token_seconds,
-        jti,
+        new_jti()?,
     );
     let token = key
         .sign("at+jwt", &claims)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    metrics::counter!("portcullis_tokens_issued_total", "grant" => "client_credentials")
-        .increment(1);
     let mut body = json!({
         "access_token": token,
         "token_type": "Bearer",
@@ -588,12 +754,5 @@ async fn issue(
     if !scopes.is_empty() {
         body["scope"] = json!(scopes.join(" "));
     }
-    Ok((
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::PRAGMA, "no-cache"),
-        ],
-        Json(body),
-    )
-        .into_response())
+    Ok(token_response(body))
 }

@@ -1,0 +1,630 @@
+//! The authorization endpoint (RFC 6749 §4.1, OpenID Connect Core §3.1), a page because a person
+//! answers it: an application sends the browser here; Portcullis checks the client and its
+//! exact redirect URI, has the user sign in, step up or approve as the request needs, and sends
+//! the browser back with a one-time code (and `iss`, RFC 9207).
+//!
+//! A request that needs the user is kept server-side under a random handle, and the sign-in,
+//! step-up and consent pages return to `…/oauth/authorize?client_id=…&request_uri=…`, the same
+//! form a pushed request (RFC 9126) takes. Until the client and redirect URI are known good,
+//! errors are shown here and never sent anywhere (no open redirect).
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Form;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::json;
+use time::Duration;
+
+use portcullis_core::authorize::{AuthorizationRequest, AuthorizeError, acr_value};
+use portcullis_core::identity::{LifecycleState, Tenant};
+use portcullis_core::oauth::{ClientSettings, GrantType};
+use portcullis_core::session::{Session, StepUp, new_session_token};
+use portcullis_core::{GrantId, ServicePrincipalId};
+use portcullis_store::{NewGrant, PendingRequest, StoreError};
+
+use super::{
+    CONTINUE_COOKIE, CONTINUE_SECONDS, NotSignedIn, PageError, PageKind, active_tenant, check_csrf,
+    csrf_token, current_session, html, set_cookie, signed_in, urlencode, user_context,
+    with_cookies,
+};
+use crate::extract::RequestOrigin;
+use crate::oauth::{CODE_SECONDS, issuer, secret_hash};
+use crate::state::AppState;
+
+/// RFC 9126 §2.2: the form of a `request_uri` this server hands out.
+pub(crate) const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
+pub(super) async fn authorize_get(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let raw = query.unwrap_or_default();
+    authorize(&state, &tenant, origin, &headers, raw.as_bytes()).await
+}
+
+pub(super) async fn authorize_post(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    authorize(&state, &tenant, origin, &headers, &body).await
+}
+
+/// The request's parameters; none may repeat (RFC 6749 §3.1) except `resource` (RFC 8707).
+fn parameters(raw: &[u8]) -> Result<(HashMap<String, String>, Vec<String>), PageError> {
+    let mut single = HashMap::new();
+    let mut resources = Vec::new();
+    for (name, value) in form_urlencoded::parse(raw) {
+        if name == "resource" {
+            resources.push(value.into_owned());
+        } else if single
+            .insert(name.to_string(), value.into_owned())
+            .is_some()
+        {
+            return Err(bad_request(format!("the parameter {name:?} is repeated")));
+        }
+    }
+    Ok((single, resources))
+}
+
+fn bad_request(why: impl Into<String>) -> PageError {
+    PageError::BadRequest(format!(
+        "The application sent a sign-in request this server cannot accept: {}. Go back to the application and try again; if it keeps happening, tell its administrator.",
+        why.into()
+    ))
+}
+
+/// A request being answered: what was asked, by whom, since when, and its kept handle if any.
+struct Pending {
+    request: AuthorizationRequest,
+    client: ServicePrincipalId,
+    settings: ClientSettings,
+    handle: Option<String>,
+    created_at: time::OffsetDateTime,
+}
+
+async fn authorize(
+    state: &AppState,
+    tenant: &str,
+    origin: portcullis_core::audit::Origin,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Result<Response, PageError> {
+    let tenant = active_tenant(state, tenant).await?;
+    let (params, resources) = parameters(raw)?;
+    let pending = match params.get("request_uri") {
+        Some(uri) => resume(state, &tenant, &params, uri).await?,
+        None => match fresh(state, &tenant, &params, &resources).await? {
+            Ok(pending) => pending,
+            Err(response) => return Ok(response),
+        },
+    };
+    decide(state, &tenant, origin, headers, pending).await
+}
+
+/// The client and its settings, if `client_id` names an active client that may sign users in.
+async fn sign_in_client(
+    state: &AppState,
+    tenant: &Tenant,
+    client_id: &str,
+) -> Result<(ServicePrincipalId, ClientSettings), PageError> {
+    let unknown = || bad_request("client_id does not name an application of this organisation");
+    let id: ServicePrincipalId = client_id.parse().map_err(|_| unknown())?;
+    match state.store.service_principal(tenant.id, id).await {
+        Ok(sp) if sp.state == LifecycleState::Active => {}
+        Ok(_) | Err(StoreError::NotFound) => return Err(unknown()),
+        Err(e) => return Err(e.into()),
+    }
+    let settings = state
+        .store
+        .oauth_client(tenant.id, id)
+        .await?
+        .ok_or_else(unknown)?;
+    if !settings.grants(GrantType::AuthorizationCode) {
+        return Err(bad_request(
+            "this application is not allowed to sign users in (no authorization_code grant)",
+        ));
+    }
+    Ok((id, settings))
+}
+
+/// A new request, straight from the client.
+async fn fresh(
+    state: &AppState,
+    tenant: &Tenant,
+    params: &HashMap<String, String>,
+    resources: &[String],
+) -> Result<Result<Pending, Response>, PageError> {
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| bad_request("client_id is missing"))?;
+    let (client, settings) = sign_in_client(state, tenant, client_id).await?;
+    let redirect_uri = params
+        .get("redirect_uri")
+        .ok_or_else(|| bad_request("redirect_uri is missing"))?;
+    // Exact comparison (RFC 9700 §4.1.3): no prefixes, no added paths or queries.
+    if !settings.redirect_uris.iter().any(|r| r == redirect_uri) {
+        return Err(bad_request(
+            "redirect_uri is not one this application registered",
+        ));
+    }
+    // From here on, errors go back to the application.
+    let back = |error: AuthorizeError| {
+        error_redirect(state, tenant, redirect_uri, params.get("state"), &error)
+    };
+    if settings.require_pushed_authorization_requests {
+        return Ok(Err(back(AuthorizeError::new(
+            "invalid_request",
+            "this client must push its authorization requests first (RFC 9126)",
+        ))));
+    }
+    let default_audience = format!("{}/oauth/userinfo", issuer(state, tenant));
+    match AuthorizationRequest::parse(
+        params,
+        resources,
+        client_id,
+        redirect_uri,
+        &settings,
+        &default_audience,
+    ) {
+        Ok(request) => Ok(Ok(Pending {
+            request,
+            client,
+            settings,
+            handle: None,
+            created_at: state.clock.now(),
+        })),
+        Err(error) => Ok(Err(back(error))),
+    }
+}
+
+/// A kept request: pushed by the client, or waiting while the user signed in.
+async fn resume(
+    state: &AppState,
+    tenant: &Tenant,
+    params: &HashMap<String, String>,
+    uri: &str,
+) -> Result<Pending, PageError> {
+    let expired = || {
+        PageError::BadRequest(
+            "This sign-in request has expired or was already answered. Go back to the application and start again."
+                .into(),
+        )
+    };
+    let handle = uri.strip_prefix(REQUEST_URI_PREFIX).ok_or_else(expired)?;
+    let kept = state
+        .store
+        .authorization_request(tenant.id, &secret_hash(state, handle), state.clock.now())
+        .await?
+        .ok_or_else(expired)?;
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| bad_request("client_id is missing"))?;
+    if *client_id != kept.client_id.to_string() {
+        return Err(expired());
+    }
+    let (client, settings) = sign_in_client(state, tenant, client_id).await?;
+    let request: AuthorizationRequest = serde_json::from_str(&kept.request)
+        .map_err(|e| PageError::Internal(format!("kept authorization request: {e}")))?;
+    // The client may have changed its settings since: the redirect URI must still be its own.
+    if !settings.redirect_uris.contains(&request.redirect_uri) {
+        return Err(bad_request(
+            "redirect_uri is no longer one this application registered",
+        ));
+    }
+    Ok(Pending {
+        request,
+        client,
+        settings,
+        handle: Some(handle.to_owned()),
+        created_at: kept.created_at,
+    })
+}
+
+/// What the user must do next, or the code.
+async fn decide(
+    state: &AppState,
+    tenant: &Tenant,
+    origin: portcullis_core::audit::Origin,
+    headers: &HeaderMap,
+    pending: Pending,
+) -> Result<Response, PageError> {
+    let now = state.clock.now();
+    let request = &pending.request;
+    let session = current_session(state, tenant, headers).await?;
+    let none = request.prompt.none;
+    let Some(session) = session else {
+        if none {
+            return Ok(refuse(
+                state,
+                tenant,
+                request,
+                "login_required",
+                "the user is not signed in",
+            ));
+        }
+        return ask(state, tenant, headers, pending, Ask::SignIn).await;
+    };
+    if session.must_change_password || session.must_enrol_mfa {
+        if none {
+            return Ok(refuse(
+                state,
+                tenant,
+                request,
+                "interaction_required",
+                "the user must update their account first",
+            ));
+        }
+        let page = if session.must_change_password {
+            "password"
+        } else {
+            "mfa"
+        };
+        return ask(state, tenant, headers, pending, Ask::Page(page)).await;
+    }
+    // `prompt=login`, or a `max_age` shorter than a step-up can honour: a whole new sign-in,
+    // made after the request arrived.
+    let fresh_sign_in = request.prompt.login || request.max_age.is_some_and(|age| age < 60);
+    if fresh_sign_in && session.authenticated_at() < pending.created_at {
+        if none {
+            return Ok(refuse(
+                state,
+                tenant,
+                request,
+                "login_required",
+                "a new sign-in is needed",
+            ));
+        }
+        return ask(state, tenant, headers, pending, Ask::SignIn).await;
+    }
+    if !fresh_sign_in && session.step_up(request.assurance(), now) != StepUp::Satisfied {
+        if none {
+            return Ok(refuse(
+                state,
+                tenant,
+                request,
+                "login_required",
+                "the sign-in is too old or not strong enough",
+            ));
+        }
+        return ask(state, tenant, headers, pending, Ask::StepUp).await;
+    }
+    if pending.settings.require_consent {
+        let approved = state.store.consent(session.user_id, pending.client).await?;
+        let covers = approved.is_some_and(|(scopes, at)| {
+            request.scopes.iter().all(|s| scopes.contains(s))
+                && (!request.prompt.consent || at >= pending.created_at)
+        });
+        if !covers {
+            if none {
+                return Ok(refuse(
+                    state,
+                    tenant,
+                    request,
+                    "consent_required",
+                    "the user has not approved this application",
+                ));
+            }
+            return ask(state, tenant, headers, pending, Ask::Consent(&session)).await;
+        }
+    }
+    issue_code(state, tenant, origin, &session, pending).await
+}
+
+/// Sends the browser back to the client with an error (RFC 6749 §4.1.2.1).
+fn refuse(
+    state: &AppState,
+    tenant: &Tenant,
+    request: &AuthorizationRequest,
+    code: &'static str,
+    description: &str,
+) -> Response {
+    error_redirect(
+        state,
+        tenant,
+        &request.redirect_uri,
+        request.state.as_ref(),
+        &AuthorizeError::new(code, description),
+    )
+}
+
+fn error_redirect(
+    state: &AppState,
+    tenant: &Tenant,
+    redirect_uri: &str,
+    client_state: Option<&String>,
+    error: &AuthorizeError,
+) -> Response {
+    metrics::counter!("portcullis_authorize_errors_total", "error" => error.code).increment(1);
+    let mut pairs = vec![
+        ("error", error.code.to_owned()),
+        ("error_description", error.description.clone()),
+    ];
+    if let Some(client_state) = client_state {
+        pairs.push(("state", client_state.clone()));
+    }
+    back_to_client(state, tenant, redirect_uri, pairs)
+}
+
+/// A redirect to the client's (already checked) redirect URI with `pairs` and `iss` added to
+/// its query.
+fn back_to_client(
+    state: &AppState,
+    tenant: &Tenant,
+    redirect_uri: &str,
+    mut pairs: Vec<(&str, String)>,
+) -> Response {
+    pairs.push(("iss", issuer(state, tenant)));
+    match url::Url::parse(redirect_uri) {
+        Ok(mut url) => {
+            url.query_pairs_mut().extend_pairs(pairs);
+            let cleared = set_cookie(state, CONTINUE_COOKIE, "", Some(0));
+            with_cookies(Redirect::to(url.as_str()).into_response(), [cleared])
+        }
+        Err(_) => PageError::Internal(format!(
+            "registered redirect URI {redirect_uri:?} does not parse"
+        ))
+        .into_response(),
+    }
+}
+
+/// Where the pages return to when the user has done what a kept request needed.
+fn resume_path(tenant: &Tenant, client: ServicePrincipalId, handle: &str) -> String {
+    format!(
+        "/t/{}/oauth/authorize?client_id={client}&request_uri={}",
+        tenant.name,
+        urlencode(&format!("{REQUEST_URI_PREFIX}{handle}"))
+    )
+}
+
+enum Ask<'a> {
+    SignIn,
+    /// An account page that must be visited first (`password`, `mfa`).
+    Page(&'static str),
+    StepUp,
+    Consent(&'a Session),
+}
+
+/// Keeps the request (if not kept yet) and sends the user where they must act; that page
+/// returns here when done.
+async fn ask(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    pending: Pending,
+    what: Ask<'_>,
+) -> Result<Response, PageError> {
+    let handle = match &pending.handle {
+        Some(handle) => handle.clone(),
+        None => {
+            let handle = new_session_token().map_err(|e| PageError::Internal(e.to_string()))?;
+            let kept = PendingRequest {
+                client_id: pending.client,
+                request: json!(pending.request).to_string(),
+                pushed: false,
+                created_at: pending.created_at,
+            };
+            let expires_at = state.clock.now() + Duration::seconds(CONTINUE_SECONDS);
+            state
+                .store
+                .save_authorization_request(
+                    tenant.id,
+                    &secret_hash(state, &handle),
+                    &kept,
+                    expires_at,
+                )
+                .await?;
+            handle
+        }
+    };
+    let back = resume_path(tenant, pending.client, &handle);
+    let remember = set_cookie(state, CONTINUE_COOKIE, &back, Some(CONTINUE_SECONDS));
+    let to = match what {
+        Ask::SignIn => {
+            let hint = pending
+                .request
+                .login_hint
+                .as_deref()
+                .map(|h| format!("?login_hint={}", urlencode(h)))
+                .unwrap_or_default();
+            format!("/t/{}/sign-in{hint}", tenant.name)
+        }
+        Ask::Page(page) => format!("/t/{}/account/{page}", tenant.name),
+        Ask::StepUp => {
+            super::step_up::Target::link(&tenant.name, &back, pending.request.assurance())
+        }
+        Ask::Consent(session) => {
+            return consent_page(state, tenant, headers, &pending, session, &handle, remember)
+                .await;
+        }
+    };
+    Ok(with_cookies(Redirect::to(&to).into_response(), [remember]))
+}
+
+/// The methods behind a session as RFC 8176 `amr` values, with `mfa` when they are two factors.
+fn amr(session: &Session) -> Vec<String> {
+    let mut values: Vec<String> = Vec::new();
+    for used in &session.methods {
+        let value = match used.method.as_str() {
+            "recovery_code" => "otp",
+            other => other,
+        };
+        if !values.iter().any(|v| v == value) {
+            values.push(value.to_owned());
+        }
+    }
+    if session.strength >= portcullis_core::session::Strength::Mfa && values.len() > 1 {
+        values.push("mfa".into());
+    }
+    values
+}
+
+async fn issue_code(
+    state: &AppState,
+    tenant: &Tenant,
+    origin: portcullis_core::audit::Origin,
+    session: &Session,
+    pending: Pending,
+) -> Result<Response, PageError> {
+    let now = state.clock.now();
+    let request = pending.request;
+    let settings = &pending.settings;
+    let user = state.store.user(tenant.id, session.user_id).await?;
+    let code = new_session_token().map_err(|e| PageError::Internal(e.to_string()))?;
+    // The grant is needed as long as anything issued from it may be used.
+    let mut lifetime = i64::from(settings.access_token_seconds);
+    if settings.grants(GrantType::RefreshToken) {
+        lifetime = lifetime.max(i64::from(settings.refresh_chain_seconds));
+    }
+    let grant = NewGrant {
+        id: GrantId::generate(),
+        client_id: pending.client,
+        user_id: user.id,
+        session_id: session.id,
+        scopes: request.scopes.clone(),
+        audience: request.audience.clone(),
+        auth_time: session.authenticated_at(),
+        acr: acr_value(session.strength).to_owned(),
+        amr: amr(session),
+        nonce: request.nonce.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        code_challenge: request.code_challenge.clone(),
+        code_hash: secret_hash(state, &code),
+        code_expires_at: now + Duration::seconds(CODE_SECONDS),
+        expires_at: now + Duration::seconds(lifetime + CODE_SECONDS),
+    };
+    let ctx = user_context(tenant, &user, origin, now);
+    state.store.create_grant(&ctx, &grant).await?;
+    if let Some(handle) = &pending.handle {
+        state
+            .store
+            .delete_authorization_request(&secret_hash(state, handle))
+            .await?;
+    }
+    metrics::counter!("portcullis_authorization_codes_total").increment(1);
+    let mut pairs = vec![("code", code)];
+    if let Some(client_state) = request.state {
+        pairs.push(("state", client_state));
+    }
+    Ok(back_to_client(state, tenant, &request.redirect_uri, pairs))
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    tenant: &'a str,
+    csrf: &'a str,
+    application: &'a str,
+    user_name: &'a str,
+    scopes: Vec<(String, String)>,
+    request: &'a str,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+/// What a scope lets the application do, in words.
+fn describe(scope: &str) -> String {
+    match scope {
+        "openid" => "Know who you are (your account id)".into(),
+        "profile" => "See your name and user name".into(),
+        "email" => "See your email address".into(),
+        "offline_access" => "Keep access while you are signed out".into(),
+        other => format!("Use {other:?} for you"),
+    }
+}
+
+async fn consent_page(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    pending: &Pending,
+    session: &Session,
+    handle: &str,
+    remember: axum::http::HeaderValue,
+) -> Result<Response, PageError> {
+    let application = state
+        .store
+        .service_principal(tenant.id, pending.client)
+        .await?;
+    let user = state.store.user(tenant.id, session.user_id).await?;
+    let (csrf, set) = csrf_token(state, headers)?;
+    let page = ConsentPage {
+        tenant: &tenant.name,
+        csrf: &csrf,
+        application: &application.name,
+        user_name: &user.user_name,
+        scopes: pending
+            .request
+            .scopes
+            .iter()
+            .map(|s| (s.clone(), describe(s)))
+            .collect(),
+        request: handle,
+        error: None,
+        notice: None,
+    };
+    Ok(with_cookies(html(&page), set.into_iter().chain([remember])))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ConsentForm {
+    csrf: String,
+    request: String,
+    decision: String,
+}
+
+/// The user's answer on the consent page: approval is remembered and the request goes on;
+/// refusal sends `access_denied` back to the application.
+pub(super) async fn consent(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<ConsentForm>,
+) -> Result<Response, NotSignedIn> {
+    let me = signed_in(&state, &tenant, &headers, origin, PageKind::Ordinary).await?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    let handle_hash = secret_hash(&state, &form.request);
+    let kept = state
+        .store
+        .authorization_request(me.tenant.id, &handle_hash, state.clock.now())
+        .await?
+        .ok_or_else(|| {
+            PageError::BadRequest(
+                "This sign-in request has expired or was already answered. Go back to the application and start again."
+                    .into(),
+            )
+        })?;
+    let request: AuthorizationRequest = serde_json::from_str(&kept.request)
+        .map_err(|e| PageError::Internal(format!("kept authorization request: {e}")))?;
+    if form.decision != "allow" {
+        state
+            .store
+            .delete_authorization_request(&handle_hash)
+            .await?;
+        return Ok(refuse(
+            &state,
+            &me.tenant,
+            &request,
+            "access_denied",
+            "the user did not allow access",
+        ));
+    }
+    let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
+    state
+        .store
+        .record_consent(&ctx, me.user.id, kept.client_id, &request.scopes)
+        .await?;
+    let back = resume_path(&me.tenant, kept.client_id, &form.request);
+    Ok(Redirect::to(&back).into_response())
+}

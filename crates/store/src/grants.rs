@@ -1,0 +1,550 @@
+//! What users let OAuth clients do: authorization requests waiting for a sign-in, grants (the
+//! one-time code and every token issued from it), rotating refresh tokens, revoked access
+//! tokens, and remembered consent. Codes, handles and refresh tokens are found by their keyed
+//! hash, so a copy of these tables redeems nothing.
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use portcullis_core::{GrantId, ServicePrincipalId, SessionId, TenantId, UserId};
+
+use crate::db::{Row, assembled_query, query};
+use crate::{Store, StoreError, WriteContext};
+
+/// A request kept while its user signs in or approves it.
+pub struct PendingRequest {
+    pub client_id: ServicePrincipalId,
+    /// JSON of the checked request.
+    pub request: String,
+    pub pushed: bool,
+    pub created_at: OffsetDateTime,
+}
+
+/// A grant to record when a code is issued.
+pub struct NewGrant {
+    pub id: GrantId,
+    pub client_id: ServicePrincipalId,
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub scopes: Vec<String>,
+    pub audience: String,
+    pub auth_time: OffsetDateTime,
+    pub acr: String,
+    pub amr: Vec<String>,
+    pub nonce: Option<String>,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub code_hash: String,
+    pub code_expires_at: OffsetDateTime,
+    /// When the last refresh token of this grant must be dead, whatever happens.
+    pub expires_at: OffsetDateTime,
+}
+
+/// A grant as stored.
+#[derive(Debug, Clone)]
+pub struct StoredGrant {
+    pub id: GrantId,
+    pub tenant_id: TenantId,
+    pub client_id: ServicePrincipalId,
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub scopes: Vec<String>,
+    pub audience: String,
+    pub auth_time: OffsetDateTime,
+    pub acr: String,
+    pub amr: Vec<String>,
+    pub nonce: Option<String>,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub code_expires_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl StoredGrant {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Not revoked and not past its last day.
+    pub fn is_live(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at
+    }
+}
+
+const GRANT_COLUMNS: &str = "g.id, g.tenant_id, g.client_id, g.user_id, g.session_id, g.scopes, \
+     g.audience, g.auth_time, g.acr, g.amr, g.nonce, g.redirect_uri, g.code_challenge, \
+     g.code_expires_at, g.expires_at, g.revoked_at";
+
+fn grant_from_row(row: &Row) -> Result<StoredGrant, StoreError> {
+    Ok(StoredGrant {
+        id: row.parse("id")?,
+        tenant_id: row.parse("tenant_id")?,
+        client_id: row.parse("client_id")?,
+        user_id: row.parse("user_id")?,
+        session_id: row.parse("session_id")?,
+        scopes: row
+            .text("scopes")?
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        audience: row.text("audience")?,
+        auth_time: row.time("auth_time")?,
+        acr: row.text("acr")?,
+        amr: serde_json::from_str(&row.text("amr")?)
+            .map_err(|e| StoreError::Corrupt(format!("grant amr: {e}")))?,
+        nonce: row.opt_text("nonce")?,
+        redirect_uri: row.text("redirect_uri")?,
+        code_challenge: row.text("code_challenge")?,
+        code_expires_at: row.time("code_expires_at")?,
+        expires_at: row.time("expires_at")?,
+        revoked_at: row.opt_time("revoked_at")?,
+    })
+}
+
+/// What redeeming a code found.
+pub enum Redemption {
+    /// The code was unused: it is used now.
+    Redeemed(Box<StoredGrant>),
+    /// The code was used before: its grant, and every token from it, is revoked now.
+    Reused(GrantId),
+    /// No such code for this client in this tenant.
+    Unknown,
+}
+
+/// A refresh token and the grant it belongs to.
+pub struct RefreshTokenRecord {
+    pub grant: StoredGrant,
+    pub expires_at: OffsetDateTime,
+    pub used: bool,
+}
+
+impl Store {
+    /// Keeps an authorization request for its user to sign in or approve it.
+    pub async fn save_authorization_request(
+        &self,
+        tenant_id: TenantId,
+        handle_hash: &str,
+        pending: &PendingRequest,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.pools
+            .execute(
+                query(
+                    "INSERT INTO authorization_requests (handle_hash, tenant_id, client_id, request, pushed, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(handle_hash)
+                .bind(tenant_id)
+                .bind(pending.client_id)
+                .bind(pending.request.clone())
+                .bind(pending.pushed)
+                .bind(pending.created_at)
+                .bind(expires_at),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A kept request, unless it has expired.
+    pub async fn authorization_request(
+        &self,
+        tenant_id: TenantId,
+        handle_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<PendingRequest>, StoreError> {
+        let row = self
+            .pools
+            .fetch_optional(
+                query(
+                    "SELECT client_id, request, pushed, created_at FROM authorization_requests \
+                     WHERE handle_hash = $1 AND tenant_id = $2 AND expires_at > $3",
+                )
+                .bind(handle_hash)
+                .bind(tenant_id)
+                .bind(now),
+            )
+            .await?;
+        row.map(|r| {
+            Ok(PendingRequest {
+                client_id: r.parse("client_id")?,
+                request: r.text("request")?,
+                pushed: r.boolean("pushed")?,
+                created_at: r.time("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Forgets a kept request once it has been answered.
+    pub async fn delete_authorization_request(&self, handle_hash: &str) -> Result<(), StoreError> {
+        self.pools
+            .execute(
+                query("DELETE FROM authorization_requests WHERE handle_hash = $1")
+                    .bind(handle_hash),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Records a user's authorization of a client, with its one-time code; audited.
+    pub async fn create_grant(
+        &self,
+        ctx: &WriteContext,
+        grant: &NewGrant,
+    ) -> Result<(), StoreError> {
+        let mut w = self.write(ctx).await?;
+        w.execute(
+            query(
+                "INSERT INTO oauth_grants (id, tenant_id, client_id, user_id, session_id, scopes, audience, \
+                 auth_time, acr, amr, nonce, redirect_uri, code_challenge, code_hash, code_expires_at, \
+                 created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            )
+            .bind(grant.id)
+            .bind(ctx.tenant_id)
+            .bind(grant.client_id)
+            .bind(grant.user_id)
+            .bind(grant.session_id)
+            .bind(grant.scopes.join(" "))
+            .bind(grant.audience.clone())
+            .bind(grant.auth_time)
+            .bind(grant.acr.clone())
+            .bind(json!(grant.amr).to_string())
+            .bind(grant.nonce.clone())
+            .bind(grant.redirect_uri.clone())
+            .bind(grant.code_challenge.clone())
+            .bind(grant.code_hash.clone())
+            .bind(grant.code_expires_at)
+            .bind(ctx.now)
+            .bind(grant.expires_at),
+        )
+        .await?;
+        w.record(
+            "oauth.authorize",
+            "oauth_grant",
+            grant.id,
+            "create",
+            json!({"client_id": grant.client_id, "user_id": grant.user_id, "scopes": grant.scopes, "audience": grant.audience}),
+        );
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// Redeems a code for `client_id`, once. A second redemption revokes the grant, so tokens
+    /// issued from a stolen-and-replayed code stop working (RFC 6749 §4.1.2).
+    pub async fn redeem_code(
+        &self,
+        tenant_id: TenantId,
+        client_id: ServicePrincipalId,
+        code_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Redemption, StoreError> {
+        let taken = self
+            .pools
+            .execute(
+                query(
+                    "UPDATE oauth_grants SET code_used_at = $1 WHERE code_hash = $2 AND tenant_id = $3 \
+                     AND client_id = $4 AND code_used_at IS NULL",
+                )
+                .bind(now)
+                .bind(code_hash)
+                .bind(tenant_id)
+                .bind(client_id),
+            )
+            .await?;
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM oauth_grants g WHERE g.code_hash = $1 AND g.tenant_id = $2 AND g.client_id = $3"
+        );
+        let row = self
+            .pools
+            .fetch_optional(
+                assembled_query(sql)
+                    .bind(code_hash)
+                    .bind(tenant_id)
+                    .bind(client_id),
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(Redemption::Unknown);
+        };
+        let grant = grant_from_row(&row)?;
+        if taken == 1 {
+            return Ok(Redemption::Redeemed(Box::new(grant)));
+        }
+        self.revoke_grant(tenant_id, grant.id, "authorization code used twice", now)
+            .await?;
+        Ok(Redemption::Reused(grant.id))
+    }
+
+    /// A grant of this tenant.
+    pub async fn grant(
+        &self,
+        tenant_id: TenantId,
+        id: GrantId,
+    ) -> Result<Option<StoredGrant>, StoreError> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM oauth_grants g WHERE g.id = $1 AND g.tenant_id = $2"
+        );
+        let row = self
+            .pools
+            .fetch_optional(assembled_query(sql).bind(id).bind(tenant_id))
+            .await?;
+        row.as_ref().map(grant_from_row).transpose()
+    }
+
+    /// Revokes a grant and so every refresh token of it; access tokens from it then introspect
+    /// as inactive. Revoking twice keeps the first reason.
+    pub async fn revoke_grant(
+        &self,
+        tenant_id: TenantId,
+        id: GrantId,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let revoked = self
+            .pools
+            .execute(
+                query(
+                    "UPDATE oauth_grants SET revoked_at = $1, revoked_reason = $2 \
+                     WHERE id = $3 AND tenant_id = $4 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(reason)
+                .bind(id)
+                .bind(tenant_id),
+            )
+            .await?;
+        Ok(revoked == 1)
+    }
+
+    /// Stores a new refresh token of a grant.
+    pub async fn add_refresh_token(
+        &self,
+        grant_id: GrantId,
+        token_hash: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.pools
+            .execute(
+                query(
+                    "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(token_hash)
+                .bind(grant_id)
+                .bind(now)
+                .bind(expires_at),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The refresh token with this hash, and its grant, in this tenant.
+    pub async fn refresh_token(
+        &self,
+        tenant_id: TenantId,
+        token_hash: &str,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS}, r.expires_at AS token_expires_at, r.used_at FROM refresh_tokens r \
+             JOIN oauth_grants g ON g.id = r.grant_id WHERE r.token_hash = $1 AND g.tenant_id = $2"
+        );
+        let row = self
+            .pools
+            .fetch_optional(assembled_query(sql).bind(token_hash).bind(tenant_id))
+            .await?;
+        row.map(|r| {
+            Ok(RefreshTokenRecord {
+                grant: grant_from_row(&r)?,
+                expires_at: r.time("token_expires_at")?,
+                used: r.opt_int("used_at")?.is_some(),
+            })
+        })
+        .transpose()
+    }
+
+    /// Replaces a refresh token with the next one, in one transaction. False: the old one was
+    /// used meanwhile (a race with a copy of it), and nothing was issued.
+    pub async fn rotate_refresh_token(
+        &self,
+        grant_id: GrantId,
+        old_hash: &str,
+        new_hash: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pools.begin().await?;
+        let taken = tx
+            .execute(
+                query(
+                    "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND grant_id = $3 AND used_at IS NULL",
+                )
+                .bind(now)
+                .bind(old_hash)
+                .bind(grant_id),
+            )
+            .await?;
+        if taken != 1 {
+            return Ok(false);
+        }
+        tx.execute(
+            query(
+                "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(new_hash)
+            .bind(grant_id)
+            .bind(now)
+            .bind(expires_at),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Marks an access token revoked until it would have expired.
+    pub async fn revoke_access_token(
+        &self,
+        tenant_id: TenantId,
+        jti: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.pools
+            .execute(
+                query(
+                    "INSERT INTO revoked_access_tokens (jti, tenant_id, expires_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (jti) DO NOTHING",
+                )
+                .bind(jti)
+                .bind(tenant_id)
+                .bind(expires_at),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .pools
+            .fetch_optional(query("SELECT jti FROM revoked_access_tokens WHERE jti = $1").bind(jti))
+            .await?
+            .is_some())
+    }
+
+    /// Whether a sign-in session is still open.
+    pub async fn session_is_live(
+        &self,
+        id: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .pools
+            .fetch_optional(
+                query(
+                    "SELECT id FROM sessions WHERE id = $1 AND idle_expires_at > $2 AND absolute_expires_at > $2",
+                )
+                .bind(id)
+                .bind(now),
+            )
+            .await?
+            .is_some())
+    }
+
+    /// The scopes a user approved for a client, and when they last approved, if ever.
+    pub async fn consent(
+        &self,
+        user_id: UserId,
+        client_id: ServicePrincipalId,
+    ) -> Result<Option<(Vec<String>, OffsetDateTime)>, StoreError> {
+        let row = self
+            .pools
+            .fetch_optional(
+                query(
+                    "SELECT scopes, granted_at FROM oauth_consents WHERE user_id = $1 AND client_id = $2",
+                )
+                .bind(user_id)
+                .bind(client_id),
+            )
+            .await?;
+        row.map(|r| {
+            let scopes = r
+                .text("scopes")?
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            Ok((scopes, r.time("granted_at")?))
+        })
+        .transpose()
+    }
+
+    /// Remembers that the user approved `scopes` for a client (adding to what they approved
+    /// before); audited.
+    pub async fn record_consent(
+        &self,
+        ctx: &WriteContext,
+        user_id: UserId,
+        client_id: ServicePrincipalId,
+        scopes: &[String],
+    ) -> Result<(), StoreError> {
+        let mut w = self.write(ctx).await?;
+        let before = w
+            .fetch_optional(
+                query("SELECT scopes FROM oauth_consents WHERE user_id = $1 AND client_id = $2")
+                    .bind(user_id)
+                    .bind(client_id),
+            )
+            .await?;
+        let mut all: Vec<String> = match before {
+            Some(row) => row
+                .text("scopes")?
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => Vec::new(),
+        };
+        for scope in scopes {
+            if !all.contains(scope) {
+                all.push(scope.clone());
+            }
+        }
+        w.execute(
+            query(
+                "INSERT INTO oauth_consents (user_id, client_id, tenant_id, scopes, granted_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .bind(ctx.tenant_id)
+            .bind(all.join(" "))
+            .bind(ctx.now),
+        )
+        .await?;
+        w.record(
+            "oauth.consent.grant",
+            "user",
+            user_id,
+            "update",
+            json!({"client_id": client_id, "scopes": scopes}),
+        );
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets old requests, used codes' grants past their end, and revoked access tokens past
+    /// their expiry. Returns how many rows went.
+    pub async fn sweep_oauth(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut swept = 0;
+        for sql in [
+            "DELETE FROM authorization_requests WHERE expires_at <= $1",
+            "DELETE FROM revoked_access_tokens WHERE expires_at <= $1",
+            "DELETE FROM refresh_tokens WHERE expires_at <= $1",
+            "DELETE FROM oauth_grants WHERE expires_at <= $1",
+        ] {
+            swept += self.pools.execute(query(sql).bind(now)).await?;
+        }
+        Ok(swept)
+    }
+}
