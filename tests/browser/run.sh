@@ -5,3 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/start-server.sh
 node tests/browser/signin.mjs
+node tests/browser/authorize.mjs

@@ -725,6 +725,16 @@ async fn third_party_applications_ask_for_consent_once() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Allow Partner App"), "{}", page.body);
     assert!(page.body.contains("See your email address"));
+    // The consent form ends in a redirect to the application: its origin, and only it, is
+    // added to the page's form-action (a hostile origin could not have been registered).
+    let policy = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        policy.contains("form-action 'self' https://app.example.com;"),
+        "{policy}"
+    );
+    let plain = Browser::new(&server).get("/t/operator/sign-in").await;
+    let policy = plain.headers["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("form-action 'self';"), "{policy}");
     let request = crate::mfa::between(&page.body, "name=\"request\" value=\"", "\"")[0].to_owned();
     let forged = browser
         .post(

@@ -28,9 +28,9 @@ use portcullis_core::{GrantId, ServicePrincipalId};
 use portcullis_store::{NewGrant, PendingRequest, StoreError};
 
 use super::{
-    CONTINUE_COOKIE, CONTINUE_SECONDS, NotSignedIn, PageError, PageKind, active_tenant, check_csrf,
-    csrf_token, current_session, html, set_cookie, signed_in, urlencode, user_context,
-    with_cookies,
+    CONTINUE_COOKIE, CONTINUE_SECONDS, NotSignedIn, PageError, PageKind, RETURN_ORIGIN_COOKIE,
+    active_tenant, check_csrf, content_security_policy, csrf_token, current_session, html,
+    origin_source, set_cookie, signed_in, urlencode, user_context, with_cookies,
 };
 use crate::extract::RequestOrigin;
 use crate::oauth::{CODE_SECONDS, issuer, secret_hash};
@@ -368,8 +368,11 @@ fn back_to_client(
     match url::Url::parse(redirect_uri) {
         Ok(mut url) => {
             url.query_pairs_mut().extend_pairs(pairs);
-            let cleared = set_cookie(state, CONTINUE_COOKIE, "", Some(0));
-            with_cookies(Redirect::to(url.as_str()).into_response(), [cleared])
+            let cleared = [
+                set_cookie(state, CONTINUE_COOKIE, "", Some(0)),
+                set_cookie(state, RETURN_ORIGIN_COOKIE, "", Some(0)),
+            ];
+            with_cookies(Redirect::to(url.as_str()).into_response(), cleared)
         }
         Err(_) => PageError::Internal(format!(
             "registered redirect URI {redirect_uri:?} does not parse"
@@ -428,7 +431,18 @@ async fn ask(
         }
     };
     let back = resume_path(tenant, pending.client, &handle);
-    let remember = set_cookie(state, CONTINUE_COOKIE, &back, Some(CONTINUE_SECONDS));
+    let remember = [
+        set_cookie(state, CONTINUE_COOKIE, &back, Some(CONTINUE_SECONDS)),
+        set_cookie(
+            state,
+            RETURN_ORIGIN_COOKIE,
+            &origin_source(&pending.request.redirect_uri)
+                .unwrap_or_default()
+                .replace(':', "%3A")
+                .replace('/', "%2F"),
+            Some(CONTINUE_SECONDS),
+        ),
+    ];
     let to = match what {
         Ask::SignIn => {
             let hint = pending
@@ -448,7 +462,7 @@ async fn ask(
                 .await;
         }
     };
-    Ok(with_cookies(Redirect::to(&to).into_response(), [remember]))
+    Ok(with_cookies(Redirect::to(&to).into_response(), remember))
 }
 
 /// The methods behind a session as RFC 8176 `amr` values, with `mfa` when they are two factors.
@@ -550,7 +564,7 @@ async fn consent_page(
     pending: &Pending,
     session: &Session,
     handle: &str,
-    remember: axum::http::HeaderValue,
+    remember: [axum::http::HeaderValue; 2],
 ) -> Result<Response, PageError> {
     let application = state
         .store
@@ -573,7 +587,13 @@ async fn consent_page(
         error: None,
         notice: None,
     };
-    Ok(with_cookies(html(&page), set.into_iter().chain([remember])))
+    let mut response = with_cookies(html(&page), set.into_iter().chain(remember));
+    // This page's form ends in a redirect to the application: allow its origin.
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        content_security_policy(origin_source(&pending.request.redirect_uri).as_deref()),
+    );
+    Ok(response)
 }
 
 #[derive(Deserialize)]

@@ -37,21 +37,62 @@ use crate::state::AppState;
 const SESSION_COOKIE: &str = "portcullis_session";
 const CSRF_COOKIE: &str = "portcullis_csrf";
 const CONTINUE_COOKIE: &str = "portcullis_continue";
+/// The origin of the application a sign-in will return to, for the pages' `form-action`.
+const RETURN_ORIGIN_COOKIE: &str = "portcullis_return_origin";
 /// How long a sign-in may take before the page that asked for it is forgotten.
 const CONTINUE_SECONDS: i64 = 15 * 60;
 /// How often a session's idle deadline is pushed out (not on every request: that is a write).
 const TOUCH_EVERY: time::Duration = time::Duration::minutes(1);
 
-/// Headers of every page: no framing, no inline or foreign script or style, no referrer.
-async fn page_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+/// The Content-Security-Policy of every page: no framing, no inline or foreign script or style.
+/// Forms post only to this site — and, while an application's sign-in is under way, to that
+/// application's origin (`return_origin`), because browsers check `form-action` on each
+/// redirect after a form is sent, and the last one goes back to the application.
+fn content_security_policy(return_origin: Option<&str>) -> HeaderValue {
+    let forms = return_origin
+        .map(|origin| format!("'self' {origin}"))
+        .unwrap_or_else(|| "'self'".to_owned());
+    let policy = format!(
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action {forms}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| {
+        HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'")
+    })
+}
+
+/// A CSP source for the origin of an application's redirect URI: `https://host:port`, or a
+/// native app's scheme (`com.example.app:`). Anything else is no source at all.
+fn origin_source(redirect_uri: &str) -> Option<String> {
+    let url = url::Url::parse(redirect_uri).ok()?;
+    let source = match url.origin() {
+        origin @ url::Origin::Tuple(..) => origin.ascii_serialization(),
+        url::Origin::Opaque(_) => format!("{}:", url.scheme()),
+    };
+    let safe = source
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"+-.:/[]".contains(&b));
+    safe.then_some(source)
+}
+
+/// Headers of every page: the CSP above, no framing, no referrer.
+async fn page_headers(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let return_origin = read_cookie(
+        request.headers(),
+        &cookie_name(&state, RETURN_ORIGIN_COOKIE),
+    )
+    .and_then(|value| origin_source(&value.replace("%3A", ":").replace("%2F", "/")));
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            content_security_policy(return_origin.as_deref()),
+        );
+    }
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::REFERRER_POLICY,
@@ -108,7 +149,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/t/{tenant}/account/passkeys/{id}/remove",
             post(passkeys::remove),
         )
-        .layer(axum::middleware::from_fn(page_headers));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            page_headers,
+        ));
     if hsts {
         router.layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
             header::STRICT_TRANSPORT_SECURITY,
