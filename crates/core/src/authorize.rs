@@ -112,6 +112,12 @@ pub struct AuthorizationRequest {
     pub login_hint: Option<String>,
 }
 
+/// RFC 9126 §2.2: the form of a `request_uri` this server hands out; the rest is a random
+/// handle.
+pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+/// How long a pushed request waits for the browser, and a kept request for its user.
+pub const PUSHED_REQUEST_SECONDS: i64 = 600;
+
 /// Longest `state`, `nonce` or `login_hint` accepted: clients use far less.
 const MAX_VALUE_LENGTH: usize = 1024;
 
@@ -138,6 +144,11 @@ impl AuthorizationRequest {
         default_audience: &str,
     ) -> Result<Self, AuthorizeError> {
         let get = |name: &str| params.get(name).map(String::as_str);
+        if get("request_uri").is_some() {
+            return Err(AuthorizeError::invalid(
+                "request_uri cannot be pushed; push the request's parameters themselves",
+            ));
+        }
         if get("request").is_some() {
             return Err(AuthorizeError::new(
                 "request_not_supported",

@@ -985,3 +985,106 @@ async fn client_settings_that_cannot_work_are_refused() {
         assert!(problem.to_string().contains(field), "{problem}");
     }
 }
+
+#[tokio::test]
+async fn pushed_requests_travel_by_reference_and_work_once() {
+    let server = TestServer::start().await;
+    let (client, secret) = app(
+        &server,
+        "bank",
+        json!({"require_pushed_authorization_requests": true}),
+    )
+    .await;
+    let secret = secret.unwrap();
+    let (mut browser, _) = signed_in(&server, "ada").await;
+    // This client must push: a plain request is sent back with an error.
+    let plain = browser.get(&authorize_path(&client, &[])).await;
+    assert_eq!(callback(&plain)["error"], "invalid_request");
+
+    let challenge = challenge(VERIFIER);
+    let fields = [
+        ("response_type", "code"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("state", "pushed-state"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let (status, pushed) = post_form(
+        &server,
+        "/t/operator/oauth/par",
+        &client,
+        Some(&secret),
+        &fields,
+    )
+    .await;
+    assert_eq!(status, 201, "{pushed}");
+    assert_eq!(pushed["expires_in"], 600);
+    let request_uri = pushed["request_uri"].as_str().unwrap();
+    assert!(request_uri.starts_with("urn:ietf:params:oauth:request_uri:"));
+    let path = format!(
+        "/t/operator/oauth/authorize?client_id={client}&request_uri={}",
+        url::form_urlencoded::byte_serialize(request_uri.as_bytes()).collect::<String>()
+    );
+    let back = callback(&browser.get(&path).await);
+    assert_eq!(back["state"], "pushed-state");
+    let (status, _) = exchange(&server, &client, Some(&secret), &back["code"]).await;
+    assert_eq!(status, 200);
+    // Once answered, the reference is spent.
+    assert_eq!(browser.get(&path).await.status, 400);
+
+    // Pushing needs the client's credentials and its own redirect URI.
+    let (status, refused) = post_form(
+        &server,
+        "/t/operator/oauth/par",
+        &client,
+        Some("wrong"),
+        &fields,
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    let mut elsewhere = fields.to_vec();
+    elsewhere[1] = ("redirect_uri", "https://evil.example/cb");
+    let (status, refused) = post_form(
+        &server,
+        "/t/operator/oauth/par",
+        &client,
+        Some(&secret),
+        &elsewhere,
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    let mut plain_pkce = fields.to_vec();
+    plain_pkce[5] = ("code_challenge_method", "plain");
+    let (status, _) = post_form(
+        &server,
+        "/t/operator/oauth/par",
+        &client,
+        Some(&secret),
+        &plain_pkce,
+    )
+    .await;
+    assert_eq!(status, 400);
+    // Another client cannot use this client's reference.
+    let (other, _) = app(&server, "other", json!({})).await;
+    let (_, pushed) = post_form(
+        &server,
+        "/t/operator/oauth/par",
+        &client,
+        Some(&secret),
+        &fields,
+    )
+    .await;
+    let stolen = format!(
+        "/t/operator/oauth/authorize?client_id={other}&request_uri={}",
+        url::form_urlencoded::byte_serialize(pushed["request_uri"].as_str().unwrap().as_bytes())
+            .collect::<String>()
+    );
+    assert_eq!(browser.get(&stolen).await.status, 400);
+}

@@ -5,6 +5,7 @@
 //! tenant's own key.
 
 mod grants;
+mod par;
 mod tokens;
 
 pub(crate) use grants::secret_hash;
@@ -54,6 +55,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/t/{tenant}/jwks", get(jwks))
         .route("/t/{tenant}/oauth/token", post(token))
+        .route("/t/{tenant}/oauth/par", post(par::push))
         .route("/t/{tenant}/oauth/introspect", post(tokens::introspect))
         .route("/t/{tenant}/oauth/revoke", post(tokens::revoke))
         .route(
@@ -137,6 +139,8 @@ async fn discovery(
         "userinfo_endpoint": format!("{issuer}/oauth/userinfo"),
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "pushed_authorization_request_endpoint": format!("{issuer}/oauth/par"),
+        "require_pushed_authorization_requests": false,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
@@ -283,8 +287,8 @@ pub(crate) fn oauth_error(error: &OAuthError) -> Response {
 /// The form's parameters. Only `resource` may repeat (RFC 8707); any other repeated parameter
 /// is refused (RFC 6749 §3.2).
 pub(crate) struct TokenForm {
-    single: HashMap<String, String>,
-    resources: Vec<String>,
+    pub(crate) single: HashMap<String, String>,
+    pub(crate) resources: Vec<String>,
 }
 
 impl TokenForm {

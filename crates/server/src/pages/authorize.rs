@@ -20,7 +20,9 @@ use serde::Deserialize;
 use serde_json::json;
 use time::Duration;
 
-use portcullis_core::authorize::{AuthorizationRequest, AuthorizeError, acr_value};
+use portcullis_core::authorize::{
+    AuthorizationRequest, AuthorizeError, REQUEST_URI_PREFIX, acr_value,
+};
 use portcullis_core::identity::{LifecycleState, Tenant};
 use portcullis_core::oauth::{ClientSettings, GrantType};
 use portcullis_core::session::{Session, StepUp, new_session_token};
@@ -35,9 +37,6 @@ use super::{
 use crate::extract::RequestOrigin;
 use crate::oauth::{CODE_SECONDS, issuer, secret_hash};
 use crate::state::AppState;
-
-/// RFC 9126 §2.2: the form of a `request_uri` this server hands out.
-pub(crate) const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 
 pub(super) async fn authorize_get(
     State(state): State<AppState>,
