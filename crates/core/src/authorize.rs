@@ -313,6 +313,38 @@ pub struct IdTokenClaims {
     pub profile: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The event a logout token announces (OIDC Back-Channel Logout §2.4).
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// The claims of a logout token: which user's session (`sid`) ended, for which client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutTokenClaims {
+    pub iss: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub sub: String,
+    pub sid: String,
+    pub events: serde_json::Value,
+}
+
+impl LogoutTokenClaims {
+    pub fn new(issuer: &str, client: &str, sub: &str, sid: &str, now: i64, jti: String) -> Self {
+        Self {
+            iss: issuer.to_owned(),
+            aud: client.to_owned(),
+            iat: now,
+            // Long enough to cross a slow network, short enough to be useless if captured.
+            exp: now + 120,
+            jti,
+            sub: sub.to_owned(),
+            sid: sid.to_owned(),
+            events: serde_json::json!({ BACKCHANNEL_LOGOUT_EVENT: {} }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

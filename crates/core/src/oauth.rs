@@ -82,6 +82,14 @@ pub struct ClientSettings {
     /// Put the user's role names (`roles`) into ID and access tokens.
     #[serde(default)]
     pub roles_claim: bool,
+    /// Where the browser may be sent after the user signs out at the application's request
+    /// (OIDC RP-Initiated Logout), compared exactly. At most 10.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where to POST a logout token when a session the client got tokens from ends (OIDC
+    /// Back-Channel Logout): `https`, or `http` on a loopback host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
     /// Public keys (JWKs) for `private_key_jwt` client authentication (RFC 7523): the client
     /// signs an assertion with its private key instead of sending a secret. At most 10.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -297,6 +305,31 @@ impl ClientSettings {
             crate::authorize::check_redirect_uri(uri)
                 .map_err(|message| ValidationError::new("redirect_uris", message))?;
         }
+        if self.post_logout_redirect_uris.len() > MAX_REDIRECT_URIS {
+            return Err(ValidationError::new(
+                "post_logout_redirect_uris",
+                format!("at most {MAX_REDIRECT_URIS} URIs"),
+            ));
+        }
+        for uri in &self.post_logout_redirect_uris {
+            crate::authorize::check_redirect_uri(uri)
+                .map_err(|message| ValidationError::new("post_logout_redirect_uris", message))?;
+        }
+        if let Some(uri) = &self.backchannel_logout_uri {
+            let web = uri.starts_with("https://") || uri.starts_with("http://");
+            match crate::authorize::check_redirect_uri(uri) {
+                Ok(()) if web => {}
+                Ok(()) => {
+                    return Err(ValidationError::new(
+                        "backchannel_logout_uri",
+                        "must be an https URI (or http on a loopback host)",
+                    ));
+                }
+                Err(message) => {
+                    return Err(ValidationError::new("backchannel_logout_uri", message));
+                }
+            }
+        }
         if (self.resources.is_empty() && !signs_users_in) || self.resources.len() > MAX_RESOURCES {
             return Err(ValidationError::new(
                 "resources",
@@ -503,18 +536,18 @@ impl AccessTokenClaims {
     }
 }
 
-/// Verifies one of our own access tokens: an RFC 9068 JWT (`typ: at+jwt`) signed with ES256
-/// by one of `keys` (the issuer's published JWKs), from `issuer`, valid at `now`. Nothing else
-/// (`none`, HMAC, another issuer's key) passes.
-pub fn verify_access_token(
+/// Decodes a token this issuer signed: ES256 by one of `keys` (the issuer's published JWKs),
+/// with header `typ`, from `issuer`. Times are left to the caller. Nothing else (`none`, HMAC,
+/// another issuer's key, another kind of token) passes.
+fn decode_own<T: serde::de::DeserializeOwned>(
     token: &str,
+    typ: &str,
     keys: &[serde_json::Value],
     issuer: &str,
-    now: i64,
-) -> Result<AccessTokenClaims, String> {
+) -> Result<T, String> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| "not a JWT".to_owned())?;
-    if header.alg != Algorithm::ES256 || header.typ.as_deref() != Some("at+jwt") {
-        return Err("not an access token of this issuer (alg or typ)".into());
+    if header.alg != Algorithm::ES256 || header.typ.as_deref() != Some(typ) {
+        return Err(format!("not a {typ} token of this issuer (alg or typ)"));
     }
     let kid = header.kid.ok_or("the token names no key")?;
     let jwk = keys
@@ -529,9 +562,37 @@ pub fn verify_access_token(
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-    let claims = jsonwebtoken::decode::<AccessTokenClaims>(token, &decoding, &validation)
-        .map_err(|e| format!("refused: {e}"))?
-        .claims;
+    jsonwebtoken::decode::<T>(token, &decoding, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| format!("refused: {e}"))
+}
+
+/// The parts of an ID token used as `id_token_hint` (OIDC RP-Initiated Logout): who, for
+/// which client, in which session. An expired ID token is still a good hint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct IdTokenHint {
+    pub sub: String,
+    pub aud: String,
+    pub sid: Option<String>,
+}
+
+pub fn verify_id_token_hint(
+    token: &str,
+    keys: &[serde_json::Value],
+    issuer: &str,
+) -> Result<IdTokenHint, String> {
+    decode_own(token, "JWT", keys, issuer)
+}
+
+/// Verifies one of our own access tokens: an RFC 9068 JWT (`typ: at+jwt`) from `issuer`,
+/// valid at `now`.
+pub fn verify_access_token(
+    token: &str,
+    keys: &[serde_json::Value],
+    issuer: &str,
+    now: i64,
+) -> Result<AccessTokenClaims, String> {
+    let claims: AccessTokenClaims = decode_own(token, "at+jwt", keys, issuer)?;
     if claims.exp <= now {
         return Err("the token has expired".into());
     }
@@ -563,6 +624,8 @@ mod tests {
             require_pushed_authorization_requests: false,
             groups_claim: false,
             roles_claim: false,
+            post_logout_redirect_uris: Vec::new(),
+            backchannel_logout_uri: None,
         }
     }
 

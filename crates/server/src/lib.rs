@@ -62,6 +62,8 @@ pub enum ServerError {
     Config(#[from] config::ConfigError),
     #[error("cannot set up password hashing: {0}")]
     Password(String),
+    #[error("cannot set up the outgoing HTTP client: {0}")]
+    HttpClient(String),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ServerError + '_ {
@@ -222,6 +224,11 @@ impl Server {
             passkey_starts: FailureThrottle::new(PASSKEY_STARTS_PER_MINUTE),
             signing_keys: oauth::SigningKeys::default(),
             token_caches: oauth::TokenCaches::default(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| ServerError::HttpClient(e.to_string()))?,
         });
         Ok(Server {
             state,

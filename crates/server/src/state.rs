@@ -42,6 +42,8 @@ pub struct Shared {
     /// Each tenant's current token signing key, opened once.
     pub signing_keys: crate::oauth::SigningKeys,
     pub token_caches: crate::oauth::TokenCaches,
+    /// Outgoing calls to applications (back-channel logout): short timeouts, no redirects.
+    pub http: reqwest::Client,
 }
 
 impl AppState {

@@ -533,6 +533,42 @@ impl Store {
         Ok(())
     }
 
+    /// When a user's session ends (`Some`), or all of them (`None`): revokes the grants tied to
+    /// it, except those with `offline_access`, which outlive sessions by design. Returns every
+    /// live grant of the session(s), revoked or kept, for their clients to be told.
+    pub async fn end_session_grants(
+        &self,
+        tenant_id: TenantId,
+        user_id: UserId,
+        session: Option<SessionId>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<StoredGrant>, StoreError> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM oauth_grants g WHERE g.tenant_id = $1 AND g.user_id = $2 \
+             AND ($3 IS NULL OR g.session_id = $3) AND g.revoked_at IS NULL AND g.expires_at > $4"
+        );
+        let grants = self
+            .pools
+            .fetch_all(
+                assembled_query(sql)
+                    .bind(tenant_id)
+                    .bind(user_id)
+                    .bind(session)
+                    .bind(now),
+            )
+            .await?
+            .iter()
+            .map(grant_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        for grant in &grants {
+            if !grant.has_scope("offline_access") {
+                self.revoke_grant(tenant_id, grant.id, "session ended", now)
+                    .await?;
+            }
+        }
+        Ok(grants)
+    }
+
     /// Forgets old requests, used codes' grants past their end, and revoked access tokens past
     /// their expiry. Returns how many rows went.
     pub async fn sweep_oauth(&self, now: OffsetDateTime) -> Result<u64, StoreError> {

@@ -1088,3 +1088,167 @@ async fn pushed_requests_travel_by_reference_and_work_once() {
     );
     assert_eq!(browser.get(&stolen).await.status, 400);
 }
+
+/// A back-channel logout receiver: the form bodies POSTed to it, as they arrive.
+async fn logout_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!(
+        "http://localhost:{}/backchannel",
+        listener.local_addr().unwrap().port()
+    );
+    let (sender, received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            // Headers, then as much body as Content-Length says.
+            loop {
+                let n = socket.read(&mut buffer).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buffer[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        let _ = sender.send(body.to_owned());
+                        break;
+                    }
+                }
+            }
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+        }
+    });
+    (uri, received)
+}
+
+#[tokio::test]
+async fn an_application_signs_the_user_out_and_the_others_are_told() {
+    let server = TestServer::start().await;
+    let (receiver_uri, mut received) = logout_receiver().await;
+    let (client, secret) = app(
+        &server,
+        "shop",
+        json!({
+            "post_logout_redirect_uris": ["https://app.example.com/signed-out"],
+            "backchannel_logout_uri": receiver_uri,
+        }),
+    )
+    .await;
+    let secret = secret.unwrap();
+    let (mut browser, user) = signed_in(&server, "ada").await;
+    let code = code_for(&mut browser, &client, &[]).await;
+    let (_, tokens) = exchange(&server, &client, Some(&secret), &code).await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let sid = verified(&server, id_token, "JWT", &client).await["sid"].clone();
+
+    // Without an ID token for this session, the user is asked first: a link elsewhere
+    // cannot sign anyone out.
+    let asked = browser
+        .get(&format!(
+            "/t/operator/oauth/logout?client_id={client}&post_logout_redirect_uri=https%3A%2F%2Fapp.example.com%2Fsigned-out&state=bye"
+        ))
+        .await;
+    assert_eq!(asked.status, 200);
+    assert!(asked.body.contains("asks you to sign out"));
+    let policy = asked.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        policy.contains("form-action 'self' https://app.example.com;"),
+        "{policy}"
+    );
+    assert_eq!(
+        browser.get("/t/operator/account").await.status,
+        200,
+        "still signed in"
+    );
+    // An unregistered place to go afterwards is refused outright.
+    let elsewhere = browser
+        .get(&format!(
+            "/t/operator/oauth/logout?id_token_hint={id_token}&post_logout_redirect_uri=https%3A%2F%2Fevil.example%2F"
+        ))
+        .await;
+    assert_eq!(elsewhere.status, 400);
+    assert_eq!(browser.get("/t/operator/account").await.status, 200);
+
+    // With the ID token of this session, at once.
+    let out = browser
+        .get(&format!(
+            "/t/operator/oauth/logout?id_token_hint={id_token}&post_logout_redirect_uri=https%3A%2F%2Fapp.example.com%2Fsigned-out&state=bye"
+        ))
+        .await;
+    assert_eq!(out.status, 303);
+    assert_eq!(
+        out.location(),
+        "https://app.example.com/signed-out?state=bye"
+    );
+    assert_eq!(
+        browser.get("/t/operator/account").await.status,
+        303,
+        "signed out"
+    );
+
+    let body = received.recv().await.expect("a logout token arrives");
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+    let logout = verified(&server, &form["logout_token"], "logout+jwt", &client).await;
+    assert_eq!(logout["sub"], user);
+    assert_eq!(logout["sid"], sid);
+    assert!(logout["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(logout.get("nonce").is_none());
+    // The session's tokens are revoked with it.
+    assert_eq!(
+        introspect(
+            &server,
+            &client,
+            &secret,
+            tokens["access_token"].as_str().unwrap()
+        )
+        .await["active"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn signing_out_on_the_account_page_tells_the_applications_too() {
+    let server = TestServer::start().await;
+    let (receiver_uri, mut received) = logout_receiver().await;
+    let (client, secret) = app(
+        &server,
+        "shop",
+        json!({"backchannel_logout_uri": receiver_uri}),
+    )
+    .await;
+    let (mut browser, _) = signed_in(&server, "ada").await;
+    let code = code_for(&mut browser, &client, &[]).await;
+    let (_, tokens) = exchange(&server, &client, secret.as_deref(), &code).await;
+    let account = browser.get("/t/operator/account").await;
+    browser
+        .post("/t/operator/sign-out", &[("csrf", &account.csrf())])
+        .await;
+    let body = received.recv().await.expect("a logout token arrives");
+    assert!(body.starts_with("logout_token="));
+    let (_, refreshed) = token(
+        &server,
+        &client,
+        secret.as_deref(),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(refreshed["error"], "invalid_grant");
+}

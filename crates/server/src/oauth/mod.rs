@@ -5,10 +5,12 @@
 //! tenant's own key.
 
 mod grants;
+mod logout;
 mod par;
 mod tokens;
 
 pub(crate) use grants::secret_hash;
+pub(crate) use logout::session_ended;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -140,6 +142,9 @@ async fn discovery(
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
         "pushed_authorization_request_endpoint": format!("{issuer}/oauth/par"),
+        "end_session_endpoint": format!("{issuer}/oauth/logout"),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "require_pushed_authorization_requests": false,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

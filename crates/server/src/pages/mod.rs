@@ -29,6 +29,7 @@ use crate::extract::RequestOrigin;
 use crate::throttle::BackoffPolicy;
 
 mod authorize;
+mod logout;
 mod mfa;
 mod passkeys;
 mod step_up;
@@ -128,6 +129,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(authorize::authorize_get).post(authorize::authorize_post),
         )
         .route("/t/{tenant}/oauth/consent", post(authorize::consent))
+        .route(
+            "/t/{tenant}/oauth/logout",
+            get(logout::logout_get).post(logout::logout_post),
+        )
+        .route("/t/{tenant}/oauth/logout/confirm", post(logout::confirm))
         .route("/t/{tenant}/step-up", get(step_up::page))
         .route("/t/{tenant}/step-up/password", post(step_up::password))
         .route("/t/{tenant}/step-up/code", post(step_up::code))
@@ -922,10 +928,11 @@ async fn sign_out(
     check_csrf(&state, &headers, &form.csrf)?;
     let everywhere = form.everywhere.as_deref() == Some("true");
     let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
-    state
-        .store
-        .end_sessions(&ctx, me.user.id, (!everywhere).then_some(me.session.id))
-        .await?;
+    let ended = (!everywhere).then_some(me.session.id);
+    state.store.end_sessions(&ctx, me.user.id, ended).await?;
+    crate::oauth::session_ended(&state, &me.tenant, me.user.id, ended, me.origin.clone())
+        .await
+        .map_err(|e| PageError::Internal(format!("{e:?}")))?;
     let cleared = set_cookie(&state, SESSION_COOKIE, "", Some(0));
     let to = format!("/t/{}/sign-in", me.tenant.name);
     Ok(with_cookies(Redirect::to(&to).into_response(), [cleared]))
