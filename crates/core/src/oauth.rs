@@ -76,6 +76,10 @@ pub struct ClientSettings {
     /// Whether authorization requests must be pushed first (RFC 9126).
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// The algorithm of this client's ID and access tokens (default ES256; RS256 or EdDSA
+    /// for libraries that need them).
+    #[serde(default)]
+    pub signing_alg: crate::jose::SigningAlgorithm,
     /// Put the user's groups (`groups`: names) into ID and access tokens.
     #[serde(default)]
     pub groups_claim: bool,
@@ -536,9 +540,10 @@ impl AccessTokenClaims {
     }
 }
 
-/// Decodes a token this issuer signed: ES256 by one of `keys` (the issuer's published JWKs),
-/// with header `typ`, from `issuer`. Times are left to the caller. Nothing else (`none`, HMAC,
-/// another issuer's key, another kind of token) passes.
+/// Decodes a token this issuer signed: by one of `keys` (the issuer's published JWKs), with
+/// that key's own algorithm, header `typ`, from `issuer`. Times are left to the caller.
+/// Nothing else (`none`, HMAC, a key used with another algorithm, another issuer's key,
+/// another kind of token) passes.
 fn decode_own<T: serde::de::DeserializeOwned>(
     token: &str,
     typ: &str,
@@ -546,17 +551,29 @@ fn decode_own<T: serde::de::DeserializeOwned>(
     issuer: &str,
 ) -> Result<T, String> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| "not a JWT".to_owned())?;
-    if header.alg != Algorithm::ES256 || header.typ.as_deref() != Some(typ) {
-        return Err(format!("not a {typ} token of this issuer (alg or typ)"));
+    if header.typ.as_deref() != Some(typ) {
+        return Err(format!("not a {typ} token"));
     }
     let kid = header.kid.ok_or("the token names no key")?;
     let jwk = keys
         .iter()
         .find(|k| k["kid"].as_str() == Some(kid.as_str()))
         .ok_or("signed with a key this issuer does not publish")?;
+    let key_alg = jwk["alg"]
+        .as_str()
+        .and_then(crate::jose::SigningAlgorithm::parse)
+        .ok_or("a published key without a known alg")?;
+    let expected = match key_alg {
+        crate::jose::SigningAlgorithm::ES256 => Algorithm::ES256,
+        crate::jose::SigningAlgorithm::RS256 => Algorithm::RS256,
+        crate::jose::SigningAlgorithm::EdDSA => Algorithm::EdDSA,
+    };
+    if header.alg != expected {
+        return Err("the token's alg is not its key's".into());
+    }
     let jwk: Jwk = serde_json::from_value(jwk.clone()).map_err(|e| format!("bad key: {e}"))?;
     let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| format!("bad key: {e}"))?;
-    let mut validation = Validation::new(Algorithm::ES256);
+    let mut validation = Validation::new(expected);
     validation.set_issuer(&[issuer]);
     validation.validate_aud = false;
     validation.validate_exp = false;
@@ -626,6 +643,7 @@ mod tests {
             roles_claim: false,
             post_logout_redirect_uris: Vec::new(),
             backchannel_logout_uri: None,
+            signing_alg: crate::jose::SigningAlgorithm::ES256,
         }
     }
 

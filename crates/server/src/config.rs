@@ -59,6 +59,23 @@ pub struct Settings {
     )]
     pub sweep_interval_seconds: Option<u64>,
 
+    /// Days each token signing key signs before the sweeper rotates it (0: never).
+    #[arg(
+        long,
+        env = "PORTCULLIS_SIGNING_KEY_ROTATION_DAYS",
+        value_name = "DAYS"
+    )]
+    pub signing_key_rotation_days: Option<u32>,
+
+    /// Seconds a new signing key is published before it signs, so verifiers that cache the
+    /// JWKS learn it first.
+    #[arg(
+        long,
+        env = "PORTCULLIS_SIGNING_KEY_PUBLISH_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub signing_key_publish_seconds: Option<u32>,
+
     /// The URL people and clients reach this server at [default: http://localhost:PORT on a
     /// loopback address, else http://LISTEN]. With https, cookies are Secure with the __Host-
     /// prefix and pages send HSTS. Passkeys need a host name here, not an IP address.
@@ -116,6 +133,8 @@ pub struct Config {
     pub deleted_retention_days: u32,
     pub auth_failures_per_minute: u32,
     pub sweep_interval_seconds: u64,
+    pub signing_key_rotation_days: u32,
+    pub signing_key_publish_seconds: u32,
     pub public_url: String,
     pub password_memory_kib: u32,
     pub password_iterations: u32,
@@ -178,6 +197,12 @@ impl Settings {
                 .auth_failures_per_minute
                 .or(lower.auth_failures_per_minute),
             sweep_interval_seconds: self.sweep_interval_seconds.or(lower.sweep_interval_seconds),
+            signing_key_rotation_days: self
+                .signing_key_rotation_days
+                .or(lower.signing_key_rotation_days),
+            signing_key_publish_seconds: self
+                .signing_key_publish_seconds
+                .or(lower.signing_key_publish_seconds),
             public_url: self.public_url.or(lower.public_url),
             password_memory_kib: self.password_memory_kib.or(lower.password_memory_kib),
             password_iterations: self.password_iterations.or(lower.password_iterations),
@@ -251,6 +276,8 @@ impl Settings {
             deleted_retention_days: self.deleted_retention_days.unwrap_or(30),
             auth_failures_per_minute: self.auth_failures_per_minute.unwrap_or(30).max(1),
             sweep_interval_seconds: self.sweep_interval_seconds.unwrap_or(60).max(1),
+            signing_key_rotation_days: self.signing_key_rotation_days.unwrap_or(90),
+            signing_key_publish_seconds: self.signing_key_publish_seconds.unwrap_or(86_400),
             password_memory_kib,
             password_iterations,
             log_format: self.log_format.unwrap_or(LogFormat::Json),

@@ -1,6 +1,7 @@
 //! The lifecycle sweeper: disables users past their expiry date (guests, contractors), purges
-//! users deleted longer ago than the retention window, and forgets OAuth requests, grants and
-//! revoked tokens past their end. Runs on every node; each change is a conditional update, so
+//! users deleted longer ago than the retention window, schedules the next token signing key
+//! when a key's time is up, and forgets OAuth requests, grants and revoked tokens past their
+//! end. Runs on every node; each change is a conditional update, so
 //! two nodes sweeping at once do each thing once.
 
 use std::time::Duration;
@@ -43,6 +44,7 @@ pub async fn sweep(state: &AppState) -> Result<(usize, usize), StoreError> {
             Err(e) => return Err(e),
         }
     }
+    crate::oauth::rotate_due_keys(state).await?;
     let forgotten = store.sweep_oauth(now).await?;
     if forgotten > 0 {
         tracing::debug!(

@@ -17,6 +17,9 @@ pub struct StoredSigningKey {
     pub private_sealed: Vec<u8>,
     pub public_jwk: serde_json::Value,
     pub created_at: OffsetDateTime,
+    /// When it starts signing; it is published from its creation.
+    pub signs_from: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 impl Store {
@@ -28,8 +31,8 @@ impl Store {
         self.pools
             .fetch_all(
                 query(
-                    "SELECT kid, alg, private_sealed, public_jwk, created_at FROM signing_keys \
-                     WHERE tenant_id = $1 ORDER BY created_at DESC, kid",
+                    "SELECT kid, alg, private_sealed, public_jwk, created_at, signs_from, revoked_at \
+                     FROM signing_keys WHERE tenant_id = $1 ORDER BY signs_from DESC, kid",
                 )
                 .bind(tenant_id),
             )
@@ -43,6 +46,8 @@ impl Store {
                     public_jwk: serde_json::from_str(&r.text("public_jwk")?)
                         .map_err(|e| StoreError::Corrupt(format!("public_jwk: {e}")))?,
                     created_at: r.time("created_at")?,
+                    signs_from: r.time("signs_from")?,
+                    revoked_at: r.opt_time("revoked_at")?,
                 })
             })
             .collect()
@@ -57,15 +62,16 @@ impl Store {
         let mut w = self.write(ctx).await?;
         w.execute(
             query(
-                "INSERT INTO signing_keys (kid, tenant_id, alg, private_sealed, public_jwk, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO signing_keys (kid, tenant_id, alg, private_sealed, public_jwk, created_at, signs_from) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(key.kid.clone())
             .bind(ctx.tenant_id)
             .bind(key.alg.clone())
             .bind(key.private_sealed.clone())
             .bind(key.public_jwk.to_string())
-            .bind(key.created_at),
+            .bind(key.created_at)
+            .bind(key.signs_from),
         )
         .await?;
         w.record(
@@ -73,10 +79,52 @@ impl Store {
             "tenant",
             ctx.tenant_id,
             "create",
-            json!({"kid": key.kid, "alg": key.alg}),
+            json!({"kid": key.kid, "alg": key.alg, "signs_from": key.signs_from.unix_timestamp()}),
         );
         w.commit().await?;
         Ok(())
+    }
+
+    /// Revokes every unrevoked key of `alg` except `keep` (an emergency rotation): they are no
+    /// longer used or published, so the tokens they signed stop verifying. Audited.
+    pub async fn revoke_signing_keys(
+        &self,
+        ctx: &WriteContext,
+        alg: &str,
+        keep: &str,
+    ) -> Result<u64, StoreError> {
+        let mut w = self.write(ctx).await?;
+        let revoked = w
+            .execute(
+                query(
+                    "UPDATE signing_keys SET revoked_at = $1 WHERE tenant_id = $2 AND alg = $3 \
+                     AND kid <> $4 AND revoked_at IS NULL",
+                )
+                .bind(ctx.now)
+                .bind(ctx.tenant_id)
+                .bind(alg)
+                .bind(keep),
+            )
+            .await?;
+        w.record(
+            "signing_key.revoke",
+            "tenant",
+            ctx.tenant_id,
+            "update",
+            json!({"alg": alg, "revoked": revoked, "kept": keep}),
+        );
+        w.commit().await?;
+        Ok(revoked)
+    }
+
+    /// The tenants that have signing keys (for the rotation sweep).
+    pub async fn tenants_with_signing_keys(&self) -> Result<Vec<TenantId>, StoreError> {
+        self.pools
+            .fetch_all(query("SELECT DISTINCT tenant_id FROM signing_keys"))
+            .await?
+            .iter()
+            .map(|r| r.parse("tenant_id"))
+            .collect()
     }
 
     /// Records a client assertion's `jti` until `expires_at` (Unix seconds). False: it was

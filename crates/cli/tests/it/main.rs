@@ -11,6 +11,7 @@ mod identities;
 mod input;
 mod isolation;
 mod keys;
+mod keys_rotation;
 mod mfa;
 mod oauth;
 mod passkeys;

@@ -305,7 +305,7 @@ async fn mint(
     } = minted;
     let settings = &client.settings;
     let issuer = issuer(state, tenant);
-    let key = current_key(state, tenant, origin).await?;
+    let key = current_key(state, tenant, settings.signing_alg, origin).await?;
     let (groups, roles) = directory_claims(state, tenant, settings, user).await?;
     let mut access = AccessTokenClaims::for_client(
         &issuer,

@@ -42,7 +42,7 @@ pub(crate) async fn session_ended(
         let Some(uri) = settings.backchannel_logout_uri else {
             continue;
         };
-        let key = current_key(state, tenant, origin.clone()).await?;
+        let key = current_key(state, tenant, settings.signing_alg, origin.clone()).await?;
         let claims = LogoutTokenClaims::new(
             &issuer(state, tenant),
             &grant.client_id.to_string(),

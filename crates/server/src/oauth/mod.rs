@@ -5,15 +5,16 @@
 //! tenant's own key.
 
 mod grants;
+mod keys;
 mod logout;
 mod par;
 mod tokens;
 
 pub(crate) use grants::secret_hash;
+pub(crate) use keys::{SigningKeys, add_key, current_key, published_keys, rotate_due_keys};
 pub(crate) use logout::session_ended;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
 
 use axum::Json;
 use axum::Router;
@@ -24,19 +25,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use secrecy::ExposeSecret;
 use serde_json::json;
 
+use portcullis_core::ServicePrincipalId;
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::identity::{LifecycleState, Tenant};
-use portcullis_core::jose::{SigningKey, generate_es256};
+use portcullis_core::jose::SigningAlgorithm;
 use portcullis_core::oauth::{
     AccessTokenClaims, CLIENT_ASSERTION_TYPE, ClientSettings, ClientType, GrantType, OAuthError,
     assertion_issuer,
 };
 use portcullis_core::secrets::random_bytes;
-use portcullis_core::{ServicePrincipalId, TenantId};
-use portcullis_store::{ApiKeyCredential, StoreError, StoredSigningKey, WriteContext};
+use portcullis_store::{ApiKeyCredential, StoreError};
 
 use crate::auth::{KeyRefusal, authenticate_key};
 use crate::cache::TtlCache;
@@ -84,25 +84,6 @@ impl Default for TokenCaches {
             credentials: TtlCache::new(CACHE_TTL, 100_000),
             clients: TtlCache::new(CACHE_TTL, 100_000),
         }
-    }
-}
-
-/// Each tenant's current signing key, opened once per node.
-#[derive(Debug, Default)]
-pub struct SigningKeys {
-    opened: RwLock<HashMap<TenantId, Arc<SigningKey>>>,
-    /// One load-or-generate at a time: a burst of first requests (anyone may fetch the JWKS)
-    /// must not each generate a key.
-    loading: tokio::sync::Mutex<()>,
-}
-
-impl SigningKeys {
-    fn get(&self, tenant: TenantId) -> Option<Arc<SigningKey>> {
-        self.opened
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&tenant)
-            .cloned()
     }
 }
 
@@ -178,91 +159,13 @@ async fn jwks(
     let tenant = active_tenant(&state, &tenant).await?;
     // A tenant's first key is made here if no token has needed one yet, so a verifier that
     // fetches keys first finds one.
-    current_key(&state, &tenant, origin).await?;
-    let keys: Vec<serde_json::Value> = state
-        .store
-        .signing_keys(tenant.id)
-        .await?
-        .into_iter()
-        .map(|k| k.public_jwk)
-        .collect();
+    current_key(&state, &tenant, SigningAlgorithm::ES256, origin).await?;
+    let keys = published_keys(&state, tenant.id).await?;
     Ok((
         [(header::CACHE_CONTROL, "public, max-age=300")],
         Json(json!({ "keys": keys })),
     )
         .into_response())
-}
-
-/// The tenant's newest signing key: from memory, else the store, else a new one (sealed under
-/// the KEK, audited).
-pub(crate) async fn current_key(
-    state: &AppState,
-    tenant: &Tenant,
-    origin: portcullis_core::audit::Origin,
-) -> Result<Arc<SigningKey>, ApiError> {
-    if let Some(key) = state.signing_keys.get(tenant.id) {
-        return Ok(key);
-    }
-    let _loading = state.signing_keys.loading.lock().await;
-    if let Some(key) = state.signing_keys.get(tenant.id) {
-        return Ok(key);
-    }
-    let stored = match state
-        .store
-        .signing_keys(tenant.id)
-        .await?
-        .into_iter()
-        .next()
-    {
-        Some(stored) => stored,
-        None => {
-            let generated = generate_es256().map_err(|e| ApiError::Internal(e.to_string()))?;
-            let sealed = state
-                .kek
-                .seal(
-                    &format!("signing-key:{}", generated.kid),
-                    &generated.private_pkcs8,
-                )
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            let key = StoredSigningKey {
-                kid: generated.kid,
-                alg: "ES256".into(),
-                private_sealed: sealed,
-                public_jwk: generated.public_jwk,
-                created_at: state.clock.now(),
-            };
-            let ctx = WriteContext {
-                tenant_id: tenant.id,
-                actor: Actor {
-                    kind: "system".into(),
-                    id: None,
-                    display: Some("key management".into()),
-                },
-                origin,
-                now: state.clock.now(),
-            };
-            state.store.add_signing_key(&ctx, &key).await?;
-            key
-        }
-    };
-    let private = state
-        .kek
-        .open(
-            &format!("signing-key:{}", stored.kid),
-            &stored.private_sealed,
-        )
-        .map_err(|e| ApiError::Internal(format!("cannot open signing key: {e}")))?;
-    let key = Arc::new(
-        SigningKey::es256(stored.kid, private.expose_secret())
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
-    );
-    state
-        .signing_keys
-        .opened
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(tenant.id, key.clone());
-    Ok(key)
 }
 
 /// An OAuth error response (RFC 6749 §5.2); `invalid_client` is a 401 that asks for Basic.
@@ -742,7 +645,7 @@ async fn client_credentials_grant(
     let scopes = settings.grant_scopes(form.get("scope"), false)?;
     let issuer = issuer(state, tenant);
     let audience = settings.audience(&form.resources, &issuer)?;
-    let key = current_key(state, tenant, origin).await?;
+    let key = current_key(state, tenant, settings.signing_alg, origin).await?;
     let claims = AccessTokenClaims::for_client(
         &issuer,
         &client.id.to_string(),

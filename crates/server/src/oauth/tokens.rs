@@ -20,7 +20,7 @@ use portcullis_store::StoreError;
 use super::grants::{directory_claims, grant_of_jti, profile_claims, secret_hash};
 use super::{
     Client, Issue, TokenForm, answer, authenticate_client, cached_tenant, client_is_active,
-    client_settings, issuer,
+    client_settings, issuer, published_keys,
 };
 use crate::error::ApiError;
 use crate::extract::RequestOrigin;
@@ -37,14 +37,8 @@ pub(crate) async fn active_access_token(
     state: &AppState,
     tenant: &Tenant,
     token: &str,
-) -> Result<Result<ActiveToken, String>, StoreError> {
-    let keys: Vec<Value> = state
-        .store
-        .signing_keys(tenant.id)
-        .await?
-        .into_iter()
-        .map(|k| k.public_jwk)
-        .collect();
+) -> Result<Result<ActiveToken, String>, ApiError> {
+    let keys = published_keys(state, tenant.id).await?;
     let now = state.clock.now();
     let claims =
         match verify_access_token(token, &keys, &issuer(state, tenant), now.unix_timestamp()) {
@@ -76,7 +70,7 @@ pub(crate) async fn active_access_token(
         Ok(id) => match state.store.user(tenant.id, id).await {
             Ok(user) => user,
             Err(StoreError::NotFound) => return Ok(Err("the user no longer exists".into())),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         },
         Err(_) => return Ok(Err("the token's subject is not a user".into())),
     };
@@ -211,13 +205,7 @@ async fn revocation(
     let token = form.require("token")?;
     let now = state.clock.now();
     if is_jwt(token) {
-        let keys: Vec<Value> = state
-            .store
-            .signing_keys(tenant.id)
-            .await?
-            .into_iter()
-            .map(|k| k.public_jwk)
-            .collect();
+        let keys = published_keys(state, tenant.id).await?;
         if let Ok(claims) =
             verify_access_token(token, &keys, &issuer(state, tenant), now.unix_timestamp())
             && claims.client_id == client.id.to_string()

@@ -11,7 +11,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use serde_json::Value;
 
 use portcullis_core::ServicePrincipalId;
 use portcullis_core::identity::Tenant;
@@ -110,13 +109,9 @@ async fn logout(
     }
     let hint = match params.get("id_token_hint") {
         Some(token) => {
-            let keys: Vec<Value> = state
-                .store
-                .signing_keys(tenant.id)
-                .await?
-                .into_iter()
-                .map(|k| k.public_jwk)
-                .collect();
+            let keys = crate::oauth::published_keys(state, tenant.id)
+                .await
+                .map_err(|e| PageError::Internal(format!("{e:?}")))?;
             Some(
                 verify_id_token_hint(token, &keys, &issuer(state, &tenant))
                     .map_err(|_| bad("id_token_hint is not an ID token issued here"))?,

@@ -8,6 +8,7 @@ mod groups;
 mod ops;
 mod roles;
 mod service_principals;
+mod signing_keys;
 mod tenants;
 pub(crate) mod users;
 
@@ -121,6 +122,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             tenants::get_sign_in_settings,
             tenants::put_sign_in_settings
         ))
+        .routes(routes!(signing_keys::list_signing_keys))
+        .routes(routes!(signing_keys::rotate_signing_key))
         .routes(routes!(audit::sign_ins))
         .routes(routes!(groups::list_groups, groups::create_group))
         .routes(routes!(
