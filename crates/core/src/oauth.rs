@@ -441,6 +441,18 @@ impl ClientSettings {
     }
 }
 
+/// What a user approved for an application, as shown to them and to administrators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsentSummary {
+    pub client_id: crate::ServicePrincipalId,
+    /// The application's name.
+    pub application: String,
+    pub scopes: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub granted_at: OffsetDateTime,
+}
+
 /// The errors of the token endpoint (RFC 6749 §5.2, RFC 8707 §2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OAuthError {
@@ -728,6 +740,61 @@ mod tests {
             .code(),
             "invalid_target"
         );
+    }
+
+    #[test]
+    fn only_our_own_live_access_tokens_verify() {
+        let generated = crate::jose::generate_es256().unwrap();
+        let key = crate::jose::SigningKey::es256(generated.kid.clone(), &generated.private_pkcs8)
+            .unwrap();
+        let keys = vec![generated.public_jwk.clone()];
+        let issuer = "https://id.example/t/a";
+        let now = 1_800_000_000;
+        let claims = |iat: i64, exp: i64| {
+            serde_json::json!({"iss": issuer, "sub": "s", "aud": "https://api", "client_id": "c",
+                "iat": iat, "nbf": iat, "exp": exp, "jti": "j"})
+        };
+        let good = key.sign("at+jwt", &claims(now, now + 300)).unwrap();
+        assert_eq!(
+            verify_access_token(&good, &keys, issuer, now).unwrap().sub,
+            "s"
+        );
+        let refused = |token: &str| verify_access_token(token, &keys, issuer, now).unwrap_err();
+        assert!(
+            refused(&key.sign("at+jwt", &claims(now - 600, now - 1)).unwrap()).contains("expired")
+        );
+        assert!(
+            refused(&key.sign("at+jwt", &claims(now + 600, now + 900)).unwrap())
+                .contains("not valid yet")
+        );
+        assert!(refused(&key.sign("JWT", &claims(now, now + 300)).unwrap()).contains("at+jwt"));
+        assert!(verify_access_token(&good, &keys, "https://id.example/t/b", now).is_err());
+        let stranger = crate::jose::generate_es256().unwrap();
+        assert!(verify_access_token(&good, &[stranger.public_jwk], issuer, now).is_err());
+        // alg none, and HS256 keyed with the public key (algorithm confusion).
+        let b64 = |v: &serde_json::Value| {
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                v.to_string(),
+            )
+        };
+        let none_header = serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": generated.kid});
+        refused(&format!(
+            "{}.{}.",
+            b64(&none_header),
+            b64(&claims(now, now + 300))
+        ));
+        let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(generated.kid.clone());
+        let confused = jsonwebtoken::encode(
+            &header,
+            &claims(now, now + 300),
+            &jsonwebtoken::EncodingKey::from_secret(generated.public_jwk.to_string().as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(refused(&confused).contains("alg"));
     }
 
     fn assertion(key: &crate::jose::SigningKey, claims: serde_json::Value) -> String {

@@ -6,6 +6,7 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
+use portcullis_core::oauth::ConsentSummary;
 use portcullis_core::{GrantId, ServicePrincipalId, SessionId, TenantId, UserId};
 
 use crate::db::{Row, assembled_query, query};
@@ -528,6 +529,85 @@ impl Store {
             user_id,
             "update",
             json!({"client_id": client_id, "scopes": scopes}),
+        );
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// The applications a user approved, newest approval first.
+    pub async fn consents(
+        &self,
+        tenant_id: TenantId,
+        user_id: UserId,
+    ) -> Result<Vec<ConsentSummary>, StoreError> {
+        self.pools
+            .fetch_all(
+                query(
+                    "SELECT c.client_id, sp.name, c.scopes, c.granted_at FROM oauth_consents c \
+                     JOIN service_principals sp ON sp.id = c.client_id \
+                     WHERE c.tenant_id = $1 AND c.user_id = $2 ORDER BY c.granted_at DESC",
+                )
+                .bind(tenant_id)
+                .bind(user_id),
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ConsentSummary {
+                    client_id: r.parse("client_id")?,
+                    application: r.text("name")?,
+                    scopes: r
+                        .text("scopes")?
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    granted_at: r.time("granted_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Withdraws a user's approval of an application: it is asked again next time, and every
+    /// grant the user gave it is revoked, so its refresh tokens stop working. Audited.
+    pub async fn withdraw_consent(
+        &self,
+        ctx: &WriteContext,
+        user_id: UserId,
+        client_id: ServicePrincipalId,
+    ) -> Result<(), StoreError> {
+        let mut w = self.write(ctx).await?;
+        let removed = w
+            .execute(
+                query(
+                    "DELETE FROM oauth_consents WHERE tenant_id = $1 AND user_id = $2 AND client_id = $3",
+                )
+                .bind(ctx.tenant_id)
+                .bind(user_id)
+                .bind(client_id),
+            )
+            .await?;
+        if removed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let revoked = w
+            .execute(
+                query(
+                    "UPDATE oauth_grants SET revoked_at = $1, revoked_reason = 'consent withdrawn' \
+                     WHERE tenant_id = $2 AND user_id = $3 AND client_id = $4 AND revoked_at IS NULL",
+                )
+                .bind(ctx.now)
+                .bind(ctx.tenant_id)
+                .bind(user_id)
+                .bind(client_id),
+            )
+            .await?;
+        w.record(
+            "oauth.consent.withdraw",
+            "user",
+            user_id,
+            "update",
+            json!({"client_id": client_id, "grants_revoked": revoked}),
         );
         w.commit().await?;
         Ok(())

@@ -715,7 +715,7 @@ async fn prompt_max_age_and_acr_values_decide_what_the_user_is_asked() {
 async fn third_party_applications_ask_for_consent_once() {
     let server = TestServer::start().await;
     let (client, secret) = app(&server, "Partner App", json!({"require_consent": true})).await;
-    let (mut browser, _) = signed_in(&server, "ada").await;
+    let (mut browser, user) = signed_in(&server, "ada").await;
     let none = browser
         .get(&authorize_path(&client, &[("prompt", "none")]))
         .await;
@@ -791,6 +791,54 @@ async fn third_party_applications_ask_for_consent_once() {
         )
         .await;
     assert_eq!(stale.status, 400);
+    // The user withdraws the approval from their account page: asked again, tokens revoked.
+    let account = browser.get("/t/operator/account").await;
+    assert!(account.body.contains("Partner App") && account.body.contains("Withdraw access"));
+    let listed = server
+        .admin()
+        .get(&format!("/v1/users/{user}/consents"))
+        .await
+        .expect(200);
+    assert_eq!(listed[0]["application"], "Partner App");
+    let (_, tokens) = exchange(
+        &server,
+        &client,
+        secret.as_deref(),
+        &code_for(&mut browser, &client, &[]).await,
+    )
+    .await;
+    let withdrawn = browser
+        .post(
+            &format!("/t/operator/account/applications/{client}/withdraw"),
+            &[("csrf", &account.csrf())],
+        )
+        .await;
+    assert_eq!(withdrawn.status, 303);
+    assert_eq!(
+        browser.get(&authorize_path(&client, &[])).await.status,
+        200,
+        "asked again"
+    );
+    let (_, refreshed) = token(
+        &server,
+        &client,
+        secret.as_deref(),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(refreshed["error"], "invalid_grant");
+    assert_eq!(
+        server.admin().audit("oauth.consent.withdraw").await.len(),
+        1
+    );
+    server
+        .admin()
+        .delete(&format!("/v1/users/{user}/consents/{client}"))
+        .await
+        .problem(404);
 }
 
 #[tokio::test]

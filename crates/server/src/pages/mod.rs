@@ -115,6 +115,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/t/{tenant}/account/sessions/{id}/end", post(end_session))
         .route(
+            "/t/{tenant}/account/applications/{id}/withdraw",
+            post(withdraw_application),
+        )
+        .route(
             "/t/{tenant}/sign-in/code",
             get(mfa::code_page).post(mfa::submit_code),
         )
@@ -869,6 +873,7 @@ struct AccountPage<'a> {
     csrf: &'a str,
     user_name: &'a str,
     sessions: Vec<SessionRow>,
+    applications: Vec<portcullis_core::oauth::ConsentSummary>,
     error: Option<String>,
     notice: Option<String>,
 }
@@ -900,11 +905,13 @@ async fn account(
             current: s.id == me.session.id,
         })
         .collect();
+    let applications = state.store.consents(me.tenant.id, me.user.id).await?;
     let page = AccountPage {
         tenant: &me.tenant.name,
         csrf: &csrf,
         user_name: &me.user.user_name,
         sessions,
+        applications,
         error: None,
         notice: None,
     };
@@ -957,6 +964,26 @@ async fn end_session(
         let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
         match state.store.end_sessions(&ctx, me.user.id, Some(id)).await {
             Ok(_) | Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Redirect::to(&format!("/t/{}/account", me.tenant.name)).into_response())
+}
+
+/// The user withdraws an application's access: asked again next time, its tokens revoked.
+async fn withdraw_application(
+    State(state): State<AppState>,
+    Path((tenant, id)): Path<(String, String)>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, NotSignedIn> {
+    let me = signed_in(&state, &tenant, &headers, origin, PageKind::Ordinary).await?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    if let Ok(client) = id.parse::<portcullis_core::ServicePrincipalId>() {
+        let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
+        match state.store.withdraw_consent(&ctx, me.user.id, client).await {
+            Ok(()) | Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -14,11 +14,12 @@ use portcullis_core::identity::{
     Group, LifecycleState, PrincipalRef, User, UserKind, validate_sponsorship,
 };
 use portcullis_core::names::{Name, parse_description, parse_email, parse_name};
+use portcullis_core::oauth::ConsentSummary;
 use portcullis_core::page::{Page, PageRequest};
 use portcullis_core::passkey::PasskeySummary;
 use portcullis_core::password::PasswordStatus;
 use portcullis_core::session::Session;
-use portcullis_core::{BusinessUnitId, PasskeyId, UserId, ValidationError};
+use portcullis_core::{BusinessUnitId, PasskeyId, ServicePrincipalId, UserId, ValidationError};
 use portcullis_store::{NewUser, StoreError, UserChanges, UserFilter};
 
 use crate::auth::Caller;
@@ -519,5 +520,38 @@ pub async fn remove_passkey(
         .await?;
     let ctx = caller.write_context(&state);
     state.store.remove_passkey(&ctx, id, passkey_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The applications the user approved (third-party clients that ask for consent).
+#[utoipa::path(get, path = "/v1/users/{id}/consents", tag = "users", params(("id" = UserId, Path)),
+    responses((status = 200, body = Vec<ConsentSummary>), (status = 404, body = Problem)))]
+pub async fn list_consents(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<Json<Vec<ConsentSummary>>> {
+    caller
+        .authorize(&state, Action::UserRead, Scope::Tenant, user_target(id))
+        .await?;
+    state.store.user(caller.tenant_id(), id).await?;
+    Ok(Json(state.store.consents(caller.tenant_id(), id).await?))
+}
+
+/// Withdraws the user's approval of an application and revokes every grant they gave it: its
+/// refresh tokens stop working and its access tokens introspect as inactive.
+#[utoipa::path(delete, path = "/v1/users/{id}/consents/{client_id}", tag = "users",
+    params(("id" = UserId, Path), ("client_id" = ServicePrincipalId, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn withdraw_consent(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, client_id)): ApiPath<(UserId, ServicePrincipalId)>,
+) -> ApiResult<StatusCode> {
+    caller
+        .authorize(&state, Action::UserUpdate, Scope::Tenant, user_target(id))
+        .await?;
+    let ctx = caller.write_context(&state);
+    state.store.withdraw_consent(&ctx, id, client_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
