@@ -207,7 +207,7 @@ impl Server {
             }
         };
         let state = AppState::new(Shared {
-            audit: store.audit_sink(1024),
+            audit: store.audit_sink(),
             store,
             hasher,
             operator_tenant: operator.id,

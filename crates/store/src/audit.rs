@@ -1,6 +1,7 @@
 //! Reading the audit trail, and appending events that accompany no change (denied requests,
-//! failed authentications). Those go through the `AuditSink`, which commits concurrent events
-//! together in one transaction (group commit) and acknowledges each only after that commit.
+//! failed authentications). Those, and the small writes of the token endpoints, go through the
+//! `AuditSink`, which commits concurrent writes together in one transaction (group commit: one
+//! fsync for many) and acknowledges each only after that commit.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -11,7 +12,7 @@ use portcullis_core::TenantId;
 use portcullis_core::audit::{Actor, AuditRecord, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::page::{Page, PageRequest};
 
-use crate::db::{Row, query};
+use crate::db::{Query, Row, Tx, query};
 use crate::{Store, StoreError};
 
 /// What to select from a tenant's audit trail. Absent fields do not filter.
@@ -147,68 +148,174 @@ impl Store {
         Ok(records)
     }
 
-    /// Starts the group-commit writer for events without a change. `max_batch` bounds how many
-    /// events share one transaction.
-    pub fn audit_sink(&self, max_batch: usize) -> AuditSink {
-        let (sender, receiver) = mpsc::channel(max_batch * 4);
-        tokio::spawn(run_sink(self.clone(), receiver, max_batch.max(1)));
-        AuditSink { sender }
+    /// The group-commit writer for events without a change and for small writes on hot paths
+    /// (tokens), shared by every clone of this store and started on first use.
+    pub fn audit_sink(&self) -> AuditSink {
+        self.group
+            .get_or_init(|| {
+                let (sender, receiver) = mpsc::channel(MAX_BATCH * 4);
+                tokio::spawn(run_sink(self.clone(), receiver));
+                AuditSink { sender }
+            })
+            .clone()
+    }
+
+    /// Runs `statements` in order and appends `events`, in a transaction shared with other
+    /// concurrent writes (one commit, one fsync, for all of them); returns each statement's
+    /// affected rows once that transaction has committed. The statements of one call are
+    /// all-or-nothing: a failing one undoes the others of the same call, and its events.
+    pub(crate) async fn group_write(
+        &self,
+        statements: Vec<Query>,
+        events: Vec<NewAuditEvent>,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.audit_sink()
+            .submit(Job { statements, events })
+            .await
+            .map(|(affected, _)| affected)
     }
 }
 
-type Pending = (NewAuditEvent, oneshot::Sender<Result<AuditRecord, String>>);
+/// How many writes share one transaction at most.
+const MAX_BATCH: usize = 1024;
 
-/// Appends events with group commit. Cloneable; every clone feeds the same writer.
+/// One caller's part of a group commit.
+struct Job {
+    statements: Vec<Query>,
+    events: Vec<NewAuditEvent>,
+}
+
+type JobOutcome = Result<(Vec<u64>, Vec<AuditRecord>), StoreError>;
+type Pending = (Job, oneshot::Sender<JobOutcome>);
+
+/// Appends events, and runs small writes, with group commit. Cloneable; every clone feeds the
+/// same writer.
 #[derive(Clone)]
 pub struct AuditSink {
     sender: mpsc::Sender<Pending>,
 }
 
+impl std::fmt::Debug for AuditSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditSink")
+    }
+}
+
 impl AuditSink {
     /// Appends one event and returns its record once the transaction holding it has committed.
     pub async fn append(&self, event: NewAuditEvent) -> Result<AuditRecord, StoreError> {
+        let job = Job {
+            statements: Vec::new(),
+            events: vec![event],
+        };
+        let (_, mut records) = self.submit(job).await?;
+        records
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("the audit writer returned no record".into()))
+    }
+
+    async fn submit(&self, job: Job) -> JobOutcome {
         let (ack, done) = oneshot::channel();
         self.sender
-            .send((event, ack))
+            .send((job, ack))
             .await
             .map_err(|_| StoreError::AuditWriterStopped)?;
-        match done.await {
-            Ok(Ok(record)) => Ok(record),
-            Ok(Err(message)) => Err(StoreError::Corrupt(message)),
-            Err(_) => Err(StoreError::AuditWriterStopped),
+        done.await.map_err(|_| StoreError::AuditWriterStopped)?
+    }
+}
+
+async fn run_sink(store: Store, mut receiver: mpsc::Receiver<Pending>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let jobs: Vec<Pending> = std::mem::take(&mut batch);
+        let mut answers: Vec<Option<JobOutcome>> = Vec::with_capacity(jobs.len());
+        let outcome = commit_batch(&store, jobs, &mut answers).await;
+        match outcome {
+            Ok(acks) => {
+                for (ack, answer) in acks.into_iter().zip(answers) {
+                    if let Some(answer) = answer {
+                        let _ = ack.send(answer);
+                    }
+                }
+            }
+            Err((acks, error)) => {
+                tracing::error!(%error, "group commit failed");
+                for ack in acks {
+                    let _ = ack.send(Err(StoreError::Corrupt(format!(
+                        "the shared transaction failed: {error}"
+                    ))));
+                }
+            }
         }
     }
 }
 
-async fn run_sink(store: Store, mut receiver: mpsc::Receiver<Pending>, max_batch: usize) {
-    let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
-    while receiver.recv_many(&mut batch, max_batch).await > 0 {
-        let mut waiting: HashMap<TenantId, VecDeque<oneshot::Sender<_>>> = HashMap::new();
-        let events: Vec<NewAuditEvent> = batch
-            .drain(..)
-            .map(|(event, ack)| {
-                waiting.entry(event.tenant_id).or_default().push_back(ack);
-                event
-            })
-            .collect();
-        match store.append_audit(events).await {
-            Ok(records) => {
-                // Records come back grouped by tenant, each tenant's in submission order.
-                for record in records {
-                    if let Some(ack) = waiting
-                        .get_mut(&record.tenant_id)
-                        .and_then(VecDeque::pop_front)
-                    {
-                        let _ = ack.send(Ok(record));
-                    }
+type Acks = Vec<oneshot::Sender<JobOutcome>>;
+
+/// Runs a batch in one transaction. Each job's statements run inside a savepoint, so one
+/// failing job is undone alone; the events of the jobs that succeeded are appended after.
+async fn commit_batch(
+    store: &Store,
+    jobs: Vec<Pending>,
+    answers: &mut Vec<Option<JobOutcome>>,
+) -> Result<Acks, (Acks, StoreError)> {
+    let (jobs, acks): (Vec<Job>, Acks) = jobs.into_iter().unzip();
+    let mut tx = match store.pools.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return Err((acks, e)),
+    };
+    let mut events: Vec<NewAuditEvent> = Vec::new();
+    let mut owners: HashMap<TenantId, VecDeque<usize>> = HashMap::new();
+    for (index, job) in jobs.into_iter().enumerate() {
+        let affected = if job.statements.is_empty() {
+            Ok(Vec::new())
+        } else {
+            run_in_savepoint(&mut tx, job.statements).await
+        };
+        match affected {
+            Ok(affected) => {
+                for event in job.events {
+                    owners.entry(event.tenant_id).or_default().push_back(index);
+                    events.push(event);
                 }
+                answers.push(Some(Ok((affected, Vec::new()))));
             }
-            Err(error) => {
-                tracing::error!(%error, "audit append failed");
-                for ack in waiting.into_values().flatten() {
-                    let _ = ack.send(Err(error.to_string()));
-                }
+            Err(e) => answers.push(Some(Err(e))),
+        }
+    }
+    let records = match crate::write::append(&mut tx, events, Vec::new()).await {
+        Ok(records) => records,
+        Err(e) => return Err((acks, e)),
+    };
+    if let Err(e) = tx.commit().await {
+        return Err((acks, e));
+    }
+    // Records come back grouped by tenant, each tenant's in submission order.
+    for record in records {
+        if let Some(index) = owners
+            .get_mut(&record.tenant_id)
+            .and_then(VecDeque::pop_front)
+            && let Some(Some(Ok((_, records)))) = answers.get_mut(index)
+        {
+            records.push(record);
+        }
+    }
+    Ok(acks)
+}
+
+async fn run_in_savepoint(tx: &mut Tx, statements: Vec<Query>) -> Result<Vec<u64>, StoreError> {
+    tx.execute(query("SAVEPOINT group_job")).await?;
+    let mut affected = Vec::with_capacity(statements.len());
+    for statement in statements {
+        match tx.execute(statement).await {
+            Ok(n) => affected.push(n),
+            Err(e) => {
+                tx.execute(query("ROLLBACK TO SAVEPOINT group_job")).await?;
+                tx.execute(query("RELEASE SAVEPOINT group_job")).await?;
+                return Err(e);
             }
         }
     }
+    tx.execute(query("RELEASE SAVEPOINT group_job")).await?;
+    Ok(affected)
 }

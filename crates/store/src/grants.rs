@@ -6,6 +6,7 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
+use portcullis_core::audit::Target;
 use portcullis_core::oauth::ConsentSummary;
 use portcullis_core::{GrantId, ServicePrincipalId, SessionId, TenantId, UserId};
 
@@ -189,47 +190,38 @@ impl Store {
         Ok(())
     }
 
-    /// Records a user's authorization of a client, with its one-time code; audited.
-    pub async fn create_grant(
-        &self,
-        ctx: &WriteContext,
-        grant: &NewGrant,
-    ) -> Result<(), StoreError> {
-        let mut w = self.write(ctx).await?;
-        w.execute(
-            query(
-                "INSERT INTO oauth_grants (id, tenant_id, client_id, user_id, session_id, scopes, audience, \
-                 auth_time, acr, amr, nonce, redirect_uri, code_challenge, code_hash, code_expires_at, \
-                 created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-            )
-            .bind(grant.id)
-            .bind(ctx.tenant_id)
-            .bind(grant.client_id)
-            .bind(grant.user_id)
-            .bind(grant.session_id)
-            .bind(grant.scopes.join(" "))
-            .bind(grant.audience.clone())
-            .bind(grant.auth_time)
-            .bind(grant.acr.clone())
-            .bind(json!(grant.amr).to_string())
-            .bind(grant.nonce.clone())
-            .bind(grant.redirect_uri.clone())
-            .bind(grant.code_challenge.clone())
-            .bind(grant.code_hash.clone())
-            .bind(grant.code_expires_at)
-            .bind(ctx.now)
-            .bind(grant.expires_at),
+    /// Records a user's authorization of a client, with its one-time code; audited in the
+    /// same transaction (shared with other concurrent writes).
+    pub async fn create_grant(&self, ctx: &WriteContext, grant: &NewGrant) -> Result<(), StoreError> {
+        let insert = query(
+            "INSERT INTO oauth_grants (id, tenant_id, client_id, user_id, session_id, scopes, audience, \
+             auth_time, acr, amr, nonce, redirect_uri, code_challenge, code_hash, code_expires_at, \
+             created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
-        .await?;
-        w.record(
+        .bind(grant.id)
+        .bind(ctx.tenant_id)
+        .bind(grant.client_id)
+        .bind(grant.user_id)
+        .bind(grant.session_id)
+        .bind(grant.scopes.join(" "))
+        .bind(grant.audience.clone())
+        .bind(grant.auth_time)
+        .bind(grant.acr.clone())
+        .bind(json!(grant.amr).to_string())
+        .bind(grant.nonce.clone())
+        .bind(grant.redirect_uri.clone())
+        .bind(grant.code_challenge.clone())
+        .bind(grant.code_hash.clone())
+        .bind(grant.code_expires_at)
+        .bind(ctx.now)
+        .bind(grant.expires_at);
+        let event = ctx.event(
             "oauth.authorize",
-            "oauth_grant",
-            grant.id,
-            "create",
+            Target::new("oauth_grant", grant.id),
             json!({"client_id": grant.client_id, "user_id": grant.user_id, "scopes": grant.scopes, "audience": grant.audience}),
         );
-        w.commit().await?;
+        self.group_write(vec![insert], vec![event]).await?;
         Ok(())
     }
 
@@ -242,19 +234,15 @@ impl Store {
         code_hash: &str,
         now: OffsetDateTime,
     ) -> Result<Redemption, StoreError> {
-        let taken = self
-            .pools
-            .execute(
-                query(
-                    "UPDATE oauth_grants SET code_used_at = $1 WHERE code_hash = $2 AND tenant_id = $3 \
-                     AND client_id = $4 AND code_used_at IS NULL",
-                )
-                .bind(now)
-                .bind(code_hash)
-                .bind(tenant_id)
-                .bind(client_id),
-            )
-            .await?;
+        let take = query(
+            "UPDATE oauth_grants SET code_used_at = $1 WHERE code_hash = $2 AND tenant_id = $3 \
+             AND client_id = $4 AND code_used_at IS NULL",
+        )
+        .bind(now)
+        .bind(code_hash)
+        .bind(tenant_id)
+        .bind(client_id);
+        let taken = self.group_write(vec![take], Vec::new()).await?[0];
         let sql = format!(
             "SELECT {GRANT_COLUMNS} FROM oauth_grants g WHERE g.code_hash = $1 AND g.tenant_id = $2 AND g.client_id = $3"
         );
@@ -328,17 +316,14 @@ impl Store {
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.pools
-            .execute(
-                query(
-                    "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(token_hash)
-                .bind(grant_id)
-                .bind(now)
-                .bind(expires_at),
-            )
-            .await?;
+        let insert = query(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(grant_id)
+        .bind(now)
+        .bind(expires_at);
+        self.group_write(vec![insert], Vec::new()).await?;
         Ok(())
     }
 
@@ -376,32 +361,25 @@ impl Store {
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pools.begin().await?;
-        let taken = tx
-            .execute(
-                query(
-                    "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND grant_id = $3 AND used_at IS NULL",
-                )
-                .bind(now)
-                .bind(old_hash)
-                .bind(grant_id),
-            )
-            .await?;
-        if taken != 1 {
-            return Ok(false);
-        }
-        tx.execute(
-            query(
-                "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(new_hash)
-            .bind(grant_id)
-            .bind(now)
-            .bind(expires_at),
+        // The next token is inserted only if the old one is still unused, then the old one is
+        // marked used: both or neither.
+        let next = query(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+             SELECT $1, grant_id, $2, $3 FROM refresh_tokens WHERE token_hash = $4 AND grant_id = $5 AND used_at IS NULL",
         )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+        .bind(new_hash)
+        .bind(now)
+        .bind(expires_at)
+        .bind(old_hash)
+        .bind(grant_id);
+        let used = query(
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND grant_id = $3 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(old_hash)
+        .bind(grant_id);
+        let affected = self.group_write(vec![next, used], Vec::new()).await?;
+        Ok(affected == [1, 1])
     }
 
     /// Marks an access token revoked until it would have expired.

@@ -114,6 +114,8 @@ pub enum Backend {
 pub struct Store {
     pools: Pools,
     backend: Backend,
+    /// The group-commit writer, started on first use (see `audit::AuditSink`).
+    group: std::sync::Arc<std::sync::OnceLock<AuditSink>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -145,6 +147,7 @@ impl Store {
             Ok(Self {
                 pools: Pools::Sqlite { writer, readers },
                 backend: Backend::Sqlite,
+                group: Default::default(),
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
@@ -155,6 +158,7 @@ impl Store {
             Ok(Self {
                 pools: Pools::Postgres(pool),
                 backend: Backend::Postgres,
+                group: Default::default(),
             })
         } else {
             Err(StoreError::UnsupportedUrl(redact_url(url)))
