@@ -169,10 +169,29 @@ impl Store {
         statements: Vec<Query>,
         events: Vec<NewAuditEvent>,
     ) -> Result<Vec<u64>, StoreError> {
+        let job = Job {
+            statements,
+            events,
+            each_must_change: false,
+        };
         self.audit_sink()
-            .submit(Job { statements, events })
+            .submit(job)
             .await
             .map(|(affected, _)| affected)
+    }
+
+    /// Like `group_write`, but each statement must change a row: the first that changes none
+    /// undoes the call's earlier statements and stops it. True when all of them changed rows.
+    /// ("Mark the code used, then issue its refresh token" issues nothing if the code was used.)
+    pub(crate) async fn group_write_all(&self, statements: Vec<Query>) -> Result<bool, StoreError> {
+        let count = statements.len();
+        let job = Job {
+            statements,
+            events: Vec::new(),
+            each_must_change: true,
+        };
+        let (affected, _) = self.audit_sink().submit(job).await?;
+        Ok(affected.len() == count && affected.iter().all(|n| *n > 0))
     }
 }
 
@@ -183,6 +202,7 @@ const MAX_BATCH: usize = 1024;
 struct Job {
     statements: Vec<Query>,
     events: Vec<NewAuditEvent>,
+    each_must_change: bool,
 }
 
 type JobOutcome = Result<(Vec<u64>, Vec<AuditRecord>), StoreError>;
@@ -207,6 +227,7 @@ impl AuditSink {
         let job = Job {
             statements: Vec::new(),
             events: vec![event],
+            each_must_change: false,
         };
         let (_, mut records) = self.submit(job).await?;
         records
@@ -270,7 +291,7 @@ async fn commit_batch(
         let affected = if job.statements.is_empty() {
             Ok(Vec::new())
         } else {
-            run_in_savepoint(&mut tx, job.statements).await
+            run_in_savepoint(&mut tx, job.statements, job.each_must_change).await
         };
         match affected {
             Ok(affected) => {
@@ -303,18 +324,28 @@ async fn commit_batch(
     Ok(acks)
 }
 
-async fn run_in_savepoint(tx: &mut Tx, statements: Vec<Query>) -> Result<Vec<u64>, StoreError> {
+async fn run_in_savepoint(
+    tx: &mut Tx,
+    statements: Vec<Query>,
+    each_must_change: bool,
+) -> Result<Vec<u64>, StoreError> {
     tx.execute(query("SAVEPOINT group_job")).await?;
     let mut affected = Vec::with_capacity(statements.len());
     for statement in statements {
-        match tx.execute(statement).await {
-            Ok(n) => affected.push(n),
-            Err(e) => {
-                tx.execute(query("ROLLBACK TO SAVEPOINT group_job")).await?;
-                tx.execute(query("RELEASE SAVEPOINT group_job")).await?;
-                return Err(e);
-            }
+        let outcome = tx.execute(statement).await;
+        let undo = match &outcome {
+            Ok(n) => each_must_change && *n == 0,
+            Err(_) => true,
+        };
+        if undo {
+            tx.execute(query("ROLLBACK TO SAVEPOINT group_job")).await?;
+            tx.execute(query("RELEASE SAVEPOINT group_job")).await?;
+            return outcome.map(|n| {
+                affected.push(n);
+                affected
+            });
         }
+        affected.push(outcome?);
     }
     tx.execute(query("RELEASE SAVEPOINT group_job")).await?;
     Ok(affected)

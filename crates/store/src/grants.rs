@@ -105,14 +105,13 @@ fn grant_from_row(row: &Row) -> Result<StoredGrant, StoreError> {
     })
 }
 
-/// What redeeming a code found.
+/// What redeeming a code did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Redemption {
     /// The code was unused: it is used now.
-    Redeemed(Box<StoredGrant>),
-    /// The code was used before: its grant, and every token from it, is revoked now.
-    Reused(GrantId),
-    /// No such code for this client in this tenant.
-    Unknown,
+    Redeemed,
+    /// The code was used before; nothing was issued.
+    Reused,
 }
 
 /// A refresh token and the grant it belongs to.
@@ -192,7 +191,11 @@ impl Store {
 
     /// Records a user's authorization of a client, with its one-time code; audited in the
     /// same transaction (shared with other concurrent writes).
-    pub async fn create_grant(&self, ctx: &WriteContext, grant: &NewGrant) -> Result<(), StoreError> {
+    pub async fn create_grant(
+        &self,
+        ctx: &WriteContext,
+        grant: &NewGrant,
+    ) -> Result<(), StoreError> {
         let insert = query(
             "INSERT INTO oauth_grants (id, tenant_id, client_id, user_id, session_id, scopes, audience, \
              auth_time, acr, amr, nonce, redirect_uri, code_challenge, code_hash, code_expires_at, \
@@ -225,26 +228,16 @@ impl Store {
         Ok(())
     }
 
-    /// Redeems a code for `client_id`, once. A second redemption revokes the grant, so tokens
-    /// issued from a stolen-and-replayed code stop working (RFC 6749 §4.1.2).
-    pub async fn redeem_code(
+    /// The grant behind a code of this client, used or not.
+    pub async fn grant_by_code(
         &self,
         tenant_id: TenantId,
         client_id: ServicePrincipalId,
         code_hash: &str,
-        now: OffsetDateTime,
-    ) -> Result<Redemption, StoreError> {
-        let take = query(
-            "UPDATE oauth_grants SET code_used_at = $1 WHERE code_hash = $2 AND tenant_id = $3 \
-             AND client_id = $4 AND code_used_at IS NULL",
-        )
-        .bind(now)
-        .bind(code_hash)
-        .bind(tenant_id)
-        .bind(client_id);
-        let taken = self.group_write(vec![take], Vec::new()).await?[0];
+    ) -> Result<Option<(StoredGrant, bool)>, StoreError> {
         let sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM oauth_grants g WHERE g.code_hash = $1 AND g.tenant_id = $2 AND g.client_id = $3"
+            "SELECT {GRANT_COLUMNS}, g.code_used_at FROM oauth_grants g \
+             WHERE g.code_hash = $1 AND g.tenant_id = $2 AND g.client_id = $3"
         );
         let row = self
             .pools
@@ -255,16 +248,42 @@ impl Store {
                     .bind(client_id),
             )
             .await?;
-        let Some(row) = row else {
-            return Ok(Redemption::Unknown);
-        };
-        let grant = grant_from_row(&row)?;
-        if taken == 1 {
-            return Ok(Redemption::Redeemed(Box::new(grant)));
+        row.map(|r| Ok((grant_from_row(&r)?, r.opt_int("code_used_at")?.is_some())))
+            .transpose()
+    }
+
+    /// Redeems a grant's code, once, issuing its first refresh token (if any) in the same
+    /// transaction. `Redemption::Reused`: the code was used before, and nothing was issued;
+    /// the caller revokes the grant (RFC 6749 §4.1.2).
+    pub async fn redeem_code(
+        &self,
+        grant: &StoredGrant,
+        refresh: Option<(&str, OffsetDateTime)>,
+        now: OffsetDateTime,
+    ) -> Result<Redemption, StoreError> {
+        let mut statements = vec![
+            query(
+                "UPDATE oauth_grants SET code_used_at = $1 WHERE id = $2 AND code_used_at IS NULL",
+            )
+            .bind(now)
+            .bind(grant.id),
+        ];
+        if let Some((token_hash, expires_at)) = refresh {
+            statements.push(
+                query(
+                    "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(token_hash)
+                .bind(grant.id)
+                .bind(now)
+                .bind(expires_at),
+            );
         }
-        self.revoke_grant(tenant_id, grant.id, "authorization code used twice", now)
-            .await?;
-        Ok(Redemption::Reused(grant.id))
+        Ok(if self.group_write_all(statements).await? {
+            Redemption::Redeemed
+        } else {
+            Redemption::Reused
+        })
     }
 
     /// A grant of this tenant.
@@ -308,25 +327,6 @@ impl Store {
         Ok(revoked == 1)
     }
 
-    /// Stores a new refresh token of a grant.
-    pub async fn add_refresh_token(
-        &self,
-        grant_id: GrantId,
-        token_hash: &str,
-        now: OffsetDateTime,
-        expires_at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let insert = query(
-            "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(token_hash)
-        .bind(grant_id)
-        .bind(now)
-        .bind(expires_at);
-        self.group_write(vec![insert], Vec::new()).await?;
-        Ok(())
-    }
-
     /// The refresh token with this hash, and its grant, in this tenant.
     pub async fn refresh_token(
         &self,
@@ -361,25 +361,20 @@ impl Store {
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        // The next token is inserted only if the old one is still unused, then the old one is
-        // marked used: both or neither.
-        let next = query(
-            "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
-             SELECT $1, grant_id, $2, $3 FROM refresh_tokens WHERE token_hash = $4 AND grant_id = $5 AND used_at IS NULL",
-        )
-        .bind(new_hash)
-        .bind(now)
-        .bind(expires_at)
-        .bind(old_hash)
-        .bind(grant_id);
         let used = query(
             "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND grant_id = $3 AND used_at IS NULL",
         )
         .bind(now)
         .bind(old_hash)
         .bind(grant_id);
-        let affected = self.group_write(vec![next, used], Vec::new()).await?;
-        Ok(affected == [1, 1])
+        let next = query(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(new_hash)
+        .bind(grant_id)
+        .bind(now)
+        .bind(expires_at);
+        self.group_write_all(vec![used, next]).await
     }
 
     /// Marks an access token revoked until it would have expired.

@@ -438,6 +438,24 @@ async fn a_code_works_once_and_its_replay_revokes_what_it_gave() {
     .await;
     assert_eq!(refreshed["error"], "invalid_grant");
 
+    // Two redemptions racing: one wins, and the loser's attempt revokes what the winner got.
+    let raced = code_for(&mut browser, &client, &[]).await;
+    let (first, second) = tokio::join!(
+        exchange(&server, &client, Some(&secret), &raced),
+        exchange(&server, &client, Some(&secret), &raced)
+    );
+    let winners: Vec<&Value> = [&first, &second]
+        .into_iter()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(winners.len(), 1, "{first:?} {second:?}");
+    let won = winners[0]["access_token"].as_str().unwrap();
+    assert_eq!(
+        introspect(&server, &client, &secret, won).await["active"],
+        false
+    );
+
     // An expired code is refused.
     let late = code_for(&mut browser, &client, &[]).await;
     server

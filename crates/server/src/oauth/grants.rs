@@ -44,24 +44,18 @@ pub(super) async fn authorization_code(
         OAuthError::InvalidRequest("code_verifier is missing: PKCE is required".into())
     })?;
     let now = state.clock.now();
-    let grant = match state
+    let Some((grant, used)) = state
         .store
-        .redeem_code(tenant.id, client.id, &secret_hash(state, code), now)
+        .grant_by_code(tenant.id, client.id, &secret_hash(state, code))
         .await?
-    {
-        Redemption::Redeemed(grant) => grant,
-        Redemption::Unknown => {
-            return Err(invalid_grant(
-                "the code is unknown, or was issued to another client",
-            ));
-        }
-        Redemption::Reused(grant_id) => {
-            audit_revocation(state, tenant, &origin, client, grant_id, "code reused").await?;
-            return Err(invalid_grant(
-                "the code was already used; every token issued from it is now revoked",
-            ));
-        }
+    else {
+        return Err(invalid_grant(
+            "the code is unknown, or was issued to another client",
+        ));
     };
+    if used {
+        return Err(code_reused(state, tenant, &origin, client, &grant, now).await);
+    }
     if now >= grant.code_expires_at {
         return Err(invalid_grant("the code has expired: codes last 60 seconds"));
     }
@@ -83,16 +77,19 @@ pub(super) async fn authorization_code(
     }
     let user = usable_user(state, tenant, &grant, now).await?;
     let refresh = if client.settings.grants(GrantType::RefreshToken) {
-        let token = new_session_token().map_err(|e| ApiError::Internal(e.to_string()))?;
-        let expires_at = refresh_expiry(&client.settings, &grant, now);
-        state
-            .store
-            .add_refresh_token(grant.id, &secret_hash(state, &token), now, expires_at)
-            .await?;
-        Some(token)
+        Some(new_session_token().map_err(|e| ApiError::Internal(e.to_string()))?)
     } else {
         None
     };
+    let refresh_hash = refresh.as_ref().map(|token| secret_hash(state, token));
+    let first_refresh = refresh_hash
+        .as_deref()
+        .map(|hash| (hash, refresh_expiry(&client.settings, &grant, now)));
+    // The code is taken, and its refresh token stored, in one transaction: a code raced by a
+    // copy of it is redeemed once, and the loser revokes what the winner got.
+    if state.store.redeem_code(&grant, first_refresh, now).await? == Redemption::Reused {
+        return Err(code_reused(state, tenant, &origin, client, &grant, now).await);
+    }
     let minted = Mint {
         grant: &grant,
         user: &user,
@@ -197,6 +194,27 @@ fn narrowed_scopes(grant: &StoredGrant, requested: Option<&str>) -> Result<Vec<S
         }
     }
     Ok(scopes)
+}
+
+/// A code presented again: everything issued from it is revoked (if not already), audited.
+async fn code_reused(
+    state: &AppState,
+    tenant: &Tenant,
+    origin: &Origin,
+    client: &Client,
+    grant: &StoredGrant,
+    now: OffsetDateTime,
+) -> Issue {
+    let revoked = state
+        .store
+        .revoke_grant(tenant.id, grant.id, "authorization code used twice", now)
+        .await;
+    let audited = audit_revocation(state, tenant, origin, client, grant.id, "code reused").await;
+    match (revoked, audited) {
+        (Err(e), _) => e.into(),
+        (_, Err(issue)) => issue,
+        _ => invalid_grant("the code was already used; every token issued from it is now revoked"),
+    }
 }
 
 /// Each refresh token lives `refresh_token_seconds`, never past the grant's last day.
