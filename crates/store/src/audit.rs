@@ -248,18 +248,27 @@ impl AuditSink {
 async fn run_sink(store: Store, mut receiver: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let jobs: Vec<Pending> = std::mem::take(&mut batch);
-        let mut answers: Vec<Option<JobOutcome>> = Vec::with_capacity(jobs.len());
-        let outcome = commit_batch(&store, jobs, &mut answers).await;
+        let (jobs, acks): (Vec<Job>, Vec<oneshot::Sender<JobOutcome>>) = batch.drain(..).unzip();
+        // Most batches succeed whole: run them without savepoints (each costs statements).
+        // If anything would need undoing, run the batch again with one savepoint per job.
+        let mut outcome = run_batch(&store, &jobs, false).await;
+        if matches!(outcome, Ok(BatchRun::Retry)) {
+            outcome = run_batch(&store, &jobs, true).await;
+        }
         match outcome {
-            Ok(acks) => {
+            Ok(BatchRun::Done(answers)) => {
                 for (ack, answer) in acks.into_iter().zip(answers) {
-                    if let Some(answer) = answer {
-                        let _ = ack.send(answer);
-                    }
+                    let _ = ack.send(answer);
                 }
             }
-            Err((acks, error)) => {
+            Ok(BatchRun::Retry) => {
+                for ack in acks {
+                    let _ = ack.send(Err(StoreError::Corrupt(
+                        "a group commit could not isolate its writes".into(),
+                    )));
+                }
+            }
+            Err(error) => {
                 tracing::error!(%error, "group commit failed");
                 for ack in acks {
                     let _ = ack.send(Err(StoreError::Corrupt(format!(
@@ -271,57 +280,78 @@ async fn run_sink(store: Store, mut receiver: mpsc::Receiver<Pending>) {
     }
 }
 
-type Acks = Vec<oneshot::Sender<JobOutcome>>;
+enum BatchRun {
+    /// Committed; each job's answer.
+    Done(Vec<JobOutcome>),
+    /// Rolled back: a job needs undoing on its own, which takes savepoints.
+    Retry,
+}
 
-/// Runs a batch in one transaction. Each job's statements run inside a savepoint, so one
-/// failing job is undone alone; the events of the jobs that succeeded are appended after.
-async fn commit_batch(
-    store: &Store,
-    jobs: Vec<Pending>,
-    answers: &mut Vec<Option<JobOutcome>>,
-) -> Result<Acks, (Acks, StoreError)> {
-    let (jobs, acks): (Vec<Job>, Acks) = jobs.into_iter().unzip();
-    let mut tx = match store.pools.begin().await {
-        Ok(tx) => tx,
-        Err(e) => return Err((acks, e)),
-    };
+/// Runs a batch in one transaction, then appends the events of the jobs that succeeded. With
+/// `isolated`, each job runs inside a savepoint, so a failing job is undone alone; without,
+/// anything that would need undoing rolls the whole batch back (`Retry`).
+async fn run_batch(store: &Store, jobs: &[Job], isolated: bool) -> Result<BatchRun, StoreError> {
+    let mut tx = store.pools.begin().await?;
+    let mut answers: Vec<JobOutcome> = Vec::with_capacity(jobs.len());
     let mut events: Vec<NewAuditEvent> = Vec::new();
     let mut owners: HashMap<TenantId, VecDeque<usize>> = HashMap::new();
-    for (index, job) in jobs.into_iter().enumerate() {
+    for (index, job) in jobs.iter().enumerate() {
         let affected = if job.statements.is_empty() {
             Ok(Vec::new())
+        } else if isolated {
+            run_in_savepoint(&mut tx, job.statements.clone(), job.each_must_change).await
         } else {
-            run_in_savepoint(&mut tx, job.statements, job.each_must_change).await
+            match run_plain(&mut tx, &job.statements, job.each_must_change).await {
+                Some(affected) => Ok(affected),
+                // Dropping the transaction rolls it back.
+                None => return Ok(BatchRun::Retry),
+            }
         };
         match affected {
             Ok(affected) => {
-                for event in job.events {
-                    owners.entry(event.tenant_id).or_default().push_back(index);
-                    events.push(event);
+                let stopped = job.each_must_change && affected.len() < job.statements.len();
+                if !stopped {
+                    for event in &job.events {
+                        owners.entry(event.tenant_id).or_default().push_back(index);
+                        events.push(event.clone());
+                    }
                 }
-                answers.push(Some(Ok((affected, Vec::new()))));
+                answers.push(Ok((affected, Vec::new())));
             }
-            Err(e) => answers.push(Some(Err(e))),
+            Err(e) => answers.push(Err(e)),
         }
     }
-    let records = match crate::write::append(&mut tx, events, Vec::new()).await {
-        Ok(records) => records,
-        Err(e) => return Err((acks, e)),
-    };
-    if let Err(e) = tx.commit().await {
-        return Err((acks, e));
-    }
+    let records = crate::write::append(&mut tx, events, Vec::new()).await?;
+    tx.commit().await?;
     // Records come back grouped by tenant, each tenant's in submission order.
     for record in records {
         if let Some(index) = owners
             .get_mut(&record.tenant_id)
             .and_then(VecDeque::pop_front)
-            && let Some(Some(Ok((_, records)))) = answers.get_mut(index)
+            && let Some(Ok((_, records))) = answers.get_mut(index)
         {
             records.push(record);
         }
     }
-    Ok(acks)
+    Ok(BatchRun::Done(answers))
+}
+
+/// A job without a savepoint: fine while nothing needs undoing. A first statement that
+/// changes nothing stops a job cleanly; a later one, or an error, needs the savepoint (`None`).
+async fn run_plain(tx: &mut Tx, statements: &[Query], each_must_change: bool) -> Option<Vec<u64>> {
+    let mut affected = Vec::with_capacity(statements.len());
+    for (position, statement) in statements.iter().enumerate() {
+        match tx.execute(statement.clone()).await {
+            Ok(0) if each_must_change && position == 0 => {
+                affected.push(0);
+                return Some(affected);
+            }
+            Ok(0) if each_must_change => return None,
+            Ok(n) => affected.push(n),
+            Err(_) => return None,
+        }
+    }
+    Some(affected)
 }
 
 async fn run_in_savepoint(
@@ -349,4 +379,42 @@ async fn run_in_savepoint(
     }
     tx.execute(query("RELEASE SAVEPOINT group_job")).await?;
     Ok(affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes that share a group commit succeed or fail each on its own: a failing one is
+    /// undone alone, and a guard that changes nothing stops only its own write.
+    #[tokio::test]
+    async fn a_failing_write_in_a_group_commit_is_undone_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url, 4).await.unwrap();
+        store.migrate().await.unwrap();
+        let bad = query(
+            "INSERT INTO revoked_access_tokens (jti, tenant_id, expires_at) VALUES ('x', 'no such tenant', 0)",
+        );
+        let harmless = query("DELETE FROM revoked_access_tokens WHERE expires_at < 0");
+        let guarded = vec![
+            query("UPDATE refresh_tokens SET used_at = 1 WHERE token_hash = 'none'"),
+            query("DELETE FROM revoked_access_tokens"),
+        ];
+        let (failed, fine, stopped) = tokio::join!(
+            store.group_write(vec![harmless.clone(), bad], Vec::new()),
+            store.group_write(vec![harmless], Vec::new()),
+            store.group_write_all(guarded),
+        );
+        assert!(failed.is_err(), "the foreign key is enforced");
+        assert_eq!(fine.unwrap(), vec![0]);
+        assert!(!stopped.unwrap());
+        // The writer is still healthy afterwards.
+        assert!(
+            store
+                .group_write(vec![query("DELETE FROM revoked_access_tokens")], Vec::new())
+                .await
+                .is_ok()
+        );
+    }
 }

@@ -406,6 +406,37 @@ impl Store {
             .is_some())
     }
 
+    /// A grant's user and whether its sign-in session is still open, in one query (the
+    /// refresh path runs it for every token).
+    pub async fn grant_user(
+        &self,
+        grant: &StoredGrant,
+        now: OffsetDateTime,
+    ) -> Result<Option<(portcullis_core::identity::User, bool)>, StoreError> {
+        let sql = format!(
+            "SELECT {}, EXISTS (SELECT 1 FROM sessions s WHERE s.id = $3 AND s.idle_expires_at > $4 \
+             AND s.absolute_expires_at > $4) AS session_live FROM users WHERE id = $1 AND tenant_id = $2",
+            crate::principals::USER_COLUMNS
+        );
+        let row = self
+            .pools
+            .fetch_optional(
+                assembled_query(sql)
+                    .bind(grant.user_id)
+                    .bind(grant.tenant_id)
+                    .bind(grant.session_id)
+                    .bind(now),
+            )
+            .await?;
+        row.map(|r| {
+            Ok((
+                crate::principals::user_from_row(&r)?,
+                r.boolean("session_live")?,
+            ))
+        })
+        .transpose()
+    }
+
     /// Whether a sign-in session is still open.
     pub async fn session_is_live(
         &self,

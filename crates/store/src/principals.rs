@@ -32,6 +32,9 @@ macro_rules! user_columns {
     };
 }
 
+/// The columns `user_from_row` reads, for queries assembled at run time.
+pub(crate) const USER_COLUMNS: &str = user_columns!();
+
 macro_rules! group_columns {
     () => {
         "id, tenant_id, name, description, created_at, updated_at, version"

@@ -75,7 +75,7 @@ pub(super) async fn authorization_code(
         )
         .into());
     }
-    let user = usable_user(state, tenant, &grant, now).await?;
+    let (user, _) = usable_user(state, &grant, now).await?;
     let refresh = if client.settings.grants(GrantType::RefreshToken) {
         Some(new_session_token().map_err(|e| ApiError::Internal(e.to_string()))?)
     } else {
@@ -132,10 +132,8 @@ pub(super) async fn refresh_token(
     if now >= record.expires_at {
         return Err(invalid_grant("the refresh token has expired"));
     }
-    let user = usable_user(state, tenant, &grant, now).await?;
-    if !grant.has_scope(portcullis_core::oauth::OFFLINE_ACCESS)
-        && !state.store.session_is_live(grant.session_id, now).await?
-    {
+    let (user, session_live) = usable_user(state, &grant, now).await?;
+    if !grant.has_scope(portcullis_core::oauth::OFFLINE_ACCESS) && !session_live {
         return Err(invalid_grant(
             "the sign-in session this token belongs to has ended (ask for offline_access to outlive it)",
         ));
@@ -226,22 +224,20 @@ fn refresh_expiry(
     (now + Duration::seconds(i64::from(settings.refresh_token_seconds))).min(grant.expires_at)
 }
 
-/// The grant's user, if still allowed in: disabling a user stops their tokens at once.
+/// The grant's user, if still allowed in (disabling a user stops their tokens at once), and
+/// whether the sign-in session behind the grant is still open.
 async fn usable_user(
     state: &AppState,
-    tenant: &Tenant,
     grant: &StoredGrant,
     now: OffsetDateTime,
-) -> Result<User, Issue> {
-    let user = match state.store.user(tenant.id, grant.user_id).await {
-        Ok(user) => user,
-        Err(StoreError::NotFound) => return Err(invalid_grant("the user no longer exists")),
-        Err(e) => return Err(e.into()),
+) -> Result<(User, bool), Issue> {
+    let Some((user, session_live)) = state.store.grant_user(grant, now).await? else {
+        return Err(invalid_grant("the user no longer exists"));
     };
     if user.unusable_reason(now).is_some() {
         return Err(invalid_grant("the user is disabled or has expired"));
     }
-    Ok(user)
+    Ok((user, session_live))
 }
 
 async fn revoke_for_reuse(
