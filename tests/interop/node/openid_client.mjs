@@ -3,7 +3,8 @@
 // uses it: discovery, authorization code with PKCE S256, state and nonce, sign-in through the
 // server's HTML pages, ID token checks, userinfo, refresh-token rotation and reuse detection,
 // introspection (RFC 7662), revocation (RFC 7009), a public client, and callback tampering
-// (state, and the RFC 9207 `iss` parameter) that openid-client must refuse.
+// (state, and the RFC 9207 `iss` parameter) that openid-client must refuse, and RP-initiated
+// logout.
 //
 // Needs PORTCULLIS_URL (the server's public URL) and PORTCULLIS_API_KEY (an operator admin key);
 // run by tests/interop/node/run.sh. Prints one line on success, exits non-zero on any failure.
@@ -16,6 +17,7 @@ import * as client from 'openid-client';
 const PASSWORD = 'violet tugboat parsley orbit';
 // Nothing listens here: the browser's last redirect is handed to openid-client, never followed.
 const REDIRECT_URI = 'http://localhost:9/callback';
+const SIGNED_OUT_URI = 'http://localhost:9/signed-out';
 const API_SCOPE = 'orders:read';
 const SCOPE = `openid profile email ${API_SCOPE}`;
 
@@ -70,6 +72,7 @@ async function createClient(admin, name, clientType) {
       client_type: clientType,
       grant_types: ['authorization_code', 'refresh_token'],
       redirect_uris: [REDIRECT_URI],
+      post_logout_redirect_uris: [SIGNED_OUT_URI],
       scopes: [API_SCOPE],
       resources: [],
       access_token_seconds: 300,
@@ -534,7 +537,42 @@ async function run(base, apiKey) {
     discoveryOptions,
     startedAt,
   });
+  await logout(config, browser);
   return { confidential: confidential.id, public: pub.id };
+}
+
+/**
+ * RP-initiated logout as openid-client builds it: with the ID token of the browser's session
+ * the session ends at once, the browser lands on the registered post-logout URI with the
+ * state, the session's refresh token stops working, and a silent sign-in finds no session.
+ */
+async function logout(config, browser) {
+  const request = await authorizationRequest(config);
+  const callback = await authorizeAgain(browser, request.url);
+  const tokens = await client.authorizationCodeGrant(config, callback, request.checks);
+  const state = client.randomState();
+  const endSession = client.buildEndSessionUrl(config, {
+    id_token_hint: tokens.id_token,
+    post_logout_redirect_uri: SIGNED_OUT_URI,
+    state,
+  });
+  const after = await browser.redirect('logout', endSession);
+  check(
+    after.href === `${SIGNED_OUT_URI}?state=${state}`,
+    `logout: redirected to ${after}, not to the post-logout URI with the state`,
+  );
+  check(!browser.cookies.has('portcullis_session'), 'logout: the session cookie is still set');
+  await refused(
+    'refresh token of an ended session',
+    client.refreshTokenGrant(config, tokens.refresh_token),
+    oauthError('invalid_grant'),
+  );
+  const silent = await authorizationRequest(config, { prompt: 'none' });
+  const answer = await browser.redirect('prompt=none after logout', silent.url);
+  check(
+    answer.searchParams.get('error') === 'login_required',
+    `prompt=none after logout answered ${answer}, not login_required`,
+  );
 }
 
 /** A public client (a native or browser app): no secret, token_endpoint_auth_method none. */
@@ -612,7 +650,7 @@ async function main() {
         `(client_secret_basic) and public client ${ids.public} (none); ID token, userinfo, ` +
         `RFC 9068 access tokens (oauth4webapi), refresh rotation and reuse detection, ` +
         `introspection, revocation, prompt=none, code replay, wrong secret and verifier, ` +
-        `and tampered iss/state callbacks checked`,
+        `tampered iss/state callbacks, and RP-initiated logout checked`,
     );
     return 0;
   } catch (e) {
