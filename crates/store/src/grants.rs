@@ -85,12 +85,7 @@ fn grant_from_row(row: &Row) -> Result<StoredGrant, StoreError> {
         client_id: row.parse("client_id")?,
         user_id: row.parse("user_id")?,
         session_id: row.parse("session_id")?,
-        scopes: row
-            .text("scopes")?
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        scopes: scope_list(&row.text("scopes")?),
         audience: row.text("audience")?,
         auth_time: row.time("auth_time")?,
         acr: row.text("acr")?,
@@ -103,6 +98,14 @@ fn grant_from_row(row: &Row) -> Result<StoredGrant, StoreError> {
         expires_at: row.time("expires_at")?,
         revoked_at: row.opt_time("revoked_at")?,
     })
+}
+
+/// Scopes as stored: one space-separated string.
+fn scope_list(text: &str) -> Vec<String> {
+    text.split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// What redeeming a code did.
@@ -473,12 +476,7 @@ impl Store {
             )
             .await?;
         row.map(|r| {
-            let scopes = r
-                .text("scopes")?
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
+            let scopes = scope_list(&r.text("scopes")?);
             Ok((scopes, r.time("granted_at")?))
         })
         .transpose()
@@ -502,12 +500,7 @@ impl Store {
             )
             .await?;
         let mut all: Vec<String> = match before {
-            Some(row) => row
-                .text("scopes")?
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            Some(row) => scope_list(&row.text("scopes")?),
             None => Vec::new(),
         };
         for scope in scopes {
@@ -560,12 +553,7 @@ impl Store {
                 Ok(ConsentSummary {
                     client_id: r.parse("client_id")?,
                     application: r.text("name")?,
-                    scopes: r
-                        .text("scopes")?
-                        .split(' ')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
+                    scopes: scope_list(&r.text("scopes")?),
                     granted_at: r.time("granted_at")?,
                 })
             })

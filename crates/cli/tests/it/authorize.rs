@@ -147,6 +147,16 @@ async fn post_form(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// A pushed authorization request (RFC 9126).
+async fn push(
+    server: &TestServer,
+    client: &str,
+    secret: Option<&str>,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    post_form(server, "/t/operator/oauth/par", client, secret, form).await
+}
+
 async fn exchange(
     server: &TestServer,
     client: &str,
@@ -1076,14 +1086,7 @@ async fn pushed_requests_travel_by_reference_and_work_once() {
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
     ];
-    let (status, pushed) = post_form(
-        &server,
-        "/t/operator/oauth/par",
-        &client,
-        Some(&secret),
-        &fields,
-    )
-    .await;
+    let (status, pushed) = push(&server, &client, Some(&secret), &fields).await;
     assert_eq!(status, 201, "{pushed}");
     assert_eq!(pushed["expires_in"], 600);
     let request_uri = pushed["request_uri"].as_str().unwrap();
@@ -1100,53 +1103,25 @@ async fn pushed_requests_travel_by_reference_and_work_once() {
     assert_eq!(browser.get(&path).await.status, 400);
 
     // Pushing needs the client's credentials and its own redirect URI.
-    let (status, refused) = post_form(
-        &server,
-        "/t/operator/oauth/par",
-        &client,
-        Some("wrong"),
-        &fields,
-    )
-    .await;
+    let (status, refused) = push(&server, &client, Some("wrong"), &fields).await;
     assert_eq!(
         (status, refused["error"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("invalid_client"))
     );
     let mut elsewhere = fields.to_vec();
     elsewhere[1] = ("redirect_uri", "https://evil.example/cb");
-    let (status, refused) = post_form(
-        &server,
-        "/t/operator/oauth/par",
-        &client,
-        Some(&secret),
-        &elsewhere,
-    )
-    .await;
+    let (status, refused) = push(&server, &client, Some(&secret), &elsewhere).await;
     assert_eq!(
         (status, refused["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_request"))
     );
     let mut plain_pkce = fields.to_vec();
     plain_pkce[5] = ("code_challenge_method", "plain");
-    let (status, _) = post_form(
-        &server,
-        "/t/operator/oauth/par",
-        &client,
-        Some(&secret),
-        &plain_pkce,
-    )
-    .await;
+    let (status, _) = push(&server, &client, Some(&secret), &plain_pkce).await;
     assert_eq!(status, 400);
     // Another client cannot use this client's reference.
     let (other, _) = app(&server, "other", json!({})).await;
-    let (_, pushed) = post_form(
-        &server,
-        "/t/operator/oauth/par",
-        &client,
-        Some(&secret),
-        &fields,
-    )
-    .await;
+    let (_, pushed) = push(&server, &client, Some(&secret), &fields).await;
     let stolen = format!(
         "/t/operator/oauth/authorize?client_id={other}&request_uri={}",
         url::form_urlencoded::byte_serialize(pushed["request_uri"].as_str().unwrap().as_bytes())
