@@ -1272,7 +1272,7 @@ async fn signing_out_on_the_account_page_tells_the_applications_too() {
         json!({"backchannel_logout_uri": receiver_uri}),
     )
     .await;
-    let (mut browser, _) = signed_in(&server, "ada").await;
+    let (mut browser, user) = signed_in(&server, "ada").await;
     let code = code_for(&mut browser, &client, &[]).await;
     let (_, tokens) = exchange(&server, &client, secret.as_deref(), &code).await;
     let account = browser.get("/t/operator/account").await;
@@ -1280,6 +1280,21 @@ async fn signing_out_on_the_account_page_tells_the_applications_too() {
         .post("/t/operator/sign-out", &[("csrf", &account.csrf())])
         .await;
     let body = received.recv().await.expect("a logout token arrives");
+    assert!(body.starts_with("logout_token="));
+    // An administrator ending the user's sessions tells the application too.
+    let mut again = Browser::new(&server);
+    again.sign_in("operator", "ada", PASSWORD).await;
+    let code = code_for(&mut again, &client, &[]).await;
+    exchange(&server, &client, secret.as_deref(), &code).await;
+    server
+        .admin()
+        .delete(&format!("/v1/users/{user}/sessions"))
+        .await
+        .expect(200);
+    let body = received
+        .recv()
+        .await
+        .expect("a second logout token arrives");
     assert!(body.starts_with("logout_token="));
     let (_, refreshed) = token(
         &server,
@@ -1292,4 +1307,62 @@ async fn signing_out_on_the_account_page_tells_the_applications_too() {
     )
     .await;
     assert_eq!(refreshed["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn browser_applications_may_call_the_token_endpoints_from_their_origin() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    let preflight = http
+        .request(
+            reqwest::Method::OPTIONS,
+            server.url("/t/operator/oauth/token"),
+        )
+        .header("origin", "https://spa.example.com")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    assert!(
+        preflight.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("content-type")
+    );
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    let jwks = http
+        .get(server.url("/t/operator/jwks"))
+        .header("origin", "https://spa.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jwks.headers()["access-control-allow-origin"], "*");
+    // Endpoints for servers only, and the pages, are not opened to other origins.
+    for path in [
+        "/t/operator/oauth/introspect",
+        "/t/operator/oauth/par",
+        "/t/operator/sign-in",
+    ] {
+        let response = http
+            .request(reqwest::Method::OPTIONS, server.url(path))
+            .header("origin", "https://spa.example.com")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{path}"
+        );
+    }
 }

@@ -45,25 +45,70 @@ use crate::extract::RequestOrigin;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
+    // What browser applications (public clients) call from their own origin.
+    let for_browsers = Router::new()
         .route(
             "/t/{tenant}/.well-known/openid-configuration",
-            get(discovery),
+            get(discovery).options(preflight),
         )
         // RFC 8414 §3: the well-known segment goes between the host and the issuer's path.
         .route(
             "/.well-known/oauth-authorization-server/t/{tenant}",
-            get(discovery),
+            get(discovery).options(preflight),
         )
-        .route("/t/{tenant}/jwks", get(jwks))
-        .route("/t/{tenant}/oauth/token", post(token))
-        .route("/t/{tenant}/oauth/par", post(par::push))
-        .route("/t/{tenant}/oauth/introspect", post(tokens::introspect))
-        .route("/t/{tenant}/oauth/revoke", post(tokens::revoke))
+        .route("/t/{tenant}/jwks", get(jwks).options(preflight))
+        .route("/t/{tenant}/oauth/token", post(token).options(preflight))
+        .route(
+            "/t/{tenant}/oauth/revoke",
+            post(tokens::revoke).options(preflight),
+        )
         .route(
             "/t/{tenant}/oauth/userinfo",
-            get(tokens::userinfo).post(tokens::userinfo),
+            get(tokens::userinfo)
+                .post(tokens::userinfo)
+                .options(preflight),
         )
+        .layer(axum::middleware::from_fn(open_to_browsers));
+    // Only for servers: confidential clients and resource servers.
+    Router::new()
+        .route("/t/{tenant}/oauth/par", post(par::push))
+        .route("/t/{tenant}/oauth/introspect", post(tokens::introspect))
+        .merge(for_browsers)
+}
+
+/// A CORS preflight: the methods and headers a token request and a bearer call need.
+async fn preflight() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST"),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "authorization, content-type",
+            ),
+            (header::ACCESS_CONTROL_MAX_AGE, "600"),
+        ],
+    )
+        .into_response()
+}
+
+/// CORS for the endpoints a browser application calls: any origin, and no cookies (none
+/// carries a session: the client authenticates with its id or a bearer token).
+async fn open_to_browsers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("www-authenticate"),
+    );
+    response
 }
 
 /// The token endpoint's hot reads, kept for a second: a revoked secret or a disabled client

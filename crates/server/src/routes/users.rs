@@ -468,7 +468,9 @@ pub async fn list_sessions(
     ))
 }
 
-/// Signs the user out everywhere, at once.
+/// Signs the user out everywhere, at once. Applications that got tokens from those sessions
+/// are told (back-channel logout), and the sessions' grants are revoked except
+/// `offline_access` ones.
 #[utoipa::path(delete, path = "/v1/users/{id}/sessions", tag = "users", params(("id" = UserId, Path)),
     responses((status = 200, body = EndedSessions), (status = 404, body = Problem)))]
 pub async fn end_sessions(
@@ -482,6 +484,8 @@ pub async fn end_sessions(
     state.store.user(caller.tenant_id(), id).await?;
     let ctx = caller.write_context(&state);
     let ended = state.store.end_sessions(&ctx, id, None).await?;
+    let tenant = state.store.tenant(caller.tenant_id()).await?;
+    crate::oauth::session_ended(&state, &tenant, id, None, ctx.origin).await?;
     Ok(Json(EndedSessions { ended }))
 }
 
