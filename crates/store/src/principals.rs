@@ -979,6 +979,35 @@ impl Store {
         Ok(page.finish(members, |m| m.member.id))
     }
 
+    /// The names of every group a principal belongs to, directly or through nested groups,
+    /// sorted.
+    pub async fn group_names_transitive(
+        &self,
+        tenant_id: TenantId,
+        member: PrincipalRef,
+    ) -> Result<Vec<String>, StoreError> {
+        self.pools
+            .fetch_all(
+                query(
+                    "WITH RECURSIVE member_of(group_id) AS ( \
+                       SELECT group_id FROM group_members WHERE tenant_id = $1 AND member_kind = $2 AND member_id = $3 \
+                       UNION \
+                       SELECT gm.group_id FROM group_members gm JOIN member_of m \
+                         ON gm.member_kind = 'group' AND gm.member_id = m.group_id WHERE gm.tenant_id = $1 \
+                     ) \
+                     SELECT g.name FROM groups g JOIN member_of m ON g.id = m.group_id \
+                     WHERE g.tenant_id = $1 ORDER BY g.name",
+                )
+                .bind(tenant_id)
+                .bind(member.kind.as_str())
+                .bind(member.id),
+            )
+            .await?
+            .iter()
+            .map(|r| r.text("name"))
+            .collect()
+    }
+
     /// The groups a principal belongs to directly.
     pub async fn memberships(
         &self,

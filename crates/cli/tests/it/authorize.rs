@@ -239,6 +239,28 @@ async fn a_user_signs_in_to_an_application_with_a_code_and_pkce() {
         )
         .await
         .expect(200);
+    // Ada is in "buyers", which is inside "staff": both are in her groups claim.
+    let admin = server.admin();
+    let staff = admin
+        .post("/v1/groups", json!({"name": "staff"}))
+        .await
+        .expect(201);
+    let buyers = admin
+        .post("/v1/groups", json!({"name": "buyers"}))
+        .await
+        .expect(201);
+    for (group, kind, member) in [
+        (&staff, "group", buyers["id"].as_str().unwrap()),
+        (&buyers, "user", user.as_str()),
+    ] {
+        admin
+            .post(
+                &format!("/v1/groups/{}/members", group["id"].as_str().unwrap()),
+                json!({"kind": kind, "id": member}),
+            )
+            .await
+            .expect(201);
+    }
     let mut browser = Browser::new(&server);
 
     // Not signed in: off to the sign-in page, with the hint filled in.
@@ -294,7 +316,7 @@ async fn a_user_signs_in_to_an_application_with_a_code_and_pkce() {
     assert_eq!(id_token["preferred_username"], "ada");
     assert_eq!(id_token["name"], "Ada L.");
     assert_eq!(id_token["email"], "ada@example.com");
-    assert_eq!(id_token["groups"], json!([]));
+    assert_eq!(id_token["groups"], json!(["buyers", "staff"]));
     assert!(id_token["auth_time"].as_i64().unwrap() <= id_token["iat"].as_i64().unwrap());
     let access = tokens["access_token"].as_str().unwrap();
     let at_hash = URL_SAFE_NO_PAD.encode(&Sha256::digest(access.as_bytes())[..16]);
@@ -1295,6 +1317,18 @@ async fn signing_out_on_the_account_page_tells_the_applications_too() {
         .recv()
         .await
         .expect("a second logout token arrives");
+    assert!(body.starts_with("logout_token="));
+    // So does disabling the user.
+    let mut third = Browser::new(&server);
+    third.sign_in("operator", "ada", PASSWORD).await;
+    let code = code_for(&mut third, &client, &[]).await;
+    exchange(&server, &client, secret.as_deref(), &code).await;
+    server
+        .admin()
+        .patch(&format!("/v1/users/{user}"), json!({"state": "disabled"}))
+        .await
+        .expect(200);
+    let body = received.recv().await.expect("a third logout token arrives");
     assert!(body.starts_with("logout_token="));
     let (_, refreshed) = token(
         &server,

@@ -402,7 +402,8 @@ pub(crate) fn profile_claims(user: &User, scopes: &[String]) -> Map<String, Valu
     claims
 }
 
-/// The user's group names (direct memberships) and role names, if the client asked for them.
+/// The user's group names (through nested groups too) and role names, if the client asked
+/// for them.
 pub(crate) async fn directory_claims(
     state: &AppState,
     tenant: &Tenant,
@@ -414,11 +415,8 @@ pub(crate) async fn directory_claims(
         Some(
             state
                 .store
-                .memberships(tenant.id, principal)
-                .await?
-                .into_iter()
-                .map(|g| g.name)
-                .collect(),
+                .group_names_transitive(tenant.id, principal)
+                .await?,
         )
     } else {
         None

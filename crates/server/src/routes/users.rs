@@ -244,11 +244,17 @@ pub async fn update_user(
         business_unit_id: body.business_unit_id.unwrap_or(current.business_unit_id),
     };
     let version = precondition.check(current.version)?;
+    let ctx = caller.write_context(&state);
     let user = state
         .store
-        .update_user(&caller.write_context(&state), id, version, changes)
+        .update_user(&ctx, id, version, changes)
         .await
         .map_err(|e| concurrent(e, &precondition))?;
+    if user.state == LifecycleState::Disabled && current.state != LifecycleState::Disabled {
+        // Their sessions are dead already; tell the applications that got tokens from them.
+        let tenant = state.store.tenant(caller.tenant_id()).await?;
+        crate::oauth::session_ended(&state, &tenant, id, None, ctx.origin).await?;
+    }
     Ok(Tagged::ok(user.version, user))
 }
 
