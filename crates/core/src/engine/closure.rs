@@ -1,0 +1,200 @@
+//! Group closure: every group each node (user, service principal, team or group) belongs to,
+//! directly or through nested groups, computed once per snapshot and stored as sorted slices
+//! in one array (compressed sparse rows), so a membership test is a binary search in a short
+//! slice and the whole index is two allocations.
+
+/// Why a membership graph has no closure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClosureError {
+    #[error("node {node} is in group {group}, which does not exist")]
+    UnknownGroup { node: u32, group: u32 },
+    #[error("group {0} is inside itself (a cycle)")]
+    Cycle(u32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupClosure {
+    /// `groups[offsets[n]..offsets[n + 1]]` are node `n`'s groups, sorted.
+    offsets: Vec<u32>,
+    groups: Vec<u32>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Visit {
+    New,
+    Open,
+    Done,
+}
+
+impl GroupClosure {
+    /// The closure of `direct`, where `direct[n]` lists the groups node `n` is directly in
+    /// (groups are nodes too).
+    pub fn build(direct: &[Vec<u32>]) -> Result<Self, ClosureError> {
+        let n = direct.len();
+        for (node, groups) in direct.iter().enumerate() {
+            if let Some(group) = groups.iter().find(|g| **g as usize >= n) {
+                return Err(ClosureError::UnknownGroup {
+                    node: node as u32,
+                    group: *group,
+                });
+            }
+        }
+        let mut state = vec![Visit::New; n];
+        let mut closure: Vec<Vec<u32>> = vec![Vec::new(); n];
+        // Iterative depth-first walk, so deep nesting cannot overflow the stack: (node, how
+        // many of its groups have been handled).
+        let mut stack: Vec<(usize, usize)> = Vec::new();
+        for start in 0..n {
+            if state[start] != Visit::New {
+                continue;
+            }
+            state[start] = Visit::Open;
+            stack.push((start, 0));
+            while let Some((node, next)) = stack.last_mut() {
+                let node = *node;
+                if let Some(&group) = direct[node].get(*next) {
+                    *next += 1;
+                    match state[group as usize] {
+                        Visit::New => {
+                            state[group as usize] = Visit::Open;
+                            stack.push((group as usize, 0));
+                        }
+                        Visit::Open => return Err(ClosureError::Cycle(group)),
+                        Visit::Done => {}
+                    }
+                    continue;
+                }
+                // Every group of `node` is closed: its closure is them and theirs.
+                let mut all: Vec<u32> = Vec::new();
+                for &group in &direct[node] {
+                    all.push(group);
+                    all.extend_from_slice(&closure[group as usize]);
+                }
+                all.sort_unstable();
+                all.dedup();
+                closure[node] = all;
+                state[node] = Visit::Done;
+                stack.pop();
+            }
+        }
+        let mut offsets = Vec::with_capacity(n + 1);
+        let mut groups = Vec::with_capacity(closure.iter().map(Vec::len).sum());
+        offsets.push(0);
+        for of_node in closure {
+            groups.extend(of_node);
+            offsets.push(groups.len() as u32);
+        }
+        Ok(Self { offsets, groups })
+    }
+
+    /// Every group `node` is in, sorted; empty for a node outside the index.
+    pub fn groups_of(&self, node: u32) -> &[u32] {
+        let n = node as usize;
+        match (self.offsets.get(n), self.offsets.get(n + 1)) {
+            (Some(start), Some(end)) => &self.groups[*start as usize..*end as usize],
+            _ => &[],
+        }
+    }
+
+    pub fn is_member(&self, node: u32, group: u32) -> bool {
+        self.groups_of(node).binary_search(&group).is_ok()
+    }
+
+    /// Bytes held by the index.
+    pub fn heap_bytes(&self) -> usize {
+        (self.offsets.capacity() + self.groups.capacity()) * std::mem::size_of::<u32>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    /// The obvious answer: a breadth-first search up the memberships.
+    fn naive(direct: &[Vec<u32>], node: u32) -> BTreeSet<u32> {
+        let mut seen = BTreeSet::new();
+        let mut todo = direct[node as usize].clone();
+        while let Some(group) = todo.pop() {
+            if seen.insert(group) {
+                todo.extend(&direct[group as usize]);
+            }
+        }
+        seen
+    }
+
+    /// A random acyclic membership graph: a node is only ever in groups numbered above it,
+    /// then the numbering is shuffled so groups come anywhere.
+    fn graph() -> impl Strategy<Value = Vec<Vec<u32>>> {
+        (2usize..50)
+            .prop_flat_map(|n| {
+                let edges = (0..n)
+                    .map(move |node| {
+                        prop::collection::vec((node as u32 + 1)..=(n as u32), 0..4).prop_map(
+                            move |gs| {
+                                gs.into_iter()
+                                    .filter(|g| (*g as usize) < n)
+                                    .collect::<Vec<u32>>()
+                            },
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                (edges, Just(n), any::<u64>())
+            })
+            .prop_map(|(edges, n, seed)| {
+                let mut order: Vec<u32> = (0..n as u32).collect();
+                let mut state = seed | 1;
+                for i in (1..n).rev() {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    order.swap(i, (state % (i as u64 + 1)) as usize);
+                }
+                let mut renamed = vec![Vec::new(); n];
+                for (node, groups) in edges.into_iter().enumerate() {
+                    renamed[order[node] as usize] =
+                        groups.into_iter().map(|g| order[g as usize]).collect();
+                }
+                renamed
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_a_breadth_first_search(direct in graph()) {
+            let closure = GroupClosure::build(&direct).unwrap();
+            for node in 0..direct.len() as u32 {
+                let expected: Vec<u32> = naive(&direct, node).into_iter().collect();
+                prop_assert_eq!(closure.groups_of(node), expected.as_slice());
+                for group in 0..direct.len() as u32 {
+                    prop_assert_eq!(closure.is_member(node, group), expected.contains(&group));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cycles_and_unknown_groups_are_refused() {
+        assert_eq!(
+            GroupClosure::build(&[vec![1], vec![2], vec![1]]),
+            Err(ClosureError::Cycle(1))
+        );
+        assert_eq!(GroupClosure::build(&[vec![0]]), Err(ClosureError::Cycle(0)));
+        assert_eq!(
+            GroupClosure::build(&[vec![5]]),
+            Err(ClosureError::UnknownGroup { node: 0, group: 5 })
+        );
+        let closure = GroupClosure::build(&[vec![1], vec![2], vec![]]).unwrap();
+        assert_eq!(closure.groups_of(0), &[1, 2]);
+        assert!(closure.groups_of(99).is_empty());
+        // Deep nesting (far deeper than any directory allows) does not overflow a stack.
+        let depth = 3_000u32;
+        let chain: Vec<Vec<u32>> = (0..depth)
+            .map(|n| if n + 1 < depth { vec![n + 1] } else { vec![] })
+            .collect();
+        let closure = GroupClosure::build(&chain).unwrap();
+        assert_eq!(closure.groups_of(0).len(), depth as usize - 1);
+        assert!(closure.heap_bytes() >= 4 * (depth as usize * (depth as usize - 1) / 2));
+    }
+}

@@ -1,0 +1,7 @@
+//! The building blocks of the in-memory authorization snapshot (see DESIGN.md, "The
+//! authorization engine"): compact indexes over interned ids (`u32`), built once per snapshot
+//! and read without locks or allocation. Each is checked against a naive reference by property
+//! tests.
+
+pub mod closure;
+pub mod tree;
