@@ -4,4 +4,8 @@
 //! tests.
 
 pub mod closure;
+pub mod model;
+#[cfg(test)]
+mod reference;
+pub mod snapshot;
 pub mod tree;
