@@ -57,7 +57,12 @@ page.on("pageerror", (e) => errors.push(String(e)));
 async function signInWithPassword() {
   await page.goto(`${base}/t/operator/sign-in`);
   // Keyboard only: the user name has focus, Tab reaches the password, Enter submits.
-  check(await page.evaluate(() => document.activeElement?.id) === "user_name", "user name is focused first");
+  // The browser applies `autofocus` when it next renders, which can be just after `goto`
+  // returns: wait for it rather than racing it.
+  const focused = await page
+    .waitForFunction(() => document.activeElement?.id === "user_name")
+    .then(() => true, () => false);
+  check(focused, "user name is focused first");
   await page.keyboard.type(user.user_name);
   await page.keyboard.press("Tab");
   check(await page.evaluate(() => document.activeElement?.id) === "password", "Tab reaches the password");
