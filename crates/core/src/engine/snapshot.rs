@@ -181,38 +181,73 @@ impl Snapshot {
 
     /// The decision for `check`; a principal or record outside the snapshot gets nothing.
     pub fn decide(&self, check: Check) -> bool {
+        matches!(self.explain(check), Decision::Allowed(_))
+    }
+
+    /// The decision for `check`, with why: the share or assignment that allowed it, or the
+    /// deny assignment that refused it, or that nothing granted it.
+    pub fn explain(&self, check: Check) -> Decision {
         let Some(record) = self.records.get(check.record as usize) else {
-            return false;
+            return Decision::Denied(Refusal::UnknownRecord);
         };
         let p = check.principal;
-        let denied = self.denies.iter().any(|d| {
+        let deny = self.denies.iter().position(|d| {
             d.actions.binary_search(&check.action).is_ok()
                 && self.covers(d.scope, check.record, record)
                 && d.principals.iter().any(|id| self.is(p, *id))
                 && !d.excluded.iter().any(|id| self.is(p, *id))
         });
-        if denied {
-            return false;
+        if let Some(index) = deny {
+            return Decision::Denied(Refusal::DenyAssignment(index));
         }
-        if self
+        if let Some((who, _)) = self
             .shares
             .of(check.record)
             .iter()
-            .any(|(who, action)| *action == check.action && self.is(p, *who))
+            .find(|(who, action)| *action == check.action && self.is(p, *who))
         {
-            return true;
+            return Decision::Allowed(Grounds::Share { principal: *who });
         }
         std::iter::once(p)
             .chain(self.groups.groups_of(p).iter().copied())
             .flat_map(|identity| self.assignments.of(identity))
-            .any(|a| {
+            .find(|a| {
                 a.is_in_force(check.now)
                     && self.covers(a.scope, check.record, record)
                     && self.permissions.of(a.role).iter().any(|perm| {
                         perm.action == check.action && self.reaches(p, perm.depth, record)
                     })
             })
+            .map_or(Decision::Denied(Refusal::NoGrant), |a| {
+                Decision::Allowed(Grounds::Assignment(*a))
+            })
     }
+}
+
+/// A decision and its reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed(Grounds),
+    Denied(Refusal),
+}
+
+/// What allowed a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grounds {
+    /// The record was shared with this principal (the asker or one of its groups).
+    Share { principal: u32 },
+    /// This assignment, to the asker or one of its groups.
+    Assignment(Assignment),
+}
+
+/// Why a decision refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The deny assignment at this position in the model.
+    DenyAssignment(usize),
+    /// No share and no assignment in force grants the action on the record.
+    NoGrant,
+    UnknownRecord,
 }
 
 #[cfg(test)]
@@ -384,6 +419,69 @@ mod tests {
         }
     }
 
+    /// A reason is real: the grounds alone (without shares, denies and other assignments)
+    /// allow the check, and the deny alone refuses one that a tenant-wide grant would allow.
+    fn reason_holds(model: &Model, check: Check, decision: Decision) -> bool {
+        let mut alone = Model {
+            shares: Vec::new(),
+            denies: Vec::new(),
+            assignments: Vec::new(),
+            ..model.clone()
+        };
+        match decision {
+            Decision::Allowed(Grounds::Share { principal }) => {
+                alone.shares.push(Share {
+                    record: check.record,
+                    principal,
+                    actions: vec![check.action],
+                });
+                model.shares.iter().any(|s| {
+                    s.record == check.record
+                        && s.principal == principal
+                        && s.actions.contains(&check.action)
+                }) && reference::decide(&alone, check)
+            }
+            Decision::Allowed(Grounds::Assignment(a)) => {
+                alone.assignments.push(a);
+                model.assignments.contains(&a) && reference::decide(&alone, check)
+            }
+            Decision::Denied(Refusal::DenyAssignment(index)) => {
+                let role = alone.roles.len() as u32;
+                alone.roles.push(vec![Permission {
+                    action: check.action,
+                    depth: Depth::Tenant,
+                }]);
+                alone.assignments.push(Assignment {
+                    principal: check.principal,
+                    role,
+                    scope: Scope::Tenant,
+                    starts_at: None,
+                    ends_at: None,
+                });
+                alone.denies.push(model.denies[index].clone());
+                !reference::decide(&alone, check)
+            }
+            Decision::Denied(_) => !reference::decide(model, check),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(100))]
+        #[test]
+        fn every_reason_holds_on_its_own(model in model(), now in 0i64..10) {
+            let snapshot = Snapshot::build(&model).unwrap();
+            for principal in 0..NODES {
+                for record in 0..RECORDS {
+                    for action in 0..ACTIONS {
+                        let check = Check { principal, action, record, now };
+                        let decision = snapshot.explain(check);
+                        prop_assert!(reason_holds(&model, check, decision), "{:?} {:?}", check, decision);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_deny_wins_and_its_exclusions_escape_it() {
         // Node 0 (a user) is in group 1; the group holds a role allowing action 0 everywhere.
@@ -423,11 +521,22 @@ mod tests {
             actions: vec![0],
             scope: Scope::Tenant,
         });
-        assert!(!Snapshot::build(&model).unwrap().decide(check));
+        assert_eq!(
+            Snapshot::build(&model).unwrap().explain(check),
+            Decision::Denied(Refusal::DenyAssignment(0))
+        );
         model.denies[0].excluded.push(0);
         assert!(Snapshot::build(&model).unwrap().decide(check));
         // Outside the snapshot: nothing.
         let snapshot = Snapshot::build(&model).unwrap();
+        assert_eq!(
+            snapshot.explain(check),
+            Decision::Allowed(Grounds::Assignment(model.assignments[0]))
+        );
+        assert_eq!(
+            snapshot.explain(Check { record: 9, ..check }),
+            Decision::Denied(Refusal::UnknownRecord)
+        );
         assert!(!snapshot.decide(Check { record: 9, ..check }));
         assert!(!snapshot.decide(Check {
             principal: 99,
