@@ -440,25 +440,6 @@ impl Store {
         .transpose()
     }
 
-    /// Whether a sign-in session is still open.
-    pub async fn session_is_live(
-        &self,
-        id: SessionId,
-        now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        Ok(self
-            .pools
-            .fetch_optional(
-                query(
-                    "SELECT id FROM sessions WHERE id = $1 AND idle_expires_at > $2 AND absolute_expires_at > $2",
-                )
-                .bind(id)
-                .bind(now),
-            )
-            .await?
-            .is_some())
-    }
-
     /// The scopes a user approved for a client, and when they last approved, if ever.
     pub async fn consent(
         &self,

@@ -670,6 +670,41 @@ async fn codes_and_tokens_belong_to_their_client_and_tenant() {
             .unwrap()
             .contains("invalid_token")
     );
+    // Nor redeem its refresh tokens or follow its pushed requests.
+    let beta_refresh = reqwest::Client::new()
+        .post(server.url("/t/beta/oauth/token"))
+        .basic_auth(&shop, Some(&shop_secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        beta_refresh.status(),
+        401,
+        "the client does not exist at beta"
+    );
+    let challenge = challenge(VERIFIER);
+    let (status, pushed) = push(
+        &server,
+        &shop,
+        Some(&shop_secret),
+        &[
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 201);
+    let at_beta = format!(
+        "/t/beta/oauth/authorize?client_id={shop}&request_uri={}",
+        url::form_urlencoded::byte_serialize(pushed["request_uri"].as_str().unwrap().as_bytes())
+            .collect::<String>()
+    );
+    let page = browser.get(&at_beta).await;
+    assert_eq!(page.status, 400);
+    assert!(page.location().is_empty());
 }
 
 #[tokio::test]

@@ -36,30 +36,34 @@ pub struct SigningKeys {
     loading: tokio::sync::Mutex<()>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct TenantKeys {
-    loaded: Instant,
+    /// When read from the store; `None` once a change on this node made it stale.
+    loaded: Option<Instant>,
     schedule: Vec<ScheduledKey>,
     opened: HashMap<String, Arc<SigningKey>>,
     public: HashMap<String, Value>,
 }
 
 impl SigningKeys {
-    fn fresh(&self, tenant: TenantId, now: Instant) -> Option<Arc<TenantKeys>> {
+    /// This node's copy, fresh or not.
+    fn cached(&self, tenant: TenantId) -> Option<Arc<TenantKeys>> {
         self.tenants
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&tenant)
-            .filter(|keys| now.duration_since(keys.loaded) < KEYS_FRESH)
             .cloned()
     }
 
-    /// Drops this node's copy, after a change made here.
+    /// Marks this node's copy stale after a change made here: the next use reads the store
+    /// again (keeping the keys already opened, which never change under their kid).
     pub(crate) fn forget(&self, tenant: TenantId) {
-        self.tenants
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&tenant);
+        let mut tenants = self.tenants.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(keys) = tenants.get(&tenant) {
+            let mut stale = (**keys).clone();
+            stale.loaded = None;
+            tenants.insert(tenant, Arc::new(stale));
+        }
     }
 }
 
@@ -74,35 +78,54 @@ fn schedule_of(stored: &StoredSigningKey) -> Option<ScheduledKey> {
 
 /// The tenant's keys: this node's copy while fresh, else read and opened again.
 async fn tenant_keys(state: &AppState, tenant: TenantId) -> Result<Arc<TenantKeys>, ApiError> {
-    if let Some(keys) = state.signing_keys.fresh(tenant, Instant::now()) {
-        return Ok(keys);
+    let previous = state.signing_keys.cached(tenant);
+    if let Some(keys) = &previous
+        && keys.loaded.is_some_and(|at| at.elapsed() < KEYS_FRESH)
+    {
+        return Ok(keys.clone());
     }
     let stored = state.store.signing_keys(tenant).await?;
-    let schedule: Vec<ScheduledKey> = stored.iter().filter_map(schedule_of).collect();
+    let schedule = stored
+        .iter()
+        .map(|key| {
+            schedule_of(key).ok_or_else(|| {
+                ApiError::Internal(format!(
+                    "signing key {} has the unknown algorithm {:?}",
+                    key.kid, key.alg
+                ))
+            })
+        })
+        .collect::<Result<Vec<ScheduledKey>, ApiError>>()?;
     let now = state.clock.now();
     let mut opened = HashMap::new();
     let mut public = HashMap::new();
-    for (key, scheduled) in stored.iter().zip(stored.iter().map(schedule_of)) {
-        let Some(scheduled) = scheduled else {
-            return Err(ApiError::Internal(format!(
-                "signing key {} has the unknown algorithm {:?}",
-                key.kid, key.alg
-            )));
-        };
-        if !is_published(&schedule, &scheduled, now) {
+    for (key, scheduled) in stored.iter().zip(&schedule) {
+        if !is_published(&schedule, scheduled, now) {
             continue;
         }
-        let private = state
-            .kek
-            .open(&format!("signing-key:{}", key.kid), &key.private_sealed)
-            .map_err(|e| ApiError::Internal(format!("cannot open signing key: {e}")))?;
-        let signing = SigningKey::open(scheduled.alg, key.kid.clone(), private.expose_secret())
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        opened.insert(key.kid.clone(), Arc::new(signing));
+        // A key is opened (KEK, then PKCS#8 parse) once per node, not at every re-read.
+        let known = previous
+            .as_ref()
+            .and_then(|p| p.opened.get(&key.kid))
+            .cloned();
+        let signing = match known {
+            Some(signing) => signing,
+            None => {
+                let private = state
+                    .kek
+                    .open(&format!("signing-key:{}", key.kid), &key.private_sealed)
+                    .map_err(|e| ApiError::Internal(format!("cannot open signing key: {e}")))?;
+                Arc::new(
+                    SigningKey::open(scheduled.alg, key.kid.clone(), private.expose_secret())
+                        .map_err(|e| ApiError::Internal(e.to_string()))?,
+                )
+            }
+        };
+        opened.insert(key.kid.clone(), signing);
         public.insert(key.kid.clone(), key.public_jwk.clone());
     }
     let keys = Arc::new(TenantKeys {
-        loaded: Instant::now(),
+        loaded: Some(Instant::now()),
         schedule,
         opened,
         public,

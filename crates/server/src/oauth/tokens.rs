@@ -142,13 +142,12 @@ async fn introspection(
         return inactive();
     };
     let grant = &record.grant;
-    let usable = match state.store.user(tenant.id, grant.user_id).await {
-        Ok(user) => user.unusable_reason(now).is_none().then_some(user),
-        Err(StoreError::NotFound) => None,
-        Err(e) => return Err(e.into()),
+    // The user and the session in one read, as the refresh grant reads them.
+    let (usable, session_live) = match state.store.grant_user(grant, now).await? {
+        Some((user, live)) => (user.unusable_reason(now).is_none().then_some(user), live),
+        None => (None, false),
     };
-    let session_ok = grant.has_scope(portcullis_core::oauth::OFFLINE_ACCESS)
-        || state.store.session_is_live(grant.session_id, now).await?;
+    let session_ok = grant.has_scope(portcullis_core::oauth::OFFLINE_ACCESS) || session_live;
     let active = grant.client_id == client.id
         && !record.used
         && grant.is_live(now)
