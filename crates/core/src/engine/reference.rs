@@ -17,7 +17,7 @@ fn groups_of(model: &Model, node: u32) -> Vec<u32> {
 }
 
 /// `node` itself and every group it is in.
-fn identities(model: &Model, node: u32) -> Vec<u32> {
+pub fn identities(model: &Model, node: u32) -> Vec<u32> {
     let mut all = groups_of(model, node);
     all.push(node);
     all
@@ -35,7 +35,7 @@ fn within(model: &Model, unit: u32, ancestor: u32) -> bool {
     false
 }
 
-fn covers(model: &Model, scope: Scope, record: u32) -> bool {
+pub fn covers(model: &Model, scope: Scope, record: u32) -> bool {
     let r = &model.records[record as usize];
     match scope {
         Scope::Tenant => true,
@@ -45,7 +45,7 @@ fn covers(model: &Model, scope: Scope, record: u32) -> bool {
     }
 }
 
-fn reaches(model: &Model, principal: u32, depth: Depth, record: u32) -> bool {
+pub fn reaches(model: &Model, principal: u32, depth: Depth, record: u32) -> bool {
     let r = &model.records[record as usize];
     let home = model.home_unit[principal as usize];
     match depth {

@@ -61,17 +61,41 @@ struct DenyRule {
     scope: Scope,
 }
 
+/// An assignment as the index keeps it, under its principal: the window is two plain
+/// instants (open ends as the extremes), and `index` points back into the model for reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Held {
+    role: u32,
+    index: u32,
+    scope: Scope,
+    starts_at: i64,
+    ends_at: i64,
+}
+
+impl Held {
+    fn is_in_force(&self, now: i64) -> bool {
+        self.starts_at <= now && now < self.ends_at
+    }
+}
+
+/// One action shared on a record, under the record: to whom, and which share said so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Shared {
+    action: u32,
+    principal: u32,
+    index: u32,
+}
+
 /// A tenant's decisions, ready to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     groups: GroupClosure,
     units: UnitTree,
     home_unit: Vec<Option<u32>>,
-    assignments: Grouped<Assignment>,
+    assignments: Grouped<Held>,
     permissions: Grouped<Permission>,
     records: Vec<Record>,
-    /// Per record: (principal, action), sorted.
-    shares: Grouped<(u32, u32)>,
+    shares: Grouped<Shared>,
     denies: Vec<DenyRule>,
 }
 
@@ -79,6 +103,14 @@ fn sorted(mut ids: Vec<u32>) -> Vec<u32> {
     ids.sort_unstable();
     ids.dedup();
     ids
+}
+
+/// What a check is about: a record of the snapshot, or one described inline by the caller
+/// (which no share or record-scoped assignment can name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub index: Option<u32>,
+    pub record: Record,
 }
 
 impl Snapshot {
@@ -113,7 +145,17 @@ impl Snapshot {
             model
                 .assignments
                 .iter()
-                .map(|a| (a.principal, *a))
+                .enumerate()
+                .map(|(index, a)| {
+                    let held = Held {
+                        role: a.role,
+                        index: index as u32,
+                        scope: a.scope,
+                        starts_at: a.starts_at.unwrap_or(i64::MIN),
+                        ends_at: a.ends_at.unwrap_or(i64::MAX),
+                    };
+                    (a.principal, held)
+                })
                 .collect(),
         )?;
         let permissions = Grouped::build(
@@ -125,13 +167,22 @@ impl Snapshot {
                 .flat_map(|(role, perms)| perms.iter().map(move |p| (role as u32, *p)))
                 .collect(),
         )?;
-        let mut shares: Vec<(u32, (u32, u32))> = model
+        let mut shares: Vec<(u32, Shared)> = model
             .shares
             .iter()
-            .flat_map(|s| s.actions.iter().map(move |a| (s.record, (s.principal, *a))))
+            .enumerate()
+            .flat_map(|(index, s)| {
+                s.actions.iter().map(move |action| {
+                    let shared = Shared {
+                        action: *action,
+                        principal: s.principal,
+                        index: index as u32,
+                    };
+                    (s.record, shared)
+                })
+            })
             .collect();
         shares.sort_unstable();
-        shares.dedup();
         Ok(Self {
             groups: GroupClosure::build(&model.memberships)?,
             units,
@@ -158,12 +209,12 @@ impl Snapshot {
         principal == identity || self.groups.is_member(principal, identity)
     }
 
-    fn covers(&self, scope: Scope, record_id: u32, record: &Record) -> bool {
+    fn covers(&self, scope: Scope, target: &Target) -> bool {
         match scope {
             Scope::Tenant => true,
-            Scope::Environment(e) => record.environment == Some(e),
-            Scope::BusinessUnit(u) => self.units.is_within(record.business_unit, u),
-            Scope::Record(id) => id == record_id,
+            Scope::Environment(e) => target.record.environment == Some(e),
+            Scope::BusinessUnit(u) => self.units.is_within(target.record.business_unit, u),
+            Scope::Record(id) => target.index == Some(id),
         }
     }
 
@@ -179,48 +230,116 @@ impl Snapshot {
         }
     }
 
+    /// The record at `index`, as a check target.
+    pub fn target(&self, index: u32) -> Option<Target> {
+        self.records.get(index as usize).map(|record| Target {
+            index: Some(index),
+            record: *record,
+        })
+    }
+
+    /// The number of nodes (principals and groups) the snapshot knows.
+    pub fn nodes(&self) -> usize {
+        self.home_unit.len()
+    }
+
     /// The decision for `check`; a principal or record outside the snapshot gets nothing.
     pub fn decide(&self, check: Check) -> bool {
         matches!(self.explain(check), Decision::Allowed(_))
     }
 
-    /// The decision for `check`, with why: the share or assignment that allowed it, or the
-    /// deny assignment that refused it, or that nothing granted it.
+    /// The decision for `check`, with why.
     pub fn explain(&self, check: Check) -> Decision {
-        let Some(record) = self.records.get(check.record as usize) else {
-            return Decision::Denied(Refusal::UnknownRecord);
-        };
-        let p = check.principal;
+        match self.target(check.record) {
+            Some(target) => self.explain_target(check.principal, check.action, &target, check.now),
+            None => Decision::Denied(Refusal::UnknownRecord),
+        }
+    }
+
+    /// Every assignment `principal` holds, directly or through its groups.
+    fn held_by(&self, principal: u32) -> impl Iterator<Item = &Held> {
+        std::iter::once(principal)
+            .chain(self.groups.groups_of(principal).iter().copied())
+            .flat_map(|identity| self.assignments.of(identity))
+    }
+
+    /// May `principal` do `action` on `target` at `now`, and why: the share or assignment that
+    /// allowed it, the deny assignment that refused it, or the nearest miss among the
+    /// assignments that would have allowed it.
+    pub fn explain_target(
+        &self,
+        principal: u32,
+        action: u32,
+        target: &Target,
+        now: i64,
+    ) -> Decision {
+        let p = principal;
         let deny = self.denies.iter().position(|d| {
-            d.actions.binary_search(&check.action).is_ok()
-                && self.covers(d.scope, check.record, record)
+            d.actions.binary_search(&action).is_ok()
+                && self.covers(d.scope, target)
                 && d.principals.iter().any(|id| self.is(p, *id))
                 && !d.excluded.iter().any(|id| self.is(p, *id))
         });
         if let Some(index) = deny {
             return Decision::Denied(Refusal::DenyAssignment(index));
         }
-        if let Some((who, _)) = self
-            .shares
-            .of(check.record)
-            .iter()
-            .find(|(who, action)| *action == check.action && self.is(p, *who))
-        {
-            return Decision::Allowed(Grounds::Share { principal: *who });
+        if let Some(index) = target.index {
+            let shared = self.shares.of(index);
+            let from = shared.partition_point(|s| s.action < action);
+            if let Some(s) = shared[from..]
+                .iter()
+                .take_while(|s| s.action == action)
+                .find(|s| self.is(p, s.principal))
+            {
+                return Decision::Allowed(Grounds::Share {
+                    share: s.index as usize,
+                    principal: s.principal,
+                });
+            }
         }
-        std::iter::once(p)
-            .chain(self.groups.groups_of(p).iter().copied())
-            .flat_map(|identity| self.assignments.of(identity))
-            .find(|a| {
-                a.is_in_force(check.now)
-                    && self.covers(a.scope, check.record, record)
-                    && self.permissions.of(a.role).iter().any(|perm| {
-                        perm.action == check.action && self.reaches(p, perm.depth, record)
-                    })
+        let allowing = self.held_by(p).find(|a| {
+            a.is_in_force(now)
+                && self.covers(a.scope, target)
+                && self.permissions.of(a.role).iter().any(|perm| {
+                    perm.action == action && self.reaches(p, perm.depth, &target.record)
+                })
+        });
+        match allowing {
+            Some(a) => Decision::Allowed(Grounds::Assignment(a.index as usize)),
+            None => Decision::Denied(self.nearest_miss(p, action, target, now)),
+        }
+    }
+
+    /// Among the assignments whose role has `action`, the one that missed by the fewest rules,
+    /// reported by the first rule it broke (scope, then depth, then time window).
+    fn nearest_miss(&self, p: u32, action: u32, target: &Target, now: i64) -> Refusal {
+        self.held_by(p)
+            .filter_map(|a| {
+                let perms = self.permissions.of(a.role);
+                if !perms.iter().any(|perm| perm.action == action) {
+                    return None;
+                }
+                let assignment = a.index as usize;
+                let scope_ok = self.covers(a.scope, target);
+                let depth_ok = perms.iter().any(|perm| {
+                    perm.action == action && self.reaches(p, perm.depth, &target.record)
+                });
+                let window_ok = a.is_in_force(now);
+                let misses = [scope_ok, depth_ok, window_ok]
+                    .iter()
+                    .filter(|ok| !**ok)
+                    .count();
+                let refusal = if !scope_ok {
+                    Refusal::ScopeMismatch { assignment }
+                } else if !depth_ok {
+                    Refusal::DepthTooShallow { assignment }
+                } else {
+                    Refusal::OutsideWindow { assignment }
+                };
+                Some((misses, refusal))
             })
-            .map_or(Decision::Denied(Refusal::NoGrant), |a| {
-                Decision::Allowed(Grounds::Assignment(*a))
-            })
+            .min_by_key(|(misses, _)| *misses)
+            .map_or(Refusal::NoRole, |(_, refusal)| refusal)
     }
 }
 
@@ -231,22 +350,40 @@ pub enum Decision {
     Denied(Refusal),
 }
 
-/// What allowed a decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Grounds {
-    /// The record was shared with this principal (the asker or one of its groups).
-    Share { principal: u32 },
-    /// This assignment, to the asker or one of its groups.
-    Assignment(Assignment),
+impl Decision {
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allowed(_))
+    }
 }
 
-/// Why a decision refused.
+/// What allowed a decision; indexes point into the model's lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grounds {
+    /// This share, to the asker or one of its groups (`principal`).
+    Share { share: usize, principal: u32 },
+    /// This assignment, to the asker or one of its groups.
+    Assignment(usize),
+}
+
+/// Why a decision refused; indexes point into the model's lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// The deny assignment at this position in the model.
+    /// This deny assignment applies.
     DenyAssignment(usize),
-    /// No share and no assignment in force grants the action on the record.
-    NoGrant,
+    /// No role the asker holds (in force or not, anywhere) has the action.
+    NoRole,
+    /// This assignment's role has the action, but its scope does not cover the record.
+    ScopeMismatch {
+        assignment: usize,
+    },
+    /// This assignment covers the record, but its role's depth does not reach it from the asker.
+    DepthTooShallow {
+        assignment: usize,
+    },
+    /// This assignment would allow it, but is not in force (not started yet, or ended).
+    OutsideWindow {
+        assignment: usize,
+    },
     UnknownRecord,
 }
 
@@ -429,21 +566,17 @@ mod tests {
             ..model.clone()
         };
         match decision {
-            Decision::Allowed(Grounds::Share { principal }) => {
-                alone.shares.push(Share {
-                    record: check.record,
-                    principal,
-                    actions: vec![check.action],
-                });
-                model.shares.iter().any(|s| {
-                    s.record == check.record
-                        && s.principal == principal
-                        && s.actions.contains(&check.action)
-                }) && reference::decide(&alone, check)
+            Decision::Allowed(Grounds::Share { share, principal }) => {
+                let s = &model.shares[share];
+                alone.shares.push(s.clone());
+                s.record == check.record
+                    && s.principal == principal
+                    && s.actions.contains(&check.action)
+                    && reference::decide(&alone, check)
             }
-            Decision::Allowed(Grounds::Assignment(a)) => {
-                alone.assignments.push(a);
-                model.assignments.contains(&a) && reference::decide(&alone, check)
+            Decision::Allowed(Grounds::Assignment(index)) => {
+                alone.assignments.push(model.assignments[index]);
+                reference::decide(&alone, check)
             }
             Decision::Denied(Refusal::DenyAssignment(index)) => {
                 let role = alone.roles.len() as u32;
@@ -461,7 +594,46 @@ mod tests {
                 alone.denies.push(model.denies[index].clone());
                 !reference::decide(&alone, check)
             }
-            Decision::Denied(_) => !reference::decide(model, check),
+            Decision::Denied(refusal) => {
+                !reference::decide(model, check) && misses_as_said(model, check, refusal)
+            }
+        }
+    }
+
+    /// A refusal names an assignment of the asker whose role has the action and that breaks
+    /// the rule it says (and, for a window, only that one); "no role" means none has it.
+    fn misses_as_said(model: &Model, check: Check, refusal: Refusal) -> bool {
+        let me = reference::identities(model, check.principal);
+        let has_action = |a: &Assignment| {
+            me.contains(&a.principal)
+                && model.roles[a.role as usize]
+                    .iter()
+                    .any(|p| p.action == check.action)
+        };
+        let reaches = |a: &Assignment| {
+            model.roles[a.role as usize].iter().any(|p| {
+                p.action == check.action
+                    && reference::reaches(model, check.principal, p.depth, check.record)
+            })
+        };
+        match refusal {
+            Refusal::NoRole => !model.assignments.iter().any(has_action),
+            Refusal::ScopeMismatch { assignment } => {
+                let a = &model.assignments[assignment];
+                has_action(a) && !reference::covers(model, a.scope, check.record)
+            }
+            Refusal::DepthTooShallow { assignment } => {
+                let a = &model.assignments[assignment];
+                has_action(a) && reference::covers(model, a.scope, check.record) && !reaches(a)
+            }
+            Refusal::OutsideWindow { assignment } => {
+                let a = &model.assignments[assignment];
+                has_action(a)
+                    && reference::covers(model, a.scope, check.record)
+                    && reaches(a)
+                    && !a.is_in_force(check.now)
+            }
+            Refusal::DenyAssignment(_) | Refusal::UnknownRecord => false,
         }
     }
 
@@ -531,7 +703,7 @@ mod tests {
         let snapshot = Snapshot::build(&model).unwrap();
         assert_eq!(
             snapshot.explain(check),
-            Decision::Allowed(Grounds::Assignment(model.assignments[0]))
+            Decision::Allowed(Grounds::Assignment(0))
         );
         assert_eq!(
             snapshot.explain(Check { record: 9, ..check }),
