@@ -4,7 +4,7 @@
 //! identities, their assignments and the one record.
 
 use super::closure::{ClosureError, GroupClosure};
-use super::model::{Assignment, Check, Depth, Model, Permission, Record, Scope};
+use super::model::{Check, Depth, Model, Permission, Record, Scope};
 use super::tree::{TreeError, UnitTree};
 
 /// Why a model cannot be indexed.
@@ -389,7 +389,7 @@ pub enum Refusal {
 
 #[cfg(test)]
 mod tests {
-    use super::super::model::{Deny, Share};
+    use super::super::model::{Assignment, Deny, Share};
     use super::super::reference;
     use super::*;
     use proptest::prelude::*;
