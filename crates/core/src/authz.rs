@@ -81,6 +81,13 @@ actions! {
     CredentialManage => "service_principal.credential.manage", false, false;
     RoleRead => "role.read", false, true;
     RoleAssign => "role.assign", false, true;
+    RoleWrite => "role.write", false, false;
+    DenyAssignmentWrite => "deny_assignment.write", false, false;
+    ResourceTypeRead => "resource_type.read", false, false;
+    ResourceTypeWrite => "resource_type.write", false, false;
+    RecordRead => "record.read", false, false;
+    RecordWrite => "record.write", false, false;
+    AccessEvaluate => "access.evaluate", false, false;
     AuditRead => "audit.read", false, false;
 }
 
@@ -101,15 +108,20 @@ impl fmt::Display for Action {
 pub enum Scope {
     Tenant,
     Environment(EnvironmentId),
+    /// A business unit and every unit below it.
+    BusinessUnit(BusinessUnitId),
+    /// One registered record.
+    Record(RecordId),
 }
 
 impl Scope {
-    /// Whether an assignment at `self` covers a request at `requested`.
+    /// Whether an assignment at `self` covers a control-plane request at `requested`. Business
+    /// units and records hold data, so assignments there never reach Portcullis's own settings.
     pub fn covers(self, requested: Scope) -> bool {
         match (self, requested) {
             (Scope::Tenant, _) => true,
             (Scope::Environment(a), Scope::Environment(b)) => a == b,
-            (Scope::Environment(_), Scope::Tenant) => false,
+            _ => false,
         }
     }
 }
@@ -119,6 +131,8 @@ impl fmt::Display for Scope {
         match self {
             Scope::Tenant => f.write_str("tenant"),
             Scope::Environment(id) => write!(f, "environment/{id}"),
+            Scope::BusinessUnit(id) => write!(f, "business_unit/{id}"),
+            Scope::Record(id) => write!(f, "record/{id}"),
         }
     }
 }
@@ -126,11 +140,19 @@ impl fmt::Display for Scope {
 impl FromStr for Scope {
     type Err = crate::ValidationError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid =
-            || crate::ValidationError::new("scope", "must be \"tenant\" or \"environment/<id>\"");
+        let invalid = || {
+            crate::ValidationError::new(
+                "scope",
+                "must be \"tenant\", \"environment/<id>\", \"business_unit/<id>\" or \"record/<id>\"",
+            )
+        };
         match s.split_once('/') {
             None if s == "tenant" => Ok(Scope::Tenant),
             Some(("environment", id)) => id.parse().map(Scope::Environment).map_err(|_| invalid()),
+            Some(("business_unit", id)) => {
+                id.parse().map(Scope::BusinessUnit).map_err(|_| invalid())
+            }
+            Some(("record", id)) => id.parse().map(Scope::Record).map_err(|_| invalid()),
             _ => Err(invalid()),
         }
     }
@@ -155,7 +177,10 @@ impl utoipa::PartialSchema for Scope {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some("`tenant` or `environment/<environment id>`"))
+            .description(Some(
+                "`tenant`, `environment/<environment id>`, `business_unit/<unit id>` (the unit and \
+                 every unit below it) or `record/<record id>`",
+            ))
             .examples([serde_json::json!(
                 "environment/0190f1c2-7a1b-7c3d-8e4f-0123456789ab"
             )])
@@ -166,7 +191,7 @@ impl utoipa::PartialSchema for Scope {
 #[cfg(feature = "openapi")]
 impl utoipa::ToSchema for Scope {}
 
-/// The built-in administrative roles. Custom roles arrive with the authorization engine.
+/// The built-in roles. They cannot be edited; a tenant clones one into a custom role to change it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -181,6 +206,17 @@ pub enum BuiltinRole {
     SecurityReader,
     /// Reads the audit trail.
     Auditor,
+    /// Manages service principals, their credentials and the tenant's security settings.
+    SecurityAdministrator,
+    /// Manages the environments it is assigned at, and assigns roles there.
+    EnvironmentAdmin,
+    /// Creates environments.
+    EnvironmentMaker,
+    /// Reads the tenant's own settings and directory structure.
+    BasicUser,
+    /// Asks the authorization engine for decisions: what an application's policy enforcement
+    /// point holds.
+    AccessEvaluator,
 }
 
 impl BuiltinRole {
@@ -190,6 +226,11 @@ impl BuiltinRole {
         Self::UserAdministrator,
         Self::SecurityReader,
         Self::Auditor,
+        Self::SecurityAdministrator,
+        Self::EnvironmentAdmin,
+        Self::EnvironmentMaker,
+        Self::BasicUser,
+        Self::AccessEvaluator,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -199,6 +240,11 @@ impl BuiltinRole {
             Self::UserAdministrator => "user_administrator",
             Self::SecurityReader => "security_reader",
             Self::Auditor => "auditor",
+            Self::SecurityAdministrator => "security_administrator",
+            Self::EnvironmentAdmin => "environment_admin",
+            Self::EnvironmentMaker => "environment_maker",
+            Self::BasicUser => "basic_user",
+            Self::AccessEvaluator => "access_evaluator",
         }
     }
 
@@ -219,6 +265,17 @@ impl BuiltinRole {
                 "Reads configuration, principals and the audit trail; changes nothing."
             }
             Self::Auditor => "Reads the audit trail.",
+            Self::SecurityAdministrator => {
+                "Manages service principals, their credentials and the tenant's security settings; reads the rest."
+            }
+            Self::EnvironmentAdmin => {
+                "Manages the environments it is assigned at, and assigns roles in them."
+            }
+            Self::EnvironmentMaker => "Creates environments.",
+            Self::BasicUser => "Reads the tenant's settings and directory structure.",
+            Self::AccessEvaluator => {
+                "Asks the authorization engine for decisions and searches (an application's enforcement point)."
+            }
         }
     }
 
@@ -235,6 +292,9 @@ impl BuiltinRole {
                 ServicePrincipalRead,
                 RoleRead,
                 RoleAssign,
+                RoleWrite,
+                DenyAssignmentWrite,
+                ResourceTypeRead,
             ],
             Self::UserAdministrator => &[
                 TenantRead,
@@ -256,9 +316,37 @@ impl BuiltinRole {
                 GroupRead,
                 ServicePrincipalRead,
                 RoleRead,
+                ResourceTypeRead,
+                RecordRead,
                 AuditRead,
             ],
             Self::Auditor => &[TenantRead, AuditRead],
+            Self::SecurityAdministrator => &[
+                TenantRead,
+                TenantUpdate,
+                EnvironmentRead,
+                BusinessUnitRead,
+                UserRead,
+                GroupRead,
+                ServicePrincipalRead,
+                ServicePrincipalWrite,
+                CredentialManage,
+                RoleRead,
+                ResourceTypeRead,
+                RecordRead,
+                AuditRead,
+            ],
+            Self::EnvironmentAdmin => &[
+                TenantRead,
+                EnvironmentRead,
+                EnvironmentUpdate,
+                EnvironmentDelete,
+                RoleRead,
+                RoleAssign,
+            ],
+            Self::EnvironmentMaker => &[TenantRead, EnvironmentCreate, EnvironmentRead],
+            Self::BasicUser => &[TenantRead, BusinessUnitRead],
+            Self::AccessEvaluator => &[TenantRead, AccessEvaluate],
         }
     }
 
@@ -266,6 +354,67 @@ impl BuiltinRole {
         self.permissions().contains(&action)
     }
 }
+
+/// A role as an assignment names it: a built-in role by its name, or a tenant's own role by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RoleRef {
+    Builtin(BuiltinRole),
+    Custom(RoleId),
+}
+
+impl fmt::Display for RoleRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoleRef::Builtin(role) => f.write_str(role.as_str()),
+            RoleRef::Custom(id) => id.fmt(f),
+        }
+    }
+}
+
+impl FromStr for RoleRef {
+    type Err = crate::ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        BuiltinRole::parse(s)
+            .map(RoleRef::Builtin)
+            .or_else(|| s.parse().ok().map(RoleRef::Custom))
+            .ok_or_else(|| {
+                crate::ValidationError::new(
+                    "role",
+                    "must be a built-in role's name (see GET /v1/roles) or a custom role's id",
+                )
+            })
+    }
+}
+
+impl Serialize for RoleRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RoleRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse()
+            .map_err(|e: crate::ValidationError| serde::de::Error::custom(e.message))
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for RoleRef {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "A built-in role's name (`tenant_administrator`, …) or a custom role's id",
+            ))
+            .examples([serde_json::json!("user_administrator")])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for RoleRef {}
 
 /// One role a principal holds, and how: the assignment, and the group it came through if any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -482,7 +631,12 @@ mod tests {
     #[test]
     fn scope_strings_round_trip() {
         let env = EnvironmentId::generate();
-        for scope in [Scope::Tenant, Scope::Environment(env)] {
+        for scope in [
+            Scope::Tenant,
+            Scope::Environment(env),
+            Scope::BusinessUnit(BusinessUnitId::generate()),
+            Scope::Record(RecordId::generate()),
+        ] {
             assert_eq!(scope.to_string().parse::<Scope>().unwrap(), scope);
         }
         for bad in [
@@ -491,6 +645,8 @@ mod tests {
             "environment/",
             "environment/x",
             "business_unit/1",
+            "record/",
+            "records/0190f1c2-7a1b-7c3d-8e4f-0123456789ab",
         ] {
             assert!(bad.parse::<Scope>().is_err(), "{bad}");
         }
@@ -530,7 +686,7 @@ pub struct RoleAssignment {
     pub id: RoleAssignmentId,
     pub tenant_id: TenantId,
     pub principal: PrincipalRef,
-    pub role: BuiltinRole,
+    pub role: RoleRef,
     pub scope: Scope,
     /// Grants nothing before this time.
     #[serde(with = "time::serde::rfc3339::option")]

@@ -95,3 +95,19 @@ id_type!(
     /// A user's authorization of an OAuth client: the code, and every token that came from it.
     GrantId
 );
+id_type!(
+    /// A tenant's own role: a named set of permissions.
+    RoleId
+);
+id_type!(
+    /// A record registered with the authorization engine.
+    RecordId
+);
+id_type!(
+    /// Chosen actions on one record, given to one principal.
+    ShareId
+);
+id_type!(
+    /// A guardrail that refuses actions whatever was granted.
+    DenyAssignmentId
+);

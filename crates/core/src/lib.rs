@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod page;
 pub mod passkey;
 pub mod password;
+pub mod resources;
 pub mod secrets;
 pub mod session;
 pub mod time_util;

@@ -76,6 +76,24 @@ pub struct Settings {
     )]
     pub signing_key_publish_seconds: Option<u32>,
 
+    /// Milliseconds between checks of the change feed for other nodes' authorization changes,
+    /// when PostgreSQL's notifications are not heard (they wake the node at once).
+    #[arg(
+        long,
+        env = "PORTCULLIS_AUTHZ_POLL_INTERVAL_MS",
+        value_name = "MILLISECONDS"
+    )]
+    pub authz_poll_interval_ms: Option<u64>,
+
+    /// Milliseconds a decision that demands a newer revision than this node holds may wait
+    /// for it.
+    #[arg(
+        long,
+        env = "PORTCULLIS_AUTHZ_MAX_WAIT_MS",
+        value_name = "MILLISECONDS"
+    )]
+    pub authz_max_wait_ms: Option<u64>,
+
     /// The URL people and clients reach this server at [default: http://localhost:PORT on a
     /// loopback address, else http://LISTEN]. With https, cookies are Secure with the __Host-
     /// prefix and pages send HSTS. Passkeys need a host name here, not an IP address.
@@ -135,6 +153,8 @@ pub struct Config {
     pub sweep_interval_seconds: u64,
     pub signing_key_rotation_days: u32,
     pub signing_key_publish_seconds: u32,
+    pub authz_poll_interval_ms: u64,
+    pub authz_max_wait_ms: u64,
     pub public_url: String,
     pub password_memory_kib: u32,
     pub password_iterations: u32,
@@ -203,6 +223,8 @@ impl Settings {
             signing_key_publish_seconds: self
                 .signing_key_publish_seconds
                 .or(lower.signing_key_publish_seconds),
+            authz_poll_interval_ms: self.authz_poll_interval_ms.or(lower.authz_poll_interval_ms),
+            authz_max_wait_ms: self.authz_max_wait_ms.or(lower.authz_max_wait_ms),
             public_url: self.public_url.or(lower.public_url),
             password_memory_kib: self.password_memory_kib.or(lower.password_memory_kib),
             password_iterations: self.password_iterations.or(lower.password_iterations),
@@ -278,6 +300,11 @@ impl Settings {
             sweep_interval_seconds: self.sweep_interval_seconds.unwrap_or(60).max(1),
             signing_key_rotation_days: self.signing_key_rotation_days.unwrap_or(90),
             signing_key_publish_seconds: self.signing_key_publish_seconds.unwrap_or(86_400),
+            authz_poll_interval_ms: self
+                .authz_poll_interval_ms
+                .unwrap_or(1000)
+                .clamp(10, 60_000),
+            authz_max_wait_ms: self.authz_max_wait_ms.unwrap_or(2000).min(30_000),
             password_memory_kib,
             password_iterations,
             log_format: self.log_format.unwrap_or(LogFormat::Json),

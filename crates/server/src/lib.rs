@@ -6,6 +6,7 @@
 pub mod auth;
 mod cache;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod extract;
 pub mod lifecycle;
@@ -224,6 +225,7 @@ impl Server {
             passkey_starts: FailureThrottle::new(PASSKEY_STARTS_PER_MINUTE),
             signing_keys: oauth::SigningKeys::default(),
             token_caches: oauth::TokenCaches::default(),
+            engines: engine::Engines::default(),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))
                 .redirect(reqwest::redirect::Policy::none())
@@ -251,6 +253,7 @@ impl Server {
             .local_addr()
             .map_err(io_error(Path::new("listener")))?;
         let sweeper = tokio::spawn(lifecycle::run(self.state.clone()));
+        let tail = tokio::spawn(engine::run(self.state.clone()));
         let app =
             routes::app(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         tracing::info!(%address, "serving");
@@ -258,6 +261,7 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await;
         sweeper.abort();
+        tail.abort();
         self.state.store.close().await;
         served.map_err(io_error(Path::new("listener")))
     }

@@ -44,6 +44,8 @@ pub struct Shared {
     pub token_caches: crate::oauth::TokenCaches,
     /// Outgoing calls to applications (back-channel logout): short timeouts, no redirects.
     pub http: reqwest::Client,
+    /// Each tenant's authorization snapshot, kept current from the change feed.
+    pub engines: crate::engine::Engines,
 }
 
 impl AppState {

@@ -101,6 +101,10 @@ id_args!(
     portcullis_core::RoleAssignmentId,
     portcullis_core::SessionId,
     portcullis_core::PasskeyId,
+    portcullis_core::RoleId,
+    portcullis_core::RecordId,
+    portcullis_core::ShareId,
+    portcullis_core::DenyAssignmentId,
     uuid::Uuid
 );
 
@@ -291,6 +295,18 @@ impl Pools {
         })
     }
 
+    /// A read-only transaction that sees one consistent state of the database throughout.
+    pub(crate) async fn begin_read(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            // In WAL mode a deferred transaction reads one snapshot from its first read on.
+            Pools::Sqlite { readers, .. } => Tx::Sqlite(readers.begin_with("BEGIN").await?),
+            Pools::Postgres(pool) => Tx::Postgres(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?,
+            ),
+        })
+    }
+
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match self {
             // IMMEDIATE takes the write lock up front. A deferred transaction that reads and then
@@ -309,6 +325,10 @@ pub(crate) enum Tx {
 }
 
 impl Tx {
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self, Tx::Postgres(_))
+    }
+
     pub(crate) async fn execute(&mut self, q: Query) -> Result<u64, StoreError> {
         Ok(match self {
             Tx::Sqlite(tx) => q.sqlite().execute(&mut **tx).await?.rows_affected(),

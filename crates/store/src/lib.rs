@@ -3,6 +3,7 @@
 //! so no change exists without its event. This crate holds SQL and transactions, never business
 //! rules: it calls into `portcullis-core` for those.
 
+mod access;
 mod audit;
 mod db;
 mod directory;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use access::{AUTHORIZATION_KINDS, NewDenyAssignment};
 pub use audit::{AuditFilter, AuditSink};
 pub use grants::{NewGrant, PendingRequest, Redemption, RefreshTokenRecord, StoredGrant};
 pub use mfa::StoredTotp;
@@ -39,6 +41,19 @@ pub use tenants::CreatedTenant;
 pub use write::WriteContext;
 
 use db::Pools;
+
+/// A subscription to other nodes' commits (PostgreSQL `LISTEN`).
+pub struct ChangeListener(Option<sqlx::postgres::PgListener>);
+
+impl ChangeListener {
+    /// Completes when some node commits a change; never, without PostgreSQL.
+    pub async fn next(&mut self) -> Result<(), StoreError> {
+        match &mut self.0 {
+            Some(listener) => listener.recv().await.map(|_| ()).map_err(StoreError::from),
+            None => std::future::pending().await,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -116,6 +131,11 @@ pub struct Store {
     backend: Backend,
     /// The group-commit writer, started on first use (see `audit::AuditSink`).
     group: std::sync::Arc<std::sync::OnceLock<AuditSink>>,
+    /// Woken after this process commits a change, so its own caches catch up at once.
+    committed: std::sync::Arc<tokio::sync::Notify>,
+    /// How many changes this process has committed, so its readers can tell whether they
+    /// have seen them all.
+    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -148,6 +168,8 @@ impl Store {
                 pools: Pools::Sqlite { writer, readers },
                 backend: Backend::Sqlite,
                 group: Default::default(),
+                committed: Default::default(),
+                commits: Default::default(),
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
@@ -159,6 +181,8 @@ impl Store {
                 pools: Pools::Postgres(pool),
                 backend: Backend::Postgres,
                 group: Default::default(),
+                committed: Default::default(),
+                commits: Default::default(),
             })
         } else {
             Err(StoreError::UnsupportedUrl(redact_url(url)))
@@ -167,6 +191,30 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// How many changes this process has committed so far.
+    pub fn local_commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Completes once this process has committed a change through `Write` since the last call
+    /// (one waiter: the change-feed tail).
+    pub async fn committed(&self) {
+        self.committed.notified().await;
+    }
+
+    /// Waits for the next change-feed notification from PostgreSQL (any node's commit), or
+    /// forever on SQLite, where only this process writes.
+    pub async fn listen_for_changes(&self) -> Result<ChangeListener, StoreError> {
+        match &self.pools {
+            Pools::Postgres(pool) => {
+                let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+                listener.listen("portcullis_changes").await?;
+                Ok(ChangeListener(Some(listener)))
+            }
+            Pools::Sqlite { .. } => Ok(ChangeListener(None)),
+        }
     }
 
     /// Brings the schema up to date. Safe to run from several processes at once: PostgreSQL

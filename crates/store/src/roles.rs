@@ -4,7 +4,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use portcullis_core::authz::{BuiltinRole, Grant, RoleAssignment, Scope};
+use portcullis_core::authz::{Grant, RoleAssignment, RoleRef, Scope};
 use portcullis_core::identity::{PrincipalKind, PrincipalRef};
 use portcullis_core::page::{Page, PageRequest};
 use portcullis_core::{RoleAssignmentId, TenantId, ValidationError};
@@ -19,8 +19,9 @@ macro_rules! assignment_columns {
         "id, tenant_id, principal_kind, principal_id, role, scope, starts_at, ends_at, created_at"
     };
 }
+pub(crate) const ASSIGNMENT_COLUMNS: &str = assignment_columns!();
 
-fn assignment_from_row(row: &Row) -> Result<RoleAssignment, StoreError> {
+pub(crate) fn assignment_from_row(row: &Row) -> Result<RoleAssignment, StoreError> {
     Ok(RoleAssignment {
         id: row.parse("id")?,
         tenant_id: row.parse("tenant_id")?,
@@ -28,7 +29,7 @@ fn assignment_from_row(row: &Row) -> Result<RoleAssignment, StoreError> {
             kind: row.named("principal_kind", PrincipalKind::parse)?,
             id: row.parse("principal_id")?,
         },
-        role: row.named("role", BuiltinRole::parse)?,
+        role: row.parse("role")?,
         scope: row.parse("scope")?,
         starts_at: row.opt_time("starts_at")?,
         ends_at: row.opt_time("ends_at")?,
@@ -40,7 +41,7 @@ fn assignment_from_row(row: &Row) -> Result<RoleAssignment, StoreError> {
 #[derive(Debug, Clone, Default)]
 pub struct AssignmentFilter {
     pub principal: Option<PrincipalRef>,
-    pub role: Option<BuiltinRole>,
+    pub role: Option<RoleRef>,
     pub scope: Option<Scope>,
 }
 
@@ -48,7 +49,7 @@ pub(crate) async fn insert_assignment(
     w: &mut Write,
     tenant_id: TenantId,
     principal: PrincipalRef,
-    role: BuiltinRole,
+    role: RoleRef,
     scope: Scope,
     starts_at: Option<OffsetDateTime>,
     ends_at: Option<OffsetDateTime>,
@@ -64,7 +65,7 @@ pub(crate) async fn insert_assignment(
             .bind(tenant_id)
             .bind(principal.kind.as_str())
             .bind(principal.id)
-            .bind(role.as_str())
+            .bind(role.to_string())
             .bind(scope.to_string())
             .bind(starts_at)
             .bind(ends_at)
@@ -92,12 +93,17 @@ impl Store {
         &self,
         ctx: &WriteContext,
         principal: PrincipalRef,
-        role: BuiltinRole,
+        role: RoleRef,
         scope: Scope,
         starts_at: Option<OffsetDateTime>,
         ends_at: Option<OffsetDateTime>,
     ) -> Result<RoleAssignment, StoreError> {
         let mut w = self.write(ctx).await?;
+        if let RoleRef::Custom(id) = role {
+            self.custom_role(ctx.tenant_id, id)
+                .await
+                .map_err(|_| ValidationError::new("role", "no such role in this tenant"))?;
+        }
         if !principal_exists(&mut w, principal).await? {
             return Err(ValidationError::new(
                 "principal",
@@ -105,11 +111,7 @@ impl Store {
             )
             .into());
         }
-        if let Scope::Environment(environment) = scope {
-            self.environment(ctx.tenant_id, environment)
-                .await
-                .map_err(|_| ValidationError::new("scope", "no such environment in this tenant"))?;
-        }
+        crate::access::require_scope(&mut w, scope).await?;
         let assignment = insert_assignment(
             &mut w,
             ctx.tenant_id,
@@ -165,7 +167,7 @@ impl Store {
                 .bind(page.after)
                 .bind(filter.principal.map(|p| p.kind.as_str()))
                 .bind(filter.principal.map(|p| p.id))
-                .bind(filter.role.map(BuiltinRole::as_str))
+                .bind(filter.role.map(|r| r.to_string()))
                 .bind(filter.scope.map(|s| s.to_string()))
                 .bind(page.fetch_limit()),
             )
@@ -258,11 +260,19 @@ impl Store {
                 .bind(window == GrantWindow::AtOrAfter),
             )
             .await?;
+        // Custom roles hold data-plane permissions, which the engine decides; the built-in
+        // roles are what grant access to Portcullis's own API.
         rows.iter()
-            .map(|r| {
+            .filter_map(|r| match r.parse::<RoleRef>("role") {
+                Ok(RoleRef::Builtin(role)) => Some(Ok((r, role))),
+                Ok(RoleRef::Custom(_)) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .map(|found| {
+                let (r, role) = found?;
                 Ok(Grant {
                     assignment_id: r.parse("id")?,
-                    role: r.named("role", BuiltinRole::parse)?,
+                    role,
                     scope: r.parse("scope")?,
                     via_group: r.opt_parse("via_group")?,
                 })

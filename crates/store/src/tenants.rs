@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use portcullis_core::TenantId;
 use portcullis_core::audit::GENESIS_HASH;
-use portcullis_core::authz::{BuiltinRole, Scope};
+use portcullis_core::authz::{BuiltinRole, RoleRef, Scope};
 use portcullis_core::identity::{
     ApiKey, BusinessUnit, LifecycleState, PrincipalRef, ServicePrincipal, Tenant,
 };
@@ -126,7 +126,7 @@ async fn insert_tenant(
         w,
         tenant_id,
         PrincipalRef::service_principal(administrator.id),
-        BuiltinRole::TenantAdministrator,
+        RoleRef::Builtin(BuiltinRole::TenantAdministrator),
         Scope::Tenant,
         None,
         None,

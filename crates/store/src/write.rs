@@ -52,6 +52,8 @@ pub(crate) struct Write {
     pub(crate) ctx: WriteContext,
     events: Vec<NewAuditEvent>,
     changes: Vec<Change>,
+    committed: std::sync::Arc<tokio::sync::Notify>,
+    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -61,6 +63,8 @@ impl Store {
             ctx: ctx.clone(),
             events: Vec::new(),
             changes: Vec::new(),
+            committed: self.committed.clone(),
+            commits: self.commits.clone(),
         })
     }
 }
@@ -131,8 +135,15 @@ impl Write {
     pub(crate) async fn commit(mut self) -> Result<Vec<AuditRecord>, StoreError> {
         let events = std::mem::take(&mut self.events);
         let changes = std::mem::take(&mut self.changes);
+        let changed = !changes.is_empty();
         let records = append(&mut self.tx, events, changes).await?;
         self.tx.commit().await?;
+        if changed {
+            self.commits
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            // One stored permit: the tail sees it even if it was busy when this committed.
+            self.committed.notify_one();
+        }
         Ok(records)
     }
 }
@@ -205,6 +216,14 @@ pub(crate) async fn append(
                 .bind(change_seq),
         )
         .await?;
+        if !changes.is_empty() && tx.is_postgres() {
+            // Delivered at commit: wakes every node's change-feed tail at once.
+            tx.execute(
+                query("SELECT pg_notify('portcullis_changes', $1)")
+                    .bind(format!("{tenant_id} {change_seq}")),
+            )
+            .await?;
+        }
         records.extend(chained);
     }
     Ok(records)

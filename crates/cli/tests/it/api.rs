@@ -46,7 +46,13 @@ async fn every_documented_admin_operation_refuses_anonymous_callers() {
     })
     .await;
     let doc = server.anonymous().get("/v1/openapi.json").await.expect(200);
-    let public = ["/healthz", "/readyz", "/metrics", "/v1/openapi.json"];
+    let public = [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/openapi.json",
+        "/t/{tenant}/.well-known/authzen-configuration",
+    ];
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() > 20, "the document lists the API");
     for (path, item) in paths {

@@ -84,12 +84,29 @@ impl Drop for TestDatabase {
     }
 }
 
+/// A second server process on a `TestServer`'s database; stops when dropped.
+pub struct Node {
+    pub base: String,
+    _shutdown: oneshot::Sender<()>,
+}
+
+impl Node {
+    pub fn client(&self, key: &str) -> Client {
+        Client {
+            base: self.base.clone(),
+            key: Some(key.to_owned()),
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
 /// A running server and a client holding the operator tenant's administrator key.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub admin_key: String,
     pub db: TestDatabase,
     pub dir: tempfile::TempDir,
+    kek: secrecy::SecretString,
     shutdown: Option<oneshot::Sender<()>>,
     http: reqwest::Client,
 }
@@ -143,8 +160,33 @@ impl TestServer {
             admin_key,
             db,
             dir,
+            kek,
             shutdown: Some(shutdown),
             http: reqwest::Client::new(),
+        }
+    }
+
+    /// Another node on the same database (with the same key-encryption key), as a second
+    /// process behind a load balancer would be. It shares this server's administrator key.
+    pub async fn another_node(&self, adjust: impl FnOnce(Settings) -> Settings) -> Node {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut base = settings(self.dir.path(), &self.db.url);
+        base.public_url = Some(format!("http://localhost:{}", addr.port()));
+        let config = adjust(base).resolve().expect("valid settings");
+        let server = Server::prepare(config, Some(self.kek.clone()))
+            .await
+            .expect("node prepares");
+        let (shutdown, stop) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            server
+                .serve(listener, async move { stop.await.unwrap_or(()) })
+                .await
+                .expect("node runs");
+        });
+        Node {
+            base: format!("http://{addr}"),
+            _shutdown: shutdown,
         }
     }
 

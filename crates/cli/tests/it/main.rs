@@ -2,6 +2,7 @@
 //! PORTCULLIS_TEST_DATABASE_URL is set) and drives it over HTTP or through the `portcullis`
 //! binary. One test binary, so the suite links once.
 
+mod access;
 mod api;
 mod audit;
 mod authorize;

@@ -8,4 +8,5 @@ pub mod model;
 #[cfg(test)]
 mod reference;
 pub mod snapshot;
+pub mod tenant;
 pub mod tree;

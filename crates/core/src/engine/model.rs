@@ -5,7 +5,11 @@
 //! answer with `reference.rs`, which only loops.
 
 /// How far a data-plane permission reaches from its holder (DESIGN.md, "Role").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum Depth {
     /// Records the principal owns, or a team it belongs to owns.
     Own,

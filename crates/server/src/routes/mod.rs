@@ -2,10 +2,12 @@
 //! annotations, so the document cannot drift from the code), and the middleware every request
 //! passes through.
 
+mod access;
 mod audit;
 mod directory;
 mod groups;
 mod ops;
+mod resources;
 mod roles;
 mod service_principals;
 mod signing_keys;
@@ -50,6 +52,7 @@ use crate::state::AppState;
         (name = "groups", description = "Security groups, nestable."),
         (name = "service principals", description = "Workload identities and their API keys."),
         (name = "roles", description = "Built-in roles and role assignments."),
+        (name = "authorization", description = "The authorization engine: resource types, custom roles, records, shares, deny assignments, and the AuthZEN decision API."),
         (name = "audit", description = "The hash-chained audit trail."),
         (name = "operations", description = "Health, readiness, metrics.")
     )
@@ -162,6 +165,42 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             roles::get_role_assignment,
             roles::delete_role_assignment
         ))
+        .routes(routes!(
+            resources::list_resource_types,
+            resources::create_resource_type
+        ))
+        .routes(routes!(
+            resources::get_resource_type,
+            resources::put_resource_type,
+            resources::delete_resource_type
+        ))
+        .routes(routes!(
+            resources::list_custom_roles,
+            resources::create_custom_role
+        ))
+        .routes(routes!(
+            resources::get_custom_role,
+            resources::put_custom_role,
+            resources::delete_custom_role
+        ))
+        .routes(routes!(
+            resources::get_record,
+            resources::put_record,
+            resources::delete_record
+        ))
+        .routes(routes!(resources::list_shares, resources::create_share))
+        .routes(routes!(resources::delete_share))
+        .routes(routes!(
+            resources::list_deny_assignments,
+            resources::create_deny_assignment
+        ))
+        .routes(routes!(resources::delete_deny_assignment))
+        .routes(routes!(access::evaluation))
+        .routes(routes!(access::evaluations))
+        .routes(routes!(access::search_subject))
+        .routes(routes!(access::search_resource))
+        .routes(routes!(access::search_action))
+        .routes(routes!(access::configuration))
         .routes(routes!(audit::list_events))
         .routes(routes!(audit::chain))
         .split_for_parts();

@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use portcullis_core::RoleAssignmentId;
 use portcullis_core::audit::Target;
-use portcullis_core::authz::{Action, BuiltinRole, RoleAssignment, Scope, validate_window};
+use portcullis_core::authz::{
+    Action, BuiltinRole, RoleAssignment, RoleRef, Scope, validate_window,
+};
 use portcullis_core::identity::{PrincipalKind, PrincipalRef};
 use portcullis_core::page::{Page, PageRequest};
 use portcullis_store::AssignmentFilter;
@@ -55,8 +57,9 @@ pub async fn list_roles(
 pub struct AssignmentQuery {
     pub principal_kind: Option<PrincipalKind>,
     pub principal_id: Option<Uuid>,
-    pub role: Option<BuiltinRole>,
-    /// `tenant` or `environment/<id>`.
+    /// A built-in role's name or a custom role's id.
+    pub role: Option<RoleRef>,
+    /// `tenant`, `environment/<id>`, `business_unit/<id>` or `record/<id>`.
     pub scope: Option<Scope>,
     pub cursor: Option<String>,
     pub limit: Option<u32>,
@@ -105,8 +108,10 @@ pub async fn list_role_assignments(
 #[serde(deny_unknown_fields)]
 pub struct CreateRoleAssignment {
     pub principal: PrincipalRef,
-    pub role: BuiltinRole,
-    /// `tenant` (default) or `environment/<id>`.
+    /// A built-in role's name or a custom role's id.
+    pub role: RoleRef,
+    /// `tenant` (default), `environment/<id>`, `business_unit/<id>` (the unit and those below
+    /// it) or `record/<id>`.
     pub scope: Option<Scope>,
     /// The assignment grants nothing before this time.
     #[serde(default, with = "time::serde::rfc3339::option")]

@@ -1,0 +1,570 @@
+//! The authorization engine through its APIs: resource types, custom roles, records, shares
+//! and deny assignments written through the admin API; decisions, reasons, revisions and
+//! searches read through AuthZEN; and a second node catching up through the change feed.
+
+use serde_json::{Value, json};
+
+use crate::harness::{Client, TestServer};
+
+/// A tenant `acme` with units root > sales > emea, alice (emea, in group editors) and bob
+/// (sales), a `document` type, a `reader` role held by the editors, two documents, and an
+/// enforcement point allowed to ask.
+struct Acme {
+    admin: Client,
+    pep: Client,
+    alice: String,
+    bob: String,
+    editors: String,
+    sales: String,
+    emea: String,
+}
+
+async fn acme(server: &TestServer, name: &str) -> Acme {
+    let (_, key) = server.admin().create_tenant(name).await;
+    let admin = server.client(&key);
+    let sales = admin
+        .post("/v1/business-units", json!({"name": "Sales"}))
+        .await
+        .expect(201);
+    let emea = admin
+        .post(
+            "/v1/business-units",
+            json!({"name": "EMEA", "parent_id": sales["id"]}),
+        )
+        .await
+        .expect(201);
+    let user = |name: &'static str, unit: Value| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .post(
+                    "/v1/users",
+                    json!({"user_name": name, "business_unit_id": unit}),
+                )
+                .await
+                .expect(201)["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let alice = user("alice", emea["id"].clone()).await;
+    let bob = user("bob", sales["id"].clone()).await;
+    let editors = admin
+        .post("/v1/groups", json!({"name": "editors"}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin
+        .post(
+            &format!("/v1/groups/{editors}/members"),
+            json!({"kind": "user", "id": alice}),
+        )
+        .await
+        .expect(201);
+    admin
+        .post(
+            "/v1/resource-types",
+            json!({"name": "document", "actions": [
+                {"name": "read", "plane": "data"},
+                {"name": "delete", "plane": "data"}
+            ]}),
+        )
+        .await
+        .expect(201);
+    admin
+        .post(
+            "/v1/resource-types",
+            json!({"name": "notice", "actions": [{"name": "read", "plane": "data", "public": true}]}),
+        )
+        .await
+        .expect(201);
+    let reader = admin
+        .post(
+            "/v1/custom-roles",
+            json!({"name": "Reader", "permissions": [
+                {"action": "document.read", "depth": "business_unit_tree"},
+                {"action": "document.delete", "depth": "own"}
+            ]}),
+        )
+        .await
+        .expect(201);
+    admin
+        .post(
+            "/v1/role-assignments",
+            json!({"principal": {"kind": "group", "id": editors}, "role": reader["id"], "scope": "tenant"}),
+        )
+        .await
+        .expect(201);
+    for (id, owner, unit) in [("d-emea", &alice, &emea), ("d-sales", &bob, &sales)] {
+        admin
+            .send(
+                reqwest::Method::PUT,
+                &format!("/v1/records/document/{id}"),
+                Some(
+                    json!({"owner": {"kind": "user", "id": owner}, "business_unit_id": unit["id"]}),
+                ),
+                &[],
+            )
+            .await
+            .expect(200);
+    }
+    let (_, pep) = admin
+        .principal_with_role("pep", "access_evaluator", "tenant")
+        .await;
+    Acme {
+        pep: server.client(&pep),
+        admin,
+        alice,
+        bob,
+        editors,
+        sales: sales["id"].as_str().unwrap().to_owned(),
+        emea: emea["id"].as_str().unwrap().to_owned(),
+    }
+}
+
+fn ask(user: &str, action: &str, doc: &str) -> Value {
+    json!({
+        "subject": {"type": "user", "id": user},
+        "action": {"name": action},
+        "resource": {"type": "document", "id": doc}
+    })
+}
+
+async fn evaluate(pep: &Client, tenant: &str, body: Value) -> Value {
+    pep.post(&format!("/t/{tenant}/access/v1/evaluation"), body)
+        .await
+        .expect(200)
+}
+
+#[tokio::test]
+async fn decisions_explain_themselves_and_follow_every_change() {
+    let server = TestServer::start().await;
+    let t = acme(&server, "acme").await;
+    let pep = &t.pep;
+
+    // Through the group, down the unit tree from emea; the reason names the assignment.
+    let d = evaluate(pep, "acme", ask(&t.alice, "read", "d-emea")).await;
+    assert_eq!(d["decision"], true, "{d}");
+    assert_eq!(d["context"]["reason"]["kind"], "assignment");
+    assert_eq!(
+        d["context"]["reason"]["principal"]["id"],
+        t.editors.as_str()
+    );
+    assert!(d["context"]["revision"].as_i64().unwrap() > 0);
+    // Sales is above alice's unit; bob holds nothing; writing is no action of documents.
+    let d = evaluate(pep, "acme", ask(&t.alice, "read", "d-sales")).await;
+    assert_eq!(
+        (
+            d["decision"].clone(),
+            d["context"]["reason"]["kind"].clone()
+        ),
+        (json!(false), json!("depth_too_shallow"))
+    );
+    let d = evaluate(pep, "acme", ask(&t.bob, "read", "d-emea")).await;
+    assert_eq!(d["context"]["reason"]["kind"], "no_role");
+    let d = evaluate(pep, "acme", ask(&t.alice, "write", "d-emea")).await;
+    assert_eq!(d["context"]["reason"]["kind"], "unknown_action");
+    // Her own record: delete at `own` depth.
+    assert_eq!(
+        evaluate(pep, "acme", ask(&t.alice, "delete", "d-emea")).await["decision"],
+        true
+    );
+    // An unregistered record described inline, and a public action for nobody in particular.
+    let inline = json!({
+        "subject": {"type": "user", "id": t.alice},
+        "action": {"name": "read"},
+        "resource": {"type": "document", "id": "draft-9", "properties": {"business_unit_id": t.emea}}
+    });
+    assert_eq!(evaluate(pep, "acme", inline).await["decision"], true);
+    let notice = json!({
+        "subject": {"type": "anonymous"},
+        "action": {"name": "read"},
+        "resource": {"type": "notice", "id": "n1", "properties": {"business_unit_id": t.sales}}
+    });
+    let d = evaluate(pep, "acme", notice).await;
+    assert_eq!(
+        (
+            d["decision"].clone(),
+            d["context"]["reason"]["kind"].clone()
+        ),
+        (json!(true), json!("public"))
+    );
+
+    // A share, then a guardrail that beats every grant; the denial is audited.
+    t.admin
+        .post(
+            "/v1/records/document/d-sales/shares",
+            json!({"principal": {"kind": "user", "id": t.alice}, "actions": ["read"]}),
+        )
+        .await
+        .expect(201);
+    let d = evaluate(
+        pep,
+        "acme",
+        with(
+            ask(&t.alice, "read", "d-sales"),
+            "context",
+            json!({"min_revision": "latest"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (
+            d["decision"].clone(),
+            d["context"]["reason"]["kind"].clone()
+        ),
+        (json!(true), json!("share"))
+    );
+    let deny = t
+        .admin
+        .post(
+            "/v1/deny-assignments",
+            json!({"name": "no deleting in sales", "principals": [{"kind": "group", "id": t.editors}],
+                   "actions": ["document.delete"], "scope": format!("business_unit/{}", t.sales)}),
+        )
+        .await
+        .expect(201);
+    let d = evaluate(pep, "acme", ask(&t.alice, "delete", "d-emea")).await;
+    assert_eq!(d["context"]["reason"]["kind"], "deny_assignment", "{d}");
+    assert_eq!(d["context"]["reason"]["deny_assignment_id"], deny["id"]);
+    let mut denied = Vec::new();
+    for _ in 0..200 {
+        denied = t.admin.audit("access.evaluate").await;
+        if !denied.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(denied[0]["outcome"], "denied");
+    assert_eq!(denied[0]["target"]["id"], "d-emea");
+
+    // Searches: who may read d-emea, what alice may read, what she may do to d-emea.
+    let who = pep
+        .post(
+            "/t/acme/access/v1/search/subject",
+            json!({"subject": {"type": "user"}, "action": {"name": "read"}, "resource": {"type": "document", "id": "d-emea"}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(who["results"], json!([{"type": "user", "id": t.alice}]));
+    let what = pep
+        .post(
+            "/t/acme/access/v1/search/resource",
+            json!({"subject": {"type": "user", "id": t.alice}, "action": {"name": "read"}, "resource": {"type": "document"},
+                   "page": {"limit": 1}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        what["results"],
+        json!([{"type": "document", "id": "d-emea"}])
+    );
+    let token = what["page"]["next_token"].as_str().unwrap();
+    let rest = pep
+        .post(
+            "/t/acme/access/v1/search/resource",
+            json!({"subject": {"type": "user", "id": t.alice}, "action": {"name": "read"}, "resource": {"type": "document"},
+                   "page": {"limit": 1, "token": token}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        rest["results"],
+        json!([{"type": "document", "id": "d-sales"}])
+    );
+    assert_eq!(rest["page"]["next_token"], "");
+    let actions = pep
+        .post(
+            "/t/acme/access/v1/search/action",
+            json!({"subject": {"type": "user", "id": t.alice}, "resource": {"type": "document", "id": "d-emea"}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(actions["results"], json!([{"name": "read"}]));
+
+    // Leaving the group takes the role away at once (read-your-writes on this node).
+    let before =
+        evaluate(pep, "acme", ask(&t.alice, "read", "d-emea")).await["context"]["revision"]
+            .as_i64()
+            .unwrap();
+    t.admin
+        .delete(&format!(
+            "/v1/groups/{}/members/user/{}",
+            t.editors, t.alice
+        ))
+        .await
+        .expect(204);
+    let d = evaluate(
+        pep,
+        "acme",
+        with(
+            ask(&t.alice, "read", "d-emea"),
+            "context",
+            json!({"min_revision": before + 1}),
+        ),
+    )
+    .await;
+    assert_eq!(d["decision"], false, "{d}");
+    assert_eq!(d["context"]["reason"]["kind"], "no_role");
+
+    // A batch: defaults at the top, stopping at the first denial when asked to.
+    let batch = pep
+        .post(
+            "/t/acme/access/v1/evaluations",
+            json!({
+                "subject": {"type": "user", "id": t.alice},
+                "action": {"name": "read"},
+                "evaluations": [
+                    {"resource": {"type": "document", "id": "d-sales"}},
+                    {"resource": {"type": "document", "id": "d-emea"}},
+                    {"resource": {"type": "document", "id": "d-sales"}}
+                ],
+                "options": {"evaluations_semantic": "deny_on_first_deny"}
+            }),
+        )
+        .await
+        .expect(200);
+    let decisions: Vec<&Value> = batch["evaluations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["decision"])
+        .collect();
+    assert_eq!(decisions, [&json!(true), &json!(false)]);
+
+    let config = server
+        .anonymous()
+        .get("/t/acme/.well-known/authzen-configuration")
+        .await
+        .expect(200);
+    assert!(
+        config["access_evaluations_endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with("/t/acme/access/v1/evaluations")
+    );
+}
+
+/// `body` with `key` set to `value`.
+fn with(mut body: Value, key: &str, value: Value) -> Value {
+    body[key] = value;
+    body
+}
+
+#[tokio::test]
+async fn only_the_tenants_own_enforcement_points_may_ask_and_bad_requests_change_nothing() {
+    let server = TestServer::start_with(|mut s| {
+        s.authz_max_wait_ms = Some(50);
+        s
+    })
+    .await;
+    let t = acme(&server, "acme").await;
+    let other = acme(&server, "globex").await;
+    // Another tenant's enforcement point learns nothing about acme, not even that it exists.
+    other
+        .pep
+        .post(
+            "/t/acme/access/v1/evaluation",
+            ask(&t.alice, "read", "d-emea"),
+        )
+        .await
+        .problem(404);
+    // A principal of acme without `access.evaluate` may not ask.
+    let (_, reader) = t
+        .admin
+        .principal_with_role("reader", "security_reader", "tenant")
+        .await;
+    server
+        .client(&reader)
+        .post(
+            "/t/acme/access/v1/evaluation",
+            ask(&t.alice, "read", "d-emea"),
+        )
+        .await
+        .problem(403);
+    server
+        .anonymous()
+        .post(
+            "/t/acme/access/v1/evaluation",
+            ask(&t.alice, "read", "d-emea"),
+        )
+        .await
+        .problem(401);
+
+    let p = t
+        .pep
+        .post(
+            "/t/acme/access/v1/evaluation",
+            ask("alice@example.com", "read", "d-emea"),
+        )
+        .await
+        .problem(400);
+    assert_eq!(p["field"], "subject.id");
+    let p = t
+        .pep
+        .post(
+            "/t/acme/access/v1/evaluation",
+            json!({"subject": {"type": "user", "id": t.alice}, "action": {"name": "read"}}),
+        )
+        .await
+        .problem(400);
+    assert_eq!(p["field"], "resource");
+    let many: Vec<Value> = (0..1001).map(|_| json!({})).collect();
+    t.pep
+        .post(
+            "/t/acme/access/v1/evaluations",
+            with(ask(&t.alice, "read", "d-emea"), "evaluations", json!(many)),
+        )
+        .await
+        .problem(400);
+    let p = t
+        .pep
+        .post(
+            "/t/acme/access/v1/evaluations",
+            with(
+                with(ask(&t.alice, "read", "d-emea"), "evaluations", json!([])),
+                "options",
+                json!({"evaluations_semantic": "first"}),
+            ),
+        )
+        .await
+        .problem(400);
+    assert_eq!(p["field"], "options.evaluations_semantic");
+    // A revision the database has not reached is refused after a bounded wait.
+    let p = t
+        .pep
+        .post(
+            "/t/acme/access/v1/evaluation",
+            with(
+                ask(&t.alice, "read", "d-emea"),
+                "context",
+                json!({"min_revision": 1_000_000_000}),
+            ),
+        )
+        .await
+        .problem(409);
+    assert_eq!(p["field"], "context.min_revision");
+    t.pep
+        .post(
+            "/t/acme/access/v1/search/subject",
+            json!({"subject": {"type": "user"}, "action": {"name": "read"},
+            "resource": {"type": "document", "id": "d-emea"}, "page": {"limit": 0}}),
+        )
+        .await
+        .problem(400);
+
+    // The admin side refuses what would not mean anything.
+    let p = t
+        .admin
+        .post(
+            "/v1/resource-types",
+            json!({"name": "user", "actions": [{"name": "read", "plane": "data"}]}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(p["field"], "name");
+    t.admin
+        .post(
+            "/v1/custom-roles",
+            json!({"name": "Bad", "permissions": [{"action": "document.fly"}]}),
+        )
+        .await
+        .problem(422);
+    t.admin
+        .post(
+            "/v1/custom-roles",
+            json!({"name": "Sneaky", "permissions": [{"action": "user.read", "depth": "own"}]}),
+        )
+        .await
+        .problem(422);
+    let p = t
+        .admin
+        .send(
+            reqwest::Method::PUT,
+            "/v1/records/document/x",
+            Some(
+                json!({"owner": {"kind": "user", "id": t.alice}, "business_unit_id": other.sales}),
+            ),
+            &[],
+        )
+        .await
+        .problem(422);
+    assert_eq!(p["field"], "business_unit_id");
+    t.admin
+        .post(
+            "/v1/records/document/d-emea/shares",
+            json!({"principal": {"kind": "user", "id": other.alice}, "actions": ["read"]}),
+        )
+        .await
+        .problem(422);
+    t.admin
+        .delete("/v1/resource-types/document")
+        .await
+        .problem(409);
+    // None of it changed a decision.
+    let d = evaluate(&t.pep, "acme", ask(&t.alice, "read", "d-emea")).await;
+    assert_eq!(d["decision"], true);
+    let _ = (&t.bob, &other.emea, &other.editors, &other.bob);
+}
+
+#[tokio::test]
+async fn a_change_on_one_node_is_decided_on_another() {
+    let server = TestServer::start().await;
+    let t = acme(&server, "acme").await;
+    // A second node on the same database, polling rarely: only the change feed's wake-up or a
+    // demanded revision can bring it up to date quickly.
+    let node = server
+        .another_node(|mut s| {
+            s.authz_poll_interval_ms = Some(if server.db.is_postgres() { 60_000 } else { 20 });
+            s
+        })
+        .await;
+    let remote = node.client(&t.pep.key.clone().unwrap());
+    let d = evaluate(&remote, "acme", ask(&t.alice, "read", "d-emea")).await;
+    assert_eq!(d["decision"], true);
+
+    // Removed on the first node; the revision the first node reports makes the second catch up.
+    t.admin
+        .delete(&format!(
+            "/v1/groups/{}/members/user/{}",
+            t.editors, t.alice
+        ))
+        .await
+        .expect(204);
+    let local = evaluate(&t.pep, "acme", ask(&t.alice, "read", "d-emea")).await;
+    assert_eq!(local["decision"], false);
+    let revision = local["context"]["revision"].as_i64().unwrap();
+    let d = evaluate(
+        &remote,
+        "acme",
+        with(
+            ask(&t.alice, "read", "d-emea"),
+            "context",
+            json!({"min_revision": revision}),
+        ),
+    )
+    .await;
+    assert_eq!(d["decision"], false, "{d}");
+    assert!(d["context"]["revision"].as_i64().unwrap() >= revision);
+
+    // Without asking for a revision, the second node still converges on its own.
+    t.admin
+        .post(
+            &format!("/v1/groups/{}/members", t.editors),
+            json!({"kind": "user", "id": t.alice}),
+        )
+        .await
+        .expect(201);
+    let mut seen = false;
+    for _ in 0..500 {
+        if evaluate(&remote, "acme", ask(&t.alice, "read", "d-emea")).await["decision"] == true {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(seen, "the second node never saw the change");
+}

@@ -1,0 +1,1045 @@
+//! One tenant's engine: its stored authorization data (`Source`) interned into dense ids and
+//! indexed as a `Snapshot`, with the tables that turn names into ids for a check and ids back
+//! into names for a reason. Built whole from the store and immutable; whoever holds it knows
+//! which change-feed revision it reflects.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::model::{
+    Assignment, Deny, Depth, Model, Permission, Record, Scope as EngineScope, Share as EngineShare,
+};
+use super::snapshot::{Decision, Grounds, Refusal, Snapshot, SnapshotError, Target};
+use crate::authz::{Action, BuiltinRole, RoleAssignment, RoleRef, Scope};
+use crate::identity::{PrincipalKind, PrincipalRef};
+use crate::ids::*;
+use crate::resources::{CustomRole, DenyAssignment, RecordEntry, ResourceType, Share};
+
+/// Everything a tenant's decisions depend on, as the store holds it. Only principals that may
+/// act are listed (active users and service principals, and every group); anything that names
+/// another is left out of the snapshot, so a disabled user holds nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub business_units: Vec<(BusinessUnitId, Option<BusinessUnitId>)>,
+    pub environments: Vec<EnvironmentId>,
+    /// Each principal and its business unit (users have one; groups and services may not).
+    pub principals: Vec<(PrincipalRef, Option<BusinessUnitId>)>,
+    /// (member, group) edges.
+    pub memberships: Vec<(PrincipalRef, GroupId)>,
+    pub resource_types: Vec<ResourceType>,
+    pub custom_roles: Vec<CustomRole>,
+    pub assignments: Vec<RoleAssignment>,
+    pub records: Vec<RecordEntry>,
+    pub shares: Vec<Share>,
+    pub denies: Vec<DenyAssignment>,
+}
+
+/// Who asks: a principal, or nobody signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Principal(PrincipalRef),
+    Anonymous,
+}
+
+/// A record described by the caller, for records not registered with Portcullis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecordProperties {
+    pub owner: Option<PrincipalRef>,
+    pub business_unit_id: Option<BusinessUnitId>,
+    pub environment_id: Option<EnvironmentId>,
+}
+
+/// What a check is about. A registered record is used as registered; otherwise the
+/// properties describe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resource<'a> {
+    pub resource_type: &'a str,
+    pub external_id: &'a str,
+    pub properties: Option<RecordProperties>,
+}
+
+/// Why a decision came out the way it did, in the tenant's own names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// The record was shared with `principal` (the subject or one of its groups).
+    Share {
+        share_id: ShareId,
+        principal: PrincipalRef,
+    },
+    /// Allowed by this assignment, held by `principal` (the subject or one of its groups).
+    Assignment {
+        assignment_id: RoleAssignmentId,
+        role: RoleRef,
+        scope: Scope,
+        principal: PrincipalRef,
+    },
+    /// The tenant made this action public.
+    Public,
+    /// This deny assignment refuses it.
+    DenyAssignment {
+        deny_assignment_id: DenyAssignmentId,
+        name: String,
+    },
+    /// No role the subject holds has the action.
+    NoRole,
+    /// The role has the action, but the assignment's scope does not cover the record.
+    ScopeMismatch {
+        assignment_id: RoleAssignmentId,
+        role: RoleRef,
+        scope: Scope,
+    },
+    /// The assignment covers the record, but the role reaches only so far from the subject.
+    DepthTooShallow {
+        assignment_id: RoleAssignmentId,
+        role: RoleRef,
+    },
+    /// The assignment would allow it, but has not started or has ended.
+    OutsideWindow {
+        assignment_id: RoleAssignmentId,
+        role: RoleRef,
+    },
+    UnknownSubject,
+    UnknownResource,
+    UnknownAction,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Share { share_id, principal } => {
+                write!(f, "allowed: the record is shared with {principal} (share {share_id})")
+            }
+            Reason::Assignment {
+                assignment_id,
+                role,
+                scope,
+                principal,
+            } => write!(
+                f,
+                "allowed: {principal} holds role {role} at {scope} (assignment {assignment_id})"
+            ),
+            Reason::Public => f.write_str("allowed: the action is public"),
+            Reason::DenyAssignment {
+                deny_assignment_id,
+                name,
+            } => write!(f, "denied by deny assignment {name:?} ({deny_assignment_id})"),
+            Reason::NoRole => f.write_str("denied: no role held has this action"),
+            Reason::ScopeMismatch {
+                assignment_id,
+                role,
+                scope,
+            } => write!(
+                f,
+                "denied: role {role} is held at {scope}, which does not cover the record (assignment {assignment_id})"
+            ),
+            Reason::DepthTooShallow {
+                assignment_id,
+                role,
+            } => write!(
+                f,
+                "denied: role {role} does not reach this record from the subject's ownership or business unit (assignment {assignment_id})"
+            ),
+            Reason::OutsideWindow {
+                assignment_id,
+                role,
+            } => write!(
+                f,
+                "denied: role {role} would allow it, but the assignment is not in force now (assignment {assignment_id})"
+            ),
+            Reason::UnknownSubject => f.write_str("denied: the subject is unknown or not active"),
+            Reason::UnknownResource => f.write_str(
+                "denied: the record is not registered and its properties do not name a business unit",
+            ),
+            Reason::UnknownAction => f.write_str("denied: the resource type has no such action"),
+        }
+    }
+}
+
+/// A decision with its reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub reason: Reason,
+}
+
+/// A tenant's decisions at one revision.
+#[derive(Debug)]
+pub struct TenantEngine {
+    snapshot: Snapshot,
+    nodes: HashMap<PrincipalRef, u32>,
+    /// Node index → principal; sorted by (kind, id), so searches page in that order. The last
+    /// node stands for owners that are no longer active.
+    node_refs: Vec<PrincipalRef>,
+    units: HashMap<BusinessUnitId, u32>,
+    environments: HashMap<EnvironmentId, u32>,
+    actions: HashMap<String, u32>,
+    public_actions: Vec<bool>,
+    role_refs: Vec<RoleRef>,
+    /// Records sorted by (type, external id), so a type's records are one run.
+    records: HashMap<(String, String), u32>,
+    record_keys: Vec<(String, String)>,
+    resource_types: HashMap<String, ResourceType>,
+    /// Per model assignment: its id and scope as stored, and its interned form.
+    assignments: Vec<(RoleAssignmentId, Scope, Assignment)>,
+    shares: Vec<ShareId>,
+    denies: Vec<(DenyAssignmentId, String)>,
+}
+
+fn intern<K: std::hash::Hash + Eq + Clone>(keys: impl IntoIterator<Item = K>) -> HashMap<K, u32> {
+    let mut map = HashMap::new();
+    for key in keys {
+        let next = map.len() as u32;
+        map.entry(key).or_insert(next);
+    }
+    map
+}
+
+impl TenantEngine {
+    pub fn build(mut source: Source) -> Result<Self, SnapshotError> {
+        source.principals.sort_by_key(|(p, _)| *p);
+        source.principals.dedup_by_key(|(p, _)| *p);
+        source.records.sort_by(|a, b| {
+            (&a.resource_type, &a.external_id).cmp(&(&b.resource_type, &b.external_id))
+        });
+        let units = intern(source.business_units.iter().map(|(id, _)| *id));
+        let environments = intern(source.environments.iter().copied());
+        let mut node_refs: Vec<PrincipalRef> = source.principals.iter().map(|(p, _)| *p).collect();
+        let nodes = intern(node_refs.iter().copied());
+        let nobody = node_refs.len() as u32;
+        node_refs.push(PrincipalRef {
+            kind: PrincipalKind::User,
+            id: uuid::Uuid::nil(),
+        });
+
+        let mut unit_parents = vec![None; units.len()];
+        for (id, parent) in &source.business_units {
+            unit_parents[units[id] as usize] = parent.and_then(|p| units.get(&p).copied());
+        }
+        let mut home_unit: Vec<Option<u32>> = source
+            .principals
+            .iter()
+            .map(|(_, unit)| unit.and_then(|u| units.get(&u).copied()))
+            .collect();
+        home_unit.push(None);
+        let mut memberships = vec![Vec::new(); node_refs.len()];
+        for (member, group) in &source.memberships {
+            if let (Some(m), Some(g)) = (nodes.get(member), nodes.get(&PrincipalRef::group(*group)))
+            {
+                memberships[*m as usize].push(*g);
+            }
+        }
+
+        let mut actions: HashMap<String, u32> =
+            intern(Action::ALL.iter().map(|a| a.as_str().to_owned()));
+        let mut public_actions = vec![false; actions.len()];
+        for ty in &source.resource_types {
+            for action in &ty.actions {
+                let next = actions.len() as u32;
+                actions.entry(ty.qualified(&action.name)).or_insert(next);
+                public_actions.push(action.public);
+            }
+        }
+
+        let mut role_refs: Vec<RoleRef> = BuiltinRole::ALL
+            .iter()
+            .map(|r| RoleRef::Builtin(*r))
+            .collect();
+        let mut roles: Vec<Vec<Permission>> = BuiltinRole::ALL
+            .iter()
+            .map(|r| {
+                r.permissions()
+                    .iter()
+                    .map(|a| Permission {
+                        action: actions[a.as_str()],
+                        depth: Depth::Tenant,
+                    })
+                    .collect()
+            })
+            .collect();
+        for role in &source.custom_roles {
+            role_refs.push(RoleRef::Custom(role.id));
+            roles.push(
+                role.permissions
+                    .iter()
+                    .filter_map(|p| {
+                        actions.get(&p.action).map(|a| Permission {
+                            action: *a,
+                            depth: p.depth,
+                        })
+                    })
+                    .collect(),
+            );
+        }
+        let role_index: HashMap<RoleRef, u32> = intern(role_refs.iter().copied());
+
+        let record_keys: Vec<(String, String)> = source
+            .records
+            .iter()
+            .map(|r| (r.resource_type.clone(), r.external_id.clone()))
+            .collect();
+        let records_by_id: HashMap<RecordId, u32> = intern(source.records.iter().map(|r| r.id));
+        let model_records: Vec<Record> = source
+            .records
+            .iter()
+            .filter_map(|r| {
+                Some(Record {
+                    owner: nodes.get(&r.owner).copied().unwrap_or(nobody),
+                    business_unit: *units.get(&r.business_unit_id)?,
+                    environment: r.environment_id.and_then(|e| environments.get(&e).copied()),
+                })
+            })
+            .collect();
+        if model_records.len() != source.records.len() {
+            return Err(SnapshotError::Dangling("a record's business unit"));
+        }
+
+        let scope = |s: Scope| -> Option<EngineScope> {
+            Some(match s {
+                Scope::Tenant => EngineScope::Tenant,
+                Scope::Environment(e) => EngineScope::Environment(*environments.get(&e)?),
+                Scope::BusinessUnit(u) => EngineScope::BusinessUnit(*units.get(&u)?),
+                Scope::Record(r) => EngineScope::Record(*records_by_id.get(&r)?),
+            })
+        };
+        let assignments: Vec<(RoleAssignmentId, Scope, Assignment)> = source
+            .assignments
+            .iter()
+            .filter_map(|a| {
+                Some((
+                    a.id,
+                    a.scope,
+                    Assignment {
+                        principal: *nodes.get(&a.principal)?,
+                        role: *role_index.get(&a.role)?,
+                        scope: scope(a.scope)?,
+                        starts_at: a.starts_at.map(|t| t.unix_timestamp()),
+                        ends_at: a.ends_at.map(|t| t.unix_timestamp()),
+                    },
+                ))
+            })
+            .collect();
+        let types: HashMap<String, ResourceType> = source
+            .resource_types
+            .into_iter()
+            .map(|t| (t.name.clone(), t))
+            .collect();
+        let mut shares = Vec::new();
+        let mut model_shares = Vec::new();
+        for share in &source.shares {
+            let (Some(record), Some(principal)) = (
+                records_by_id.get(&share.record_id),
+                nodes.get(&share.principal),
+            ) else {
+                continue;
+            };
+            let ty = &record_keys[*record as usize].0;
+            shares.push(share.id);
+            model_shares.push(EngineShare {
+                record: *record,
+                principal: *principal,
+                actions: share
+                    .actions
+                    .iter()
+                    .filter_map(|a| actions.get(&format!("{ty}.{a}")).copied())
+                    .collect(),
+            });
+        }
+        let mut denies = Vec::new();
+        let mut model_denies = Vec::new();
+        for deny in &source.denies {
+            let Some(deny_scope) = scope(deny.scope) else {
+                continue;
+            };
+            let known = |list: &[PrincipalRef]| -> Vec<u32> {
+                list.iter().filter_map(|p| nodes.get(p).copied()).collect()
+            };
+            denies.push((deny.id, deny.name.clone()));
+            model_denies.push(Deny {
+                principals: known(&deny.principals),
+                excluded: known(&deny.excluded),
+                actions: deny
+                    .actions
+                    .iter()
+                    .filter_map(|a| actions.get(a).copied())
+                    .collect(),
+                scope: deny_scope,
+            });
+        }
+
+        let model = Model {
+            memberships,
+            home_unit,
+            unit_parents,
+            roles,
+            assignments: assignments.iter().map(|(_, _, a)| *a).collect(),
+            records: model_records,
+            shares: model_shares,
+            denies: model_denies,
+        };
+        Ok(Self {
+            snapshot: Snapshot::build(&model)?,
+            nodes,
+            node_refs,
+            units,
+            environments,
+            records: record_keys.iter().cloned().zip(0u32..).collect(),
+            record_keys,
+            public_actions,
+            actions,
+            role_refs,
+            resource_types: types,
+            assignments,
+            shares,
+            denies,
+        })
+    }
+
+    pub fn resource_type(&self, name: &str) -> Option<&ResourceType> {
+        self.resource_types.get(name)
+    }
+
+    fn target(&self, resource: &Resource) -> Option<Target> {
+        let key = (
+            resource.resource_type.to_owned(),
+            resource.external_id.to_owned(),
+        );
+        if let Some(index) = self.records.get(&key) {
+            return self.snapshot.target(*index);
+        }
+        let props = resource.properties?;
+        Some(Target {
+            index: None,
+            record: Record {
+                owner: props
+                    .owner
+                    .and_then(|o| self.nodes.get(&o).copied())
+                    .unwrap_or(self.nobody()),
+                business_unit: *self.units.get(&props.business_unit_id?)?,
+                environment: props
+                    .environment_id
+                    .and_then(|e| self.environments.get(&e).copied()),
+            },
+        })
+    }
+
+    fn nobody(&self) -> u32 {
+        self.node_refs.len() as u32 - 1
+    }
+
+    /// May `subject` do `action` (a name of the resource's type: `read`) on `resource` at
+    /// `now` (Unix seconds)?
+    pub fn check(&self, subject: Subject, action: &str, resource: &Resource, now: i64) -> Verdict {
+        let verdict = |allowed, reason| Verdict { allowed, reason };
+        let Some(action) = self.action_id(resource.resource_type, action) else {
+            return verdict(false, Reason::UnknownAction);
+        };
+        let Some(target) = self.target(resource) else {
+            return verdict(false, Reason::UnknownResource);
+        };
+        self.decide(subject, action, &target, now)
+    }
+
+    fn action_id(&self, resource_type: &str, action: &str) -> Option<u32> {
+        // Both `read` and `document.read` name the action of a `document`.
+        let qualified = match action.split_once('.') {
+            Some((ty, _)) if ty == resource_type => action.to_owned(),
+            Some(_) => return None,
+            None => format!("{resource_type}.{action}"),
+        };
+        self.actions.get(&qualified).copied()
+    }
+
+    fn decide(&self, subject: Subject, action: u32, target: &Target, now: i64) -> Verdict {
+        let public = self
+            .public_actions
+            .get(action as usize)
+            .copied()
+            .unwrap_or(false);
+        let principal = match subject {
+            Subject::Principal(p) => self.nodes.get(&p).copied(),
+            Subject::Anonymous => None,
+        };
+        let reason = match principal {
+            None if public => Reason::Public,
+            None => Reason::UnknownSubject,
+            Some(p) => match self.snapshot.explain_target(p, action, target, now) {
+                Decision::Denied(Refusal::NoRole) if public => Reason::Public,
+                decision => self.name(decision),
+            },
+        };
+        let allowed = matches!(
+            reason,
+            Reason::Public | Reason::Share { .. } | Reason::Assignment { .. }
+        );
+        Verdict { allowed, reason }
+    }
+
+    fn name(&self, decision: Decision) -> Reason {
+        let assignment = |index: usize| &self.assignments[index];
+        match decision {
+            Decision::Allowed(Grounds::Share { share, principal }) => Reason::Share {
+                share_id: self.shares[share],
+                principal: self.node_refs[principal as usize],
+            },
+            Decision::Allowed(Grounds::Assignment(index)) => {
+                let (id, scope, a) = assignment(index);
+                Reason::Assignment {
+                    assignment_id: *id,
+                    role: self.role_refs[a.role as usize],
+                    scope: *scope,
+                    principal: self.node_refs[a.principal as usize],
+                }
+            }
+            Decision::Denied(Refusal::DenyAssignment(index)) => {
+                let (id, name) = &self.denies[index];
+                Reason::DenyAssignment {
+                    deny_assignment_id: *id,
+                    name: name.clone(),
+                }
+            }
+            Decision::Denied(Refusal::NoRole) => Reason::NoRole,
+            Decision::Denied(Refusal::ScopeMismatch { assignment: index }) => {
+                let (id, scope, a) = assignment(index);
+                Reason::ScopeMismatch {
+                    assignment_id: *id,
+                    role: self.role_refs[a.role as usize],
+                    scope: *scope,
+                }
+            }
+            Decision::Denied(Refusal::DepthTooShallow { assignment: index }) => {
+                let (id, _, a) = assignment(index);
+                Reason::DepthTooShallow {
+                    assignment_id: *id,
+                    role: self.role_refs[a.role as usize],
+                }
+            }
+            Decision::Denied(Refusal::OutsideWindow { assignment: index }) => {
+                let (id, _, a) = assignment(index);
+                Reason::OutsideWindow {
+                    assignment_id: *id,
+                    role: self.role_refs[a.role as usize],
+                }
+            }
+            Decision::Denied(Refusal::UnknownRecord) => Reason::UnknownResource,
+        }
+    }
+
+    /// The principals of `kind` allowed `action` on `resource`, in id order after `after`, at
+    /// most `limit`; and whether more may follow.
+    pub fn subjects(
+        &self,
+        kind: PrincipalKind,
+        action: &str,
+        resource: &Resource,
+        now: i64,
+        after: Option<uuid::Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<PrincipalRef>, bool), Reason> {
+        let action = self
+            .action_id(resource.resource_type, action)
+            .ok_or(Reason::UnknownAction)?;
+        let target = self.target(resource).ok_or(Reason::UnknownResource)?;
+        let people = &self.node_refs[..self.nobody() as usize];
+        let from = people.partition_point(|p| match after {
+            Some(id) => (p.kind, p.id) <= (kind, id),
+            None => p.kind < kind,
+        });
+        let mut found = people[from..]
+            .iter()
+            .take_while(|p| p.kind == kind)
+            .filter(|p| {
+                self.decide(Subject::Principal(**p), action, &target, now)
+                    .allowed
+            })
+            .take(limit + 1)
+            .copied()
+            .collect::<Vec<_>>();
+        let more = found.len() > limit;
+        found.truncate(limit);
+        Ok((found, more))
+    }
+
+    /// The registered records of `resource_type` on which `subject` may do `action`, in
+    /// external-id order after `after`, at most `limit`; and whether more may follow.
+    pub fn resources(
+        &self,
+        subject: Subject,
+        action: &str,
+        resource_type: &str,
+        now: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool), Reason> {
+        let action = self
+            .action_id(resource_type, action)
+            .ok_or(Reason::UnknownAction)?;
+        let from = self.record_keys.partition_point(|(ty, id)| match after {
+            Some(after) => (ty.as_str(), id.as_str()) <= (resource_type, after),
+            None => ty.as_str() < resource_type,
+        });
+        let mut found = Vec::new();
+        for (index, (ty, id)) in self.record_keys.iter().enumerate().skip(from) {
+            if ty != resource_type || found.len() > limit {
+                break;
+            }
+            let Some(target) = self.snapshot.target(index as u32) else {
+                break;
+            };
+            if self.decide(subject, action, &target, now).allowed {
+                found.push(id.clone());
+            }
+        }
+        let more = found.len() > limit;
+        found.truncate(limit);
+        Ok((found, more))
+    }
+
+    /// The actions of the resource's type that `subject` may do on it.
+    pub fn actions(
+        &self,
+        subject: Subject,
+        resource: &Resource,
+        now: i64,
+    ) -> Result<Vec<String>, Reason> {
+        let ty = self
+            .resource_types
+            .get(resource.resource_type)
+            .ok_or(Reason::UnknownAction)?;
+        let target = self.target(resource).ok_or(Reason::UnknownResource)?;
+        Ok(ty
+            .actions
+            .iter()
+            .filter(|a| {
+                self.action_id(&ty.name, &a.name)
+                    .is_some_and(|id| self.decide(subject, id, &target, now).allowed)
+            })
+            .map(|a| a.name.clone())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::authz::Plane;
+    use crate::resources::{ResourceAction, RolePermission};
+
+    const NOW: i64 = 1_800_000_000;
+
+    struct Tenant {
+        source: Source,
+        root: BusinessUnitId,
+        sales: BusinessUnitId,
+        emea: BusinessUnitId,
+        dev: EnvironmentId,
+        prod: EnvironmentId,
+        alice: PrincipalRef,
+        bob: PrincipalRef,
+        carol: PrincipalRef,
+        editors: GroupId,
+        reader: RoleId,
+    }
+
+    fn at(unix: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(unix).unwrap()
+    }
+
+    fn assign(principal: PrincipalRef, role: RoleRef, scope: Scope) -> RoleAssignment {
+        RoleAssignment {
+            id: RoleAssignmentId::generate(),
+            tenant_id: TenantId::generate(),
+            principal,
+            role,
+            scope,
+            starts_at: None,
+            ends_at: None,
+            created_at: at(NOW),
+        }
+    }
+
+    fn record(
+        ty: &str,
+        id: &str,
+        owner: PrincipalRef,
+        unit: BusinessUnitId,
+        env: Option<EnvironmentId>,
+    ) -> RecordEntry {
+        RecordEntry {
+            id: RecordId::generate(),
+            resource_type: ty.into(),
+            external_id: id.into(),
+            owner,
+            business_unit_id: unit,
+            environment_id: env,
+            created_at: at(NOW),
+            updated_at: at(NOW),
+        }
+    }
+
+    /// Units root > sales > emea; alice (emea, in group editors), bob (sales), carol (root);
+    /// documents in each unit; a `reader` role reading documents across the holder's unit tree.
+    fn tenant() -> Tenant {
+        let (root, sales, emea) = (
+            BusinessUnitId::generate(),
+            BusinessUnitId::generate(),
+            BusinessUnitId::generate(),
+        );
+        let (dev, prod) = (EnvironmentId::generate(), EnvironmentId::generate());
+        let alice = PrincipalRef::user(UserId::generate());
+        let bob = PrincipalRef::user(UserId::generate());
+        let carol = PrincipalRef::user(UserId::generate());
+        let editors = GroupId::generate();
+        let reader = RoleId::generate();
+        let action = |name: &str, public| ResourceAction {
+            name: name.into(),
+            plane: Plane::Data,
+            public,
+        };
+        let ty = |name: &str, actions| ResourceType {
+            name: name.into(),
+            description: None,
+            actions,
+            created_at: at(NOW),
+            updated_at: at(NOW),
+            version: 1,
+        };
+        let source = Source {
+            business_units: vec![(root, None), (sales, Some(root)), (emea, Some(sales))],
+            environments: vec![dev, prod],
+            principals: vec![
+                (alice, Some(emea)),
+                (bob, Some(sales)),
+                (carol, Some(root)),
+                (PrincipalRef::group(editors), None),
+            ],
+            memberships: vec![(alice, editors)],
+            resource_types: vec![
+                ty(
+                    "document",
+                    vec![action("read", false), action("delete", false)],
+                ),
+                ty("notice", vec![action("read", true)]),
+            ],
+            custom_roles: vec![CustomRole {
+                id: reader,
+                name: "Reader".into(),
+                description: None,
+                permissions: vec![
+                    RolePermission {
+                        action: "document.read".into(),
+                        depth: Depth::BusinessUnitTree,
+                    },
+                    RolePermission {
+                        action: "document.delete".into(),
+                        depth: Depth::Own,
+                    },
+                ],
+                created_at: at(NOW),
+                updated_at: at(NOW),
+                version: 1,
+            }],
+            assignments: vec![assign(
+                PrincipalRef::group(editors),
+                RoleRef::Custom(reader),
+                Scope::Tenant,
+            )],
+            records: vec![
+                record("document", "d-emea", alice, emea, Some(dev)),
+                record("document", "d-sales", bob, sales, Some(prod)),
+                record("document", "d-root", carol, root, None),
+                record("notice", "n-1", carol, root, None),
+            ],
+            shares: vec![],
+            denies: vec![],
+        };
+        Tenant {
+            source,
+            root,
+            sales,
+            emea,
+            dev,
+            prod,
+            alice,
+            bob,
+            carol,
+            editors,
+            reader,
+        }
+    }
+
+    fn doc(id: &str) -> Resource<'_> {
+        Resource {
+            resource_type: "document",
+            external_id: id,
+            properties: None,
+        }
+    }
+
+    fn check(
+        engine: &TenantEngine,
+        who: PrincipalRef,
+        action: &str,
+        resource: Resource,
+    ) -> Verdict {
+        engine.check(Subject::Principal(who), action, &resource, NOW)
+    }
+
+    #[test]
+    fn depth_scope_window_and_role_each_explain_a_refusal() {
+        let mut t = tenant();
+        let bob_at_prod = assign(t.bob, RoleRef::Custom(t.reader), Scope::Environment(t.prod));
+        let mut ended = assign(t.carol, RoleRef::Custom(t.reader), Scope::Tenant);
+        ended.ends_at = Some(at(NOW - 1));
+        t.source
+            .assignments
+            .extend([bob_at_prod.clone(), ended.clone()]);
+        let engine = TenantEngine::build(t.source.clone()).unwrap();
+
+        // Through the group, down the unit tree from emea.
+        let v = check(&engine, t.alice, "read", doc("d-emea"));
+        assert!(v.allowed);
+        assert!(
+            matches!(v.reason, Reason::Assignment { principal, .. } if principal == PrincipalRef::group(t.editors))
+        );
+        assert!(check(&engine, t.alice, "document.read", doc("d-emea")).allowed);
+        // Sales is above alice's unit: too shallow.
+        assert!(matches!(
+            check(&engine, t.alice, "read", doc("d-sales")).reason,
+            Reason::DepthTooShallow { .. }
+        ));
+        // Her own record only for delete.
+        assert!(check(&engine, t.alice, "delete", doc("d-emea")).allowed);
+        assert!(!check(&engine, t.alice, "delete", doc("d-sales")).allowed);
+        // Bob holds the role in prod only.
+        assert!(check(&engine, t.bob, "read", doc("d-sales")).allowed);
+        let v = check(&engine, t.bob, "read", doc("d-root"));
+        assert_eq!(
+            v.reason,
+            Reason::ScopeMismatch {
+                assignment_id: bob_at_prod.id,
+                role: RoleRef::Custom(t.reader),
+                scope: Scope::Environment(t.prod)
+            }
+        );
+        // Carol's assignment has ended.
+        assert_eq!(
+            check(&engine, t.carol, "read", doc("d-root")).reason,
+            Reason::OutsideWindow {
+                assignment_id: ended.id,
+                role: RoleRef::Custom(t.reader)
+            }
+        );
+        // Nobody holds anything on notices but they are public; other actions are unknown.
+        let stranger = PrincipalRef::user(UserId::generate());
+        assert_eq!(
+            check(&engine, stranger, "read", doc("d-root")).reason,
+            Reason::UnknownSubject
+        );
+        let notice = Resource {
+            resource_type: "notice",
+            external_id: "n-1",
+            properties: None,
+        };
+        assert_eq!(
+            engine
+                .check(Subject::Anonymous, "read", &notice, NOW)
+                .reason,
+            Reason::Public
+        );
+        assert_eq!(check(&engine, t.bob, "read", notice).reason, Reason::Public);
+        assert_eq!(
+            check(&engine, t.bob, "write", doc("d-sales")).reason,
+            Reason::UnknownAction
+        );
+        assert_eq!(
+            check(&engine, t.bob, "notice.read", doc("d-sales")).reason,
+            Reason::UnknownAction
+        );
+        assert_eq!(
+            check(&engine, t.bob, "read", doc("missing")).reason,
+            Reason::UnknownResource
+        );
+        assert_eq!(
+            check(&engine, t.bob, "user.read", doc("d-sales")).reason,
+            Reason::UnknownAction
+        );
+    }
+
+    #[test]
+    fn shares_denies_inline_records_and_leaving_a_group() {
+        let mut t = tenant();
+        let d_root = t.source.records[2].id;
+        let share = Share {
+            id: ShareId::generate(),
+            record_id: d_root,
+            principal: t.bob,
+            actions: vec!["read".into()],
+            created_at: at(NOW),
+        };
+        t.source.shares.push(share.clone());
+        let guard = DenyAssignment {
+            id: DenyAssignmentId::generate(),
+            name: "no deleting in emea".into(),
+            description: None,
+            principals: vec![PrincipalRef::group(t.editors)],
+            excluded: vec![],
+            actions: vec!["document.delete".into()],
+            scope: Scope::BusinessUnit(t.sales),
+            created_at: at(NOW),
+        };
+        t.source.denies.push(guard.clone());
+        let engine = TenantEngine::build(t.source.clone()).unwrap();
+        assert_eq!(
+            check(&engine, t.bob, "read", doc("d-root")).reason,
+            Reason::Share {
+                share_id: share.id,
+                principal: t.bob
+            }
+        );
+        assert!(!check(&engine, t.bob, "delete", doc("d-root")).allowed);
+        assert_eq!(
+            check(&engine, t.alice, "delete", doc("d-emea")).reason,
+            Reason::DenyAssignment {
+                deny_assignment_id: guard.id,
+                name: guard.name.clone()
+            }
+        );
+        // An unregistered record described inline: alice's unit tree covers emea, not root.
+        let inline = |unit| Resource {
+            resource_type: "document",
+            external_id: "elsewhere-1",
+            properties: Some(RecordProperties {
+                owner: None,
+                business_unit_id: Some(unit),
+                environment_id: Some(t.dev),
+            }),
+        };
+        assert!(check(&engine, t.alice, "read", inline(t.emea)).allowed);
+        assert!(!check(&engine, t.alice, "read", inline(t.root)).allowed);
+        // A registered record is taken as registered, whatever the caller says.
+        let claimed = Resource {
+            properties: Some(RecordProperties {
+                business_unit_id: Some(t.emea),
+                ..RecordProperties::default()
+            }),
+            ..doc("d-root")
+        };
+        assert!(!check(&engine, t.alice, "read", claimed).allowed);
+
+        // Out of the group, alice holds nothing; a disabled user is simply not a principal.
+        t.source.memberships.clear();
+        t.source.principals.retain(|(p, _)| *p != t.carol);
+        let engine = TenantEngine::build(t.source).unwrap();
+        assert_eq!(
+            check(&engine, t.alice, "read", doc("d-emea")).reason,
+            Reason::NoRole
+        );
+        assert_eq!(
+            check(&engine, t.carol, "read", doc("d-root")).reason,
+            Reason::UnknownSubject
+        );
+    }
+
+    #[test]
+    fn searches_page_through_subjects_records_and_actions() {
+        let mut t = tenant();
+        t.source
+            .assignments
+            .push(assign(t.carol, RoleRef::Custom(t.reader), Scope::Tenant));
+        let engine = TenantEngine::build(t.source.clone()).unwrap();
+        let (who, more) = engine
+            .subjects(PrincipalKind::User, "read", &doc("d-emea"), NOW, None, 10)
+            .unwrap();
+        let mut expected = vec![t.alice, t.carol];
+        expected.sort();
+        assert_eq!((who, more), (expected.clone(), false));
+        let (first, more) = engine
+            .subjects(PrincipalKind::User, "read", &doc("d-emea"), NOW, None, 1)
+            .unwrap();
+        assert_eq!((first.clone(), more), (vec![expected[0]], true));
+        let (rest, more) = engine
+            .subjects(
+                PrincipalKind::User,
+                "read",
+                &doc("d-emea"),
+                NOW,
+                Some(first[0].id),
+                1,
+            )
+            .unwrap();
+        assert_eq!((rest, more), (vec![expected[1]], false));
+        let (groups, _) = engine
+            .subjects(PrincipalKind::Group, "read", &doc("d-emea"), NOW, None, 10)
+            .unwrap();
+        // The group holds the role, but depth is measured from the asker and a group has no unit.
+        assert_eq!(groups, Vec::<PrincipalRef>::new());
+
+        let (docs, more) = engine
+            .resources(
+                Subject::Principal(t.carol),
+                "read",
+                "document",
+                NOW,
+                None,
+                10,
+            )
+            .unwrap();
+        assert_eq!(
+            (docs, more),
+            (
+                vec!["d-emea".to_owned(), "d-root".into(), "d-sales".into()],
+                false
+            )
+        );
+        let (docs, more) = engine
+            .resources(
+                Subject::Principal(t.carol),
+                "read",
+                "document",
+                NOW,
+                Some("d-emea"),
+                1,
+            )
+            .unwrap();
+        assert_eq!((docs, more), (vec!["d-root".to_owned()], true));
+        let (docs, _) = engine
+            .resources(
+                Subject::Principal(t.alice),
+                "read",
+                "document",
+                NOW,
+                None,
+                10,
+            )
+            .unwrap();
+        assert_eq!(docs, vec!["d-emea".to_owned()]);
+        assert_eq!(
+            engine
+                .actions(Subject::Principal(t.alice), &doc("d-emea"), NOW)
+                .unwrap(),
+            vec!["read".to_owned(), "delete".into()]
+        );
+        assert_eq!(
+            engine
+                .actions(Subject::Principal(t.bob), &doc("d-emea"), NOW)
+                .unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            engine.resources(
+                Subject::Principal(t.carol),
+                "read",
+                "invoice",
+                NOW,
+                None,
+                10
+            ),
+            Err(Reason::UnknownAction)
+        );
+        let _ = (t.sales, t.dev, t.prod);
+    }
+}

@@ -1,0 +1,420 @@
+//! What a tenant registers for its own applications' data plane: resource types and their
+//! actions, custom roles over those actions, records, shares, and deny assignments. These are
+//! the stored, named forms; `engine::tenant` interns them into the snapshot that decides.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ValidationError;
+use crate::authz::{Action, Plane, Scope};
+use crate::engine::model::Depth;
+use crate::identity::PrincipalRef;
+use crate::ids::*;
+
+pub const MAX_ACTIONS_PER_TYPE: usize = 64;
+pub const MAX_PERMISSIONS_PER_ROLE: usize = 256;
+pub const MAX_EXTERNAL_ID_CHARS: usize = 256;
+pub const MAX_PRINCIPALS_PER_DENY: usize = 256;
+
+/// An action of a registered resource type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ResourceAction {
+    /// Lower-case letters, digits and `_`, starting with a letter; `read`, `approve`, …
+    pub name: String,
+    /// `data` (the application's records) or `control` (its configuration).
+    pub plane: Plane,
+    /// Allowed to anyone, signed in or not. Deny assignments still apply to principals.
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// A kind of record an application protects (`document`, `invoice`, …) and what can be done
+/// to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResourceType {
+    pub name: String,
+    pub description: Option<String>,
+    pub actions: Vec<ResourceAction>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}
+
+impl ResourceType {
+    /// The action's full name, as roles, shares and checks use it: `document.read`.
+    pub fn qualified(&self, action: &str) -> String {
+        format!("{}.{action}", self.name)
+    }
+}
+
+/// Lower-case letters, digits and `_`, starting with a letter, at most 63 characters.
+fn parse_identifier(field: &str, raw: &str) -> Result<(), ValidationError> {
+    let valid = !raw.is_empty()
+        && raw.len() <= 63
+        && raw.starts_with(|c: char| c.is_ascii_lowercase())
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            field,
+            "must be 1 to 63 lower-case letters, digits or `_`, starting with a letter",
+        ))
+    }
+}
+
+/// The resource types Portcullis's own actions belong to (`user` of `user.read`); a tenant
+/// cannot register these.
+pub fn is_reserved_type(name: &str) -> bool {
+    Action::ALL
+        .iter()
+        .any(|a| a.as_str().split('.').next() == Some(name))
+}
+
+/// Checks a resource type's name and actions.
+pub fn validate_resource_type(
+    name: &str,
+    actions: &[ResourceAction],
+) -> Result<(), ValidationError> {
+    parse_identifier("name", name)?;
+    if is_reserved_type(name) {
+        return Err(ValidationError::new(
+            "name",
+            format!("`{name}` is one of Portcullis's own resource types; choose another name"),
+        ));
+    }
+    if actions.is_empty() || actions.len() > MAX_ACTIONS_PER_TYPE {
+        return Err(ValidationError::new(
+            "actions",
+            format!("must list 1 to {MAX_ACTIONS_PER_TYPE} actions"),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for action in actions {
+        parse_identifier("actions[].name", &action.name)?;
+        if !seen.insert(action.name.as_str()) {
+            return Err(ValidationError::new(
+                "actions",
+                format!("action `{}` is listed twice", action.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One permission of a custom role: an action (`document.read`, or one of Portcullis's own
+/// such as `user.read`) and how far it reaches from the holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RolePermission {
+    pub action: String,
+    /// `own`, `business_unit`, `business_unit_tree` or `tenant` (the default). Portcullis's own
+    /// actions are always tenant deep.
+    #[serde(default = "tenant_depth")]
+    pub depth: Depth,
+}
+
+fn tenant_depth() -> Depth {
+    Depth::Tenant
+}
+
+/// A tenant's own role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CustomRole {
+    pub id: RoleId,
+    pub name: String,
+    pub description: Option<String>,
+    pub permissions: Vec<RolePermission>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}
+
+/// Checks a role's permissions against the actions that exist: Portcullis's own, and those of
+/// the tenant's resource types. Portcullis's own actions must be tenant deep.
+pub fn validate_permissions(
+    permissions: &[RolePermission],
+    types: &[ResourceType],
+) -> Result<(), ValidationError> {
+    if permissions.len() > MAX_PERMISSIONS_PER_ROLE {
+        return Err(ValidationError::new(
+            "permissions",
+            format!("must list at most {MAX_PERMISSIONS_PER_ROLE} permissions"),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for permission in permissions {
+        let own = permission.action.parse::<Action>().is_ok();
+        if own && permission.depth != Depth::Tenant {
+            return Err(ValidationError::new(
+                "permissions",
+                format!(
+                    "`{}` is one of Portcullis's own actions, which are always `tenant` deep",
+                    permission.action
+                ),
+            ));
+        }
+        if !own && !action_exists(types, &permission.action) {
+            return Err(unknown_action(&permission.action));
+        }
+        if !seen.insert(permission.action.as_str()) {
+            return Err(ValidationError::new(
+                "permissions",
+                format!("`{}` is listed twice", permission.action),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn unknown_action(action: &str) -> ValidationError {
+    ValidationError::new(
+        "actions",
+        format!(
+            "`{action}` is not an action: use `<resource type>.<action>` of a registered resource type, or one of Portcullis's own"
+        ),
+    )
+}
+
+fn action_exists(types: &[ResourceType], qualified: &str) -> bool {
+    qualified.split_once('.').is_some_and(|(ty, action)| {
+        types
+            .iter()
+            .any(|t| t.name == ty && t.actions.iter().any(|a| a.name == action))
+    })
+}
+
+/// Checks a list of full action names (a deny assignment's).
+pub fn validate_actions(actions: &[String], types: &[ResourceType]) -> Result<(), ValidationError> {
+    if actions.is_empty() || actions.len() > MAX_PERMISSIONS_PER_ROLE {
+        return Err(ValidationError::new(
+            "actions",
+            format!("must list 1 to {MAX_PERMISSIONS_PER_ROLE} actions"),
+        ));
+    }
+    match actions
+        .iter()
+        .find(|a| a.parse::<Action>().is_err() && !action_exists(types, a))
+    {
+        Some(bad) => Err(unknown_action(bad)),
+        None => Ok(()),
+    }
+}
+
+/// A record the engine decides about: who owns it, where it lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecordEntry {
+    pub id: RecordId,
+    pub resource_type: String,
+    /// The application's own id for the record, unique per resource type.
+    pub external_id: String,
+    /// A user or a group (a team) that owns it.
+    pub owner: PrincipalRef,
+    pub business_unit_id: BusinessUnitId,
+    pub environment_id: Option<EnvironmentId>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Checks an application's record id: printable, 1 to 256 characters.
+pub fn validate_external_id(raw: &str) -> Result<(), ValidationError> {
+    if raw.is_empty()
+        || raw.chars().count() > MAX_EXTERNAL_ID_CHARS
+        || raw.chars().any(char::is_control)
+    {
+        return Err(ValidationError::new(
+            "external_id",
+            format!("must be 1 to {MAX_EXTERNAL_ID_CHARS} characters without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Chosen actions of one record, given to one principal (a group's members all get them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Share {
+    pub id: ShareId,
+    pub record_id: RecordId,
+    pub principal: PrincipalRef,
+    /// Action names of the record's type (`read`, not `document.read`).
+    pub actions: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Checks a share's actions against the record's type.
+pub fn validate_share_actions(
+    actions: &[String],
+    ty: &ResourceType,
+) -> Result<(), ValidationError> {
+    if actions.is_empty() || actions.len() > MAX_ACTIONS_PER_TYPE {
+        return Err(ValidationError::new(
+            "actions",
+            format!("must list 1 to {MAX_ACTIONS_PER_TYPE} actions"),
+        ));
+    }
+    match actions
+        .iter()
+        .find(|a| !ty.actions.iter().any(|known| &known.name == *a))
+    {
+        Some(bad) => Err(ValidationError::new(
+            "actions",
+            format!("`{bad}` is not an action of resource type `{}`", ty.name),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A guardrail: the principals (and their groups' members) may not do the actions at the
+/// scope, whatever they were granted, unless they are among the excluded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DenyAssignment {
+    pub id: DenyAssignmentId,
+    pub name: String,
+    pub description: Option<String>,
+    pub principals: Vec<PrincipalRef>,
+    pub excluded: Vec<PrincipalRef>,
+    /// Full action names: `document.delete`, `environment.delete`, …
+    pub actions: Vec<String>,
+    pub scope: Scope,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Checks a deny assignment's principal lists.
+pub fn validate_deny_principals(
+    principals: &[PrincipalRef],
+    excluded: &[PrincipalRef],
+) -> Result<(), ValidationError> {
+    if principals.is_empty() || principals.len() > MAX_PRINCIPALS_PER_DENY {
+        return Err(ValidationError::new(
+            "principals",
+            format!("must list 1 to {MAX_PRINCIPALS_PER_DENY} principals"),
+        ));
+    }
+    if excluded.len() > MAX_PRINCIPALS_PER_DENY {
+        return Err(ValidationError::new(
+            "excluded",
+            format!("must list at most {MAX_PRINCIPALS_PER_DENY} principals"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(name: &str) -> ResourceAction {
+        ResourceAction {
+            name: name.into(),
+            plane: Plane::Data,
+            public: false,
+        }
+    }
+
+    fn document() -> ResourceType {
+        ResourceType {
+            name: "document".into(),
+            description: None,
+            actions: vec![action("read"), action("delete")],
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn resource_types_need_fresh_names_and_distinct_actions() {
+        assert!(validate_resource_type("document", &[action("read")]).is_ok());
+        for reserved in ["user", "group", "audit", "record"] {
+            let e = validate_resource_type(reserved, &[action("read")]).unwrap_err();
+            assert_eq!(e.field, "name", "{reserved}");
+        }
+        for bad in [
+            "",
+            "Document",
+            "9doc",
+            "doc-ument",
+            "doc.x",
+            &"d".repeat(64),
+        ] {
+            assert!(
+                validate_resource_type(bad, &[action("read")]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(validate_resource_type("document", &[]).is_err());
+        assert!(validate_resource_type("document", &[action("read"), action("read")]).is_err());
+        assert!(validate_resource_type("document", &[action("Read")]).is_err());
+    }
+
+    #[test]
+    fn permissions_name_existing_actions() {
+        let types = [document()];
+        let perm = |action: &str, depth| RolePermission {
+            action: action.into(),
+            depth,
+        };
+        assert!(
+            validate_permissions(
+                &[
+                    perm("document.read", Depth::Own),
+                    perm("user.read", Depth::Tenant)
+                ],
+                &types
+            )
+            .is_ok()
+        );
+        assert!(validate_permissions(&[perm("document.write", Depth::Own)], &types).is_err());
+        assert!(validate_permissions(&[perm("invoice.read", Depth::Own)], &types).is_err());
+        assert!(validate_permissions(&[perm("user.read", Depth::Own)], &types).is_err());
+        assert!(
+            validate_permissions(
+                &[
+                    perm("document.read", Depth::Own),
+                    perm("document.read", Depth::Tenant)
+                ],
+                &types
+            )
+            .is_err()
+        );
+        assert!(
+            validate_actions(
+                &["document.delete".into(), "environment.delete".into()],
+                &types
+            )
+            .is_ok()
+        );
+        assert!(validate_actions(&["document".into()], &types).is_err());
+        assert!(validate_actions(&[], &types).is_err());
+        assert!(validate_share_actions(&["read".into()], &types[0]).is_ok());
+        assert!(validate_share_actions(&["document.read".into()], &types[0]).is_err());
+    }
+
+    #[test]
+    fn external_ids_are_printable_and_bounded() {
+        assert!(validate_external_id("INV-2026/0001 (draft)").is_ok());
+        assert!(validate_external_id("").is_err());
+        assert!(validate_external_id("a\nb").is_err());
+        assert!(validate_external_id(&"x".repeat(257)).is_err());
+    }
+}

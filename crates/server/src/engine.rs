@@ -1,0 +1,277 @@
+//! Each node's authorization snapshots, one per tenant, kept current from the change feed.
+//!
+//! A tenant's engine is built from the store on first use. The tail (`run`) wakes when this
+//! process commits, when PostgreSQL notifies that another node did, or at the poll interval;
+//! it reads every tenant's head revision and, for each loaded tenant that moved, rebuilds the
+//! engine if an authorization change is among the new rows (or only advances the revision if
+//! not). Readers take the current engine with one atomic load and never wait for a rebuild.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use portcullis_core::TenantId;
+use portcullis_core::engine::tenant::TenantEngine;
+use portcullis_store::{Store, StoreError};
+
+use crate::state::AppState;
+
+/// A tenant's engine and the change-feed revision it is current at.
+#[derive(Debug)]
+pub struct Current {
+    pub engine: Arc<TenantEngine>,
+    pub revision: i64,
+}
+
+#[derive(Debug)]
+struct Slot {
+    current: ArcSwap<Current>,
+    /// Held while rebuilding, so concurrent refreshes of one tenant build once.
+    rebuilding: tokio::sync::Mutex<()>,
+    /// This process's commit count when the slot last caught up: a higher count means a
+    /// local write the slot may not reflect yet.
+    seen_commits: std::sync::atomic::AtomicU64,
+}
+
+/// Why a decision could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the tenant's authorization data cannot be indexed: {0}")]
+    Build(#[from] portcullis_core::engine::snapshot::SnapshotError),
+    /// The demanded revision is ahead of what the database holds after waiting.
+    #[error("revision {wanted} has not been reached (the database is at {reached})")]
+    NotReached { wanted: i64, reached: i64 },
+}
+
+/// What the caller demands of a decision's freshness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Whatever this node holds now.
+    Any,
+    /// At least this revision (from an earlier decision or write).
+    AtLeast(i64),
+    /// Everything committed before the request arrived, on any node.
+    Latest,
+}
+
+#[derive(Debug, Default)]
+pub struct Engines {
+    slots: Mutex<HashMap<TenantId, Arc<Slot>>>,
+    /// Woken after each refresh, for requests waiting on a revision.
+    refreshed: tokio::sync::Notify,
+}
+
+impl Engines {
+    fn slot(&self, tenant: TenantId) -> Option<Arc<Slot>> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant)
+            .cloned()
+    }
+
+    fn loaded(&self) -> Vec<(TenantId, Arc<Slot>)> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(t, s)| (*t, s.clone()))
+            .collect()
+    }
+
+    /// The tenant's engine as this node holds it, built first if this is the tenant's first
+    /// decision on this node.
+    pub async fn current(
+        &self,
+        store: &Store,
+        tenant: TenantId,
+    ) -> Result<Arc<Current>, EngineError> {
+        if let Some(slot) = self.slot(tenant) {
+            return Ok(slot.current.load_full());
+        }
+        let started = Instant::now();
+        let seen = store.local_commits();
+        let (source, revision) = store.authz_source(tenant).await?;
+        let engine = TenantEngine::build(source)?;
+        observe_build(started);
+        let fresh = Arc::new(Slot {
+            seen_commits: seen.into(),
+            current: ArcSwap::from_pointee(Current {
+                engine: Arc::new(engine),
+                revision,
+            }),
+            rebuilding: tokio::sync::Mutex::new(()),
+        });
+        // Another request may have built it meanwhile; either copy is current enough.
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(tenant)
+            .or_insert(fresh)
+            .clone();
+        Ok(slot.current.load_full())
+    }
+
+    /// The tenant's engine, at least as fresh as demanded, and never older than this node's
+    /// own writes (read-your-writes). Waits (at most `wait`) for the database to reach a
+    /// demanded revision that is ahead of it.
+    pub async fn fresh(
+        &self,
+        store: &Store,
+        tenant: TenantId,
+        freshness: Freshness,
+        wait: Duration,
+    ) -> Result<Arc<Current>, EngineError> {
+        let mut current = self.current(store, tenant).await?;
+        let unseen_local_write = self.slot(tenant).is_some_and(|s| {
+            s.seen_commits.load(std::sync::atomic::Ordering::Acquire) < store.local_commits()
+        });
+        if unseen_local_write {
+            self.refresh(store, tenant).await?;
+            current = self.current(store, tenant).await?;
+        }
+        let wanted = match freshness {
+            Freshness::Any => return Ok(current),
+            Freshness::AtLeast(wanted) if current.revision >= wanted => return Ok(current),
+            Freshness::AtLeast(wanted) => wanted,
+            Freshness::Latest => store.change_head(tenant).await?,
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            self.refresh(store, tenant).await?;
+            let current = self.current(store, tenant).await?;
+            if current.revision >= wanted {
+                return Ok(current);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(EngineError::NotReached {
+                    wanted,
+                    reached: current.revision,
+                });
+            }
+            let _ = tokio::time::timeout(
+                left.min(Duration::from_millis(50)),
+                self.refreshed.notified(),
+            )
+            .await;
+        }
+    }
+
+    /// Brings one loaded tenant up to the database's head.
+    async fn refresh(&self, store: &Store, tenant: TenantId) -> Result<(), EngineError> {
+        // Counted before the head is read: a local commit after this point is caught next time.
+        let seen = store.local_commits();
+        let head = store.change_head(tenant).await?;
+        self.refresh_to(store, tenant, head, seen).await
+    }
+
+    /// Brings a loaded tenant up to `head`, having seen `seen` local commits (counted before
+    /// `head` was read).
+    async fn refresh_to(
+        &self,
+        store: &Store,
+        tenant: TenantId,
+        head: i64,
+        seen: u64,
+    ) -> Result<(), EngineError> {
+        let Some(slot) = self.slot(tenant) else {
+            return Ok(());
+        };
+        let _rebuilding = slot.rebuilding.lock().await;
+        let current = slot.current.load_full();
+        if current.revision >= head {
+            slot.seen_commits
+                .fetch_max(seen, std::sync::atomic::Ordering::AcqRel);
+            return Ok(());
+        }
+        if store
+            .authorization_changed(tenant, current.revision, head)
+            .await?
+        {
+            let started = Instant::now();
+            let (source, revision) = store.authz_source(tenant).await?;
+            let engine = TenantEngine::build(source)?;
+            observe_build(started);
+            slot.current.store(Arc::new(Current {
+                engine: Arc::new(engine),
+                revision,
+            }));
+            tracing::debug!(%tenant, revision, "authorization snapshot rebuilt");
+        } else {
+            slot.current.store(Arc::new(Current {
+                engine: current.engine.clone(),
+                revision: head,
+            }));
+        }
+        slot.seen_commits
+            .fetch_max(seen, std::sync::atomic::Ordering::AcqRel);
+        self.refreshed.notify_waiters();
+        Ok(())
+    }
+
+    /// Brings every loaded tenant up to the database's heads.
+    async fn refresh_all(&self, store: &Store) -> Result<(), EngineError> {
+        let loaded = self.loaded();
+        if loaded.is_empty() {
+            return Ok(());
+        }
+        let seen = store.local_commits();
+        let heads: HashMap<TenantId, i64> = store.change_heads().await?.into_iter().collect();
+        for (tenant, slot) in loaded {
+            let behind = heads
+                .get(&tenant)
+                .is_some_and(|head| *head > slot.current.load().revision);
+            if behind {
+                self.refresh_to(store, tenant, heads[&tenant], seen).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn observe_build(started: Instant) {
+    metrics::histogram!("portcullis_authz_snapshot_build_seconds")
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// Tails the change feed until the task is dropped.
+pub async fn run(state: AppState) {
+    let poll = Duration::from_millis(state.config.authz_poll_interval_ms);
+    let mut listener = None;
+    loop {
+        if listener.is_none() {
+            match state.store.listen_for_changes().await {
+                Ok(l) => listener = Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for other nodes' changes; polling")
+                }
+            }
+        }
+        let woken_by_peer = async {
+            match listener.as_mut() {
+                Some(l) => l.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            heard = woken_by_peer => {
+                if let Err(e) = heard {
+                    tracing::warn!(error = %e, "lost the change-feed listener; reconnecting");
+                    listener = None;
+                }
+            }
+            () = state.store.committed() => {}
+            () = tokio::time::sleep(poll) => {}
+        }
+        if let Err(e) = state.engines.refresh_all(&state.store).await {
+            tracing::warn!(error = %e, "cannot refresh authorization snapshots");
+            tokio::time::sleep(poll).await;
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! The authorization engine's data plane: resource types, custom roles, records, shares and
+//! deny assignments.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use portcullis_core::audit::Target;
+use portcullis_core::authz::{Action, Scope};
+use portcullis_core::identity::PrincipalRef;
+use portcullis_core::names::{parse_description, parse_name};
+use portcullis_core::resources::{
+    CustomRole, DenyAssignment, RecordEntry, ResourceAction, ResourceType, RolePermission, Share,
+};
+use portcullis_core::{BusinessUnitId, DenyAssignmentId, EnvironmentId, RoleId, ShareId};
+
+use crate::auth::Caller;
+use crate::error::{ApiResult, Problem};
+use crate::extract::{ApiJson, ApiPath, Precondition, Tagged};
+use crate::routes::concurrent;
+use crate::state::AppState;
+
+fn description(raw: Option<String>) -> ApiResult<Option<String>> {
+    Ok(raw
+        .map(|d| parse_description("description", &d))
+        .transpose()?)
+}
+
+async fn allow(
+    state: &AppState,
+    caller: &Caller,
+    action: Action,
+    target: Option<Target>,
+) -> ApiResult<()> {
+    caller.authorize(state, action, Scope::Tenant, target).await
+}
+
+// ---- resource types ----
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewResourceType {
+    /// Lower-case letters, digits and `_`; not one of Portcullis's own (`user`, `group`, …).
+    pub name: String,
+    pub description: Option<String>,
+    pub actions: Vec<ResourceAction>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceTypeBody {
+    pub description: Option<String>,
+    pub actions: Vec<ResourceAction>,
+}
+
+/// The tenant's resource types.
+#[utoipa::path(get, path = "/v1/resource-types", tag = "authorization",
+    responses((status = 200, body = Vec<ResourceType>)))]
+pub async fn list_resource_types(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<ResourceType>>> {
+    allow(&state, &caller, Action::ResourceTypeRead, None).await?;
+    Ok(Json(state.store.resource_types(caller.tenant_id()).await?))
+}
+
+/// Registers a kind of record an application protects, with its actions.
+#[utoipa::path(post, path = "/v1/resource-types", tag = "authorization", request_body = NewResourceType,
+    responses((status = 201, body = ResourceType), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_resource_type(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewResourceType>,
+) -> ApiResult<Tagged<ResourceType>> {
+    allow(&state, &caller, Action::ResourceTypeWrite, None).await?;
+    let created = state
+        .store
+        .create_resource_type(
+            &caller.write_context(&state),
+            body.name,
+            description(body.description)?,
+            body.actions,
+        )
+        .await?;
+    Ok(Tagged::created(created.version, created))
+}
+
+#[utoipa::path(get, path = "/v1/resource-types/{name}", tag = "authorization", params(("name" = String, Path)),
+    responses((status = 200, body = ResourceType), (status = 404, body = Problem)))]
+pub async fn get_resource_type(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Tagged<ResourceType>> {
+    allow(&state, &caller, Action::ResourceTypeRead, None).await?;
+    let found = state.store.resource_type(caller.tenant_id(), &name).await?;
+    Ok(Tagged::ok(found.version, found))
+}
+
+/// Replaces a resource type's description and actions. Roles, shares and deny assignments
+/// naming a removed action stop granting or refusing it.
+#[utoipa::path(put, path = "/v1/resource-types/{name}", tag = "authorization", params(("name" = String, Path)), request_body = ResourceTypeBody,
+    responses((status = 200, body = ResourceType), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_resource_type(
+    State(state): State<AppState>,
+    caller: Caller,
+    precondition: Precondition,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<ResourceTypeBody>,
+) -> ApiResult<Tagged<ResourceType>> {
+    allow(&state, &caller, Action::ResourceTypeWrite, None).await?;
+    let current = state.store.resource_type(caller.tenant_id(), &name).await?;
+    let version = precondition.check(current.version)?;
+    let updated = state
+        .store
+        .update_resource_type(
+            &caller.write_context(&state),
+            &name,
+            version,
+            description(body.description)?,
+            body.actions,
+        )
+        .await
+        .map_err(|e| concurrent(e, &precondition))?;
+    Ok(Tagged::ok(updated.version, updated))
+}
+
+/// Deletes a resource type no record uses.
+#[utoipa::path(delete, path = "/v1/resource-types/{name}", tag = "authorization", params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn delete_resource_type(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    allow(&state, &caller, Action::ResourceTypeWrite, None).await?;
+    state
+        .store
+        .delete_resource_type(&caller.write_context(&state), &name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- custom roles ----
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomRoleBody {
+    pub name: String,
+    pub description: Option<String>,
+    /// Actions (`document.read`, or Portcullis's own such as `user.read`) with their depth.
+    pub permissions: Vec<RolePermission>,
+}
+
+#[utoipa::path(get, path = "/v1/custom-roles", tag = "authorization",
+    responses((status = 200, body = Vec<CustomRole>)))]
+pub async fn list_custom_roles(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<CustomRole>>> {
+    allow(&state, &caller, Action::RoleRead, None).await?;
+    Ok(Json(state.store.custom_roles(caller.tenant_id()).await?))
+}
+
+/// Creates a role of the tenant's own. To start from a built-in role, copy its permissions
+/// from `GET /v1/roles`.
+#[utoipa::path(post, path = "/v1/custom-roles", tag = "authorization", request_body = CustomRoleBody,
+    responses((status = 201, body = CustomRole), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_custom_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CustomRoleBody>,
+) -> ApiResult<Tagged<CustomRole>> {
+    allow(&state, &caller, Action::RoleWrite, None).await?;
+    let role = state
+        .store
+        .create_custom_role(
+            &caller.write_context(&state),
+            parse_name("name", &body.name)?,
+            description(body.description)?,
+            body.permissions,
+        )
+        .await?;
+    Ok(Tagged::created(role.version, role))
+}
+
+#[utoipa::path(get, path = "/v1/custom-roles/{id}", tag = "authorization", params(("id" = RoleId, Path)),
+    responses((status = 200, body = CustomRole), (status = 404, body = Problem)))]
+pub async fn get_custom_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<RoleId>,
+) -> ApiResult<Tagged<CustomRole>> {
+    allow(&state, &caller, Action::RoleRead, None).await?;
+    let role = state.store.custom_role(caller.tenant_id(), id).await?;
+    Ok(Tagged::ok(role.version, role))
+}
+
+/// Replaces a custom role; everyone holding it gets the new permissions at once.
+#[utoipa::path(put, path = "/v1/custom-roles/{id}", tag = "authorization", params(("id" = RoleId, Path)), request_body = CustomRoleBody,
+    responses((status = 200, body = CustomRole), (status = 404, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_custom_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    precondition: Precondition,
+    ApiPath(id): ApiPath<RoleId>,
+    ApiJson(body): ApiJson<CustomRoleBody>,
+) -> ApiResult<Tagged<CustomRole>> {
+    allow(
+        &state,
+        &caller,
+        Action::RoleWrite,
+        Some(Target::new("custom_role", id)),
+    )
+    .await?;
+    let current = state.store.custom_role(caller.tenant_id(), id).await?;
+    let version = precondition.check(current.version)?;
+    let role = state
+        .store
+        .update_custom_role(
+            &caller.write_context(&state),
+            id,
+            version,
+            parse_name("name", &body.name)?,
+            description(body.description)?,
+            body.permissions,
+        )
+        .await
+        .map_err(|e| concurrent(e, &precondition))?;
+    Ok(Tagged::ok(role.version, role))
+}
+
+/// Deletes a custom role nobody holds.
+#[utoipa::path(delete, path = "/v1/custom-roles/{id}", tag = "authorization", params(("id" = RoleId, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn delete_custom_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<RoleId>,
+) -> ApiResult<StatusCode> {
+    allow(
+        &state,
+        &caller,
+        Action::RoleWrite,
+        Some(Target::new("custom_role", id)),
+    )
+    .await?;
+    state
+        .store
+        .delete_custom_role(&caller.write_context(&state), id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- records and shares ----
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordBody {
+    /// A user or a group (a team).
+    pub owner: PrincipalRef,
+    pub business_unit_id: BusinessUnitId,
+    pub environment_id: Option<EnvironmentId>,
+}
+
+/// A record as the engine sees it.
+#[utoipa::path(get, path = "/v1/records/{resource_type}/{external_id}", tag = "authorization",
+    params(("resource_type" = String, Path), ("external_id" = String, Path)),
+    responses((status = 200, body = RecordEntry), (status = 404, body = Problem)))]
+pub async fn get_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((resource_type, external_id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<RecordEntry>> {
+    allow(&state, &caller, Action::RecordRead, None).await?;
+    Ok(Json(
+        state
+            .store
+            .record(caller.tenant_id(), &resource_type, &external_id)
+            .await?,
+    ))
+}
+
+/// Registers a record, or moves it to another owner, unit or environment.
+#[utoipa::path(put, path = "/v1/records/{resource_type}/{external_id}", tag = "authorization",
+    params(("resource_type" = String, Path), ("external_id" = String, Path)), request_body = RecordBody,
+    responses((status = 200, body = RecordEntry), (status = 422, body = Problem)))]
+pub async fn put_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((resource_type, external_id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<RecordBody>,
+) -> ApiResult<Json<RecordEntry>> {
+    allow(&state, &caller, Action::RecordWrite, None).await?;
+    let record = state
+        .store
+        .put_record(
+            &caller.write_context(&state),
+            &resource_type,
+            &external_id,
+            body.owner,
+            body.business_unit_id,
+            body.environment_id,
+        )
+        .await?;
+    Ok(Json(record))
+}
+
+/// Deletes a record with its shares and the role assignments scoped to it.
+#[utoipa::path(delete, path = "/v1/records/{resource_type}/{external_id}", tag = "authorization",
+    params(("resource_type" = String, Path), ("external_id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((resource_type, external_id)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    allow(&state, &caller, Action::RecordWrite, None).await?;
+    state
+        .store
+        .delete_record(&caller.write_context(&state), &resource_type, &external_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareBody {
+    pub principal: PrincipalRef,
+    /// Actions of the record's type: `read`, not `document.read`.
+    pub actions: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/v1/records/{resource_type}/{external_id}/shares", tag = "authorization",
+    params(("resource_type" = String, Path), ("external_id" = String, Path)),
+    responses((status = 200, body = Vec<Share>), (status = 404, body = Problem)))]
+pub async fn list_shares(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((resource_type, external_id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Vec<Share>>> {
+    allow(&state, &caller, Action::RecordRead, None).await?;
+    let record = state
+        .store
+        .record(caller.tenant_id(), &resource_type, &external_id)
+        .await?;
+    Ok(Json(
+        state.store.shares_of(caller.tenant_id(), record.id).await?,
+    ))
+}
+
+/// Shares actions of a record with a principal, replacing what it was given before.
+#[utoipa::path(post, path = "/v1/records/{resource_type}/{external_id}/shares", tag = "authorization",
+    params(("resource_type" = String, Path), ("external_id" = String, Path)), request_body = ShareBody,
+    responses((status = 201, body = Share), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_share(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((resource_type, external_id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<ShareBody>,
+) -> ApiResult<(StatusCode, Json<Share>)> {
+    allow(&state, &caller, Action::RecordWrite, None).await?;
+    let share = state
+        .store
+        .put_share(
+            &caller.write_context(&state),
+            &resource_type,
+            &external_id,
+            body.principal,
+            body.actions,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(share)))
+}
+
+#[utoipa::path(delete, path = "/v1/shares/{id}", tag = "authorization", params(("id" = ShareId, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete_share(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<ShareId>,
+) -> ApiResult<StatusCode> {
+    allow(&state, &caller, Action::RecordWrite, None).await?;
+    state
+        .store
+        .delete_share(&caller.write_context(&state), id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- deny assignments ----
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDenyAssignment {
+    pub name: String,
+    pub description: Option<String>,
+    /// Who is refused (a group refuses its members).
+    pub principals: Vec<PrincipalRef>,
+    /// Who is exempt even if among the principals (break-glass accounts).
+    #[serde(default)]
+    pub excluded: Vec<PrincipalRef>,
+    /// Full action names: `document.delete`, `environment.delete`.
+    pub actions: Vec<String>,
+    /// `tenant` (default), `environment/<id>`, `business_unit/<id>` or `record/<id>`.
+    pub scope: Option<Scope>,
+}
+
+#[utoipa::path(get, path = "/v1/deny-assignments", tag = "authorization",
+    responses((status = 200, body = Vec<DenyAssignment>)))]
+pub async fn list_deny_assignments(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<DenyAssignment>>> {
+    allow(&state, &caller, Action::RoleRead, None).await?;
+    Ok(Json(
+        state.store.deny_assignments(caller.tenant_id()).await?,
+    ))
+}
+
+/// Creates a guardrail: the principals may not do the actions at the scope, whatever they hold.
+#[utoipa::path(post, path = "/v1/deny-assignments", tag = "authorization", request_body = NewDenyAssignment,
+    responses((status = 201, body = DenyAssignment), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_deny_assignment(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewDenyAssignment>,
+) -> ApiResult<(StatusCode, Json<DenyAssignment>)> {
+    allow(&state, &caller, Action::DenyAssignmentWrite, None).await?;
+    let deny = state
+        .store
+        .create_deny_assignment(
+            &caller.write_context(&state),
+            portcullis_store::NewDenyAssignment {
+                name: parse_name("name", &body.name)?,
+                description: description(body.description)?,
+                principals: body.principals,
+                excluded: body.excluded,
+                actions: body.actions,
+                scope: body.scope.unwrap_or(Scope::Tenant),
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(deny)))
+}
+
+#[utoipa::path(delete, path = "/v1/deny-assignments/{id}", tag = "authorization", params(("id" = DenyAssignmentId, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete_deny_assignment(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<DenyAssignmentId>,
+) -> ApiResult<StatusCode> {
+    allow(
+        &state,
+        &caller,
+        Action::DenyAssignmentWrite,
+        Some(Target::new("deny_assignment", id)),
+    )
+    .await?;
+    state
+        .store
+        .delete_deny_assignment(&caller.write_context(&state), id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,958 @@
+//! The authorization engine's data: resource types, custom roles, records, shares and deny
+//! assignments; the whole of a tenant's authorization data read at one revision (`authz_source`);
+//! and the change feed that tells a node when to read it again.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use portcullis_core::authz::Scope;
+use portcullis_core::engine::tenant::Source;
+use portcullis_core::identity::{PrincipalKind, PrincipalRef};
+use portcullis_core::names::Name;
+use portcullis_core::resources::{
+    self, CustomRole, DenyAssignment, RecordEntry, ResourceAction, ResourceType, RolePermission,
+    Share,
+};
+use portcullis_core::*;
+
+use crate::db::{Row, query};
+use crate::principals::{principal_exists, require_business_unit};
+use crate::write::{Write, WriteContext};
+use crate::{Store, StoreError};
+
+/// The kinds of change that alter authorization data; other changes (keys, clients, sign-in
+/// settings) move the revision without a rebuild.
+pub const AUTHORIZATION_KINDS: &[&str] = &[
+    "user",
+    "group",
+    "service_principal",
+    "business_unit",
+    "environment",
+    "role_assignment",
+    "resource_type",
+    "custom_role",
+    "record",
+    "share",
+    "deny_assignment",
+];
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: DeserializeOwned>(row: &Row, col: &str) -> Result<T, StoreError> {
+    serde_json::from_str(&row.text(col)?)
+        .map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
+}
+
+fn principal(row: &Row, kind: &str, id: &str) -> Result<PrincipalRef, StoreError> {
+    Ok(PrincipalRef {
+        kind: row.named(kind, PrincipalKind::parse)?,
+        id: row.parse(id)?,
+    })
+}
+
+fn resource_type_from_row(row: &Row) -> Result<ResourceType, StoreError> {
+    Ok(ResourceType {
+        name: row.text("name")?,
+        description: row.opt_text("description")?,
+        actions: from_json(row, "actions")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+        version: row.int("version")?,
+    })
+}
+
+fn custom_role_from_row(row: &Row) -> Result<CustomRole, StoreError> {
+    Ok(CustomRole {
+        id: row.parse("id")?,
+        name: row.text("name")?,
+        description: row.opt_text("description")?,
+        permissions: from_json(row, "permissions")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+        version: row.int("version")?,
+    })
+}
+
+fn record_from_row(row: &Row) -> Result<RecordEntry, StoreError> {
+    Ok(RecordEntry {
+        id: row.parse("id")?,
+        resource_type: row.text("resource_type")?,
+        external_id: row.text("external_id")?,
+        owner: principal(row, "owner_kind", "owner_id")?,
+        business_unit_id: row.parse("business_unit_id")?,
+        environment_id: row.opt_parse("environment_id")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
+    })
+}
+
+fn share_from_row(row: &Row) -> Result<Share, StoreError> {
+    Ok(Share {
+        id: row.parse("id")?,
+        record_id: row.parse("record_id")?,
+        principal: principal(row, "principal_kind", "principal_id")?,
+        actions: from_json(row, "actions")?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+fn deny_from_row(row: &Row) -> Result<DenyAssignment, StoreError> {
+    Ok(DenyAssignment {
+        id: row.parse("id")?,
+        name: row.text("name")?,
+        description: row.opt_text("description")?,
+        principals: from_json(row, "principals")?,
+        excluded: from_json(row, "excluded")?,
+        actions: from_json(row, "actions")?,
+        scope: row.parse("scope")?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+const RESOURCE_TYPE_COLUMNS: &str = "name, description, actions, created_at, updated_at, version";
+const CUSTOM_ROLE_COLUMNS: &str =
+    "id, name, description, permissions, created_at, updated_at, version";
+const RECORD_COLUMNS: &str = "id, resource_type, external_id, owner_kind, owner_id, business_unit_id, environment_id, created_at, updated_at";
+const SHARE_COLUMNS: &str = "id, record_id, principal_kind, principal_id, actions, created_at";
+const DENY_COLUMNS: &str =
+    "id, name, description, principals, excluded, actions, scope, created_at";
+
+async fn types_in(w: &mut Write) -> Result<Vec<ResourceType>, StoreError> {
+    w.fetch_all(
+        query("SELECT name, description, actions, created_at, updated_at, version FROM resource_types WHERE tenant_id = $1")
+            .bind(w.ctx.tenant_id),
+    )
+    .await?
+    .iter()
+    .map(resource_type_from_row)
+    .collect()
+}
+
+async fn require_principal(w: &mut Write, field: &str, p: PrincipalRef) -> Result<(), StoreError> {
+    if principal_exists(w, p).await? {
+        Ok(())
+    } else {
+        Err(
+            ValidationError::new(field, format!("no such {} in this tenant", p.kind.as_str()))
+                .into(),
+        )
+    }
+}
+
+/// Checks that a scope names something of this tenant.
+pub(crate) async fn require_scope(w: &mut Write, scope: Scope) -> Result<(), StoreError> {
+    let (sql, id) = match scope {
+        Scope::Tenant => return Ok(()),
+        Scope::Environment(id) => (
+            "SELECT id FROM environments WHERE tenant_id = $1 AND id = $2",
+            id.to_string(),
+        ),
+        Scope::BusinessUnit(id) => (
+            "SELECT id FROM business_units WHERE tenant_id = $1 AND id = $2",
+            id.to_string(),
+        ),
+        Scope::Record(id) => (
+            "SELECT id FROM records WHERE tenant_id = $1 AND id = $2",
+            id.to_string(),
+        ),
+    };
+    match w
+        .fetch_optional(query(sql).bind(w.ctx.tenant_id).bind(id))
+        .await?
+    {
+        Some(_) => Ok(()),
+        None => Err(ValidationError::new("scope", "names nothing in this tenant").into()),
+    }
+}
+
+/// A deny assignment to create.
+#[derive(Debug, Clone)]
+pub struct NewDenyAssignment {
+    pub name: Name,
+    pub description: Option<String>,
+    pub principals: Vec<PrincipalRef>,
+    pub excluded: Vec<PrincipalRef>,
+    pub actions: Vec<String>,
+    pub scope: Scope,
+}
+
+impl Store {
+    // ---- resource types ----
+
+    pub async fn create_resource_type(
+        &self,
+        ctx: &WriteContext,
+        name: String,
+        description: Option<String>,
+        actions: Vec<ResourceAction>,
+    ) -> Result<ResourceType, StoreError> {
+        resources::validate_resource_type(&name, &actions)?;
+        let mut w = self.write(ctx).await?;
+        let row = w
+            .fetch_one(
+                query(
+                    "INSERT INTO resource_types (tenant_id, name, description, actions, created_at, updated_at, version) \
+                     VALUES ($1, $2, $3, $4, $5, $5, 1) RETURNING name, description, actions, created_at, updated_at, version",
+                )
+                .bind(ctx.tenant_id)
+                .bind(&name)
+                .bind(description)
+                .bind(to_json(&actions)?)
+                .bind(ctx.now),
+            )
+            .await
+            .map_err(|e| e.on_unique(&[("resource_types", "name", "a resource type of this name exists")]))?;
+        let created = resource_type_from_row(&row)?;
+        w.record(
+            "resource_type.create",
+            "resource_type",
+            &name,
+            "create",
+            json!({"actions": actions}),
+        );
+        w.commit().await?;
+        Ok(created)
+    }
+
+    /// Replaces a resource type's description and actions, if it is still at `expected_version`.
+    /// Roles, shares and denies that name a removed action stop granting or refusing it.
+    pub async fn update_resource_type(
+        &self,
+        ctx: &WriteContext,
+        name: &str,
+        expected_version: i64,
+        description: Option<String>,
+        actions: Vec<ResourceAction>,
+    ) -> Result<ResourceType, StoreError> {
+        resources::validate_resource_type(name, &actions)?;
+        let mut w = self.write(ctx).await?;
+        let before = self.resource_type(ctx.tenant_id, name).await?;
+        let row = w
+            .fetch_optional(
+                query(
+                    "UPDATE resource_types SET description = $3, actions = $4, updated_at = $5, version = version + 1 \
+                     WHERE tenant_id = $1 AND name = $2 AND version = $6 \
+                     RETURNING name, description, actions, created_at, updated_at, version",
+                )
+                .bind(ctx.tenant_id)
+                .bind(name)
+                .bind(description)
+                .bind(to_json(&actions)?)
+                .bind(ctx.now)
+                .bind(expected_version),
+            )
+            .await?
+            .ok_or(StoreError::VersionMismatch { current_version: before.version })?;
+        let after = resource_type_from_row(&row)?;
+        w.record(
+            "resource_type.update",
+            "resource_type",
+            name,
+            "update",
+            json!({"actions": {"from": before.actions, "to": after.actions}}),
+        );
+        w.commit().await?;
+        Ok(after)
+    }
+
+    pub async fn resource_type(
+        &self,
+        tenant_id: TenantId,
+        name: &str,
+    ) -> Result<ResourceType, StoreError> {
+        let row = self
+            .pools
+            .fetch_optional(
+                query("SELECT name, description, actions, created_at, updated_at, version FROM resource_types WHERE tenant_id = $1 AND name = $2")
+                    .bind(tenant_id)
+                    .bind(name),
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        resource_type_from_row(&row)
+    }
+
+    pub async fn resource_types(
+        &self,
+        tenant_id: TenantId,
+    ) -> Result<Vec<ResourceType>, StoreError> {
+        self.pools
+            .fetch_all(
+                query("SELECT name, description, actions, created_at, updated_at, version FROM resource_types WHERE tenant_id = $1 ORDER BY name")
+                    .bind(tenant_id),
+            )
+            .await?
+            .iter()
+            .map(resource_type_from_row)
+            .collect()
+    }
+
+    /// Deletes a resource type that no record uses any more.
+    pub async fn delete_resource_type(
+        &self,
+        ctx: &WriteContext,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        let mut w = self.write(ctx).await?;
+        let used = w
+            .fetch_optional(
+                query("SELECT id FROM records WHERE tenant_id = $1 AND resource_type = $2 LIMIT 1")
+                    .bind(ctx.tenant_id)
+                    .bind(name),
+            )
+            .await?;
+        if used.is_some() {
+            return Err(StoreError::conflict(
+                "name",
+                "records of this type exist; delete them first",
+            ));
+        }
+        let deleted = w
+            .execute(
+                query("DELETE FROM resource_types WHERE tenant_id = $1 AND name = $2")
+                    .bind(ctx.tenant_id)
+                    .bind(name),
+            )
+            .await?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        w.record(
+            "resource_type.delete",
+            "resource_type",
+            name,
+            "delete",
+            json!({}),
+        );
+        w.commit().await?;
+        Ok(())
+    }
+
+    // ---- custom roles ----
+
+    pub async fn create_custom_role(
+        &self,
+        ctx: &WriteContext,
+        name: Name,
+        description: Option<String>,
+        permissions: Vec<RolePermission>,
+    ) -> Result<CustomRole, StoreError> {
+        let mut w = self.write(ctx).await?;
+        resources::validate_permissions(&permissions, &types_in(&mut w).await?)?;
+        let row = w
+            .fetch_one(
+                query(
+                    "INSERT INTO custom_roles (id, tenant_id, name, name_key, description, permissions, created_at, updated_at, version) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1) RETURNING id, name, description, permissions, created_at, updated_at, version",
+                )
+                .bind(RoleId::generate())
+                .bind(ctx.tenant_id)
+                .bind(name.display)
+                .bind(name.key)
+                .bind(description)
+                .bind(to_json(&permissions)?)
+                .bind(ctx.now),
+            )
+            .await
+            .map_err(|e| e.on_unique(&[("custom_roles", "name", "a role of this name exists")]))?;
+        let role = custom_role_from_row(&row)?;
+        w.record(
+            "custom_role.create",
+            "custom_role",
+            role.id,
+            "create",
+            json!({"name": role.name, "permissions": role.permissions}),
+        );
+        w.commit().await?;
+        Ok(role)
+    }
+
+    /// Replaces a custom role's name, description and permissions, if it is still at
+    /// `expected_version`. Every assignment of the role changes with it.
+    pub async fn update_custom_role(
+        &self,
+        ctx: &WriteContext,
+        id: RoleId,
+        expected_version: i64,
+        name: Name,
+        description: Option<String>,
+        permissions: Vec<RolePermission>,
+    ) -> Result<CustomRole, StoreError> {
+        let mut w = self.write(ctx).await?;
+        resources::validate_permissions(&permissions, &types_in(&mut w).await?)?;
+        let before = self.custom_role(ctx.tenant_id, id).await?;
+        let row = w
+            .fetch_optional(
+                query(
+                    "UPDATE custom_roles SET name = $3, name_key = $4, description = $5, permissions = $6, updated_at = $7, version = version + 1 \
+                     WHERE tenant_id = $1 AND id = $2 AND version = $8 \
+                     RETURNING id, name, description, permissions, created_at, updated_at, version",
+                )
+                .bind(ctx.tenant_id)
+                .bind(id)
+                .bind(name.display)
+                .bind(name.key)
+                .bind(description)
+                .bind(to_json(&permissions)?)
+                .bind(ctx.now)
+                .bind(expected_version),
+            )
+            .await
+            .map_err(|e| e.on_unique(&[("custom_roles", "name", "a role of this name exists")]))?
+            .ok_or(StoreError::VersionMismatch { current_version: before.version })?;
+        let after = custom_role_from_row(&row)?;
+        w.record(
+            "custom_role.update",
+            "custom_role",
+            id,
+            "update",
+            json!({"permissions": {"from": before.permissions, "to": after.permissions}}),
+        );
+        w.commit().await?;
+        Ok(after)
+    }
+
+    pub async fn custom_role(
+        &self,
+        tenant_id: TenantId,
+        id: RoleId,
+    ) -> Result<CustomRole, StoreError> {
+        let row = self
+            .pools
+            .fetch_optional(
+                query("SELECT id, name, description, permissions, created_at, updated_at, version FROM custom_roles WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant_id)
+                    .bind(id),
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        custom_role_from_row(&row)
+    }
+
+    pub async fn custom_roles(&self, tenant_id: TenantId) -> Result<Vec<CustomRole>, StoreError> {
+        self.pools
+            .fetch_all(
+                query("SELECT id, name, description, permissions, created_at, updated_at, version FROM custom_roles WHERE tenant_id = $1 ORDER BY name_key")
+                    .bind(tenant_id),
+            )
+            .await?
+            .iter()
+            .map(custom_role_from_row)
+            .collect()
+    }
+
+    /// Deletes a custom role that nobody holds any more.
+    pub async fn delete_custom_role(
+        &self,
+        ctx: &WriteContext,
+        id: RoleId,
+    ) -> Result<(), StoreError> {
+        let mut w = self.write(ctx).await?;
+        let held = w
+            .fetch_optional(
+                query("SELECT id FROM role_assignments WHERE tenant_id = $1 AND role = $2 LIMIT 1")
+                    .bind(ctx.tenant_id)
+                    .bind(id),
+            )
+            .await?;
+        if held.is_some() {
+            return Err(StoreError::conflict(
+                "id",
+                "the role is assigned; remove its assignments first",
+            ));
+        }
+        let deleted = w
+            .execute(
+                query("DELETE FROM custom_roles WHERE tenant_id = $1 AND id = $2")
+                    .bind(ctx.tenant_id)
+                    .bind(id),
+            )
+            .await?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        w.record("custom_role.delete", "custom_role", id, "delete", json!({}));
+        w.commit().await?;
+        Ok(())
+    }
+
+    // ---- records ----
+
+    /// Registers a record, or moves an existing one (same type and external id) to a new owner,
+    /// unit or environment. Its shares and record-scoped assignments stay with it.
+    pub async fn put_record(
+        &self,
+        ctx: &WriteContext,
+        resource_type: &str,
+        external_id: &str,
+        owner: PrincipalRef,
+        business_unit_id: BusinessUnitId,
+        environment_id: Option<EnvironmentId>,
+    ) -> Result<RecordEntry, StoreError> {
+        resources::validate_external_id(external_id)?;
+        let mut w = self.write(ctx).await?;
+        if !types_in(&mut w)
+            .await?
+            .iter()
+            .any(|t| t.name == resource_type)
+        {
+            return Err(ValidationError::new(
+                "resource_type",
+                "no such resource type in this tenant",
+            )
+            .into());
+        }
+        require_principal(&mut w, "owner", owner).await?;
+        if owner.kind == PrincipalKind::ServicePrincipal {
+            return Err(ValidationError::new("owner", "must be a user or a group").into());
+        }
+        require_business_unit(&mut w, business_unit_id).await?;
+        if let Some(environment) = environment_id {
+            require_scope(&mut w, Scope::Environment(environment))
+                .await
+                .map_err(|_| {
+                    ValidationError::new("environment_id", "no such environment in this tenant")
+                })?;
+        }
+        let existing = w
+            .fetch_optional(
+                query("SELECT id FROM records WHERE tenant_id = $1 AND resource_type = $2 AND external_id = $3")
+                    .bind(ctx.tenant_id)
+                    .bind(resource_type)
+                    .bind(external_id),
+            )
+            .await?;
+        let (id, op) = match existing {
+            Some(row) => (row.parse::<RecordId>("id")?, "update"),
+            None => (RecordId::generate(), "create"),
+        };
+        let sql = if op == "create" {
+            "INSERT INTO records (id, tenant_id, resource_type, external_id, owner_kind, owner_id, business_unit_id, environment_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
+        } else {
+            "UPDATE records SET owner_kind = $5, owner_id = $6, business_unit_id = $7, environment_id = $8, updated_at = $9 \
+             WHERE id = $1 AND tenant_id = $2 AND resource_type = $3 AND external_id = $4"
+        };
+        w.execute(
+            query(sql)
+                .bind(id)
+                .bind(ctx.tenant_id)
+                .bind(resource_type)
+                .bind(external_id)
+                .bind(owner.kind.as_str())
+                .bind(owner.id)
+                .bind(business_unit_id)
+                .bind(environment_id)
+                .bind(ctx.now),
+        )
+        .await?;
+        w.record(
+            &format!("record.{op}"),
+            "record",
+            id,
+            if op == "create" { "create" } else { "update" },
+            json!({"resource_type": resource_type, "external_id": external_id, "owner": owner, "business_unit_id": business_unit_id, "environment_id": environment_id}),
+        );
+        let row = w
+            .fetch_one(query("SELECT id, resource_type, external_id, owner_kind, owner_id, business_unit_id, environment_id, created_at, updated_at FROM records WHERE id = $1").bind(id))
+            .await?;
+        let record = record_from_row(&row)?;
+        w.commit().await?;
+        Ok(record)
+    }
+
+    pub async fn record(
+        &self,
+        tenant_id: TenantId,
+        resource_type: &str,
+        external_id: &str,
+    ) -> Result<RecordEntry, StoreError> {
+        let row = self
+            .pools
+            .fetch_optional(
+                query("SELECT id, resource_type, external_id, owner_kind, owner_id, business_unit_id, environment_id, created_at, updated_at FROM records WHERE tenant_id = $1 AND resource_type = $2 AND external_id = $3")
+                    .bind(tenant_id)
+                    .bind(resource_type)
+                    .bind(external_id),
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        record_from_row(&row)
+    }
+
+    /// Deletes a record, its shares and the role assignments scoped to it.
+    pub async fn delete_record(
+        &self,
+        ctx: &WriteContext,
+        resource_type: &str,
+        external_id: &str,
+    ) -> Result<(), StoreError> {
+        let record = self
+            .record(ctx.tenant_id, resource_type, external_id)
+            .await?;
+        let mut w = self.write(ctx).await?;
+        for sql in [
+            "DELETE FROM shares WHERE tenant_id = $1 AND record_id = $2",
+            "DELETE FROM role_assignments WHERE tenant_id = $1 AND scope = $3",
+            "DELETE FROM records WHERE tenant_id = $1 AND id = $2",
+        ] {
+            w.execute(
+                query(sql)
+                    .bind(ctx.tenant_id)
+                    .bind(record.id)
+                    .bind(format!("record/{}", record.id)),
+            )
+            .await?;
+        }
+        w.record(
+            "record.delete",
+            "record",
+            record.id,
+            "delete",
+            json!({"resource_type": resource_type, "external_id": external_id}),
+        );
+        w.commit().await?;
+        Ok(())
+    }
+
+    // ---- shares ----
+
+    /// Shares actions of a record with a principal, replacing what was shared with it before.
+    pub async fn put_share(
+        &self,
+        ctx: &WriteContext,
+        resource_type: &str,
+        external_id: &str,
+        principal: PrincipalRef,
+        actions: Vec<String>,
+    ) -> Result<Share, StoreError> {
+        let record = self
+            .record(ctx.tenant_id, resource_type, external_id)
+            .await?;
+        let ty = self.resource_type(ctx.tenant_id, resource_type).await?;
+        resources::validate_share_actions(&actions, &ty)?;
+        let mut w = self.write(ctx).await?;
+        require_principal(&mut w, "principal", principal).await?;
+        w.execute(
+            query("DELETE FROM shares WHERE record_id = $1 AND principal_kind = $2 AND principal_id = $3")
+                .bind(record.id)
+                .bind(principal.kind.as_str())
+                .bind(principal.id),
+        )
+        .await?;
+        let row = w
+            .fetch_one(
+                query(
+                    "INSERT INTO shares (id, tenant_id, record_id, principal_kind, principal_id, actions, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, record_id, principal_kind, principal_id, actions, created_at",
+                )
+                .bind(ShareId::generate())
+                .bind(ctx.tenant_id)
+                .bind(record.id)
+                .bind(principal.kind.as_str())
+                .bind(principal.id)
+                .bind(to_json(&actions)?)
+                .bind(ctx.now),
+            )
+            .await?;
+        let share = share_from_row(&row)?;
+        w.record(
+            "share.create",
+            "share",
+            share.id,
+            "create",
+            json!({"record_id": record.id, "principal": principal, "actions": actions}),
+        );
+        w.commit().await?;
+        Ok(share)
+    }
+
+    pub async fn shares_of(
+        &self,
+        tenant_id: TenantId,
+        record_id: RecordId,
+    ) -> Result<Vec<Share>, StoreError> {
+        self.pools
+            .fetch_all(
+                query("SELECT id, record_id, principal_kind, principal_id, actions, created_at FROM shares WHERE tenant_id = $1 AND record_id = $2 ORDER BY id")
+                    .bind(tenant_id)
+                    .bind(record_id),
+            )
+            .await?
+            .iter()
+            .map(share_from_row)
+            .collect()
+    }
+
+    pub async fn delete_share(&self, ctx: &WriteContext, id: ShareId) -> Result<(), StoreError> {
+        let mut w = self.write(ctx).await?;
+        let deleted = w
+            .execute(
+                query("DELETE FROM shares WHERE tenant_id = $1 AND id = $2")
+                    .bind(ctx.tenant_id)
+                    .bind(id),
+            )
+            .await?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        w.record("share.delete", "share", id, "delete", json!({}));
+        w.commit().await?;
+        Ok(())
+    }
+
+    // ---- deny assignments ----
+
+    pub async fn create_deny_assignment(
+        &self,
+        ctx: &WriteContext,
+        deny: NewDenyAssignment,
+    ) -> Result<DenyAssignment, StoreError> {
+        let NewDenyAssignment {
+            name,
+            description,
+            principals,
+            excluded,
+            actions,
+            scope,
+        } = deny;
+        resources::validate_deny_principals(&principals, &excluded)?;
+        let mut w = self.write(ctx).await?;
+        resources::validate_actions(&actions, &types_in(&mut w).await?)?;
+        for p in &principals {
+            require_principal(&mut w, "principals", *p).await?;
+        }
+        for p in &excluded {
+            require_principal(&mut w, "excluded", *p).await?;
+        }
+        require_scope(&mut w, scope).await?;
+        let row = w
+            .fetch_one(
+                query(
+                    "INSERT INTO deny_assignments (id, tenant_id, name, name_key, description, principals, excluded, actions, scope, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     RETURNING id, name, description, principals, excluded, actions, scope, created_at",
+                )
+                .bind(DenyAssignmentId::generate())
+                .bind(ctx.tenant_id)
+                .bind(name.display)
+                .bind(name.key)
+                .bind(description)
+                .bind(to_json(&principals)?)
+                .bind(to_json(&excluded)?)
+                .bind(to_json(&actions)?)
+                .bind(scope.to_string())
+                .bind(ctx.now),
+            )
+            .await
+            .map_err(|e| e.on_unique(&[("deny_assignments", "name", "a deny assignment of this name exists")]))?;
+        let deny = deny_from_row(&row)?;
+        w.record(
+            "deny_assignment.create",
+            "deny_assignment",
+            deny.id,
+            "create",
+            json!({"name": deny.name, "principals": principals, "excluded": excluded, "actions": actions, "scope": scope.to_string()}),
+        );
+        w.commit().await?;
+        Ok(deny)
+    }
+
+    pub async fn deny_assignments(
+        &self,
+        tenant_id: TenantId,
+    ) -> Result<Vec<DenyAssignment>, StoreError> {
+        self.pools
+            .fetch_all(
+                query("SELECT id, name, description, principals, excluded, actions, scope, created_at FROM deny_assignments WHERE tenant_id = $1 ORDER BY name_key")
+                    .bind(tenant_id),
+            )
+            .await?
+            .iter()
+            .map(deny_from_row)
+            .collect()
+    }
+
+    pub async fn delete_deny_assignment(
+        &self,
+        ctx: &WriteContext,
+        id: DenyAssignmentId,
+    ) -> Result<(), StoreError> {
+        let mut w = self.write(ctx).await?;
+        let deleted = w
+            .execute(
+                query("DELETE FROM deny_assignments WHERE tenant_id = $1 AND id = $2")
+                    .bind(ctx.tenant_id)
+                    .bind(id),
+            )
+            .await?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        w.record(
+            "deny_assignment.delete",
+            "deny_assignment",
+            id,
+            "delete",
+            json!({}),
+        );
+        w.commit().await?;
+        Ok(())
+    }
+
+    // ---- the engine's view ----
+
+    /// Everything the tenant's decisions depend on, read in one consistent transaction, with
+    /// the change-feed revision it reflects.
+    pub async fn authz_source(&self, tenant_id: TenantId) -> Result<(Source, i64), StoreError> {
+        let mut tx = self.pools.begin_read().await?;
+        let t = || tenant_id;
+        let revision = tx
+            .fetch_optional(
+                query("SELECT change_seq FROM tenant_heads WHERE tenant_id = $1").bind(t()),
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?
+            .int("change_seq")?;
+        let mut source = Source::default();
+        for row in tx
+            .fetch_all(
+                query("SELECT id, parent_id FROM business_units WHERE tenant_id = $1").bind(t()),
+            )
+            .await?
+        {
+            source
+                .business_units
+                .push((row.parse("id")?, row.opt_parse("parent_id")?));
+        }
+        for row in tx
+            .fetch_all(query("SELECT id FROM environments WHERE tenant_id = $1").bind(t()))
+            .await?
+        {
+            source.environments.push(row.parse("id")?);
+        }
+        for row in tx
+            .fetch_all(
+                query(
+                    "SELECT 'user' AS kind, id, business_unit_id FROM users WHERE tenant_id = $1 AND state = 'active' \
+                     UNION ALL SELECT 'group', id, NULL FROM groups WHERE tenant_id = $1 \
+                     UNION ALL SELECT 'service_principal', id, NULL FROM service_principals WHERE tenant_id = $1 AND state = 'active'",
+                )
+                .bind(t()),
+            )
+            .await?
+        {
+            source.principals.push((principal(&row, "kind", "id")?, row.opt_parse("business_unit_id")?));
+        }
+        for row in tx
+            .fetch_all(query("SELECT member_kind, member_id, group_id FROM group_members WHERE tenant_id = $1").bind(t()))
+            .await?
+        {
+            source.memberships.push((principal(&row, "member_kind", "member_id")?, row.parse("group_id")?));
+        }
+        let select = |columns: &str, table: &str| {
+            format!("SELECT {columns} FROM {table} WHERE tenant_id = $1")
+        };
+        for row in tx
+            .fetch_all(
+                crate::db::assembled_query(select(RESOURCE_TYPE_COLUMNS, "resource_types"))
+                    .bind(t()),
+            )
+            .await?
+        {
+            source.resource_types.push(resource_type_from_row(&row)?);
+        }
+        for row in tx
+            .fetch_all(
+                crate::db::assembled_query(select(CUSTOM_ROLE_COLUMNS, "custom_roles")).bind(t()),
+            )
+            .await?
+        {
+            source.custom_roles.push(custom_role_from_row(&row)?);
+        }
+        for row in tx
+            .fetch_all(
+                crate::db::assembled_query(select(
+                    crate::roles::ASSIGNMENT_COLUMNS,
+                    "role_assignments",
+                ))
+                .bind(t()),
+            )
+            .await?
+        {
+            source
+                .assignments
+                .push(crate::roles::assignment_from_row(&row)?);
+        }
+        for row in tx
+            .fetch_all(crate::db::assembled_query(select(RECORD_COLUMNS, "records")).bind(t()))
+            .await?
+        {
+            source.records.push(record_from_row(&row)?);
+        }
+        for row in tx
+            .fetch_all(crate::db::assembled_query(select(SHARE_COLUMNS, "shares")).bind(t()))
+            .await?
+        {
+            source.shares.push(share_from_row(&row)?);
+        }
+        for row in tx
+            .fetch_all(
+                crate::db::assembled_query(select(DENY_COLUMNS, "deny_assignments")).bind(t()),
+            )
+            .await?
+        {
+            source.denies.push(deny_from_row(&row)?);
+        }
+        tx.commit().await?;
+        Ok((source, revision))
+    }
+
+    /// The tenant's latest change-feed revision.
+    pub async fn change_head(&self, tenant_id: TenantId) -> Result<i64, StoreError> {
+        self.pools
+            .fetch_optional(
+                query("SELECT change_seq FROM tenant_heads WHERE tenant_id = $1").bind(tenant_id),
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?
+            .int("change_seq")
+    }
+
+    /// Every tenant's latest change-feed revision.
+    pub async fn change_heads(&self) -> Result<Vec<(TenantId, i64)>, StoreError> {
+        self.pools
+            .fetch_all(query("SELECT tenant_id, change_seq FROM tenant_heads"))
+            .await?
+            .iter()
+            .map(|r| Ok((r.parse("tenant_id")?, r.int("change_seq")?)))
+            .collect()
+    }
+
+    /// Whether any change after `after` up to `until` touched authorization data.
+    pub async fn authorization_changed(
+        &self,
+        tenant_id: TenantId,
+        after: i64,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let rows = self
+            .pools
+            .fetch_all(
+                query("SELECT DISTINCT entity_kind FROM changes WHERE tenant_id = $1 AND seq > $2 AND seq <= $3")
+                    .bind(tenant_id)
+                    .bind(after)
+                    .bind(until),
+            )
+            .await?;
+        for row in rows {
+            if AUTHORIZATION_KINDS.contains(&row.text("entity_kind")?.as_str()) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
