@@ -7,6 +7,7 @@
 //! not). Readers take the current engine with one atomic load and never wait for a rebuild.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,14 +67,6 @@ pub struct Engines {
 }
 
 impl Engines {
-    fn slot(&self, tenant: TenantId) -> Option<Arc<Slot>> {
-        self.slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&tenant)
-            .cloned()
-    }
-
     fn loaded(&self) -> Vec<(TenantId, Arc<Slot>)> {
         self.slots
             .lock()
@@ -83,38 +76,31 @@ impl Engines {
             .collect()
     }
 
-    /// The tenant's engine as this node holds it, built first if this is the tenant's first
-    /// decision on this node.
-    pub async fn current(
-        &self,
-        store: &Store,
-        tenant: TenantId,
-    ) -> Result<Arc<Current>, EngineError> {
-        if let Some(slot) = self.slot(tenant) {
-            return Ok(slot.current.load_full());
+    /// The tenant's slot, built first if this is the tenant's first decision on this node.
+    async fn slot(&self, store: &Store, tenant: TenantId) -> Result<Arc<Slot>, EngineError> {
+        let existing = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant)
+            .cloned();
+        if let Some(slot) = existing {
+            return Ok(slot);
         }
-        let started = Instant::now();
         let seen = store.local_commits();
-        let (source, revision) = store.authz_source(tenant).await?;
-        let engine = TenantEngine::build(source)?;
-        observe_build(started);
         let fresh = Arc::new(Slot {
-            seen_commits: seen.into(),
-            current: ArcSwap::from_pointee(Current {
-                engine: Arc::new(engine),
-                revision,
-            }),
+            current: ArcSwap::from_pointee(build(store, tenant).await?),
             rebuilding: tokio::sync::Mutex::new(()),
+            seen_commits: seen.into(),
         });
         // Another request may have built it meanwhile; either copy is current enough.
-        let slot = self
+        Ok(self
             .slots
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(tenant)
             .or_insert(fresh)
-            .clone();
-        Ok(slot.current.load_full())
+            .clone())
     }
 
     /// The tenant's engine, at least as fresh as demanded, and never older than this node's
@@ -127,24 +113,26 @@ impl Engines {
         freshness: Freshness,
         wait: Duration,
     ) -> Result<Arc<Current>, EngineError> {
-        let mut current = self.current(store, tenant).await?;
-        let unseen_local_write = self.slot(tenant).is_some_and(|s| {
-            s.seen_commits.load(std::sync::atomic::Ordering::Acquire) < store.local_commits()
-        });
-        if unseen_local_write {
-            self.refresh(store, tenant).await?;
-            current = self.current(store, tenant).await?;
-        }
-        let wanted = match freshness {
-            Freshness::Any => return Ok(current),
-            Freshness::AtLeast(wanted) if current.revision >= wanted => return Ok(current),
-            Freshness::AtLeast(wanted) => wanted,
-            Freshness::Latest => store.change_head(tenant).await?,
+        let slot = self.slot(store, tenant).await?;
+        let current = slot.current.load_full();
+        let unseen_local_write = slot.seen_commits.load(Ordering::Acquire) < store.local_commits();
+        // The revision to reach; `None`: the database's head when first read.
+        let mut wanted = match freshness {
+            Freshness::Any if !unseen_local_write => return Ok(current),
+            Freshness::AtLeast(at) if !unseen_local_write && current.revision >= at => {
+                return Ok(current);
+            }
+            Freshness::AtLeast(at) => Some(at),
+            Freshness::Any | Freshness::Latest => None,
         };
         let deadline = Instant::now() + wait;
         loop {
-            self.refresh(store, tenant).await?;
-            let current = self.current(store, tenant).await?;
+            // Counted before the head is read: a local commit after this is caught next time.
+            let seen = store.local_commits();
+            let head = store.change_head(tenant).await?;
+            let wanted = *wanted.get_or_insert(head);
+            self.refresh_to(store, tenant, &slot, head, seen).await?;
+            let current = slot.current.load_full();
             if current.revision >= wanted {
                 return Ok(current);
             }
@@ -163,55 +151,35 @@ impl Engines {
         }
     }
 
-    /// Brings one loaded tenant up to the database's head.
-    async fn refresh(&self, store: &Store, tenant: TenantId) -> Result<(), EngineError> {
-        // Counted before the head is read: a local commit after this point is caught next time.
-        let seen = store.local_commits();
-        let head = store.change_head(tenant).await?;
-        self.refresh_to(store, tenant, head, seen).await
-    }
-
-    /// Brings a loaded tenant up to `head`, having seen `seen` local commits (counted before
-    /// `head` was read).
+    /// Brings a tenant's slot up to `head`, having seen `seen` local commits (counted before
+    /// `head` was read): rebuilt if an authorization change is among the new rows, otherwise
+    /// only its revision moves.
     async fn refresh_to(
         &self,
         store: &Store,
         tenant: TenantId,
+        slot: &Slot,
         head: i64,
         seen: u64,
     ) -> Result<(), EngineError> {
-        let Some(slot) = self.slot(tenant) else {
-            return Ok(());
-        };
         let _rebuilding = slot.rebuilding.lock().await;
         let current = slot.current.load_full();
-        if current.revision >= head {
-            slot.seen_commits
-                .fetch_max(seen, std::sync::atomic::Ordering::AcqRel);
-            return Ok(());
+        if current.revision < head {
+            let next = if store
+                .authorization_changed(tenant, current.revision, head)
+                .await?
+            {
+                build(store, tenant).await?
+            } else {
+                Current {
+                    engine: current.engine.clone(),
+                    revision: head,
+                }
+            };
+            slot.current.store(Arc::new(next));
+            self.refreshed.notify_waiters();
         }
-        if store
-            .authorization_changed(tenant, current.revision, head)
-            .await?
-        {
-            let started = Instant::now();
-            let (source, revision) = store.authz_source(tenant).await?;
-            let engine = TenantEngine::build(source)?;
-            observe_build(started);
-            slot.current.store(Arc::new(Current {
-                engine: Arc::new(engine),
-                revision,
-            }));
-            tracing::debug!(%tenant, revision, "authorization snapshot rebuilt");
-        } else {
-            slot.current.store(Arc::new(Current {
-                engine: current.engine.clone(),
-                revision: head,
-            }));
-        }
-        slot.seen_commits
-            .fetch_max(seen, std::sync::atomic::Ordering::AcqRel);
-        self.refreshed.notify_waiters();
+        slot.seen_commits.fetch_max(seen, Ordering::AcqRel);
         Ok(())
     }
 
@@ -224,20 +192,26 @@ impl Engines {
         let seen = store.local_commits();
         let heads: HashMap<TenantId, i64> = store.change_heads().await?.into_iter().collect();
         for (tenant, slot) in loaded {
-            let behind = heads
-                .get(&tenant)
-                .is_some_and(|head| *head > slot.current.load().revision);
-            if behind {
-                self.refresh_to(store, tenant, heads[&tenant], seen).await?;
+            if let Some(head) = heads.get(&tenant) {
+                self.refresh_to(store, tenant, &slot, *head, seen).await?;
             }
         }
         Ok(())
     }
 }
 
-fn observe_build(started: Instant) {
+/// The tenant's engine built from the store, timed.
+async fn build(store: &Store, tenant: TenantId) -> Result<Current, EngineError> {
+    let started = Instant::now();
+    let (source, revision) = store.authz_source(tenant).await?;
+    let engine = TenantEngine::build(source)?;
     metrics::histogram!("portcullis_authz_snapshot_build_seconds")
         .record(started.elapsed().as_secs_f64());
+    tracing::debug!(%tenant, revision, "authorization snapshot built");
+    Ok(Current {
+        engine: Arc::new(engine),
+        revision,
+    })
 }
 
 /// Tails the change feed until the task is dropped.

@@ -23,7 +23,7 @@ use crate::{Store, StoreError};
 
 /// The kinds of change that alter authorization data; other changes (keys, clients, sign-in
 /// settings) move the revision without a rebuild.
-pub const AUTHORIZATION_KINDS: &[&str] = &[
+const AUTHORIZATION_KINDS: &[&str] = &[
     "user",
     "group",
     "service_principal",
@@ -36,6 +36,9 @@ pub const AUTHORIZATION_KINDS: &[&str] = &[
     "share",
     "deny_assignment",
 ];
+
+/// A tenant's latest change-feed revision.
+const CHANGE_HEAD: &str = "SELECT change_seq FROM tenant_heads WHERE tenant_id = $1";
 
 fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -112,18 +115,40 @@ fn deny_from_row(row: &Row) -> Result<DenyAssignment, StoreError> {
     })
 }
 
-const RESOURCE_TYPE_COLUMNS: &str = "name, description, actions, created_at, updated_at, version";
-const CUSTOM_ROLE_COLUMNS: &str =
-    "id, name, description, permissions, created_at, updated_at, version";
-const RECORD_COLUMNS: &str = "id, resource_type, external_id, owner_kind, owner_id, business_unit_id, environment_id, created_at, updated_at";
-const SHARE_COLUMNS: &str = "id, record_id, principal_kind, principal_id, actions, created_at";
-const DENY_COLUMNS: &str =
-    "id, name, description, principals, excluded, actions, scope, created_at";
+macro_rules! resource_type_columns {
+    () => {
+        "name, description, actions, created_at, updated_at, version"
+    };
+}
+macro_rules! custom_role_columns {
+    () => {
+        "id, name, description, permissions, created_at, updated_at, version"
+    };
+}
+macro_rules! record_columns {
+    () => {
+        "id, resource_type, external_id, owner_kind, owner_id, business_unit_id, environment_id, created_at, updated_at"
+    };
+}
+macro_rules! share_columns {
+    () => {
+        "id, record_id, principal_kind, principal_id, actions, created_at"
+    };
+}
+macro_rules! deny_columns {
+    () => {
+        "id, name, description, principals, excluded, actions, scope, created_at"
+    };
+}
 
 async fn types_in(w: &mut Write) -> Result<Vec<ResourceType>, StoreError> {
     w.fetch_all(
-        query("SELECT name, description, actions, created_at, updated_at, version FROM resource_types WHERE tenant_id = $1")
-            .bind(w.ctx.tenant_id),
+        query(concat!(
+            "SELECT ",
+            resource_type_columns!(),
+            " FROM resource_types WHERE tenant_id = $1"
+        ))
+        .bind(w.ctx.tenant_id),
     )
     .await?
     .iter()
@@ -177,6 +202,19 @@ pub struct NewDenyAssignment {
     pub excluded: Vec<PrincipalRef>,
     pub actions: Vec<String>,
     pub scope: Scope,
+}
+
+/// Removes the role and deny assignments at `scope`, whose target is being deleted.
+pub(crate) async fn remove_scoped(w: &mut Write, scope: Scope) -> Result<(), StoreError> {
+    let tenant = w.ctx.tenant_id;
+    for sql in [
+        "DELETE FROM role_assignments WHERE tenant_id = $1 AND scope = $2",
+        "DELETE FROM deny_assignments WHERE tenant_id = $1 AND scope = $2",
+    ] {
+        w.execute(query(sql).bind(tenant).bind(scope.to_string()))
+            .await?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -233,9 +271,9 @@ impl Store {
         let row = w
             .fetch_optional(
                 query(
-                    "UPDATE resource_types SET description = $3, actions = $4, updated_at = $5, version = version + 1 \
+                    concat!("UPDATE resource_types SET description = $3, actions = $4, updated_at = $5, version = version + 1 \
                      WHERE tenant_id = $1 AND name = $2 AND version = $6 \
-                     RETURNING name, description, actions, created_at, updated_at, version",
+                     RETURNING ", resource_type_columns!()),
                 )
                 .bind(ctx.tenant_id)
                 .bind(name)
@@ -266,9 +304,13 @@ impl Store {
         let row = self
             .pools
             .fetch_optional(
-                query("SELECT name, description, actions, created_at, updated_at, version FROM resource_types WHERE tenant_id = $1 AND name = $2")
-                    .bind(tenant_id)
-                    .bind(name),
+                query(concat!(
+                    "SELECT ",
+                    resource_type_columns!(),
+                    " FROM resource_types WHERE tenant_id = $1 AND name = $2"
+                ))
+                .bind(tenant_id)
+                .bind(name),
             )
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -281,8 +323,12 @@ impl Store {
     ) -> Result<Vec<ResourceType>, StoreError> {
         self.pools
             .fetch_all(
-                query("SELECT name, description, actions, created_at, updated_at, version FROM resource_types WHERE tenant_id = $1 ORDER BY name")
-                    .bind(tenant_id),
+                query(concat!(
+                    "SELECT ",
+                    resource_type_columns!(),
+                    " FROM resource_types WHERE tenant_id = $1 ORDER BY name"
+                ))
+                .bind(tenant_id),
             )
             .await?
             .iter()
@@ -345,8 +391,8 @@ impl Store {
         let row = w
             .fetch_one(
                 query(
-                    "INSERT INTO custom_roles (id, tenant_id, name, name_key, description, permissions, created_at, updated_at, version) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1) RETURNING id, name, description, permissions, created_at, updated_at, version",
+                    concat!("INSERT INTO custom_roles (id, tenant_id, name, name_key, description, permissions, created_at, updated_at, version) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1) RETURNING ", custom_role_columns!()),
                 )
                 .bind(RoleId::generate())
                 .bind(ctx.tenant_id)
@@ -387,9 +433,9 @@ impl Store {
         let row = w
             .fetch_optional(
                 query(
-                    "UPDATE custom_roles SET name = $3, name_key = $4, description = $5, permissions = $6, updated_at = $7, version = version + 1 \
+                    concat!("UPDATE custom_roles SET name = $3, name_key = $4, description = $5, permissions = $6, updated_at = $7, version = version + 1 \
                      WHERE tenant_id = $1 AND id = $2 AND version = $8 \
-                     RETURNING id, name, description, permissions, created_at, updated_at, version",
+                     RETURNING ", custom_role_columns!()),
                 )
                 .bind(ctx.tenant_id)
                 .bind(id)
@@ -423,9 +469,13 @@ impl Store {
         let row = self
             .pools
             .fetch_optional(
-                query("SELECT id, name, description, permissions, created_at, updated_at, version FROM custom_roles WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant_id)
-                    .bind(id),
+                query(concat!(
+                    "SELECT ",
+                    custom_role_columns!(),
+                    " FROM custom_roles WHERE tenant_id = $1 AND id = $2"
+                ))
+                .bind(tenant_id)
+                .bind(id),
             )
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -435,8 +485,12 @@ impl Store {
     pub async fn custom_roles(&self, tenant_id: TenantId) -> Result<Vec<CustomRole>, StoreError> {
         self.pools
             .fetch_all(
-                query("SELECT id, name, description, permissions, created_at, updated_at, version FROM custom_roles WHERE tenant_id = $1 ORDER BY name_key")
-                    .bind(tenant_id),
+                query(concat!(
+                    "SELECT ",
+                    custom_role_columns!(),
+                    " FROM custom_roles WHERE tenant_id = $1 ORDER BY name_key"
+                ))
+                .bind(tenant_id),
             )
             .await?
             .iter()
@@ -494,11 +548,14 @@ impl Store {
     ) -> Result<RecordEntry, StoreError> {
         resources::validate_external_id(external_id)?;
         let mut w = self.write(ctx).await?;
-        if !types_in(&mut w)
-            .await?
-            .iter()
-            .any(|t| t.name == resource_type)
-        {
+        let known_type = w
+            .fetch_optional(
+                query("SELECT name FROM resource_types WHERE tenant_id = $1 AND name = $2")
+                    .bind(ctx.tenant_id)
+                    .bind(resource_type),
+            )
+            .await?;
+        if known_type.is_none() {
             return Err(ValidationError::new(
                 "resource_type",
                 "no such resource type in this tenant",
@@ -553,11 +610,18 @@ impl Store {
             &format!("record.{op}"),
             "record",
             id,
-            if op == "create" { "create" } else { "update" },
+            op,
             json!({"resource_type": resource_type, "external_id": external_id, "owner": owner, "business_unit_id": business_unit_id, "environment_id": environment_id}),
         );
         let row = w
-            .fetch_one(query("SELECT id, resource_type, external_id, owner_kind, owner_id, business_unit_id, environment_id, created_at, updated_at FROM records WHERE id = $1").bind(id))
+            .fetch_one(
+                query(concat!(
+                    "SELECT ",
+                    record_columns!(),
+                    " FROM records WHERE id = $1"
+                ))
+                .bind(id),
+            )
             .await?;
         let record = record_from_row(&row)?;
         w.commit().await?;
@@ -573,17 +637,21 @@ impl Store {
         let row = self
             .pools
             .fetch_optional(
-                query("SELECT id, resource_type, external_id, owner_kind, owner_id, business_unit_id, environment_id, created_at, updated_at FROM records WHERE tenant_id = $1 AND resource_type = $2 AND external_id = $3")
-                    .bind(tenant_id)
-                    .bind(resource_type)
-                    .bind(external_id),
+                query(concat!(
+                    "SELECT ",
+                    record_columns!(),
+                    " FROM records WHERE tenant_id = $1 AND resource_type = $2 AND external_id = $3"
+                ))
+                .bind(tenant_id)
+                .bind(resource_type)
+                .bind(external_id),
             )
             .await?
             .ok_or(StoreError::NotFound)?;
         record_from_row(&row)
     }
 
-    /// Deletes a record, its shares and the role assignments scoped to it.
+    /// Deletes a record, its shares (by cascade) and the role and deny assignments scoped to it.
     pub async fn delete_record(
         &self,
         ctx: &WriteContext,
@@ -594,18 +662,17 @@ impl Store {
             .record(ctx.tenant_id, resource_type, external_id)
             .await?;
         let mut w = self.write(ctx).await?;
-        for sql in [
-            "DELETE FROM shares WHERE tenant_id = $1 AND record_id = $2",
-            "DELETE FROM role_assignments WHERE tenant_id = $1 AND scope = $3",
-            "DELETE FROM records WHERE tenant_id = $1 AND id = $2",
-        ] {
-            w.execute(
-                query(sql)
+        remove_scoped(&mut w, Scope::Record(record.id)).await?;
+        let deleted = w
+            .execute(
+                query("DELETE FROM records WHERE tenant_id = $1 AND id = $2")
                     .bind(ctx.tenant_id)
-                    .bind(record.id)
-                    .bind(format!("record/{}", record.id)),
+                    .bind(record.id),
             )
             .await?;
+        if deleted == 0 {
+            // Deleted by another request since it was read.
+            return Err(StoreError::NotFound);
         }
         w.record(
             "record.delete",
@@ -677,9 +744,13 @@ impl Store {
     ) -> Result<Vec<Share>, StoreError> {
         self.pools
             .fetch_all(
-                query("SELECT id, record_id, principal_kind, principal_id, actions, created_at FROM shares WHERE tenant_id = $1 AND record_id = $2 ORDER BY id")
-                    .bind(tenant_id)
-                    .bind(record_id),
+                query(concat!(
+                    "SELECT ",
+                    share_columns!(),
+                    " FROM shares WHERE tenant_id = $1 AND record_id = $2 ORDER BY id"
+                ))
+                .bind(tenant_id)
+                .bind(record_id),
             )
             .await?
             .iter()
@@ -732,9 +803,9 @@ impl Store {
         let row = w
             .fetch_one(
                 query(
-                    "INSERT INTO deny_assignments (id, tenant_id, name, name_key, description, principals, excluded, actions, scope, created_at) \
+                    concat!("INSERT INTO deny_assignments (id, tenant_id, name, name_key, description, principals, excluded, actions, scope, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     RETURNING id, name, description, principals, excluded, actions, scope, created_at",
+                     RETURNING ", deny_columns!()),
                 )
                 .bind(DenyAssignmentId::generate())
                 .bind(ctx.tenant_id)
@@ -767,8 +838,12 @@ impl Store {
     ) -> Result<Vec<DenyAssignment>, StoreError> {
         self.pools
             .fetch_all(
-                query("SELECT id, name, description, principals, excluded, actions, scope, created_at FROM deny_assignments WHERE tenant_id = $1 ORDER BY name_key")
-                    .bind(tenant_id),
+                query(concat!(
+                    "SELECT ",
+                    deny_columns!(),
+                    " FROM deny_assignments WHERE tenant_id = $1 ORDER BY name_key"
+                ))
+                .bind(tenant_id),
             )
             .await?
             .iter()
@@ -811,9 +886,7 @@ impl Store {
         let mut tx = self.pools.begin_read().await?;
         let t = || tenant_id;
         let revision = tx
-            .fetch_optional(
-                query("SELECT change_seq FROM tenant_heads WHERE tenant_id = $1").bind(t()),
-            )
+            .fetch_optional(query(CHANGE_HEAD).bind(t()))
             .await?
             .ok_or(StoreError::NotFound)?
             .int("change_seq")?;
@@ -858,7 +931,7 @@ impl Store {
         };
         for row in tx
             .fetch_all(
-                crate::db::assembled_query(select(RESOURCE_TYPE_COLUMNS, "resource_types"))
+                crate::db::assembled_query(select(resource_type_columns!(), "resource_types"))
                     .bind(t()),
             )
             .await?
@@ -867,7 +940,8 @@ impl Store {
         }
         for row in tx
             .fetch_all(
-                crate::db::assembled_query(select(CUSTOM_ROLE_COLUMNS, "custom_roles")).bind(t()),
+                crate::db::assembled_query(select(custom_role_columns!(), "custom_roles"))
+                    .bind(t()),
             )
             .await?
         {
@@ -888,20 +962,20 @@ impl Store {
                 .push(crate::roles::assignment_from_row(&row)?);
         }
         for row in tx
-            .fetch_all(crate::db::assembled_query(select(RECORD_COLUMNS, "records")).bind(t()))
+            .fetch_all(crate::db::assembled_query(select(record_columns!(), "records")).bind(t()))
             .await?
         {
             source.records.push(record_from_row(&row)?);
         }
         for row in tx
-            .fetch_all(crate::db::assembled_query(select(SHARE_COLUMNS, "shares")).bind(t()))
+            .fetch_all(crate::db::assembled_query(select(share_columns!(), "shares")).bind(t()))
             .await?
         {
             source.shares.push(share_from_row(&row)?);
         }
         for row in tx
             .fetch_all(
-                crate::db::assembled_query(select(DENY_COLUMNS, "deny_assignments")).bind(t()),
+                crate::db::assembled_query(select(deny_columns!(), "deny_assignments")).bind(t()),
             )
             .await?
         {
@@ -914,9 +988,7 @@ impl Store {
     /// The tenant's latest change-feed revision.
     pub async fn change_head(&self, tenant_id: TenantId) -> Result<i64, StoreError> {
         self.pools
-            .fetch_optional(
-                query("SELECT change_seq FROM tenant_heads WHERE tenant_id = $1").bind(tenant_id),
-            )
+            .fetch_optional(query(CHANGE_HEAD).bind(tenant_id))
             .await?
             .ok_or(StoreError::NotFound)?
             .int("change_seq")

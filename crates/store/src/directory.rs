@@ -3,6 +3,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
+use portcullis_core::authz::Scope;
 use portcullis_core::identity::{BusinessUnit, Environment, reparent_would_cycle};
 use portcullis_core::names::Name;
 use portcullis_core::page::{Page, PageRequest};
@@ -234,12 +235,21 @@ impl Store {
                 current_version: environment.version,
             });
         }
-        w.execute(
-            query("DELETE FROM role_assignments WHERE tenant_id = $1 AND scope = $2")
-                .bind(ctx.tenant_id)
-                .bind(format!("environment/{id}")),
-        )
-        .await?;
+        let records = w
+            .fetch_one(
+                query("SELECT COUNT(*) AS n FROM records WHERE tenant_id = $1 AND environment_id = $2")
+                    .bind(ctx.tenant_id)
+                    .bind(id),
+            )
+            .await?
+            .int("n")?;
+        if records > 0 {
+            return Err(StoreError::conflict(
+                "id",
+                "records still live in the environment; move or delete them first",
+            ));
+        }
+        crate::access::remove_scoped(&mut w, Scope::Environment(id)).await?;
         w.execute(
             query("DELETE FROM environments WHERE tenant_id = $1 AND id = $2")
                 .bind(ctx.tenant_id)
@@ -458,7 +468,8 @@ impl Store {
             .fetch_one(
                 query(
                     "SELECT (SELECT COUNT(*) FROM business_units WHERE tenant_id = $1 AND parent_id = $2) + \
-                     (SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND business_unit_id = $2) AS n",
+                     (SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND business_unit_id = $2) + \
+                     (SELECT COUNT(*) FROM records WHERE tenant_id = $1 AND business_unit_id = $2) AS n",
                 )
                 .bind(ctx.tenant_id)
                 .bind(id),
@@ -468,9 +479,10 @@ impl Store {
         if in_use > 0 {
             return Err(StoreError::conflict(
                 "id",
-                "the business unit still has child units or users; move them first",
+                "the business unit still has child units, users or records; move them first",
             ));
         }
+        crate::access::remove_scoped(&mut w, Scope::BusinessUnit(id)).await?;
         w.execute(
             query("DELETE FROM business_units WHERE tenant_id = $1 AND id = $2")
                 .bind(ctx.tenant_id)

@@ -26,7 +26,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use access::{AUTHORIZATION_KINDS, NewDenyAssignment};
+pub use access::NewDenyAssignment;
 pub use audit::{AuditFilter, AuditSink};
 pub use grants::{NewGrant, PendingRequest, Redemption, RefreshTokenRecord, StoredGrant};
 pub use mfa::StoredTotp;

@@ -346,6 +346,40 @@ async fn decisions_explain_themselves_and_follow_every_change() {
             .unwrap()
             .ends_with("/t/acme/access/v1/evaluations")
     );
+
+    // Deleting a record takes its shares with it; its type goes once no record uses it.
+    let shares = t
+        .admin
+        .get("/v1/records/document/d-sales/shares")
+        .await
+        .expect(200);
+    let share_id = shares[0]["id"].as_str().unwrap().to_owned();
+    t.admin
+        .delete("/v1/records/document/d-sales")
+        .await
+        .expect(204);
+    t.admin
+        .delete("/v1/records/document/d-sales")
+        .await
+        .problem(404);
+    t.admin
+        .delete(&format!("/v1/shares/{share_id}"))
+        .await
+        .problem(404);
+    let d = evaluate(pep, "acme", ask(&t.alice, "read", "d-sales")).await;
+    assert_eq!(d["context"]["reason"]["kind"], "unknown_resource");
+    t.admin
+        .delete("/v1/resource-types/document")
+        .await
+        .problem(409);
+    t.admin
+        .delete("/v1/records/document/d-emea")
+        .await
+        .expect(204);
+    t.admin
+        .delete("/v1/resource-types/document")
+        .await
+        .expect(204);
 }
 
 /// `body` with `key` set to `value`.
@@ -504,10 +538,143 @@ async fn only_the_tenants_own_enforcement_points_may_ask_and_bad_requests_change
         .delete("/v1/resource-types/document")
         .await
         .problem(409);
+
+    // Nothing of another tenant can be named: its users, units, records, shares.
+    let d = evaluate(&t.pep, "acme", ask(&other.alice, "read", "d-emea")).await;
+    assert_eq!(d["context"]["reason"]["kind"], "unknown_subject");
+    let foreign_unit = with(
+        ask(&t.alice, "read", "draft-1"),
+        "resource",
+        json!({"type": "document", "id": "draft-1", "properties": {"business_unit_id": other.emea}}),
+    );
+    let d = evaluate(&t.pep, "acme", foreign_unit).await;
+    assert_eq!(d["context"]["reason"]["kind"], "unknown_resource");
+    let foreign_record = other
+        .admin
+        .get("/v1/records/document/d-emea")
+        .await
+        .expect(200);
+    let p = t
+        .admin
+        .post(
+            "/v1/role-assignments",
+            json!({"principal": {"kind": "user", "id": t.alice}, "role": "auditor",
+                   "scope": format!("record/{}", foreign_record["id"].as_str().unwrap())}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(p["field"], "scope");
+    t.admin
+        .post(
+            "/v1/deny-assignments",
+            json!({"name": "x", "principals": [{"kind": "user", "id": other.bob}], "actions": ["document.read"]}),
+        )
+        .await
+        .problem(422);
+    let foreign_share = other
+        .admin
+        .post(
+            "/v1/records/document/d-emea/shares",
+            json!({"principal": {"kind": "user", "id": other.bob}, "actions": ["read"]}),
+        )
+        .await
+        .expect(201);
+    t.admin
+        .delete(&format!(
+            "/v1/shares/{}",
+            foreign_share["id"].as_str().unwrap()
+        ))
+        .await
+        .problem(404);
+    other
+        .admin
+        .get("/v1/records/document/d-emea/shares")
+        .await
+        .expect(200);
+    // A unit or environment that records still live in is not deleted from under them.
+    let archive = t
+        .admin
+        .post("/v1/business-units", json!({"name": "Archive"}))
+        .await
+        .expect(201);
+    let dev = t
+        .admin
+        .post("/v1/environments", json!({"name": "dev"}))
+        .await
+        .expect(201);
+    t.admin
+        .send(
+            reqwest::Method::PUT,
+            "/v1/records/document/old-1",
+            Some(
+                json!({"owner": {"kind": "user", "id": t.alice}, "business_unit_id": archive["id"],
+                        "environment_id": dev["id"]}),
+            ),
+            &[],
+        )
+        .await
+        .expect(200);
+    let p = t
+        .admin
+        .delete(&format!(
+            "/v1/business-units/{}",
+            archive["id"].as_str().unwrap()
+        ))
+        .await
+        .problem(409);
+    assert!(p["detail"].as_str().unwrap().contains("records"), "{p}");
+    let p = t
+        .admin
+        .delete(&format!("/v1/environments/{}", dev["id"].as_str().unwrap()))
+        .await
+        .problem(409);
+    assert!(p["detail"].as_str().unwrap().contains("records"), "{p}");
+    t.admin
+        .delete("/v1/records/document/old-1")
+        .await
+        .expect(204);
+    t.admin
+        .delete(&format!("/v1/environments/{}", dev["id"].as_str().unwrap()))
+        .await
+        .expect(204);
+
+    // Forged revisions and page tokens are refused.
+    for bad in [json!(-1), json!("soon"), json!(1.5)] {
+        t.pep
+            .post(
+                "/t/acme/access/v1/evaluation",
+                with(
+                    ask(&t.alice, "read", "d-emea"),
+                    "context",
+                    json!({"min_revision": bad}),
+                ),
+            )
+            .await
+            .problem(400);
+    }
+    let p = t
+        .pep
+        .post(
+            "/t/acme/access/v1/search/subject",
+            json!({"subject": {"type": "user"}, "action": {"name": "read"},
+                   "resource": {"type": "document", "id": "d-emea"}, "page": {"token": "../../etc"}}),
+        )
+        .await
+        .problem(400);
+    assert_eq!(p["field"], "page.token");
+
     // None of it changed a decision.
     let d = evaluate(&t.pep, "acme", ask(&t.alice, "read", "d-emea")).await;
     assert_eq!(d["decision"], true);
-    let _ = (&t.bob, &other.emea, &other.editors, &other.bob);
+    assert_eq!(
+        other
+            .admin
+            .get("/v1/records/document/d-emea/shares")
+            .await
+            .expect(200)[0]["id"],
+        foreign_share["id"]
+    );
+    let _ = (&t.bob, &other.editors);
 }
 
 #[tokio::test]

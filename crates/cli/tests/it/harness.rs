@@ -84,6 +84,18 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Serves until the returned sender is dropped or fired.
+fn serve(server: Server, listener: tokio::net::TcpListener) -> oneshot::Sender<()> {
+    let (shutdown, stop) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        server
+            .serve(listener, async move { stop.await.unwrap_or(()) })
+            .await
+            .expect("server runs");
+    });
+    shutdown
+}
+
 /// A second server process on a `TestServer`'s database; stops when dropped.
 pub struct Node {
     pub base: String,
@@ -148,13 +160,7 @@ impl TestServer {
             .secret
             .expose_secret()
             .to_owned();
-        let (shutdown, stop) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            server
-                .serve(listener, async move { stop.await.unwrap_or(()) })
-                .await
-                .expect("server runs");
-        });
+        let shutdown = serve(server, listener);
         TestServer {
             addr,
             admin_key,
@@ -177,16 +183,9 @@ impl TestServer {
         let server = Server::prepare(config, Some(self.kek.clone()))
             .await
             .expect("node prepares");
-        let (shutdown, stop) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            server
-                .serve(listener, async move { stop.await.unwrap_or(()) })
-                .await
-                .expect("node runs");
-        });
         Node {
             base: format!("http://{addr}"),
-            _shutdown: shutdown,
+            _shutdown: serve(server, listener),
         }
     }
 

@@ -238,11 +238,6 @@ impl Snapshot {
         })
     }
 
-    /// The number of nodes (principals and groups) the snapshot knows.
-    pub fn nodes(&self) -> usize {
-        self.home_unit.len()
-    }
-
     /// The decision for `check`; a principal or record outside the snapshot gets nothing.
     pub fn decide(&self, check: Check) -> bool {
         matches!(self.explain(check), Decision::Allowed(_))

@@ -168,17 +168,18 @@ pub struct Verdict {
 #[derive(Debug)]
 pub struct TenantEngine {
     snapshot: Snapshot,
-    nodes: HashMap<PrincipalRef, u32>,
-    /// Node index → principal; sorted by (kind, id), so searches page in that order. The last
-    /// node stands for owners that are no longer active.
+    /// Node index → principal, sorted by (kind, id): a principal's node is found by binary
+    /// search, and searches page in this order. The last node stands for owners that are no
+    /// longer active.
     node_refs: Vec<PrincipalRef>,
     units: HashMap<BusinessUnitId, u32>,
     environments: HashMap<EnvironmentId, u32>,
-    actions: HashMap<String, u32>,
+    /// Resource type → action name → action id (Portcullis's own under `user`, `group`, …).
+    actions: HashMap<String, HashMap<String, u32>>,
     public_actions: Vec<bool>,
     role_refs: Vec<RoleRef>,
-    /// Records sorted by (type, external id), so a type's records are one run.
-    records: HashMap<(String, String), u32>,
+    /// Record index → (type, external id), sorted: a record is found by binary search, and a
+    /// type's records are one run.
     record_keys: Vec<(String, String)>,
     resource_types: HashMap<String, ResourceType>,
     /// Per model assignment: its id and scope as stored, and its interned form.
@@ -206,12 +207,13 @@ impl TenantEngine {
         let units = intern(source.business_units.iter().map(|(id, _)| *id));
         let environments = intern(source.environments.iter().copied());
         let mut node_refs: Vec<PrincipalRef> = source.principals.iter().map(|(p, _)| *p).collect();
-        let nodes = intern(node_refs.iter().copied());
         let nobody = node_refs.len() as u32;
-        node_refs.push(PrincipalRef {
-            kind: PrincipalKind::User,
-            id: uuid::Uuid::nil(),
-        });
+        let node = |p: &PrincipalRef| -> Option<u32> {
+            node_refs[..nobody as usize]
+                .binary_search(p)
+                .ok()
+                .map(|i| i as u32)
+        };
 
         let mut unit_parents = vec![None; units.len()];
         for (id, parent) in &source.business_units {
@@ -223,24 +225,34 @@ impl TenantEngine {
             .map(|(_, unit)| unit.and_then(|u| units.get(&u).copied()))
             .collect();
         home_unit.push(None);
-        let mut memberships = vec![Vec::new(); node_refs.len()];
+        let mut memberships = vec![Vec::new(); nobody as usize + 1];
         for (member, group) in &source.memberships {
-            if let (Some(m), Some(g)) = (nodes.get(member), nodes.get(&PrincipalRef::group(*group)))
-            {
-                memberships[*m as usize].push(*g);
+            if let (Some(m), Some(g)) = (node(member), node(&PrincipalRef::group(*group))) {
+                memberships[m as usize].push(g);
             }
         }
 
-        let mut actions: HashMap<String, u32> =
-            intern(Action::ALL.iter().map(|a| a.as_str().to_owned()));
-        let mut public_actions = vec![false; actions.len()];
-        for ty in &source.resource_types {
-            for action in &ty.actions {
-                let next = actions.len() as u32;
-                actions.entry(ty.qualified(&action.name)).or_insert(next);
-                public_actions.push(action.public);
+        let mut actions: HashMap<String, HashMap<String, u32>> = HashMap::new();
+        let mut public_actions = Vec::new();
+        let own = Action::ALL.iter().map(|a| (a.as_str(), false));
+        let registered = source
+            .resource_types
+            .iter()
+            .flat_map(|ty| ty.actions.iter().map(move |a| (ty, a)))
+            .map(|(ty, a)| (ty.qualified(&a.name), a.public));
+        for (qualified, public) in own.map(|(q, p)| (q.to_owned(), p)).chain(registered) {
+            if let Some((ty, name)) = qualified.split_once('.') {
+                actions
+                    .entry(ty.to_owned())
+                    .or_default()
+                    .insert(name.to_owned(), public_actions.len() as u32);
+                public_actions.push(public);
             }
         }
+        let action = |qualified: &str| -> Option<u32> {
+            let (ty, name) = qualified.split_once('.')?;
+            actions.get(ty)?.get(name).copied()
+        };
 
         let mut role_refs: Vec<RoleRef> = BuiltinRole::ALL
             .iter()
@@ -251,9 +263,11 @@ impl TenantEngine {
             .map(|r| {
                 r.permissions()
                     .iter()
-                    .map(|a| Permission {
-                        action: actions[a.as_str()],
-                        depth: Depth::Tenant,
+                    .filter_map(|a| {
+                        Some(Permission {
+                            action: action(a.as_str())?,
+                            depth: Depth::Tenant,
+                        })
                     })
                     .collect()
             })
@@ -264,8 +278,8 @@ impl TenantEngine {
                 role.permissions
                     .iter()
                     .filter_map(|p| {
-                        actions.get(&p.action).map(|a| Permission {
-                            action: *a,
+                        action(&p.action).map(|a| Permission {
+                            action: a,
                             depth: p.depth,
                         })
                     })
@@ -285,7 +299,7 @@ impl TenantEngine {
             .iter()
             .filter_map(|r| {
                 Some(Record {
-                    owner: nodes.get(&r.owner).copied().unwrap_or(nobody),
+                    owner: node(&r.owner).unwrap_or(nobody),
                     business_unit: *units.get(&r.business_unit_id)?,
                     environment: r.environment_id.and_then(|e| environments.get(&e).copied()),
                 })
@@ -311,7 +325,7 @@ impl TenantEngine {
                     a.id,
                     a.scope,
                     Assignment {
-                        principal: *nodes.get(&a.principal)?,
+                        principal: node(&a.principal)?,
                         role: *role_index.get(&a.role)?,
                         scope: scope(a.scope)?,
                         starts_at: a.starts_at.map(|t| t.unix_timestamp()),
@@ -328,21 +342,20 @@ impl TenantEngine {
         let mut shares = Vec::new();
         let mut model_shares = Vec::new();
         for share in &source.shares {
-            let (Some(record), Some(principal)) = (
-                records_by_id.get(&share.record_id),
-                nodes.get(&share.principal),
-            ) else {
+            let (Some(record), Some(principal)) =
+                (records_by_id.get(&share.record_id), node(&share.principal))
+            else {
                 continue;
             };
             let ty = &record_keys[*record as usize].0;
             shares.push(share.id);
             model_shares.push(EngineShare {
                 record: *record,
-                principal: *principal,
+                principal,
                 actions: share
                     .actions
                     .iter()
-                    .filter_map(|a| actions.get(&format!("{ty}.{a}")).copied())
+                    .filter_map(|a| actions.get(ty)?.get(a).copied())
                     .collect(),
             });
         }
@@ -352,18 +365,13 @@ impl TenantEngine {
             let Some(deny_scope) = scope(deny.scope) else {
                 continue;
             };
-            let known = |list: &[PrincipalRef]| -> Vec<u32> {
-                list.iter().filter_map(|p| nodes.get(p).copied()).collect()
-            };
+            let known =
+                |list: &[PrincipalRef]| -> Vec<u32> { list.iter().filter_map(node).collect() };
             denies.push((deny.id, deny.name.clone()));
             model_denies.push(Deny {
                 principals: known(&deny.principals),
                 excluded: known(&deny.excluded),
-                actions: deny
-                    .actions
-                    .iter()
-                    .filter_map(|a| actions.get(a).copied())
-                    .collect(),
+                actions: deny.actions.iter().filter_map(|a| action(a)).collect(),
                 scope: deny_scope,
             });
         }
@@ -378,13 +386,15 @@ impl TenantEngine {
             shares: model_shares,
             denies: model_denies,
         };
+        node_refs.push(PrincipalRef {
+            kind: PrincipalKind::User,
+            id: uuid::Uuid::nil(),
+        });
         Ok(Self {
             snapshot: Snapshot::build(&model)?,
-            nodes,
             node_refs,
             units,
             environments,
-            records: record_keys.iter().cloned().zip(0u32..).collect(),
             record_keys,
             public_actions,
             actions,
@@ -396,17 +406,21 @@ impl TenantEngine {
         })
     }
 
-    pub fn resource_type(&self, name: &str) -> Option<&ResourceType> {
-        self.resource_types.get(name)
+    /// The node of an active principal.
+    fn node(&self, principal: &PrincipalRef) -> Option<u32> {
+        self.node_refs[..self.nobody() as usize]
+            .binary_search(principal)
+            .ok()
+            .map(|i| i as u32)
     }
 
     fn target(&self, resource: &Resource) -> Option<Target> {
-        let key = (
-            resource.resource_type.to_owned(),
-            resource.external_id.to_owned(),
-        );
-        if let Some(index) = self.records.get(&key) {
-            return self.snapshot.target(*index);
+        let wanted = (resource.resource_type, resource.external_id);
+        if let Ok(index) = self
+            .record_keys
+            .binary_search_by(|(ty, id)| (ty.as_str(), id.as_str()).cmp(&wanted))
+        {
+            return self.snapshot.target(index as u32);
         }
         let props = resource.properties?;
         Some(Target {
@@ -414,7 +428,7 @@ impl TenantEngine {
             record: Record {
                 owner: props
                     .owner
-                    .and_then(|o| self.nodes.get(&o).copied())
+                    .and_then(|o| self.node(&o))
                     .unwrap_or(self.nobody()),
                 business_unit: *self.units.get(&props.business_unit_id?)?,
                 environment: props
@@ -443,12 +457,12 @@ impl TenantEngine {
 
     fn action_id(&self, resource_type: &str, action: &str) -> Option<u32> {
         // Both `read` and `document.read` name the action of a `document`.
-        let qualified = match action.split_once('.') {
-            Some((ty, _)) if ty == resource_type => action.to_owned(),
-            Some(_) => return None,
-            None => format!("{resource_type}.{action}"),
-        };
-        self.actions.get(&qualified).copied()
+        let of_type = self.actions.get(resource_type)?;
+        let name = action
+            .strip_prefix(resource_type)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .unwrap_or(action);
+        of_type.get(name).copied()
     }
 
     fn decide(&self, subject: Subject, action: u32, target: &Target, now: i64) -> Verdict {
@@ -458,7 +472,7 @@ impl TenantEngine {
             .copied()
             .unwrap_or(false);
         let principal = match subject {
-            Subject::Principal(p) => self.nodes.get(&p).copied(),
+            Subject::Principal(p) => self.node(&p),
             Subject::Anonymous => None,
         };
         let reason = match principal {

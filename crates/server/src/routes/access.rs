@@ -124,10 +124,22 @@ pub struct SearchResponse {
     pub context: Value,
 }
 
-fn required<T: Clone>(value: Option<&T>, field: &str) -> ApiResult<T> {
-    value
-        .cloned()
-        .ok_or_else(|| ApiError::bad_request(field, format!("`{field}` is required")))
+fn required<'a, T>(value: Option<&'a T>, field: &str) -> ApiResult<&'a T> {
+    value.ok_or_else(|| ApiError::bad_request(field, format!("`{field}` is required")))
+}
+
+/// The record a request is about: its type and id, and its properties if it is described
+/// inline.
+fn resource_of(body: &ResourceBody) -> ApiResult<Resource<'_>> {
+    let external_id = body
+        .id
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("resource.id", "`resource.id` is required"))?;
+    Ok(Resource {
+        resource_type: &body.kind,
+        external_id,
+        properties: properties(body)?,
+    })
 }
 
 fn principal_kind(raw: &str) -> ApiResult<PrincipalKind> {
@@ -241,10 +253,10 @@ async fn engine_for(
         })
 }
 
-/// One decision, with what was asked for the audit trail.
+/// One decision, and for a denial what was asked (for the audit trail).
 struct Decided {
     verdict: Verdict,
-    asked: Value,
+    denied: Option<Value>,
 }
 
 fn decide(
@@ -262,24 +274,17 @@ fn decide(
         "resource",
     )?;
     let action = required(item.action.as_ref().or(defaults.action.as_ref()), "action")?;
-    let external_id = resource_body
-        .id
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("resource.id", "`resource.id` is required"))?;
-    let resource = Resource {
-        resource_type: &resource_body.kind,
-        external_id,
-        properties: properties(&resource_body)?,
-    };
-    let verdict = engine.check(subject(&subject_body)?, &action.name, &resource, now);
-    Ok(Decided {
-        verdict,
-        asked: json!({
+    let resource = resource_of(resource_body)?;
+    let verdict = engine.check(subject(subject_body)?, &action.name, &resource, now);
+    let denied = (!verdict.allowed).then(|| {
+        json!({
             "subject": {"type": subject_body.kind, "id": subject_body.id},
-            "resource": {"type": resource_body.kind, "id": external_id},
+            "resource": {"type": resource.resource_type, "id": resource.external_id},
             "action": action.name,
-        }),
-    })
+            "reason": verdict.reason,
+        })
+    });
+    Ok(Decided { verdict, denied })
 }
 
 fn answer(verdict: &Verdict, revision: i64) -> DecisionBody {
@@ -296,13 +301,8 @@ fn answer(verdict: &Verdict, revision: i64) -> DecisionBody {
 /// Counts decisions, and writes the denials to the audit trail in the background (one event
 /// per request), without holding up the answer.
 fn account(state: &AppState, caller: &Caller, decided: &[Decided]) {
-    let denied: Vec<Value> = decided
-        .iter()
-        .filter(|d| !d.verdict.allowed)
-        .take(100)
-        .map(|d| json!({"asked": d.asked, "reason": d.verdict.reason}))
-        .collect();
-    let denials = decided.iter().filter(|d| !d.verdict.allowed).count();
+    let denied: Vec<&Value> = decided.iter().filter_map(|d| d.denied.as_ref()).collect();
+    let denials = denied.len();
     metrics::counter!("portcullis_access_decisions_total", "decision" => "allow")
         .increment((decided.len() - denials) as u64);
     metrics::counter!("portcullis_access_decisions_total", "decision" => "deny")
@@ -315,23 +315,27 @@ fn account(state: &AppState, caller: &Caller, decided: &[Decided]) {
         metrics::counter!("portcullis_access_denials_unaudited_total").increment(denials as u64);
         return;
     };
-    let first = &decided.iter().find(|d| !d.verdict.allowed);
+    let first = denied[0];
     let event = NewAuditEvent {
         tenant_id: caller.tenant_id(),
         at: state.clock.now(),
         actor: caller.actor.clone(),
         action: "access.evaluate".into(),
-        target: first.and_then(|d| {
-            let resource = &d.asked["resource"];
-            Some(Target::new(
-                resource["type"].as_str()?,
-                resource["id"].as_str()?,
-            ))
-        }),
+        target: first["resource"]["type"]
+            .as_str()
+            .zip(first["resource"]["id"].as_str())
+            .map(|(kind, id)| Target::new(kind, id)),
         outcome: Outcome::Denied,
-        reason: first.map(|d| d.verdict.reason.to_string()),
+        reason: decided
+            .iter()
+            .find(|d| !d.verdict.allowed)
+            .map(|d| d.verdict.reason.to_string()),
         origin: caller.origin.clone(),
-        details: json!({"denials": denials, "evaluations": decided.len(), "denied": denied}),
+        details: json!({
+            "denials": denials,
+            "evaluations": decided.len(),
+            "denied": &denied[..denials.min(100)],
+        }),
     };
     let audit = state.audit.clone();
     tokio::spawn(async move {
@@ -471,15 +475,7 @@ pub async fn search_subject(
                 .map_err(|_| ApiError::bad_request("page.token", "is not a token this server gave"))
         })
         .transpose()?;
-    let external_id = resource_body
-        .id
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("resource.id", "`resource.id` is required"))?;
-    let resource = Resource {
-        resource_type: &resource_body.kind,
-        external_id,
-        properties: properties(&resource_body)?,
-    };
+    let resource = resource_of(resource_body)?;
     let now = state.clock.now().unix_timestamp();
     let (found, more) = current
         .engine
@@ -507,8 +503,8 @@ pub async fn search_resource(
 ) -> ApiResult<Json<SearchResponse>> {
     let current = engine_for(&state, &caller, &tenant, body.context.as_ref()).await?;
     let (token, limit) = page_of(&body)?;
-    let who = subject(&required(body.subject.as_ref(), "subject")?)?;
-    let resource_type = required(body.resource.as_ref(), "resource")?.kind;
+    let who = subject(required(body.subject.as_ref(), "subject")?)?;
+    let resource_type = &required(body.resource.as_ref(), "resource")?.kind;
     let action = required(body.action.as_ref(), "action")?;
     let now = state.clock.now().unix_timestamp();
     let (found, more) = current
@@ -516,7 +512,7 @@ pub async fn search_resource(
         .resources(
             who,
             &action.name,
-            &resource_type,
+            resource_type,
             now,
             token.as_deref(),
             limit,
@@ -541,17 +537,9 @@ pub async fn search_action(
     ApiJson(body): ApiJson<SearchBody>,
 ) -> ApiResult<Json<SearchResponse>> {
     let current = engine_for(&state, &caller, &tenant, body.context.as_ref()).await?;
-    let who = subject(&required(body.subject.as_ref(), "subject")?)?;
+    let who = subject(required(body.subject.as_ref(), "subject")?)?;
     let resource_body = required(body.resource.as_ref(), "resource")?;
-    let external_id = resource_body
-        .id
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("resource.id", "`resource.id` is required"))?;
-    let resource = Resource {
-        resource_type: &resource_body.kind,
-        external_id,
-        properties: properties(&resource_body)?,
-    };
+    let resource = resource_of(resource_body)?;
     let now = state.clock.now().unix_timestamp();
     let found = current
         .engine
