@@ -240,7 +240,8 @@ impl Snapshot {
 
     /// The decision for `check`; a principal or record outside the snapshot gets nothing.
     pub fn decide(&self, check: Check) -> bool {
-        matches!(self.explain(check), Decision::Allowed(_))
+        self.target(check.record)
+            .is_some_and(|target| self.allows(check.principal, check.action, &target, check.now))
     }
 
     /// The decision for `check`, with why.
@@ -258,6 +259,12 @@ impl Snapshot {
             .flat_map(|identity| self.assignments.of(identity))
     }
 
+    /// May `principal` do `action` on `target` at `now`? The answer alone: no reason is looked
+    /// for, which on a refusal would mean a second pass over the asker's assignments.
+    pub fn allows(&self, principal: u32, action: u32, target: &Target, now: i64) -> bool {
+        self.grounds(principal, action, target, now).is_ok()
+    }
+
     /// May `principal` do `action` on `target` at `now`, and why: the share or assignment that
     /// allowed it, the deny assignment that refused it, or the nearest miss among the
     /// assignments that would have allowed it.
@@ -268,6 +275,21 @@ impl Snapshot {
         target: &Target,
         now: i64,
     ) -> Decision {
+        match self.grounds(principal, action, target, now) {
+            Ok(grounds) => Decision::Allowed(grounds),
+            Err(Some(deny)) => Decision::Denied(Refusal::DenyAssignment(deny)),
+            Err(None) => Decision::Denied(self.nearest_miss(principal, action, target, now)),
+        }
+    }
+
+    /// What allows the check, or the deny assignment that refuses it (`None`: nothing allows).
+    fn grounds(
+        &self,
+        principal: u32,
+        action: u32,
+        target: &Target,
+        now: i64,
+    ) -> Result<Grounds, Option<usize>> {
         let p = principal;
         let deny = self.denies.iter().position(|d| {
             d.actions.binary_search(&action).is_ok()
@@ -276,7 +298,7 @@ impl Snapshot {
                 && !d.excluded.iter().any(|id| self.is(p, *id))
         });
         if let Some(index) = deny {
-            return Decision::Denied(Refusal::DenyAssignment(index));
+            return Err(Some(index));
         }
         if let Some(index) = target.index {
             let shared = self.shares.of(index);
@@ -286,7 +308,7 @@ impl Snapshot {
                 .take_while(|s| s.action == action)
                 .find(|s| self.is(p, s.principal))
             {
-                return Decision::Allowed(Grounds::Share {
+                return Ok(Grounds::Share {
                     share: s.index as usize,
                     principal: s.principal,
                 });
@@ -300,8 +322,8 @@ impl Snapshot {
                 })
         });
         match allowing {
-            Some(a) => Decision::Allowed(Grounds::Assignment(a.index as usize)),
-            None => Decision::Denied(self.nearest_miss(p, action, target, now)),
+            Some(a) => Ok(Grounds::Assignment(a.index as usize)),
+            None => Err(None),
         }
     }
 

@@ -465,21 +465,42 @@ impl TenantEngine {
         of_type.get(name).copied()
     }
 
-    fn decide(&self, subject: Subject, action: u32, target: &Target, now: i64) -> Verdict {
-        let public = self
-            .public_actions
+    fn is_public(&self, action: u32) -> bool {
+        self.public_actions
             .get(action as usize)
             .copied()
-            .unwrap_or(false);
-        let principal = match subject {
+            .unwrap_or(false)
+    }
+
+    fn principal(&self, subject: Subject) -> Option<u32> {
+        match subject {
             Subject::Principal(p) => self.node(&p),
             Subject::Anonymous => None,
-        };
-        let reason = match principal {
+        }
+    }
+
+    /// The answer alone, for searches that ask it many times.
+    fn allowed(&self, subject: Subject, action: u32, target: &Target, now: i64) -> bool {
+        match self.principal(subject) {
+            // Only a deny assignment refuses a public action: that takes the full decision.
+            _ if self.is_public(action) => self.decide(subject, action, target, now).allowed,
+            Some(p) => self.snapshot.allows(p, action, target, now),
+            None => false,
+        }
+    }
+
+    fn decide(&self, subject: Subject, action: u32, target: &Target, now: i64) -> Verdict {
+        let public = self.is_public(action);
+        let reason = match self.principal(subject) {
             None if public => Reason::Public,
             None => Reason::UnknownSubject,
             Some(p) => match self.snapshot.explain_target(p, action, target, now) {
-                Decision::Denied(Refusal::NoRole) if public => Reason::Public,
+                // Only a deny assignment refuses a public action.
+                Decision::Denied(refusal)
+                    if public && !matches!(refusal, Refusal::DenyAssignment(_)) =>
+                {
+                    Reason::Public
+                }
                 decision => self.name(decision),
             },
         };
@@ -563,10 +584,7 @@ impl TenantEngine {
         let mut found = people[from..]
             .iter()
             .take_while(|p| p.kind == kind)
-            .filter(|p| {
-                self.decide(Subject::Principal(**p), action, &target, now)
-                    .allowed
-            })
+            .filter(|p| self.allowed(Subject::Principal(**p), action, &target, now))
             .take(limit + 1)
             .copied()
             .collect::<Vec<_>>();
@@ -601,7 +619,7 @@ impl TenantEngine {
             let Some(target) = self.snapshot.target(index as u32) else {
                 break;
             };
-            if self.decide(subject, action, &target, now).allowed {
+            if self.allowed(subject, action, &target, now) {
                 found.push(id.clone());
             }
         }
@@ -627,7 +645,7 @@ impl TenantEngine {
             .iter()
             .filter(|a| {
                 self.action_id(&ty.name, &a.name)
-                    .is_some_and(|id| self.decide(subject, id, &target, now).allowed)
+                    .is_some_and(|id| self.allowed(subject, id, &target, now))
             })
             .map(|a| a.name.clone())
             .collect())
@@ -865,6 +883,32 @@ mod tests {
             Reason::Public
         );
         assert_eq!(check(&engine, t.bob, "read", notice).reason, Reason::Public);
+        // Holding a role with the action out of scope takes nothing from a public action.
+        let mut with_notices = t.source.clone();
+        let notices = RoleId::generate();
+        with_notices.custom_roles.push(CustomRole {
+            id: notices,
+            name: "Notices".into(),
+            description: None,
+            permissions: vec![RolePermission {
+                action: "notice.read".into(),
+                depth: Depth::Tenant,
+            }],
+            created_at: at(NOW),
+            updated_at: at(NOW),
+            version: 1,
+        });
+        with_notices.assignments.push(assign(
+            t.bob,
+            RoleRef::Custom(notices),
+            Scope::Environment(t.prod),
+        ));
+        let engine = TenantEngine::build(with_notices).unwrap();
+        assert_eq!(check(&engine, t.bob, "read", notice).reason, Reason::Public);
+        let (readers, _) = engine
+            .subjects(PrincipalKind::User, "read", &notice, NOW, None, 10)
+            .unwrap();
+        assert_eq!(readers.len(), 3);
         assert_eq!(
             check(&engine, t.bob, "write", doc("d-sales")).reason,
             Reason::UnknownAction
