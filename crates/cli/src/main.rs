@@ -2,6 +2,7 @@
 //! (everything else). The admin commands hold no logic the server does not expose; they turn
 //! flags into API calls and print the JSON answers.
 
+mod access;
 mod admin;
 mod api;
 mod audit;
@@ -35,6 +36,13 @@ enum Command {
     /// Benchmarks: audit append throughput, admin API throughput, latency and memory.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Decide one question and print why: the grant or refusal, the group it came through,
+    /// the role by name. Exits 0 when allowed, 2 when denied.
+    Explain(access::ExplainArgs),
+    /// List the principals that may do an action on a resource.
+    WhoCan(access::WhoCanArgs),
+    /// List what a principal may do: the actions on one resource, or the records for one action.
+    WhatCan(access::WhatCanArgs),
     #[command(flatten)]
     Admin(admin::AdminCommand),
 }
@@ -87,6 +95,9 @@ fn main() -> ExitCode {
             Command::Kek(command) => serve::kek(command),
             Command::Audit(command) => audit::run(command).await,
             Command::Bench(command) => bench::run(command).await,
+            Command::Explain(args) => access::explain(args).await,
+            Command::WhoCan(args) => access::who_can(args).await,
+            Command::WhatCan(args) => access::what_can(args).await,
             Command::Admin(command) => admin::run(command).await,
         }
     });

@@ -1,9 +1,6 @@
-//! The authorization decision: may this principal perform this action at this scope?
-//! Deny by default — an action is allowed only when one of the principal's role assignments
-//! (direct or through a group) carries a role that contains it at a scope that covers the
-//! request. A decision always says why, so an administrator can explain it.
-//!
-//! The caller gathers the principal's grants; this module never fetches anything.
+//! Portcullis's own vocabulary of authorization: its control-plane actions, the scopes an
+//! assignment is made at, the built-in roles and their permissions, and role assignments. The
+//! decisions themselves are the engine's (`engine::tenant::TenantEngine::check_control`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -112,18 +109,6 @@ pub enum Scope {
     BusinessUnit(BusinessUnitId),
     /// One registered record.
     Record(RecordId),
-}
-
-impl Scope {
-    /// Whether an assignment at `self` covers a control-plane request at `requested`. Business
-    /// units and records hold data, so assignments there never reach Portcullis's own settings.
-    pub fn covers(self, requested: Scope) -> bool {
-        match (self, requested) {
-            (Scope::Tenant, _) => true,
-            (Scope::Environment(a), Scope::Environment(b)) => a == b,
-            _ => false,
-        }
-    }
 }
 
 impl fmt::Display for Scope {
@@ -349,10 +334,6 @@ impl BuiltinRole {
             Self::AccessEvaluator => &[TenantRead, AccessEvaluate],
         }
     }
-
-    pub fn grants(self, action: Action) -> bool {
-        self.permissions().contains(&action)
-    }
 }
 
 /// A role as an assignment names it: a built-in role by its name, or a tenant's own role by id.
@@ -420,213 +401,14 @@ impl utoipa::ToSchema for RoleRef {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant {
     pub assignment_id: RoleAssignmentId,
-    pub role: BuiltinRole,
+    pub role: RoleRef,
     pub scope: Scope,
     pub via_group: Option<GroupId>,
-}
-
-/// Everything the decision needs to know about who is asking.
-#[derive(Debug, Clone)]
-pub struct Subject {
-    pub principal: PrincipalRef,
-    pub tenant_id: TenantId,
-    pub operator_tenant: bool,
-    pub grants: Vec<Grant>,
-}
-
-/// Why a decision came out the way it did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Reason {
-    /// Allowed by this assignment.
-    Granted {
-        assignment_id: RoleAssignmentId,
-        role: BuiltinRole,
-        #[serde(serialize_with = "serialize_display")]
-        scope: Scope,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        via_group: Option<GroupId>,
-    },
-    /// A role that contains the action is held, but at a scope that does not cover the request.
-    ScopeMismatch {
-        role: BuiltinRole,
-        #[serde(serialize_with = "serialize_display")]
-        held_at: Scope,
-    },
-    /// The action manages tenants and only the operator tenant may do that.
-    PlatformOnly,
-    /// No role held contains the action.
-    NoRole,
-}
-
-fn serialize_display<S: serde::Serializer>(v: &Scope, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::Granted {
-                role,
-                scope,
-                via_group: None,
-                ..
-            } => {
-                write!(f, "granted by role {} at {scope}", role.as_str())
-            }
-            Reason::Granted {
-                role,
-                scope,
-                via_group: Some(g),
-                ..
-            } => {
-                write!(
-                    f,
-                    "granted by role {} at {scope} through group {g}",
-                    role.as_str()
-                )
-            }
-            Reason::ScopeMismatch { role, held_at } => write!(
-                f,
-                "role {} is held only at {held_at}, which does not cover the request",
-                role.as_str()
-            ),
-            Reason::PlatformOnly => f.write_str("only the operator tenant may manage tenants"),
-            Reason::NoRole => f.write_str("no role held grants this action"),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Decision {
-    pub allowed: bool,
-    pub reason: Reason,
-}
-
-/// Decides whether `subject` may perform `action` at `scope`. Deny by default.
-pub fn authorize(subject: &Subject, action: Action, scope: Scope) -> Decision {
-    if action.is_platform() && !subject.operator_tenant {
-        return Decision {
-            allowed: false,
-            reason: Reason::PlatformOnly,
-        };
-    }
-    // An action that cannot be held per environment is only granted tenant-wide.
-    let effective_scope = if action.is_environment_scoped() {
-        scope
-    } else {
-        Scope::Tenant
-    };
-    let mut mismatch = None;
-    for grant in subject.grants.iter().filter(|g| g.role.grants(action)) {
-        if grant.scope.covers(effective_scope) {
-            return Decision {
-                allowed: true,
-                reason: Reason::Granted {
-                    assignment_id: grant.assignment_id,
-                    role: grant.role,
-                    scope: grant.scope,
-                    via_group: grant.via_group,
-                },
-            };
-        }
-        mismatch.get_or_insert(Reason::ScopeMismatch {
-            role: grant.role,
-            held_at: grant.scope,
-        });
-    }
-    Decision {
-        allowed: false,
-        reason: mismatch.unwrap_or(Reason::NoRole),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    fn subject(grants: Vec<(BuiltinRole, Scope)>, operator: bool) -> Subject {
-        Subject {
-            principal: PrincipalRef::service_principal(ServicePrincipalId::generate()),
-            tenant_id: TenantId::generate(),
-            operator_tenant: operator,
-            grants: grants
-                .into_iter()
-                .map(|(role, scope)| Grant {
-                    assignment_id: RoleAssignmentId::generate(),
-                    role,
-                    scope,
-                    via_group: None,
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn deny_by_default() {
-        let s = subject(vec![], false);
-        for action in Action::ALL {
-            let d = authorize(&s, *action, Scope::Tenant);
-            assert!(!d.allowed, "{action}");
-        }
-    }
-
-    #[test]
-    fn platform_actions_need_the_operator_tenant() {
-        let admin = subject(
-            vec![(BuiltinRole::TenantAdministrator, Scope::Tenant)],
-            false,
-        );
-        let d = authorize(&admin, Action::TenantCreate, Scope::Tenant);
-        assert_eq!(d.reason, Reason::PlatformOnly);
-        let operator = subject(
-            vec![(BuiltinRole::TenantAdministrator, Scope::Tenant)],
-            true,
-        );
-        assert!(authorize(&operator, Action::TenantCreate, Scope::Tenant).allowed);
-        // Only the tenant administrator role carries platform actions.
-        let reader = subject(vec![(BuiltinRole::SecurityReader, Scope::Tenant)], true);
-        assert!(!authorize(&reader, Action::TenantCreate, Scope::Tenant).allowed);
-    }
-
-    #[test]
-    fn environment_assignment_covers_only_its_environment() {
-        let dev = EnvironmentId::generate();
-        let prod = EnvironmentId::generate();
-        let s = subject(
-            vec![(BuiltinRole::TenantAdministrator, Scope::Environment(dev))],
-            false,
-        );
-        assert!(authorize(&s, Action::EnvironmentUpdate, Scope::Environment(dev)).allowed);
-        let d = authorize(&s, Action::EnvironmentUpdate, Scope::Environment(prod));
-        assert!(matches!(d.reason, Reason::ScopeMismatch { .. }));
-        // Tenant-wide actions are never granted by an environment assignment.
-        assert!(!authorize(&s, Action::UserCreate, Scope::Environment(dev)).allowed);
-        assert!(!authorize(&s, Action::UserCreate, Scope::Tenant).allowed);
-    }
-
-    #[test]
-    fn roles_are_least_privilege() {
-        let auditor = subject(vec![(BuiltinRole::Auditor, Scope::Tenant)], false);
-        assert!(authorize(&auditor, Action::AuditRead, Scope::Tenant).allowed);
-        assert!(!authorize(&auditor, Action::UserRead, Scope::Tenant).allowed);
-        let users = subject(vec![(BuiltinRole::UserAdministrator, Scope::Tenant)], false);
-        assert!(authorize(&users, Action::UserCreate, Scope::Tenant).allowed);
-        assert!(!authorize(&users, Action::RoleAssign, Scope::Tenant).allowed);
-        assert!(!authorize(&users, Action::CredentialManage, Scope::Tenant).allowed);
-        let reader = subject(vec![(BuiltinRole::SecurityReader, Scope::Tenant)], false);
-        for action in Action::ALL {
-            let name = action.as_str();
-            let writes = !(name.ends_with(".read") || name.ends_with(".list"));
-            if writes {
-                assert!(
-                    !authorize(&reader, *action, Scope::Tenant).allowed,
-                    "{name}"
-                );
-            }
-        }
-    }
 
     #[test]
     fn scope_strings_round_trip() {
@@ -649,32 +431,6 @@ mod tests {
             "records/0190f1c2-7a1b-7c3d-8e4f-0123456789ab",
         ] {
             assert!(bad.parse::<Scope>().is_err(), "{bad}");
-        }
-    }
-
-    proptest! {
-        /// The decision agrees with a direct reading of the rules, for any set of grants.
-        #[test]
-        fn agrees_with_reference(
-            seed in proptest::collection::vec((0usize..5, 0usize..3), 0..6),
-            action_index in 0usize..Action::ALL.len(),
-            operator in any::<bool>(),
-            requested_env in 0usize..3,
-        ) {
-            let envs: Vec<EnvironmentId> = (0..2).map(|_| EnvironmentId::generate()).collect();
-            let scope_of = |i: usize| if i == 2 { Scope::Tenant } else { Scope::Environment(envs[i]) };
-            let grants: Vec<(BuiltinRole, Scope)> =
-                seed.iter().map(|(r, s)| (BuiltinRole::ALL[*r], scope_of(*s))).collect();
-            let s = subject(grants.clone(), operator);
-            let action = Action::ALL[action_index];
-            let requested = scope_of(requested_env);
-            let expected = (!action.is_platform() || operator)
-                && grants.iter().any(|(role, held)| {
-                    role.permissions().contains(&action)
-                        && (*held == Scope::Tenant
-                            || (action.is_environment_scoped() && *held == requested))
-                });
-            prop_assert_eq!(authorize(&s, action, requested).allowed, expected);
         }
     }
 }

@@ -418,3 +418,30 @@ mod tests {
         assert!(validate_external_id(&"x".repeat(257)).is_err());
     }
 }
+
+/// The most a tenant may thin out its audit of allowed decisions: one in a million.
+pub const MAX_AUDIT_ALLOWED_ONE_IN: u32 = 1_000_000;
+
+/// A tenant's settings of the decisions the engine gives its applications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AccessSettings {
+    /// Write one in this many allowed decisions to the audit trail: `0` none (the default),
+    /// `1` every one, `100` one in a hundred. Denied decisions are always written.
+    pub audit_allowed_one_in: u32,
+}
+
+impl AccessSettings {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.audit_allowed_one_in > MAX_AUDIT_ALLOWED_ONE_IN {
+            return Err(ValidationError::new(
+                "audit_allowed_one_in",
+                format!(
+                    "must be 0 (none), 1 (all) or at most {MAX_AUDIT_ALLOWED_ONE_IN} (one in that many)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

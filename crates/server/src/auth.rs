@@ -3,7 +3,8 @@
 //! stored keyed hash in constant time. Failures are throttled per source address and per key,
 //! answered with one undistinguishing 401, and recorded in the audit trail with the real reason.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -13,12 +14,14 @@ use time::Duration;
 
 use portcullis_core::TenantId;
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
-use portcullis_core::authz::{Action, Scope, Subject, authorize};
+use portcullis_core::authz::{Action, Scope};
+use portcullis_core::engine::tenant::Verdict;
 use portcullis_core::identity::{KeyUnusable, LifecycleState, PrincipalRef, Tenant};
 use portcullis_core::secrets::PresentedApiKey;
 use portcullis_store::{ApiKeyCredential, WriteContext};
 
 use crate::cache::TtlCache;
+use crate::engine::{Current, Freshness};
 use crate::error::ApiError;
 use crate::extract::origin_of;
 use crate::state::AppState;
@@ -29,10 +32,13 @@ const LAST_USED_GRANULARITY: Duration = Duration::minutes(1);
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub subject: Subject,
+    pub principal: PrincipalRef,
     pub tenant: Tenant,
     pub actor: Actor,
     pub origin: Origin,
+    /// The tenant's authorization snapshot this request's decisions are made with, taken at
+    /// the first decision so that every check of one request sees the same revision.
+    engine: tokio::sync::OnceCell<Arc<Current>>,
 }
 
 const INVALID: ApiError = ApiError::Unauthenticated {
@@ -64,17 +70,9 @@ impl FromRequestParts<AppState> for Caller {
             Err(KeyRefusal::Invalid) => return Err(INVALID),
             Err(KeyRefusal::Failed(error)) => return Err(error),
         };
-        let tenant_id = credential.tenant.id;
-        let now = state.clock.now();
-        let principal = PrincipalRef::service_principal(credential.owner.id);
-        let grants = state.store.grants(tenant_id, principal, now).await?;
         Ok(Caller {
-            subject: Subject {
-                principal,
-                tenant_id,
-                operator_tenant: credential.tenant.operator,
-                grants,
-            },
+            principal: PrincipalRef::service_principal(credential.owner.id),
+            engine: tokio::sync::OnceCell::new(),
             actor: Actor {
                 kind: "service_principal".into(),
                 id: Some(credential.owner.id.to_string()),
@@ -232,6 +230,41 @@ impl Caller {
         }
     }
 
+    /// The tenant's authorization snapshot for this request: at least as fresh as
+    /// `freshness` demands if this is the request's first decision, else the one its earlier
+    /// decisions used.
+    pub async fn engine(
+        &self,
+        state: &AppState,
+        freshness: Freshness,
+    ) -> Result<Arc<Current>, crate::engine::EngineError> {
+        let wait = StdDuration::from_millis(state.config.authz_max_wait_ms);
+        self.engine
+            .get_or_try_init(|| {
+                state
+                    .engines
+                    .fresh(&state.store, self.tenant.id, freshness, wait)
+            })
+            .await
+            .cloned()
+    }
+
+    /// The engine's answer to whether the caller may do `action` at `scope`. Unless the request
+    /// already holds a snapshot, it takes one that reflects every change committed before it,
+    /// on any node: a role removed is refused at once everywhere.
+    pub async fn decide(
+        &self,
+        state: &AppState,
+        action: Action,
+        scope: Scope,
+    ) -> Result<Verdict, ApiError> {
+        let current = self.engine(state, Freshness::Latest).await?;
+        let now = state.clock.now().unix_timestamp();
+        Ok(current
+            .engine
+            .check_control(self.principal, action, scope, now))
+    }
+
     /// Allows the request or refuses it with 403, recording the refusal in the audit trail.
     pub async fn authorize(
         &self,
@@ -240,7 +273,7 @@ impl Caller {
         scope: Scope,
         target: Option<Target>,
     ) -> Result<(), ApiError> {
-        let decision = authorize(&self.subject, action, scope);
+        let decision = self.decide(state, action, scope).await?;
         if decision.allowed {
             metrics::counter!("portcullis_authz_decisions_total", "outcome" => "allow")
                 .increment(1);

@@ -162,6 +162,10 @@ impl Engines {
         head: i64,
         seen: u64,
     ) -> Result<(), EngineError> {
+        if slot.current.load().revision >= head {
+            slot.seen_commits.fetch_max(seen, Ordering::AcqRel);
+            return Ok(());
+        }
         let _rebuilding = slot.rebuilding.lock().await;
         let current = slot.current.load_full();
         if current.revision < head {

@@ -163,6 +163,20 @@ impl ApiError {
     }
 }
 
+impl From<crate::engine::EngineError> for ApiError {
+    fn from(error: crate::engine::EngineError) -> Self {
+        use crate::engine::EngineError;
+        match error {
+            EngineError::NotReached { .. } => ApiError::Conflict {
+                field: Some("context.min_revision".into()),
+                detail: error.to_string(),
+            },
+            EngineError::Store(s) => s.into(),
+            EngineError::Build(b) => ApiError::Internal(b.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {

@@ -11,8 +11,8 @@ use portcullis_core::engine::tenant::Source;
 use portcullis_core::identity::{PrincipalKind, PrincipalRef};
 use portcullis_core::names::Name;
 use portcullis_core::resources::{
-    self, CustomRole, DenyAssignment, RecordEntry, ResourceAction, ResourceType, RolePermission,
-    Share,
+    self, AccessSettings, CustomRole, DenyAssignment, RecordEntry, ResourceAction, ResourceType,
+    RolePermission, Share,
 };
 use portcullis_core::*;
 
@@ -35,7 +35,34 @@ const AUTHORIZATION_KINDS: &[&str] = &[
     "record",
     "share",
     "deny_assignment",
+    "access_settings",
 ];
+
+/// What is created holding nothing: a new user, service principal, group, unit, environment or
+/// unassigned role changes no decision until a later change (a membership, an assignment, a
+/// record) names it, and that change rebuilds the snapshot. Skipping these keeps bulk
+/// provisioning from rebuilding a large tenant once per created user.
+const CREATED_EMPTY: &[&str] = &[
+    "user",
+    "service_principal",
+    "group",
+    "business_unit",
+    "environment",
+    "custom_role",
+];
+
+const ACCESS_SETTINGS: &str =
+    "SELECT audit_allowed_one_in FROM tenant_access_settings WHERE tenant_id = $1";
+
+fn settings_from(row: Option<&Row>) -> Result<AccessSettings, StoreError> {
+    let Some(row) = row else {
+        return Ok(AccessSettings::default());
+    };
+    Ok(AccessSettings {
+        audit_allowed_one_in: u32::try_from(row.int("audit_allowed_one_in")?)
+            .map_err(|_| StoreError::Corrupt("audit_allowed_one_in".into()))?,
+    })
+}
 
 /// A tenant's latest change-feed revision.
 const CHANGE_HEAD: &str = "SELECT change_seq FROM tenant_heads WHERE tenant_id = $1";
@@ -890,7 +917,21 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?
             .int("change_seq")?;
-        let mut source = Source::default();
+        let operator = tx
+            .fetch_optional(query("SELECT operator FROM tenants WHERE id = $1").bind(t()))
+            .await?
+            .ok_or(StoreError::NotFound)?
+            .boolean("operator")?;
+        let settings = settings_from(
+            tx.fetch_optional(query(ACCESS_SETTINGS).bind(t()))
+                .await?
+                .as_ref(),
+        )?;
+        let mut source = Source {
+            operator,
+            settings,
+            ..Source::default()
+        };
         for row in tx
             .fetch_all(
                 query("SELECT id, parent_id FROM business_units WHERE tenant_id = $1").bind(t()),
@@ -994,6 +1035,44 @@ impl Store {
             .int("change_seq")
     }
 
+    /// The tenant's access settings (the defaults when never set).
+    pub async fn access_settings(&self, tenant_id: TenantId) -> Result<AccessSettings, StoreError> {
+        settings_from(
+            self.pools
+                .fetch_optional(query(ACCESS_SETTINGS).bind(tenant_id))
+                .await?
+                .as_ref(),
+        )
+    }
+
+    pub async fn set_access_settings(
+        &self,
+        ctx: &WriteContext,
+        settings: AccessSettings,
+    ) -> Result<(), StoreError> {
+        let mut w = self.write(ctx).await?;
+        w.execute(
+            query(
+                "INSERT INTO tenant_access_settings (tenant_id, audit_allowed_one_in, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET audit_allowed_one_in = excluded.audit_allowed_one_in, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(ctx.tenant_id)
+            .bind(i64::from(settings.audit_allowed_one_in))
+            .bind(ctx.now),
+        )
+        .await?;
+        w.record(
+            "access_settings.update",
+            "access_settings",
+            ctx.tenant_id,
+            "update",
+            json!(settings),
+        );
+        w.commit().await?;
+        Ok(())
+    }
+
     /// Every tenant's latest change-feed revision.
     pub async fn change_heads(&self) -> Result<Vec<(TenantId, i64)>, StoreError> {
         self.pools
@@ -1014,14 +1093,17 @@ impl Store {
         let rows = self
             .pools
             .fetch_all(
-                query("SELECT DISTINCT entity_kind FROM changes WHERE tenant_id = $1 AND seq > $2 AND seq <= $3")
+                query("SELECT DISTINCT entity_kind, op FROM changes WHERE tenant_id = $1 AND seq > $2 AND seq <= $3")
                     .bind(tenant_id)
                     .bind(after)
                     .bind(until),
             )
             .await?;
         for row in rows {
-            if AUTHORIZATION_KINDS.contains(&row.text("entity_kind")?.as_str()) {
+            let kind = row.text("entity_kind")?;
+            let created_empty =
+                row.text("op")? == "create" && CREATED_EMPTY.contains(&kind.as_str());
+            if AUTHORIZATION_KINDS.contains(&kind.as_str()) && !created_empty {
                 return Ok(true);
             }
         }

@@ -260,19 +260,11 @@ impl Store {
                 .bind(window == GrantWindow::AtOrAfter),
             )
             .await?;
-        // Custom roles hold data-plane permissions, which the engine decides; the built-in
-        // roles are what grant access to Portcullis's own API.
         rows.iter()
-            .filter_map(|r| match r.parse::<RoleRef>("role") {
-                Ok(RoleRef::Builtin(role)) => Some(Ok((r, role))),
-                Ok(RoleRef::Custom(_)) => None,
-                Err(e) => Some(Err(e)),
-            })
-            .map(|found| {
-                let (r, role) = found?;
+            .map(|r| {
                 Ok(Grant {
                     assignment_id: r.parse("id")?,
-                    role,
+                    role: r.parse("role")?,
                     scope: r.parse("scope")?,
                     via_group: r.opt_parse("via_group")?,
                 })

@@ -735,3 +735,412 @@ async fn a_change_on_one_node_is_decided_on_another() {
     }
     assert!(seen, "the second node never saw the change");
 }
+
+/// A service principal of the tenant holding `role` at `scope`: its id, its API key and the
+/// assignment's id.
+async fn holder(admin: &Client, name: &str, role: &Value, scope: &str) -> (String, String, String) {
+    let sp = admin
+        .post("/v1/service-principals", json!({"name": name}))
+        .await
+        .expect(201);
+    let id = sp["id"].as_str().unwrap().to_owned();
+    let assignment = admin
+        .post(
+            "/v1/role-assignments",
+            json!({"principal": {"kind": "service_principal", "id": id}, "role": role, "scope": scope}),
+        )
+        .await
+        .expect(201);
+    let key = admin
+        .post(&format!("/v1/service-principals/{id}/api-keys"), json!({}))
+        .await
+        .expect(201);
+    (
+        id,
+        key["secret"].as_str().unwrap().to_owned(),
+        assignment["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_admin_api_is_decided_by_the_engine() {
+    let server = TestServer::start().await;
+    let t = acme(&server, "acme").await;
+    let admin = &t.admin;
+
+    // A custom role that lists Portcullis's own actions opens exactly those.
+    let directory = admin
+        .post(
+            "/v1/custom-roles",
+            json!({"name": "Directory reader", "permissions": [{"action": "user.read"}, {"action": "group.read"}]}),
+        )
+        .await
+        .expect(201);
+    let (_, key, assignment) = holder(admin, "helpdesk", &directory["id"], "tenant").await;
+    let helpdesk = server.client(&key);
+    helpdesk.get("/v1/users").await.expect(200);
+    helpdesk.get("/v1/groups").await.expect(200);
+    let refused = helpdesk
+        .post("/v1/users", json!({"user_name": "mallory"}))
+        .await
+        .problem(403);
+    assert!(
+        refused["detail"].as_str().unwrap().contains("no role"),
+        "{refused}"
+    );
+    let me = helpdesk.get("/v1/me").await.expect(200);
+    assert_eq!(me["grants"][0]["role"], directory["id"]);
+
+    // Held at a business unit, the same role reaches that unit's records, never the settings.
+    let (_, key, _) = holder(
+        admin,
+        "unit-helpdesk",
+        &directory["id"],
+        &format!("business_unit/{}", t.sales),
+    )
+    .await;
+    let refused = server.client(&key).get("/v1/users").await.problem(403);
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not cover"),
+        "{refused}"
+    );
+
+    // Removing the assignment is refused at once.
+    admin
+        .delete(&format!("/v1/role-assignments/{assignment}"))
+        .await
+        .expect(204);
+    helpdesk.get("/v1/users").await.problem(403);
+
+    // A deny assignment guards the production environment from everyone but break-glass.
+    let me = admin.get("/v1/me").await.expect(200);
+    let administrator = me["principal"].clone();
+    let (breakglass_id, breakglass_key, _) = holder(
+        admin,
+        "break-glass",
+        &json!("tenant_administrator"),
+        "tenant",
+    )
+    .await;
+    let breakglass = json!({"kind": "service_principal", "id": breakglass_id});
+    let dev = admin
+        .post("/v1/environments", json!({"name": "dev"}))
+        .await
+        .expect(201);
+    let prod = admin
+        .post("/v1/environments", json!({"name": "prod"}))
+        .await
+        .expect(201);
+    let guard = admin
+        .post(
+            "/v1/deny-assignments",
+            json!({"name": "prod stays", "principals": [administrator, breakglass],
+                   "excluded": [breakglass], "actions": ["environment.delete"],
+                   "scope": format!("environment/{}", prod["id"].as_str().unwrap())}),
+        )
+        .await
+        .expect(201);
+    let refused = admin
+        .delete(&format!(
+            "/v1/environments/{}",
+            prod["id"].as_str().unwrap()
+        ))
+        .await
+        .problem(403);
+    assert!(
+        refused["detail"].as_str().unwrap().contains("prod stays"),
+        "{refused}"
+    );
+    let audited = admin.audit("environment.delete").await;
+    assert_eq!(audited[0]["outcome"], "denied");
+    assert_eq!(audited[0]["details"]["decision"]["kind"], "deny_assignment");
+    assert_eq!(
+        audited[0]["details"]["decision"]["deny_assignment_id"],
+        guard["id"]
+    );
+    admin
+        .delete(&format!("/v1/environments/{}", dev["id"].as_str().unwrap()))
+        .await
+        .expect(204);
+    server
+        .client(&breakglass_key)
+        .delete(&format!(
+            "/v1/environments/{}",
+            prod["id"].as_str().unwrap()
+        ))
+        .await
+        .expect(204);
+
+    // Enforcement points may ask about Portcullis's own resources too.
+    let d = evaluate(
+        &t.pep,
+        "acme",
+        json!({"subject": {"type": "service_principal", "id": breakglass_id},
+               "action": {"name": "delete"},
+               "resource": {"type": "environment", "id": dev["id"]}}),
+    )
+    .await;
+    assert_eq!(d["decision"], true, "{d}");
+}
+
+#[tokio::test]
+async fn a_role_removed_through_one_node_is_refused_at_once_on_the_others() {
+    let server = TestServer::start().await;
+    let t = acme(&server, "acme").await;
+    // Two more nodes on the same database that poll rarely.
+    let rarely = |mut s: portcullis_server::Settings| {
+        s.authz_poll_interval_ms = Some(60_000);
+        s
+    };
+    let second = server.another_node(rarely).await;
+    let third = server.another_node(rarely).await;
+    let (_, key, assignment) =
+        holder(&t.admin, "reader", &json!("security_reader"), "tenant").await;
+    for node in [&second, &third] {
+        node.client(&key).get("/v1/users").await.expect(200);
+        let d = evaluate(
+            &node.client(&t.pep.key.clone().unwrap()),
+            "acme",
+            ask(&t.alice, "read", "d-emea"),
+        )
+        .await;
+        assert_eq!(d["decision"], true);
+    }
+
+    t.admin
+        .delete(&format!("/v1/role-assignments/{assignment}"))
+        .await
+        .expect(204);
+    t.admin
+        .delete(&format!(
+            "/v1/groups/{}/members/user/{}",
+            t.editors, t.alice
+        ))
+        .await
+        .expect(204);
+    for node in [&second, &third] {
+        // The admin API decides on everything committed before the request, on any node.
+        node.client(&key).get("/v1/users").await.problem(403);
+        // An enforcement point that asks for the latest revision gets the same.
+        let d = evaluate(
+            &node.client(&t.pep.key.clone().unwrap()),
+            "acme",
+            with(
+                ask(&t.alice, "read", "d-emea"),
+                "context",
+                json!({"min_revision": "latest"}),
+            ),
+        )
+        .await;
+        assert_eq!(d["decision"], false, "{d}");
+    }
+}
+
+#[tokio::test]
+async fn the_cli_explains_decisions_and_lists_who_may_do_what() {
+    let server = TestServer::start().await;
+    let t = acme(&server, "acme").await;
+    let key = t.admin.key.clone().unwrap();
+    let run = |args: &'static [&'static str]| {
+        let (server, key) = (&server, key.clone());
+        async move { crate::harness::cli(server, &key, args).await }
+    };
+
+    let (code, out, err) = run(&[
+        "explain",
+        "--subject",
+        "user:alice",
+        "--action",
+        "read",
+        "--resource",
+        "document:d-emea",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("ALLOWED: user alice ("), "{out}");
+    assert!(out.contains("is a member of group editors"), "{out}");
+    assert!(out.contains("role \"Reader\""), "{out}");
+    assert!(out.contains("held at tenant"), "{out}");
+
+    let (code, out, _) = run(&[
+        "explain",
+        "--subject",
+        "user:alice",
+        "--action",
+        "document.delete",
+        "--resource",
+        "document:d-sales",
+        "--min-revision",
+        "latest",
+    ])
+    .await;
+    assert_eq!(code, 2, "a denial exits 2: {out}");
+    assert!(out.starts_with("DENIED: user alice"), "{out}");
+    assert!(out.contains("does not reach this record"), "{out}");
+
+    let (code, out, err) = run(&[
+        "who-can",
+        "--action",
+        "read",
+        "--resource",
+        "document:d-emea",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains(&format!("user alice ({})", t.alice)), "{out}");
+
+    let (code, out, err) = run(&[
+        "what-can",
+        "--subject",
+        "user:alice",
+        "--resource",
+        "document:d-emea",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "delete\nread\n");
+    let (code, out, _) = run(&[
+        "what-can",
+        "--subject",
+        "user:alice",
+        "--action",
+        "document.read",
+    ])
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(out, "document:d-emea\n");
+
+    // Mistakes are explained, not guessed at.
+    let (code, _, err) = run(&[
+        "explain",
+        "--subject",
+        "alice",
+        "--action",
+        "read",
+        "--resource",
+        "document:d-emea",
+    ])
+    .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("`<kind>:<id>`"), "{err}");
+    let (code, _, err) = run(&[
+        "explain",
+        "--subject",
+        "user:nobody",
+        "--action",
+        "read",
+        "--resource",
+        "document:d-emea",
+    ])
+    .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("no user named \"nobody\""), "{err}");
+    let (code, _, err) = run(&[
+        "explain",
+        "--subject",
+        "user:alice",
+        "--action",
+        "read",
+        "--resource",
+        "document:d-emea",
+        "--min-revision",
+        "soon",
+    ])
+    .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("neither a revision number"), "{err}");
+}
+
+#[tokio::test]
+async fn allowed_decisions_are_sampled_into_the_audit_trail_as_the_tenant_says() {
+    let server = TestServer::start().await;
+    let t = acme(&server, "acme").await;
+    let settings = t.admin.get("/v1/access-settings").await.expect(200);
+    assert_eq!(settings, json!({"audit_allowed_one_in": 0}));
+
+    // By default only denials are written.
+    for _ in 0..3 {
+        let d = evaluate(&t.pep, "acme", ask(&t.alice, "read", "d-emea")).await;
+        assert_eq!(d["decision"], true);
+    }
+    assert!(
+        t.admin
+            .audit("access.evaluate")
+            .await
+            .iter()
+            .all(|e| e["outcome"] != "success")
+    );
+
+    // Bad settings are refused and change nothing; the enforcement point may not set them.
+    let problem = t
+        .admin
+        .send(
+            reqwest::Method::PUT,
+            "/v1/access-settings",
+            Some(json!({"audit_allowed_one_in": 2_000_000})),
+            &[],
+        )
+        .await
+        .problem(422);
+    assert_eq!(problem["field"], "audit_allowed_one_in");
+    t.admin
+        .send(
+            reqwest::Method::PUT,
+            "/v1/access-settings",
+            Some(json!({"audit_allowed_one_in": 1, "audit_denied": false})),
+            &[],
+        )
+        .await
+        .problem(400);
+    t.pep
+        .send(
+            reqwest::Method::PUT,
+            "/v1/access-settings",
+            Some(json!({"audit_allowed_one_in": 1})),
+            &[],
+        )
+        .await
+        .problem(403);
+    assert_eq!(
+        t.admin.get("/v1/access-settings").await.expect(200),
+        settings
+    );
+
+    // Every allowed decision, from the next one on.
+    t.admin
+        .send(
+            reqwest::Method::PUT,
+            "/v1/access-settings",
+            Some(json!({"audit_allowed_one_in": 1})),
+            &[],
+        )
+        .await
+        .expect(200);
+    assert_eq!(t.admin.audit("access_settings.update").await.len(), 1);
+    let d = evaluate(&t.pep, "acme", ask(&t.alice, "read", "d-emea")).await;
+    assert_eq!(d["decision"], true);
+    let mut sampled = Vec::new();
+    for _ in 0..200 {
+        sampled = t
+            .admin
+            .audit("access.evaluate")
+            .await
+            .into_iter()
+            .filter(|e| e["outcome"] == "success")
+            .collect();
+        if !sampled.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(sampled.len(), 1, "{sampled:?}");
+    assert_eq!(sampled[0]["target"]["id"], "d-emea");
+    assert_eq!(
+        sampled[0]["details"]["allowed"][0]["reason"]["kind"],
+        "assignment"
+    );
+}

@@ -50,7 +50,8 @@ async fn a_principal_without_roles_can_do_nothing() {
         .problem(403);
     let denied = admin.audit("user.create").await;
     assert_eq!(denied[0]["outcome"], "denied");
-    assert_eq!(denied[0]["reason"], "no role held grants this action");
+    assert_eq!(denied[0]["reason"], "denied: no role held has this action");
+    assert_eq!(denied[0]["details"]["decision"]["kind"], "no_role");
     assert_eq!(denied[0]["actor"]["id"], sp["id"]);
 }
 

@@ -14,13 +14,18 @@ use super::snapshot::{Decision, Grounds, Refusal, Snapshot, SnapshotError, Targe
 use crate::authz::{Action, BuiltinRole, RoleAssignment, RoleRef, Scope};
 use crate::identity::{PrincipalKind, PrincipalRef};
 use crate::ids::*;
-use crate::resources::{CustomRole, DenyAssignment, RecordEntry, ResourceType, Share};
+use crate::resources::{
+    AccessSettings, CustomRole, DenyAssignment, RecordEntry, ResourceType, Share, is_reserved_type,
+};
 
 /// Everything a tenant's decisions depend on, as the store holds it. Only principals that may
 /// act are listed (active users and service principals, and every group); anything that names
 /// another is left out of the snapshot, so a disabled user holds nothing.
 #[derive(Debug, Clone, Default)]
 pub struct Source {
+    /// Whether this is the operator tenant, the only one whose principals may manage tenants.
+    pub operator: bool,
+    pub settings: AccessSettings,
     pub business_units: Vec<(BusinessUnitId, Option<BusinessUnitId>)>,
     pub environments: Vec<EnvironmentId>,
     /// Each principal and its business unit (users have one; groups and services may not).
@@ -100,6 +105,8 @@ pub enum Reason {
         assignment_id: RoleAssignmentId,
         role: RoleRef,
     },
+    /// The action manages tenants, which only the operator tenant's principals may do.
+    PlatformOnly,
     UnknownSubject,
     UnknownResource,
     UnknownAction,
@@ -148,6 +155,9 @@ impl std::fmt::Display for Reason {
                 f,
                 "denied: role {role} would allow it, but the assignment is not in force now (assignment {assignment_id})"
             ),
+            Reason::PlatformOnly => {
+                f.write_str("denied: only the operator tenant's principals may manage tenants")
+            }
             Reason::UnknownSubject => f.write_str("denied: the subject is unknown or not active"),
             Reason::UnknownResource => f.write_str(
                 "denied: the record is not registered and its properties do not name a business unit",
@@ -177,11 +187,17 @@ pub struct TenantEngine {
     /// Resource type → action name → action id (Portcullis's own under `user`, `group`, …).
     actions: HashMap<String, HashMap<String, u32>>,
     public_actions: Vec<bool>,
+    /// Action id → the Portcullis action it is, for Portcullis's own.
+    own_actions: Vec<Option<Action>>,
+    /// The unit that stands for Portcullis's own configuration, outside every real unit: no
+    /// assignment at a unit or a record reaches the control plane.
+    control_unit: u32,
+    operator: bool,
+    settings: AccessSettings,
     role_refs: Vec<RoleRef>,
     /// Record index → (type, external id), sorted: a record is found by binary search, and a
     /// type's records are one run.
     record_keys: Vec<(String, String)>,
-    resource_types: HashMap<String, ResourceType>,
     /// Per model assignment: its id and scope as stored, and its interned form.
     assignments: Vec<(RoleAssignmentId, Scope, Assignment)>,
     shares: Vec<ShareId>,
@@ -219,6 +235,8 @@ impl TenantEngine {
         for (id, parent) in &source.business_units {
             unit_parents[units[id] as usize] = parent.and_then(|p| units.get(&p).copied());
         }
+        let control_unit = unit_parents.len() as u32;
+        unit_parents.push(None);
         let mut home_unit: Vec<Option<u32>> = source
             .principals
             .iter()
@@ -234,19 +252,25 @@ impl TenantEngine {
 
         let mut actions: HashMap<String, HashMap<String, u32>> = HashMap::new();
         let mut public_actions = Vec::new();
-        let own = Action::ALL.iter().map(|a| (a.as_str(), false));
+        let mut own_actions = Vec::new();
+        let own = Action::ALL
+            .iter()
+            .map(|a| (a.as_str().to_owned(), false, Some(*a)));
         let registered = source
             .resource_types
             .iter()
             .flat_map(|ty| ty.actions.iter().map(move |a| (ty, a)))
-            .map(|(ty, a)| (ty.qualified(&a.name), a.public));
-        for (qualified, public) in own.map(|(q, p)| (q.to_owned(), p)).chain(registered) {
+            .map(|(ty, a)| (ty.qualified(&a.name), a.public, None));
+        for (qualified, public, own) in own.chain(registered) {
+            // Portcullis's own names have more dots (`service_principal.credential.manage`):
+            // the type is what comes before the first.
             if let Some((ty, name)) = qualified.split_once('.') {
                 actions
                     .entry(ty.to_owned())
                     .or_default()
                     .insert(name.to_owned(), public_actions.len() as u32);
                 public_actions.push(public);
+                own_actions.push(own);
             }
         }
         let action = |qualified: &str| -> Option<u32> {
@@ -334,11 +358,6 @@ impl TenantEngine {
                 ))
             })
             .collect();
-        let types: HashMap<String, ResourceType> = source
-            .resource_types
-            .into_iter()
-            .map(|t| (t.name.clone(), t))
-            .collect();
         let mut shares = Vec::new();
         let mut model_shares = Vec::new();
         for share in &source.shares {
@@ -397,13 +416,21 @@ impl TenantEngine {
             environments,
             record_keys,
             public_actions,
+            own_actions,
+            control_unit,
+            operator: source.operator,
+            settings: source.settings,
             actions,
             role_refs,
-            resource_types: types,
             assignments,
             shares,
             denies,
         })
+    }
+
+    /// The tenant's settings at this revision.
+    pub fn settings(&self) -> AccessSettings {
+        self.settings
     }
 
     /// The node of an active principal.
@@ -422,6 +449,16 @@ impl TenantEngine {
         {
             return self.snapshot.target(index as u32);
         }
+        if is_reserved_type(resource.resource_type) {
+            // An environment is named by its id; other settings may say which environment
+            // they are asked about.
+            let environment = if resource.resource_type == "environment" {
+                resource.external_id.parse().ok()
+            } else {
+                resource.properties.and_then(|p| p.environment_id)
+            };
+            return Some(self.control_target(environment));
+        }
         let props = resource.properties?;
         Some(Target {
             index: None,
@@ -436,6 +473,69 @@ impl TenantEngine {
                     .and_then(|e| self.environments.get(&e).copied()),
             },
         })
+    }
+
+    /// Portcullis's own configuration as a check target: no record and no owner, in no real
+    /// unit, and in `environment` when the question is about one.
+    fn control_target(&self, environment: Option<EnvironmentId>) -> Target {
+        Target {
+            index: None,
+            record: Record {
+                owner: self.nobody(),
+                business_unit: self.control_unit,
+                environment: environment.and_then(|e| self.environments.get(&e).copied()),
+            },
+        }
+    }
+
+    /// The target as `action` is asked about: one of Portcullis's own actions that cannot be
+    /// held per environment is asked about tenant-wide, and one that manages tenants is
+    /// refused outside the operator tenant.
+    fn as_asked(&self, action: u32, target: &Target) -> Result<Target, Reason> {
+        let Some(own) = self.own_actions.get(action as usize).copied().flatten() else {
+            return Ok(*target);
+        };
+        if own.is_platform() && !self.operator {
+            return Err(Reason::PlatformOnly);
+        }
+        let mut target = *target;
+        if !own.is_environment_scoped() {
+            target.record.environment = None;
+        }
+        Ok(target)
+    }
+
+    /// May `principal` do one of Portcullis's own actions at `scope`? The admin API's
+    /// question. Only tenant-wide assignments, and environment-wide ones for the actions that
+    /// can be held per environment, reach Portcullis's configuration; deny assignments apply
+    /// as to any action.
+    pub fn check_control(
+        &self,
+        principal: PrincipalRef,
+        action: Action,
+        scope: Scope,
+        now: i64,
+    ) -> Verdict {
+        let environment = match scope {
+            Scope::Environment(e) => Some(e),
+            _ => None,
+        };
+        let target = self.control_target(environment);
+        let refused = |reason| Verdict {
+            allowed: false,
+            reason,
+        };
+        match action
+            .as_str()
+            .split_once('.')
+            .and_then(|(ty, name)| self.action_id(ty, name))
+        {
+            // The caller is known to be active; missing from the snapshot, it was created
+            // since the last rebuild and has been given nothing yet.
+            Some(_) if self.node(&principal).is_none() => refused(Reason::NoRole),
+            Some(id) => self.decide(Subject::Principal(principal), id, &target, now),
+            None => refused(Reason::UnknownAction),
+        }
     }
 
     fn nobody(&self) -> u32 {
@@ -481,15 +581,28 @@ impl TenantEngine {
 
     /// The answer alone, for searches that ask it many times.
     fn allowed(&self, subject: Subject, action: u32, target: &Target, now: i64) -> bool {
+        let Ok(target) = self.as_asked(action, target) else {
+            return false;
+        };
         match self.principal(subject) {
             // Only a deny assignment refuses a public action: that takes the full decision.
-            _ if self.is_public(action) => self.decide(subject, action, target, now).allowed,
-            Some(p) => self.snapshot.allows(p, action, target, now),
+            _ if self.is_public(action) => self.decide(subject, action, &target, now).allowed,
+            Some(p) => self.snapshot.allows(p, action, &target, now),
             None => false,
         }
     }
 
     fn decide(&self, subject: Subject, action: u32, target: &Target, now: i64) -> Verdict {
+        let target = match self.as_asked(action, target) {
+            Ok(target) => target,
+            Err(reason) => {
+                return Verdict {
+                    allowed: false,
+                    reason,
+                };
+            }
+        };
+        let target = &target;
         let public = self.is_public(action);
         let reason = match self.principal(subject) {
             None if public => Reason::Public,
@@ -635,20 +748,18 @@ impl TenantEngine {
         resource: &Resource,
         now: i64,
     ) -> Result<Vec<String>, Reason> {
-        let ty = self
-            .resource_types
+        let of_type = self
+            .actions
             .get(resource.resource_type)
             .ok_or(Reason::UnknownAction)?;
         let target = self.target(resource).ok_or(Reason::UnknownResource)?;
-        Ok(ty
-            .actions
+        let mut allowed: Vec<String> = of_type
             .iter()
-            .filter(|a| {
-                self.action_id(&ty.name, &a.name)
-                    .is_some_and(|id| self.allowed(subject, id, &target, now))
-            })
-            .map(|a| a.name.clone())
-            .collect())
+            .filter(|(_, id)| self.allowed(subject, **id, &target, now))
+            .map(|(name, _)| name.clone())
+            .collect();
+        allowed.sort_unstable();
+        Ok(allowed)
     }
 }
 
@@ -740,6 +851,8 @@ mod tests {
             version: 1,
         };
         let source = Source {
+            operator: false,
+            settings: AccessSettings::default(),
             business_units: vec![(root, None), (sales, Some(root)), (emea, Some(sales))],
             environments: vec![dev, prod],
             principals: vec![
@@ -818,6 +931,129 @@ mod tests {
         resource: Resource,
     ) -> Verdict {
         engine.check(Subject::Principal(who), action, &resource, NOW)
+    }
+
+    #[test]
+    fn portcullis_own_actions_are_decided_on_the_control_plane() {
+        let mut t = tenant();
+        let directory = RoleId::generate();
+        t.source.custom_roles.push(CustomRole {
+            id: directory,
+            name: "Directory reader".into(),
+            description: None,
+            permissions: vec![RolePermission {
+                action: "user.read".into(),
+                depth: Depth::Tenant,
+            }],
+            created_at: at(NOW),
+            updated_at: at(NOW),
+            version: 1,
+        });
+        let admin = RoleRef::Builtin(BuiltinRole::TenantAdministrator);
+        let carol_in_root = assign(
+            t.carol,
+            RoleRef::Custom(directory),
+            Scope::BusinessUnit(t.root),
+        );
+        let bob_admin_in_prod = assign(t.bob, admin, Scope::Environment(t.prod));
+        t.source.assignments.extend([
+            assign(PrincipalRef::group(t.editors), admin, Scope::Tenant),
+            bob_admin_in_prod.clone(),
+            carol_in_root.clone(),
+        ]);
+        let guardrail = DenyAssignmentId::generate();
+        t.source.denies.push(DenyAssignment {
+            id: guardrail,
+            name: "prod stays".into(),
+            description: None,
+            principals: vec![PrincipalRef::group(t.editors)],
+            excluded: vec![],
+            actions: vec!["environment.delete".into()],
+            scope: Scope::Environment(t.prod),
+            created_at: at(NOW),
+        });
+        let engine = TenantEngine::build(t.source.clone()).unwrap();
+        let control = |who, action, scope| engine.check_control(who, action, scope, NOW);
+
+        // A tenant-wide role reaches everything but what a deny assignment guards.
+        assert!(control(t.alice, Action::UserDelete, Scope::Tenant).allowed);
+        assert!(
+            control(
+                t.alice,
+                Action::EnvironmentDelete,
+                Scope::Environment(t.dev)
+            )
+            .allowed
+        );
+        assert_eq!(
+            control(
+                t.alice,
+                Action::EnvironmentDelete,
+                Scope::Environment(t.prod)
+            )
+            .reason,
+            Reason::DenyAssignment {
+                deny_assignment_id: guardrail,
+                name: "prod stays".into()
+            }
+        );
+        // A caller created since the snapshot was built holds nothing yet.
+        let newcomer = PrincipalRef::service_principal(ServicePrincipalId::generate());
+        assert_eq!(
+            control(newcomer, Action::UserRead, Scope::Tenant).reason,
+            Reason::NoRole
+        );
+        // Outside the operator tenant nobody manages tenants, whatever role they hold.
+        assert_eq!(
+            control(t.alice, Action::TenantCreate, Scope::Tenant).reason,
+            Reason::PlatformOnly
+        );
+        let mut operator = t.source.clone();
+        operator.operator = true;
+        let operator = TenantEngine::build(operator).unwrap();
+        assert!(
+            operator
+                .check_control(t.alice, Action::TenantCreate, Scope::Tenant, NOW)
+                .allowed
+        );
+        // An environment-wide role reaches only what can be held per environment, and only there.
+        assert!(control(t.bob, Action::EnvironmentUpdate, Scope::Environment(t.prod)).allowed);
+        assert!(matches!(
+            control(t.bob, Action::EnvironmentUpdate, Scope::Environment(t.dev)).reason,
+            Reason::ScopeMismatch { assignment_id, .. } if assignment_id == bob_admin_in_prod.id
+        ));
+        assert!(!control(t.bob, Action::EnvironmentCreate, Scope::Environment(t.prod)).allowed);
+        assert!(!control(t.bob, Action::UserRead, Scope::Environment(t.prod)).allowed);
+        // A role held at a business unit reaches that unit's records, never the configuration.
+        assert_eq!(
+            control(t.carol, Action::UserRead, Scope::Tenant).reason,
+            Reason::ScopeMismatch {
+                assignment_id: carol_in_root.id,
+                role: RoleRef::Custom(directory),
+                scope: Scope::BusinessUnit(t.root)
+            }
+        );
+
+        // The same questions through the AuthZEN-shaped API, with Portcullis's own types.
+        let prod = t.prod.to_string();
+        let environment = Resource {
+            resource_type: "environment",
+            external_id: &prod,
+            properties: None,
+        };
+        assert!(!check(&engine, t.alice, "delete", environment).allowed);
+        assert_eq!(
+            engine
+                .actions(Subject::Principal(t.bob), &environment, NOW)
+                .unwrap(),
+            ["delete", "read", "update"]
+        );
+        let (updaters, _) = engine
+            .subjects(PrincipalKind::User, "update", &environment, NOW, None, 10)
+            .unwrap();
+        let mut expected = vec![t.alice, t.bob];
+        expected.sort();
+        assert_eq!(updaters, expected);
     }
 
     #[test]
@@ -1079,7 +1315,7 @@ mod tests {
             engine
                 .actions(Subject::Principal(t.alice), &doc("d-emea"), NOW)
                 .unwrap(),
-            vec!["read".to_owned(), "delete".into()]
+            vec!["delete".to_owned(), "read".into()]
         );
         assert_eq!(
             engine

@@ -8,6 +8,7 @@ use time::{Duration, OffsetDateTime};
 
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::authorize::{IdTokenClaims, at_hash, pkce_matches};
+use portcullis_core::authz::RoleRef;
 use portcullis_core::identity::{PrincipalRef, Tenant, User};
 use portcullis_core::oauth::{
     AccessTokenClaims, ClientSettings, GrantType, OAuthError, UserAuthentication,
@@ -427,7 +428,11 @@ pub(crate) async fn directory_claims(
             .grants(tenant.id, principal, state.clock.now())
             .await?
             .into_iter()
-            .map(|g| g.role.as_str().to_owned())
+            // Custom roles are named by id, which means nothing to an application.
+            .filter_map(|g| match g.role {
+                RoleRef::Builtin(role) => Some(role.as_str().to_owned()),
+                RoleRef::Custom(_) => None,
+            })
             .collect();
         names.sort();
         names.dedup();

@@ -16,6 +16,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
+use portcullis_core::authz::RoleRef;
 use portcullis_core::identity::{LifecycleState, PrincipalRef, Tenant, User};
 use portcullis_core::names::name_key;
 use portcullis_core::password::PasswordCheck;
@@ -521,11 +522,12 @@ async fn sign_in(
         // The password was right; the session waits for the second factor.
         return mfa::challenge(&state, &tenant, &subject.user, now);
     }
-    let is_administrator = !state
+    let is_administrator = state
         .store
         .grants(tenant.id, PrincipalRef::user(subject.user.id), now)
         .await?
-        .is_empty();
+        .iter()
+        .any(|g| matches!(g.role, RoleRef::Builtin(_)));
     let must_enrol_mfa = settings.mfa_required.applies_to(is_administrator);
     if must_enrol_mfa
         && offer_passkeys

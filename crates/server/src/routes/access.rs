@@ -5,7 +5,6 @@
 //! revision (`context.min_revision`: a number, or `"latest"` for everything committed so far).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -20,7 +19,7 @@ use portcullis_core::engine::tenant::{RecordProperties, Resource, Subject, Tenan
 use portcullis_core::identity::{PrincipalKind, PrincipalRef};
 
 use crate::auth::Caller;
-use crate::engine::{Current, EngineError, Freshness};
+use crate::engine::{Current, Freshness};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::oauth::active_tenant;
@@ -225,7 +224,7 @@ fn freshness(context: Option<&Value>) -> ApiResult<Freshness> {
 }
 
 /// The caller may ask this tenant's engine: the path names its own tenant, and it holds
-/// `access.evaluate`.
+/// `access.evaluate` (decided on the snapshot it is about to ask, as fresh as it demands).
 async fn engine_for(
     state: &AppState,
     caller: &Caller,
@@ -235,28 +234,31 @@ async fn engine_for(
     if caller.tenant.name != tenant {
         return Err(ApiError::NotFound);
     }
+    let current = caller.engine(state, freshness(context)?).await?;
     caller
         .authorize(state, Action::AccessEvaluate, Scope::Tenant, None)
         .await?;
-    let wait = Duration::from_millis(state.config.authz_max_wait_ms);
-    state
-        .engines
-        .fresh(&state.store, caller.tenant_id(), freshness(context)?, wait)
-        .await
-        .map_err(|e| match e {
-            EngineError::NotReached { .. } => ApiError::Conflict {
-                field: Some("context.min_revision".into()),
-                detail: e.to_string(),
-            },
-            EngineError::Store(s) => s.into(),
-            EngineError::Build(b) => ApiError::Internal(b.to_string()),
-        })
+    Ok(current)
 }
 
 /// One decision, and for a denial what was asked (for the audit trail).
 struct Decided {
     verdict: Verdict,
-    denied: Option<Value>,
+    /// What was asked and why it was answered so: for every denial, and for the allowed
+    /// decisions sampled into the audit trail.
+    described: Option<Value>,
+}
+
+/// Allowed decisions seen by this node, counted to sample one in N of them.
+static ALLOWED_SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn sampled(verdict: &Verdict, engine: &TenantEngine) -> bool {
+    let one_in = u64::from(engine.settings().audit_allowed_one_in);
+    verdict.allowed
+        && one_in > 0
+        && ALLOWED_SEEN
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(one_in)
 }
 
 fn decide(
@@ -276,7 +278,7 @@ fn decide(
     let action = required(item.action.as_ref().or(defaults.action.as_ref()), "action")?;
     let resource = resource_of(resource_body)?;
     let verdict = engine.check(subject(subject_body)?, &action.name, &resource, now);
-    let denied = (!verdict.allowed).then(|| {
+    let described = (!verdict.allowed || sampled(&verdict, engine)).then(|| {
         json!({
             "subject": {"type": subject_body.kind, "id": subject_body.id},
             "resource": {"type": resource.resource_type, "id": resource.external_id},
@@ -284,7 +286,7 @@ fn decide(
             "reason": verdict.reason,
         })
     });
-    Ok(Decided { verdict, denied })
+    Ok(Decided { verdict, described })
 }
 
 fn answer(verdict: &Verdict, revision: i64) -> DecisionBody {
@@ -298,24 +300,80 @@ fn answer(verdict: &Verdict, revision: i64) -> DecisionBody {
     }
 }
 
-/// Counts decisions, and writes the denials to the audit trail in the background (one event
-/// per request), without holding up the answer.
+/// Counts decisions, and writes the denials, and the allowed decisions sampled by the
+/// tenant's settings, to the audit trail in the background (at most one event of each per
+/// request), without holding up the answer.
 fn account(state: &AppState, caller: &Caller, decided: &[Decided]) {
-    let denied: Vec<&Value> = decided.iter().filter_map(|d| d.denied.as_ref()).collect();
-    let denials = denied.len();
+    let denials = decided.iter().filter(|d| !d.verdict.allowed).count();
     metrics::counter!("portcullis_access_decisions_total", "decision" => "allow")
         .increment((decided.len() - denials) as u64);
     metrics::counter!("portcullis_access_decisions_total", "decision" => "deny")
         .increment(denials as u64);
-    if denials == 0 {
-        return;
+    let described = |allowed: bool| -> Vec<&Value> {
+        decided
+            .iter()
+            .filter(|d| d.verdict.allowed == allowed)
+            .filter_map(|d| d.described.as_ref())
+            .collect()
+    };
+    let (denied, sampled) = (described(false), described(true));
+    if !denied.is_empty() {
+        let reason = decided
+            .iter()
+            .find(|d| !d.verdict.allowed)
+            .map(|d| d.verdict.reason.to_string());
+        let details = json!({
+            "denials": denials,
+            "evaluations": decided.len(),
+            "denied": &denied[..denials.min(100)],
+        });
+        let unaudited = "portcullis_access_denials_unaudited_total";
+        record(
+            state,
+            caller,
+            Outcome::Denied,
+            reason,
+            &denied,
+            details,
+            unaudited,
+        );
     }
+    if !sampled.is_empty() {
+        let details = json!({
+            "sampled": sampled.len(),
+            "evaluations": decided.len(),
+            "allowed": &sampled[..sampled.len().min(100)],
+        });
+        let unaudited = "portcullis_access_samples_unaudited_total";
+        record(
+            state,
+            caller,
+            Outcome::Success,
+            None,
+            &sampled,
+            details,
+            unaudited,
+        );
+    }
+}
+
+/// Writes one `access.evaluate` event about `described` decisions in the background; if too
+/// many such writes are pending, counts them in `unaudited` instead.
+fn record(
+    state: &AppState,
+    caller: &Caller,
+    outcome: Outcome,
+    reason: Option<String>,
+    described: &[&Value],
+    details: Value,
+    unaudited: &'static str,
+) {
     static BACKLOG: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(AUDIT_BACKLOG);
     let Ok(permit) = BACKLOG.try_acquire() else {
-        metrics::counter!("portcullis_access_denials_unaudited_total").increment(denials as u64);
+        metrics::counter!(unaudited).increment(described.len() as u64);
         return;
     };
-    let first = denied[0];
+    let first = described[0];
     let event = NewAuditEvent {
         tenant_id: caller.tenant_id(),
         at: state.clock.now(),
@@ -325,22 +383,15 @@ fn account(state: &AppState, caller: &Caller, decided: &[Decided]) {
             .as_str()
             .zip(first["resource"]["id"].as_str())
             .map(|(kind, id)| Target::new(kind, id)),
-        outcome: Outcome::Denied,
-        reason: decided
-            .iter()
-            .find(|d| !d.verdict.allowed)
-            .map(|d| d.verdict.reason.to_string()),
+        outcome,
+        reason,
         origin: caller.origin.clone(),
-        details: json!({
-            "denials": denials,
-            "evaluations": decided.len(),
-            "denied": &denied[..denials.min(100)],
-        }),
+        details,
     };
     let audit = state.audit.clone();
     tokio::spawn(async move {
         if let Err(e) = audit.append(event).await {
-            tracing::error!(error = %e, "cannot audit denied access decisions");
+            tracing::error!(error = %e, "cannot audit access decisions");
         }
         drop(permit);
     });

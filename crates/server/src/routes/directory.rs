@@ -65,25 +65,23 @@ pub async fn list_environments(
     let page = PageRequest::parse(params.cursor.as_deref(), params.limit)?;
     let mut listing = state.store.environments(caller.tenant_id(), page).await?;
     // Environment-scoped readers see only their environments; a caller who can read none is refused.
-    let readable = |id| {
-        portcullis_core::authz::authorize(
-            &caller.subject,
-            Action::EnvironmentRead,
-            Scope::Environment(id),
-        )
-        .allowed
-    };
-    if !caller
-        .subject
-        .grants
-        .iter()
-        .any(|g| g.role.grants(Action::EnvironmentRead))
-    {
+    let mut readable = Vec::with_capacity(listing.items.len());
+    for environment in &listing.items {
+        let scope = Scope::Environment(environment.id);
+        readable.push(
+            caller
+                .decide(&state, Action::EnvironmentRead, scope)
+                .await?
+                .allowed,
+        );
+    }
+    if !readable.iter().any(|r| *r) {
         caller
             .authorize(&state, Action::EnvironmentRead, Scope::Tenant, None)
             .await?;
     }
-    listing.items.retain(|e| readable(e.id));
+    let mut readable = readable.into_iter();
+    listing.items.retain(|_| readable.next().unwrap_or(false));
     Ok(Json(listing))
 }
 

@@ -195,6 +195,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             resources::create_deny_assignment
         ))
         .routes(routes!(resources::delete_deny_assignment))
+        .routes(routes!(
+            resources::get_access_settings,
+            resources::put_access_settings
+        ))
         .routes(routes!(access::evaluation))
         .routes(routes!(access::evaluations))
         .routes(routes!(access::search_subject))

@@ -12,12 +12,13 @@ use portcullis_core::authz::{Action, Scope};
 use portcullis_core::identity::PrincipalRef;
 use portcullis_core::names::{parse_description, parse_name};
 use portcullis_core::resources::{
-    CustomRole, DenyAssignment, RecordEntry, ResourceAction, ResourceType, RolePermission, Share,
+    AccessSettings, CustomRole, DenyAssignment, RecordEntry, ResourceAction, ResourceType,
+    RolePermission, Share,
 };
 use portcullis_core::{BusinessUnitId, DenyAssignmentId, EnvironmentId, RoleId, ShareId};
 
 use crate::auth::Caller;
-use crate::error::{ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, Precondition, Tagged};
 use crate::routes::concurrent;
 use crate::state::AppState;
@@ -465,4 +466,33 @@ pub async fn delete_deny_assignment(
         .delete_deny_assignment(&caller.write_context(&state), id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- access settings ----
+
+/// The tenant's settings of the decisions its applications get: how many allowed decisions
+/// are written to the audit trail.
+#[utoipa::path(get, path = "/v1/access-settings", tag = "authorization",
+    responses((status = 200, body = AccessSettings), (status = 403, body = Problem)))]
+pub async fn get_access_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<AccessSettings>> {
+    allow(&state, &caller, Action::TenantRead, None).await?;
+    Ok(Json(state.store.access_settings(caller.tenant_id()).await?))
+}
+
+/// Replaces the tenant's access settings; they apply from the next decision on every node.
+#[utoipa::path(put, path = "/v1/access-settings", tag = "authorization", request_body = AccessSettings,
+    responses((status = 200, body = AccessSettings), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_access_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(settings): ApiJson<AccessSettings>,
+) -> ApiResult<Json<AccessSettings>> {
+    allow(&state, &caller, Action::TenantUpdate, None).await?;
+    settings.validate().map_err(ApiError::Validation)?;
+    let ctx = caller.write_context(&state);
+    state.store.set_access_settings(&ctx, settings).await?;
+    Ok(Json(settings))
 }

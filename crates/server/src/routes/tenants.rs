@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use portcullis_core::TenantId;
 use portcullis_core::audit::Target;
-use portcullis_core::authz::{Action, BuiltinRole, Scope};
+use portcullis_core::authz::{Action, RoleRef, Scope};
 use portcullis_core::identity::{ApiKey, LifecycleState, PrincipalRef, ServicePrincipal, Tenant};
 use portcullis_core::names::{parse_description, parse_slug};
 use portcullis_core::page::{Page, PageRequest};
@@ -58,7 +58,7 @@ pub fn issued(api_key: ApiKey, generated: &GeneratedApiKey) -> IssuedApiKey {
 #[derive(Serialize, ToSchema)]
 pub struct GrantView {
     pub assignment_id: portcullis_core::RoleAssignmentId,
-    pub role: BuiltinRole,
+    pub role: RoleRef,
     pub scope: Scope,
     pub via_group: Option<portcullis_core::GroupId>,
 }
@@ -74,10 +74,11 @@ pub struct WhoAmI {
 
 /// The authenticated caller, its tenant and the roles it holds.
 #[utoipa::path(get, path = "/v1/me", tag = "tenants", responses((status = 200, body = WhoAmI), (status = 401, body = Problem)))]
-pub async fn whoami(caller: Caller) -> Json<WhoAmI> {
-    let grants = caller
-        .subject
-        .grants
+pub async fn whoami(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<WhoAmI>> {
+    let grants = state
+        .store
+        .grants(caller.tenant_id(), caller.principal, state.clock.now())
+        .await?
         .iter()
         .map(|g| GrantView {
             assignment_id: g.assignment_id,
@@ -86,12 +87,12 @@ pub async fn whoami(caller: Caller) -> Json<WhoAmI> {
             via_group: g.via_group,
         })
         .collect();
-    Json(WhoAmI {
-        principal: caller.subject.principal,
+    Ok(Json(WhoAmI {
+        principal: caller.principal,
         display: caller.actor.display,
         tenant: caller.tenant,
         grants,
-    })
+    }))
 }
 
 #[derive(Deserialize, IntoParams)]

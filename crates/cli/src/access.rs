@@ -1,0 +1,346 @@
+//! `portcullis explain`, `who-can` and `what-can`: the authorization engine's answers, asked
+//! through the tenant's AuthZEN endpoints (so the key needs `access.evaluate`) and printed for
+//! a person, with the ids in a reason looked up by name.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::Connection;
+use crate::api::Api;
+
+#[derive(clap::Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// Who asks: `user:<id or user name>`, `group:<id>` or `service_principal:<id>`.
+    #[arg(long)]
+    subject: String,
+    /// The action: `read`, or in full `document.read`.
+    #[arg(long)]
+    action: String,
+    /// What it is done to: `<type>:<id>` (`document:d-1`), or one of Portcullis's own such as
+    /// `environment:<id>` or `user:-`.
+    #[arg(long)]
+    resource: String,
+    #[command(flatten)]
+    freshness: Freshness,
+    /// Print the server's JSON answer instead.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct WhoCanArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// The action: `read`, or in full `document.read`.
+    #[arg(long)]
+    action: String,
+    /// What it is done to: `<type>:<id>`.
+    #[arg(long)]
+    resource: String,
+    /// Which principals to list: user, group or service_principal.
+    #[arg(long, default_value = "user")]
+    kind: String,
+    /// Principals per page (1-1000).
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// The `next page` token printed by the previous page.
+    #[arg(long)]
+    page_token: Option<String>,
+    #[command(flatten)]
+    freshness: Freshness,
+}
+
+#[derive(clap::Args)]
+pub struct WhatCanArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// Who asks: `user:<id or user name>`, `group:<id>` or `service_principal:<id>`.
+    #[arg(long)]
+    subject: String,
+    /// List the actions the subject may do on this resource (`<type>:<id>`).
+    #[arg(long, conflicts_with = "action", required_unless_present = "action")]
+    resource: Option<String>,
+    /// List the records on which the subject may do this action (`document.read`).
+    #[arg(long)]
+    action: Option<String>,
+    /// Records per page (1-1000), with `--action`.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// The `next page` token printed by the previous page.
+    #[arg(long)]
+    page_token: Option<String>,
+    #[command(flatten)]
+    freshness: Freshness,
+}
+
+#[derive(clap::Args)]
+struct Freshness {
+    /// Decide on a snapshot at least this fresh: a revision number from an earlier answer, or
+    /// `latest` (everything committed before the question).
+    #[arg(long, value_name = "REVISION|latest")]
+    min_revision: Option<String>,
+}
+
+impl Freshness {
+    fn context(&self) -> anyhow::Result<Value> {
+        Ok(match self.min_revision.as_deref() {
+            None => json!({}),
+            Some("latest") => json!({"min_revision": "latest"}),
+            Some(n) => json!({"min_revision": n.parse::<i64>().with_context(
+                || format!("--min-revision {n:?} is neither a revision number nor `latest`")
+            )?}),
+        })
+    }
+}
+
+/// The tenant's AuthZEN base path, and the API client.
+struct Pdp {
+    api: Api,
+    base: String,
+}
+
+impl Pdp {
+    async fn new(connection: &Connection) -> anyhow::Result<Self> {
+        let api = Api::new(connection)?;
+        let me = api.get("/v1/me", &[]).await?;
+        let tenant = me["tenant"]["name"]
+            .as_str()
+            .context("the server did not say which tenant the key belongs to")?;
+        Ok(Pdp {
+            base: format!("/t/{tenant}/access/v1"),
+            api,
+        })
+    }
+
+    async fn ask(&self, endpoint: &str, body: Value) -> anyhow::Result<Value> {
+        let path = format!("{}/{endpoint}", self.base);
+        self.api
+            .call(Method::POST, &path, &[], Some(&body), None)
+            .await
+    }
+
+    /// `kind:reference` as an AuthZEN subject; a user may be named by user name.
+    async fn subject(&self, raw: &str) -> anyhow::Result<Value> {
+        let Some((kind, reference)) = raw.split_once(':') else {
+            bail!("--subject {raw:?} must be `<kind>:<id>`, e.g. `user:alice` or `group:<id>`")
+        };
+        if !["user", "group", "service_principal"].contains(&kind) {
+            bail!("--subject kind {kind:?} must be user, group or service_principal");
+        }
+        let id = if uuid::Uuid::parse_str(reference).is_ok() {
+            reference.to_owned()
+        } else if kind == "user" {
+            self.user_named(reference).await?
+        } else {
+            bail!("--subject {raw:?}: a {kind} is named by its id")
+        };
+        Ok(json!({"type": kind, "id": id}))
+    }
+
+    async fn user_named(&self, user_name: &str) -> anyhow::Result<String> {
+        let page = self
+            .api
+            .get(
+                "/v1/users",
+                &[("prefix", user_name.to_owned()), ("limit", "100".into())],
+            )
+            .await?;
+        page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|u| u["user_name"].as_str() == Some(user_name))
+            .and_then(|u| u["id"].as_str())
+            .map(str::to_owned)
+            .with_context(|| format!("there is no user named {user_name:?}"))
+    }
+
+    /// A principal's name for people, or its id when it cannot be read.
+    async fn name_of(&self, principal: &Value) -> String {
+        let (kind, id) = (
+            principal["type"]
+                .as_str()
+                .or(principal["kind"].as_str())
+                .unwrap_or("?"),
+            principal["id"].as_str().unwrap_or("?"),
+        );
+        let (path, field) = match kind {
+            "user" => (format!("/v1/users/{id}"), "user_name"),
+            "group" => (format!("/v1/groups/{id}"), "name"),
+            "service_principal" => (format!("/v1/service-principals/{id}"), "name"),
+            _ => return format!("{kind} {id}"),
+        };
+        match self.api.get(&path, &[]).await {
+            Ok(found) => match found[field].as_str() {
+                Some(name) => format!("{kind} {name} ({id})"),
+                None => format!("{kind} {id}"),
+            },
+            Err(_) => format!("{kind} {id}"),
+        }
+    }
+
+    /// A role's name: a built-in's own, a custom role's as its administrators named it.
+    async fn role_name(&self, role: &Value) -> String {
+        let Some(role) = role.as_str() else {
+            return "?".into();
+        };
+        if uuid::Uuid::parse_str(role).is_err() {
+            return role.to_owned();
+        }
+        match self.api.get(&format!("/v1/custom-roles/{role}"), &[]).await {
+            Ok(found) => format!("{:?} ({role})", found["name"].as_str().unwrap_or("?")),
+            Err(_) => role.to_owned(),
+        }
+    }
+}
+
+fn resource(raw: &str) -> anyhow::Result<Value> {
+    match raw.split_once(':') {
+        Some((kind, id)) if !kind.is_empty() && !id.is_empty() => {
+            Ok(json!({"type": kind, "id": id}))
+        }
+        _ => bail!("--resource {raw:?} must be `<type>:<id>`, e.g. `document:d-1`"),
+    }
+}
+
+pub async fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    let pdp = Pdp::new(&args.connection).await?;
+    let subject = pdp.subject(&args.subject).await?;
+    let body = json!({
+        "subject": subject,
+        "action": {"name": args.action},
+        "resource": resource(&args.resource)?,
+        "context": args.freshness.context()?,
+    });
+    let answer = pdp.ask("evaluation", body).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let allowed = answer["decision"].as_bool() == Some(true);
+    let reason = &answer["context"]["reason"];
+    println!(
+        "{}: {} {} {} on {}",
+        if allowed { "ALLOWED" } else { "DENIED" },
+        pdp.name_of(&subject).await,
+        if allowed { "may" } else { "may not" },
+        args.action,
+        args.resource
+    );
+    println!(
+        "  because {}",
+        answer["context"]["reason_text"].as_str().unwrap_or("?")
+    );
+    for line in chain(&pdp, &subject, reason).await {
+        println!("  {line}");
+    }
+    println!(
+        "  (snapshot revision {})",
+        answer["context"]["revision"].as_i64().unwrap_or(-1)
+    );
+    // Scripts can branch on the exit code, as with `test`.
+    Ok(if allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// The links from the subject to what decided: the group it holds through, the role by name,
+/// and what the role grants.
+async fn chain(pdp: &Pdp, subject: &Value, reason: &Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    let holder = &reason["principal"];
+    if holder.is_object() && holder["id"] != subject["id"] {
+        lines.push(format!(
+            "{} is a member of {} (directly or through nested groups)",
+            pdp.name_of(subject).await,
+            pdp.name_of(holder).await
+        ));
+    }
+    if !reason["role"].is_null() {
+        let mut line = format!("role {}", pdp.role_name(&reason["role"]).await);
+        if let Some(scope) = reason["scope"].as_str() {
+            line.push_str(&format!(" held at {scope}"));
+        }
+        if let Some(assignment) = reason["assignment_id"].as_str() {
+            line.push_str(&format!(" by assignment {assignment}"));
+        }
+        lines.push(line);
+    }
+    if let Some(share) = reason["share_id"].as_str() {
+        lines.push(format!("share {share}"));
+    }
+    if let Some(deny) = reason["deny_assignment_id"].as_str() {
+        lines.push(format!(
+            "deny assignment {deny}: remove it, or add the subject to its exclusions, to lift it"
+        ));
+    }
+    lines
+}
+
+pub async fn who_can(args: WhoCanArgs) -> anyhow::Result<ExitCode> {
+    let pdp = Pdp::new(&args.connection).await?;
+    let body = json!({
+        "subject": {"type": args.kind},
+        "action": {"name": args.action},
+        "resource": resource(&args.resource)?,
+        "context": args.freshness.context()?,
+        "page": {"limit": args.limit, "token": args.page_token.unwrap_or_default()},
+    });
+    let answer = pdp.ask("search/subject", body).await?;
+    for found in answer["results"].as_array().into_iter().flatten() {
+        println!("{}", pdp.name_of(found).await);
+    }
+    print_next(&answer);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn what_can(args: WhatCanArgs) -> anyhow::Result<ExitCode> {
+    let pdp = Pdp::new(&args.connection).await?;
+    let subject = pdp.subject(&args.subject).await?;
+    let context = args.freshness.context()?;
+    let answer = match (&args.resource, &args.action) {
+        (Some(on), _) => {
+            let body = json!({"subject": subject, "resource": resource(on)?, "context": context});
+            pdp.ask("search/action", body).await?
+        }
+        (None, Some(action)) => {
+            let Some((kind, _)) = action.split_once('.') else {
+                bail!("--action {action:?} must name its type, e.g. `document.read`")
+            };
+            let body = json!({
+                "subject": subject,
+                "action": {"name": action},
+                "resource": {"type": kind},
+                "context": context,
+                "page": {"limit": args.limit, "token": args.page_token.unwrap_or_default()},
+            });
+            pdp.ask("search/resource", body).await?
+        }
+        (None, None) => bail!("give --resource (which actions) or --action (which records)"),
+    };
+    for found in answer["results"].as_array().into_iter().flatten() {
+        match (found["name"].as_str(), found["type"].as_str()) {
+            (Some(action), _) => println!("{action}"),
+            (None, Some(kind)) => println!("{kind}:{}", found["id"].as_str().unwrap_or("?")),
+            _ => println!("{found}"),
+        }
+    }
+    print_next(&answer);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_next(answer: &Value) {
+    if let Some(token) = answer["page"]["next_token"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+    {
+        eprintln!("more: pass --page-token {token} for the next page");
+    }
+}
