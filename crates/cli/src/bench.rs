@@ -19,6 +19,8 @@ use portcullis_core::secrets::Kek;
 use portcullis_server::{Server, Settings};
 use portcullis_store::scratch::ScratchDatabase;
 
+mod access;
+
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
     /// Append audit events through the group-commit writer; report events per second.
@@ -27,6 +29,11 @@ pub enum BenchCommand {
     Api(ApiBench),
     /// Password sign-ins per second over HTTP, against the bound set by Argon2id's cost.
     SignIn(SignInBench),
+    /// AuthZEN decisions per second over HTTP, one at a time and in batches.
+    Access(access::AccessBench),
+    /// Several server processes on one PostgreSQL database: how long a change made through
+    /// one takes to be decided on every other.
+    Propagation(access::PropagationBench),
 }
 
 #[derive(clap::Args)]
@@ -84,6 +91,8 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Audit(bench) => ("audit", bench.backend.postgres.clone()),
         BenchCommand::Api(bench) => ("api", bench.backend.postgres.clone()),
         BenchCommand::SignIn(bench) => ("sign-in", bench.backend.postgres.clone()),
+        BenchCommand::Access(bench) => ("access", bench.backend.postgres.clone()),
+        BenchCommand::Propagation(bench) => ("propagation", Some(bench.postgres.clone())),
     };
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let scratch = match &postgres {
@@ -108,6 +117,12 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Audit(bench) => audit(&bench, dir.path(), &database_url, store_name).await,
         BenchCommand::Api(bench) => api(&bench, dir.path(), &database_url, store_name).await,
         BenchCommand::SignIn(bench) => sign_in(&bench, dir.path(), &database_url, store_name).await,
+        BenchCommand::Access(bench) => {
+            access::access(&bench, dir.path(), &database_url, store_name).await
+        }
+        BenchCommand::Propagation(bench) => {
+            access::propagation(&bench, dir.path(), &database_url).await
+        }
     };
     if let Some(scratch) = scratch {
         scratch.drop_database().await?;
@@ -222,14 +237,31 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// The first node of a new database: it bootstraps it and prints the administrator's key.
     async fn start(dir: &Path, database_url: &str) -> anyhow::Result<Self> {
+        let kek = Kek::generate_base64()?;
+        let (node, admin_key) = Self::node(dir, database_url, kek.expose_secret(), &[]).await?;
+        let admin_key = admin_key.context("the server printed no bootstrap key")?;
+        Ok(Self { admin_key, ..node })
+    }
+
+    /// A node of the database at `database_url`, sealing secrets with `kek` (every node of
+    /// one database shares it), started with `extra` arguments; and the bootstrap key if this
+    /// node bootstrapped the database.
+    async fn node(
+        dir: &Path,
+        database_url: &str,
+        kek: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<(Self, Option<String>)> {
         let exe = std::env::current_exe().context("cannot find the portcullis binary")?;
         let mut child = tokio::process::Command::new(exe)
             .args(["serve", "--listen", "127.0.0.1:0", "--log", "warn"])
             .arg("--data-dir")
             .arg(dir)
             .args(["--database-url", database_url])
-            .env("PORTCULLIS_KEK", Kek::generate_base64()?.expose_secret())
+            .args(extra)
+            .env("PORTCULLIS_KEK", kek)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -244,12 +276,12 @@ impl ServerProcess {
                 admin_key = Some(line.to_owned());
             }
             if let Some(base) = line.strip_prefix("portcullis: listening on ") {
-                let admin_key = admin_key.context("the server printed no bootstrap key")?;
-                return Ok(Self {
+                let node = Self {
                     child,
                     base: base.to_owned(),
-                    admin_key,
-                });
+                    admin_key: String::new(),
+                };
+                return Ok((node, admin_key));
             }
         }
         bail!("the server exited before it listened")

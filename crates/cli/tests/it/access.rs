@@ -454,6 +454,26 @@ async fn only_the_tenants_own_enforcement_points_may_ask_and_bad_requests_change
         )
         .await
         .problem(400);
+    // A full batch, each evaluation spelled out, fits; a body past the batch limit does not.
+    let full: Vec<Value> = (0..1000).map(|_| ask(&t.alice, "read", "d-emea")).collect();
+    let answered = t
+        .pep
+        .post(
+            "/t/acme/access/v1/evaluations",
+            json!({"evaluations": full}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(answered["evaluations"].as_array().unwrap().len(), 1000);
+    let padded = with(
+        ask(&t.alice, "read", "d-emea"),
+        "context",
+        json!({"note": "x".repeat(1024 * 1024)}),
+    );
+    t.pep
+        .post("/t/acme/access/v1/evaluations", padded)
+        .await
+        .problem(413);
     let p = t
         .pep
         .post(

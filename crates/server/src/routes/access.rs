@@ -32,6 +32,9 @@ pub const MAX_PAGE: usize = 1000;
 const DEFAULT_PAGE: usize = 100;
 /// Denials audited concurrently at most; beyond this they are counted, not written.
 const AUDIT_BACKLOG: usize = 4096;
+/// The body limit of a batch: room for `MAX_EVALUATIONS` evaluations of about 1 KiB each,
+/// whatever the server's general limit.
+pub const EVALUATIONS_BODY_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct SubjectBody {

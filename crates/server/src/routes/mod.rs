@@ -200,7 +200,13 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             resources::put_access_settings
         ))
         .routes(routes!(access::evaluation))
-        .routes(routes!(access::evaluations))
+        .merge(
+            // A full batch of evaluations is larger than any other request body.
+            OpenApiRouter::new()
+                .routes(routes!(access::evaluations))
+                .layer(Extension(BodyLimit(access::EVALUATIONS_BODY_BYTES)))
+                .layer(DefaultBodyLimit::max(access::EVALUATIONS_BODY_BYTES)),
+        )
         .routes(routes!(access::search_subject))
         .routes(routes!(access::search_resource))
         .routes(routes!(access::search_action))
