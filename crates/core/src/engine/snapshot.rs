@@ -1,10 +1,11 @@
 //! The indexed, immutable form of a `Model` that answers checks: the group closure, the
-//! business-unit tree, assignments grouped by principal, role permissions and shares grouped
-//! by record, each in flat sorted arrays. A check touches only the asking principal's own
-//! identities, their assignments and the one record.
+//! business-unit tree, what each principal holds through its assignments grouped by action
+//! (role permissions expanded), and shares grouped by record, each in flat sorted arrays. A
+//! check touches only the asking principal's own identities, their rows for the one action and
+//! the one record.
 
 use super::closure::{ClosureError, GroupClosure};
-use super::model::{Check, Depth, Model, Permission, Record, Scope};
+use super::model::{Check, Depth, Model, Record, Scope};
 use super::tree::{TreeError, UnitTree};
 
 /// Why a model cannot be indexed.
@@ -16,6 +17,8 @@ pub enum SnapshotError {
     Units(#[from] TreeError),
     #[error("{0} refers to something that does not exist")]
     Dangling(&'static str),
+    #[error("more role permissions are assigned than the index can number (2^32)")]
+    TooLarge,
 }
 
 /// Rows grouped by a dense key: `rows[offsets[k]..offsets[k + 1]]` belong to key `k`.
@@ -61,12 +64,13 @@ struct DenyRule {
     scope: Scope,
 }
 
-/// An assignment as the index keeps it, under its principal: the window is two plain
-/// instants (open ends as the extremes), and `index` points back into the model for reasons.
+/// An action held through one assignment, under the identity that holds it: the depths its
+/// role gives it (a bit each, from `depth_bit`; a role may list an action more than once), the
+/// scope and the window (open ends as the extremes), and `assignment` for reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Held {
-    role: u32,
-    index: u32,
+    assignment: u32,
+    depths: u8,
     scope: Scope,
     starts_at: i64,
     ends_at: i64,
@@ -75,6 +79,129 @@ struct Held {
 impl Held {
     fn is_in_force(&self, now: i64) -> bool {
         self.starts_at <= now && now < self.ends_at
+    }
+}
+
+fn depth_bit(depth: Depth) -> u8 {
+    1 << depth as u8
+}
+
+const DEPTHS: [Depth; 4] = [
+    Depth::Own,
+    Depth::BusinessUnit,
+    Depth::BusinessUnitTree,
+    Depth::Tenant,
+];
+
+/// What each node holds, by action, so a check reads only the rows of the one action it asks
+/// about: `directory[offsets[n]..offsets[n + 1]]` are node `n`'s actions, sorted, each with
+/// the first of its rows, and the next entry's start ends them (an entry past the last node
+/// closes the final range). An action's rows keep the model's order of assignments, so the
+/// first that allows and the nearest miss are those a walk over all assignments would find.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Holdings {
+    offsets: Vec<u32>,
+    directory: Vec<(u32, u32)>,
+    rows: Vec<Held>,
+}
+
+impl Holdings {
+    fn build(nodes: usize, model: &Model) -> Result<Self, SnapshotError> {
+        // Each role's actions, each once, with every depth the role lists it at.
+        let role_actions: Vec<Vec<(u32, u8)>> = model
+            .roles
+            .iter()
+            .map(|perms| {
+                let mut actions: Vec<(u32, u8)> = perms
+                    .iter()
+                    .map(|p| (p.action, depth_bit(p.depth)))
+                    .collect();
+                actions.sort_unstable();
+                actions.dedup_by(|later, kept| {
+                    let same = later.0 == kept.0;
+                    if same {
+                        kept.1 |= later.1;
+                    }
+                    same
+                });
+                actions
+            })
+            .collect();
+        let mut total = 0usize;
+        for a in &model.assignments {
+            let actions = role_actions
+                .get(a.role as usize)
+                .ok_or(SnapshotError::Dangling("an assignment's role"))?;
+            total += actions.len();
+        }
+        // Row numbers are `u32`s.
+        if u32::try_from(total).is_err() {
+            return Err(SnapshotError::TooLarge);
+        }
+        let by_principal = Grouped::build(
+            nodes,
+            (0..model.assignments.len() as u32)
+                .map(|index| (model.assignments[index as usize].principal, index))
+                .collect(),
+        )?;
+        let mut offsets = Vec::with_capacity(nodes + 1);
+        let mut directory: Vec<(u32, u32)> = Vec::new();
+        let mut rows = Vec::with_capacity(total);
+        let mut mine: Vec<(u32, Held)> = Vec::new();
+        for node in 0..nodes as u32 {
+            offsets.push(directory.len() as u32);
+            mine.clear();
+            for &index in by_principal.of(node) {
+                let a = &model.assignments[index as usize];
+                mine.extend(
+                    role_actions[a.role as usize]
+                        .iter()
+                        .map(|&(action, depths)| {
+                            let held = Held {
+                                assignment: index,
+                                depths,
+                                scope: a.scope,
+                                starts_at: a.starts_at.unwrap_or(i64::MIN),
+                                ends_at: a.ends_at.unwrap_or(i64::MAX),
+                            };
+                            (action, held)
+                        }),
+                );
+            }
+            mine.sort_unstable_by_key(|(action, held)| (*action, held.assignment));
+            let first = directory.len();
+            for (action, held) in &mine {
+                if directory.len() == first || directory.last().is_some_and(|(a, _)| a != action) {
+                    directory.push((*action, rows.len() as u32));
+                }
+                rows.push(*held);
+            }
+        }
+        offsets.push(directory.len() as u32);
+        directory.push((u32::MAX, rows.len() as u32));
+        directory.shrink_to_fit();
+        Ok(Self {
+            offsets,
+            directory,
+            rows,
+        })
+    }
+
+    /// The rows of `action` held by `node` itself (not through its groups).
+    fn of(&self, node: u32, action: u32) -> &[Held] {
+        let n = node as usize;
+        let (Some(&from), Some(&to)) = (self.offsets.get(n), self.offsets.get(n + 1)) else {
+            return &[];
+        };
+        let (from, to) = (from as usize, to as usize);
+        match self.directory[from..to].binary_search_by_key(&action, |(a, _)| *a) {
+            Ok(i) => {
+                let start = self.directory[from + i].1 as usize;
+                let end = self.directory[from + i + 1].1 as usize;
+                &self.rows[start..end]
+            }
+            Err(_) => &[],
+        }
     }
 }
 
@@ -92,8 +219,7 @@ pub struct Snapshot {
     groups: GroupClosure,
     units: UnitTree,
     home_unit: Vec<Option<u32>>,
-    assignments: Grouped<Held>,
-    permissions: Grouped<Permission>,
+    held: Holdings,
     records: Vec<Record>,
     shares: Grouped<Shared>,
     denies: Vec<DenyRule>,
@@ -127,46 +253,12 @@ impl Snapshot {
             return Err(SnapshotError::Dangling("a home business unit"));
         }
         if model
-            .assignments
-            .iter()
-            .any(|a| a.role as usize >= model.roles.len())
-        {
-            return Err(SnapshotError::Dangling("an assignment's role"));
-        }
-        if model
             .records
             .iter()
             .any(|r| r.owner as usize >= nodes || r.business_unit as usize >= units.len())
         {
             return Err(SnapshotError::Dangling("a record's owner or business unit"));
         }
-        let assignments = Grouped::build(
-            nodes,
-            model
-                .assignments
-                .iter()
-                .enumerate()
-                .map(|(index, a)| {
-                    let held = Held {
-                        role: a.role,
-                        index: index as u32,
-                        scope: a.scope,
-                        starts_at: a.starts_at.unwrap_or(i64::MIN),
-                        ends_at: a.ends_at.unwrap_or(i64::MAX),
-                    };
-                    (a.principal, held)
-                })
-                .collect(),
-        )?;
-        let permissions = Grouped::build(
-            model.roles.len(),
-            model
-                .roles
-                .iter()
-                .enumerate()
-                .flat_map(|(role, perms)| perms.iter().map(move |p| (role as u32, *p)))
-                .collect(),
-        )?;
         let mut shares: Vec<(u32, Shared)> = model
             .shares
             .iter()
@@ -187,8 +279,7 @@ impl Snapshot {
             groups: GroupClosure::build(&model.memberships)?,
             units,
             home_unit: model.home_unit.clone(),
-            assignments,
-            permissions,
+            held: Holdings::build(nodes, model)?,
             records: model.records.clone(),
             shares: Grouped::build(model.records.len(), shares)?,
             denies: model
@@ -216,6 +307,14 @@ impl Snapshot {
             Scope::BusinessUnit(u) => self.units.is_within(target.record.business_unit, u),
             Scope::Record(id) => target.index == Some(id),
         }
+    }
+
+    /// The depths (a bit each) at which a permission of `principal` reaches `record`.
+    fn reach(&self, principal: u32, record: &Record) -> u8 {
+        DEPTHS
+            .iter()
+            .filter(|depth| self.reaches(principal, **depth, record))
+            .fold(0, |bits, depth| bits | depth_bit(*depth))
     }
 
     fn reaches(&self, principal: u32, depth: Depth, record: &Record) -> bool {
@@ -252,11 +351,11 @@ impl Snapshot {
         }
     }
 
-    /// Every assignment `principal` holds, directly or through its groups.
-    fn held_by(&self, principal: u32) -> impl Iterator<Item = &Held> {
+    /// Every row of `action` that `principal` holds, directly or through its groups.
+    fn held_by(&self, principal: u32, action: u32) -> impl Iterator<Item = &Held> {
         std::iter::once(principal)
             .chain(self.groups.groups_of(principal).iter().copied())
-            .flat_map(|identity| self.assignments.of(identity))
+            .flat_map(move |identity| self.held.of(identity, action))
     }
 
     /// May `principal` do `action` on `target` at `now`? The answer alone: no reason is looked
@@ -314,34 +413,29 @@ impl Snapshot {
                 });
             }
         }
-        let allowing = self.held_by(p).find(|a| {
-            a.is_in_force(now)
-                && self.covers(a.scope, target)
-                && self.permissions.of(a.role).iter().any(|perm| {
-                    perm.action == action && self.reaches(p, perm.depth, &target.record)
-                })
-        });
-        match allowing {
-            Some(a) => Ok(Grounds::Assignment(a.index as usize)),
-            None => Err(None),
+        // Most checks find no row whose scope covers the record: reach only when one does.
+        let mut reach = None;
+        for held in self.held_by(p, action) {
+            if self.covers(held.scope, target)
+                && held.depths & *reach.get_or_insert_with(|| self.reach(p, &target.record)) != 0
+                && held.is_in_force(now)
+            {
+                return Ok(Grounds::Assignment(held.assignment as usize));
+            }
         }
+        Err(None)
     }
 
     /// Among the assignments whose role has `action`, the one that missed by the fewest rules,
     /// reported by the first rule it broke (scope, then depth, then time window).
     fn nearest_miss(&self, p: u32, action: u32, target: &Target, now: i64) -> Refusal {
-        self.held_by(p)
-            .filter_map(|a| {
-                let perms = self.permissions.of(a.role);
-                if !perms.iter().any(|perm| perm.action == action) {
-                    return None;
-                }
-                let assignment = a.index as usize;
-                let scope_ok = self.covers(a.scope, target);
-                let depth_ok = perms.iter().any(|perm| {
-                    perm.action == action && self.reaches(p, perm.depth, &target.record)
-                });
-                let window_ok = a.is_in_force(now);
+        let reach = self.reach(p, &target.record);
+        self.held_by(p, action)
+            .map(|held| {
+                let assignment = held.assignment as usize;
+                let scope_ok = self.covers(held.scope, target);
+                let depth_ok = held.depths & reach != 0;
+                let window_ok = held.is_in_force(now);
                 let misses = [scope_ok, depth_ok, window_ok]
                     .iter()
                     .filter(|ok| !**ok)
@@ -353,7 +447,7 @@ impl Snapshot {
                 } else {
                     Refusal::OutsideWindow { assignment }
                 };
-                Some((misses, refusal))
+                (misses, refusal)
             })
             .min_by_key(|(misses, _)| *misses)
             .map_or(Refusal::NoRole, |(_, refusal)| refusal)
@@ -406,7 +500,7 @@ pub enum Refusal {
 
 #[cfg(test)]
 mod tests {
-    use super::super::model::{Assignment, Deny, Share};
+    use super::super::model::{Assignment, Deny, Permission, Share};
     use super::super::reference;
     use super::*;
     use proptest::prelude::*;
@@ -745,5 +839,71 @@ mod tests {
             Snapshot::build(&model),
             Err(SnapshotError::Dangling(_))
         ));
+    }
+
+    #[test]
+    fn reasons_name_the_first_assignment_in_the_askers_order() {
+        // User 0 is in group 1, and each holds role 0 twice; the role lists action 0 at two
+        // depths, of which only `tenant` reaches the record (node 2 owns it).
+        let mut model = Model {
+            memberships: vec![vec![1], vec![], vec![]],
+            home_unit: vec![Some(0), None, None],
+            unit_parents: vec![None],
+            roles: vec![vec![
+                Permission {
+                    action: 0,
+                    depth: Depth::Own,
+                },
+                Permission {
+                    action: 1,
+                    depth: Depth::Tenant,
+                },
+                Permission {
+                    action: 0,
+                    depth: Depth::Tenant,
+                },
+            ]],
+            assignments: [1, 0, 1, 0]
+                .map(|principal| Assignment {
+                    principal,
+                    role: 0,
+                    scope: Scope::Tenant,
+                    starts_at: None,
+                    ends_at: None,
+                })
+                .to_vec(),
+            records: vec![
+                Record {
+                    owner: 2,
+                    business_unit: 0,
+                    environment: None,
+                };
+                2
+            ],
+            ..Model::default()
+        };
+        let check = Check {
+            principal: 0,
+            action: 0,
+            record: 0,
+            now: 0,
+        };
+        let explain = |model: &Model| Snapshot::build(model).unwrap().explain(check);
+        // The asker's own assignments come before its groups', each in the model's order.
+        assert_eq!(explain(&model), Decision::Allowed(Grounds::Assignment(1)));
+        for a in &mut model.assignments {
+            a.scope = Scope::Record(1);
+            a.ends_at = Some(0);
+        }
+        assert_eq!(
+            explain(&model),
+            Decision::Denied(Refusal::ScopeMismatch { assignment: 1 })
+        );
+        // A miss by fewer rules comes before an earlier one.
+        model.assignments[2].scope = Scope::Tenant;
+        assert_eq!(
+            explain(&model),
+            Decision::Denied(Refusal::OutsideWindow { assignment: 2 })
+        );
     }
 }
