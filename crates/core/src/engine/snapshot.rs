@@ -4,6 +4,8 @@
 //! check touches only the asking principal's own identities, their rows for the one action and
 //! the one record.
 
+use std::ops::Range;
+
 use super::closure::{ClosureError, GroupClosure};
 use super::model::{Assignment, Check, Depth, Model, Record, Scope};
 use super::tree::{TreeError, UnitTree};
@@ -138,14 +140,13 @@ const DEPTHS: [Depth; 4] = [
 ];
 
 /// What each node holds, by action, so a check reads only the rows of the one action it asks
-/// about: `directory[offsets[n]..offsets[n + 1]]` are node `n`'s actions, sorted, each with
-/// the first of its rows, and the next entry's start ends them (an entry past the last node
-/// closes the final range). An action's rows keep the model's order of assignments, so the
-/// first that allows and the nearest miss are those a walk over all assignments would find.
+/// about, found through the node's directory. An action's rows keep the model's order of
+/// assignments, so the first that allows and the nearest miss are those a walk over all
+/// assignments would find.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Holdings {
-    offsets: Vec<u32>,
-    directory: Vec<(u32, u32)>,
+    directories: Vec<Directory>,
+    entries: Vec<u32>,
     rows: Vec<Held>,
     /// The assignments that have a window, in order, and `windows[i]` that of `windowed[i]`.
     windowed: Vec<u32>,
@@ -191,12 +192,12 @@ impl Holdings {
                 .map(|index| (model.assignments[index as usize].principal, index))
                 .collect(),
         )?;
-        let mut offsets = Vec::with_capacity(nodes + 1);
-        let mut directory: Vec<(u32, u32)> = Vec::new();
+        let mut directories = Vec::with_capacity(nodes);
+        let mut entries: Vec<u32> = Vec::new();
         let mut rows = Vec::with_capacity(total);
         let mut mine: Vec<(u32, Held)> = Vec::new();
+        let mut starts: Vec<(u32, u32)> = Vec::new();
         for node in 0..nodes as u32 {
-            offsets.push(directory.len() as u32);
             mine.clear();
             for &index in by_principal.of(node) {
                 let a = &model.assignments[index as usize];
@@ -207,23 +208,25 @@ impl Holdings {
                 );
             }
             mine.sort_unstable_by_key(|(action, held)| (*action, held.assignment));
-            let first = directory.len();
+            starts.clear();
             for (action, held) in &mine {
-                if directory.len() == first || directory.last().is_some_and(|(a, _)| a != action) {
-                    directory.push((*action, rows.len() as u32));
+                if starts.last().is_none_or(|(a, _)| a != action) {
+                    starts.push((*action, rows.len() as u32));
                 }
                 rows.push(*held);
             }
+            directories.push(Directory::build(&starts, rows.len() as u32, &mut entries));
         }
-        offsets.push(directory.len() as u32);
-        directory.push((u32::MAX, rows.len() as u32));
-        directory.shrink_to_fit();
+        if u32::try_from(entries.len()).is_err() {
+            return Err(SnapshotError::TooLarge);
+        }
+        entries.shrink_to_fit();
         let (windowed, windows) = (0..model.assignments.len() as u32)
             .filter_map(|index| window(&model.assignments[index as usize]).map(|w| (index, w)))
             .unzip();
         Ok(Self {
-            offsets,
-            directory,
+            directories,
+            entries,
             rows,
             windowed,
             windows,
@@ -242,19 +245,76 @@ impl Holdings {
 
     /// The rows of `action` held by `node` itself (not through its groups).
     fn of(&self, node: u32, action: u32) -> &[Held] {
-        let n = node as usize;
-        let (Some(&from), Some(&to)) = (self.offsets.get(n), self.offsets.get(n + 1)) else {
-            return &[];
-        };
-        let (from, to) = (from as usize, to as usize);
-        match self.directory[from..to].binary_search_by_key(&action, |(a, _)| *a) {
-            Ok(i) => {
-                let start = self.directory[from + i].1 as usize;
-                let end = self.directory[from + i + 1].1 as usize;
-                &self.rows[start..end]
-            }
-            Err(_) => &[],
+        match self.directories.get(node as usize) {
+            Some(directory) => &self.rows[directory.rows(&self.entries, action)],
+            None => &[],
         }
+    }
+}
+
+/// Where a node's actions are in `Holdings::entries`, from `at`. Sparse: its `len` actions,
+/// sorted, then where each one's rows start. Dense, when the node holds at least half the
+/// actions from its first to its last, so a lookup reads one entry instead of searching:
+/// where the rows of each action from `first` on start (`len` of them; an action the node
+/// lacks starts where the next begins, so its range is empty). Either way one more start
+/// ends the last range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Directory {
+    at: u32,
+    len: u32,
+    first: u32,
+    dense: bool,
+}
+
+impl Directory {
+    /// Appends the directory of a node's `(action, first row)` pairs, sorted by action, whose
+    /// rows end at `end`.
+    fn build(starts: &[(u32, u32)], end: u32, entries: &mut Vec<u32>) -> Self {
+        let at = entries.len();
+        let (Some(&(first, _)), Some(&(last, _))) = (starts.first(), starts.last()) else {
+            return Self {
+                at: at as u32,
+                len: 0,
+                first: 0,
+                dense: false,
+            };
+        };
+        let span = u64::from(last - first) + 1;
+        let dense = span <= 2 * starts.len() as u64;
+        let len = if dense { span } else { starts.len() as u64 };
+        if dense {
+            for (action, start) in starts {
+                entries.resize(at + (action - first) as usize, *start);
+                entries.push(*start);
+            }
+        } else {
+            entries.extend(starts.iter().map(|(action, _)| *action));
+            entries.extend(starts.iter().map(|(_, start)| *start));
+        }
+        entries.push(end);
+        Self {
+            at: at as u32,
+            len: len as u32,
+            first,
+            dense,
+        }
+    }
+
+    /// Which rows hold `action` (none if the node does not).
+    fn rows(&self, entries: &[u32], action: u32) -> Range<usize> {
+        let (at, len) = (self.at as usize, self.len as usize);
+        let start = if self.dense {
+            match action.checked_sub(self.first) {
+                Some(i) if (i as usize) < len => at + i as usize,
+                _ => return 0..0,
+            }
+        } else {
+            match entries[at..at + len].binary_search(&action) {
+                Ok(i) => at + len + i,
+                Err(_) => return 0..0,
+            }
+        };
+        entries[start] as usize..entries[start + 1] as usize
     }
 }
 
@@ -892,6 +952,37 @@ mod tests {
             Snapshot::build(&model),
             Err(SnapshotError::Dangling(_))
         ));
+    }
+
+    proptest! {
+        #[test]
+        fn a_directory_finds_the_rows_of_each_action(
+            held in (1u32..200).prop_flat_map(|width| {
+                prop::collection::btree_map(0..width, 1u32..4, 0..40)
+            }),
+            before in 0usize..3,
+        ) {
+            // Actions with how many rows each, spread over ranges of every width, so both
+            // dense and sparse directories come up.
+            let mut starts = Vec::new();
+            let mut end = 0;
+            for (action, rows) in &held {
+                starts.push((*action, end));
+                end += rows;
+            }
+            let mut entries = vec![0; before];
+            let directory = Directory::build(&starts, end, &mut entries);
+            for action in 0..=200 {
+                let rows = directory.rows(&entries, action);
+                match held.get(&action) {
+                    Some(count) => {
+                        let from: u32 = held.range(..action).map(|(_, rows)| rows).sum();
+                        prop_assert_eq!(rows, from as usize..(from + count) as usize);
+                    }
+                    None => prop_assert!(rows.is_empty()),
+                }
+            }
+        }
     }
 
     #[test]
