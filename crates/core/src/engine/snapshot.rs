@@ -4,7 +4,7 @@
 //! check touches only the asking principal's own identities, their rows for the one action and
 //! the one record.
 
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 
 use super::closure::{ClosureError, GroupClosure};
 use super::model::{Assignment, Check, Depth, Model, Record, Scope};
@@ -338,6 +338,10 @@ pub struct Snapshot {
     denies: Vec<DenyRule>,
 }
 
+/// Identities whose rows a check looks up together (see `Snapshot::held_by`); a user is in
+/// about four groups at full scale.
+const LOOKUPS: usize = 8;
+
 fn sorted(mut ids: Vec<u32>) -> Vec<u32> {
     ids.sort_unstable();
     ids.dedup();
@@ -464,11 +468,36 @@ impl Snapshot {
         }
     }
 
-    /// Every row of `action` that `principal` holds, directly or through its groups.
-    fn held_by(&self, principal: u32, action: u32) -> impl Iterator<Item = &Held> {
-        std::iter::once(principal)
-            .chain(self.groups.groups_of(principal).iter().copied())
-            .flat_map(move |identity| self.held.of(identity, action))
+    /// Shows `visit` every row of `action` that `principal` holds, directly or through its
+    /// groups, until it breaks. The identities' rows are looked up `LOOKUPS` at a time before
+    /// any is read: the lookups do not depend on one another, so their cache misses (most of
+    /// a check at full scale) overlap instead of coming one after another.
+    fn held_by<B>(
+        &self,
+        principal: u32,
+        action: u32,
+        mut visit: impl FnMut(&Held) -> ControlFlow<B>,
+    ) -> ControlFlow<B> {
+        let mut found: [&[Held]; LOOKUPS] = [&[]; LOOKUPS];
+        found[0] = self.held.of(principal, action);
+        let mut filled = 1;
+        let mut groups = self.groups.groups_of(principal);
+        loop {
+            let (now, later) = groups.split_at(groups.len().min(LOOKUPS - filled));
+            for (rows, group) in found[filled..].iter_mut().zip(now) {
+                *rows = self.held.of(*group, action);
+            }
+            for rows in &found[..filled + now.len()] {
+                for held in *rows {
+                    visit(held)?;
+                }
+            }
+            if later.is_empty() {
+                return ControlFlow::Continue(());
+            }
+            groups = later;
+            filled = 0;
+        }
     }
 
     /// May `principal` do `action` on `target` at `now`? The answer alone: no reason is looked
@@ -528,42 +557,54 @@ impl Snapshot {
         }
         // Most checks find no row whose scope covers the record: reach only when one does.
         let mut reach = None;
-        for held in self.held_by(p, action) {
+        let allowing = self.held_by(p, action, |held| {
             if self.covers(held.scope(), target)
                 && held.bits & *reach.get_or_insert_with(|| self.reach(p, &target.record)) != 0
                 && self.held.is_in_force(held, now)
             {
-                return Ok(Grounds::Assignment(held.assignment as usize));
+                ControlFlow::Break(held.assignment as usize)
+            } else {
+                ControlFlow::Continue(())
             }
+        });
+        match allowing {
+            ControlFlow::Break(assignment) => Ok(Grounds::Assignment(assignment)),
+            ControlFlow::Continue(()) => Err(None),
         }
-        Err(None)
     }
 
     /// Among the assignments whose role has `action`, the one that missed by the fewest rules,
     /// reported by the first rule it broke (scope, then depth, then time window).
     fn nearest_miss(&self, p: u32, action: u32, target: &Target, now: i64) -> Refusal {
         let reach = self.reach(p, &target.record);
-        self.held_by(p, action)
-            .map(|held| {
-                let assignment = held.assignment as usize;
-                let scope_ok = self.covers(held.scope(), target);
-                let depth_ok = held.bits & reach != 0;
-                let window_ok = self.held.is_in_force(held, now);
-                let misses = [scope_ok, depth_ok, window_ok]
-                    .iter()
-                    .filter(|ok| !**ok)
-                    .count();
-                let refusal = if !scope_ok {
-                    Refusal::ScopeMismatch { assignment }
-                } else if !depth_ok {
-                    Refusal::DepthTooShallow { assignment }
-                } else {
-                    Refusal::OutsideWindow { assignment }
-                };
-                (misses, refusal)
-            })
-            .min_by_key(|(misses, _)| *misses)
-            .map_or(Refusal::NoRole, |(_, refusal)| refusal)
+        let mut nearest: Option<(usize, Refusal)> = None;
+        let _ = self.held_by(p, action, |held| {
+            let assignment = held.assignment as usize;
+            let scope_ok = self.covers(held.scope(), target);
+            let depth_ok = held.bits & reach != 0;
+            let window_ok = self.held.is_in_force(held, now);
+            let misses = [scope_ok, depth_ok, window_ok]
+                .iter()
+                .filter(|ok| !**ok)
+                .count();
+            let refusal = if !scope_ok {
+                Refusal::ScopeMismatch { assignment }
+            } else if !depth_ok {
+                Refusal::DepthTooShallow { assignment }
+            } else {
+                Refusal::OutsideWindow { assignment }
+            };
+            if nearest.is_none_or(|(fewest, _)| misses < fewest) {
+                nearest = Some((misses, refusal));
+            }
+            // Nothing allows (or there would be no refusal), so one miss is the fewest.
+            if misses == 1 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        nearest.map_or(Refusal::NoRole, |(_, refusal)| refusal)
     }
 }
 
