@@ -187,7 +187,20 @@ async fn populate(
                           "business_unit_id": unit_ids[if i.is_multiple_of(2) { 0 } else { i % UNITS }]}))
     })
     .await?;
-    let user_ids: Arc<Vec<String>> = Arc::new(bodies.iter().map(id).collect::<Result<_, _>>()?);
+    // The answers come back in the order the workers finished; user `i` is `reader-{i}`.
+    let mut numbered = bodies
+        .iter()
+        .map(|b| {
+            let index = b["user_name"]
+                .as_str()
+                .and_then(|n| n.strip_prefix("reader-"))
+                .and_then(|n| n.parse::<usize>().ok())
+                .with_context(|| format!("not a benchmark user: {b}"))?;
+            Ok((index, id(b)?))
+        })
+        .collect::<anyhow::Result<Vec<(usize, String)>>>()?;
+    numbered.sort_unstable();
+    let user_ids: Arc<Vec<String>> = Arc::new(numbered.into_iter().map(|(_, id)| id).collect());
     let (base, key, members, group_ids) = (
         admin.base.clone(),
         admin.key.clone(),
