@@ -15,7 +15,7 @@ use time::Duration;
 use portcullis_core::TenantId;
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::authz::{Action, Scope};
-use portcullis_core::engine::tenant::Verdict;
+use portcullis_core::engine::tenant::{Verdict, instant};
 use portcullis_core::identity::{KeyUnusable, LifecycleState, PrincipalRef, Tenant};
 use portcullis_core::secrets::PresentedApiKey;
 use portcullis_store::{ApiKeyCredential, WriteContext};
@@ -259,7 +259,7 @@ impl Caller {
         scope: Scope,
     ) -> Result<Verdict, ApiError> {
         let current = self.engine(state, Freshness::Latest).await?;
-        let now = state.clock.now().unix_timestamp();
+        let now = instant(state.clock.now());
         Ok(current
             .engine
             .check_control(self.principal, action, scope, now))

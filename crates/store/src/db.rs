@@ -245,16 +245,20 @@ impl Row {
     }
 }
 
-/// The connection pools of one backend. SQLite has a single writer connection (SQLite allows
-/// one writer at a time; funnelling writes through one connection avoids lock-upgrade
-/// failures) and a pool of readers.
+/// The connection pools of one backend: write transactions draw on `writer`, everything else
+/// on `readers`, so a write that also reads never waits on a connection another write holds.
+/// SQLite has a single writer connection (SQLite allows one writer at a time; funnelling
+/// writes through one connection avoids lock-upgrade failures).
 #[derive(Clone)]
 pub(crate) enum Pools {
     Sqlite {
         writer: SqlitePool,
         readers: SqlitePool,
     },
-    Postgres(PgPool),
+    Postgres {
+        writer: PgPool,
+        readers: PgPool,
+    },
 }
 
 impl Pools {
@@ -267,9 +271,9 @@ impl Pools {
                 .into_iter()
                 .map(Row::Sqlite)
                 .collect(),
-            Pools::Postgres(pool) => q
+            Pools::Postgres { readers, .. } => q
                 .postgres()
-                .fetch_all(pool)
+                .fetch_all(readers)
                 .await?
                 .into_iter()
                 .map(Row::Postgres)
@@ -282,7 +286,11 @@ impl Pools {
             Pools::Sqlite { readers, .. } => {
                 q.sqlite().fetch_optional(readers).await?.map(Row::Sqlite)
             }
-            Pools::Postgres(pool) => q.postgres().fetch_optional(pool).await?.map(Row::Postgres),
+            Pools::Postgres { readers, .. } => q
+                .postgres()
+                .fetch_optional(readers)
+                .await?
+                .map(Row::Postgres),
         })
     }
 
@@ -291,7 +299,7 @@ impl Pools {
     pub(crate) async fn execute(&self, q: Query) -> Result<u64, StoreError> {
         Ok(match self {
             Pools::Sqlite { writer, .. } => q.sqlite().execute(writer).await?.rows_affected(),
-            Pools::Postgres(pool) => q.postgres().execute(pool).await?.rows_affected(),
+            Pools::Postgres { writer, .. } => q.postgres().execute(writer).await?.rows_affected(),
         })
     }
 
@@ -300,8 +308,9 @@ impl Pools {
         Ok(match self {
             // In WAL mode a deferred transaction reads one snapshot from its first read on.
             Pools::Sqlite { readers, .. } => Tx::Sqlite(readers.begin_with("BEGIN").await?),
-            Pools::Postgres(pool) => Tx::Postgres(
-                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            Pools::Postgres { readers, .. } => Tx::Postgres(
+                readers
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await?,
             ),
         })
@@ -313,7 +322,7 @@ impl Pools {
             // writes fails with SQLITE_BUSY at once, whatever the busy timeout, when another
             // process wrote in between — possible when two processes share one file.
             Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
-            Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Pools::Postgres { writer, .. } => Tx::Postgres(writer.begin().await?),
         })
     }
 }

@@ -172,13 +172,21 @@ impl Store {
                 commits: Default::default(),
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let pool = PgPoolOptions::new()
-                .max_connections(max_connections.max(2))
-                .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
-                .await?;
+            // Writes and reads draw on separate pools: a write transaction that reads through
+            // the pool while holding its connection can then never wait on connections held
+            // by other writers doing the same (with one pool, as many concurrent writes as
+            // connections starved each other until the acquire timeout).
+            let total = max_connections.max(2);
+            let pool = |size: u32| {
+                PgPoolOptions::new()
+                    .max_connections(size)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+            };
+            let writer = pool(total / 2).await?;
+            let readers = pool(total - total / 2).await?;
             Ok(Self {
-                pools: Pools::Postgres(pool),
+                pools: Pools::Postgres { writer, readers },
                 backend: Backend::Postgres,
                 group: Default::default(),
                 committed: Default::default(),
@@ -208,8 +216,8 @@ impl Store {
     /// forever on SQLite, where only this process writes.
     pub async fn listen_for_changes(&self) -> Result<ChangeListener, StoreError> {
         match &self.pools {
-            Pools::Postgres(pool) => {
-                let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+            Pools::Postgres { readers, .. } => {
+                let mut listener = sqlx::postgres::PgListener::connect_with(readers).await?;
                 listener.listen("portcullis_changes").await?;
                 Ok(ChangeListener(Some(listener)))
             }
@@ -224,7 +232,9 @@ impl Store {
             Pools::Sqlite { writer, .. } => {
                 sqlx::migrate!("./migrations/sqlite").run(writer).await?
             }
-            Pools::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Pools::Postgres { writer, .. } => {
+                sqlx::migrate!("./migrations/postgres").run(writer).await?
+            }
         }
         Ok(())
     }
@@ -243,7 +253,10 @@ impl Store {
                 readers.close().await;
                 writer.close().await;
             }
-            Pools::Postgres(pool) => pool.close().await,
+            Pools::Postgres { writer, readers } => {
+                readers.close().await;
+                writer.close().await;
+            }
         }
     }
 }

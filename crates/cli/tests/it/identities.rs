@@ -397,3 +397,49 @@ async fn environments_and_their_scoped_assignments() {
         .expect(200);
     assert!(left["items"].as_array().unwrap().is_empty());
 }
+
+/// Writes that also read (adding a member reads the group first) must not starve each other of
+/// connections: more concurrent writes than the pool holds all succeed.
+#[tokio::test]
+async fn concurrent_writes_beyond_the_pool_size_all_succeed() {
+    let server = TestServer::start_with(|mut s| {
+        s.max_connections = Some(4);
+        s
+    })
+    .await;
+    let admin = server.admin();
+    let group = admin
+        .post("/v1/groups", json!({"name": "crowd"}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut users = Vec::new();
+    for i in 0..16 {
+        users.push(admin.create_user(&format!("member-{i}")).await["id"].clone());
+    }
+    let adds: Vec<_> = users
+        .iter()
+        .map(|id| {
+            let (admin, group, id) = (admin.clone(), group.clone(), id.clone());
+            tokio::spawn(async move {
+                admin
+                    .post(
+                        &format!("/v1/groups/{group}/members"),
+                        json!({"kind": "user", "id": id}),
+                    )
+                    .await
+                    .expect(201)
+            })
+        })
+        .collect();
+    for add in adds {
+        add.await.unwrap();
+    }
+    let members = admin
+        .get(&format!("/v1/groups/{group}/members?limit=100"))
+        .await
+        .expect(200);
+    assert_eq!(members["items"].as_array().unwrap().len(), 16);
+}

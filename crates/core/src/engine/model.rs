@@ -40,7 +40,7 @@ pub enum Scope {
 }
 
 /// A role given to a principal (a node: a user, a group, a team…) at a scope, between two
-/// instants (Unix seconds, end exclusive).
+/// instants (`tenant::instant`: Unix milliseconds; the end exclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Assignment {
     pub principal: u32,

@@ -204,6 +204,12 @@ pub struct TenantEngine {
     denies: Vec<(DenyAssignmentId, String)>,
 }
 
+/// An instant as the engine compares them: milliseconds since the Unix epoch. Whole seconds
+/// would let an assignment start up to a second early.
+pub fn instant(at: time::OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 fn intern<K: std::hash::Hash + Eq + Clone>(keys: impl IntoIterator<Item = K>) -> HashMap<K, u32> {
     let mut map = HashMap::new();
     for key in keys {
@@ -352,8 +358,8 @@ impl TenantEngine {
                         principal: node(&a.principal)?,
                         role: *role_index.get(&a.role)?,
                         scope: scope(a.scope)?,
-                        starts_at: a.starts_at.map(|t| t.unix_timestamp()),
-                        ends_at: a.ends_at.map(|t| t.unix_timestamp()),
+                        starts_at: a.starts_at.map(instant),
+                        ends_at: a.ends_at.map(instant),
                     },
                 ))
             })
@@ -543,7 +549,7 @@ impl TenantEngine {
     }
 
     /// May `subject` do `action` (a name of the resource's type: `read`) on `resource` at
-    /// `now` (Unix seconds)?
+    /// `now` (an `instant`)?
     pub fn check(&self, subject: Subject, action: &str, resource: &Resource, now: i64) -> Verdict {
         let verdict = |allowed, reason| Verdict { allowed, reason };
         let Some(action) = self.action_id(resource.resource_type, action) else {
@@ -771,7 +777,8 @@ mod tests {
     use crate::authz::Plane;
     use crate::resources::{ResourceAction, RolePermission};
 
-    const NOW: i64 = 1_800_000_000;
+    /// Milliseconds, as `instant` gives them.
+    const NOW: i64 = 1_800_000_000_000;
 
     struct Tenant {
         source: Source,
@@ -787,8 +794,8 @@ mod tests {
         reader: RoleId,
     }
 
-    fn at(unix: i64) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(unix).unwrap()
+    fn at(millis: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).unwrap()
     }
 
     fn assign(principal: PrincipalRef, role: RoleRef, scope: Scope) -> RoleAssignment {
@@ -931,6 +938,28 @@ mod tests {
         resource: Resource,
     ) -> Verdict {
         engine.check(Subject::Principal(who), action, &resource, NOW)
+    }
+
+    #[test]
+    fn windows_are_kept_to_the_millisecond() {
+        let mut t = tenant();
+        let mut starting = assign(t.bob, RoleRef::Custom(t.reader), Scope::Tenant);
+        starting.starts_at = Some(at(NOW + 500));
+        let mut ending = assign(t.carol, RoleRef::Custom(t.reader), Scope::Tenant);
+        ending.ends_at = Some(at(NOW + 500));
+        t.source.assignments.extend([starting, ending]);
+        let engine = TenantEngine::build(t.source.clone()).unwrap();
+        let read = |who, now| {
+            engine
+                .check(Subject::Principal(who), "read", &doc("d-sales"), now)
+                .allowed
+        };
+        // Half a second before it starts, an assignment grants nothing, even in the same second.
+        assert!(!read(t.bob, NOW));
+        assert!(read(t.bob, NOW + 500));
+        assert!(read(t.carol, NOW + 499));
+        assert!(!read(t.carol, NOW + 500));
+        assert_eq!(instant(at(NOW + 1)), NOW + 1);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use portcullis_core::audit::{NewAuditEvent, Outcome, Target};
 use portcullis_core::authz::{Action, Scope};
 use portcullis_core::engine::tenant::{
-    Reason, RecordProperties, Resource, Subject, TenantEngine, Verdict,
+    Reason, RecordProperties, Resource, Subject, TenantEngine, Verdict, instant,
 };
 use portcullis_core::identity::{PrincipalKind, PrincipalRef};
 
@@ -425,7 +425,7 @@ pub async fn evaluation(
     ApiJson(body): ApiJson<EvaluationBody>,
 ) -> ApiResult<Json<DecisionBody>> {
     let current = engine_for(&state, &caller, &tenant, body.context.as_ref()).await?;
-    let now = state.clock.now().unix_timestamp();
+    let now = instant(state.clock.now());
     let decided = decide(&current.engine, &body, &body, now)?;
     let response = answer(&decided.verdict, current.revision);
     account(&state, &caller, std::slice::from_ref(&decided));
@@ -443,7 +443,7 @@ pub async fn evaluations(
     ApiJson(body): ApiJson<EvaluationsBody>,
 ) -> ApiResult<Response> {
     let current = engine_for(&state, &caller, &tenant, body.context.as_ref()).await?;
-    let now = state.clock.now().unix_timestamp();
+    let now = instant(state.clock.now());
     let defaults = EvaluationBody {
         subject: body.subject,
         resource: body.resource,
@@ -544,7 +544,7 @@ pub async fn search_subject(
         })
         .transpose()?;
     let resource = resource_of(resource_body)?;
-    let now = state.clock.now().unix_timestamp();
+    let now = instant(state.clock.now());
     let (found, more) = current
         .engine
         .subjects(kind, &action.name, &resource, now, after, limit)
@@ -574,7 +574,7 @@ pub async fn search_resource(
     let who = subject(required(body.subject.as_ref(), "subject")?)?;
     let resource_type = &required(body.resource.as_ref(), "resource")?.kind;
     let action = required(body.action.as_ref(), "action")?;
-    let now = state.clock.now().unix_timestamp();
+    let now = instant(state.clock.now());
     let (found, more) = current
         .engine
         .resources(
@@ -608,7 +608,7 @@ pub async fn search_action(
     let who = subject(required(body.subject.as_ref(), "subject")?)?;
     let resource_body = required(body.resource.as_ref(), "resource")?;
     let resource = resource_of(resource_body)?;
-    let now = state.clock.now().unix_timestamp();
+    let now = instant(state.clock.now());
     let found = current
         .engine
         .actions(who, &resource, now)
