@@ -45,12 +45,8 @@ pub struct WhoCanArgs {
     /// Which principals to list: user, group or service_principal.
     #[arg(long, default_value = "user")]
     kind: String,
-    /// Principals per page (1-1000).
-    #[arg(long, default_value_t = 50)]
-    limit: u32,
-    /// The `next page` token printed by the previous page.
-    #[arg(long)]
-    page_token: Option<String>,
+    #[command(flatten)]
+    page: Page,
     #[command(flatten)]
     freshness: Freshness,
 }
@@ -68,14 +64,27 @@ pub struct WhatCanArgs {
     /// List the records on which the subject may do this action (`document.read`).
     #[arg(long)]
     action: Option<String>,
-    /// Records per page (1-1000), with `--action`.
-    #[arg(long, default_value_t = 50)]
-    limit: u32,
-    /// The `next page` token printed by the previous page.
-    #[arg(long)]
-    page_token: Option<String>,
+    #[command(flatten)]
+    page: Page,
     #[command(flatten)]
     freshness: Freshness,
+}
+
+/// Paging of a search's answers.
+#[derive(clap::Args)]
+struct Page {
+    /// Answers per page (1-1000).
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// The token printed after the previous page.
+    #[arg(long)]
+    page_token: Option<String>,
+}
+
+impl Page {
+    fn body(&self) -> Value {
+        json!({"limit": self.limit, "token": self.page_token.clone().unwrap_or_default()})
+    }
 }
 
 #[derive(clap::Args)]
@@ -291,7 +300,7 @@ pub async fn who_can(args: WhoCanArgs) -> anyhow::Result<ExitCode> {
         "action": {"name": args.action},
         "resource": resource(&args.resource)?,
         "context": args.freshness.context()?,
-        "page": {"limit": args.limit, "token": args.page_token.unwrap_or_default()},
+        "page": args.page.body(),
     });
     let answer = pdp.ask("search/subject", body).await?;
     for found in answer["results"].as_array().into_iter().flatten() {
@@ -319,7 +328,7 @@ pub async fn what_can(args: WhatCanArgs) -> anyhow::Result<ExitCode> {
                 "action": {"name": action},
                 "resource": {"type": kind},
                 "context": context,
-                "page": {"limit": args.limit, "token": args.page_token.unwrap_or_default()},
+                "page": args.page.body(),
             });
             pdp.ask("search/resource", body).await?
         }
