@@ -358,15 +358,19 @@ pub enum GroupCommand {
         /// Group id.
         id: String,
     },
-    /// Create a group.
+    /// Create a group (with --business-unit, a team of that unit).
     Create {
         /// Unique (case-insensitively) name in the tenant.
         name: String,
         /// Free text.
         #[arg(long)]
         description: Option<String>,
+        /// Make it a team of this business unit (id): roles it holds at business-unit depths
+        /// reach from this unit instead of from each member's.
+        #[arg(long)]
+        business_unit: Option<String>,
     },
-    /// Rename a group or change its description.
+    /// Rename a group, change its description, or make it a team of a unit.
     Update {
         /// Group id.
         id: String,
@@ -376,6 +380,9 @@ pub enum GroupCommand {
         /// An empty value clears it.
         #[arg(long)]
         description: Option<String>,
+        /// The team's business unit (id); an empty value makes it a plain group again.
+        #[arg(long)]
+        business_unit: Option<String>,
         /// Only update if the group is still at this ETag.
         #[arg(long)]
         if_match: Option<String>,
@@ -870,10 +877,15 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                         .await?
                 }
                 GroupCommand::Get { id } => api.get(&format!("/v1/groups/{id}"), none).await?,
-                GroupCommand::Create { name, description } => {
+                GroupCommand::Create {
+                    name,
+                    description,
+                    business_unit,
+                } => {
                     let body = object(vec![
                         ("name", Some(json!(name))),
                         ("description", text(description)),
+                        ("business_unit_id", text(business_unit)),
                     ]);
                     api.call(M::POST, "/v1/groups", none, Some(&body), None)
                         .await?
@@ -882,11 +894,13 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                     id,
                     name,
                     description,
+                    business_unit,
                     if_match,
                 } => {
                     let body = object(vec![
                         ("name", text(name)),
                         ("description", clearable(description)),
+                        ("business_unit_id", clearable(business_unit)),
                     ]);
                     api.call(
                         M::PATCH,

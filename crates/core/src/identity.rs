@@ -165,6 +165,9 @@ pub struct Group {
     pub tenant_id: TenantId,
     pub name: String,
     pub description: Option<String>,
+    /// Set, the group is a team of this unit: roles it holds at `business_unit` and
+    /// `business_unit_tree` depth reach from this unit, not from each member's.
+    pub business_unit_id: Option<BusinessUnitId>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]

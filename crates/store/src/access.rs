@@ -952,7 +952,7 @@ impl Store {
             .fetch_all(
                 query(
                     "SELECT 'user' AS kind, id, business_unit_id FROM users WHERE tenant_id = $1 AND state = 'active' \
-                     UNION ALL SELECT 'group', id, NULL FROM groups WHERE tenant_id = $1 \
+                     UNION ALL SELECT 'group', id, business_unit_id FROM groups WHERE tenant_id = $1 \
                      UNION ALL SELECT 'service_principal', id, NULL FROM service_principals WHERE tenant_id = $1 AND state = 'active'",
                 )
                 .bind(t()),

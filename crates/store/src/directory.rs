@@ -469,6 +469,7 @@ impl Store {
                 query(
                     "SELECT (SELECT COUNT(*) FROM business_units WHERE tenant_id = $1 AND parent_id = $2) + \
                      (SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND business_unit_id = $2) + \
+                     (SELECT COUNT(*) FROM groups WHERE tenant_id = $1 AND business_unit_id = $2) + \
                      (SELECT COUNT(*) FROM records WHERE tenant_id = $1 AND business_unit_id = $2) AS n",
                 )
                 .bind(ctx.tenant_id)
@@ -479,7 +480,7 @@ impl Store {
         if in_use > 0 {
             return Err(StoreError::conflict(
                 "id",
-                "the business unit still has child units, users or records; move them first",
+                "the business unit still has child units, users, teams or records; move them first",
             ));
         }
         crate::access::remove_scoped(&mut w, Scope::BusinessUnit(id)).await?;

@@ -37,7 +37,7 @@ pub(crate) const USER_COLUMNS: &str = user_columns!();
 
 macro_rules! group_columns {
     () => {
-        "id, tenant_id, name, description, created_at, updated_at, version"
+        "id, tenant_id, name, description, business_unit_id, created_at, updated_at, version"
     };
 }
 
@@ -79,6 +79,7 @@ fn group_from_row(row: &Row) -> Result<Group, StoreError> {
         tenant_id: row.parse("tenant_id")?,
         name: row.text("name")?,
         description: row.opt_text("description")?,
+        business_unit_id: row.opt_parse("business_unit_id")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
         version: row.int("version")?,
@@ -684,18 +685,23 @@ impl Store {
 
     // ---- groups ----
 
+    /// Creates a group; with a business unit, a team of that unit.
     pub async fn create_group(
         &self,
         ctx: &WriteContext,
         name: Name,
         description: Option<String>,
+        business_unit_id: Option<BusinessUnitId>,
     ) -> Result<Group, StoreError> {
         let mut w = self.write(ctx).await?;
+        if let Some(unit) = business_unit_id {
+            require_business_unit(&mut w, unit).await?;
+        }
         let row = w
             .fetch_one(
                 query(concat!(
-                    "INSERT INTO groups (id, tenant_id, name, name_key, description, created_at, updated_at, version) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $6, 1) RETURNING ",
+                    "INSERT INTO groups (id, tenant_id, name, name_key, description, business_unit_id, created_at, updated_at, version) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1) RETURNING ",
                     group_columns!()
                 ))
                 .bind(GroupId::generate())
@@ -703,6 +709,7 @@ impl Store {
                 .bind(name.display)
                 .bind(name.key)
                 .bind(description)
+                .bind(business_unit_id)
                 .bind(ctx.now),
             )
             .await
@@ -771,14 +778,18 @@ impl Store {
         expected_version: i64,
         name: Name,
         description: Option<String>,
+        business_unit_id: Option<BusinessUnitId>,
     ) -> Result<Group, StoreError> {
         let mut w = self.write(ctx).await?;
         let before = self.group(ctx.tenant_id, id).await?;
+        if let Some(unit) = business_unit_id {
+            require_business_unit(&mut w, unit).await?;
+        }
         let row = w
             .fetch_optional(
                 query(concat!(
-                    "UPDATE groups SET name = $3, name_key = $4, description = $5, updated_at = $6, version = version + 1 \
-                     WHERE tenant_id = $1 AND id = $2 AND version = $7 RETURNING ",
+                    "UPDATE groups SET name = $3, name_key = $4, description = $5, updated_at = $6, version = version + 1, \
+                     business_unit_id = $8 WHERE tenant_id = $1 AND id = $2 AND version = $7 RETURNING ",
                     group_columns!()
                 ))
                 .bind(ctx.tenant_id)
@@ -787,7 +798,8 @@ impl Store {
                 .bind(name.key)
                 .bind(description)
                 .bind(ctx.now)
-                .bind(expected_version),
+                .bind(expected_version)
+                .bind(business_unit_id),
             )
             .await
             .map_err(|e| e.on_unique(GROUP_UNIQUES))?;

@@ -1164,3 +1164,74 @@ async fn allowed_decisions_are_sampled_into_the_audit_trail_as_the_tenant_says()
         "assignment"
     );
 }
+
+#[tokio::test]
+async fn a_team_passes_its_roles_on_from_its_own_unit() {
+    let server = TestServer::start().await;
+    let t = acme(&server, "acme").await;
+    let refused = t
+        .admin
+        .post(
+            "/v1/groups",
+            json!({"name": "nowhere", "business_unit_id": "0190f1c2-7a1b-7c3d-8e4f-0123456789ab"}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(refused["field"], "business_unit_id");
+    let team = t
+        .admin
+        .post(
+            "/v1/groups",
+            json!({"name": "emea-support", "business_unit_id": t.emea}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(team["business_unit_id"], t.emea.as_str());
+    let team_id = team["id"].as_str().unwrap().to_owned();
+    t.admin
+        .post(
+            &format!("/v1/groups/{team_id}/members"),
+            json!({"kind": "user", "id": t.bob}),
+        )
+        .await
+        .expect(201);
+    let unit_reader = t
+        .admin
+        .post(
+            "/v1/custom-roles",
+            json!({"name": "Unit reader", "permissions": [{"action": "document.read", "depth": "business_unit"}]}),
+        )
+        .await
+        .expect(201);
+    t.admin
+        .post(
+            "/v1/role-assignments",
+            json!({"principal": {"kind": "group", "id": team_id}, "role": unit_reader["id"], "scope": "tenant"}),
+        )
+        .await
+        .expect(201);
+
+    // Bob is in sales; through the EMEA team he reads EMEA's records, not his own unit's.
+    let d = evaluate(&t.pep, "acme", ask(&t.bob, "read", "d-emea")).await;
+    assert_eq!(d["decision"], true, "{d}");
+    assert_eq!(d["context"]["reason"]["principal"]["id"], team_id.as_str());
+    let d = evaluate(&t.pep, "acme", ask(&t.bob, "read", "d-sales")).await;
+    assert_eq!(d["context"]["reason"]["kind"], "depth_too_shallow", "{d}");
+
+    // Made a plain group again, its role counts from each member's own unit.
+    t.admin
+        .patch(
+            &format!("/v1/groups/{team_id}"),
+            json!({"business_unit_id": null}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        evaluate(&t.pep, "acme", ask(&t.bob, "read", "d-sales")).await["decision"],
+        true
+    );
+    assert_eq!(
+        evaluate(&t.pep, "acme", ask(&t.bob, "read", "d-emea")).await["decision"],
+        false
+    );
+}

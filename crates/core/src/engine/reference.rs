@@ -45,9 +45,13 @@ pub fn covers(model: &Model, scope: Scope, record: u32) -> bool {
     }
 }
 
-pub fn reaches(model: &Model, principal: u32, depth: Depth, record: u32) -> bool {
+/// Whether a permission at `depth`, held by `principal` through `holder` (itself or one of
+/// its groups), reaches `record`. Unit depths count from a team's unit when the holder is a
+/// group with one, from the asker's otherwise; `own` is always the asker's (and its groups').
+pub fn reaches(model: &Model, principal: u32, holder: u32, depth: Depth, record: u32) -> bool {
     let r = &model.records[record as usize];
-    let home = model.home_unit[principal as usize];
+    let team = model.home_unit[holder as usize].filter(|_| holder != principal);
+    let home = team.or(model.home_unit[principal as usize]);
     match depth {
         Depth::Tenant => true,
         Depth::BusinessUnitTree => home.is_some_and(|h| within(model, r.business_unit, h)),
@@ -80,7 +84,7 @@ pub fn decide(model: &Model, check: Check) -> bool {
                 && covers(model, a.scope, check.record)
                 && model.roles[a.role as usize].iter().any(|p| {
                     p.action == check.action
-                        && reaches(model, check.principal, p.depth, check.record)
+                        && reaches(model, check.principal, a.principal, p.depth, check.record)
                 })
         })
 }

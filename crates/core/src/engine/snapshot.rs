@@ -426,16 +426,28 @@ impl Snapshot {
         }
     }
 
-    /// The depths (a bit each) at which a permission of `principal` reaches `record`.
-    fn reach(&self, principal: u32, record: &Record) -> u8 {
+    /// The depths (a bit each) at which a permission `principal` holds through `holder` (itself
+    /// or one of its groups) reaches `record`. Business-unit depths are measured from the
+    /// asker's unit, except through a team (a group with a unit of its own): from the team's.
+    /// `asker` memoizes the asker's own, which most rows share.
+    fn reach(&self, principal: u32, holder: u32, record: &Record, asker: &mut Option<u8>) -> u8 {
+        let unit = |node: u32| self.home_unit.get(node as usize).copied().flatten();
+        match unit(holder).filter(|_| holder != principal) {
+            Some(team) => self.reach_from(principal, Some(team), record),
+            None => {
+                *asker.get_or_insert_with(|| self.reach_from(principal, unit(principal), record))
+            }
+        }
+    }
+
+    fn reach_from(&self, principal: u32, home: Option<u32>, record: &Record) -> u8 {
         DEPTHS
             .iter()
-            .filter(|depth| self.reaches(principal, **depth, record))
+            .filter(|depth| self.reaches(principal, home, **depth, record))
             .fold(0, |bits, depth| bits | depth_bit(*depth))
     }
 
-    fn reaches(&self, principal: u32, depth: Depth, record: &Record) -> bool {
-        let home = self.home_unit.get(principal as usize).copied().flatten();
+    fn reaches(&self, principal: u32, home: Option<u32>, depth: Depth, record: &Record) -> bool {
         match depth {
             Depth::Tenant => true,
             Depth::BusinessUnitTree => {
@@ -476,20 +488,20 @@ impl Snapshot {
         &self,
         principal: u32,
         action: u32,
-        mut visit: impl FnMut(&Held) -> ControlFlow<B>,
+        mut visit: impl FnMut(u32, &Held) -> ControlFlow<B>,
     ) -> ControlFlow<B> {
-        let mut found: [&[Held]; LOOKUPS] = [&[]; LOOKUPS];
-        found[0] = self.held.of(principal, action);
+        let mut found: [(u32, &[Held]); LOOKUPS] = [(principal, &[]); LOOKUPS];
+        found[0].1 = self.held.of(principal, action);
         let mut filled = 1;
         let mut groups = self.groups.groups_of(principal);
         loop {
             let (now, later) = groups.split_at(groups.len().min(LOOKUPS - filled));
-            for (rows, group) in found[filled..].iter_mut().zip(now) {
-                *rows = self.held.of(*group, action);
+            for (slot, group) in found[filled..].iter_mut().zip(now) {
+                *slot = (*group, self.held.of(*group, action));
             }
-            for rows in &found[..filled + now.len()] {
+            for (holder, rows) in &found[..filled + now.len()] {
                 for held in *rows {
-                    visit(held)?;
+                    visit(*holder, held)?;
                 }
             }
             if later.is_empty() {
@@ -556,10 +568,10 @@ impl Snapshot {
             }
         }
         // Most checks find no row whose scope covers the record: reach only when one does.
-        let mut reach = None;
-        let allowing = self.held_by(p, action, |held| {
+        let mut asker = None;
+        let allowing = self.held_by(p, action, |holder, held| {
             if self.covers(held.scope(), target)
-                && held.bits & *reach.get_or_insert_with(|| self.reach(p, &target.record)) != 0
+                && held.bits & self.reach(p, holder, &target.record, &mut asker) != 0
                 && self.held.is_in_force(held, now)
             {
                 ControlFlow::Break(held.assignment as usize)
@@ -576,12 +588,12 @@ impl Snapshot {
     /// Among the assignments whose role has `action`, the one that missed by the fewest rules,
     /// reported by the first rule it broke (scope, then depth, then time window).
     fn nearest_miss(&self, p: u32, action: u32, target: &Target, now: i64) -> Refusal {
-        let reach = self.reach(p, &target.record);
+        let mut asker = None;
         let mut nearest: Option<(usize, Refusal)> = None;
-        let _ = self.held_by(p, action, |held| {
+        let _ = self.held_by(p, action, |holder, held| {
             let assignment = held.assignment as usize;
             let scope_ok = self.covers(held.scope(), target);
-            let depth_ok = held.bits & reach != 0;
+            let depth_ok = held.bits & self.reach(p, holder, &target.record, &mut asker) != 0;
             let window_ok = self.held.is_in_force(held, now);
             let misses = [scope_ok, depth_ok, window_ok]
                 .iter()
@@ -878,7 +890,13 @@ mod tests {
         let reaches = |a: &Assignment| {
             model.roles[a.role as usize].iter().any(|p| {
                 p.action == check.action
-                    && reference::reaches(model, check.principal, p.depth, check.record)
+                    && reference::reaches(
+                        model,
+                        check.principal,
+                        a.principal,
+                        p.depth,
+                        check.record,
+                    )
             })
         };
         match refusal {

@@ -941,6 +941,61 @@ mod tests {
     }
 
     #[test]
+    fn a_team_passes_its_roles_on_from_its_own_unit() {
+        let mut t = tenant();
+        let team = GroupId::generate();
+        let unit_reader = RoleId::generate();
+        t.source
+            .principals
+            .push((PrincipalRef::group(team), Some(t.emea)));
+        t.source.memberships.push((t.bob, team));
+        t.source.custom_roles.push(CustomRole {
+            id: unit_reader,
+            name: "Unit reader".into(),
+            description: None,
+            permissions: vec![RolePermission {
+                action: "document.read".into(),
+                depth: Depth::BusinessUnit,
+            }],
+            created_at: at(NOW),
+            updated_at: at(NOW),
+            version: 1,
+        });
+        let held = assign(
+            PrincipalRef::group(team),
+            RoleRef::Custom(unit_reader),
+            Scope::Tenant,
+        );
+        t.source.assignments.push(held.clone());
+        let engine = TenantEngine::build(t.source.clone()).unwrap();
+
+        // Bob's own unit is sales, but through the EMEA team he reads EMEA's records...
+        let v = check(&engine, t.bob, "read", doc("d-emea"));
+        assert!(v.allowed, "{v:?}");
+        assert!(
+            matches!(v.reason, Reason::Assignment { assignment_id, principal, .. }
+                if assignment_id == held.id && principal == PrincipalRef::group(team))
+        );
+        // ...and not his own unit's through it: the depth counts from the team's unit.
+        assert_eq!(
+            check(&engine, t.bob, "read", doc("d-sales")).reason,
+            Reason::DepthTooShallow {
+                assignment_id: held.id,
+                role: RoleRef::Custom(unit_reader)
+            }
+        );
+        // A plain group's roles still count from each member's own unit.
+        let mut plain = t.source.clone();
+        plain
+            .principals
+            .retain(|(p, _)| *p != PrincipalRef::group(team));
+        plain.principals.push((PrincipalRef::group(team), None));
+        let engine = TenantEngine::build(plain).unwrap();
+        assert!(check(&engine, t.bob, "read", doc("d-sales")).allowed);
+        assert!(!check(&engine, t.bob, "read", doc("d-emea")).allowed);
+    }
+
+    #[test]
     fn windows_are_kept_to_the_millisecond() {
         let mut t = tenant();
         let mut starting = assign(t.bob, RoleRef::Custom(t.reader), Scope::Tenant);

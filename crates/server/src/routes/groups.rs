@@ -8,12 +8,12 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use portcullis_core::GroupId;
 use portcullis_core::audit::Target;
 use portcullis_core::authz::{Action, Scope};
 use portcullis_core::identity::{Group, GroupMember, PrincipalKind, PrincipalRef};
 use portcullis_core::names::{parse_description, parse_name};
 use portcullis_core::page::{Page, PageRequest};
+use portcullis_core::{BusinessUnitId, GroupId};
 
 use crate::auth::Caller;
 use crate::error::{ApiResult, Problem};
@@ -27,6 +27,9 @@ use crate::state::AppState;
 pub struct CreateGroup {
     pub name: String,
     pub description: Option<String>,
+    /// Makes the group a team of this unit: roles it holds at `business_unit` or
+    /// `business_unit_tree` depth reach from this unit instead of from each member's.
+    pub business_unit_id: Option<BusinessUnitId>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -36,6 +39,10 @@ pub struct UpdateGroup {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
+    /// A unit makes it a team of that unit; `null` makes it a plain group again.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub business_unit_id: Option<Option<BusinessUnitId>>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -98,7 +105,12 @@ pub async fn create_group(
         .transpose()?;
     let group = state
         .store
-        .create_group(&caller.write_context(&state), name, description)
+        .create_group(
+            &caller.write_context(&state),
+            name,
+            description,
+            body.business_unit_id,
+        )
         .await?;
     Ok(Tagged::created(group.version, group))
 }
@@ -135,6 +147,7 @@ pub async fn update_group(
             .map(|d| parse_description("description", &d))
             .transpose()?,
     };
+    let business_unit_id = body.business_unit_id.unwrap_or(current.business_unit_id);
     let version = precondition.check(current.version)?;
     let group = state
         .store
@@ -144,6 +157,7 @@ pub async fn update_group(
             version,
             name,
             description,
+            business_unit_id,
         )
         .await
         .map_err(|e| concurrent(e, &precondition))?;
