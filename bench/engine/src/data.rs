@@ -126,9 +126,12 @@ impl Tenant {
                 }
             }
         }
-        // Teams (the groups that own records) sit in a business unit too.
+        // The groups that own records keep most of them in one unit. That unit is not the
+        // groups' home: a group with a home is a team, whose roles reach from its own unit,
+        // and the peers' models measure depth from the member only.
+        let mut owner_unit = home_unit.clone();
         for g in 0..sizes.groups {
-            home_unit[group(g) as usize] = Some(rng.random_range(0..sizes.units));
+            owner_unit[group(g) as usize] = Some(rng.random_range(0..sizes.units));
         }
 
         // Roles: 2–6 permissions each, depths evenly spread.
@@ -163,7 +166,7 @@ impl Tenant {
             } else {
                 group(rng.random_range(0..sizes.groups))
             };
-            let business_unit = match home_unit[owner as usize] {
+            let business_unit = match owner_unit[owner as usize] {
                 Some(home) if rng.random_bool(0.7) => home,
                 _ => rng.random_range(0..sizes.units),
             };
