@@ -441,6 +441,38 @@ fn the_benchmarks_run_and_check_their_own_results() {
         stdout.contains("password sign-ins/s") && stdout.contains("of the bound"),
         "{stdout}"
     );
+    let access = Command::new(BIN)
+        .args([
+            "bench",
+            "access",
+            "--users",
+            "20",
+            "--records",
+            "50",
+            "--single",
+            "100",
+            "--batches",
+            "3",
+            "--batch",
+            "50",
+            "--runs",
+            "1",
+            "--connections",
+            "4",
+        ])
+        .env("TMPDIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&access.stdout);
+    assert!(
+        access.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&access.stderr)
+    );
+    assert!(
+        stdout.contains("median of 1: single") && stdout.contains("decisions/s"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
@@ -517,4 +549,121 @@ async fn several_servers_share_one_database() {
     }
     let (code, stdout, stderr) = cli_at(&b.base, &keys[0], &["audit", "verify"]).await;
     assert_eq!(code, 0, "one unbroken chain across nodes: {stdout}{stderr}");
+}
+
+/// Three server processes on one PostgreSQL database, the two others polling the change feed
+/// only once a minute: a role removed through the first is refused by the admin API of the
+/// others at once, and their AuthZEN answers follow as soon as PostgreSQL notifies them.
+#[tokio::test]
+async fn a_role_removed_through_one_process_is_refused_by_two_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new(dir.path()).await;
+    if !db.is_postgres() {
+        // Several processes on one SQLite file have no notifications; this is PostgreSQL's.
+        return;
+    }
+    let kek = kek();
+    let rarely = ["--authz-poll-interval-ms", "60000"];
+    let nodes: Vec<Process> = (0..3)
+        .map(|n| {
+            let data = dir.path().join(format!("node-{n}"));
+            std::fs::create_dir_all(&data).unwrap();
+            Process::start(&data, &db, &kek, &rarely)
+        })
+        .collect();
+    let key = nodes
+        .iter()
+        .find_map(Process::bootstrap_key)
+        .expect("one node bootstrapped the database");
+    let admin = nodes[0].client(&key);
+    let tenant = admin.get("/v1/me").await.expect(200)["tenant"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let root = admin.get("/v1/business-units").await.expect(200)["items"][0]["id"].clone();
+    admin
+        .post(
+            "/v1/resource-types",
+            json!({"name": "doc", "actions": [{"name": "read", "plane": "data"}]}),
+        )
+        .await
+        .expect(201);
+    let role = admin
+        .post(
+            "/v1/custom-roles",
+            json!({"name": "Reader", "permissions": [{"action": "doc.read"}, {"action": "user.read"}]}),
+        )
+        .await
+        .expect(201);
+    let sp = admin
+        .post("/v1/service-principals", json!({"name": "reader"}))
+        .await
+        .expect(201);
+    let reader = json!({"type": "service_principal", "id": sp["id"]});
+    let assignment = admin
+        .post(
+            "/v1/role-assignments",
+            json!({"principal": {"kind": "service_principal", "id": sp["id"]}, "role": role["id"]}),
+        )
+        .await
+        .expect(201);
+    let reader_key = admin
+        .post(
+            &format!(
+                "/v1/service-principals/{}/api-keys",
+                sp["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await
+        .expect(201)["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ask = json!({
+        "subject": reader,
+        "action": {"name": "read"},
+        "resource": {"type": "doc", "id": "d-1", "properties": {"business_unit_id": root}}
+    });
+    let evaluation = format!("/t/{tenant}/access/v1/evaluation");
+    for node in &nodes[1..] {
+        node.client(&reader_key).get("/v1/users").await.expect(200);
+        let d = node
+            .client(&key)
+            .post(&evaluation, with_latest(&ask))
+            .await
+            .expect(200);
+        assert_eq!(d["decision"], true, "{d}");
+    }
+
+    admin
+        .delete(&format!(
+            "/v1/role-assignments/{}",
+            assignment["id"].as_str().unwrap()
+        ))
+        .await
+        .expect(204);
+    for node in &nodes[1..] {
+        node.client(&reader_key).get("/v1/users").await.problem(403);
+        let mut refused = false;
+        for _ in 0..500 {
+            let d = node
+                .client(&key)
+                .post(&evaluation, ask.clone())
+                .await
+                .expect(200);
+            if d["decision"] == false {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(refused, "{} never heard of the change", node.base);
+    }
+}
+
+fn with_latest(ask: &serde_json::Value) -> serde_json::Value {
+    let mut ask = ask.clone();
+    ask["context"] = json!({"min_revision": "latest"});
+    ask
 }
