@@ -1235,3 +1235,62 @@ async fn a_team_passes_its_roles_on_from_its_own_unit() {
         false
     );
 }
+
+#[tokio::test]
+async fn roles_are_cloned_into_custom_roles_to_edit() {
+    let server = TestServer::start().await;
+    let t = acme(&server, "acme").await;
+    let clone = t
+        .admin
+        .post(
+            "/v1/roles/user_administrator/clone",
+            json!({"name": "Helpdesk"}),
+        )
+        .await
+        .expect(201);
+    let builtin = t.admin.get("/v1/roles").await.expect(200);
+    let expected: Vec<Value> = builtin
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "user_administrator")
+        .unwrap()["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| json!({"action": a, "depth": "tenant"}))
+        .collect();
+    assert_eq!(clone["permissions"], json!(expected));
+    // A clone of the clone, and refusals that change nothing.
+    let again = t
+        .admin
+        .post(
+            &format!("/v1/roles/{}/clone", clone["id"].as_str().unwrap()),
+            json!({"name": "Helpdesk 2"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(again["permissions"], clone["permissions"]);
+    t.admin
+        .post("/v1/roles/overlord/clone", json!({"name": "x"}))
+        .await
+        .problem(404);
+    t.admin
+        .post("/v1/roles/auditor/clone", json!({"name": "Helpdesk"}))
+        .await
+        .problem(409);
+    t.pep
+        .post("/v1/roles/auditor/clone", json!({"name": "Mine"}))
+        .await
+        .problem(403);
+    assert_eq!(
+        t.admin
+            .get("/v1/custom-roles")
+            .await
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}

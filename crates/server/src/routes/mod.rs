@@ -195,6 +195,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             resources::create_deny_assignment
         ))
         .routes(routes!(resources::delete_deny_assignment))
+        .routes(routes!(resources::clone_role))
         .routes(routes!(
             resources::get_access_settings,
             resources::put_access_settings

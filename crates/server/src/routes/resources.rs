@@ -8,7 +8,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use portcullis_core::audit::Target;
-use portcullis_core::authz::{Action, Scope};
+use portcullis_core::authz::{Action, RoleRef, Scope};
+use portcullis_core::engine::model::Depth;
 use portcullis_core::identity::PrincipalRef;
 use portcullis_core::names::{parse_description, parse_name};
 use portcullis_core::resources::{
@@ -182,6 +183,55 @@ pub async fn create_custom_role(
             parse_name("name", &body.name)?,
             description(body.description)?,
             body.permissions,
+        )
+        .await?;
+    Ok(Tagged::created(role.version, role))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloneRoleBody {
+    pub name: String,
+    pub description: Option<String>,
+}
+
+/// Creates a custom role holding the permissions of a built-in role (`user_administrator`) or
+/// another custom role (its id), to be edited from there: built-in roles cannot be changed.
+#[utoipa::path(post, path = "/v1/roles/{role}/clone", tag = "authorization",
+    params(("role" = String, Path, description = "A built-in role's name or a custom role's id")),
+    request_body = CloneRoleBody,
+    responses((status = 201, body = CustomRole), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn clone_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(role): ApiPath<String>,
+    ApiJson(body): ApiJson<CloneRoleBody>,
+) -> ApiResult<Tagged<CustomRole>> {
+    allow(&state, &caller, Action::RoleWrite, None).await?;
+    let permissions = match role.parse::<RoleRef>().map_err(|_| ApiError::NotFound)? {
+        RoleRef::Builtin(builtin) => builtin
+            .permissions()
+            .iter()
+            .map(|action| RolePermission {
+                action: action.as_str().to_owned(),
+                depth: Depth::Tenant,
+            })
+            .collect(),
+        RoleRef::Custom(id) => {
+            state
+                .store
+                .custom_role(caller.tenant_id(), id)
+                .await?
+                .permissions
+        }
+    };
+    let role = state
+        .store
+        .create_custom_role(
+            &caller.write_context(&state),
+            parse_name("name", &body.name)?,
+            description(body.description)?,
+            permissions,
         )
         .await?;
     Ok(Tagged::created(role.version, role))
