@@ -127,7 +127,8 @@ impl ApiError {
         let (status, slug, title) = self.parts();
         let (detail, field) = match self {
             ApiError::Unauthenticated { detail } => ((*detail).to_owned(), None),
-            ApiError::Forbidden(reason) => (format!("You are not allowed to do this: {reason}."), None),
+            // The engine's refusals read "denied: …" or "denied by …".
+            ApiError::Forbidden(reason) => (format!("The request was {reason}."), None),
             ApiError::NotFound => ("No such object exists in your tenant.".to_owned(), None),
             ApiError::MethodNotAllowed => ("This path does not support this method; see /v1/openapi.json.".to_owned(), None),
             ApiError::BadRequest { field, detail } => (detail.clone(), field.clone()),
