@@ -233,10 +233,10 @@ pub async fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     }
     let allowed = answer["decision"].as_bool() == Some(true);
     let reason = &answer["context"]["reason"];
+    let who = pdp.name_of(&subject).await;
     println!(
-        "{}: {} {} {} on {}",
+        "{}: {who} {} {} on {}",
         if allowed { "ALLOWED" } else { "DENIED" },
-        pdp.name_of(&subject).await,
         if allowed { "may" } else { "may not" },
         args.action,
         args.resource
@@ -245,7 +245,7 @@ pub async fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         "  because {}",
         answer["context"]["reason_text"].as_str().unwrap_or("?")
     );
-    for line in chain(&pdp, &subject, reason).await {
+    for line in chain(&pdp, &subject, &who, reason).await {
         println!("  {line}");
     }
     println!(
@@ -262,13 +262,12 @@ pub async fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
 
 /// The links from the subject to what decided: the group it holds through, the role by name,
 /// and what the role grants.
-async fn chain(pdp: &Pdp, subject: &Value, reason: &Value) -> Vec<String> {
+async fn chain(pdp: &Pdp, subject: &Value, who: &str, reason: &Value) -> Vec<String> {
     let mut lines = Vec::new();
     let holder = &reason["principal"];
     if holder.is_object() && holder["id"] != subject["id"] {
         lines.push(format!(
-            "{} is a member of {} (directly or through nested groups)",
-            pdp.name_of(subject).await,
+            "{who} is a member of {} (directly or through nested groups)",
             pdp.name_of(holder).await
         ));
     }

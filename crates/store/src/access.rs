@@ -64,6 +64,23 @@ fn settings_from(row: Option<&Row>) -> Result<AccessSettings, StoreError> {
     })
 }
 
+/// Runs `delete` unless `reference` finds a row still using the target (then `in_use`);
+/// `NotFound` if nothing was deleted.
+async fn delete_unreferenced(
+    w: &mut Write,
+    reference: crate::db::Query,
+    delete: crate::db::Query,
+    in_use: StoreError,
+) -> Result<(), StoreError> {
+    if w.fetch_optional(reference).await?.is_some() {
+        return Err(in_use);
+    }
+    if w.execute(delete).await? == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
 /// A tenant's latest change-feed revision.
 const CHANGE_HEAD: &str = "SELECT change_seq FROM tenant_heads WHERE tenant_id = $1";
 
@@ -370,29 +387,17 @@ impl Store {
         name: &str,
     ) -> Result<(), StoreError> {
         let mut w = self.write(ctx).await?;
-        let used = w
-            .fetch_optional(
-                query("SELECT id FROM records WHERE tenant_id = $1 AND resource_type = $2 LIMIT 1")
-                    .bind(ctx.tenant_id)
-                    .bind(name),
-            )
-            .await?;
-        if used.is_some() {
-            return Err(StoreError::conflict(
-                "name",
-                "records of this type exist; delete them first",
-            ));
-        }
-        let deleted = w
-            .execute(
-                query("DELETE FROM resource_types WHERE tenant_id = $1 AND name = $2")
-                    .bind(ctx.tenant_id)
-                    .bind(name),
-            )
-            .await?;
-        if deleted == 0 {
-            return Err(StoreError::NotFound);
-        }
+        delete_unreferenced(
+            &mut w,
+            query("SELECT id FROM records WHERE tenant_id = $1 AND resource_type = $2 LIMIT 1")
+                .bind(ctx.tenant_id)
+                .bind(name),
+            query("DELETE FROM resource_types WHERE tenant_id = $1 AND name = $2")
+                .bind(ctx.tenant_id)
+                .bind(name),
+            StoreError::conflict("name", "records of this type exist; delete them first"),
+        )
+        .await?;
         w.record(
             "resource_type.delete",
             "resource_type",
@@ -532,29 +537,17 @@ impl Store {
         id: RoleId,
     ) -> Result<(), StoreError> {
         let mut w = self.write(ctx).await?;
-        let held = w
-            .fetch_optional(
-                query("SELECT id FROM role_assignments WHERE tenant_id = $1 AND role = $2 LIMIT 1")
-                    .bind(ctx.tenant_id)
-                    .bind(id),
-            )
-            .await?;
-        if held.is_some() {
-            return Err(StoreError::conflict(
-                "id",
-                "the role is assigned; remove its assignments first",
-            ));
-        }
-        let deleted = w
-            .execute(
-                query("DELETE FROM custom_roles WHERE tenant_id = $1 AND id = $2")
-                    .bind(ctx.tenant_id)
-                    .bind(id),
-            )
-            .await?;
-        if deleted == 0 {
-            return Err(StoreError::NotFound);
-        }
+        delete_unreferenced(
+            &mut w,
+            query("SELECT id FROM role_assignments WHERE tenant_id = $1 AND role = $2 LIMIT 1")
+                .bind(ctx.tenant_id)
+                .bind(id),
+            query("DELETE FROM custom_roles WHERE tenant_id = $1 AND id = $2")
+                .bind(ctx.tenant_id)
+                .bind(id),
+            StoreError::conflict("id", "the role is assigned; remove its assignments first"),
+        )
+        .await?;
         w.record("custom_role.delete", "custom_role", id, "delete", json!({}));
         w.commit().await?;
         Ok(())
