@@ -1178,6 +1178,17 @@ async fn a_team_passes_its_roles_on_from_its_own_unit() {
         .await
         .problem(422);
     assert_eq!(refused["field"], "business_unit_id");
+    // Another tenant's unit is no unit here.
+    let other = acme(&server, "globex").await;
+    let refused = t
+        .admin
+        .post(
+            "/v1/groups",
+            json!({"name": "intruders", "business_unit_id": other.sales}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(refused["field"], "business_unit_id");
     let team = t
         .admin
         .post(
@@ -1218,6 +1229,15 @@ async fn a_team_passes_its_roles_on_from_its_own_unit() {
     let d = evaluate(&t.pep, "acme", ask(&t.bob, "read", "d-sales")).await;
     assert_eq!(d["context"]["reason"]["kind"], "depth_too_shallow", "{d}");
 
+    let refused = t
+        .admin
+        .patch(
+            &format!("/v1/groups/{team_id}"),
+            json!({"business_unit_id": other.emea}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(refused["field"], "business_unit_id");
     // Made a plain group again, its role counts from each member's own unit.
     t.admin
         .patch(
@@ -1273,6 +1293,16 @@ async fn roles_are_cloned_into_custom_roles_to_edit() {
     assert_eq!(again["permissions"], clone["permissions"]);
     t.admin
         .post("/v1/roles/overlord/clone", json!({"name": "x"}))
+        .await
+        .problem(404);
+    // Another tenant's custom role cannot be copied out of it.
+    let other = acme(&server, "globex").await;
+    let theirs = other.admin.get("/v1/custom-roles").await.expect(200)[0]["id"].clone();
+    t.admin
+        .post(
+            &format!("/v1/roles/{}/clone", theirs.as_str().unwrap()),
+            json!({"name": "Stolen"}),
+        )
         .await
         .problem(404);
     t.admin
