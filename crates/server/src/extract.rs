@@ -145,30 +145,37 @@ pub enum Precondition {
 }
 
 impl Precondition {
-    pub fn from_headers(headers: &HeaderMap) -> Self {
-        let values: Vec<&str> = headers
-            .get_all(header::IF_MATCH)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        if values.is_empty() {
-            return Precondition::None;
+    /// Reads `If-Match`. A value that is not `*` or a list of quoted entity tags (RFC 9110
+    /// §8.8.3) is refused: a write must never go through unconditionally because its condition
+    /// could not be read.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        let malformed = || {
+            ApiError::BadRequest {
+            field: None,
+            detail: "If-Match must be * or a comma-separated list of quoted ETags as this API sends them, such as \"3\"".into(),
         }
-        let tags: Vec<&str> = values
-            .iter()
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .collect();
+        };
+        let mut tags: Vec<&str> = Vec::new();
+        for value in headers.get_all(header::IF_MATCH) {
+            let value = value.to_str().map_err(|_| malformed())?;
+            tags.extend(value.split(',').map(str::trim).filter(|t| !t.is_empty()));
+        }
+        if headers.get(header::IF_MATCH).is_none() {
+            return Ok(Precondition::None);
+        }
+        if tags.is_empty() || !tags.iter().all(|t| *t == "*" || is_entity_tag(t)) {
+            return Err(malformed());
+        }
         if tags.contains(&"*") {
-            return Precondition::Exists;
+            return Ok(Precondition::Exists);
         }
-        // Only strong tags that this server issued can match; anything else matches nothing,
-        // which is a failed precondition rather than a malformed request (RFC 9110 §13.1.1).
-        Precondition::Versions(
+        // Only strong tags that this server issued can match; any other well-formed tag
+        // matches nothing, which is a failed precondition (RFC 9110 §13.1.1).
+        Ok(Precondition::Versions(
             tags.iter()
                 .filter_map(|t| t.strip_prefix('"')?.strip_suffix('"')?.parse::<i64>().ok())
                 .collect(),
-        )
+        ))
     }
 
     /// Checks the precondition against the version read, returning the version the write must
@@ -199,8 +206,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Precondition {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(Precondition::from_headers(&parts.headers))
+        Precondition::from_headers(&parts.headers)
     }
+}
+
+/// `[W/]"…"` with the characters RFC 9110 allows inside an entity tag.
+fn is_entity_tag(tag: &str) -> bool {
+    let opaque = tag.strip_prefix("W/").unwrap_or(tag);
+    opaque.len() >= 2
+        && opaque.starts_with('"')
+        && opaque.ends_with('"')
+        && opaque[1..opaque.len() - 1]
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))
 }
 
 /// Where a request came from, for the audit trail.
@@ -331,18 +349,41 @@ mod tests {
 
     #[test]
     fn if_match_parsing() {
+        let parse = |headers: &HeaderMap| Precondition::from_headers(headers);
         let mut headers = HeaderMap::new();
-        assert_eq!(Precondition::from_headers(&headers), Precondition::None);
+        assert_eq!(parse(&headers).unwrap(), Precondition::None);
         headers.insert(header::IF_MATCH, HeaderValue::from_static("\"3\", \"4\""));
-        let p = Precondition::from_headers(&headers);
+        let p = parse(&headers).unwrap();
         assert_eq!(p.check(4).unwrap(), 4);
         assert!(matches!(
             p.check(5),
             Err(ApiError::PreconditionFailed { current_version: 5 })
         ));
         headers.insert(header::IF_MATCH, HeaderValue::from_static("W/\"3\""));
-        assert!(Precondition::from_headers(&headers).check(3).is_err());
+        assert!(parse(&headers).unwrap().check(3).is_err());
+        headers.insert(header::IF_MATCH, HeaderValue::from_static("\"v3\""));
+        assert!(
+            parse(&headers).unwrap().check(3).is_err(),
+            "well-formed, never ours"
+        );
         headers.insert(header::IF_MATCH, HeaderValue::from_static("*"));
-        assert_eq!(Precondition::from_headers(&headers), Precondition::Exists);
+        assert_eq!(parse(&headers).unwrap(), Precondition::Exists);
+        for malformed in [
+            &b"3"[..],
+            b"\"3",
+            b"",
+            b" , ",
+            b"\"\xc3\xa9\"",
+            b"\"3\" junk",
+        ] {
+            headers.insert(
+                header::IF_MATCH,
+                HeaderValue::from_bytes(malformed).unwrap(),
+            );
+            assert!(
+                matches!(parse(&headers), Err(ApiError::BadRequest { .. })),
+                "{malformed:?} is refused, not ignored"
+            );
+        }
     }
 }

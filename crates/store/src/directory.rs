@@ -230,11 +230,6 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut w = self.write(ctx).await?;
         let environment = self.environment(ctx.tenant_id, id).await?;
-        if expected_version.is_some_and(|v| v != environment.version) {
-            return Err(StoreError::VersionMismatch {
-                current_version: environment.version,
-            });
-        }
         let records = w
             .fetch_one(
                 query("SELECT COUNT(*) AS n FROM records WHERE tenant_id = $1 AND environment_id = $2")
@@ -250,12 +245,8 @@ impl Store {
             ));
         }
         crate::access::remove_scoped(&mut w, Scope::Environment(id)).await?;
-        w.execute(
-            query("DELETE FROM environments WHERE tenant_id = $1 AND id = $2")
-                .bind(ctx.tenant_id)
-                .bind(id),
-        )
-        .await?;
+        w.delete_versioned("environments", id, expected_version)
+            .await?;
         w.record(
             "environment.delete",
             "environment",
@@ -453,11 +444,6 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut w = self.write(ctx).await?;
         let unit = self.business_unit(ctx.tenant_id, id).await?;
-        if expected_version.is_some_and(|v| v != unit.version) {
-            return Err(StoreError::VersionMismatch {
-                current_version: unit.version,
-            });
-        }
         if unit.parent_id.is_none() {
             return Err(StoreError::conflict(
                 "id",
@@ -484,12 +470,8 @@ impl Store {
             ));
         }
         crate::access::remove_scoped(&mut w, Scope::BusinessUnit(id)).await?;
-        w.execute(
-            query("DELETE FROM business_units WHERE tenant_id = $1 AND id = $2")
-                .bind(ctx.tenant_id)
-                .bind(id),
-        )
-        .await?;
+        w.delete_versioned("business_units", id, expected_version)
+            .await?;
         w.record(
             "business_unit.delete",
             "business_unit",

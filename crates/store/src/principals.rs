@@ -514,17 +514,20 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         let row = w
-            .fetch_one(
+            .fetch_optional(
                 query(concat!(
                     "UPDATE users SET state_before_delete = state, state = 'deleted', deleted_at = $3, updated_at = $3, \
-                     version = version + 1 WHERE tenant_id = $1 AND id = $2 RETURNING ",
+                     version = version + 1 WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted' \
+                     AND version = COALESCE($4, version) RETURNING ",
                     user_columns!()
                 ))
                 .bind(ctx.tenant_id)
                 .bind(id)
-                .bind(ctx.now),
+                .bind(ctx.now)
+                .bind(expected_version),
             )
-            .await?;
+            .await?
+            .ok_or(StoreError::VersionMismatch { current_version: before.version })?;
         let user = user_from_row(&row)?;
         w.record(
             "user.delete",
@@ -830,11 +833,6 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut w = self.write(ctx).await?;
         let group = self.group(ctx.tenant_id, id).await?;
-        if expected_version.is_some_and(|v| v != group.version) {
-            return Err(StoreError::VersionMismatch {
-                current_version: group.version,
-            });
-        }
         detach_principal(&mut w, PrincipalRef::group(id)).await?;
         w.execute(
             query("DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2")
@@ -842,12 +840,7 @@ impl Store {
                 .bind(id),
         )
         .await?;
-        w.execute(
-            query("DELETE FROM groups WHERE tenant_id = $1 AND id = $2")
-                .bind(ctx.tenant_id)
-                .bind(id),
-        )
-        .await?;
+        w.delete_versioned("groups", id, expected_version).await?;
         w.record(
             "group.delete",
             "group",
@@ -1159,11 +1152,6 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut w = self.write(ctx).await?;
         let sp = self.service_principal(ctx.tenant_id, id).await?;
-        if expected_version.is_some_and(|v| v != sp.version) {
-            return Err(StoreError::VersionMismatch {
-                current_version: sp.version,
-            });
-        }
         detach_principal(&mut w, PrincipalRef::service_principal(id)).await?;
         w.execute(
             query("DELETE FROM api_keys WHERE tenant_id = $1 AND service_principal_id = $2")
@@ -1171,12 +1159,8 @@ impl Store {
                 .bind(id),
         )
         .await?;
-        w.execute(
-            query("DELETE FROM service_principals WHERE tenant_id = $1 AND id = $2")
-                .bind(ctx.tenant_id)
-                .bind(id),
-        )
-        .await?;
+        w.delete_versioned("service_principals", id, expected_version)
+            .await?;
         w.record(
             "service_principal.delete",
             "service_principal",
