@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use portcullis_core::TenantId;
+use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::engine::tenant::TenantEngine;
+use portcullis_core::identity::PrincipalRef;
 use portcullis_store::{Store, StoreError};
 
 use crate::state::AppState;
@@ -64,9 +66,70 @@ pub struct Engines {
     slots: Mutex<HashMap<TenantId, Arc<Slot>>>,
     /// Woken after each refresh, for requests waiting on a revision.
     refreshed: tokio::sync::Notify,
+    /// The principals a membership cycle takes out, per tenant, as last reported: a cycle
+    /// is reported once per node, and again only when whom it takes out changes.
+    cycles: Mutex<HashMap<TenantId, Vec<PrincipalRef>>>,
 }
 
 impl Engines {
+    /// How many loaded tenants hold a membership cycle (their affected principals are refused
+    /// everything; the rest of the tenant works).
+    pub fn tenants_with_cycles(&self) -> usize {
+        self.cycles.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// The tenant's engine built from the store, with any membership cycle in it reported:
+    /// logged, counted and audited when it first appears on this node, and logged when gone.
+    async fn build(&self, store: &Store, tenant: TenantId) -> Result<Current, EngineError> {
+        let current = build(store, tenant).await?;
+        let cycles = current.engine.membership_cycles();
+        let quarantined = current.engine.quarantined_principals();
+        let affected = quarantined.len();
+        let first_seen = {
+            let mut reported = self.cycles.lock().unwrap_or_else(|p| p.into_inner());
+            if cycles.is_empty() {
+                if reported.remove(&tenant).is_some() {
+                    tracing::info!(%tenant, "the tenant's membership cycles are gone");
+                }
+                false
+            } else {
+                let before = reported.insert(tenant, quarantined.clone());
+                before.as_ref() != Some(&quarantined)
+            }
+        };
+        metrics::gauge!("portcullis_authz_quarantined_principals", "tenant" => tenant.to_string())
+            .set(affected as f64);
+        if first_seen {
+            let edges: Vec<_> = cycles
+                .iter()
+                .map(|(member, group)| serde_json::json!({"member": member, "group": group}))
+                .collect();
+            tracing::error!(
+                %tenant, affected, cycles = %serde_json::Value::Array(edges.clone()),
+                "the tenant's group memberships form a cycle: its principals on or under it are refused everything until one of these memberships is removed"
+            );
+            let event = NewAuditEvent {
+                tenant_id: tenant,
+                at: time::OffsetDateTime::now_utc(),
+                actor: Actor::system(),
+                action: "authz.membership_cycle".into(),
+                target: cycles
+                    .first()
+                    .map(|(_, group)| Target::new(group.kind.as_str(), group.id)),
+                outcome: Outcome::Failure,
+                reason: Some(format!(
+                    "group memberships form a cycle; {affected} principals are refused everything until one of the listed memberships is removed"
+                )),
+                origin: Origin::default(),
+                details: serde_json::json!({"closing_memberships": edges, "affected_principals": affected}),
+            };
+            if let Err(error) = store.audit_sink().append(event).await {
+                tracing::error!(%error, "could not audit a membership cycle");
+            }
+        }
+        Ok(current)
+    }
+
     fn loaded(&self) -> Vec<(TenantId, Arc<Slot>)> {
         self.slots
             .lock()
@@ -89,7 +152,7 @@ impl Engines {
         }
         let seen = store.local_commits();
         let fresh = Arc::new(Slot {
-            current: ArcSwap::from_pointee(build(store, tenant).await?),
+            current: ArcSwap::from_pointee(self.build(store, tenant).await?),
             rebuilding: tokio::sync::Mutex::new(()),
             seen_commits: seen.into(),
         });
@@ -173,7 +236,7 @@ impl Engines {
                 .authorization_changed(tenant, current.revision, head)
                 .await?
             {
-                build(store, tenant).await?
+                self.build(store, tenant).await?
             } else {
                 Current {
                     engine: current.engine.clone(),
@@ -187,7 +250,8 @@ impl Engines {
         Ok(())
     }
 
-    /// Brings every loaded tenant up to the database's heads.
+    /// Brings every loaded tenant up to the database's heads. One tenant that cannot be
+    /// refreshed does not hold the others back; the first such error is returned.
     async fn refresh_all(&self, store: &Store) -> Result<(), EngineError> {
         let loaded = self.loaded();
         if loaded.is_empty() {
@@ -195,12 +259,17 @@ impl Engines {
         }
         let seen = store.local_commits();
         let heads: HashMap<TenantId, i64> = store.change_heads().await?.into_iter().collect();
+        let mut first_error = None;
         for (tenant, slot) in loaded {
-            if let Some(head) = heads.get(&tenant) {
-                self.refresh_to(store, tenant, &slot, *head, seen).await?;
+            let Some(head) = heads.get(&tenant) else {
+                continue;
+            };
+            if let Err(error) = self.refresh_to(store, tenant, &slot, *head, seen).await {
+                tracing::warn!(%tenant, %error, "cannot refresh the tenant's authorization snapshot");
+                first_error.get_or_insert(error);
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 }
 

@@ -106,6 +106,87 @@ impl GroupClosure {
     }
 }
 
+/// The nodes a membership cycle makes undecidable, and the edges that close the cycles.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Quarantine {
+    /// `(member, group)` edges that close a cycle: removing them all breaks every cycle.
+    pub closing_edges: Vec<(u32, u32)>,
+    /// `affected[n]`: node `n` is on a cycle or in a group on one, so which groups it is in
+    /// cannot be known. Empty when there is no cycle.
+    pub affected: Vec<bool>,
+}
+
+impl Quarantine {
+    pub fn is_affected(&self, node: u32) -> bool {
+        self.affected.get(node as usize).copied().unwrap_or(false)
+    }
+}
+
+/// Finds the membership cycles in `direct` (which the store never lets form, but a database
+/// edited by hand or a bug could hold) and takes every node on or under one out of the graph:
+/// its memberships are cleared, so the rest builds a closure and decides as before, while the
+/// affected nodes can be refused everything. Groups out of range are left for `build` to
+/// report.
+pub fn quarantine_cycles(direct: &mut [Vec<u32>]) -> Quarantine {
+    let n = direct.len();
+    let mut state = vec![Visit::New; n];
+    let mut closing_edges = Vec::new();
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for start in 0..n {
+        if state[start] != Visit::New {
+            continue;
+        }
+        state[start] = Visit::Open;
+        stack.push((start, 0));
+        while let Some((node, next)) = stack.last_mut() {
+            let node = *node;
+            if let Some(&group) = direct[node].get(*next) {
+                *next += 1;
+                match state.get(group as usize) {
+                    Some(Visit::New) => {
+                        state[group as usize] = Visit::Open;
+                        stack.push((group as usize, 0));
+                    }
+                    Some(Visit::Open) => closing_edges.push((node as u32, group)),
+                    Some(Visit::Done) | None => {}
+                }
+                continue;
+            }
+            state[node] = Visit::Done;
+            stack.pop();
+        }
+    }
+    if closing_edges.is_empty() {
+        return Quarantine::default();
+    }
+    // Every node of a cycle reaches the group its closing edge points at; so does every
+    // member, direct or nested, of a group on a cycle. Walk down from those groups.
+    let mut members: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for (node, groups) in direct.iter().enumerate() {
+        for &group in groups {
+            if let Some(list) = members.get_mut(group as usize) {
+                list.push(node as u32);
+            }
+        }
+    }
+    let mut affected = vec![false; n];
+    let mut todo: Vec<u32> = closing_edges.iter().map(|(_, group)| *group).collect();
+    while let Some(node) = todo.pop() {
+        if !std::mem::replace(&mut affected[node as usize], true) {
+            todo.extend(&members[node as usize]);
+        }
+    }
+    for (node, groups) in direct.iter_mut().enumerate() {
+        if affected[node] {
+            groups.clear();
+        }
+    }
+    Quarantine {
+        closing_edges,
+        affected,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +251,38 @@ mod tests {
                 for group in 0..direct.len() as u32 {
                     prop_assert_eq!(closure.is_member(node, group), expected.contains(&group));
                 }
+            }
+        }
+    }
+
+    /// A random membership graph with cycles allowed.
+    fn any_graph() -> impl Strategy<Value = Vec<Vec<u32>>> {
+        (1usize..30).prop_flat_map(|n| {
+            prop::collection::vec(prop::collection::vec(0..n as u32, 0..3), n..=n)
+        })
+    }
+
+    proptest! {
+        /// Quarantine leaves a graph that builds, keeps every node that no cycle touches
+        /// exactly as it was, and takes out exactly the nodes that reach a cycle.
+        #[test]
+        fn quarantine_takes_out_exactly_what_a_cycle_touches(original in any_graph()) {
+            let mut direct = original.clone();
+            let quarantine = quarantine_cycles(&mut direct);
+            let closure = GroupClosure::build(&direct).unwrap();
+            let on_cycle = |g: u32| naive(&original, g).contains(&g);
+            for node in 0..original.len() as u32 {
+                let reached = naive(&original, node);
+                let touched = on_cycle(node) || reached.iter().any(|g| on_cycle(*g));
+                prop_assert_eq!(quarantine.is_affected(node), touched);
+                if !touched {
+                    let expected: Vec<u32> = reached.into_iter().collect();
+                    prop_assert_eq!(closure.groups_of(node), expected.as_slice());
+                }
+            }
+            prop_assert_eq!(quarantine.closing_edges.is_empty(), quarantine.affected.is_empty());
+            for (member, group) in &quarantine.closing_edges {
+                prop_assert!(original[*member as usize].contains(group));
             }
         }
     }

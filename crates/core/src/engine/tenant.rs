@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::closure::{Quarantine, quarantine_cycles};
 use super::model::{
     Assignment, Deny, Depth, Model, Permission, Record, Scope as EngineScope, Share as EngineShare,
 };
@@ -107,6 +108,9 @@ pub enum Reason {
     },
     /// The action manages tenants, which only the operator tenant's principals may do.
     PlatformOnly,
+    /// The subject is on or under a cycle of group memberships, so which groups it is in
+    /// cannot be known: it is refused everything until the cycle is removed.
+    MembershipCycle,
     UnknownSubject,
     UnknownResource,
     UnknownAction,
@@ -158,6 +162,9 @@ impl std::fmt::Display for Reason {
             Reason::PlatformOnly => {
                 f.write_str("denied: only the operator tenant's principals may manage tenants")
             }
+            Reason::MembershipCycle => f.write_str(
+                "denied: the subject is in a cycle of group memberships; remove one of the memberships named in the authz.membership_cycle audit event",
+            ),
             Reason::UnknownSubject => f.write_str("denied: the subject is unknown or not active"),
             Reason::UnknownResource => f.write_str(
                 "denied: the record is not registered and its properties do not name a business unit",
@@ -202,6 +209,8 @@ pub struct TenantEngine {
     assignments: Vec<(RoleAssignmentId, Scope, Assignment)>,
     shares: Vec<ShareId>,
     denies: Vec<(DenyAssignmentId, String)>,
+    /// Principals on or under a membership cycle, refused everything.
+    quarantine: Quarantine,
 }
 
 /// An instant as the engine compares them: milliseconds since the Unix epoch. Whole seconds
@@ -255,6 +264,7 @@ impl TenantEngine {
                 memberships[m as usize].push(g);
             }
         }
+        let quarantine = quarantine_cycles(&mut memberships);
 
         let mut actions: HashMap<String, HashMap<String, u32>> = HashMap::new();
         let mut public_actions = Vec::new();
@@ -431,7 +441,37 @@ impl TenantEngine {
             assignments,
             shares,
             denies,
+            quarantine,
         })
+    }
+
+    /// The memberships (member, group) that close a cycle, if the stored data holds any:
+    /// removing them restores every principal they take out.
+    pub fn membership_cycles(&self) -> Vec<(PrincipalRef, PrincipalRef)> {
+        let mut edges: Vec<_> = self
+            .quarantine
+            .closing_edges
+            .iter()
+            .map(|(member, group)| {
+                (
+                    self.node_refs[*member as usize],
+                    self.node_refs[*group as usize],
+                )
+            })
+            .collect();
+        edges.sort_unstable();
+        edges
+    }
+
+    /// The principals a membership cycle takes out, in order.
+    pub fn quarantined_principals(&self) -> Vec<PrincipalRef> {
+        self.quarantine
+            .affected
+            .iter()
+            .zip(&self.node_refs)
+            .filter(|(affected, _)| **affected)
+            .map(|(_, principal)| *principal)
+            .collect()
     }
 
     /// The tenant's settings at this revision.
@@ -591,6 +631,7 @@ impl TenantEngine {
             return false;
         };
         match self.principal(subject) {
+            Some(p) if self.quarantine.is_affected(p) => false,
             // Only a deny assignment refuses a public action: that takes the full decision.
             _ if self.is_public(action) => self.decide(subject, action, &target, now).allowed,
             Some(p) => self.snapshot.allows(p, action, &target, now),
@@ -611,6 +652,7 @@ impl TenantEngine {
         let target = &target;
         let public = self.is_public(action);
         let reason = match self.principal(subject) {
+            Some(p) if self.quarantine.is_affected(p) => Reason::MembershipCycle,
             None if public => Reason::Public,
             None => Reason::UnknownSubject,
             Some(p) => match self.snapshot.explain_target(p, action, target, now) {

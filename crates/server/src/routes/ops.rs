@@ -14,12 +14,20 @@ use crate::state::AppState;
 #[derive(Serialize, ToSchema)]
 pub struct Health {
     pub status: &'static str,
+    /// Tenants whose stored group memberships form a cycle: the principals on or under it are
+    /// refused everything until an administrator removes one of the memberships named in the
+    /// tenant's `authz.membership_cycle` audit event. Absent when there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenants_with_membership_cycles: Option<usize>,
 }
 
 /// Liveness: the process is up and serving HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok" })
+    Json(Health {
+        status: "ok",
+        tenants_with_membership_cycles: None,
+    })
 }
 
 /// Readiness: the database answers, so requests can be served.
@@ -31,7 +39,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
         tracing::warn!(%error, "readiness check: the database does not answer");
         ApiError::Unavailable("The database does not answer; see the server log.".into())
     })?;
-    Ok(Json(Health { status: "ready" }))
+    let cycles = state.engines.tenants_with_cycles();
+    Ok(Json(Health {
+        status: "ready",
+        tenants_with_membership_cycles: (cycles > 0).then_some(cycles),
+    }))
 }
 
 /// Prometheus metrics in the text exposition format.
