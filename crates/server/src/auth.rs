@@ -25,6 +25,7 @@ use crate::engine::{Current, Freshness};
 use crate::error::ApiError;
 use crate::extract::origin_of;
 use crate::state::AppState;
+use crate::throttle::ThrottledKey;
 
 /// How often a key's last-used time is written at most.
 const LAST_USED_GRANULARITY: Duration = Duration::minutes(1);
@@ -59,7 +60,15 @@ impl FromRequestParts<AppState> for Caller {
             h.strip_prefix("Bearer ")
                 .or_else(|| h.strip_prefix("bearer "))
         });
-        let credential = match authenticate_key(state, header.is_some(), token, &origin, None).await
+        let credential = match authenticate_key(
+            state,
+            "api_key",
+            header.is_some(),
+            token,
+            &origin,
+            None,
+        )
+        .await
         {
             Ok(credential) => credential,
             Err(KeyRefusal::Throttled(retry_after_seconds)) => {
@@ -103,11 +112,14 @@ impl From<portcullis_store::StoreError> for KeyRefusal {
     }
 }
 
-/// Checks a presented API key: looked up by its public prefix, its secret compared with the
-/// stored keyed hash in constant time, its expiry, revocation and owner checked. Failures are
-/// throttled per source address and audited with their real reason.
+/// Checks a presented API key (or a client secret, `method` says which): looked up by its
+/// public prefix, its secret compared with the stored keyed hash in constant time, its expiry,
+/// revocation and owner checked. Failures are throttled per source address, the check and the
+/// count in one step; each is audited with its real reason, refusals past the limit only in
+/// the aggregated `authn.throttled` events.
 pub(crate) async fn authenticate_key(
     state: &AppState,
+    method: &'static str,
     offered: bool,
     secret: Option<&str>,
     origin: &Origin,
@@ -115,49 +127,75 @@ pub(crate) async fn authenticate_key(
 ) -> Result<ApiKeyCredential, KeyRefusal> {
     let address_key = format!("ip:{}", origin.source_ip.as_deref().unwrap_or("unknown"));
     let started = Instant::now();
-    if let Some(retry_after_seconds) = state.failures.blocked_for(&address_key, started) {
-        metrics::counter!("portcullis_auth_throttled_total").increment(1);
-        return Err(KeyRefusal::Throttled(retry_after_seconds));
-    }
-    let Some(presented) = secret.map(str::trim).and_then(PresentedApiKey::parse) else {
-        let reason = if offered {
-            "malformed credential"
-        } else {
-            "no credential"
+    let presented = secret.map(str::trim).and_then(PresentedApiKey::parse);
+    let throttled = |tenant: TenantId, retry_after_seconds: u64| {
+        let key = ThrottledKey {
+            tenant,
+            account: presented.as_ref().map(|p| p.prefix.clone()),
+            address: origin.source_ip.clone(),
+            method,
         };
-        return Err(fail(state, &address_key, None, reason, origin.clone()).await);
+        state.throttled.note(key, state.clock.now());
+        KeyRefusal::Throttled(retry_after_seconds)
     };
-    let cached = cache.and_then(|c| c.get(&presented.prefix, started));
+    if let Some(seconds) = state.failures.blocked_for(&address_key, started) {
+        return Err(throttled(state.operator_tenant, seconds));
+    }
+    let cached = presented
+        .as_ref()
+        .and_then(|p| cache.and_then(|c| c.get(&p.prefix, started)));
     let from_store = cached.is_none();
-    let found = match cached {
-        Some(credential) => Some(credential),
-        None => state.store.api_key_credential(&presented.prefix).await?,
+    let found = match (cached, &presented) {
+        (Some(credential), _) => Some(credential),
+        (None, Some(presented)) => state.store.api_key_credential(&presented.prefix).await?,
+        (None, None) => None,
     };
-    let Some(credential) = found else {
-        return Err(fail(state, &address_key, None, "unknown API key", origin.clone()).await);
-    };
-    let key_target = Some((credential.tenant.id, &presented.prefix));
-    if !state
-        .hasher
-        .verify(presented.secret_bytes(), &credential.secret_hash)
-    {
-        let reason = "wrong API key secret";
-        return Err(fail(state, &address_key, key_target, reason, origin.clone()).await);
-    }
     let now = state.clock.now();
-    let refusal = match credential.key.check_usable(now) {
-        Err(KeyUnusable::Revoked) => Some("API key revoked"),
-        Err(KeyUnusable::Expired) => Some("API key expired"),
-        Ok(()) if credential.owner.state != LifecycleState::Active => {
-            Some("service principal disabled")
+    let checked = state.failures.attempt(&address_key, started, || {
+        let Some(presented) = &presented else {
+            return Err(if offered {
+                "malformed credential"
+            } else {
+                "no credential"
+            });
+        };
+        let Some(credential) = &found else {
+            return Err("unknown API key");
+        };
+        if !state
+            .hasher
+            .verify(presented.secret_bytes(), &credential.secret_hash)
+        {
+            return Err("wrong API key secret");
         }
-        Ok(()) if credential.tenant.state != LifecycleState::Active => Some("tenant disabled"),
-        Ok(()) => None,
-    };
-    if let Some(reason) = refusal {
-        return Err(fail(state, &address_key, key_target, reason, origin.clone()).await);
+        match credential.key.check_usable(now) {
+            Err(KeyUnusable::Revoked) => Err("API key revoked"),
+            Err(KeyUnusable::Expired) => Err("API key expired"),
+            Ok(()) if credential.owner.state != LifecycleState::Active => {
+                Err("service principal disabled")
+            }
+            Ok(()) if credential.tenant.state != LifecycleState::Active => Err("tenant disabled"),
+            Ok(()) => Ok(()),
+        }
+    });
+    let key_target = found
+        .as_ref()
+        .zip(presented.as_ref())
+        .map(|(credential, presented)| (credential.tenant.id, &presented.prefix));
+    match checked {
+        Err(seconds) => {
+            let tenant = key_target.map_or(state.operator_tenant, |(tenant, _)| tenant);
+            return Err(throttled(tenant, seconds));
+        }
+        Ok(Err(reason)) => return Err(fail(state, key_target, reason, origin.clone()).await),
+        Ok(Ok(())) => {}
     }
-    let mut credential = credential;
+    let Some(mut credential) = found else {
+        return Err(KeyRefusal::Failed(ApiError::Internal(
+            "a key passed its check without being found".into(),
+        )));
+    };
+    let prefix = credential.key.prefix.clone();
     if credential
         .key
         .last_used_at
@@ -170,30 +208,27 @@ pub(crate) async fn authenticate_key(
         credential.key.last_used_at = Some(now);
         if let Some(cache) = cache.filter(|_| !from_store) {
             // The remembered record still shows the old last-used time: read it afresh.
-            cache.forget(&presented.prefix);
+            cache.forget(&prefix);
         }
     }
     // Only what was just read from the store is remembered, stamped with when it was read: a
     // busy client must not keep an old record alive past the cache's lifetime.
     if let Some(cache) = cache.filter(|_| from_store) {
-        cache.insert(presented.prefix.clone(), credential.clone(), started);
+        cache.insert(prefix, credential.clone(), started);
     }
     Ok(credential)
 }
 
-/// Counts a failed authentication against the source address, records it in the audit trail
+/// Records a failed authentication (already counted against its address) in the audit trail
 /// (of the key's tenant when the key exists, else of the operator tenant) and returns the 401.
 /// Failures are deliberately not counted per key: key prefixes are public, so such a count
 /// would let anyone lock a known key out, and guessing a 256-bit secret is hopeless anyway.
 async fn fail(
     state: &AppState,
-    address_key: &str,
     key: Option<(TenantId, &String)>,
     reason: &str,
     origin: Origin,
 ) -> KeyRefusal {
-    let now = Instant::now();
-    state.failures.record_failure(address_key, now);
     metrics::counter!("portcullis_auth_failures_total").increment(1);
     let event = NewAuditEvent {
         tenant_id: key.map_or(state.operator_tenant, |(tenant, _)| tenant),
@@ -296,16 +331,22 @@ impl Caller {
         Err(ApiError::Forbidden(reason))
     }
 
-    /// Changing a principal that holds any role (directly or through its groups) is itself a
-    /// privileged act: otherwise a user administrator could add themselves to an administrators'
-    /// group, or edit an administrator. Requires `role.assign` on top of the ordinary permission.
-    /// Assignments that start later count too: joining a group whose role begins tomorrow is
-    /// the same escalation, only delayed.
-    pub async fn authorize_principal_change(
+    /// May the caller make the change `action` to `principal`? Every endpoint that changes a
+    /// principal (its attributes, state, memberships, credentials, sessions or consents) asks
+    /// this and nothing else. Changing a principal that holds any role (directly or through
+    /// its groups) is itself a privileged act, so it needs `role.assign` on top of `action`:
+    /// otherwise a user administrator could take over or lock out a tenant administrator, or
+    /// add themselves to an administrators' group. Assignments that start later count too:
+    /// joining a group whose role begins tomorrow is the same escalation, only delayed.
+    pub async fn authorize_change_to(
         &self,
         state: &AppState,
+        action: Action,
         principal: PrincipalRef,
     ) -> Result<(), ApiError> {
+        let target = Target::new(principal.kind.as_str(), principal.id);
+        self.authorize(state, action, Scope::Tenant, Some(target.clone()))
+            .await?;
         let grants = state
             .store
             .grants_now_or_later(self.tenant.id, principal, state.clock.now())
@@ -313,7 +354,6 @@ impl Caller {
         if grants.is_empty() {
             return Ok(());
         }
-        let target = Target::new(principal.kind.as_str(), principal.id);
         self.authorize(state, Action::RoleAssign, Scope::Tenant, Some(target))
             .await
     }

@@ -221,6 +221,7 @@ impl Server {
             password_permits: tokio::sync::Semaphore::new(cores),
             sign_in_accounts: throttle::Backoff::default(),
             sign_in_addresses: throttle::Backoff::default(),
+            throttled: throttle::ThrottledAttempts::default(),
             relying_party,
             passkey_starts: FailureThrottle::new(PASSKEY_STARTS_PER_MINUTE),
             signing_keys: oauth::SigningKeys::default(),
@@ -262,6 +263,9 @@ impl Server {
             .await;
         sweeper.abort();
         tail.abort();
+        if let Err(error) = lifecycle::record_throttled(&self.state).await {
+            tracing::warn!(%error, "could not record the last throttled attempts");
+        }
         self.state.store.close().await;
         served.map_err(io_error(Path::new("listener")))
     }

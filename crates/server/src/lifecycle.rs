@@ -1,12 +1,13 @@
 //! The lifecycle sweeper: disables users past their expiry date (guests, contractors), purges
 //! users deleted longer ago than the retention window, schedules the next token signing key
-//! when a key's time is up, and forgets OAuth requests, grants and revoked tokens past their
-//! end. Runs on every node; each change is a conditional update, so
-//! two nodes sweeping at once do each thing once.
+//! when a key's time is up, forgets OAuth requests, grants and revoked tokens past their end,
+//! and writes this node's count of throttled authentication attempts to the audit trail. Runs
+//! on every node; each change is a conditional update, so two nodes sweeping at once do each
+//! thing once.
 
 use std::time::Duration;
 
-use portcullis_core::audit::{Actor, Origin};
+use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_store::{Store, StoreError, WriteContext};
 
 use crate::state::AppState;
@@ -22,9 +23,54 @@ fn system_context(state: &AppState, tenant_id: portcullis_core::TenantId) -> Wri
     }
 }
 
+/// Writes one `authn.throttled` event per (tenant, account, address, method) for the attempts
+/// refused since the last call, with their count and first and last time: the audit trail
+/// learns of every refusal without a row per refused request.
+pub async fn record_throttled(state: &AppState) -> Result<(), StoreError> {
+    for (key, counted) in state.throttled.take() {
+        let event = NewAuditEvent {
+            tenant_id: key.tenant,
+            at: state.clock.now(),
+            actor: Actor::anonymous(),
+            action: "authn.throttled".into(),
+            target: key.account.as_ref().map(|account| {
+                let kind = match key.method {
+                    "api_key" | "client_secret" => "api_key",
+                    "client_assertion" => "service_principal",
+                    _ => "user_name",
+                };
+                Target::new(kind, account)
+            }),
+            outcome: Outcome::Failure,
+            reason: Some(format!(
+                "{} attempts refused while throttled",
+                counted.count
+            )),
+            origin: Origin {
+                source_ip: key.address.clone(),
+                ..Origin::default()
+            },
+            details: serde_json::json!({
+                "method": key.method,
+                "count": counted.count,
+                "first_at": rfc3339(counted.first),
+                "last_at": rfc3339(counted.last),
+            }),
+        };
+        state.audit.append(event).await?;
+    }
+    Ok(())
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> Option<String> {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
 /// One pass: how many users were expired and purged.
 pub async fn sweep(state: &AppState) -> Result<(usize, usize), StoreError> {
     let store: &Store = &state.store;
+    record_throttled(state).await?;
     let now = state.clock.now();
     let expired = store.users_past_expiry(now, BATCH).await?;
     for user in &expired {

@@ -34,6 +34,8 @@ pub struct Shared {
     /// Password sign-in failures per account (tenant + user name) and per source address.
     pub sign_in_accounts: crate::throttle::Backoff,
     pub sign_in_addresses: crate::throttle::Backoff,
+    /// Attempts refused while throttled, summarised into the audit trail by the sweeper.
+    pub throttled: crate::throttle::ThrottledAttempts,
     /// The WebAuthn relying party; `None` when the public URL's host is an IP address, where
     /// browsers refuse passkeys.
     pub relying_party: Option<portcullis_core::passkey::RelyingParty>,

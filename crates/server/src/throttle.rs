@@ -1,14 +1,30 @@
-//! Counting failed authentications per source address, so credential guessing and scanning are
-//! slowed to a trickle. Fixed one-minute windows; the table is bounded so a flood of
-//! addresses cannot exhaust memory.
+//! Counting failed authentications, so credential guessing and scanning are slowed to a
+//! trickle, with every check and its count taken in one step: simultaneous attempts see each
+//! other, so a burst gets no more tries than the same attempts one after another.
+//!
+//! Two shapes. A fast verification (an API key's or client secret's keyed hash, a client
+//! assertion's signature) runs inside the throttle's critical section (`FailureThrottle::
+//! attempt`), so only failures count and a busy client's successes never slow it down. A slow
+//! one (a password hash, a code or passkey checked against the database) reserves its attempt
+//! first (`Backoff::reserve`): the reservation counts as a failure until the attempt is known
+//! to have succeeded. Both tables are bounded so a flood of keys cannot exhaust memory.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use portcullis_core::TenantId;
+
 const WINDOW: Duration = Duration::from_secs(60);
 const MAX_TRACKED: usize = 100_000;
 
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Failures per key in fixed one-minute windows, refused past `limit`.
 #[derive(Debug)]
 pub struct FailureThrottle {
     limit: u32,
@@ -23,38 +39,66 @@ impl FailureThrottle {
         }
     }
 
-    /// Seconds until `key` may try again, if it has used up its failures for this window.
+    /// Seconds until `key` may try again, if it has used up its failures for this window: a
+    /// cheap refusal before any work. `attempt` decides for certain.
     pub fn blocked_for(&self, key: &str, now: Instant) -> Option<u64> {
-        let windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let windows = locked(&self.windows);
         let (start, count) = windows.get(key)?;
-        let elapsed = now.saturating_duration_since(*start);
-        (elapsed < WINDOW && *count >= self.limit).then(|| (WINDOW - elapsed).as_secs().max(1))
+        Self::retry_after(self.limit, *start, *count, now)
     }
 
-    pub fn record_failure(&self, key: &str, now: Instant) {
-        let mut windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if windows.len() >= MAX_TRACKED {
-            windows.retain(|_, (start, _)| now.saturating_duration_since(*start) < WINDOW);
+    fn retry_after(limit: u32, start: Instant, count: u32, now: Instant) -> Option<u64> {
+        let elapsed = now.saturating_duration_since(start);
+        (elapsed < WINDOW && count >= limit).then(|| (WINDOW - elapsed).as_secs().max(1))
+    }
+
+    /// Runs `verify` only if `key` is within its limit, and counts its failure in the same
+    /// step. `Err(seconds)`: refused without running `verify`. Keep `verify` to work that
+    /// takes microseconds and never waits: every key's attempts pass through here in turn.
+    pub fn attempt<T, E>(
+        &self,
+        key: &str,
+        now: Instant,
+        verify: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Result<T, E>, u64> {
+        let mut windows = locked(&self.windows);
+        if let Some(seconds) = windows
+            .get(key)
+            .and_then(|(start, count)| Self::retry_after(self.limit, *start, *count, now))
+        {
+            return Err(seconds);
         }
+        let outcome = verify();
+        if outcome.is_err() {
+            Self::make_room(&mut windows, now);
+            let entry = windows.entry(key.to_owned()).or_insert((now, 0));
+            if now.saturating_duration_since(entry.0) >= WINDOW {
+                *entry = (now, 0);
+            }
+            entry.1 = entry.1.saturating_add(1);
+        }
+        Ok(outcome)
+    }
+
+    /// Counts one event against `key` (not only failures: a rate limit), refusing it once
+    /// the window's limit is reached.
+    pub fn take(&self, key: &str, now: Instant) -> Result<(), u64> {
+        self.attempt(key, now, || Err::<(), ()>(())).map(|_| ())
+    }
+
+    fn make_room(windows: &mut HashMap<String, (Instant, u32)>, now: Instant) {
+        if windows.len() < MAX_TRACKED {
+            return;
+        }
+        windows.retain(|_, (start, _)| now.saturating_duration_since(*start) < WINDOW);
         if windows.len() >= MAX_TRACKED {
-            // Still full of live windows: an attack from very many addresses. Forget the oldest
-            // half rather than grow without bound.
+            // Still full of live windows: an attack from very many addresses. Forget the
+            // oldest half rather than grow without bound.
             let mut starts: Vec<Instant> = windows.values().map(|(s, _)| *s).collect();
             starts.sort_unstable();
             let cutoff = starts[starts.len() / 2];
             windows.retain(|_, (start, _)| *start > cutoff);
         }
-        let entry = windows.entry(key.to_owned()).or_insert((now, 0));
-        if now.saturating_duration_since(entry.0) >= WINDOW {
-            *entry = (now, 0);
-        }
-        entry.1 = entry.1.saturating_add(1);
     }
 }
 
@@ -86,60 +130,212 @@ pub struct Backoff {
     entries: Mutex<HashMap<String, (u32, Instant)>>,
 }
 
+/// An attempt that `Backoff::reserve` let through, counted as a failure of its key until
+/// `succeeded` or `refund` says otherwise. Dropped unsettled (a wrong password, or an error
+/// half-way) it stays a failure.
+#[must_use = "an unsettled reservation counts as a failure"]
+#[derive(Debug)]
+pub struct Reservation<'a> {
+    backoff: &'a Backoff,
+    key: String,
+}
+
+impl Reservation<'_> {
+    /// The attempt proved the key's owner: its failures are forgotten.
+    pub fn succeeded(self) {
+        locked(&self.backoff.entries).remove(&self.key);
+    }
+
+    /// The attempt did not fail, but proves nothing about the key (an address one person
+    /// signed in from): only this attempt's count is given back.
+    pub fn refund(self) {
+        if let Some(entry) = locked(&self.backoff.entries).get_mut(&self.key) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+    }
+}
+
 impl Backoff {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// How long `key` must still wait before its next attempt, if at all.
-    pub fn wait(&self, key: &str, now: Instant, policy: &BackoffPolicy) -> Option<Duration> {
-        let entries = self.lock();
-        let (failures, last) = entries.get(key)?;
-        let penalty = policy.penalty(*failures)?;
-        let elapsed = now.saturating_duration_since(*last);
-        (elapsed < penalty).then(|| penalty - elapsed)
-    }
-
-    pub fn failure(&self, key: &str, now: Instant) {
-        let mut entries = self.lock();
+    /// Lets one attempt for `key` through, counted as a failure at once so that attempts
+    /// made at the same time each see the others; or the wait before the key may try again.
+    pub fn reserve(
+        &self,
+        key: &str,
+        now: Instant,
+        policy: &BackoffPolicy,
+    ) -> Result<Reservation<'_>, Duration> {
+        let mut entries = locked(&self.entries);
+        if let Some((failures, last)) = entries.get(key) {
+            let quiet = now.saturating_duration_since(*last) >= QUIET;
+            if let Some(penalty) = policy.penalty(*failures).filter(|_| !quiet) {
+                let elapsed = now.saturating_duration_since(*last);
+                if elapsed < penalty {
+                    return Err(penalty - elapsed);
+                }
+            }
+        }
         if entries.len() >= MAX_TRACKED {
             entries.retain(|_, (_, last)| now.saturating_duration_since(*last) < QUIET);
         }
-        if entries.len() >= MAX_TRACKED {
-            return;
+        if entries.len() >= MAX_TRACKED && !entries.contains_key(key) {
+            // Full of keys that failed within the quiet period: an attack from very many
+            // addresses or on very many accounts. Refuse new keys rather than forget old ones
+            // (which would give their attackers a fresh start) or grow without bound.
+            return Err(Duration::from_secs(1));
         }
         let entry = entries.entry(key.to_owned()).or_insert((0, now));
         if now.saturating_duration_since(entry.1) >= QUIET {
             entry.0 = 0;
         }
         *entry = (entry.0.saturating_add(1), now);
+        Ok(Reservation {
+            backoff: self,
+            key: key.to_owned(),
+        })
     }
 
-    pub fn success(&self, key: &str) {
-        self.lock().remove(key);
+    /// Lets one attempt through on each of two keys (an account and the address it is tried
+    /// from), or neither: the wait is the longer of the two.
+    pub fn reserve_both<'a>(
+        (first, first_key, first_policy): (&'a Backoff, &str, &BackoffPolicy),
+        (second, second_key, second_policy): (&'a Backoff, &str, &BackoffPolicy),
+        now: Instant,
+    ) -> Result<(Reservation<'a>, Reservation<'a>), Duration> {
+        let one = first.reserve(first_key, now, first_policy);
+        let two = second.reserve(second_key, now, second_policy);
+        match (one, two) {
+            (Ok(one), Ok(two)) => Ok((one, two)),
+            (Ok(one), Err(wait)) | (Err(wait), Ok(one)) => {
+                one.refund();
+                Err(wait)
+            }
+            (Err(a), Err(b)) => Err(a.max(b)),
+        }
+    }
+}
+
+/// Attempts refused because their key was throttled, counted per (tenant, account, address,
+/// method) and written to the audit trail as one `authn.throttled` event per key and window
+/// with the count, instead of one event per refused request: a flood of refused attempts
+/// must not flood the audit trail.
+#[derive(Debug, Default)]
+pub struct ThrottledAttempts {
+    pending: Mutex<HashMap<ThrottledKey, ThrottledCount>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ThrottledKey {
+    pub tenant: TenantId,
+    /// The account tried (a user name, or a key prefix), when the attempt named one.
+    pub account: Option<String>,
+    pub address: Option<String>,
+    /// What was tried: `pwd`, `otp`, `hwk`, `api_key`, `client_secret`, `client_assertion`.
+    pub method: &'static str,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottledCount {
+    pub first: time::OffsetDateTime,
+    pub last: time::OffsetDateTime,
+    pub count: u64,
+}
+
+impl ThrottledAttempts {
+    pub fn note(&self, key: ThrottledKey, at: time::OffsetDateTime) {
+        metrics::counter!("portcullis_auth_throttled_total", "method" => key.method).increment(1);
+        let mut pending = locked(&self.pending);
+        if pending.len() >= MAX_TRACKED && !pending.contains_key(&key) {
+            metrics::counter!("portcullis_auth_throttled_unrecorded_total").increment(1);
+            return;
+        }
+        pending
+            .entry(key)
+            .and_modify(|c| {
+                c.last = at;
+                c.count += 1;
+            })
+            .or_insert(ThrottledCount {
+                first: at,
+                last: at,
+                count: 1,
+            });
+    }
+
+    /// Everything counted since the last call.
+    pub fn take(&self) -> Vec<(ThrottledKey, ThrottledCount)> {
+        locked(&self.pending).drain().collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn fail() -> Result<(), ()> {
+        Err(())
+    }
 
     #[test]
     fn blocks_after_the_limit_until_the_window_ends() {
         let throttle = FailureThrottle::new(3);
         let t0 = Instant::now();
         for _ in 0..2 {
-            throttle.record_failure("ip:1", t0);
+            assert_eq!(throttle.attempt("ip:1", t0, fail), Ok(Err(())));
         }
         assert_eq!(throttle.blocked_for("ip:1", t0), None);
-        throttle.record_failure("ip:1", t0);
-        assert!(throttle.blocked_for("ip:1", t0).is_some());
+        assert_eq!(throttle.attempt("ip:1", t0, || Ok::<_, ()>(())), Ok(Ok(())));
+        assert_eq!(throttle.blocked_for("ip:1", t0), None, "a success is free");
+        assert_eq!(throttle.attempt("ip:1", t0, fail), Ok(Err(())));
+        assert_eq!(throttle.blocked_for("ip:1", t0), Some(60));
+        assert_eq!(
+            throttle.attempt("ip:1", t0, || -> Result<(), ()> { unreachable!() }),
+            Err(60)
+        );
         assert_eq!(throttle.blocked_for("ip:2", t0), None);
         assert_eq!(throttle.blocked_for("ip:1", t0 + WINDOW), None);
-        throttle.record_failure("ip:1", t0 + WINDOW);
+        assert_eq!(throttle.take("ip:1", t0 + WINDOW), Ok(()));
         assert_eq!(throttle.blocked_for("ip:1", t0 + WINDOW), None);
+    }
+
+    #[test]
+    fn simultaneous_attempts_verify_no_more_than_the_limit() {
+        let throttle = FailureThrottle::new(30);
+        let verified = AtomicU32::new(0);
+        let now = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..80 {
+                scope.spawn(|| {
+                    let _ = throttle.attempt("ip:1", now, || {
+                        verified.fetch_add(1, Ordering::SeqCst);
+                        fail()
+                    });
+                });
+            }
+        });
+        assert_eq!(verified.load(Ordering::SeqCst), 30);
+    }
+
+    #[test]
+    fn simultaneous_reservations_get_only_the_free_attempts() {
+        let b = Backoff::default();
+        let p = BackoffPolicy {
+            free: 5,
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+        };
+        let let_through = AtomicU32::new(0);
+        let now = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..200 {
+                scope.spawn(|| {
+                    if b.reserve("acct", now, &p).is_ok() {
+                        let_through.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(let_through.load(Ordering::SeqCst), 5);
     }
 
     #[test]
@@ -151,30 +347,84 @@ mod tests {
             max: Duration::from_secs(10),
         };
         let t0 = Instant::now();
+        let wait = |at| b.reserve("acct", at, &p).err();
         for _ in 0..3 {
-            assert_eq!(b.wait("acct", t0, &p), None);
-            b.failure("acct", t0);
+            drop(b.reserve("acct", t0, &p).expect("free"));
         }
-        assert_eq!(b.wait("acct", t0, &p), Some(Duration::from_secs(1)));
-        b.failure("acct", t0);
-        assert_eq!(b.wait("acct", t0, &p), Some(Duration::from_secs(2)));
-        for _ in 0..10 {
-            b.failure("acct", t0);
-        }
-        assert_eq!(
-            b.wait("acct", t0, &p),
-            Some(Duration::from_secs(10)),
-            "capped"
+        assert_eq!(wait(t0), Some(Duration::from_secs(1)));
+        drop(
+            b.reserve("acct", t0 + Duration::from_secs(1), &p)
+                .expect("waited"),
         );
-        assert_eq!(b.wait("acct", t0 + Duration::from_secs(10), &p), None);
-        assert_eq!(b.wait("other", t0, &p), None);
+        assert_eq!(
+            wait(t0 + Duration::from_secs(1)),
+            Some(Duration::from_secs(2))
+        );
+        let t1 = t0 + Duration::from_secs(3);
+        for step in 0..10 {
+            let at = t1 + Duration::from_secs(10 * step);
+            drop(b.reserve("acct", at, &p).expect("after the capped wait"));
+        }
+        let t2 = t1 + Duration::from_secs(90);
+        assert_eq!(wait(t2), Some(Duration::from_secs(10)), "capped");
         let lenient = BackoffPolicy { free: 100, ..p };
-        assert_eq!(
-            b.wait("acct", t0, &lenient),
-            None,
-            "the policy is the caller's"
+        assert!(b.reserve("other", t2, &p).is_ok(), "keys are separate");
+        let r = b
+            .reserve("acct", t2, &lenient)
+            .expect("the policy is the caller's");
+        r.succeeded();
+        assert!(b.reserve("acct", t2, &p).is_ok(), "a success forgets");
+        let quiet = t2 + QUIET;
+        assert!(b.reserve("other", quiet, &p).is_ok());
+    }
+
+    #[test]
+    fn a_refund_returns_one_attempt_and_reserve_both_is_all_or_nothing() {
+        let b = Backoff::default();
+        let addresses = Backoff::default();
+        let p = BackoffPolicy {
+            free: 1,
+            base: Duration::from_secs(60),
+            max: Duration::from_secs(60),
+        };
+        let t0 = Instant::now();
+        b.reserve("acct", t0, &p).expect("free").refund();
+        b.reserve("acct", t0, &p)
+            .expect("refunded, still free")
+            .refund();
+        drop(addresses.reserve("ip", t0, &p).expect("free"));
+        assert!(addresses.reserve("ip", t0, &p).is_err());
+        let both = Backoff::reserve_both((&b, "acct", &p), (&addresses, "ip", &p), t0);
+        assert!(both.is_err(), "the address is backing off");
+        b.reserve("acct", t0, &p)
+            .expect("the account's reservation was given back")
+            .refund();
+    }
+
+    #[test]
+    fn throttled_attempts_are_counted_per_key() {
+        let log = ThrottledAttempts::default();
+        let key = ThrottledKey {
+            tenant: TenantId::generate(),
+            account: Some("ada".into()),
+            address: Some("192.0.2.1".into()),
+            method: "pwd",
+        };
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        for _ in 0..1000 {
+            log.note(key.clone(), at);
+        }
+        log.note(
+            ThrottledKey {
+                method: "otp",
+                ..key.clone()
+            },
+            at,
         );
-        b.success("acct");
-        assert_eq!(b.wait("acct", t0, &p), None);
+        let mut taken = log.take();
+        taken.sort_by_key(|(k, _)| k.method);
+        assert_eq!(taken.len(), 2);
+        assert_eq!(taken[1].1.count, 1000);
+        assert!(log.take().is_empty());
     }
 }

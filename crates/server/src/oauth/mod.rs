@@ -43,6 +43,7 @@ use crate::cache::TtlCache;
 use crate::error::ApiError;
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
+use crate::throttle::ThrottledKey;
 
 pub fn router() -> Router<AppState> {
     // What browser applications (public clients) call from their own origin.
@@ -418,10 +419,11 @@ pub(crate) async fn authenticate_client(
     };
     // The secret is one of the client's API keys: it must belong to this client, of this tenant.
     let cache = Some(&state.token_caches.credentials);
-    let credential = match authenticate_key(state, true, Some(&secret), origin, cache).await {
-        Ok(credential) => credential,
-        Err(refusal) => return Err(refused_key(refusal)),
-    };
+    let credential =
+        match authenticate_key(state, "client_secret", true, Some(&secret), origin, cache).await {
+            Ok(credential) => credential,
+            Err(refusal) => return Err(refused_key(refusal)),
+        };
     let client: Option<ServicePrincipalId> = client_id.parse().ok();
     if client != Some(credential.owner.id) || credential.tenant.id != tenant.id {
         return Err(OAuthError::InvalidClient(UNKNOWN_CLIENT.into()).into());
@@ -512,7 +514,8 @@ fn refused_key(refusal: KeyRefusal) -> Issue {
 }
 
 /// `private_key_jwt`: the client proves itself with an assertion signed by a key it registered;
-/// each assertion is accepted once.
+/// each assertion is accepted once. Failures are throttled per source address, the signature
+/// check and the count in one step.
 async fn assertion_client(
     state: &AppState,
     tenant: &Tenant,
@@ -521,11 +524,19 @@ async fn assertion_client(
     form: &TokenForm,
 ) -> Result<Client, Issue> {
     let address_key = format!("ip:{}", origin.source_ip.as_deref().unwrap_or("unknown"));
-    if let Some(seconds) = state
-        .failures
-        .blocked_for(&address_key, std::time::Instant::now())
-    {
-        return Err(refused_key(KeyRefusal::Throttled(seconds)));
+    let started = std::time::Instant::now();
+    let throttled = |client_id: Option<&str>, seconds: u64| -> Issue {
+        let key = ThrottledKey {
+            tenant: tenant.id,
+            account: client_id.map(str::to_owned),
+            address: origin.source_ip.clone(),
+            method: "client_assertion",
+        };
+        state.throttled.note(key, state.clock.now());
+        refused_key(KeyRefusal::Throttled(seconds))
+    };
+    if let Some(seconds) = state.failures.blocked_for(&address_key, started) {
+        return Err(throttled(form.get("client_id"), seconds));
     }
     if headers.contains_key(header::AUTHORIZATION) || form.get("client_secret").is_some() {
         return Err(
@@ -545,30 +556,46 @@ async fn assertion_client(
         Some(id) => id.to_owned(),
         None => assertion_issuer(assertion)?,
     };
-    let fail = async |reason: &str| -> Issue {
-        assertion_failure(state, tenant, origin, &address_key, &client_id, reason).await
+    let client = match client_id.parse::<ServicePrincipalId>() {
+        Ok(id) if client_is_active(state, tenant, id).await? => {
+            Ok((id, client_settings(state, tenant, id).await?))
+        }
+        Ok(_) => Err("unknown or disabled client".to_owned()),
+        Err(_) => Err("unknown client".to_owned()),
     };
-    let Ok(id) = client_id.parse::<ServicePrincipalId>() else {
-        return Err(fail("unknown client").await);
-    };
-    if !client_is_active(state, tenant, id).await? {
-        return Err(fail("unknown or disabled client").await);
-    }
-    let settings = client_settings(state, tenant, id).await?;
     let issuer = issuer(state, tenant);
     let audiences = [format!("{issuer}/oauth/token"), issuer];
     let now = state.clock.now();
-    let verified =
-        match settings.verify_assertion(assertion, &client_id, &audiences, now.unix_timestamp()) {
-            Ok(verified) => verified,
-            Err(error) => return Err(fail(&error.to_string()).await),
-        };
+    let checked = state.failures.attempt(&address_key, started, || {
+        let (id, settings) = client?;
+        settings
+            .verify_assertion(assertion, &client_id, &audiences, now.unix_timestamp())
+            .map(|verified| (id, settings, verified))
+            .map_err(|error| error.to_string())
+    });
+    let fail = async |reason: &str| -> Issue {
+        assertion_failure(state, tenant, origin, &client_id, reason).await
+    };
+    let (id, settings, verified) = match checked {
+        Err(seconds) => return Err(throttled(Some(&client_id), seconds)),
+        Ok(Err(reason)) => return Err(fail(&reason).await),
+        Ok(Ok(accepted)) => accepted,
+    };
     if !state
         .store
         .use_assertion_jti(id, &verified.jti, verified.expires_at, now)
         .await?
     {
-        return Err(fail("client_assertion replayed (jti already used)").await);
+        let replayed = "client_assertion replayed (jti already used)";
+        return Err(
+            match state
+                .failures
+                .attempt(&address_key, started, || Err::<(), _>(replayed))
+            {
+                Err(seconds) => throttled(Some(&client_id), seconds),
+                Ok(_) => fail(replayed).await,
+            },
+        );
     }
     Ok(Client {
         id,
@@ -577,19 +604,15 @@ async fn assertion_client(
     })
 }
 
-/// A refused client assertion: throttled per address, audited with its reason, answered with
-/// `invalid_client` and that reason.
+/// A refused client assertion (already counted against its address): audited with its
+/// reason, answered with `invalid_client` and that reason.
 async fn assertion_failure(
     state: &AppState,
     tenant: &Tenant,
     origin: &Origin,
-    address_key: &str,
     client_id: &str,
     reason: &str,
 ) -> Issue {
-    state
-        .failures
-        .record_failure(address_key, std::time::Instant::now());
     metrics::counter!("portcullis_auth_failures_total").increment(1);
     let event = NewAuditEvent {
         tenant_id: tenant.id,

@@ -163,19 +163,32 @@ pub(super) async fn submit_code(
     let account_key = format!("{}:{}", tenant.id, name_key(&user.user_name));
     let started = std::time::Instant::now();
     let policy = super::account_backoff(&state.store.sign_in_settings(tenant.id).await?);
-    if let Some(wait) = state.sign_in_accounts.wait(&account_key, started, &policy) {
-        super::record_failure(&state, &tenant, Some(&user), "throttled", "otp", &origin).await?;
-        let page = CodePage {
-            tenant: &tenant.name,
-            csrf: &csrf,
-            error: Some(format!(
-                "Too many wrong codes. Wait {} seconds and try again.",
-                wait.as_secs().max(1)
-            )),
-            notice: None,
-        };
-        return Ok((StatusCode::TOO_MANY_REQUESTS, html(&page)).into_response());
-    }
+    // Reserved before the code is checked: of simultaneous guesses, only as many as the
+    // back-off allows are ever tried.
+    let attempt = match state
+        .sign_in_accounts
+        .reserve(&account_key, started, &policy)
+    {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let method = if form.code.as_deref().is_some_and(|c| !c.trim().is_empty()) {
+                "otp"
+            } else {
+                "recovery_code"
+            };
+            super::note_throttled(&state, &tenant, Some(&user.user_name), method, &origin);
+            return Ok(super::too_many(wait, |seconds| {
+                html(&CodePage {
+                    tenant: &tenant.name,
+                    csrf: &csrf,
+                    error: Some(format!(
+                        "Too many wrong codes. Wait {seconds} seconds and try again."
+                    )),
+                    notice: None,
+                })
+            }));
+        }
+    };
     let now = state.clock.now();
     let (accepted, method, reason) = check_code(
         &state,
@@ -186,7 +199,7 @@ pub(super) async fn submit_code(
     )
     .await?;
     if !accepted {
-        state.sign_in_accounts.failure(&account_key, started);
+        drop(attempt);
         super::record_failure(&state, &tenant, Some(&user), reason, method, &origin).await?;
         let page = CodePage {
             tenant: &tenant.name,
@@ -196,7 +209,7 @@ pub(super) async fn submit_code(
         };
         return Ok((StatusCode::UNAUTHORIZED, html(&page)).into_response());
     }
-    state.sign_in_accounts.success(&account_key);
+    attempt.succeeded();
     let must_change = state
         .store
         .password(tenant.id, user.id)

@@ -27,7 +27,7 @@ use portcullis_core::{SessionId, ValidationError};
 use portcullis_store::{NewSession, StoreError, WriteContext};
 
 use crate::extract::RequestOrigin;
-use crate::throttle::BackoffPolicy;
+use crate::throttle::{Backoff, BackoffPolicy};
 
 mod authorize;
 mod logout;
@@ -456,26 +456,28 @@ async fn sign_in(
         notice: None,
     };
 
-    let wait = state
-        .sign_in_accounts
-        .wait(&account_key, started, &account_backoff(&settings))
-        .max(
-            state
-                .sign_in_addresses
-                .wait(&address_key, started, &ADDRESS_BACKOFF),
-        );
-    if let Some(wait) = wait {
-        record_failure(&state, &tenant, None, "throttled", "pwd", &origin).await?;
-        let seconds = wait.as_secs().max(1);
-        let message = format!(
-            "Too many failed attempts. Wait {seconds} seconds before trying your password again, or sign in with a passkey."
-        );
-        let mut response = (StatusCode::TOO_MANY_REQUESTS, html(&page(message))).into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        return Ok(response);
-    }
+    // Reserved before the password is checked: of simultaneous guesses, only as many as the
+    // back-off allows are ever verified.
+    let reserved = Backoff::reserve_both(
+        (
+            &state.sign_in_accounts,
+            &account_key,
+            &account_backoff(&settings),
+        ),
+        (&state.sign_in_addresses, &address_key, &ADDRESS_BACKOFF),
+        started,
+    );
+    let (account_attempt, address_attempt) = match reserved {
+        Ok(reservations) => reservations,
+        Err(wait) => {
+            note_throttled(&state, &tenant, Some(&user_name), "pwd", &origin);
+            return Ok(too_many(wait, |seconds| {
+                html(&page(format!(
+                    "Too many failed attempts. Wait {seconds} seconds before trying your password again, or sign in with a passkey."
+                )))
+            }));
+        }
+    };
 
     let subject = state
         .store
@@ -490,8 +492,8 @@ async fn sign_in(
     let user = subject.as_ref().map(|s| &s.user);
     let now = state.clock.now();
     if let Some(reason) = refusal(user, &check, now) {
-        state.sign_in_accounts.failure(&account_key, started);
-        state.sign_in_addresses.failure(&address_key, started);
+        // The reservations stay counted as failures.
+        drop((account_attempt, address_attempt));
         record_failure(&state, &tenant, user, reason, "pwd", &origin).await?;
         let message =
             "That user name and password do not match. Check both and try again.".to_owned();
@@ -512,6 +514,8 @@ async fn sign_in(
             .upgrade_password_hash(&ctx, subject.user.id, hash)
             .await?;
     }
+    // The password was right: this address did nothing wrong.
+    address_attempt.refund();
     let must_change = subject.password.as_ref().is_some_and(|p| p.must_change);
     let has_totp = state
         .store
@@ -519,7 +523,9 @@ async fn sign_in(
         .await?
         .is_some_and(|t| t.confirmed);
     if has_totp && settings.allow_totp {
-        // The password was right; the session waits for the second factor.
+        // The password was right; the session waits for the second factor. The account's
+        // failures stay: they are its codes' back-off too, which a password must not reset.
+        account_attempt.refund();
         return mfa::challenge(&state, &tenant, &subject.user, now);
     }
     let is_administrator = state
@@ -539,7 +545,7 @@ async fn sign_in(
     {
         // The user's second factor is a passkey, and a passkey is a whole sign-in: never open
         // a session that could set up another factor with the password alone.
-        state.sign_in_accounts.success(&account_key);
+        account_attempt.succeeded();
         record_failure(
             &state,
             &tenant,
@@ -552,7 +558,7 @@ async fn sign_in(
         let message = "Your organisation requires more than a password: use \"Sign in with a passkey\" below.".to_owned();
         return Ok((StatusCode::FORBIDDEN, html(&page(message))).into_response());
     }
-    state.sign_in_accounts.success(&account_key);
+    account_attempt.succeeded();
     let methods = vec![MethodUse {
         method: "pwd".into(),
         at: now,
@@ -689,6 +695,35 @@ fn user_context(
         origin,
         now,
     }
+}
+
+/// Counts an attempt refused while its account or address was backing off, for the sweeper to
+/// audit in one event per key and window.
+fn note_throttled(
+    state: &AppState,
+    tenant: &Tenant,
+    account: Option<&str>,
+    method: &'static str,
+    origin: &Origin,
+) {
+    let key = crate::throttle::ThrottledKey {
+        tenant: tenant.id,
+        account: account.map(str::to_owned),
+        address: origin.source_ip.clone(),
+        method,
+    };
+    state.throttled.note(key, state.clock.now());
+}
+
+/// The page `render` makes for a refusal while backing off, as 429 with `Retry-After`.
+fn too_many(wait: std::time::Duration, render: impl FnOnce(u64) -> Response) -> Response {
+    let seconds = wait.as_secs().max(1);
+    let mut response = render(seconds);
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
 }
 
 async fn record_failure(

@@ -93,12 +93,10 @@ async fn begin(
 /// Whether this source address may start another ceremony (and counts this one).
 fn may_start(state: &AppState, origin: &Origin) -> bool {
     let key = origin.source_ip.clone().unwrap_or_default();
-    let now = std::time::Instant::now();
-    if state.passkey_starts.blocked_for(&key, now).is_some() {
-        return false;
-    }
-    state.passkey_starts.record_failure(&key, now);
-    true
+    state
+        .passkey_starts
+        .take(&key, std::time::Instant::now())
+        .is_ok()
 }
 
 #[derive(Deserialize)]
@@ -170,17 +168,24 @@ pub(super) async fn sign_in(
             "Passkeys are not in use here. Sign in with your password.",
         ));
     };
-    if let Some(wait) = state
-        .sign_in_addresses
-        .wait(&address_key, started, &super::ADDRESS_BACKOFF)
-    {
-        record_failure(&state, &tenant, None, "throttled", "hwk", &origin).await?;
-        let message = format!(
-            "Too many failed attempts from your network. Wait {} seconds and try again.",
-            wait.as_secs().max(1)
-        );
-        return Ok(refused(StatusCode::TOO_MANY_REQUESTS, &message));
-    }
+    let attempt = match state.sign_in_addresses.reserve(
+        &address_key,
+        started,
+        &super::ADDRESS_BACKOFF,
+    ) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            super::note_throttled(&state, &tenant, None, "hwk", &origin);
+            return Ok(super::too_many(wait, |seconds| {
+                refused(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!(
+                        "Too many failed attempts from your network. Wait {seconds} seconds and try again."
+                    ),
+                )
+            }));
+        }
+    };
     let now = state.clock.now();
     let verdict = verify_sign_in(&state, &tenant, rp, &form.ceremony, &form.credential).await?;
     let (passkey, user) = match verdict {
@@ -188,7 +193,7 @@ pub(super) async fn sign_in(
         Err((reason, user)) => {
             // Only the address backs off: a passkey failure is no reason to slow the account's
             // owner, and the account's password back-off must not stop a passkey.
-            state.sign_in_addresses.failure(&address_key, started);
+            drop(attempt);
             record_failure(&state, &tenant, user.as_ref(), reason, "hwk", &origin).await?;
             return Ok(refused(
                 StatusCode::UNAUTHORIZED,
@@ -196,6 +201,7 @@ pub(super) async fn sign_in(
             ));
         }
     };
+    attempt.refund();
     state
         .store
         .passkey_used(tenant.id, passkey.0, passkey.1, now)

@@ -21,6 +21,7 @@ use super::{
 };
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
+use crate::throttle::{Backoff, BackoffPolicy, Reservation};
 
 /// Where to go once the session is strong enough, and what "enough" is. Sent as query
 /// parameters and carried through every form, all as text: nothing here is trusted.
@@ -202,7 +203,8 @@ fn account_key(me: &SignedIn) -> String {
     format!("{}:{}", me.tenant.id, name_key(&me.user.user_name))
 }
 
-/// A refused proof: counted against the account, audited, and the page again.
+/// A refused proof (its reservation already counted against the account): audited, and the
+/// page again.
 async fn refused(
     state: &AppState,
     me: &SignedIn,
@@ -211,9 +213,6 @@ async fn refused(
     (reason, method): (&str, &str),
     message: &str,
 ) -> Result<Response, PageError> {
-    state
-        .sign_in_accounts
-        .failure(&account_key(me), std::time::Instant::now());
     record_failure(
         state,
         &me.tenant,
@@ -235,37 +234,47 @@ async fn refused(
     .await
 }
 
-/// Refuses while the account is backing off after failures.
-async fn throttled(
-    state: &AppState,
-    me: &SignedIn,
+/// One proof attempt reserved against `backoff`'s `key` before it is checked, or the page
+/// that refuses it while the key is backing off.
+async fn reserve<'a>(
+    state: &'a AppState,
+    (backoff, key, policy): (&'a Backoff, &str, BackoffPolicy),
+    (me, method): (&SignedIn, &'static str),
     target: &Target,
     headers: &HeaderMap,
-) -> Result<Option<Response>, PageError> {
-    let policy = super::account_backoff(&state.store.sign_in_settings(me.tenant.id).await?);
-    let Some(wait) =
-        state
-            .sign_in_accounts
-            .wait(&account_key(me), std::time::Instant::now(), &policy)
-    else {
-        return Ok(None);
+) -> Result<Result<Reservation<'a>, Response>, PageError> {
+    let wait = match backoff.reserve(key, std::time::Instant::now(), &policy) {
+        Ok(reservation) => return Ok(Ok(reservation)),
+        Err(wait) => wait,
     };
+    super::note_throttled(
+        state,
+        &me.tenant,
+        Some(&me.user.user_name),
+        method,
+        &me.origin,
+    );
     let (csrf, _) = csrf_token(state, headers)?;
     let message = format!(
         "Too many failed attempts. Wait {} seconds and try again.",
         wait.as_secs().max(1)
     );
-    Ok(Some(
-        render(
-            state,
-            me,
-            target,
-            &csrf,
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(message),
-        )
-        .await?,
-    ))
+    let page = render(state, me, target, &csrf, StatusCode::OK, Some(message)).await?;
+    Ok(Err(super::too_many(wait, |_| page)))
+}
+
+/// A password or code attempt, reserved against the account's back-off (shared with sign-in).
+async fn reserve_account<'a>(
+    state: &'a AppState,
+    me: &SignedIn,
+    method: &'static str,
+    target: &Target,
+    headers: &HeaderMap,
+) -> Result<Result<Reservation<'a>, Response>, PageError> {
+    let policy = super::account_backoff(&state.store.sign_in_settings(me.tenant.id).await?);
+    let key = account_key(me);
+    let backoff = (&state.sign_in_accounts, key.as_str(), policy);
+    reserve(state, backoff, (me, method), target, headers).await
 }
 
 #[derive(Deserialize)]
@@ -285,14 +294,18 @@ pub(super) async fn password(
 ) -> Result<Response, NotSignedIn> {
     let me = signed_in(&state, &tenant, &headers, origin, PageKind::Ordinary).await?;
     check_csrf(&state, &headers, &form.csrf)?;
-    if let Some(wait) = throttled(&state, &me, &form.target, &headers).await? {
-        return Ok(wait);
-    }
+    let attempt = match reserve_account(&state, &me, "pwd", &form.target, &headers).await? {
+        Ok(attempt) => attempt,
+        Err(throttled) => return Ok(throttled),
+    };
     if !knows_password(&state, &me, form.password).await? {
+        drop(attempt);
         let why = ("bad password", "pwd");
         let message = "That password is not right.";
         return Ok(refused(&state, &me, &form.target, &headers, why, message).await?);
     }
+    // Proving the password again neither adds to nor clears the account's back-off.
+    attempt.refund();
     Ok(proved(&state, &me, &form.target, "pwd").await?)
 }
 
@@ -314,9 +327,10 @@ pub(super) async fn code(
 ) -> Result<Response, NotSignedIn> {
     let me = signed_in(&state, &tenant, &headers, origin, PageKind::Ordinary).await?;
     check_csrf(&state, &headers, &form.csrf)?;
-    if let Some(wait) = throttled(&state, &me, &form.target, &headers).await? {
-        return Ok(wait);
-    }
+    let attempt = match reserve_account(&state, &me, "otp", &form.target, &headers).await? {
+        Ok(attempt) => attempt,
+        Err(throttled) => return Ok(throttled),
+    };
     let (accepted, method, reason) = super::mfa::check_code(
         &state,
         me.tenant.id,
@@ -326,6 +340,7 @@ pub(super) async fn code(
     )
     .await?;
     if !accepted {
+        drop(attempt);
         let message =
             "That code is not right, or was already used. Enter the current code from your app.";
         return Ok(refused(
@@ -338,6 +353,7 @@ pub(super) async fn code(
         )
         .await?);
     }
+    attempt.refund();
     Ok(proved(&state, &me, &form.target, method).await?)
 }
 
@@ -362,6 +378,16 @@ pub(super) async fn passkey(
     let Some(rp) = super::passkeys::relying_party(&state, &me.tenant).await? else {
         return Err(PageError::NotAllowed("Passkeys are not in use here.").into());
     };
+    let address = me.origin.source_ip.clone().unwrap_or_default();
+    let backoff = (
+        &state.sign_in_addresses,
+        address.as_str(),
+        super::ADDRESS_BACKOFF,
+    );
+    let attempt = match reserve(&state, backoff, (&me, "hwk"), &form.target, &headers).await? {
+        Ok(attempt) => attempt,
+        Err(throttled) => return Ok(throttled),
+    };
     let verdict =
         super::passkeys::verify_sign_in(&state, &me.tenant, rp, &form.ceremony, &form.credential)
             .await?;
@@ -372,15 +398,13 @@ pub(super) async fn passkey(
                 .store
                 .passkey_used(me.tenant.id, id, moved, state.clock.now())
                 .await?;
+            attempt.refund();
             return Ok(proved(&state, &me, &form.target, "hwk").await?);
         }
         Ok(_) => "passkey of another user",
         Err((reason, _)) => reason,
     };
-    let address = me.origin.source_ip.clone().unwrap_or_default();
-    state
-        .sign_in_addresses
-        .failure(&address, std::time::Instant::now());
+    drop(attempt);
     record_failure(
         &state,
         &me.tenant,
