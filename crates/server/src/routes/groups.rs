@@ -62,12 +62,10 @@ fn group_target(id: GroupId) -> Option<Target> {
 /// Authorizes a change to a group: `group.write`, plus `role.assign` if the group holds roles.
 async fn authorize_group_change(state: &AppState, caller: &Caller, id: GroupId) -> ApiResult<()> {
     caller
-        .authorize(state, Action::GroupWrite, Scope::Tenant, group_target(id))
+        .authorize_change_to(state, Action::GroupWrite, PrincipalRef::group(id))
         .await?;
     state.store.group(caller.tenant_id(), id).await?;
-    caller
-        .authorize_principal_change(state, PrincipalRef::group(id))
-        .await
+    Ok(())
 }
 
 #[utoipa::path(get, path = "/v1/groups", tag = "groups", params(GroupQuery), responses((status = 200, body = Page<Group>)))]

@@ -66,16 +66,12 @@ async fn authorize_sp_change(
     id: ServicePrincipalId,
 ) -> ApiResult<ServicePrincipal> {
     caller
-        .authorize(state, action, Scope::Tenant, sp_target(id))
+        .authorize_change_to(state, action, PrincipalRef::service_principal(id))
         .await?;
-    let sp = state
+    Ok(state
         .store
         .service_principal(caller.tenant_id(), id)
-        .await?;
-    caller
-        .authorize_principal_change(state, PrincipalRef::service_principal(id))
-        .await?;
-    Ok(sp)
+        .await?)
 }
 
 #[utoipa::path(get, path = "/v1/service-principals", tag = "service principals", params(ListParams),

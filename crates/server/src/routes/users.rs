@@ -204,12 +204,9 @@ pub async fn update_user(
     ApiJson(body): ApiJson<UpdateUser>,
 ) -> ApiResult<Tagged<User>> {
     caller
-        .authorize(&state, Action::UserUpdate, Scope::Tenant, user_target(id))
+        .authorize_change_to(&state, Action::UserUpdate, PrincipalRef::user(id))
         .await?;
     let current = state.store.user(caller.tenant_id(), id).await?;
-    caller
-        .authorize_principal_change(&state, PrincipalRef::user(id))
-        .await?;
     let user_name = parse_name(
         "user_name",
         body.user_name.as_deref().unwrap_or(&current.user_name),
@@ -268,12 +265,9 @@ pub async fn delete_user(
     ApiPath(id): ApiPath<UserId>,
 ) -> ApiResult<Tagged<User>> {
     caller
-        .authorize(&state, Action::UserDelete, Scope::Tenant, user_target(id))
+        .authorize_change_to(&state, Action::UserDelete, PrincipalRef::user(id))
         .await?;
     let current = state.store.user(caller.tenant_id(), id).await?;
-    caller
-        .authorize_principal_change(&state, PrincipalRef::user(id))
-        .await?;
     let user = state
         .store
         .delete_user(
@@ -294,10 +288,7 @@ pub async fn restore_user(
     ApiPath(id): ApiPath<UserId>,
 ) -> ApiResult<Tagged<User>> {
     caller
-        .authorize(&state, Action::UserDelete, Scope::Tenant, user_target(id))
-        .await?;
-    caller
-        .authorize_principal_change(&state, PrincipalRef::user(id))
+        .authorize_change_to(&state, Action::UserDelete, PrincipalRef::user(id))
         .await?;
     let ctx = caller.write_context(&state);
     let not_before = ctx.now - time::Duration::days(i64::from(state.config.deleted_retention_days));
@@ -314,10 +305,7 @@ pub async fn purge_user(
     ApiPath(id): ApiPath<UserId>,
 ) -> ApiResult<StatusCode> {
     caller
-        .authorize(&state, Action::UserDelete, Scope::Tenant, user_target(id))
-        .await?;
-    caller
-        .authorize_principal_change(&state, PrincipalRef::user(id))
+        .authorize_change_to(&state, Action::UserDelete, PrincipalRef::user(id))
         .await?;
     state
         .store
@@ -386,10 +374,7 @@ pub async fn set_password(
     ApiJson(body): ApiJson<SetPassword>,
 ) -> ApiResult<StatusCode> {
     caller
-        .authorize(&state, Action::UserUpdate, Scope::Tenant, user_target(id))
-        .await?;
-    caller
-        .authorize_principal_change(&state, PrincipalRef::user(id))
+        .authorize_change_to(&state, Action::UserUpdate, PrincipalRef::user(id))
         .await?;
     let password = SecretString::from(body.password);
     let user = state.store.user(caller.tenant_id(), id).await?;
@@ -426,10 +411,7 @@ pub async fn remove_password(
     ApiPath(id): ApiPath<UserId>,
 ) -> ApiResult<StatusCode> {
     caller
-        .authorize(&state, Action::UserUpdate, Scope::Tenant, user_target(id))
-        .await?;
-    caller
-        .authorize_principal_change(&state, PrincipalRef::user(id))
+        .authorize_change_to(&state, Action::UserUpdate, PrincipalRef::user(id))
         .await?;
     let ctx = caller.write_context(&state);
     state.store.remove_password(&ctx, id).await?;
@@ -485,7 +467,7 @@ pub async fn end_sessions(
     ApiPath(id): ApiPath<UserId>,
 ) -> ApiResult<Json<EndedSessions>> {
     caller
-        .authorize(&state, Action::UserUpdate, Scope::Tenant, user_target(id))
+        .authorize_change_to(&state, Action::UserUpdate, PrincipalRef::user(id))
         .await?;
     state.store.user(caller.tenant_id(), id).await?;
     let ctx = caller.write_context(&state);
@@ -526,7 +508,7 @@ pub async fn remove_passkey(
     ApiPath((id, passkey_id)): ApiPath<(UserId, PasskeyId)>,
 ) -> ApiResult<StatusCode> {
     caller
-        .authorize(&state, Action::UserUpdate, Scope::Tenant, user_target(id))
+        .authorize_change_to(&state, Action::UserUpdate, PrincipalRef::user(id))
         .await?;
     let ctx = caller.write_context(&state);
     state.store.remove_passkey(&ctx, id, passkey_id).await?;
@@ -559,7 +541,7 @@ pub async fn withdraw_consent(
     ApiPath((id, client_id)): ApiPath<(UserId, ServicePrincipalId)>,
 ) -> ApiResult<StatusCode> {
     caller
-        .authorize(&state, Action::UserUpdate, Scope::Tenant, user_target(id))
+        .authorize_change_to(&state, Action::UserUpdate, PrincipalRef::user(id))
         .await?;
     let ctx = caller.write_context(&state);
     state.store.withdraw_consent(&ctx, id, client_id).await?;
