@@ -395,6 +395,20 @@ impl Client {
         )
     }
 
+    /// The tenant's audit events with this action once `done` holds for them, for events a
+    /// background task writes (the sweeper's summaries); waits up to ten seconds in small
+    /// steps, then returns what there is for the caller's assertion to judge.
+    pub async fn audit_once(&self, action: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        for _ in 0..100 {
+            let events = self.audit(action).await;
+            if done(&events) {
+                return events;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.audit(action).await
+    }
+
     /// The tenant's audit events with this action, newest first.
     pub async fn audit(&self, action: &str) -> Vec<Value> {
         let page = self

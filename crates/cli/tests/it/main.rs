@@ -7,6 +7,7 @@ mod api;
 mod audit;
 mod authorize;
 mod authz;
+mod concurrency;
 mod harness;
 mod identities;
 mod input;

@@ -27,7 +27,7 @@ pub(crate) fn between<'a>(text: &'a str, start: &str, end: &str) -> Vec<&'a str>
 }
 
 /// Signs in `user`, enrols an authenticator, and returns its key and the recovery codes.
-async fn enrolled(server: &TestServer, user: &str) -> (String, Vec<String>) {
+pub(crate) async fn enrolled(server: &TestServer, user: &str) -> (String, Vec<String>) {
     user_with_password(server, user, false).await;
     let mut browser = Browser::new(server);
     assert_eq!(

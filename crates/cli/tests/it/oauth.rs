@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::harness::TestServer;
 
 /// A service principal set up as a client-credentials OAuth client; its id and secret.
-async fn client(server: &TestServer, name: &str) -> (String, String) {
+pub(crate) async fn client(server: &TestServer, name: &str) -> (String, String) {
     let admin = server.admin();
     let sp = admin
         .post("/v1/service-principals", json!({"name": name}))
@@ -39,7 +39,7 @@ async fn client(server: &TestServer, name: &str) -> (String, String) {
     (id, key["secret"].as_str().unwrap().to_owned())
 }
 
-fn basic(id: &str, secret: &str) -> String {
+pub(crate) fn basic(id: &str, secret: &str) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))

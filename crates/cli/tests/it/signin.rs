@@ -99,6 +99,21 @@ impl Browser {
         self.absorb(response).await
     }
 
+    /// Posts a form with this browser's cookies, keeping none it is sent: any number of these
+    /// can be in flight at once, as an attacker's scripted browser would send them.
+    pub(crate) fn post_detached(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> impl std::future::Future<Output = StatusCode> + Send + use<> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form);
+        async move { request.send().await.unwrap().status() }
+    }
+
     pub(crate) async fn sign_in(&mut self, tenant: &str, user: &str, password: &str) -> Page {
         let form = self.get(&format!("/t/{tenant}/sign-in")).await;
         assert_eq!(form.status, 200, "{}", form.body);
@@ -255,7 +270,11 @@ async fn a_form_post_without_the_csrf_token_is_refused() {
 
 #[tokio::test]
 async fn repeated_failures_lock_the_account_for_a_while() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(|mut s| {
+        s.sweep_interval_seconds = Some(1);
+        s
+    })
+    .await;
     user_with_password(&server, "target", false).await;
     let mut attacker = Browser::new(&server);
     for _ in 0..5 {
@@ -276,14 +295,14 @@ async fn repeated_failures_lock_the_account_for_a_while() {
         locked.body.contains("passkey"),
         "points to a way that still works"
     );
-    assert!(
-        server
-            .admin()
-            .audit("signin")
-            .await
-            .iter()
-            .any(|e| e["reason"] == "throttled")
-    );
+    // Refusals while locked are audited as a count per account and address.
+    let refused = server
+        .admin()
+        .audit_once("authn.throttled", |events| !events.is_empty())
+        .await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["details"]["count"], 1);
+    assert_eq!(refused[0]["details"]["method"], "pwd");
     // Other accounts are unaffected.
     user_with_password(&server, "bystander", false).await;
     assert_eq!(
