@@ -3,13 +3,31 @@
 #   PORTCULLIS_URL      the server's URL by name (http://localhost:PORT): its public URL, the
 #                       issuer of its tokens, and the only host browsers allow passkeys on
 #   PORTCULLIS_API_KEY  the operator tenant's first administrator key
-# Run from the repository root, after `cargo build` (or `cargo test`).
-bin=target/debug/portcullis
+# With PORTCULLIS_TEST_DATABASE_URL set (a PostgreSQL URL whose user may create databases), the
+# server runs on a fresh PostgreSQL database made for this run and dropped after it; otherwise
+# on the embedded SQLite store. Run from the repository root, after `cargo build` (or `cargo test`).
+bin=${CARGO_TARGET_DIR:-target}/debug/portcullis
 data=$(mktemp -d)
 out="$data/stdout"
 server=""
-trap '[ -z "$server" ] || kill "$server" 2>/dev/null || true; rm -rf "$data"' EXIT
-"$bin" serve --listen 127.0.0.1:0 --data-dir "$data" --log-format text --log warn >"$out" 2>"$data/stderr" &
+scratch_db=""
+cleanup() {
+    [ -z "$server" ] || kill "$server" 2>/dev/null || true
+    [ -z "$server" ] || wait "$server" 2>/dev/null || true
+    if [ -n "$scratch_db" ]; then
+        psql "$PORTCULLIS_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$scratch_db\" WITH (FORCE)" || true
+    fi
+    rm -rf "$data"
+}
+trap cleanup EXIT
+store_args=()
+if [ -n "${PORTCULLIS_TEST_DATABASE_URL:-}" ]; then
+    scratch_db="pc_t_$(basename "$data" | tr -dc 'a-z0-9' | head -c 20)_$$"
+    psql "$PORTCULLIS_TEST_DATABASE_URL" -qc "CREATE DATABASE \"$scratch_db\""
+    store_args=(--database-url "${PORTCULLIS_TEST_DATABASE_URL%/*}/$scratch_db")
+    echo "start-server.sh: on PostgreSQL database $scratch_db"
+fi
+"$bin" serve --listen 127.0.0.1:0 --data-dir "$data" "${store_args[@]}" --log-format text --log warn >"$out" 2>"$data/stderr" &
 server=$!
 for _ in $(seq 1 100); do grep -q "listening on" "$out" 2>/dev/null && break; sleep 0.1; done
 url=$(sed -n 's/^portcullis: listening on //p' "$out")

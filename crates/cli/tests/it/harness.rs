@@ -21,9 +21,16 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// SQLite unless PORTCULLIS_TEST_DATABASE_URL names a PostgreSQL server. A variable that is
+    /// set but empty is a broken CI setup, not a request for SQLite: it fails the test rather
+    /// than pass on the wrong store.
     pub async fn new(dir: &std::path::Path) -> Self {
         match std::env::var("PORTCULLIS_TEST_DATABASE_URL") {
-            Ok(admin_url) if !admin_url.is_empty() => {
+            Ok(admin_url) => {
+                assert!(
+                    !admin_url.is_empty(),
+                    "PORTCULLIS_TEST_DATABASE_URL is set but empty: unset it for SQLite, or give a PostgreSQL URL"
+                );
                 let scratch = ScratchDatabase::create(&admin_url)
                     .await
                     .expect("create a database through PORTCULLIS_TEST_DATABASE_URL");
@@ -82,6 +89,29 @@ impl Drop for TestDatabase {
         })
         .join();
     }
+}
+
+/// CI names the store each of its passes must run on (PORTCULLIS_TEST_EXPECT_STORE): a pass
+/// that silently ran on the other one fails here instead of passing.
+#[tokio::test]
+async fn the_suite_runs_on_the_store_it_was_asked_for() {
+    let Ok(expected) = std::env::var("PORTCULLIS_TEST_EXPECT_STORE") else {
+        return;
+    };
+    assert!(
+        matches!(expected.as_str(), "sqlite" | "postgres"),
+        "PORTCULLIS_TEST_EXPECT_STORE is sqlite or postgres, not {expected:?}"
+    );
+    let server = TestServer::start().await;
+    // Asked of the database the server runs on: only PostgreSQL knows this function.
+    let on_postgres = server.db.execute("SELECT pg_backend_pid()").await.is_ok();
+    assert_eq!(
+        on_postgres,
+        expected == "postgres",
+        "this pass runs on the wrong store"
+    );
+    assert_eq!(server.db.is_postgres(), on_postgres);
+    server.admin().get("/v1/me").await.expect(200);
 }
 
 /// Serves until the returned sender is dropped or fired.
