@@ -2,7 +2,7 @@
 //! changes nothing.
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::harness::TestServer;
 
@@ -302,4 +302,77 @@ async fn patch_null_clears_and_absent_keeps() {
     let after = admin.patch(&path, json!({"email": null})).await.expect(200);
     assert_eq!(after["email"], serde_json::Value::Null);
     assert_eq!(after["display_name"], "P");
+}
+
+/// The framework's own refusals (a body over the limit, a path that does not decode) answer in
+/// the form of the surface they hit: RFC 6749 JSON at the token endpoint, a page on the sign-in
+/// pages, a problem document on the API; never plain text.
+#[tokio::test]
+async fn framework_rejections_answer_in_each_surfaces_own_form() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    let huge = "x".repeat(100 * 1024);
+    let content_type = |r: &reqwest::Response| {
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+
+    for (path, status) in [
+        ("/t/operator/oauth/token", 413),
+        ("/t/%FF/oauth/token", 400),
+        ("/t/operator/oauth/introspect", 413),
+    ] {
+        let body = if status == 413 {
+            huge.as_str()
+        } else {
+            "grant_type=x"
+        };
+        let response = http
+            .post(server.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("a={body}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        assert!(
+            content_type(&response).starts_with("application/json"),
+            "{path}"
+        );
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"], "invalid_request", "{path}: {error}");
+        assert!(
+            !error["error_description"].as_str().unwrap_or("").is_empty(),
+            "{error}"
+        );
+    }
+
+    for (path, status) in [("/t/operator/sign-in", 413), ("/t/%FF/sign-in", 400)] {
+        let body = if status == 413 { huge.as_str() } else { "x" };
+        let response = http
+            .post(server.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={body}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        assert!(content_type(&response).starts_with("text/html"), "{path}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains("Cannot continue"), "{page}");
+    }
+
+    let response = http
+        .post(server.url("/v1/users"))
+        .bearer_auth(&server.admin_key)
+        .header("content-type", "application/json")
+        .body(format!("{{\"user_name\": \"{huge}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(content_type(&response), "application/problem+json");
 }

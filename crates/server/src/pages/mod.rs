@@ -269,6 +269,21 @@ impl IntoResponse for PageError {
     }
 }
 
+/// A page for a request refused before any handler ran (a body too large, a path that does not
+/// decode): the same page as every other refusal, with `status`.
+pub(crate) fn refusal_page(status: StatusCode, message: &str) -> Response {
+    let page = ProblemPage {
+        tenant: "Portcullis",
+        title: "Cannot continue",
+        message,
+        error: None,
+        notice: None,
+    };
+    let mut response = html(&page);
+    *response.status_mut() = status;
+    response
+}
+
 fn html(template: &impl Template) -> Response {
     match template.render() {
         Ok(body) => Html(body).into_response(),

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json, Router};
@@ -250,6 +250,7 @@ pub fn app(state: AppState) -> Router {
         )
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(uniform_rejections))
         .layer(middleware::from_fn(record_metrics))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a request handler panicked".into()).into_response()
@@ -281,6 +282,81 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Which kind of client a path serves, and so in which form it is told of an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Surface {
+    /// The REST API, AuthZEN and metadata documents: RFC 9457 problem documents.
+    Api,
+    /// The OAuth endpoints that answer JSON to clients: RFC 6749 §5.2 error objects.
+    OAuth,
+    /// The pages people see in a browser: a page.
+    Page,
+}
+
+fn surface(path: &str) -> Surface {
+    let Some((_tenant, rest)) = path.strip_prefix("/t/").and_then(|p| p.split_once('/')) else {
+        return Surface::Api;
+    };
+    match rest {
+        "oauth/token" | "oauth/revoke" | "oauth/introspect" | "oauth/par" | "oauth/userinfo" => {
+            Surface::OAuth
+        }
+        "jwks" => Surface::Api,
+        _ if rest.starts_with("access/") || rest.starts_with(".well-known/") => Surface::Api,
+        _ => Surface::Page,
+    }
+}
+
+/// Rejection texts are a sentence or two; anything longer is not one.
+const REJECTION_TEXT_BYTES: usize = 4096;
+
+/// The framework's own refusals (a body over the limit, a path or form that does not decode,
+/// a wrong content type) are plain text. Every surface answers in its own form instead, with
+/// the same status and a reason a person can act on; handlers' own errors pass untouched.
+async fn uniform_rejections(request: Request, next: Next) -> Response {
+    let surface = surface(request.uri().path());
+    let limit = request.extensions().get::<BodyLimit>().map(|l| l.0);
+    let response = next.run(request).await;
+    let plain_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    let status = response.status();
+    if !plain_text || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), REJECTION_TEXT_BYTES)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let error = match (status, limit) {
+        (StatusCode::PAYLOAD_TOO_LARGE, Some(limit)) => ApiError::PayloadTooLarge { limit },
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, _) if surface == Surface::Api => {
+            ApiError::UnsupportedMediaType
+        }
+        _ => ApiError::BadRequest {
+            field: None,
+            detail: if text.is_empty() {
+                "The request cannot be read as sent.".to_owned()
+            } else {
+                format!("The request cannot be read as sent: {text}")
+            },
+        },
+    };
+    let detail = error.problem().detail;
+    match surface {
+        Surface::Api => error.into_response(),
+        Surface::OAuth => {
+            let error = portcullis_core::oauth::OAuthError::InvalidRequest(detail);
+            let mut response = crate::oauth::oauth_error(&error);
+            *response.status_mut() = status;
+            response
+        }
+        Surface::Page => crate::pages::refusal_page(status, &detail),
+    }
 }
 
 /// Counts requests and their latencies by route template (never the raw path, which would give
