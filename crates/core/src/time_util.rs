@@ -46,3 +46,26 @@ impl Clock for SystemClock {
         truncate_to_micros(OffsetDateTime::now_utc())
     }
 }
+
+/// The system's clock moved on by a chosen amount: what tests hand a server so that expiries
+/// can be passed by advancing time instead of sleeping past a deadline.
+#[derive(Debug, Default)]
+pub struct AdvancedClock {
+    ahead_micros: std::sync::atomic::AtomicI64,
+}
+
+impl AdvancedClock {
+    /// Moves this clock `by` further ahead of the system's.
+    pub fn advance(&self, by: time::Duration) {
+        let micros = i64::try_from(by.whole_microseconds()).unwrap_or(i64::MAX);
+        self.ahead_micros
+            .fetch_add(micros, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for AdvancedClock {
+    fn now(&self) -> OffsetDateTime {
+        let ahead = self.ahead_micros.load(std::sync::atomic::Ordering::SeqCst);
+        SystemClock.now() + time::Duration::microseconds(ahead)
+    }
+}

@@ -180,6 +180,15 @@ impl Server {
         config: Config,
         kek_from_env: Option<SecretString>,
     ) -> Result<Self, ServerError> {
+        Self::prepare_with_clock(config, kek_from_env, Arc::new(SystemClock)).await
+    }
+
+    /// `prepare` with the clock every expiry is judged by (tests pass one they can advance).
+    pub async fn prepare_with_clock(
+        config: Config,
+        kek_from_env: Option<SecretString>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ServerError> {
         create_private_dir(&config.data_dir)?;
         let (kek, kek_source) = load_kek(&config, kek_from_env)?;
         tracing::info!(database = %redact_url(&config.database_url), "opening the store");
@@ -189,7 +198,6 @@ impl Server {
             .server_secret(KEY_PEPPER, &kek, || Ok(random_bytes::<32>()?.to_vec()))
             .await?;
         let hasher = SecretHasher::new(pepper.expose_secret());
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
         let bootstrapped = bootstrap(&store, &hasher, &config, clock.now()).await?;
         let operator = store

@@ -1188,6 +1188,18 @@ async fn pushed_requests_travel_by_reference_and_work_once() {
 }
 
 /// A back-channel logout receiver: the form bodies POSTed to it, as they arrive.
+/// The next logout token the receiver got, or a failed test if none arrives within a minute
+/// (a broken back-channel must fail the test, not hang it).
+async fn next_logout_token(
+    received: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    which: &str,
+) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(60), received.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no {which} logout token within a minute"))
+        .unwrap_or_else(|| panic!("the receiver stopped before the {which} logout token"))
+}
+
 async fn logout_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1296,7 +1308,7 @@ async fn an_application_signs_the_user_out_and_the_others_are_told() {
         "signed out"
     );
 
-    let body = received.recv().await.expect("a logout token arrives");
+    let body = next_logout_token(&mut received, "first").await;
     let form: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(body.as_bytes())
             .into_owned()
@@ -1336,7 +1348,7 @@ async fn signing_out_on_the_account_page_tells_the_applications_too() {
     browser
         .post("/t/operator/sign-out", &[("csrf", &account.csrf())])
         .await;
-    let body = received.recv().await.expect("a logout token arrives");
+    let body = next_logout_token(&mut received, "first").await;
     assert!(body.starts_with("logout_token="));
     // An administrator ending the user's sessions tells the application too.
     let mut again = Browser::new(&server);
@@ -1348,10 +1360,7 @@ async fn signing_out_on_the_account_page_tells_the_applications_too() {
         .delete(&format!("/v1/users/{user}/sessions"))
         .await
         .expect(200);
-    let body = received
-        .recv()
-        .await
-        .expect("a second logout token arrives");
+    let body = next_logout_token(&mut received, "second").await;
     assert!(body.starts_with("logout_token="));
     // So does disabling the user.
     let mut third = Browser::new(&server);
@@ -1363,7 +1372,7 @@ async fn signing_out_on_the_account_page_tells_the_applications_too() {
         .patch(&format!("/v1/users/{user}"), json!({"state": "disabled"}))
         .await
         .expect(200);
-    let body = received.recv().await.expect("a third logout token arrives");
+    let body = next_logout_token(&mut received, "third").await;
     assert!(body.starts_with("logout_token="));
     let (_, refreshed) = token(
         &server,

@@ -149,6 +149,8 @@ pub struct TestServer {
     pub db: TestDatabase,
     pub dir: tempfile::TempDir,
     kek: secrecy::SecretString,
+    /// The clock the server judges every expiry by: `advance` moves it on.
+    clock: std::sync::Arc<portcullis_core::time_util::AdvancedClock>,
     shutdown: Option<oneshot::Sender<()>>,
     http: reqwest::Client,
 }
@@ -180,7 +182,8 @@ impl TestServer {
         let mut base = settings(dir.path(), &db.url);
         base.public_url = Some(format!("http://localhost:{}", addr.port()));
         let config = adjust(base).resolve().expect("valid settings");
-        let server = Server::prepare(config, Some(kek.clone()))
+        let clock = std::sync::Arc::new(portcullis_core::time_util::AdvancedClock::default());
+        let server = Server::prepare_with_clock(config, Some(kek.clone()), clock.clone())
             .await
             .expect("server prepares");
         let admin_key = server
@@ -197,6 +200,7 @@ impl TestServer {
             db,
             dir,
             kek,
+            clock,
             shutdown: Some(shutdown),
             http: reqwest::Client::new(),
         }
@@ -210,13 +214,18 @@ impl TestServer {
         let mut base = settings(self.dir.path(), &self.db.url);
         base.public_url = Some(format!("http://localhost:{}", addr.port()));
         let config = adjust(base).resolve().expect("valid settings");
-        let server = Server::prepare(config, Some(self.kek.clone()))
+        let server = Server::prepare_with_clock(config, Some(self.kek.clone()), self.clock.clone())
             .await
             .expect("node prepares");
         Node {
             base: format!("http://{addr}"),
             _shutdown: serve(server, listener),
         }
+    }
+
+    /// Moves the server's clock (and its other nodes') on, past an expiry, without sleeping.
+    pub fn advance(&self, by: time::Duration) {
+        self.clock.advance(by);
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -124,7 +124,7 @@ async fn expired_keys_stop_working_and_bad_expiries_are_refused() {
         .post(&path, json!({"expires_at": far}))
         .await
         .problem(422);
-    let soon = (OffsetDateTime::now_utc() + time::Duration::milliseconds(1500))
+    let soon = (OffsetDateTime::now_utc() + time::Duration::hours(1))
         .format(&Rfc3339)
         .unwrap();
     let key = admin
@@ -135,15 +135,8 @@ async fn expired_keys_stop_working_and_bad_expiries_are_refused() {
         .unwrap()
         .to_owned();
     server.client(&key).get("/v1/me").await.expect(200);
-    let mut expired = false;
-    for _ in 0..50 {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if server.client(&key).get("/v1/me").await.status == 401 {
-            expired = true;
-            break;
-        }
-    }
-    assert!(expired, "the key stops working after its expiry");
+    server.advance(time::Duration::minutes(61));
+    server.client(&key).get("/v1/me").await.problem(401);
     assert_eq!(
         admin.audit("authn.api_key").await[0]["reason"],
         "API key expired"

@@ -540,6 +540,7 @@ async fn administrators_see_the_sign_in_log_and_end_a_users_sessions() {
 }
 
 #[tokio::test]
+#[ignore = "a timing measurement: .ci/run runs it alone, with nothing else on the cores"]
 async fn an_unknown_user_costs_as_much_time_as_a_wrong_password() {
     // Statistical, not a deadline: without the dummy hash an unknown name would answer several
     // times faster than a known one; with it, the two medians are alike. Each name is tried once
