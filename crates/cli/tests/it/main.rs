@@ -8,6 +8,7 @@ mod audit;
 mod authorize;
 mod authz;
 mod concurrency;
+mod csrf;
 mod harness;
 mod identities;
 mod input;
