@@ -9,6 +9,7 @@ mod authorize;
 mod authz;
 mod concurrency;
 mod csrf;
+mod defences;
 mod harness;
 mod identities;
 mod input;
