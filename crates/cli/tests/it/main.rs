@@ -10,6 +10,7 @@ mod authz;
 mod concurrency;
 mod csrf;
 mod defences;
+mod forgery;
 mod harness;
 mod identities;
 mod input;
