@@ -10,6 +10,7 @@ mod authz;
 mod concurrency;
 mod csrf;
 mod defences;
+mod escalation;
 mod forgery;
 mod harness;
 mod identities;
