@@ -14,15 +14,19 @@ use sha2::{Digest, Sha256};
 use crate::harness::TestServer;
 use crate::signin::{Browser, PASSWORD, Page, user_with_password};
 
-const REDIRECT: &str = "https://app.example.com/callback";
-const VERIFIER: &str = "a-long-enough-verifier-of-forty-three-plus-characters-0123";
+pub(crate) const REDIRECT: &str = "https://app.example.com/callback";
+pub(crate) const VERIFIER: &str = "a-long-enough-verifier-of-forty-three-plus-characters-0123";
 
-fn challenge(verifier: &str) -> String {
+pub(crate) fn challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
 /// An application client; its id and (for confidential ones) secret.
-async fn app(server: &TestServer, name: &str, settings: Value) -> (String, Option<String>) {
+pub(crate) async fn app(
+    server: &TestServer,
+    name: &str,
+    settings: Value,
+) -> (String, Option<String>) {
     let admin = server.admin();
     let sp = admin
         .post("/v1/service-principals", json!({"name": name}))
@@ -58,7 +62,7 @@ async fn app(server: &TestServer, name: &str, settings: Value) -> (String, Optio
     (id, Some(key["secret"].as_str().unwrap().to_owned()))
 }
 
-fn authorize_path(client: &str, extra: &[(&str, &str)]) -> String {
+pub(crate) fn authorize_path(client: &str, extra: &[(&str, &str)]) -> String {
     let challenge = challenge(VERIFIER);
     let mut pairs: Vec<(&str, &str)> = vec![
         ("response_type", "code"),
@@ -83,7 +87,7 @@ fn authorize_path(client: &str, extra: &[(&str, &str)]) -> String {
 }
 
 /// The query of a redirect back to the application.
-fn callback(page: &Page) -> std::collections::HashMap<String, String> {
+pub(crate) fn callback(page: &Page) -> std::collections::HashMap<String, String> {
     assert_eq!(page.status, 303, "{}", page.body);
     let location = page.location();
     assert!(
@@ -98,7 +102,7 @@ fn callback(page: &Page) -> std::collections::HashMap<String, String> {
 }
 
 /// Follows same-site redirects until the browser is sent to the application (or a page).
-async fn follow(browser: &mut Browser, mut page: Page) -> Page {
+pub(crate) async fn follow(browser: &mut Browser, mut page: Page) -> Page {
     while page.status == 303 && page.location().starts_with('/') {
         let next = page.location().to_owned();
         page = browser.get(&next).await;
@@ -107,7 +111,7 @@ async fn follow(browser: &mut Browser, mut page: Page) -> Page {
 }
 
 /// A signed-in browser of a new user; the user's id.
-async fn signed_in(server: &TestServer, name: &str) -> (Browser, String) {
+pub(crate) async fn signed_in(server: &TestServer, name: &str) -> (Browser, String) {
     let id = user_with_password(server, name, false).await;
     let mut browser = Browser::new(server);
     assert_eq!(
@@ -117,7 +121,7 @@ async fn signed_in(server: &TestServer, name: &str) -> (Browser, String) {
     (browser, id)
 }
 
-async fn token(
+pub(crate) async fn token(
     server: &TestServer,
     client: &str,
     secret: Option<&str>,
@@ -126,7 +130,7 @@ async fn token(
     post_form(server, "/t/operator/oauth/token", client, secret, form).await
 }
 
-async fn post_form(
+pub(crate) async fn post_form(
     server: &TestServer,
     path: &str,
     client: &str,
@@ -148,7 +152,7 @@ async fn post_form(
 }
 
 /// A pushed authorization request (RFC 9126).
-async fn push(
+pub(crate) async fn push(
     server: &TestServer,
     client: &str,
     secret: Option<&str>,
@@ -157,7 +161,7 @@ async fn push(
     post_form(server, "/t/operator/oauth/par", client, secret, form).await
 }
 
-async fn exchange(
+pub(crate) async fn exchange(
     server: &TestServer,
     client: &str,
     secret: Option<&str>,
@@ -206,13 +210,22 @@ async fn verified(server: &TestServer, token: &str, typ: &str, audience: &str) -
         .claims
 }
 
-async fn code_for(browser: &mut Browser, client: &str, extra: &[(&str, &str)]) -> String {
+pub(crate) async fn code_for(
+    browser: &mut Browser,
+    client: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let page = browser.get(&authorize_path(client, extra)).await;
     let page = follow(browser, page).await;
     callback(&page)["code"].clone()
 }
 
-async fn introspect(server: &TestServer, client: &str, secret: &str, token: &str) -> Value {
+pub(crate) async fn introspect(
+    server: &TestServer,
+    client: &str,
+    secret: &str,
+    token: &str,
+) -> Value {
     let (status, body) = post_form(
         server,
         "/t/operator/oauth/introspect",

@@ -71,6 +71,68 @@ impl TestDatabase {
             result
         }
     }
+
+    /// Every row `sql` returns, each column as the bytes the database hands out (text as UTF-8,
+    /// blobs as stored, integers as SQLite's text or PostgreSQL's binary form; `None` for NULL):
+    /// what someone holding a copy of the database reads.
+    pub async fn raw_rows(&self, sql: &str) -> Result<Vec<Vec<Option<Vec<u8>>>>, sqlx::Error> {
+        use sqlx::Row;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        if self.is_postgres() {
+            let pool = sqlx::PgPool::connect(&self.url).await?;
+            let rows = sqlx::query(sql).fetch_all(&pool).await;
+            pool.close().await;
+            rows?
+                .iter()
+                .map(|row| {
+                    (0..row.len())
+                        .map(|i| row.try_get_unchecked::<Option<Vec<u8>>, _>(i))
+                        .collect()
+                })
+                .collect()
+        } else {
+            let pool = sqlx::SqlitePool::connect(&self.url).await?;
+            let rows = sqlx::query(sql).fetch_all(&pool).await;
+            pool.close().await;
+            rows?
+                .iter()
+                .map(|row| {
+                    (0..row.len())
+                        .map(|i| row.try_get_unchecked::<Option<Vec<u8>>, _>(i))
+                        .collect()
+                })
+                .collect()
+        }
+    }
+
+    /// Each row of `sql` as its columns' text joined by `|` (`NULL` for NULL). Cast columns that
+    /// are not text (`CAST(x AS TEXT)`) for the same answer on both databases.
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        self.raw_rows(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .into_iter()
+            .map(|row| {
+                row.iter()
+                    .map(|column| match column {
+                        Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                        None => "NULL".to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect()
+    }
+
+    /// The names of every table in the database.
+    pub async fn tables(&self) -> Vec<String> {
+        let sql = if self.is_postgres() {
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema()"
+        } else {
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+        };
+        self.texts(sql).await
+    }
 }
 
 impl Drop for TestDatabase {

@@ -46,7 +46,7 @@ pub(crate) fn basic(id: &str, secret: &str) -> String {
     )
 }
 
-async fn token_request(
+pub(crate) async fn token_request(
     server: &TestServer,
     tenant: &str,
     authorization: Option<&str>,
@@ -68,7 +68,7 @@ async fn token_request(
     )
 }
 
-async fn jwks(server: &TestServer, tenant: &str) -> JwkSet {
+pub(crate) async fn jwks(server: &TestServer, tenant: &str) -> JwkSet {
     reqwest::get(server.url(&format!("/t/{tenant}/jwks")))
         .await
         .unwrap()
@@ -397,7 +397,7 @@ async fn client_settings_are_validated() {
 }
 
 /// A client that authenticates with `private_key_jwt`; its id and the key it signs with.
-async fn key_client(server: &TestServer) -> (String, portcullis_core::jose::SigningKey) {
+pub(crate) async fn key_client(server: &TestServer) -> (String, portcullis_core::jose::SigningKey) {
     let generated = portcullis_core::jose::generate_es256().unwrap();
     let key =
         portcullis_core::jose::SigningKey::es256(generated.kid.clone(), &generated.private_pkcs8)
@@ -425,7 +425,7 @@ async fn key_client(server: &TestServer) -> (String, portcullis_core::jose::Sign
     (id, key)
 }
 
-fn client_assertion(
+pub(crate) fn client_assertion(
     server: &TestServer,
     key: &portcullis_core::jose::SigningKey,
     id: &str,

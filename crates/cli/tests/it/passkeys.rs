@@ -24,7 +24,7 @@ pub(crate) async fn start(browser: &mut Browser, path: &str, csrf: &str) -> (Str
 }
 
 /// Registers a passkey named `name` from a signed-in browser.
-async fn register(
+pub(crate) async fn register(
     server: &TestServer,
     browser: &mut Browser,
     key: &mut SoftPasskey,
@@ -66,7 +66,7 @@ pub(crate) async fn user_with_passkey(
 }
 
 /// A passkey sign-in's answer, from `origin_url`, ready to post.
-async fn sign_in_answer(
+pub(crate) async fn sign_in_answer(
     browser: &mut Browser,
     tenant: &str,
     key: &mut SoftPasskey,
@@ -89,7 +89,11 @@ async fn sign_in_answer(
     ]
 }
 
-async fn post_answer(browser: &mut Browser, tenant: &str, form: &[(&str, String)]) -> Page {
+pub(crate) async fn post_answer(
+    browser: &mut Browser,
+    tenant: &str,
+    form: &[(&str, String)],
+) -> Page {
     let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     browser
         .post(&format!("/t/{tenant}/sign-in/passkey"), &pairs)
