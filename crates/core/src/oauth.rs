@@ -159,12 +159,28 @@ const CLOCK_LEEWAY_SECONDS: i64 = 30;
 /// The client an assertion says it comes from (its `iss`), before anything is verified: only
 /// to find the keys to verify it with.
 pub fn assertion_issuer(assertion: &str) -> Result<String, OAuthError> {
-    let data = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(assertion)
-        .map_err(|_| OAuthError::InvalidClient("client_assertion is not a JWT".into()))?;
-    data.claims["iss"]
+    let claims = unverified_part(assertion, 1)
+        .ok_or_else(|| OAuthError::InvalidClient("client_assertion is not a JWT".into()))?;
+    claims["iss"]
         .as_str()
         .map(str::to_owned)
         .ok_or_else(|| OAuthError::InvalidClient("client_assertion has no iss".into()))
+}
+
+/// Part `index` (0 the header, 1 the payload) of a compact JWS, as JSON, unverified: to read
+/// what a token claims to be even when its algorithm is one the JOSE library cannot name
+/// (`none`), so the refusal can say why.
+fn unverified_part(token: &str, index: usize) -> Option<serde_json::Value> {
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() != 3 {
+        return None;
+    }
+    let bytes = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        parts.get(index)?,
+    )
+    .ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// A verified client assertion: its `jti` must be used once, until `expires_at`.
@@ -186,11 +202,26 @@ impl ClientSettings {
         now: i64,
     ) -> Result<VerifiedAssertion, OAuthError> {
         let refuse = |why: &str| OAuthError::InvalidClient(format!("client_assertion {why}"));
-        let header = jsonwebtoken::decode_header(assertion).map_err(|_| refuse("is not a JWT"))?;
+        let wrong_algorithm = |alg: &str| {
+            refuse(&format!(
+                "must be signed with ES256, ES384, RS256, PS256 or EdDSA, not {alg}"
+            ))
+        };
+        let header = match jsonwebtoken::decode_header(assertion) {
+            Ok(header) => header,
+            // A header that names an algorithm the library does not know (`none`) is refused
+            // as that, not as something unreadable.
+            Err(_) => {
+                let named = unverified_part(assertion, 0)
+                    .and_then(|h| h["alg"].as_str().map(str::to_owned));
+                return Err(match named {
+                    Some(alg) => wrong_algorithm(&alg),
+                    None => refuse("is not a JWT"),
+                });
+            }
+        };
         if !ASSERTION_ALGORITHMS.contains(&header.alg) {
-            return Err(refuse(
-                "must be signed with ES256, ES384, RS256, PS256 or EdDSA",
-            ));
+            return Err(wrong_algorithm(&format!("{:?}", header.alg)));
         }
         let keys: Vec<Jwk> = self
             .jwks

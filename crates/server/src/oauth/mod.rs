@@ -552,16 +552,20 @@ async fn assertion_client(
     let assertion = form
         .get("client_assertion")
         .ok_or_else(|| OAuthError::InvalidRequest("client_assertion is missing".into()))?;
-    let client_id = match form.get("client_id") {
-        Some(id) => id.to_owned(),
-        None => assertion_issuer(assertion)?,
+    // Without `client_id`, the client is whoever the assertion says issued it; an assertion
+    // that cannot even say is a failed authentication like any other, counted and audited.
+    let named = match form.get("client_id") {
+        Some(id) => Ok(id.to_owned()),
+        None => assertion_issuer(assertion).map_err(|e| e.to_string()),
     };
-    let client = match client_id.parse::<ServicePrincipalId>() {
-        Ok(id) if client_is_active(state, tenant, id).await? => {
+    let client_id = named.clone().unwrap_or_default();
+    let client = match named.map(|id| id.parse::<ServicePrincipalId>()) {
+        Ok(Ok(id)) if client_is_active(state, tenant, id).await? => {
             Ok((id, client_settings(state, tenant, id).await?))
         }
-        Ok(_) => Err("unknown or disabled client".to_owned()),
-        Err(_) => Err("unknown client".to_owned()),
+        Ok(Ok(_)) => Err("unknown or disabled client".to_owned()),
+        Ok(Err(_)) => Err("unknown client".to_owned()),
+        Err(unreadable) => Err(unreadable),
     };
     let issuer = issuer(state, tenant);
     let audiences = [format!("{issuer}/oauth/token"), issuer];
@@ -619,7 +623,7 @@ async fn assertion_failure(
         at: state.clock.now(),
         actor: Actor::anonymous(),
         action: "authn.client_assertion".into(),
-        target: Some(Target::new("service_principal", client_id)),
+        target: (!client_id.is_empty()).then(|| Target::new("service_principal", client_id)),
         outcome: Outcome::Failure,
         reason: Some(reason.into()),
         origin: origin.clone(),
