@@ -16,7 +16,7 @@ use portcullis_core::TenantId;
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::authz::{Action, Scope};
 use portcullis_core::engine::tenant::{Verdict, instant};
-use portcullis_core::identity::{KeyUnusable, LifecycleState, PrincipalRef, Tenant};
+use portcullis_core::identity::{KeyUnusable, LifecycleState, PrincipalKind, PrincipalRef, Tenant};
 use portcullis_core::secrets::PresentedApiKey;
 use portcullis_store::{ApiKeyCredential, WriteContext};
 
@@ -334,10 +334,11 @@ impl Caller {
     /// May the caller make the change `action` to `principal`? Every endpoint that changes a
     /// principal (its attributes, state, memberships, credentials, sessions or consents) asks
     /// this and nothing else. Changing a principal that holds any role (directly or through
-    /// its groups) is itself a privileged act, so it needs `role.assign` on top of `action`:
-    /// otherwise a user administrator could take over or lock out a tenant administrator, or
-    /// add themselves to an administrators' group. Assignments that start later count too:
-    /// joining a group whose role begins tomorrow is the same escalation, only delayed.
+    /// its groups), or a group that a deny assignment reaches, is itself a privileged act: it needs
+    /// `role.assign` on top of `action`: otherwise a user administrator could take over or lock
+    /// out a tenant administrator, add themselves to an administrators' group, or leave the
+    /// group a guardrail holds (or join the one it excepts). Assignments that start later
+    /// count too: joining a group whose role begins tomorrow is the same escalation, delayed.
     pub async fn authorize_change_to(
         &self,
         state: &AppState,
@@ -347,11 +348,21 @@ impl Caller {
         let target = Target::new(principal.kind.as_str(), principal.id);
         self.authorize(state, action, Scope::Tenant, Some(target.clone()))
             .await?;
-        let grants = state
-            .store
-            .grants_now_or_later(self.tenant.id, principal, state.clock.now())
-            .await?;
-        if grants.is_empty() {
+        // Only a group's memberships move a guardrail; a user or service principal it holds
+        // stays the user administrator's to edit.
+        let guarded = principal.kind == PrincipalKind::Group
+            && self
+                .engine(state, Freshness::Latest)
+                .await?
+                .engine
+                .under_deny_assignment(principal);
+        if !guarded
+            && state
+                .store
+                .grants_now_or_later(self.tenant.id, principal, state.clock.now())
+                .await?
+                .is_empty()
+        {
             return Ok(());
         }
         self.authorize(state, Action::RoleAssign, Scope::Tenant, Some(target))

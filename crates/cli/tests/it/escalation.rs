@@ -369,7 +369,6 @@ async fn a_security_administrator_mints_keys_only_for_principals_without_roles()
 /// must not be able to leave it (the group holds no role, so leaving looks harmless) and then
 /// do what the guardrail forbids; nor join a group the guardrail exempts.
 #[tokio::test]
-#[ignore = "bug: group membership changes are guarded only by the group's role assignments, not by deny assignments naming the group, so a user administrator escapes a deny assignment by leaving the denied group or joining an excluded one"]
 async fn a_user_administrator_cannot_step_around_a_deny_assignment_through_groups() {
     let server = TestServer::start().await;
     let admin = server.admin();

@@ -459,6 +459,11 @@ impl Snapshot {
     }
 
     /// The record at `index`, as a check target.
+    /// Every group `node` is in, directly or through nested groups, sorted.
+    pub fn groups_of(&self, node: u32) -> &[u32] {
+        self.groups.groups_of(node)
+    }
+
     pub fn target(&self, index: u32) -> Option<Target> {
         self.records.get(index as usize).map(|record| Target {
             index: Some(index),

@@ -211,6 +211,8 @@ pub struct TenantEngine {
     denies: Vec<(DenyAssignmentId, String)>,
     /// Principals on or under a membership cycle, refused everything.
     quarantine: Quarantine,
+    /// The nodes a deny assignment names, as denied or as excepted, sorted.
+    deny_named: Vec<u32>,
 }
 
 /// An instant as the engine compares them: milliseconds since the Unix epoch. Whole seconds
@@ -396,6 +398,7 @@ impl TenantEngine {
         }
         let mut denies = Vec::new();
         let mut model_denies = Vec::new();
+        let mut deny_named = Vec::new();
         for deny in &source.denies {
             let Some(deny_scope) = scope(deny.scope) else {
                 continue;
@@ -403,6 +406,8 @@ impl TenantEngine {
             let known =
                 |list: &[PrincipalRef]| -> Vec<u32> { list.iter().filter_map(node).collect() };
             denies.push((deny.id, deny.name.clone()));
+            deny_named.extend(known(&deny.principals));
+            deny_named.extend(known(&deny.excluded));
             model_denies.push(Deny {
                 principals: known(&deny.principals),
                 excluded: known(&deny.excluded),
@@ -425,6 +430,8 @@ impl TenantEngine {
             kind: PrincipalKind::User,
             id: uuid::Uuid::nil(),
         });
+        deny_named.sort_unstable();
+        deny_named.dedup();
         Ok(Self {
             snapshot: Snapshot::build(&model)?,
             node_refs,
@@ -442,7 +449,19 @@ impl TenantEngine {
             shares,
             denies,
             quarantine,
+            deny_named,
         })
+    }
+
+    /// Whether a deny assignment reaches `principal`: names it, as denied or as excepted, or
+    /// names a group it is in. Who is in such a principal decides whom the guardrail holds,
+    /// so changing its memberships is as privileged as changing the deny assignment.
+    pub fn under_deny_assignment(&self, principal: PrincipalRef) -> bool {
+        let Some(node) = self.node(&principal) else {
+            return false;
+        };
+        let named = |n: &u32| self.deny_named.binary_search(n).is_ok();
+        named(&node) || self.snapshot.groups_of(node).iter().any(named)
     }
 
     /// The memberships (member, group) that close a cycle, if the stored data holds any:
