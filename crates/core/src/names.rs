@@ -1,6 +1,10 @@
 //! Names people type: user names, e-mail addresses, group and environment names. Each is stored
-//! twice — as given (NFC, trimmed) for display, and as a *key* (NFKC, lower-cased) on which
-//! uniqueness is enforced, so `Ａlice`, `alice` and `ALICE` are one name within a tenant.
+//! twice — as given (NFC, trimmed) for display, and as a *key* on which uniqueness is enforced:
+//! compatibility-normalized, case-folded and reduced to its confusable skeleton (Unicode TS #39),
+//! so `Ａlice`, `alice`, `ALICE` and `аlice` (Cyrillic `а`) are one name within a tenant.
+//! Characters that cannot be seen (zero-width spaces and joiners, soft hyphens, word joiners,
+//! the byte-order mark, variation selectors) and bidirectional controls are refused outright:
+//! they make two names that look the same compare different, or one name display as another.
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -17,11 +21,74 @@ pub struct Name {
     pub key: String,
 }
 
-/// The uniqueness key of a name: compatibility-normalized and case-folded, so visually
-/// equivalent spellings collide.
+/// The uniqueness key of a name: compatibility-normalized, case-folded and reduced to its
+/// confusable skeleton, so spellings that look alike collide.
 pub fn name_key(raw: &str) -> String {
-    let folded: String = raw.nfkc().collect::<String>().to_lowercase();
-    folded.nfkc().collect()
+    // Folding and the skeleton each undo a little of the other (a skeleton may hold a
+    // compatibility character, folding may give a letter with a prototype): repeat both until
+    // nothing changes, so the key of a key is itself. Two rounds suffice in practice.
+    let fold = |text: &str| -> String {
+        let folded: String = text.nfkc().collect::<String>().to_lowercase();
+        unicode_security::skeleton(&folded)
+            .collect::<String>()
+            .nfc()
+            .collect()
+    };
+    let mut key = fold(raw);
+    for _ in 0..8 {
+        let next = fold(&key);
+        if next == key {
+            break;
+        }
+        key = next;
+    }
+    key
+}
+
+/// Whether `c` is drawn as nothing, or only steers the direction of the text around it: the
+/// Default_Ignorable_Code_Point characters of the Unicode Character Database, which include
+/// every bidirectional control.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
+}
+
+/// Refuses control characters and characters that cannot be seen.
+fn refuse_hidden(field: &str, text: &str) -> Result<(), ValidationError> {
+    if text.chars().any(|c| c.is_control()) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    if let Some(hidden) = text.chars().find(|c| is_invisible(*c)) {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "must not contain invisible or text-direction characters (U+{:04X}): they make a name look like another",
+                u32::from(hidden)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Validates a name that identifies an object inside a tenant.
@@ -36,12 +103,7 @@ pub fn parse_name(field: &str, raw: &str) -> Result<Name, ValidationError> {
             format!("must be at most {MAX_NAME_CHARS} characters"),
         ));
     }
-    if display.chars().any(|c| c.is_control()) {
-        return Err(ValidationError::new(
-            field,
-            "must not contain control characters",
-        ));
-    }
+    refuse_hidden(field, &display)?;
     let key = name_key(&display);
     Ok(Name { display, key })
 }
@@ -98,6 +160,7 @@ pub fn parse_email(field: &str, raw: &str) -> Result<Name, ValidationError> {
             "must look like name@example.com",
         ));
     }
+    refuse_hidden(field, &display)?;
     let key = name_key(&display);
     Ok(Name { display, key })
 }
@@ -143,6 +206,44 @@ mod tests {
     }
 
     #[test]
+    fn look_alikes_share_a_key_and_invisible_characters_are_refused() {
+        let latin = parse_name("n", "paypal").unwrap();
+        // Cyrillic а and р, Greek ο: the same to the eye.
+        for twin in [
+            "p\u{430}yp\u{430}l",
+            "\u{440}aypal",
+            "PAYPAL",
+            "paypa\u{217C}",
+        ] {
+            assert_eq!(parse_name("n", twin).unwrap().key, latin.key, "{twin:?}");
+        }
+        assert_ne!(parse_name("n", "paypa").unwrap().key, latin.key);
+        assert_ne!(
+            parse_name("n", "ada").unwrap().key,
+            parse_name("n", "eve").unwrap().key
+        );
+        for hidden in [
+            "pay\u{200B}pal",   // zero-width space
+            "pay\u{00AD}pal",   // soft hyphen
+            "pay\u{2060}pal",   // word joiner
+            "\u{FEFF}paypal",   // byte-order mark
+            "pay\u{202E}lap",   // right-to-left override
+            "paypal\u{2066}",   // left-to-right isolate
+            "pay\u{200D}pal",   // zero-width joiner
+            "\u{200B}\u{200C}", // nothing visible at all
+        ] {
+            let refused = parse_name("user_name", hidden).unwrap_err();
+            assert_eq!(refused.field, "user_name");
+            assert!(
+                refused.message.contains("invisible"),
+                "{hidden:?}: {}",
+                refused.message
+            );
+        }
+        assert!(parse_email("email", "ada\u{200B}@example.com").is_err());
+    }
+
+    #[test]
     fn bad_names_are_refused_with_the_field() {
         assert_eq!(
             parse_name("user_name", "  ").unwrap_err().field,
@@ -179,7 +280,7 @@ mod tests {
         }
         assert_eq!(
             parse_email("email", "Ada@Example.COM").unwrap().key,
-            "ada@example.com"
+            parse_email("email", "ada@example.com").unwrap().key
         );
     }
 

@@ -18,6 +18,7 @@ pub mod scratch;
 mod secrets;
 mod sessions;
 mod tenants;
+mod upgrades;
 mod write;
 
 use std::str::FromStr;
@@ -225,8 +226,9 @@ impl Store {
         }
     }
 
-    /// Brings the schema up to date. Safe to run from several processes at once: PostgreSQL
-    /// migrations hold an advisory lock, and SQLite has a single writer.
+    /// Brings the schema, then the stored data, up to date. Safe to run from several processes
+    /// at once: PostgreSQL migrations hold an advisory lock, SQLite has a single writer, and
+    /// data upgrades are idempotent.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.pools {
             Pools::Sqlite { writer, .. } => {
@@ -236,7 +238,7 @@ impl Store {
                 sqlx::migrate!("./migrations/postgres").run(writer).await?
             }
         }
-        Ok(())
+        self.upgrade_data().await
     }
 
     /// Whether the database answers.

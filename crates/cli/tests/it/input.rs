@@ -376,3 +376,83 @@ async fn framework_rejections_answer_in_each_surfaces_own_form() {
     assert_eq!(response.status(), 413);
     assert_eq!(content_type(&response), "application/problem+json");
 }
+
+/// Names that look alike are one name: a Cyrillic or Greek letter in place of its Latin twin
+/// clashes (409), and characters that cannot be seen or that turn the text around are refused
+/// (422), so no user, group or service principal can pose as another in a list.
+#[tokio::test]
+async fn look_alike_and_invisible_names_are_refused() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    admin.create_user("paypal").await;
+    admin
+        .post("/v1/groups", json!({"name": "admins"}))
+        .await
+        .expect(201);
+    for twin in ["p\u{430}yp\u{430}l", "\u{440}aypal", "PAYPA\u{217C}"] {
+        let problem = admin
+            .post("/v1/users", json!({"user_name": twin}))
+            .await
+            .problem(409);
+        assert_eq!(problem["field"], "user_name", "{twin:?}");
+    }
+    admin
+        .post("/v1/groups", json!({"name": "\u{430}dmins"}))
+        .await
+        .problem(409);
+    for hidden in [
+        "pay\u{200B}pal",
+        "pay\u{00AD}pal",
+        "pay\u{2060}pal",
+        "\u{FEFF}paypal",
+        "pay\u{202E}lap",
+        "\u{200B}",
+    ] {
+        let problem = admin
+            .post("/v1/users", json!({"user_name": hidden}))
+            .await
+            .problem(422);
+        assert_eq!(problem["field"], "user_name", "{hidden:?}");
+        admin
+            .post("/v1/service-principals", json!({"name": hidden}))
+            .await
+            .problem(422);
+    }
+    let users = admin.get("/v1/users?limit=500").await.expect(200);
+    assert_eq!(
+        users["items"].as_array().unwrap().len(),
+        1,
+        "paypal and no look-alike: {users}"
+    );
+}
+
+/// Keys stored before they were skeletons are recomputed once at start, so names made then are
+/// protected from look-alikes too.
+#[tokio::test]
+async fn name_keys_made_by_an_older_server_are_upgraded_at_start() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    admin.create_user("mary").await;
+    // As an older server stored it: folded, but not reduced to its skeleton.
+    server
+        .db
+        .execute("UPDATE users SET user_name_key = 'mary' WHERE user_name = 'mary'")
+        .await
+        .unwrap();
+    server
+        .db
+        .execute("DELETE FROM data_upgrades")
+        .await
+        .unwrap();
+    let node = server.another_node(|s| s).await;
+    let stored = server
+        .db
+        .texts("SELECT user_name_key FROM users WHERE user_name = 'mary'")
+        .await;
+    assert_eq!(stored, [portcullis_core::names::name_key("mary")]);
+    assert_ne!(stored, ["mary"], "the key is a skeleton now");
+    node.client(&server.admin_key)
+        .post("/v1/users", json!({"user_name": "rnary"}))
+        .await
+        .problem(409);
+}

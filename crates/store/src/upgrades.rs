@@ -1,0 +1,101 @@
+//! Upgrades of stored data that need the server's code, run once each after the schema
+//! migrations and recorded in `data_upgrades`. Several processes may start at once: each
+//! upgrade runs in one write transaction and is idempotent, and the first to finish records it.
+
+use crate::db::{Tx, assembled_query, query};
+use crate::{Store, StoreError};
+
+/// Every name kept unique by a key: (table, displayed column, key column). Tenant and
+/// environment names are slugs, their own keys, and need nothing.
+const NAME_KEYS: [(&str, &str, &str); 7] = [
+    ("business_units", "name", "name_key"),
+    ("users", "user_name", "user_name_key"),
+    ("users", "email", "email_key"),
+    ("groups", "name", "name_key"),
+    ("service_principals", "name", "name_key"),
+    ("custom_roles", "name", "name_key"),
+    ("deny_assignments", "name", "name_key"),
+];
+
+/// Name keys made before they included the confusable skeleton.
+const SKELETON_KEYS: &str = "name_keys_confusable_skeleton";
+
+impl Store {
+    pub(crate) async fn upgrade_data(&self) -> Result<(), StoreError> {
+        let mut tx = self.pools.begin().await?;
+        let done = tx
+            .fetch_optional(
+                query("SELECT name FROM data_upgrades WHERE name = $1").bind(SKELETON_KEYS),
+            )
+            .await?
+            .is_some();
+        if done {
+            return Ok(());
+        }
+        let kept = rekey_names(&mut tx).await?;
+        for (table, column, value) in &kept {
+            tracing::warn!(
+                table,
+                column,
+                name = %value,
+                "a name looks like another already in its tenant; it keeps its old key until renamed"
+            );
+        }
+        tx.execute(
+            query(
+                "INSERT INTO data_upgrades (name, done_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(SKELETON_KEYS)
+            .bind(time::OffsetDateTime::now_utc()),
+        )
+        .await?;
+        tx.commit().await
+    }
+}
+
+/// Recomputes every name key with today's `name_key`. A name whose new key another name of its
+/// tenant already holds (two look-alikes made before look-alikes were refused) keeps its old
+/// key; those are returned so they can be reported.
+async fn rekey_names(tx: &mut Tx) -> Result<Vec<(&'static str, &'static str, String)>, StoreError> {
+    let mut kept = Vec::new();
+    for (table, column, key_column) in NAME_KEYS {
+        let rows = tx
+            .fetch_all(assembled_query(format!(
+                "SELECT id, tenant_id, {column} AS display, {key_column} AS old_key FROM {table} \
+                 WHERE {column} IS NOT NULL ORDER BY id"
+            )))
+            .await?;
+        for row in rows {
+            let display = row.text("display")?;
+            let new_key = portcullis_core::names::name_key(&display);
+            if new_key == row.text("old_key")? {
+                continue;
+            }
+            let (id, tenant) = (row.text("id")?, row.text("tenant_id")?);
+            let taken = tx
+                .fetch_optional(
+                    assembled_query(format!(
+                        "SELECT id FROM {table} WHERE tenant_id = $1 AND {key_column} = $2 AND id <> $3"
+                    ))
+                    .bind(tenant.as_str())
+                    .bind(new_key.as_str())
+                    .bind(id.as_str()),
+                )
+                .await?
+                .is_some();
+            if taken {
+                kept.push((table, column, display));
+                continue;
+            }
+            tx.execute(
+                assembled_query(format!(
+                    "UPDATE {table} SET {key_column} = $1 WHERE id = $2"
+                ))
+                .bind(new_key)
+                .bind(id),
+            )
+            .await?;
+        }
+    }
+    Ok(kept)
+}
