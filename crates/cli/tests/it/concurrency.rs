@@ -464,6 +464,10 @@ async fn refused_attempts_are_audited_as_counts_not_one_row_each() {
     let counted = total(&summaries);
     assert_eq!(counted, refused as u64, "every refusal is counted once");
     let rows = summaries.len() + admin.audit("signin").await.len();
+    eprintln!(
+        "{rows} audit rows for {refused} throttled and {} answered attempts",
+        statuses.len() - refused
+    );
     assert!(
         rows <= 15,
         "{rows} audit rows for {refused} refused attempts (one per key and sweep)"
