@@ -39,31 +39,11 @@ impl GroupClosure {
                 });
             }
         }
-        let mut state = vec![Visit::New; n];
         let mut closure: Vec<Vec<u32>> = vec![Vec::new(); n];
-        // Iterative depth-first walk, so deep nesting cannot overflow the stack: (node, how
-        // many of its groups have been handled).
-        let mut stack: Vec<(usize, usize)> = Vec::new();
-        for start in 0..n {
-            if state[start] != Visit::New {
-                continue;
-            }
-            state[start] = Visit::Open;
-            stack.push((start, 0));
-            while let Some((node, next)) = stack.last_mut() {
-                let node = *node;
-                if let Some(&group) = direct[node].get(*next) {
-                    *next += 1;
-                    match state[group as usize] {
-                        Visit::New => {
-                            state[group as usize] = Visit::Open;
-                            stack.push((group as usize, 0));
-                        }
-                        Visit::Open => return Err(ClosureError::Cycle(group)),
-                        Visit::Done => {}
-                    }
-                    continue;
-                }
+        walk(
+            direct,
+            |_, group| Err(ClosureError::Cycle(group)),
+            |node| {
                 // Every group of `node` is closed: its closure is them and theirs.
                 let mut all: Vec<u32> = Vec::new();
                 for &group in &direct[node] {
@@ -73,10 +53,8 @@ impl GroupClosure {
                 all.sort_unstable();
                 all.dedup();
                 closure[node] = all;
-                state[node] = Visit::Done;
-                stack.pop();
-            }
-        }
+            },
+        )?;
         let mut offsets = Vec::with_capacity(n + 1);
         let mut groups = Vec::with_capacity(closure.iter().map(Vec::len).sum());
         offsets.push(0);
@@ -106,6 +84,46 @@ impl GroupClosure {
     }
 }
 
+/// Walks `direct` depth first from every node, iteratively so deep nesting cannot overflow the
+/// stack. `cycle(node, group)` is told of each edge to a group still open (one that closes a
+/// cycle) and may stop the walk; `closed(node)` is called once every group of `node` has
+/// been closed. Groups out of range are passed over.
+fn walk<E>(
+    direct: &[Vec<u32>],
+    mut cycle: impl FnMut(usize, u32) -> Result<(), E>,
+    mut closed: impl FnMut(usize),
+) -> Result<(), E> {
+    let mut state = vec![Visit::New; direct.len()];
+    // (node, how many of its groups have been handled)
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for start in 0..direct.len() {
+        if state[start] != Visit::New {
+            continue;
+        }
+        state[start] = Visit::Open;
+        stack.push((start, 0));
+        while let Some((node, next)) = stack.last_mut() {
+            let node = *node;
+            if let Some(&group) = direct[node].get(*next) {
+                *next += 1;
+                match state.get(group as usize) {
+                    Some(Visit::New) => {
+                        state[group as usize] = Visit::Open;
+                        stack.push((group as usize, 0));
+                    }
+                    Some(Visit::Open) => cycle(node, group)?,
+                    Some(Visit::Done) | None => {}
+                }
+                continue;
+            }
+            closed(node);
+            state[node] = Visit::Done;
+            stack.pop();
+        }
+    }
+    Ok(())
+}
+
 /// The nodes a membership cycle makes undecidable, and the edges that close the cycles.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Quarantine {
@@ -129,33 +147,15 @@ impl Quarantine {
 /// report.
 pub fn quarantine_cycles(direct: &mut [Vec<u32>]) -> Quarantine {
     let n = direct.len();
-    let mut state = vec![Visit::New; n];
     let mut closing_edges = Vec::new();
-    let mut stack: Vec<(usize, usize)> = Vec::new();
-    for start in 0..n {
-        if state[start] != Visit::New {
-            continue;
-        }
-        state[start] = Visit::Open;
-        stack.push((start, 0));
-        while let Some((node, next)) = stack.last_mut() {
-            let node = *node;
-            if let Some(&group) = direct[node].get(*next) {
-                *next += 1;
-                match state.get(group as usize) {
-                    Some(Visit::New) => {
-                        state[group as usize] = Visit::Open;
-                        stack.push((group as usize, 0));
-                    }
-                    Some(Visit::Open) => closing_edges.push((node as u32, group)),
-                    Some(Visit::Done) | None => {}
-                }
-                continue;
-            }
-            state[node] = Visit::Done;
-            stack.pop();
-        }
-    }
+    let Ok(()) = walk(
+        direct,
+        |node, group| {
+            closing_edges.push((node as u32, group));
+            Ok::<(), std::convert::Infallible>(())
+        },
+        |_| {},
+    );
     if closing_edges.is_empty() {
         return Quarantine::default();
     }
