@@ -335,17 +335,42 @@ async fn decisions_explain_themselves_and_follow_every_change() {
         .collect();
     assert_eq!(decisions, [&json!(true), &json!(false)]);
 
+    // Where AuthZEN 1.0 puts the metadata (the well-known string between the host and the
+    // PDP's path), naming the identifier it was derived from; and where it was before.
     let config = server
         .anonymous()
-        .get("/t/acme/.well-known/authzen-configuration")
+        .get("/.well-known/authzen-configuration/t/acme")
         .await
         .expect(200);
+    let pdp = config["policy_decision_point"].as_str().unwrap();
+    assert_eq!(
+        format!(
+            "{}/.well-known/authzen-configuration/t/acme",
+            pdp.trim_end_matches("/t/acme")
+        ),
+        format!(
+            "http://localhost:{}/.well-known/authzen-configuration/t/acme",
+            server.addr.port()
+        ),
+        "the metadata URL is derived from policy_decision_point: {config}"
+    );
     assert!(
         config["access_evaluations_endpoint"]
             .as_str()
             .unwrap()
             .ends_with("/t/acme/access/v1/evaluations")
     );
+    let old_place = server
+        .anonymous()
+        .get("/t/acme/.well-known/authzen-configuration")
+        .await
+        .expect(200);
+    assert_eq!(old_place, config);
+    server
+        .anonymous()
+        .get("/.well-known/authzen-configuration/t/nobody")
+        .await
+        .problem(404);
 
     // Deleting a record takes its shares with it; its type goes once no record uses it.
     let shares = t

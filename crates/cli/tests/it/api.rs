@@ -52,6 +52,7 @@ async fn every_documented_admin_operation_refuses_anonymous_callers() {
         "/metrics",
         "/v1/openapi.json",
         "/t/{tenant}/.well-known/authzen-configuration",
+        "/.well-known/authzen-configuration/t/{tenant}",
     ];
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() > 20, "the document lists the API");

@@ -617,8 +617,10 @@ pub async fn search_action(
     Ok(search_response(results, None, current.revision))
 }
 
-/// The tenant's AuthZEN metadata (no authentication).
-#[utoipa::path(get, path = "/t/{tenant}/.well-known/authzen-configuration", tag = "authorization",
+/// The tenant's AuthZEN metadata (no authentication), where AuthZEN 1.0 puts it: the
+/// well-known string between the host and the policy decision point's path (RFC 8615, as RFC
+/// 8414 does for OAuth), so `policy_decision_point` is the identifier it was derived from.
+#[utoipa::path(get, path = "/.well-known/authzen-configuration/t/{tenant}", tag = "authorization",
     params(("tenant" = String, Path)), security(()),
     responses((status = 200, body = Object), (status = 404, body = Problem)))]
 pub async fn configuration(
@@ -635,4 +637,15 @@ pub async fn configuration(
         "search_resource_endpoint": format!("{base}/access/v1/search/resource"),
         "search_action_endpoint": format!("{base}/access/v1/search/action"),
     })))
+}
+
+/// The same metadata under the tenant's own path, where earlier versions served it.
+#[utoipa::path(get, path = "/t/{tenant}/.well-known/authzen-configuration", tag = "authorization",
+    params(("tenant" = String, Path)), security(()),
+    responses((status = 200, body = Object), (status = 404, body = Problem)))]
+pub async fn configuration_under_tenant(
+    state: State<AppState>,
+    tenant: ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    configuration(state, tenant).await
 }

@@ -212,6 +212,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(access::search_resource))
         .routes(routes!(access::search_action))
         .routes(routes!(access::configuration))
+        .routes(routes!(access::configuration_under_tenant))
         .routes(routes!(audit::list_events))
         .routes(routes!(audit::chain))
         .split_for_parts();
