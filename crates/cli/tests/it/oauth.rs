@@ -102,6 +102,12 @@ async fn discovery_names_the_tenants_issuer_and_endpoints() {
         metadata["code_challenge_methods_supported"],
         json!(["S256"])
     );
+    // Every algorithm a client may choose for its tokens, RS256 among them (OpenID Connect
+    // Discovery 1.0, section 3).
+    assert_eq!(
+        metadata["id_token_signing_alg_values_supported"],
+        json!(["ES256", "RS256", "EdDSA"])
+    );
     assert_eq!(
         metadata["authorization_response_iss_parameter_supported"],
         true

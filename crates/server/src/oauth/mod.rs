@@ -185,7 +185,9 @@ async fn discovery(
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        // Each client chooses the algorithm its tokens are signed with; RS256 is among them, as
+        // OpenID Connect Discovery requires.
+        "id_token_signing_alg_values_supported": SigningAlgorithm::ALL.map(SigningAlgorithm::as_str),
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "name", "preferred_username", "email", "groups", "roles"],
         "acr_values_supported": ["password", "mfa", "phishing_resistant"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
