@@ -110,6 +110,27 @@ pub(crate) async fn follow(browser: &mut Browser, mut page: Page) -> Page {
     page
 }
 
+/// The signed-in `browser` asks to sign in to `client`, approves it on the consent page and
+/// follows the redirects back: the application's callback parameters.
+pub(crate) async fn approve(
+    browser: &mut Browser,
+    client: &str,
+) -> std::collections::HashMap<String, String> {
+    let page = browser.get(&authorize_path(client, &[])).await;
+    let request = crate::mfa::between(&page.body, "name=\"request\" value=\"", "\"")[0].to_owned();
+    let approved = browser
+        .post(
+            "/t/operator/oauth/consent",
+            &[
+                ("csrf", &page.csrf()),
+                ("request", &request),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    callback(&follow(browser, approved).await)
+}
+
 /// A signed-in browser of a new user; the user's id.
 pub(crate) async fn signed_in(server: &TestServer, name: &str) -> (Browser, String) {
     let id = user_with_password(server, name, false).await;

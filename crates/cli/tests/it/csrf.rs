@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::authorize::{app, authorize_path, callback, follow};
+use crate::authorize::{app, approve, authorize_path};
 use crate::harness::TestServer;
 use crate::mfa::{between, code};
 use crate::passkeys::{origin, register, start};
@@ -210,19 +210,7 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
         .find(|id| !mine.contains(id))
         .expect("the second session");
     // They approved Partner App, and hold a passkey.
-    let page = victim.get(&authorize_path(&partner, &[])).await;
-    let request = between(&page.body, "name=\"request\" value=\"", "\"")[0].to_owned();
-    let approved = victim
-        .post(
-            "/t/operator/oauth/consent",
-            &[
-                ("csrf", &page.csrf()),
-                ("request", &request),
-                ("decision", "allow"),
-            ],
-        )
-        .await;
-    assert!(callback(&follow(&mut victim, approved).await).contains_key("code"));
+    assert!(approve(&mut victim, &partner).await.contains_key("code"));
     let mut key = SoftPasskey::new();
     assert_eq!(
         register(&server, &mut victim, &mut key, "Laptop")

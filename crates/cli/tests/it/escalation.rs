@@ -6,9 +6,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::authorize::{app, authorize_path, callback, follow};
+use crate::authorize::{app, approve};
 use crate::harness::{Client, TestServer};
-use crate::mfa::between;
 use crate::passkeys::user_with_passkey;
 use crate::signin::{Browser, PASSWORD};
 use crate::soft_passkey::SoftPasskey;
@@ -83,19 +82,7 @@ async fn a_user_administrator_cannot_touch_a_tenant_administrator_through_any_us
         browser.sign_in("operator", "boss", PASSWORD).await.status,
         303
     );
-    let page = browser.get(&authorize_path(&partner, &[])).await;
-    let request = between(&page.body, "name=\"request\" value=\"", "\"")[0].to_owned();
-    let approved = browser
-        .post(
-            "/t/operator/oauth/consent",
-            &[
-                ("csrf", &page.csrf()),
-                ("request", &request),
-                ("decision", "allow"),
-            ],
-        )
-        .await;
-    assert!(callback(&follow(&mut browser, approved).await).contains_key("code"));
+    assert!(approve(&mut browser, &partner).await.contains_key("code"));
     let passkey = admin
         .get(&format!("/v1/users/{boss}/passkeys"))
         .await
