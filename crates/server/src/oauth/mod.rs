@@ -75,6 +75,9 @@ pub fn router() -> Router<AppState> {
         .route("/t/{tenant}/oauth/par", post(par::push))
         .route("/t/{tenant}/oauth/introspect", post(tokens::introspect))
         .merge(for_browsers)
+        .layer(axum::middleware::from_fn(|request, next| {
+            crate::routes::uniform_rejections(crate::routes::Surface::OAuth, request, next)
+        }))
 }
 
 /// A CORS preflight: the methods and headers a token request and a bearer call need.

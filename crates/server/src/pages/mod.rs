@@ -163,7 +163,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             page_headers,
-        ));
+        ))
+        .layer(axum::middleware::from_fn(|request, next| {
+            crate::routes::uniform_rejections(crate::routes::Surface::Page, request, next)
+        }));
     if hsts {
         router.layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
             header::STRICT_TRANSPORT_SECURITY,

@@ -251,7 +251,9 @@ pub fn app(state: AppState) -> Router {
         )
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn(uniform_rejections))
+        .layer(middleware::from_fn(|request, next| {
+            uniform_rejections(Surface::Api, request, next)
+        }))
         .layer(middleware::from_fn(record_metrics))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a request handler panicked".into()).into_response()
@@ -285,29 +287,15 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Which kind of client a path serves, and so in which form it is told of an error.
+/// Which kind of client a router serves, and so in which form it is told of an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Surface {
+pub(crate) enum Surface {
     /// The REST API, AuthZEN and metadata documents: RFC 9457 problem documents.
     Api,
-    /// The OAuth endpoints that answer JSON to clients: RFC 6749 §5.2 error objects.
+    /// The OAuth endpoints: RFC 6749 §5.2 error objects.
     OAuth,
     /// The pages people see in a browser: a page.
     Page,
-}
-
-fn surface(path: &str) -> Surface {
-    let Some((_tenant, rest)) = path.strip_prefix("/t/").and_then(|p| p.split_once('/')) else {
-        return Surface::Api;
-    };
-    match rest {
-        "oauth/token" | "oauth/revoke" | "oauth/introspect" | "oauth/par" | "oauth/userinfo" => {
-            Surface::OAuth
-        }
-        "jwks" => Surface::Api,
-        _ if rest.starts_with("access/") || rest.starts_with(".well-known/") => Surface::Api,
-        _ => Surface::Page,
-    }
 }
 
 /// Rejection texts are a sentence or two; anything longer is not one.
@@ -316,8 +304,9 @@ const REJECTION_TEXT_BYTES: usize = 4096;
 /// The framework's own refusals (a body over the limit, a path or form that does not decode,
 /// a wrong content type) are plain text. Every surface answers in its own form instead, with
 /// the same status and a reason a person can act on; handlers' own errors pass untouched.
-async fn uniform_rejections(request: Request, next: Next) -> Response {
-    let surface = surface(request.uri().path());
+/// Each router layers it with its surface (`middleware::from_fn(|r, n| uniform_rejections(
+/// Surface::OAuth, r, n))`); the API's layer is the outermost, for everything else.
+pub(crate) async fn uniform_rejections(surface: Surface, request: Request, next: Next) -> Response {
     let limit = request.extensions().get::<BodyLimit>().map(|l| l.0);
     let response = next.run(request).await;
     let plain_text = response
