@@ -25,7 +25,6 @@ use crate::engine::{Current, Freshness};
 use crate::error::ApiError;
 use crate::extract::origin_of;
 use crate::state::AppState;
-use crate::throttle::ThrottledKey;
 
 /// How often a key's last-used time is written at most.
 const LAST_USED_GRANULARITY: Duration = Duration::minutes(1);
@@ -129,13 +128,11 @@ pub(crate) async fn authenticate_key(
     let started = Instant::now();
     let presented = secret.map(str::trim).and_then(PresentedApiKey::parse);
     let throttled = |tenant: TenantId, retry_after_seconds: u64| {
-        let key = ThrottledKey {
-            tenant,
-            account: presented.as_ref().map(|p| p.prefix.clone()),
-            address: origin.source_ip.clone(),
-            method,
-        };
-        state.throttled.note(key, state.clock.now());
+        let prefix = presented.as_ref().map(|p| p.prefix.as_str());
+        let now = state.clock.now();
+        state
+            .throttled
+            .note_refused(tenant, prefix, origin, method, now);
         KeyRefusal::Throttled(retry_after_seconds)
     };
     if let Some(seconds) = state.failures.blocked_for(&address_key, started) {

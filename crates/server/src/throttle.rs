@@ -261,6 +261,25 @@ impl ThrottledAttempts {
             });
     }
 
+    /// Counts an attempt refused while `account` (a user name, key prefix or client id, when
+    /// the attempt named one) or its source address was backing off.
+    pub fn note_refused(
+        &self,
+        tenant: TenantId,
+        account: Option<&str>,
+        origin: &portcullis_core::audit::Origin,
+        method: &'static str,
+        at: time::OffsetDateTime,
+    ) {
+        let key = ThrottledKey {
+            tenant,
+            account: account.map(str::to_owned),
+            address: origin.source_ip.clone(),
+            method,
+        };
+        self.note(key, at);
+    }
+
     /// Everything counted since the last call.
     pub fn take(&self) -> Vec<(ThrottledKey, ThrottledCount)> {
         locked(&self.pending).drain().collect()

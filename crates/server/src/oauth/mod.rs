@@ -43,7 +43,6 @@ use crate::cache::TtlCache;
 use crate::error::ApiError;
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
-use crate::throttle::ThrottledKey;
 
 pub fn router() -> Router<AppState> {
     // What browser applications (public clients) call from their own origin.
@@ -531,13 +530,10 @@ async fn assertion_client(
     let address_key = format!("ip:{}", origin.source_ip.as_deref().unwrap_or("unknown"));
     let started = std::time::Instant::now();
     let throttled = |client_id: Option<&str>, seconds: u64| -> Issue {
-        let key = ThrottledKey {
-            tenant: tenant.id,
-            account: client_id.map(str::to_owned),
-            address: origin.source_ip.clone(),
-            method: "client_assertion",
-        };
-        state.throttled.note(key, state.clock.now());
+        let (method, now) = ("client_assertion", state.clock.now());
+        state
+            .throttled
+            .note_refused(tenant.id, client_id, origin, method, now);
         refused_key(KeyRefusal::Throttled(seconds))
     };
     if let Some(seconds) = state.failures.blocked_for(&address_key, started) {

@@ -724,13 +724,10 @@ fn note_throttled(
     method: &'static str,
     origin: &Origin,
 ) {
-    let key = crate::throttle::ThrottledKey {
-        tenant: tenant.id,
-        account: account.map(str::to_owned),
-        address: origin.source_ip.clone(),
-        method,
-    };
-    state.throttled.note(key, state.clock.now());
+    let now = state.clock.now();
+    state
+        .throttled
+        .note_refused(tenant.id, account, origin, method, now);
 }
 
 /// The page `render` makes for a refusal while backing off, as 429 with `Retry-After`.
