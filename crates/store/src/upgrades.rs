@@ -1,6 +1,6 @@
 //! Upgrades of stored data that need the server's code, run once each after the schema
-//! migrations and recorded in `data_upgrades`. Several processes may start at once: each
-//! upgrade runs in one write transaction and is idempotent, and the first to finish records it.
+//! migrations and recorded in `data_upgrades`. Several processes may start at once: the
+//! upgrades run in one write transaction under a lock, so the first does them and records it.
 
 use crate::db::{Tx, assembled_query, query};
 use crate::{Store, StoreError};
@@ -17,12 +17,22 @@ const NAME_KEYS: [(&str, &str, &str); 7] = [
     ("deny_assignments", "name", "name_key"),
 ];
 
+/// The advisory-lock key of data upgrades on PostgreSQL ("pcupgrad" in ASCII), apart from the
+/// keys tenant writes use only by chance, which would merely make them wait.
+const UPGRADE_LOCK: i64 = 0x7063_7570_6772_6164;
+
 /// Name keys made before they included the confusable skeleton.
 const SKELETON_KEYS: &str = "name_keys_confusable_skeleton";
 
 impl Store {
     pub(crate) async fn upgrade_data(&self) -> Result<(), StoreError> {
         let mut tx = self.pools.begin().await?;
+        if tx.is_postgres() {
+            // Two nodes starting at once upgrade one after the other; the second finds it done.
+            // (SQLite's single writer and `BEGIN IMMEDIATE` already do that.)
+            tx.execute(query("SELECT pg_advisory_xact_lock($1)").bind(UPGRADE_LOCK))
+                .await?;
+        }
         let done = tx
             .fetch_optional(
                 query("SELECT name FROM data_upgrades WHERE name = $1").bind(SKELETON_KEYS),
