@@ -268,6 +268,9 @@ pub enum UserCommand {
         /// Business unit id [default: the root unit].
         #[arg(long)]
         business_unit: Option<String>,
+        /// The id another system knows it by (SCIM externalId, an upstream `sub`).
+        #[arg(long)]
+        external_id: Option<String>,
     },
     /// Change a user's names, state, sponsor, expiry or business unit.
     Update {
@@ -294,6 +297,9 @@ pub enum UserCommand {
         /// Move to this business unit.
         #[arg(long)]
         business_unit: Option<String>,
+        /// The id another system knows it by; an empty value clears it.
+        #[arg(long)]
+        external_id: Option<String>,
         /// Only update if the user is still at this ETag.
         #[arg(long)]
         if_match: Option<String>,
@@ -438,6 +444,9 @@ pub enum ServicePrincipalCommand {
         /// Free text.
         #[arg(long)]
         description: Option<String>,
+        /// The id another system knows it by (SCIM externalId, an upstream `sub`).
+        #[arg(long)]
+        external_id: Option<String>,
     },
     /// Rename, describe, disable or re-enable a service principal.
     Update {
@@ -452,6 +461,9 @@ pub enum ServicePrincipalCommand {
         /// active or disabled.
         #[arg(long)]
         state: Option<String>,
+        /// The id another system knows it by; an empty value clears it.
+        #[arg(long)]
+        external_id: Option<String>,
         /// Only update if the principal is still at this ETag.
         #[arg(long)]
         if_match: Option<String>,
@@ -768,9 +780,11 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                     sponsor,
                     expires_at,
                     business_unit,
+                    external_id,
                 } => {
                     let body = object(vec![
                         ("user_name", Some(json!(user_name))),
+                        ("external_id", text(external_id)),
                         ("email", text(email)),
                         ("display_name", text(display_name)),
                         ("kind", Some(json!(if guest { "guest" } else { "member" }))),
@@ -790,10 +804,12 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                     sponsor,
                     expires_at,
                     business_unit,
+                    external_id,
                     if_match,
                 } => {
                     let body = object(vec![
                         ("user_name", text(user_name)),
+                        ("external_id", clearable(external_id)),
                         ("email", clearable(email)),
                         ("display_name", clearable(display_name)),
                         ("state", text(state)),
@@ -969,10 +985,15 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                     api.get(&format!("/v1/service-principals/{id}"), none)
                         .await?
                 }
-                ServicePrincipalCommand::Create { name, description } => {
+                ServicePrincipalCommand::Create {
+                    name,
+                    description,
+                    external_id,
+                } => {
                     let body = object(vec![
                         ("name", Some(json!(name))),
                         ("description", text(description)),
+                        ("external_id", text(external_id)),
                     ]);
                     api.call(M::POST, "/v1/service-principals", none, Some(&body), None)
                         .await?
@@ -982,12 +1003,14 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                     name,
                     description,
                     state,
+                    external_id,
                     if_match,
                 } => {
                     let body = object(vec![
                         ("name", text(name)),
                         ("description", clearable(description)),
                         ("state", text(state)),
+                        ("external_id", clearable(external_id)),
                     ]);
                     api.call(
                         M::PATCH,

@@ -88,9 +88,24 @@ actions! {
     AuditRead => "audit.read", false, false;
 }
 
+/// What Portcullis's own resource types are called in the engine, in roles and in deny
+/// assignments: `portcullis:user`, never plain `user`, so that every identifier stays free for
+/// the types a tenant registers for its applications (which cannot contain `:`).
+pub const OWN_TYPE_PREFIX: &str = "portcullis:";
+
 impl Action {
     pub fn plane(self) -> Plane {
         Plane::Control
+    }
+
+    /// The action's name apart from any application's: `portcullis:user.read`.
+    pub fn qualified(self) -> String {
+        format!("{OWN_TYPE_PREFIX}{}", self.as_str())
+    }
+
+    /// The action a qualified name (`portcullis:user.read`) stands for.
+    pub fn from_qualified(name: &str) -> Option<Action> {
+        name.strip_prefix(OWN_TYPE_PREFIX)?.parse().ok()
     }
 }
 

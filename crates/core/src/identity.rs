@@ -136,6 +136,18 @@ pub struct User {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     pub version: i64,
+    /// The id another system knows the user by (SCIM `externalId`, an upstream identity
+    /// provider's `sub`), unique in the tenant; enforcement points may name the user by it.
+    pub external_id: Option<String>,
+}
+
+/// Checks an external id as given (compared exactly, so not normalized): printable, 1 to 256
+/// characters.
+pub fn parse_external_id(raw: Option<String>) -> Result<Option<String>, crate::ValidationError> {
+    if let Some(id) = &raw {
+        crate::resources::validate_external_id(id)?;
+    }
+    Ok(raw)
 }
 
 impl User {
@@ -188,6 +200,8 @@ pub struct ServicePrincipal {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     pub version: i64,
+    /// The id another system knows the service principal by, unique in the tenant.
+    pub external_id: Option<String>,
 }
 
 /// An API key as listed: everything but the secret, which is shown once at creation and then
@@ -438,6 +452,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             version: 1,
+            external_id: None,
         };
         assert!(user.is_usable(now));
         assert!(!user.is_usable(now + Duration::hours(2)));
@@ -465,6 +480,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             version: 1,
+            external_id: None,
         };
         let soon = Some(now + Duration::days(30));
         assert!(validate_sponsorship(UserKind::Guest, Some(&sponsor), soon, now).is_ok());

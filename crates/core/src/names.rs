@@ -45,6 +45,13 @@ pub fn name_key(raw: &str) -> String {
     key
 }
 
+/// A name as compared when someone else's system sends it (an enforcement point's token):
+/// compatibility-normalized and lower-cased, but not reduced to its skeleton, so that a
+/// look-alike (`аdmin` with a Cyrillic `а`) never stands for the name it imitates.
+pub fn case_fold(raw: &str) -> String {
+    raw.trim().nfkc().collect::<String>().to_lowercase()
+}
+
 /// Whether `c` is drawn as nothing, or only steers the direction of the text around it: the
 /// Default_Ignorable_Code_Point characters of the Unicode Character Database, which include
 /// every bidirectional control.

@@ -140,3 +140,62 @@ mod tests {
         assert!(PageRequest::parse_seq(Some("x"), None).is_err());
     }
 }
+
+/// A search page token that only resumes the search it came from: the position (the last
+/// result's key) behind a digest of the query. Used with another query it is refused, rather
+/// than quietly paging a different result set from a position that means nothing there.
+pub mod bound {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use crate::ValidationError;
+
+    const DIGEST_BYTES: usize = 12;
+
+    fn digest(query: &[u8]) -> [u8; DIGEST_BYTES] {
+        let full = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, query);
+        let mut short = [0u8; DIGEST_BYTES];
+        short.copy_from_slice(&full.as_ref()[..DIGEST_BYTES]);
+        short
+    }
+
+    /// The token resuming `query` after `position`.
+    pub fn token(query: &[u8], position: &str) -> String {
+        let mut bytes = digest(query).to_vec();
+        bytes.extend_from_slice(position.as_bytes());
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The position a token resumes `query` at.
+    pub fn position(query: &[u8], token: &str) -> Result<String, ValidationError> {
+        let foreign = || ValidationError::new("page.token", "is not a token this server gave");
+        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| foreign())?;
+        if bytes.len() < DIGEST_BYTES {
+            return Err(foreign());
+        }
+        // A digest, not a secret: the token is a cursor, not a capability.
+        let (bound_to, position) = bytes.split_at(DIGEST_BYTES);
+        if bound_to != digest(query) {
+            return Err(ValidationError::new(
+                "page.token",
+                "was given for a different search; send the same subject, resource and action as the request that returned it, or start again without a token",
+            ));
+        }
+        String::from_utf8(position.to_vec()).map_err(|_| foreign())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_token_resumes_only_its_own_query() {
+            let t = token(b"who may read doc-1", "u-42");
+            assert_eq!(position(b"who may read doc-1", &t).unwrap(), "u-42");
+            let e = position(b"who may read doc-2", &t).unwrap_err();
+            assert!(e.message.contains("different search"), "{e:?}");
+            assert!(position(b"who may read doc-1", "not base64!").is_err());
+            assert!(position(b"who may read doc-1", "AAAA").is_err());
+        }
+    }
+}

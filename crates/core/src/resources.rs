@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::ValidationError;
-use crate::authz::{Action, Plane, Scope};
+use crate::authz::{Action, OWN_TYPE_PREFIX, Plane, Scope};
 use crate::engine::model::Depth;
 use crate::identity::PrincipalRef;
 use crate::ids::*;
@@ -72,26 +72,13 @@ fn parse_identifier(field: &str, raw: &str) -> Result<(), ValidationError> {
     }
 }
 
-/// The resource types Portcullis's own actions belong to (`user` of `user.read`); a tenant
-/// cannot register these.
-pub fn is_reserved_type(name: &str) -> bool {
-    Action::ALL
-        .iter()
-        .any(|a| a.as_str().split('.').next() == Some(name))
-}
-
-/// Checks a resource type's name and actions.
+/// Checks a resource type's name and actions. Any identifier is free, `user` and `group`
+/// included: Portcullis's own types live apart, under `portcullis:`.
 pub fn validate_resource_type(
     name: &str,
     actions: &[ResourceAction],
 ) -> Result<(), ValidationError> {
     parse_identifier("name", name)?;
-    if is_reserved_type(name) {
-        return Err(ValidationError::new(
-            "name",
-            format!("`{name}` is one of Portcullis's own resource types; choose another name"),
-        ));
-    }
     if actions.is_empty() || actions.len() > MAX_ACTIONS_PER_TYPE {
         return Err(ValidationError::new(
             "actions",
@@ -143,12 +130,32 @@ pub struct CustomRole {
     pub version: i64,
 }
 
-/// Checks a role's permissions against the actions that exist: Portcullis's own, and those of
-/// the tenant's resource types. Portcullis's own actions must be tenant deep.
-pub fn validate_permissions(
-    permissions: &[RolePermission],
+/// The stored, unambiguous name of an action that a role or a deny assignment lists: an action
+/// of one of the tenant's resource types as written (`document.read`); one of Portcullis's own
+/// with its prefix (`portcullis:user.read`). Portcullis's own may be written without the prefix
+/// while the tenant has registered no type of that name; once stored it keeps its prefix, so
+/// registering such a type later cannot change what an existing role grants or a deny
+/// assignment refuses.
+pub fn canonical_action(raw: &str, types: &[ResourceType]) -> Result<String, ValidationError> {
+    if Action::from_qualified(raw).is_some() || action_exists(types, raw) {
+        return Ok(raw.to_owned());
+    }
+    let registered = raw
+        .split_once('.')
+        .is_some_and(|(ty, _)| types.iter().any(|t| t.name == ty));
+    match raw.parse::<Action>() {
+        Ok(own) if !registered => Ok(own.qualified()),
+        _ => Err(unknown_action(raw)),
+    }
+}
+
+/// Checks a role's permissions against the actions that exist (Portcullis's own, and those of
+/// the tenant's resource types) and gives them their stored names. Portcullis's own actions
+/// must be tenant deep.
+pub fn canonical_permissions(
+    permissions: Vec<RolePermission>,
     types: &[ResourceType],
-) -> Result<(), ValidationError> {
+) -> Result<Vec<RolePermission>, ValidationError> {
     if permissions.len() > MAX_PERMISSIONS_PER_ROLE {
         return Err(ValidationError::new(
             "permissions",
@@ -156,9 +163,10 @@ pub fn validate_permissions(
         ));
     }
     let mut seen = BTreeSet::new();
+    let mut canonical = Vec::with_capacity(permissions.len());
     for permission in permissions {
-        let own = permission.action.parse::<Action>().is_ok();
-        if own && permission.depth != Depth::Tenant {
+        let action = canonical_action(&permission.action, types)?;
+        if Action::from_qualified(&action).is_some() && permission.depth != Depth::Tenant {
             return Err(ValidationError::new(
                 "permissions",
                 format!(
@@ -167,24 +175,25 @@ pub fn validate_permissions(
                 ),
             ));
         }
-        if !own && !action_exists(types, &permission.action) {
-            return Err(unknown_action(&permission.action));
-        }
-        if !seen.insert(permission.action.as_str()) {
+        if !seen.insert(action.clone()) {
             return Err(ValidationError::new(
                 "permissions",
                 format!("`{}` is listed twice", permission.action),
             ));
         }
+        canonical.push(RolePermission {
+            action,
+            depth: permission.depth,
+        });
     }
-    Ok(())
+    Ok(canonical)
 }
 
 fn unknown_action(action: &str) -> ValidationError {
     ValidationError::new(
         "actions",
         format!(
-            "`{action}` is not an action: use `<resource type>.<action>` of a registered resource type, or one of Portcullis's own"
+            "`{action}` is not an action: use `<resource type>.<action>` of a registered resource type, or one of Portcullis's own (`{OWN_TYPE_PREFIX}user.read`)"
         ),
     )
 }
@@ -197,21 +206,26 @@ fn action_exists(types: &[ResourceType], qualified: &str) -> bool {
     })
 }
 
-/// Checks a list of full action names (a deny assignment's).
-pub fn validate_actions(actions: &[String], types: &[ResourceType]) -> Result<(), ValidationError> {
+/// Checks a list of full action names (a deny assignment's) and gives them their stored names.
+pub fn canonical_actions(
+    actions: Vec<String>,
+    types: &[ResourceType],
+) -> Result<Vec<String>, ValidationError> {
     if actions.is_empty() || actions.len() > MAX_PERMISSIONS_PER_ROLE {
         return Err(ValidationError::new(
             "actions",
             format!("must list 1 to {MAX_PERMISSIONS_PER_ROLE} actions"),
         ));
     }
-    match actions
-        .iter()
-        .find(|a| a.parse::<Action>().is_err() && !action_exists(types, a))
-    {
-        Some(bad) => Err(unknown_action(bad)),
-        None => Ok(()),
+    let mut seen = BTreeSet::new();
+    let mut canonical = Vec::with_capacity(actions.len());
+    for action in &actions {
+        let action = canonical_action(action, types)?;
+        if seen.insert(action.clone()) {
+            canonical.push(action);
+        }
     }
+    Ok(canonical)
 }
 
 /// A record the engine decides about: who owns it, where it lives.
@@ -343,11 +357,14 @@ mod tests {
     }
 
     #[test]
-    fn resource_types_need_fresh_names_and_distinct_actions() {
+    fn resource_types_need_identifiers_and_distinct_actions() {
         assert!(validate_resource_type("document", &[action("read")]).is_ok());
-        for reserved in ["user", "group", "audit", "record"] {
-            let e = validate_resource_type(reserved, &[action("read")]).unwrap_err();
-            assert_eq!(e.field, "name", "{reserved}");
+        // Portcullis's own types live under `portcullis:`: their bare names are free.
+        for name in ["user", "group", "audit", "record"] {
+            assert!(
+                validate_resource_type(name, &[action("read")]).is_ok(),
+                "{name}"
+            );
         }
         for bad in [
             "",
@@ -355,6 +372,7 @@ mod tests {
             "9doc",
             "doc-ument",
             "doc.x",
+            "portcullis:user",
             &"d".repeat(64),
         ] {
             assert!(
@@ -367,47 +385,87 @@ mod tests {
         assert!(validate_resource_type("document", &[action("Read")]).is_err());
     }
 
-    #[test]
-    fn permissions_name_existing_actions() {
-        let types = [document()];
-        let perm = |action: &str, depth| RolePermission {
+    fn perm(action: &str, depth: Depth) -> RolePermission {
+        RolePermission {
             action: action.into(),
             depth,
-        };
-        assert!(
-            validate_permissions(
-                &[
-                    perm("document.read", Depth::Own),
-                    perm("user.read", Depth::Tenant)
+        }
+    }
+
+    #[test]
+    fn permissions_name_existing_actions_and_are_stored_unambiguously() {
+        let types = [document()];
+        let stored = canonical_permissions(
+            vec![
+                perm("document.read", Depth::Own),
+                perm("user.read", Depth::Tenant),
+                perm("portcullis:group.read", Depth::Tenant),
+            ],
+            &types,
+        )
+        .unwrap();
+        let names: Vec<&str> = stored.iter().map(|p| p.action.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "document.read",
+                "portcullis:user.read",
+                "portcullis:group.read"
+            ]
+        );
+        for bad in [
+            vec![perm("document.write", Depth::Own)],
+            vec![perm("invoice.read", Depth::Own)],
+            vec![perm("user.read", Depth::Own)],
+            vec![perm("portcullis:user.read", Depth::Own)],
+            vec![perm("portcullis:document.read", Depth::Tenant)],
+            vec![
+                perm("document.read", Depth::Own),
+                perm("document.read", Depth::Tenant),
+            ],
+            // The same action, written both ways.
+            vec![
+                perm("user.read", Depth::Tenant),
+                perm("portcullis:user.read", Depth::Tenant),
+            ],
+        ] {
+            assert!(
+                canonical_permissions(bad.clone(), &types).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            canonical_actions(
+                vec![
+                    "document.delete".into(),
+                    "environment.delete".into(),
+                    "portcullis:environment.delete".into()
                 ],
                 &types
             )
-            .is_ok()
+            .unwrap(),
+            ["document.delete", "portcullis:environment.delete"]
         );
-        assert!(validate_permissions(&[perm("document.write", Depth::Own)], &types).is_err());
-        assert!(validate_permissions(&[perm("invoice.read", Depth::Own)], &types).is_err());
-        assert!(validate_permissions(&[perm("user.read", Depth::Own)], &types).is_err());
-        assert!(
-            validate_permissions(
-                &[
-                    perm("document.read", Depth::Own),
-                    perm("document.read", Depth::Tenant)
-                ],
-                &types
-            )
-            .is_err()
-        );
-        assert!(
-            validate_actions(
-                &["document.delete".into(), "environment.delete".into()],
-                &types
-            )
-            .is_ok()
-        );
-        assert!(validate_actions(&["document".into()], &types).is_err());
-        assert!(validate_actions(&[], &types).is_err());
+        assert!(canonical_actions(vec!["document".into()], &types).is_err());
+        assert!(canonical_actions(vec![], &types).is_err());
         assert!(validate_share_actions(&["read".into()], &types[0]).is_ok());
         assert!(validate_share_actions(&["document.read".into()], &types[0]).is_err());
+    }
+
+    #[test]
+    fn a_registered_type_takes_its_bare_name_from_portcullis() {
+        let mut user = document();
+        user.name = "user".into();
+        let types = [user];
+        // `user.read` is now the application's action; Portcullis's own keeps its prefix.
+        assert_eq!(canonical_action("user.read", &types).unwrap(), "user.read");
+        assert_eq!(
+            canonical_action("portcullis:user.read", &types).unwrap(),
+            "portcullis:user.read"
+        );
+        // An own action the application's type lacks is not quietly taken as Portcullis's.
+        assert!(canonical_action("user.create", &types).is_err());
+        assert!(canonical_action("portcullis:user.create", &types).is_ok());
     }
 
     #[test]
@@ -422,18 +480,62 @@ mod tests {
 /// The most a tenant may thin out its audit of allowed decisions: one in a million.
 pub const MAX_AUDIT_ALLOWED_ONE_IN: u32 = 1_000_000;
 
+/// The most subject types a tenant may name.
+pub const MAX_SUBJECT_TYPES: usize = 32;
+
 /// A tenant's settings of the decisions the engine gives its applications.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AccessSettings {
     /// Write one in this many allowed decisions to the audit trail: `0` none (the default),
     /// `1` every one, `100` one in a hundred. Denied decisions are always written.
     pub audit_allowed_one_in: u32,
+    /// The enforcement points' own names for kinds of subject, each standing for principal
+    /// kinds: `{"identity": ["user", "service_principal"], "account": ["user"]}`. An
+    /// identifier that several of the kinds answer to is refused as ambiguous.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub subject_types: crate::engine::subjects::SubjectTypes,
 }
 
 impl AccessSettings {
     pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.subject_types.len() > MAX_SUBJECT_TYPES {
+            return Err(ValidationError::new(
+                "subject_types",
+                format!("name at most {MAX_SUBJECT_TYPES} subject types"),
+            ));
+        }
+        for (name, kinds) in &self.subject_types {
+            let field = format!("subject_types.{name}");
+            let valid_name = !name.is_empty()
+                && name.len() <= 63
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-:.".contains(c));
+            if !valid_name {
+                return Err(ValidationError::new(
+                    "subject_types",
+                    "names must be 1 to 63 letters, digits, `_`, `-`, `:` or `.`",
+                ));
+            }
+            if name == "anonymous" || crate::identity::PrincipalKind::parse(name).is_some() {
+                return Err(ValidationError::new(
+                    field,
+                    format!("`{name}` is already a subject type of its own"),
+                ));
+            }
+            let mut distinct = kinds.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if kinds.is_empty() || distinct.len() != kinds.len() {
+                return Err(ValidationError::new(
+                    field,
+                    "list each of `user`, `group` and `service_principal` at most once, and at least one",
+                ));
+            }
+        }
         if self.audit_allowed_one_in > MAX_AUDIT_ALLOWED_ONE_IN {
             return Err(ValidationError::new(
                 "audit_allowed_one_in",

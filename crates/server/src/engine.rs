@@ -66,16 +66,22 @@ pub struct Engines {
     slots: Mutex<HashMap<TenantId, Arc<Slot>>>,
     /// Woken after each refresh, for requests waiting on a revision.
     refreshed: tokio::sync::Notify,
-    /// The principals a membership cycle takes out, per tenant, as last reported: a cycle
-    /// is reported once per node, and again only when whom it takes out changes.
-    cycles: Mutex<HashMap<TenantId, Vec<PrincipalRef>>>,
+    /// The principals a membership cycle takes out, per tenant, as last reported, and the
+    /// revision that was built at: a cycle is reported once per node, and again only when
+    /// whom it takes out changes. A build that finishes after a newer one reports nothing.
+    cycles: Mutex<HashMap<TenantId, (i64, Vec<PrincipalRef>)>>,
 }
 
 impl Engines {
     /// How many loaded tenants hold a membership cycle (their affected principals are refused
     /// everything; the rest of the tenant works).
     pub fn tenants_with_cycles(&self) -> usize {
-        self.cycles.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.cycles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|(_, quarantined)| !quarantined.is_empty())
+            .count()
     }
 
     /// The tenant's engine built from the store, with any membership cycle in it reported:
@@ -87,15 +93,19 @@ impl Engines {
         let affected = quarantined.len();
         let first_seen = {
             let mut reported = self.cycles.lock().unwrap_or_else(|p| p.into_inner());
-            if cycles.is_empty() {
-                if reported.remove(&tenant).is_some() {
-                    tracing::info!(%tenant, "the tenant's membership cycles are gone");
-                }
-                false
-            } else {
-                let before = reported.insert(tenant, quarantined.clone());
-                before.as_ref() != Some(&quarantined)
+            let (revision, before) = reported
+                .entry(tenant)
+                .or_insert_with(|| (i64::MIN, Vec::new()));
+            if current.revision < *revision {
+                return Ok(current);
             }
+            let changed = *before != quarantined;
+            if changed && quarantined.is_empty() {
+                tracing::info!(%tenant, "the tenant's membership cycles are gone");
+            }
+            *revision = current.revision;
+            before.clone_from(&quarantined);
+            changed && !quarantined.is_empty()
         };
         metrics::gauge!("portcullis_authz_quarantined_principals", "tenant" => tenant.to_string())
             .set(affected as f64);

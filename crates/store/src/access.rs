@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use portcullis_core::authz::Scope;
+use portcullis_core::engine::subjects::Identifier;
 use portcullis_core::engine::tenant::Source;
 use portcullis_core::identity::{PrincipalKind, PrincipalRef};
 use portcullis_core::names::Name;
@@ -38,21 +39,14 @@ const AUTHORIZATION_KINDS: &[&str] = &[
     "access_settings",
 ];
 
-/// What is created holding nothing: a new user, service principal, group, unit, environment or
-/// unassigned role changes no decision until a later change (a membership, an assignment, a
-/// record) names it, and that change rebuilds the snapshot. Skipping these keeps bulk
-/// provisioning from rebuilding a large tenant once per created user.
-const CREATED_EMPTY: &[&str] = &[
-    "user",
-    "service_principal",
-    "group",
-    "business_unit",
-    "environment",
-    "custom_role",
-];
+/// What is created holding nothing: a new unit, environment or unassigned role changes no
+/// decision until a later change (an assignment, a record) names it, and that change rebuilds
+/// the snapshot. New principals are not among them: enforcement points find them by name, and
+/// an inline record they own sits in their home unit, from the moment they exist.
+const CREATED_EMPTY: &[&str] = &["business_unit", "environment", "custom_role"];
 
 const ACCESS_SETTINGS: &str =
-    "SELECT audit_allowed_one_in FROM tenant_access_settings WHERE tenant_id = $1";
+    "SELECT audit_allowed_one_in, subject_types FROM tenant_access_settings WHERE tenant_id = $1";
 
 fn settings_from(row: Option<&Row>) -> Result<AccessSettings, StoreError> {
     let Some(row) = row else {
@@ -61,6 +55,7 @@ fn settings_from(row: Option<&Row>) -> Result<AccessSettings, StoreError> {
     Ok(AccessSettings {
         audit_allowed_one_in: u32::try_from(row.int("audit_allowed_one_in")?)
             .map_err(|_| StoreError::Corrupt("audit_allowed_one_in".into()))?,
+        subject_types: from_json(row, "subject_types")?,
     })
 }
 
@@ -84,11 +79,11 @@ async fn delete_unreferenced(
 /// A tenant's latest change-feed revision.
 const CHANGE_HEAD: &str = "SELECT change_seq FROM tenant_heads WHERE tenant_id = $1";
 
-fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn from_json<T: DeserializeOwned>(row: &Row, col: &str) -> Result<T, StoreError> {
+pub(crate) fn from_json<T: DeserializeOwned>(row: &Row, col: &str) -> Result<T, StoreError> {
     serde_json::from_str(&row.text(col)?)
         .map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
 }
@@ -419,7 +414,7 @@ impl Store {
         permissions: Vec<RolePermission>,
     ) -> Result<CustomRole, StoreError> {
         let mut w = self.write(ctx).await?;
-        resources::validate_permissions(&permissions, &types_in(&mut w).await?)?;
+        let permissions = resources::canonical_permissions(permissions, &types_in(&mut w).await?)?;
         let row = w
             .fetch_one(
                 query(
@@ -460,7 +455,7 @@ impl Store {
         permissions: Vec<RolePermission>,
     ) -> Result<CustomRole, StoreError> {
         let mut w = self.write(ctx).await?;
-        resources::validate_permissions(&permissions, &types_in(&mut w).await?)?;
+        let permissions = resources::canonical_permissions(permissions, &types_in(&mut w).await?)?;
         let before = self.custom_role(ctx.tenant_id, id).await?;
         let row = w
             .fetch_optional(
@@ -812,7 +807,7 @@ impl Store {
         } = deny;
         resources::validate_deny_principals(&principals, &excluded)?;
         let mut w = self.write(ctx).await?;
-        resources::validate_actions(&actions, &types_in(&mut w).await?)?;
+        let actions = resources::canonical_actions(actions, &types_in(&mut w).await?)?;
         for p in &principals {
             require_principal(&mut w, "principals", *p).await?;
         }
@@ -944,15 +939,31 @@ impl Store {
         for row in tx
             .fetch_all(
                 query(
-                    "SELECT 'user' AS kind, id, business_unit_id FROM users WHERE tenant_id = $1 AND state = 'active' \
-                     UNION ALL SELECT 'group', id, business_unit_id FROM groups WHERE tenant_id = $1 \
-                     UNION ALL SELECT 'service_principal', id, NULL FROM service_principals WHERE tenant_id = $1 AND state = 'active'",
+                    "SELECT 'user' AS kind, id, business_unit_id, user_name AS name, email, external_id FROM users \
+                     WHERE tenant_id = $1 AND state = 'active' \
+                     UNION ALL SELECT 'group', id, business_unit_id, name, NULL, NULL FROM groups WHERE tenant_id = $1 \
+                     UNION ALL SELECT 'service_principal', id, NULL, name, NULL, external_id FROM service_principals \
+                     WHERE tenant_id = $1 AND state = 'active'",
                 )
                 .bind(t()),
             )
             .await?
         {
-            source.principals.push((principal(&row, "kind", "id")?, row.opt_parse("business_unit_id")?));
+            let principal = principal(&row, "kind", "id")?;
+            source.principals.push((principal, row.opt_parse("business_unit_id")?));
+            let name = match principal.kind {
+                PrincipalKind::User => Identifier::UserName,
+                _ => Identifier::Name,
+            };
+            for (identifier, column) in [
+                (name, "name"),
+                (Identifier::Email, "email"),
+                (Identifier::ExternalId, "external_id"),
+            ] {
+                if let Some(value) = row.opt_text(column)? {
+                    source.identifiers.push((principal, identifier, value));
+                }
+            }
         }
         for row in tx
             .fetch_all(query("SELECT member_kind, member_id, group_id FROM group_members WHERE tenant_id = $1").bind(t()))
@@ -1046,12 +1057,14 @@ impl Store {
         let mut w = self.write(ctx).await?;
         w.execute(
             query(
-                "INSERT INTO tenant_access_settings (tenant_id, audit_allowed_one_in, updated_at) VALUES ($1, $2, $3) \
+                "INSERT INTO tenant_access_settings (tenant_id, audit_allowed_one_in, subject_types, updated_at) \
+                 VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (tenant_id) DO UPDATE SET audit_allowed_one_in = excluded.audit_allowed_one_in, \
-                 updated_at = excluded.updated_at",
+                 subject_types = excluded.subject_types, updated_at = excluded.updated_at",
             )
             .bind(ctx.tenant_id)
             .bind(i64::from(settings.audit_allowed_one_in))
+            .bind(to_json(&settings.subject_types)?)
             .bind(ctx.now),
         )
         .await?;

@@ -34,7 +34,8 @@ pub use mfa::StoredTotp;
 pub use oauth::StoredSigningKey;
 pub use passkeys::{CeremonyPurpose, MAX_PASSKEYS_PER_USER, NewCeremony, StoredPasskey};
 pub use principals::{
-    ApiKeyCredential, MAX_ACTIVE_KEYS, NewApiKey, NewUser, UserChanges, UserFilter,
+    ApiKeyCredential, MAX_ACTIVE_KEYS, NewApiKey, NewUser, ServicePrincipalChanges, UserChanges,
+    UserFilter,
 };
 pub use roles::AssignmentFilter;
 pub use sessions::{NewSession, SignInSubject, StoredPassword};

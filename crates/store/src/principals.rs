@@ -28,7 +28,7 @@ pub const MAX_ACTIVE_KEYS: i64 = 10;
 macro_rules! user_columns {
     () => {
         "id, tenant_id, user_name, email, display_name, kind, sponsor_id, expires_at, business_unit_id, \
-         state, deleted_at, last_sign_in_at, created_at, updated_at, version"
+         state, deleted_at, last_sign_in_at, created_at, updated_at, version, external_id"
     };
 }
 
@@ -43,7 +43,7 @@ macro_rules! group_columns {
 
 macro_rules! sp_columns {
     () => {
-        "id, tenant_id, name, description, state, created_at, updated_at, version"
+        "id, tenant_id, name, description, state, created_at, updated_at, version, external_id"
     };
 }
 
@@ -70,6 +70,7 @@ pub(crate) fn user_from_row(row: &Row) -> Result<User, StoreError> {
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
         version: row.int("version")?,
+        external_id: row.opt_text("external_id")?,
     })
 }
 
@@ -96,6 +97,7 @@ pub(crate) fn service_principal_from_row(row: &Row) -> Result<ServicePrincipal, 
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
         version: row.int("version")?,
+        external_id: row.opt_text("external_id")?,
     })
 }
 
@@ -117,6 +119,8 @@ fn key_from_row(row: &Row) -> Result<ApiKey, StoreError> {
 #[derive(Debug, Clone)]
 pub struct NewUser {
     pub user_name: Name,
+    /// The id another system knows the user by (validated).
+    pub external_id: Option<String>,
     pub email: Option<Name>,
     pub display_name: Option<String>,
     pub kind: UserKind,
@@ -129,12 +133,22 @@ pub struct NewUser {
 #[derive(Debug, Clone)]
 pub struct UserChanges {
     pub user_name: Name,
+    pub external_id: Option<String>,
     pub email: Option<Name>,
     pub display_name: Option<String>,
     pub state: LifecycleState,
     pub sponsor_id: Option<UserId>,
     pub expires_at: Option<OffsetDateTime>,
     pub business_unit_id: BusinessUnitId,
+}
+
+/// The complete new values of a service principal's editable fields.
+#[derive(Debug, Clone)]
+pub struct ServicePrincipalChanges {
+    pub name: Name,
+    pub description: Option<String>,
+    pub state: LifecycleState,
+    pub external_id: Option<String>,
 }
 
 /// Which users to list.
@@ -176,17 +190,29 @@ const USER_UNIQUES: &[(&str, &str, &str)] = &[
         "email",
         "a user with this e-mail address already exists in the tenant",
     ),
+    (
+        "external_id",
+        "external_id",
+        "a user with this external id already exists in the tenant",
+    ),
 ];
 const GROUP_UNIQUES: &[(&str, &str, &str)] = &[(
     "name_key",
     "name",
     "a group with this name already exists in the tenant",
 )];
-const SP_UNIQUES: &[(&str, &str, &str)] = &[(
-    "name_key",
-    "name",
-    "a service principal with this name already exists in the tenant",
-)];
+const SP_UNIQUES: &[(&str, &str, &str)] = &[
+    (
+        "name_key",
+        "name",
+        "a service principal with this name already exists in the tenant",
+    ),
+    (
+        "external_id",
+        "external_id",
+        "a service principal with this external id already exists in the tenant",
+    ),
+];
 
 /// A LIKE pattern matching strings that start with `prefix`, for use with `ESCAPE '\'`.
 pub(crate) fn like_prefix(prefix: &str) -> String {
@@ -257,12 +283,13 @@ pub(crate) async fn insert_service_principal(
     tenant_id: TenantId,
     name: &Name,
     description: Option<String>,
+    external_id: Option<String>,
 ) -> Result<ServicePrincipal, StoreError> {
     let row = w
         .fetch_one(
             query(concat!(
-                "INSERT INTO service_principals (id, tenant_id, name, name_key, description, state, created_at, updated_at, version) \
-                 VALUES ($1, $2, $3, $4, $5, 'active', $6, $6, 1) RETURNING ",
+                "INSERT INTO service_principals (id, tenant_id, name, name_key, description, state, created_at, updated_at, version, external_id) \
+                 VALUES ($1, $2, $3, $4, $5, 'active', $6, $6, 1, $7) RETURNING ",
                 sp_columns!()
             ))
             .bind(ServicePrincipalId::generate())
@@ -270,7 +297,8 @@ pub(crate) async fn insert_service_principal(
             .bind(name.display.as_str())
             .bind(name.key.as_str())
             .bind(description)
-            .bind(w.ctx.now),
+            .bind(w.ctx.now)
+            .bind(external_id),
         )
         .await
         .map_err(|e| e.on_unique(SP_UNIQUES))?;
@@ -331,8 +359,8 @@ impl Store {
             .fetch_one(
                 query(concat!(
                     "INSERT INTO users (id, tenant_id, user_name, user_name_key, email, email_key, display_name, kind, \
-                     sponsor_id, expires_at, business_unit_id, state, created_at, updated_at, version) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $12, 1) RETURNING ",
+                     sponsor_id, expires_at, business_unit_id, state, created_at, updated_at, version, external_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $12, 1, $13) RETURNING ",
                     user_columns!()
                 ))
                 .bind(UserId::generate())
@@ -346,7 +374,8 @@ impl Store {
                 .bind(new.sponsor_id)
                 .bind(new.expires_at)
                 .bind(new.business_unit_id)
-                .bind(ctx.now),
+                .bind(ctx.now)
+                .bind(new.external_id),
             )
             .await
             .map_err(|e| e.on_unique(USER_UNIQUES))?;
@@ -464,7 +493,7 @@ impl Store {
                 query(concat!(
                     "UPDATE users SET user_name = $3, user_name_key = $4, email = $5, email_key = $6, display_name = $7, \
                      state = $8, sponsor_id = $9, expires_at = $10, business_unit_id = $11, updated_at = $12, \
-                     version = version + 1 WHERE tenant_id = $1 AND id = $2 AND version = $13 RETURNING ",
+                     external_id = $14, version = version + 1 WHERE tenant_id = $1 AND id = $2 AND version = $13 RETURNING ",
                     user_columns!()
                 ))
                 .bind(ctx.tenant_id)
@@ -479,7 +508,8 @@ impl Store {
                 .bind(changes.expires_at)
                 .bind(changes.business_unit_id)
                 .bind(ctx.now)
-                .bind(expected_version),
+                .bind(expected_version)
+                .bind(changes.external_id),
             )
             .await
             .map_err(|e| e.on_unique(USER_UNIQUES))?
@@ -1043,9 +1073,11 @@ impl Store {
         ctx: &WriteContext,
         name: Name,
         description: Option<String>,
+        external_id: Option<String>,
     ) -> Result<ServicePrincipal, StoreError> {
         let mut w = self.write(ctx).await?;
-        let sp = insert_service_principal(&mut w, ctx.tenant_id, &name, description).await?;
+        let sp = insert_service_principal(&mut w, ctx.tenant_id, &name, description, external_id)
+            .await?;
         w.commit().await?;
         Ok(sp)
     }
@@ -1101,17 +1133,21 @@ impl Store {
         ctx: &WriteContext,
         id: ServicePrincipalId,
         expected_version: i64,
-        name: Name,
-        description: Option<String>,
-        state: LifecycleState,
+        changes: ServicePrincipalChanges,
     ) -> Result<ServicePrincipal, StoreError> {
+        let ServicePrincipalChanges {
+            name,
+            description,
+            state,
+            external_id,
+        } = changes;
         let mut w = self.write(ctx).await?;
         let before = self.service_principal(ctx.tenant_id, id).await?;
         let row = w
             .fetch_optional(
                 query(concat!(
                     "UPDATE service_principals SET name = $3, name_key = $4, description = $5, state = $6, updated_at = $7, \
-                     version = version + 1 WHERE tenant_id = $1 AND id = $2 AND version = $8 RETURNING ",
+                     external_id = $9, version = version + 1 WHERE tenant_id = $1 AND id = $2 AND version = $8 RETURNING ",
                     sp_columns!()
                 ))
                 .bind(ctx.tenant_id)
@@ -1121,7 +1157,8 @@ impl Store {
                 .bind(description)
                 .bind(state.as_str())
                 .bind(ctx.now)
-                .bind(expected_version),
+                .bind(expected_version)
+                .bind(external_id),
             )
             .await
             .map_err(|e| e.on_unique(SP_UNIQUES))?;
@@ -1283,7 +1320,7 @@ impl Store {
                 query(
                     "SELECT k.id AS k_id, k.tenant_id AS k_tenant_id, k.service_principal_id, k.prefix, k.secret_hash, \
                      k.name AS k_name, k.created_at AS k_created_at, k.expires_at, k.revoked_at, k.last_used_at, \
-                     s.id, s.tenant_id, s.name, s.description, s.state, s.created_at, s.updated_at, s.version, \
+                     s.id, s.tenant_id, s.name, s.description, s.state, s.created_at, s.updated_at, s.version, s.external_id, \
                      t.id AS t_id, t.name AS t_name, t.display_name AS t_display_name, t.operator AS t_operator, \
                      t.state AS t_state, t.created_at AS t_created_at, t.updated_at AS t_updated_at, t.version AS t_version \
                      FROM api_keys k JOIN service_principals s ON s.id = k.service_principal_id \

@@ -120,6 +120,7 @@ async fn insert_tenant(
         tenant_id,
         &admin_name,
         Some("First administrator of the tenant. Create your own administrators, then delete this one.".into()),
+        None,
     )
     .await?;
     insert_assignment(

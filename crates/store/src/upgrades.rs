@@ -2,6 +2,10 @@
 //! migrations and recorded in `data_upgrades`. Several processes may start at once: the
 //! upgrades run in one write transaction under a lock, so the first does them and records it.
 
+use portcullis_core::authz::Action;
+use portcullis_core::resources::RolePermission;
+
+use crate::access::{from_json, to_json};
 use crate::db::{Tx, assembled_query, query};
 use crate::{Store, StoreError};
 
@@ -23,6 +27,9 @@ const UPGRADE_LOCK: i64 = 0x7063_7570_6772_6164;
 
 /// Name keys made before they included the confusable skeleton.
 const SKELETON_KEYS: &str = "name_keys_confusable_skeleton";
+/// Portcullis's own actions stored by their bare names (`user.read`) before they were kept
+/// apart from applications' as `portcullis:user.read`.
+const OWN_ACTION_NAMES: &str = "own_action_names_prefixed";
 
 impl Store {
     pub(crate) async fn upgrade_data(&self) -> Result<(), StoreError> {
@@ -33,34 +40,80 @@ impl Store {
             tx.execute(query("SELECT pg_advisory_xact_lock($1)").bind(UPGRADE_LOCK))
                 .await?;
         }
-        let done = tx
-            .fetch_optional(
-                query("SELECT name FROM data_upgrades WHERE name = $1").bind(SKELETON_KEYS),
-            )
-            .await?
-            .is_some();
-        if done {
-            return Ok(());
+        if !done(&mut tx, SKELETON_KEYS).await? {
+            let kept = rekey_names(&mut tx).await?;
+            for (table, column, value) in &kept {
+                tracing::warn!(
+                    table,
+                    column,
+                    name = %value,
+                    "a name looks like another already in its tenant; it keeps its old key until renamed"
+                );
+            }
+            record_done(&mut tx, SKELETON_KEYS).await?;
         }
-        let kept = rekey_names(&mut tx).await?;
-        for (table, column, value) in &kept {
-            tracing::warn!(
-                table,
-                column,
-                name = %value,
-                "a name looks like another already in its tenant; it keeps its old key until renamed"
-            );
+        if !done(&mut tx, OWN_ACTION_NAMES).await? {
+            prefix_own_actions(&mut tx).await?;
+            record_done(&mut tx, OWN_ACTION_NAMES).await?;
         }
-        tx.execute(
-            query(
-                "INSERT INTO data_upgrades (name, done_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(SKELETON_KEYS)
-            .bind(time::OffsetDateTime::now_utc()),
-        )
-        .await?;
         tx.commit().await
     }
+}
+
+async fn done(tx: &mut Tx, upgrade: &str) -> Result<bool, StoreError> {
+    Ok(tx
+        .fetch_optional(query("SELECT name FROM data_upgrades WHERE name = $1").bind(upgrade))
+        .await?
+        .is_some())
+}
+
+async fn record_done(tx: &mut Tx, upgrade: &str) -> Result<(), StoreError> {
+    tx.execute(
+        query("INSERT INTO data_upgrades (name, done_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(upgrade)
+            .bind(time::OffsetDateTime::now_utc()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Gives Portcullis's own actions in custom roles and deny assignments their prefixed names.
+/// Until then no tenant could register a type of such a name, so every bare own name stored
+/// meant Portcullis's own action.
+async fn prefix_own_actions(tx: &mut Tx) -> Result<(), StoreError> {
+    let prefixed = |name: &str| match name.parse::<Action>() {
+        Ok(own) => own.qualified(),
+        Err(()) => name.to_owned(),
+    };
+    for row in tx
+        .fetch_all(query("SELECT id, permissions FROM custom_roles"))
+        .await?
+    {
+        let mut permissions: Vec<RolePermission> = from_json(&row, "permissions")?;
+        for permission in &mut permissions {
+            permission.action = prefixed(&permission.action);
+        }
+        tx.execute(
+            query("UPDATE custom_roles SET permissions = $1 WHERE id = $2")
+                .bind(to_json(&permissions)?)
+                .bind(row.text("id")?),
+        )
+        .await?;
+    }
+    for row in tx
+        .fetch_all(query("SELECT id, actions FROM deny_assignments"))
+        .await?
+    {
+        let actions: Vec<String> = from_json(&row, "actions")?;
+        let actions: Vec<String> = actions.iter().map(|a| prefixed(a)).collect();
+        tx.execute(
+            query("UPDATE deny_assignments SET actions = $1 WHERE id = $2")
+                .bind(to_json(&actions)?)
+                .bind(row.text("id")?),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Recomputes every name key with today's `name_key`. A name whose new key another name of its

@@ -7,6 +7,7 @@ mod api;
 mod audit;
 mod authorize;
 mod authz;
+mod authzen;
 mod concurrency;
 mod csrf;
 mod defences;

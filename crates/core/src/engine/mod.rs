@@ -8,5 +8,6 @@ pub mod model;
 #[cfg(test)]
 mod reference;
 pub mod snapshot;
+pub mod subjects;
 pub mod tenant;
 pub mod tree;

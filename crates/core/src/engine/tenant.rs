@@ -12,11 +12,12 @@ use super::model::{
     Assignment, Deny, Depth, Model, Permission, Record, Scope as EngineScope, Share as EngineShare,
 };
 use super::snapshot::{Decision, Grounds, Refusal, Snapshot, SnapshotError, Target};
-use crate::authz::{Action, BuiltinRole, RoleAssignment, RoleRef, Scope};
+use super::subjects::{Found, Identifier, SubjectIndex, subject_kinds};
+use crate::authz::{Action, BuiltinRole, OWN_TYPE_PREFIX, RoleAssignment, RoleRef, Scope};
 use crate::identity::{PrincipalKind, PrincipalRef};
 use crate::ids::*;
 use crate::resources::{
-    AccessSettings, CustomRole, DenyAssignment, RecordEntry, ResourceType, Share, is_reserved_type,
+    AccessSettings, CustomRole, DenyAssignment, RecordEntry, ResourceType, Share,
 };
 
 /// Everything a tenant's decisions depend on, as the store holds it. Only principals that may
@@ -31,6 +32,8 @@ pub struct Source {
     pub environments: Vec<EnvironmentId>,
     /// Each principal and its business unit (users have one; groups and services may not).
     pub principals: Vec<(PrincipalRef, Option<BusinessUnitId>)>,
+    /// The names, e-mail addresses and external ids enforcement points know principals by.
+    pub identifiers: Vec<(PrincipalRef, Identifier, String)>,
     /// (member, group) edges.
     pub memberships: Vec<(PrincipalRef, GroupId)>,
     pub resource_types: Vec<ResourceType>,
@@ -46,6 +49,10 @@ pub struct Source {
 pub enum Subject {
     Principal(PrincipalRef),
     Anonymous,
+    /// Named by an identifier no active principal has: decided as an unknown principal.
+    Unknown,
+    /// Named by an identifier several principals answer to: refused, never guessed.
+    Ambiguous,
 }
 
 /// A record described by the caller, for records not registered with Portcullis.
@@ -112,6 +119,8 @@ pub enum Reason {
     /// cannot be known: it is refused everything until the cycle is removed.
     MembershipCycle,
     UnknownSubject,
+    /// The subject's identifier names more than one principal.
+    AmbiguousSubject,
     UnknownResource,
     UnknownAction,
 }
@@ -166,8 +175,11 @@ impl std::fmt::Display for Reason {
                 "denied: the subject is in a cycle of group memberships; remove one of the memberships named in the authz.membership_cycle audit event",
             ),
             Reason::UnknownSubject => f.write_str("denied: the subject is unknown or not active"),
+            Reason::AmbiguousSubject => f.write_str(
+                "denied: more than one principal answers to the subject's id; name the kind of identifier in subject.properties.identifier",
+            ),
             Reason::UnknownResource => f.write_str(
-                "denied: the record is not registered and its properties do not name a business unit",
+                "denied: the record is not registered and its properties name neither a business unit nor an owner who has one",
             ),
             Reason::UnknownAction => f.write_str("denied: the resource type has no such action"),
         }
@@ -191,11 +203,15 @@ pub struct TenantEngine {
     node_refs: Vec<PrincipalRef>,
     units: HashMap<BusinessUnitId, u32>,
     environments: HashMap<EnvironmentId, u32>,
-    /// Resource type → action name → action id (Portcullis's own under `user`, `group`, …).
+    /// Resource type → action name → action id (Portcullis's own under `portcullis:user`, …).
     actions: HashMap<String, HashMap<String, u32>>,
     public_actions: Vec<bool>,
     /// Action id → the Portcullis action it is, for Portcullis's own.
     own_actions: Vec<Option<Action>>,
+    /// Node index → its home business unit, where an inline record its owner sends sits.
+    home_units: Vec<Option<u32>>,
+    /// Principals by the identifiers enforcement points send.
+    subjects: SubjectIndex,
     /// The unit that stands for Portcullis's own configuration, outside every real unit: no
     /// assignment at a unit or a record reaches the control plane.
     control_unit: u32,
@@ -271,17 +287,16 @@ impl TenantEngine {
         let mut actions: HashMap<String, HashMap<String, u32>> = HashMap::new();
         let mut public_actions = Vec::new();
         let mut own_actions = Vec::new();
-        let own = Action::ALL
-            .iter()
-            .map(|a| (a.as_str().to_owned(), false, Some(*a)));
+        let own = Action::ALL.iter().map(|a| (a.qualified(), false, Some(*a)));
         let registered = source
             .resource_types
             .iter()
             .flat_map(|ty| ty.actions.iter().map(move |a| (ty, a)))
             .map(|(ty, a)| (ty.qualified(&a.name), a.public, None));
         for (qualified, public, own) in own.chain(registered) {
-            // Portcullis's own names have more dots (`service_principal.credential.manage`):
-            // the type is what comes before the first.
+            // Portcullis's own names have more dots
+            // (`portcullis:service_principal.credential.manage`): the type is what comes
+            // before the first.
             if let Some((ty, name)) = qualified.split_once('.') {
                 actions
                     .entry(ty.to_owned())
@@ -307,7 +322,7 @@ impl TenantEngine {
                     .iter()
                     .filter_map(|a| {
                         Some(Permission {
-                            action: action(a.as_str())?,
+                            action: action(&a.qualified())?,
                             depth: Depth::Tenant,
                         })
                     })
@@ -418,7 +433,7 @@ impl TenantEngine {
 
         let model = Model {
             memberships,
-            home_unit,
+            home_unit: home_unit.clone(),
             unit_parents,
             roles,
             assignments: assignments.iter().map(|(_, _, a)| *a).collect(),
@@ -434,6 +449,8 @@ impl TenantEngine {
         deny_named.dedup();
         Ok(Self {
             snapshot: Snapshot::build(&model)?,
+            subjects: SubjectIndex::build(&source.identifiers),
+            home_units: home_unit,
             node_refs,
             units,
             environments,
@@ -494,8 +511,36 @@ impl TenantEngine {
     }
 
     /// The tenant's settings at this revision.
-    pub fn settings(&self) -> AccessSettings {
-        self.settings
+    pub fn settings(&self) -> &AccessSettings {
+        &self.settings
+    }
+
+    /// The principal kinds a subject type stands for: `user`, `group`, `service_principal`, or
+    /// one of the tenant's own names for them.
+    pub fn subject_kinds(&self, type_name: &str) -> Option<&[PrincipalKind]> {
+        subject_kinds(&self.settings.subject_types, type_name)
+    }
+
+    /// The subject an enforcement point names by its type (`user`, or one of the tenant's
+    /// subject types) and an identifier (`only` that kind of identifier, or any); `None` when
+    /// the type is unknown.
+    pub fn find_subject(
+        &self,
+        type_name: &str,
+        id: &str,
+        only: Option<Identifier>,
+    ) -> Option<Subject> {
+        let kinds = self.subject_kinds(type_name)?;
+        Some(
+            match self
+                .subjects
+                .find(kinds, id, only, |p| self.node(&p).is_some())
+            {
+                Found::One(principal) => Subject::Principal(principal),
+                Found::Nobody => Subject::Unknown,
+                Found::Several(_) => Subject::Ambiguous,
+            },
+        )
     }
 
     /// The node of an active principal.
@@ -506,18 +551,33 @@ impl TenantEngine {
             .map(|i| i as u32)
     }
 
-    fn target(&self, resource: &Resource) -> Option<Target> {
-        let wanted = (resource.resource_type, resource.external_id);
+    /// The type a check names, as the engine keys it: one the tenant registered, else one of
+    /// Portcullis's own by its bare name (`environment` for `portcullis:environment`).
+    fn resource_type<'a>(&'a self, name: &str) -> Option<(&'a str, &'a HashMap<String, u32>)> {
+        if let Some((key, actions)) = self.actions.get_key_value(name) {
+            return Some((key.as_str(), actions));
+        }
+        if name.contains(':') {
+            return None;
+        }
+        self.actions
+            .get_key_value(format!("{OWN_TYPE_PREFIX}{name}").as_str())
+            .map(|(key, actions)| (key.as_str(), actions))
+    }
+
+    /// The record a check is about, of the type `resource_type` resolved to.
+    fn target(&self, resource_type: &str, resource: &Resource) -> Option<Target> {
+        let wanted = (resource_type, resource.external_id);
         if let Ok(index) = self
             .record_keys
             .binary_search_by(|(ty, id)| (ty.as_str(), id.as_str()).cmp(&wanted))
         {
             return self.snapshot.target(index as u32);
         }
-        if is_reserved_type(resource.resource_type) {
+        if let Some(own_type) = resource_type.strip_prefix(OWN_TYPE_PREFIX) {
             // An environment is named by its id; other settings may say which environment
             // they are asked about.
-            let environment = if resource.resource_type == "environment" {
+            let environment = if own_type == "environment" {
                 resource.external_id.parse().ok()
             } else {
                 resource.properties.and_then(|p| p.environment_id)
@@ -525,14 +585,17 @@ impl TenantEngine {
             return Some(self.control_target(environment));
         }
         let props = resource.properties?;
+        let owner = props.owner.and_then(|o| self.node(&o));
+        // Without a unit of its own, the record sits in its owner's home unit.
+        let business_unit = match props.business_unit_id {
+            Some(unit) => *self.units.get(&unit)?,
+            None => self.home_units[owner? as usize]?,
+        };
         Some(Target {
             index: None,
             record: Record {
-                owner: props
-                    .owner
-                    .and_then(|o| self.node(&o))
-                    .unwrap_or(self.nobody()),
-                business_unit: *self.units.get(&props.business_unit_id?)?,
+                owner: owner.unwrap_or(self.nobody()),
+                business_unit,
                 environment: props
                     .environment_id
                     .and_then(|e| self.environments.get(&e).copied()),
@@ -590,11 +653,12 @@ impl TenantEngine {
             allowed: false,
             reason,
         };
-        match action
-            .as_str()
-            .split_once('.')
-            .and_then(|(ty, name)| self.action_id(ty, name))
-        {
+        let id = self
+            .own_actions
+            .iter()
+            .position(|own| *own == Some(action))
+            .map(|i| i as u32);
+        match id {
             // The caller is known to be active; missing from the snapshot, it was created
             // since the last rebuild and has been given nothing yet.
             Some(_) if self.node(&principal).is_none() => refused(Reason::NoRole),
@@ -611,23 +675,24 @@ impl TenantEngine {
     /// `now` (an `instant`)?
     pub fn check(&self, subject: Subject, action: &str, resource: &Resource, now: i64) -> Verdict {
         let verdict = |allowed, reason| Verdict { allowed, reason };
-        let Some(action) = self.action_id(resource.resource_type, action) else {
+        let Some((resource_type, action)) = self.action_id(resource.resource_type, action) else {
             return verdict(false, Reason::UnknownAction);
         };
-        let Some(target) = self.target(resource) else {
+        let Some(target) = self.target(resource_type, resource) else {
             return verdict(false, Reason::UnknownResource);
         };
         self.decide(subject, action, &target, now)
     }
 
-    fn action_id(&self, resource_type: &str, action: &str) -> Option<u32> {
-        // Both `read` and `document.read` name the action of a `document`.
-        let of_type = self.actions.get(resource_type)?;
-        let name = action
-            .strip_prefix(resource_type)
-            .and_then(|rest| rest.strip_prefix('.'))
+    /// The action a check names on a type, and the type as the engine keys it.
+    fn action_id<'a>(&'a self, resource_type: &str, action: &str) -> Option<(&'a str, u32)> {
+        let (key, of_type) = self.resource_type(resource_type)?;
+        // `read`, `document.read` and `portcullis:user.read` all name an action of their type.
+        let name = [resource_type, key]
+            .iter()
+            .find_map(|ty| action.strip_prefix(ty)?.strip_prefix('.'))
             .unwrap_or(action);
-        of_type.get(name).copied()
+        Some((key, *of_type.get(name)?))
     }
 
     fn is_public(&self, action: u32) -> bool {
@@ -640,7 +705,7 @@ impl TenantEngine {
     fn principal(&self, subject: Subject) -> Option<u32> {
         match subject {
             Subject::Principal(p) => self.node(&p),
-            Subject::Anonymous => None,
+            Subject::Anonymous | Subject::Unknown | Subject::Ambiguous => None,
         }
     }
 
@@ -650,6 +715,7 @@ impl TenantEngine {
             return false;
         };
         match self.principal(subject) {
+            _ if subject == Subject::Ambiguous => false,
             Some(p) if self.quarantine.is_affected(p) => false,
             // Only a deny assignment refuses a public action: that takes the full decision.
             _ if self.is_public(action) => self.decide(subject, action, &target, now).allowed,
@@ -671,6 +737,7 @@ impl TenantEngine {
         let target = &target;
         let public = self.is_public(action);
         let reason = match self.principal(subject) {
+            _ if subject == Subject::Ambiguous => Reason::AmbiguousSubject,
             Some(p) if self.quarantine.is_affected(p) => Reason::MembershipCycle,
             None if public => Reason::Public,
             None => Reason::UnknownSubject,
@@ -741,29 +808,31 @@ impl TenantEngine {
         }
     }
 
-    /// The principals of `kind` allowed `action` on `resource`, in id order after `after`, at
-    /// most `limit`; and whether more may follow.
+    /// The principals of `kinds` allowed `action` on `resource`, in (kind, id) order after
+    /// `after`, at most `limit`; and whether more may follow.
     pub fn subjects(
         &self,
-        kind: PrincipalKind,
+        kinds: &[PrincipalKind],
         action: &str,
         resource: &Resource,
         now: i64,
-        after: Option<uuid::Uuid>,
+        after: Option<PrincipalRef>,
         limit: usize,
     ) -> Result<(Vec<PrincipalRef>, bool), Reason> {
-        let action = self
+        let (resource_type, action) = self
             .action_id(resource.resource_type, action)
             .ok_or(Reason::UnknownAction)?;
-        let target = self.target(resource).ok_or(Reason::UnknownResource)?;
+        let target = self
+            .target(resource_type, resource)
+            .ok_or(Reason::UnknownResource)?;
         let people = &self.node_refs[..self.nobody() as usize];
-        let from = people.partition_point(|p| match after {
-            Some(id) => (p.kind, p.id) <= (kind, id),
-            None => p.kind < kind,
-        });
+        let from = match after {
+            Some(after) => people.partition_point(|p| *p <= after),
+            None => 0,
+        };
         let mut found = people[from..]
             .iter()
-            .take_while(|p| p.kind == kind)
+            .filter(|p| kinds.contains(&p.kind))
             .filter(|p| self.allowed(Subject::Principal(**p), action, &target, now))
             .take(limit + 1)
             .copied()
@@ -784,7 +853,7 @@ impl TenantEngine {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<String>, bool), Reason> {
-        let action = self
+        let (resource_type, action) = self
             .action_id(resource_type, action)
             .ok_or(Reason::UnknownAction)?;
         let from = self.record_keys.partition_point(|(ty, id)| match after {
@@ -815,11 +884,12 @@ impl TenantEngine {
         resource: &Resource,
         now: i64,
     ) -> Result<Vec<String>, Reason> {
-        let of_type = self
-            .actions
-            .get(resource.resource_type)
+        let (resource_type, of_type) = self
+            .resource_type(resource.resource_type)
             .ok_or(Reason::UnknownAction)?;
-        let target = self.target(resource).ok_or(Reason::UnknownResource)?;
+        let target = self
+            .target(resource_type, resource)
+            .ok_or(Reason::UnknownResource)?;
         let mut allowed: Vec<String> = of_type
             .iter()
             .filter(|(_, id)| self.allowed(subject, **id, &target, now))
@@ -928,6 +998,12 @@ mod tests {
                 (bob, Some(sales)),
                 (carol, Some(root)),
                 (PrincipalRef::group(editors), None),
+            ],
+            identifiers: vec![
+                (alice, Identifier::UserName, "alice".into()),
+                (alice, Identifier::Email, "alice@example.com".into()),
+                (bob, Identifier::UserName, "bob".into()),
+                (bob, Identifier::ExternalId, "okta|00ub0b".into()),
             ],
             memberships: vec![(alice, editors)],
             resource_types: vec![
@@ -1087,7 +1163,7 @@ mod tests {
             name: "Directory reader".into(),
             description: None,
             permissions: vec![RolePermission {
-                action: "user.read".into(),
+                action: "portcullis:user.read".into(),
                 depth: Depth::Tenant,
             }],
             created_at: at(NOW),
@@ -1113,7 +1189,7 @@ mod tests {
             description: None,
             principals: vec![PrincipalRef::group(t.editors)],
             excluded: vec![],
-            actions: vec!["environment.delete".into()],
+            actions: vec!["portcullis:environment.delete".into()],
             scope: Scope::Environment(t.prod),
             created_at: at(NOW),
         });
@@ -1194,11 +1270,186 @@ mod tests {
             ["delete", "read", "update"]
         );
         let (updaters, _) = engine
-            .subjects(PrincipalKind::User, "update", &environment, NOW, None, 10)
+            .subjects(
+                &[PrincipalKind::User],
+                "update",
+                &environment,
+                NOW,
+                None,
+                10,
+            )
             .unwrap();
         let mut expected = vec![t.alice, t.bob];
         expected.sort();
         assert_eq!(updaters, expected);
+    }
+
+    #[test]
+    fn enforcement_points_name_subjects_and_owners_their_own_way() {
+        let mut t = tenant();
+        t.source.settings.subject_types.insert(
+            "identity".into(),
+            vec![PrincipalKind::User, PrincipalKind::ServicePrincipal],
+        );
+        let engine = TenantEngine::build(t.source.clone()).unwrap();
+        let find = |ty, id: &str| engine.find_subject(ty, id, None);
+        assert_eq!(
+            find("user", "ALICE@example.com"),
+            Some(Subject::Principal(t.alice))
+        );
+        assert_eq!(find("user", "okta|00ub0b"), Some(Subject::Principal(t.bob)));
+        assert_eq!(find("identity", "bob"), Some(Subject::Principal(t.bob)));
+        assert_eq!(
+            find("user", &t.carol.id.to_string()),
+            Some(Subject::Principal(t.carol))
+        );
+        assert_eq!(find("user", "nobody"), Some(Subject::Unknown));
+        assert_eq!(find("account", "alice"), None);
+        assert_eq!(
+            check(&engine, t.alice, "read", doc("d-emea")),
+            engine.check(
+                find("identity", "alice").unwrap(),
+                "read",
+                &doc("d-emea"),
+                NOW
+            )
+        );
+
+        // An inline record with an owner and no unit sits in the owner's home unit: alice
+        // deletes her own (`own` depth) and reads it (her unit tree), not bob's in sales.
+        let owned_by = |owner| Resource {
+            resource_type: "document",
+            external_id: "draft-1",
+            properties: Some(RecordProperties {
+                owner: Some(owner),
+                ..RecordProperties::default()
+            }),
+        };
+        assert!(check(&engine, t.alice, "delete", owned_by(t.alice)).allowed);
+        assert!(check(&engine, t.alice, "read", owned_by(t.alice)).allowed);
+        assert!(matches!(
+            check(&engine, t.alice, "read", owned_by(t.bob)).reason,
+            Reason::DepthTooShallow { .. }
+        ));
+        // A group has no home unit: its records need one named.
+        assert_eq!(
+            check(
+                &engine,
+                t.alice,
+                "read",
+                owned_by(PrincipalRef::group(t.editors))
+            )
+            .reason,
+            Reason::UnknownResource
+        );
+        // Ambiguity is refused, even for a public action.
+        let notice = Resource {
+            resource_type: "notice",
+            external_id: "n-1",
+            properties: None,
+        };
+        assert!(engine.check(Subject::Unknown, "read", &notice, NOW).allowed);
+        assert_eq!(
+            engine
+                .check(Subject::Ambiguous, "read", &notice, NOW)
+                .reason,
+            Reason::AmbiguousSubject
+        );
+    }
+
+    #[test]
+    fn an_application_type_may_share_a_name_with_portcullis_own() {
+        let mut t = tenant();
+        // The application has users of its own, readable by their owner.
+        t.source.resource_types.push(ResourceType {
+            name: "user".into(),
+            description: None,
+            actions: vec![ResourceAction {
+                name: "read".into(),
+                plane: Plane::Data,
+                public: false,
+            }],
+            created_at: at(NOW),
+            updated_at: at(NOW),
+            version: 1,
+        });
+        t.source.custom_roles[0].permissions.push(RolePermission {
+            action: "user.read".into(),
+            depth: Depth::Own,
+        });
+        t.source
+            .records
+            .push(record("user", "u-7", t.alice, t.emea, None));
+        let directory = RoleId::generate();
+        t.source.custom_roles.push(CustomRole {
+            id: directory,
+            name: "Directory reader".into(),
+            description: None,
+            permissions: vec![RolePermission {
+                action: "portcullis:user.read".into(),
+                depth: Depth::Tenant,
+            }],
+            created_at: at(NOW),
+            updated_at: at(NOW),
+            version: 1,
+        });
+        t.source
+            .assignments
+            .push(assign(t.carol, RoleRef::Custom(directory), Scope::Tenant));
+        let engine = TenantEngine::build(t.source.clone()).unwrap();
+        let app_user = Resource {
+            resource_type: "user",
+            external_id: "u-7",
+            properties: None,
+        };
+        // `user` is the application's: alice owns u-7 and reads it; carol's directory role is
+        // Portcullis's `user.read`, which says nothing about the application's users.
+        assert!(check(&engine, t.alice, "read", app_user).allowed);
+        assert!(check(&engine, t.alice, "user.read", app_user).allowed);
+        assert!(!check(&engine, t.carol, "read", app_user).allowed);
+        // Portcullis's own users are still asked about, under their own name.
+        assert!(
+            engine
+                .check_control(t.carol, Action::UserRead, Scope::Tenant, NOW)
+                .allowed
+        );
+        assert!(
+            !engine
+                .check_control(t.alice, Action::UserRead, Scope::Tenant, NOW)
+                .allowed
+        );
+        let own_user = Resource {
+            resource_type: "portcullis:user",
+            external_id: "any",
+            properties: None,
+        };
+        assert!(check(&engine, t.carol, "read", own_user).allowed);
+        assert!(check(&engine, t.carol, "portcullis:user.read", own_user).allowed);
+        assert!(!check(&engine, t.alice, "read", own_user).allowed);
+        // An own type no application took still answers to its bare name.
+        let prod = t.prod.to_string();
+        let environment = Resource {
+            resource_type: "environment",
+            external_id: &prod,
+            properties: None,
+        };
+        assert_eq!(
+            check(&engine, t.carol, "read", environment).reason,
+            Reason::NoRole
+        );
+        assert_eq!(
+            check(
+                &engine,
+                t.carol,
+                "read",
+                Resource {
+                    resource_type: "portcullis:nothing",
+                    ..environment
+                }
+            )
+            .reason,
+            Reason::UnknownAction
+        );
     }
 
     #[test]
@@ -1287,7 +1538,7 @@ mod tests {
         let engine = TenantEngine::build(with_notices).unwrap();
         assert_eq!(check(&engine, t.bob, "read", notice).reason, Reason::Public);
         let (readers, _) = engine
-            .subjects(PrincipalKind::User, "read", &notice, NOW, None, 10)
+            .subjects(&[PrincipalKind::User], "read", &notice, NOW, None, 10)
             .unwrap();
         assert_eq!(readers.len(), 3);
         assert_eq!(
@@ -1391,28 +1642,42 @@ mod tests {
             .push(assign(t.carol, RoleRef::Custom(t.reader), Scope::Tenant));
         let engine = TenantEngine::build(t.source.clone()).unwrap();
         let (who, more) = engine
-            .subjects(PrincipalKind::User, "read", &doc("d-emea"), NOW, None, 10)
+            .subjects(
+                &[PrincipalKind::User],
+                "read",
+                &doc("d-emea"),
+                NOW,
+                None,
+                10,
+            )
             .unwrap();
         let mut expected = vec![t.alice, t.carol];
         expected.sort();
         assert_eq!((who, more), (expected.clone(), false));
         let (first, more) = engine
-            .subjects(PrincipalKind::User, "read", &doc("d-emea"), NOW, None, 1)
+            .subjects(&[PrincipalKind::User], "read", &doc("d-emea"), NOW, None, 1)
             .unwrap();
         assert_eq!((first.clone(), more), (vec![expected[0]], true));
         let (rest, more) = engine
             .subjects(
-                PrincipalKind::User,
+                &[PrincipalKind::User],
                 "read",
                 &doc("d-emea"),
                 NOW,
-                Some(first[0].id),
+                Some(first[0]),
                 1,
             )
             .unwrap();
         assert_eq!((rest, more), (vec![expected[1]], false));
         let (groups, _) = engine
-            .subjects(PrincipalKind::Group, "read", &doc("d-emea"), NOW, None, 10)
+            .subjects(
+                &[PrincipalKind::Group],
+                "read",
+                &doc("d-emea"),
+                NOW,
+                None,
+                10,
+            )
             .unwrap();
         // The group holds the role, but depth is measured from the asker and a group has no unit.
         assert_eq!(groups, Vec::<PrincipalRef>::new());

@@ -16,10 +16,12 @@ use uuid::Uuid;
 
 use portcullis_core::audit::{NewAuditEvent, Outcome, Target};
 use portcullis_core::authz::{Action, Scope};
+use portcullis_core::engine::subjects::Identifier;
 use portcullis_core::engine::tenant::{
     Reason, RecordProperties, Resource, Subject, TenantEngine, Verdict, instant,
 };
 use portcullis_core::identity::{PrincipalKind, PrincipalRef};
+use portcullis_core::page::bound;
 
 use crate::auth::Caller;
 use crate::engine::{Current, Freshness};
@@ -39,29 +41,38 @@ const AUDIT_BACKLOG: usize = 4096;
 /// whatever the server's general limit.
 pub const EVALUATIONS_BODY_BYTES: usize = 1024 * 1024;
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct SubjectBody {
-    /// `user`, `group`, `service_principal`, or `anonymous` (no id).
+    /// `user`, `group`, `service_principal`, one of the tenant's subject types (access
+    /// settings `subject_types`, e.g. `identity`), or `anonymous` (no id).
     #[serde(rename = "type")]
     pub kind: String,
-    /// The principal's id. Other members (`properties`) are accepted and not used: who the
-    /// subject is and what it holds come from Portcullis itself.
+    /// The principal's id, external id, user name or e-mail address (users), or name
+    /// (groups and service principals); a service principal's OAuth `client_id` is its id.
     pub id: Option<String>,
+    /// `identifier`: which of those `id` is (`id`, `external_id`, `user_name`, `email`,
+    /// `name`); any when absent. Other members are accepted and not used: who the subject is
+    /// and what it holds come from Portcullis itself.
+    #[schema(value_type = Option<Object>)]
+    pub properties: Option<Value>,
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ResourceBody {
-    /// A registered resource type: `document`.
+    /// A registered resource type (`document`), or one of Portcullis's own (`portcullis:user`;
+    /// `user` too while the tenant has registered no type of that name).
     #[serde(rename = "type")]
     pub kind: String,
     /// The application's id of the record.
     pub id: Option<String>,
-    /// For a record not registered with Portcullis: `owner` (`{"type": "user", "id": …}`),
-    /// `business_unit_id` (required) and `environment_id`. Ignored for registered records.
+    /// For a record not registered with Portcullis: its owner (`ownerID` with a user's
+    /// identifier, or `owner` as a subject object), and optionally `business_unit_id` (the
+    /// owner's home unit when absent) and `environment_id`. Ignored for registered records.
+    #[schema(value_type = Option<Object>)]
     pub properties: Option<Value>,
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ActionBody {
     /// An action of the resource's type: `read` (or `document.read`).
     pub name: String,
@@ -104,11 +115,26 @@ pub struct DecisionBody {
 pub struct DecisionContext {
     /// The change-feed revision the decision was made at.
     pub revision: i64,
-    /// What allowed or refused it: `kind` and the ids it names.
-    #[schema(value_type = Object)]
-    pub reason: Reason,
-    /// The reason in words.
+    /// What allowed or refused it: `kind` and the ids it names. Absent when the evaluation
+    /// could not be asked (then `error` says why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub reason: Option<Reason>,
+    /// The reason, or the error, in words.
     pub reason_text: String,
+    /// For one evaluation of a batch that could not be asked (an unknown type, a malformed
+    /// id): `status` (400), `field` and `message`. Its decision is `false`; the rest of the
+    /// batch is answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<EvaluationError>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EvaluationError {
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -146,7 +172,7 @@ fn required<'a, T>(value: Option<&'a T>, field: &str) -> ApiResult<&'a T> {
 
 /// The record a request is about: its type and id, and its properties if it is described
 /// inline.
-fn resource_of(body: &ResourceBody) -> ApiResult<Resource<'_>> {
+fn resource_of<'a>(engine: &TenantEngine, body: &'a ResourceBody) -> ApiResult<Resource<'a>> {
     let external_id = body
         .id
         .as_deref()
@@ -154,41 +180,62 @@ fn resource_of(body: &ResourceBody) -> ApiResult<Resource<'_>> {
     Ok(Resource {
         resource_type: &body.kind,
         external_id,
-        properties: properties(body)?,
+        properties: properties(engine, body)?,
     })
 }
 
-fn principal_kind(raw: &str) -> ApiResult<PrincipalKind> {
-    PrincipalKind::parse(raw).ok_or_else(|| {
-        ApiError::bad_request(
-            "subject.type",
-            "must be `user`, `group`, `service_principal` or `anonymous`",
-        )
-    })
+fn principal_kinds<'a>(engine: &'a TenantEngine, raw: &str) -> ApiResult<&'a [PrincipalKind]> {
+    engine
+        .subject_kinds(raw)
+        .ok_or_else(|| unknown_subject_type("subject.type"))
 }
 
-fn subject(body: &SubjectBody) -> ApiResult<Subject> {
+fn unknown_subject_type(field: &str) -> ApiError {
+    ApiError::bad_request(
+        field,
+        "must be `user`, `group`, `service_principal`, `anonymous`, or one of the tenant's subject types (access settings `subject_types`)",
+    )
+}
+
+/// The subject `body` names, found by any of its identifiers; `field` is where it was sent.
+fn subject(engine: &TenantEngine, body: &SubjectBody, field: &str) -> ApiResult<Subject> {
     if body.kind == "anonymous" {
         return Ok(Subject::Anonymous);
     }
-    let kind = principal_kind(&body.kind)?;
-    let id = body
-        .id
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("subject.id", "`subject.id` is required"))?;
-    let id = Uuid::parse_str(id)
-        .map_err(|_| ApiError::bad_request("subject.id", "must be the principal's id (a UUID)"))?;
-    Ok(Subject::Principal(PrincipalRef { kind, id }))
+    let id = body.id.as_deref().ok_or_else(|| {
+        ApiError::bad_request(format!("{field}.id"), format!("`{field}.id` is required"))
+    })?;
+    let only = match body.properties.as_ref().and_then(|p| p.get("identifier")) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_str().and_then(Identifier::parse).ok_or_else(|| {
+            ApiError::bad_request(
+                format!("{field}.properties.identifier"),
+                "must be `id`, `external_id`, `user_name`, `email` or `name`",
+            )
+        })?),
+    };
+    engine
+        .find_subject(&body.kind, id, only)
+        .ok_or_else(|| unknown_subject_type(&format!("{field}.type")))
 }
 
-fn properties(body: &ResourceBody) -> ApiResult<Option<RecordProperties>> {
+/// An inline record's properties. Enforcement points name them in their own style, so both
+/// `owner_id` and `ownerID` (and the like) are read.
+fn properties(engine: &TenantEngine, body: &ResourceBody) -> ApiResult<Option<RecordProperties>> {
     let Some(props) = &body.properties else {
         return Ok(None);
     };
-    let field = |name: &str| props.get(name).filter(|v| !v.is_null());
-    let id_of = |name: &str| -> ApiResult<Option<Uuid>> {
-        field(name)
-            .map(|v| {
+    let field = |names: &[&'static str]| {
+        names.iter().find_map(|name| {
+            props
+                .get(*name)
+                .filter(|v| !v.is_null())
+                .map(|v| (*name, v))
+        })
+    };
+    let id_of = |names: &[&'static str]| -> ApiResult<Option<Uuid>> {
+        field(names)
+            .map(|(name, v)| {
                 v.as_str()
                     .and_then(|s| Uuid::parse_str(s).ok())
                     .ok_or_else(|| {
@@ -200,26 +247,34 @@ fn properties(body: &ResourceBody) -> ApiResult<Option<RecordProperties>> {
             })
             .transpose()
     };
-    let owner = match field("owner") {
+    let owner = match field(&["owner", "ownerID", "owner_id", "ownerId"]) {
         None => None,
-        Some(v) => {
+        // A bare identifier names a user, as a token's `sub` or e-mail does.
+        Some((_, Value::String(id))) => {
+            Some(engine.find_subject("user", id, None).ok_or_else(|| {
+                ApiError::Internal("the `user` subject type is always known".into())
+            })?)
+        }
+        Some((name, v)) => {
+            let owner_field = format!("resource.properties.{name}");
             let body: SubjectBody = serde_json::from_value(v.clone()).map_err(|_| {
                 ApiError::bad_request(
-                    "resource.properties.owner",
-                    "must be {\"type\": \"user\", \"id\": …}",
+                    owner_field.clone(),
+                    "must be a user's identifier, or {\"type\": \"user\", \"id\": …}",
                 )
             })?;
-            match subject(&body)? {
-                Subject::Principal(p) => Some(p),
-                Subject::Anonymous => None,
-            }
+            Some(subject(engine, &body, &owner_field)?)
         }
     };
     Ok(Some(RecordProperties {
-        owner,
-        business_unit_id: id_of("business_unit_id")?
+        owner: match owner {
+            Some(Subject::Principal(p)) => Some(p),
+            _ => None,
+        },
+        business_unit_id: id_of(&["business_unit_id", "businessUnitID", "businessUnitId"])?
             .map(portcullis_core::BusinessUnitId::from_uuid),
-        environment_id: id_of("environment_id")?.map(portcullis_core::EnvironmentId::from_uuid),
+        environment_id: id_of(&["environment_id", "environmentID", "environmentId"])?
+            .map(portcullis_core::EnvironmentId::from_uuid),
     }))
 }
 
@@ -260,7 +315,10 @@ async fn engine_for(
 
 /// One decision, and for a denial what was asked (for the audit trail).
 struct Decided {
-    verdict: Verdict,
+    allowed: bool,
+    /// Why it was decided so, or, for one item of a batch, why it could not be asked (a
+    /// denial).
+    outcome: Result<Reason, EvaluationError>,
     /// What was asked and why it was answered so: for every denial, and for the allowed
     /// decisions sampled into the audit trail.
     described: Option<Value>,
@@ -293,8 +351,9 @@ fn decide(
         "resource",
     )?;
     let action = required(item.action.as_ref().or(defaults.action.as_ref()), "action")?;
-    let resource = resource_of(resource_body)?;
-    let verdict = engine.check(subject(subject_body)?, &action.name, &resource, now);
+    let resource = resource_of(engine, resource_body)?;
+    let who = subject(engine, subject_body, "subject")?;
+    let verdict = engine.check(who, &action.name, &resource, now);
     let described = (!verdict.allowed || sampled(&verdict, engine)).then(|| {
         json!({
             "subject": {"type": subject_body.kind, "id": subject_body.id},
@@ -303,16 +362,54 @@ fn decide(
             "reason": verdict.reason,
         })
     });
-    Ok(Decided { verdict, described })
+    Ok(Decided {
+        allowed: verdict.allowed,
+        outcome: Ok(verdict.reason),
+        described,
+    })
 }
 
-fn answer(verdict: &Verdict, revision: i64) -> DecisionBody {
+/// One item of a batch that could not be asked: a denial carrying the error, so that one bad
+/// item does not cost the enforcement point the whole batch. Faults of the server still fail
+/// the request.
+fn refused_item(error: ApiError) -> ApiResult<Decided> {
+    let (field, message) = match error {
+        ApiError::BadRequest { field, detail } => (field, detail),
+        ApiError::Validation(e) => (Some(e.field), e.message),
+        other => return Err(other),
+    };
+    let described = json!({"error": message, "field": field});
+    Ok(Decided {
+        allowed: false,
+        outcome: Err(EvaluationError {
+            status: 400,
+            field,
+            message,
+        }),
+        described: Some(described),
+    })
+}
+
+impl Decided {
+    fn reason_text(&self) -> String {
+        match &self.outcome {
+            Ok(reason) => reason.to_string(),
+            Err(error) => format!(
+                "denied: the evaluation could not be asked: {}",
+                error.message
+            ),
+        }
+    }
+}
+
+fn answer(decided: &Decided, revision: i64) -> DecisionBody {
     DecisionBody {
-        decision: verdict.allowed,
+        decision: decided.allowed,
         context: DecisionContext {
             revision,
-            reason: verdict.reason.clone(),
-            reason_text: verdict.reason.to_string(),
+            reason: decided.outcome.as_ref().ok().cloned(),
+            reason_text: decided.reason_text(),
+            error: decided.outcome.as_ref().err().cloned(),
         },
     }
 }
@@ -321,7 +418,7 @@ fn answer(verdict: &Verdict, revision: i64) -> DecisionBody {
 /// tenant's settings, to the audit trail in the background (at most one event of each per
 /// request), without holding up the answer.
 fn account(state: &AppState, caller: &Caller, decided: &[Decided]) {
-    let denials = decided.iter().filter(|d| !d.verdict.allowed).count();
+    let denials = decided.iter().filter(|d| !d.allowed).count();
     metrics::counter!("portcullis_access_decisions_total", "decision" => "allow")
         .increment((decided.len() - denials) as u64);
     metrics::counter!("portcullis_access_decisions_total", "decision" => "deny")
@@ -329,7 +426,7 @@ fn account(state: &AppState, caller: &Caller, decided: &[Decided]) {
     let described = |allowed: bool| -> Vec<&Value> {
         decided
             .iter()
-            .filter(|d| d.verdict.allowed == allowed)
+            .filter(|d| d.allowed == allowed)
             .filter_map(|d| d.described.as_ref())
             .collect()
     };
@@ -337,8 +434,8 @@ fn account(state: &AppState, caller: &Caller, decided: &[Decided]) {
     if !denied.is_empty() {
         let reason = decided
             .iter()
-            .find(|d| !d.verdict.allowed)
-            .map(|d| d.verdict.reason.to_string());
+            .find(|d| !d.allowed)
+            .map(Decided::reason_text);
         let details = json!({
             "denials": denials,
             "evaluations": decided.len(),
@@ -427,7 +524,7 @@ pub async fn evaluation(
     let current = engine_for(&state, &caller, &tenant, body.context.as_ref()).await?;
     let now = instant(state.clock.now());
     let decided = decide(&current.engine, &body, &body, now)?;
-    let response = answer(&decided.verdict, current.revision);
+    let response = answer(&decided, current.revision);
     account(&state, &caller, std::slice::from_ref(&decided));
     Ok(Json(response))
 }
@@ -443,26 +540,6 @@ pub async fn evaluations(
     ApiJson(body): ApiJson<EvaluationsBody>,
 ) -> ApiResult<Response> {
     let current = engine_for(&state, &caller, &tenant, body.context.as_ref()).await?;
-    let now = instant(state.clock.now());
-    let defaults = EvaluationBody {
-        subject: body.subject,
-        resource: body.resource,
-        action: body.action,
-        context: body.context,
-    };
-    let Some(items) = body.evaluations else {
-        // Without a list it is a single evaluation (AuthZEN 1.0 §7.1).
-        let decided = decide(&current.engine, &defaults, &defaults, now)?;
-        let response = answer(&decided.verdict, current.revision);
-        account(&state, &caller, std::slice::from_ref(&decided));
-        return Ok(Json(response).into_response());
-    };
-    if items.len() > MAX_EVALUATIONS {
-        return Err(ApiError::bad_request(
-            "evaluations",
-            format!("at most {MAX_EVALUATIONS} evaluations per request; split the batch"),
-        ));
-    }
     let stop_at = match body.options.and_then(|o| o.evaluations_semantic).as_deref() {
         None | Some("execute_all") => None,
         Some("deny_on_first_deny") => Some(false),
@@ -474,10 +551,31 @@ pub async fn evaluations(
             ));
         }
     };
+    let now = instant(state.clock.now());
+    let defaults = EvaluationBody {
+        subject: body.subject,
+        resource: body.resource,
+        action: body.action,
+        context: body.context,
+    };
+    let items = body.evaluations.unwrap_or_default();
+    if items.is_empty() {
+        // Without a list, or with an empty one, it is a single evaluation (AuthZEN 1.0 §7.1).
+        let decided = decide(&current.engine, &defaults, &defaults, now)?;
+        let response = answer(&decided, current.revision);
+        account(&state, &caller, std::slice::from_ref(&decided));
+        return Ok(Json(response).into_response());
+    }
+    if items.len() > MAX_EVALUATIONS {
+        return Err(ApiError::bad_request(
+            "evaluations",
+            format!("at most {MAX_EVALUATIONS} evaluations per request; split the batch"),
+        ));
+    }
     let mut decided = Vec::with_capacity(items.len());
     for item in &items {
-        let d = decide(&current.engine, item, &defaults, now)?;
-        let stop = stop_at == Some(d.verdict.allowed);
+        let d = decide(&current.engine, item, &defaults, now).or_else(refused_item)?;
+        let stop = stop_at == Some(d.allowed);
         decided.push(d);
         if stop {
             break;
@@ -485,25 +583,54 @@ pub async fn evaluations(
     }
     let evaluations: Vec<DecisionBody> = decided
         .iter()
-        .map(|d| answer(&d.verdict, current.revision))
+        .map(|d| answer(d, current.revision))
         .collect();
     account(&state, &caller, &decided);
     Ok(Json(EvaluationsResponse { evaluations }).into_response())
 }
 
-fn page_of(body: &SearchBody) -> ApiResult<(Option<String>, usize)> {
+/// A search's page: where it resumes (from a token this query was given) and how many
+/// results it may hold. A limit of 0 returns no results, only whether there are any.
+struct SearchPage {
+    after: Option<String>,
+    limit: usize,
+    /// What the search asked, which its page tokens are bound to.
+    query: Vec<u8>,
+}
+
+fn page_of(endpoint: &str, body: &SearchBody) -> ApiResult<SearchPage> {
     let page = body.page.as_ref();
     let limit = page.and_then(|p| p.limit).unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
+    if limit > MAX_PAGE {
         return Err(ApiError::bad_request(
             "page.limit",
-            format!("must be 1 to {MAX_PAGE}"),
+            format!("must be 0 to {MAX_PAGE}"),
         ));
     }
-    Ok((
-        page.and_then(|p| p.token.clone()).filter(|t| !t.is_empty()),
+    let query = serde_json::to_vec(&json!([endpoint, body.subject, body.resource, body.action]))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let after = page
+        .and_then(|p| p.token.as_deref())
+        .filter(|t| !t.is_empty())
+        .map(|t| bound::position(&query, t))
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.field, e.message))?
+        // The empty position is the start: what a limit of 0 on a first page hands back.
+        .filter(|position| !position.is_empty());
+    Ok(SearchPage {
+        after,
         limit,
-    ))
+        query,
+    })
+}
+
+impl SearchPage {
+    /// The token of the page after this one: after its last result, or where it started when
+    /// it held none (a limit of 0); none when nothing more follows.
+    fn next(&self, more: bool, last: Option<String>) -> Option<String> {
+        more.then(|| last.or_else(|| self.after.clone()).unwrap_or_default())
+            .map(|position| bound::token(&self.query, &position))
+    }
 }
 
 fn search_response(
@@ -533,30 +660,41 @@ pub async fn search_subject(
     ApiJson(body): ApiJson<SearchBody>,
 ) -> ApiResult<Json<SearchResponse>> {
     let current = engine_for(&state, &caller, &tenant, body.context.as_ref()).await?;
-    let (token, limit) = page_of(&body)?;
-    let kind = principal_kind(&required(body.subject.as_ref(), "subject")?.kind)?;
+    let engine = &current.engine;
+    let page = page_of("subject", &body)?;
+    let kinds = principal_kinds(engine, &required(body.subject.as_ref(), "subject")?.kind)?;
     let resource_body = required(body.resource.as_ref(), "resource")?;
     let action = required(body.action.as_ref(), "action")?;
-    let after = token
-        .map(|t| {
-            Uuid::parse_str(&t)
-                .map_err(|_| ApiError::bad_request("page.token", "is not a token this server gave"))
-        })
-        .transpose()?;
-    let resource = resource_of(resource_body)?;
+    let after = page.after.as_deref().map(principal_position).transpose()?;
+    let resource = resource_of(engine, resource_body)?;
     let now = instant(state.clock.now());
-    let (found, more) = current
-        .engine
-        .subjects(kind, &action.name, &resource, now, after, limit)
+    let (found, more) = engine
+        .subjects(kinds, &action.name, &resource, now, after, page.limit)
         .map_err(refused)?;
-    let next = more
-        .then(|| found.last().map(|p| p.id.to_string()))
-        .flatten();
+    let next = page.next(
+        more,
+        found
+            .last()
+            .map(|p| format!("{} {}", p.kind.as_str(), p.id)),
+    );
     let results = found
         .iter()
         .map(|p| json!({"type": p.kind.as_str(), "id": p.id}))
         .collect();
     Ok(search_response(results, next, current.revision))
+}
+
+/// The principal a subject search's page resumes after (`user 0190…`).
+fn principal_position(position: &str) -> ApiResult<PrincipalRef> {
+    position
+        .split_once(' ')
+        .and_then(|(kind, id)| {
+            Some(PrincipalRef {
+                kind: PrincipalKind::parse(kind)?,
+                id: Uuid::parse_str(id).ok()?,
+            })
+        })
+        .ok_or_else(|| ApiError::bad_request("page.token", "is not a token this server gave"))
 }
 
 /// Which records of `resource.type` the subject may do the action on, in id order.
@@ -570,23 +708,27 @@ pub async fn search_resource(
     ApiJson(body): ApiJson<SearchBody>,
 ) -> ApiResult<Json<SearchResponse>> {
     let current = engine_for(&state, &caller, &tenant, body.context.as_ref()).await?;
-    let (token, limit) = page_of(&body)?;
-    let who = subject(required(body.subject.as_ref(), "subject")?)?;
+    let engine = &current.engine;
+    let page = page_of("resource", &body)?;
+    let who = subject(
+        engine,
+        required(body.subject.as_ref(), "subject")?,
+        "subject",
+    )?;
     let resource_type = &required(body.resource.as_ref(), "resource")?.kind;
     let action = required(body.action.as_ref(), "action")?;
     let now = instant(state.clock.now());
-    let (found, more) = current
-        .engine
+    let (found, more) = engine
         .resources(
             who,
             &action.name,
             resource_type,
             now,
-            token.as_deref(),
-            limit,
+            page.after.as_deref(),
+            page.limit,
         )
         .map_err(refused)?;
-    let next = more.then(|| found.last().cloned()).flatten();
+    let next = page.next(more, found.last().cloned());
     let results = found
         .iter()
         .map(|id| json!({"type": resource_type, "id": id}))
@@ -605,9 +747,14 @@ pub async fn search_action(
     ApiJson(body): ApiJson<SearchBody>,
 ) -> ApiResult<Json<SearchResponse>> {
     let current = engine_for(&state, &caller, &tenant, body.context.as_ref()).await?;
-    let who = subject(required(body.subject.as_ref(), "subject")?)?;
+    let engine = &current.engine;
+    let who = subject(
+        engine,
+        required(body.subject.as_ref(), "subject")?,
+        "subject",
+    )?;
     let resource_body = required(body.resource.as_ref(), "resource")?;
-    let resource = resource_of(resource_body)?;
+    let resource = resource_of(engine, resource_body)?;
     let now = instant(state.clock.now());
     let found = current
         .engine

@@ -543,6 +543,9 @@ pub async fn put_access_settings(
     allow(&state, &caller, Action::TenantUpdate, None).await?;
     settings.validate().map_err(ApiError::Validation)?;
     let ctx = caller.write_context(&state);
-    state.store.set_access_settings(&ctx, settings).await?;
+    state
+        .store
+        .set_access_settings(&ctx, settings.clone())
+        .await?;
     Ok(Json(settings))
 }

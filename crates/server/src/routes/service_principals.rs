@@ -10,11 +10,15 @@ use utoipa::ToSchema;
 
 use portcullis_core::audit::Target;
 use portcullis_core::authz::{Action, Scope};
-use portcullis_core::identity::{ApiKey, LifecycleState, PrincipalRef, ServicePrincipal};
+use portcullis_core::identity::{
+    ApiKey, LifecycleState, PrincipalRef, ServicePrincipal, parse_external_id,
+};
 use portcullis_core::names::{parse_description, parse_name};
 use portcullis_core::oauth::ClientSettings;
 use portcullis_core::page::{Page, PageRequest};
 use portcullis_core::{ApiKeyId, ServicePrincipalId, ValidationError};
+
+use portcullis_store::ServicePrincipalChanges;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -31,6 +35,8 @@ const MAX_KEY_LIFETIME: time::Duration = time::Duration::days(730);
 pub struct CreateServicePrincipal {
     pub name: String,
     pub description: Option<String>,
+    /// The id another system knows it by: unique in the tenant, compared exactly.
+    pub external_id: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -42,6 +48,9 @@ pub struct UpdateServicePrincipal {
     pub description: Option<Option<String>>,
     /// `active` or `disabled`; a disabled principal's keys stop working at once.
     pub state: Option<LifecycleState>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub external_id: Option<Option<String>>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -110,7 +119,12 @@ pub async fn create_service_principal(
         .transpose()?;
     let sp = state
         .store
-        .create_service_principal(&caller.write_context(&state), name, description)
+        .create_service_principal(
+            &caller.write_context(&state),
+            name,
+            description,
+            parse_external_id(body.external_id)?,
+        )
         .await?;
     Ok(Tagged::created(sp.version, sp))
 }
@@ -162,17 +176,20 @@ pub async fn update_service_principal(
             "to delete a service principal, send DELETE",
         ));
     }
+    let external_id = match body.external_id {
+        None => current.external_id.clone(),
+        Some(value) => parse_external_id(value)?,
+    };
     let version = precondition.check(current.version)?;
+    let changes = ServicePrincipalChanges {
+        name,
+        description,
+        state: new_state,
+        external_id,
+    };
     let sp = state
         .store
-        .update_service_principal(
-            &caller.write_context(&state),
-            id,
-            version,
-            name,
-            description,
-            new_state,
-        )
+        .update_service_principal(&caller.write_context(&state), id, version, changes)
         .await
         .map_err(|e| concurrent(e, &precondition))?;
     forget_client(&state, id);

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use portcullis_core::audit::Target;
 use portcullis_core::authz::{Action, Scope};
 use portcullis_core::identity::{
-    Group, LifecycleState, PrincipalRef, User, UserKind, validate_sponsorship,
+    Group, LifecycleState, PrincipalRef, User, UserKind, parse_external_id, validate_sponsorship,
 };
 use portcullis_core::names::{Name, parse_description, parse_email, parse_name};
 use portcullis_core::oauth::ConsentSummary;
@@ -44,6 +44,10 @@ pub struct CreateUser {
     pub expires_at: Option<OffsetDateTime>,
     /// The tenant's root unit when absent.
     pub business_unit_id: Option<BusinessUnitId>,
+    /// The id another system knows the user by (SCIM `externalId`, an upstream identity
+    /// provider's `sub`): unique in the tenant, compared exactly. Enforcement points may name
+    /// the user by it.
+    pub external_id: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -63,6 +67,9 @@ pub struct UpdateUser {
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Option<OffsetDateTime>>,
     pub business_unit_id: Option<BusinessUnitId>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub external_id: Option<Option<String>>,
 }
 
 fn rfc3339_double_option<'de, D: serde::Deserializer<'de>>(
@@ -165,6 +172,7 @@ pub async fn create_user(
     };
     let new = NewUser {
         user_name,
+        external_id: parse_external_id(body.external_id)?,
         email,
         display_name,
         kind,
@@ -233,6 +241,10 @@ pub async fn update_user(
     }
     let changes = UserChanges {
         user_name,
+        external_id: match body.external_id {
+            None => current.external_id.clone(),
+            Some(value) => parse_external_id(value)?,
+        },
         email,
         display_name,
         state: new_state,
