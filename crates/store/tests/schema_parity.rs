@@ -9,24 +9,25 @@
 //! table needs a statement trigger too; SQLite has no TRUNCATE), so from there on each
 //! PostgreSQL number is its SQLite twin's plus one:
 //!
-//! | SQLite                   | PostgreSQL               |
-//! |--------------------------|--------------------------|
-//! | 0001_foundation          | 0001_foundation          |
-//! | —                        | 0002_audit_no_truncate   |
-//! | 0002_passwords           | 0003_passwords           |
-//! | 0003_sessions            | 0004_sessions            |
-//! | 0004_mfa                 | 0005_mfa                 |
-//! | 0005_sign_in_settings    | 0006_sign_in_settings    |
-//! | 0006_lockout_policy      | 0007_lockout_policy      |
-//! | 0007_passkeys            | 0008_passkeys            |
-//! | 0008_oauth               | 0009_oauth               |
-//! | 0009_client_assertions   | 0010_client_assertions   |
-//! | 0010_authorization       | 0011_authorization       |
-//! | 0011_key_rotation        | 0012_key_rotation        |
-//! | 0012_access              | 0013_access              |
-//! | 0013_access_settings     | 0014_access_settings     |
-//! | 0014_teams               | 0015_teams               |
-//! | 0015_data_upgrades       | 0016_data_upgrades       |
+//! | SQLite                     | PostgreSQL                 |
+//! |----------------------------|----------------------------|
+//! | 0001_foundation            | 0001_foundation            |
+//! | —                          | 0002_audit_no_truncate     |
+//! | 0002_passwords             | 0003_passwords             |
+//! | 0003_sessions              | 0004_sessions              |
+//! | 0004_mfa                   | 0005_mfa                   |
+//! | 0005_sign_in_settings      | 0006_sign_in_settings      |
+//! | 0006_lockout_policy        | 0007_lockout_policy        |
+//! | 0007_passkeys              | 0008_passkeys              |
+//! | 0008_oauth                 | 0009_oauth                 |
+//! | 0009_client_assertions     | 0010_client_assertions     |
+//! | 0010_authorization         | 0011_authorization         |
+//! | 0011_key_rotation          | 0012_key_rotation          |
+//! | 0012_access                | 0013_access                |
+//! | 0013_access_settings       | 0014_access_settings       |
+//! | 0014_teams                 | 0015_teams                 |
+//! | 0015_data_upgrades         | 0016_data_upgrades         |
+//! | 0016_authorization_answers | 0017_authorization_answers |
 //!
 //! A new migration takes the next number in each tree and the same name in both.
 //! (docs/operations.md, "Upgrade", says the same for operators.)

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::authorize::{app, signed_in};
+use crate::authorize::{app, authorize_path, signed_in};
 use crate::harness::TestServer;
 use crate::signin::{Browser, PASSWORD, Page};
 use crate::soft_passkey::SoftPasskey;
@@ -150,6 +150,40 @@ async fn withdrawing_access_that_was_never_given_is_not_found() {
             .await
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn approving_an_application_removed_meanwhile_is_not_found() {
+    let server = TestServer::start().await;
+    let (client, _) = app(&server, "shop", json!({"require_consent": true})).await;
+    let (mut browser, user) = signed_in(&server, "ada").await;
+    let page = browser.get(&authorize_path(&client, &[])).await;
+    assert_eq!(page.status, 200, "the consent page: {}", page.body);
+    let request = crate::mfa::between(&page.body, "name=\"request\" value=\"", "\"")[0].to_owned();
+    server
+        .admin()
+        .delete(&format!("/v1/service-principals/{client}"))
+        .await
+        .expect(204);
+    let answered = browser
+        .post(
+            "/t/operator/oauth/consent",
+            &[
+                ("csrf", &page.csrf()),
+                ("request", &request),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    not_found(&answered, "does not exist any more");
+    assert!(answered.location().is_empty(), "sent nowhere");
+    assert!(server.admin().audit("oauth.consent.grant").await.is_empty());
+    let consents = server
+        .admin()
+        .get(&format!("/v1/users/{user}/consents"))
+        .await
+        .expect(200);
+    assert_eq!(consents.as_array().map(Vec::len), Some(0), "{consents}");
 }
 
 /// A name no tenant can have (here with a NUL, which PostgreSQL cannot even store in text) is
