@@ -117,6 +117,9 @@ pub struct AuthorizationRequest {
 pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 /// How long a pushed request waits for the browser, and a kept request for its user.
 pub const PUSHED_REQUEST_SECONDS: i64 = 600;
+/// How long a kept request is remembered after it expires (an answered one expires all the
+/// same), so its handle used again is "expired or already answered", not "never issued".
+pub const REMEMBER_EXPIRED_REQUEST_SECONDS: i64 = 3600;
 
 /// Longest `state`, `nonce` or `login_hint` accepted: clients use far less.
 const MAX_VALUE_LENGTH: usize = 1024;

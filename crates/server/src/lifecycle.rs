@@ -91,7 +91,9 @@ pub async fn sweep(state: &AppState) -> Result<(usize, usize), StoreError> {
         }
     }
     crate::oauth::rotate_due_keys(state).await?;
-    let forgotten = store.sweep_oauth(now).await?;
+    let remembered =
+        time::Duration::seconds(portcullis_core::authorize::REMEMBER_EXPIRED_REQUEST_SECONDS);
+    let forgotten = store.sweep_oauth(now, now - remembered).await?;
     if forgotten > 0 {
         tracing::debug!(
             forgotten,

@@ -22,6 +22,15 @@ pub struct PendingRequest {
     pub created_at: OffsetDateTime,
 }
 
+/// A kept request as found by its handle, whether or not it can still be answered: an
+/// expired or answered request is told apart from a handle that was never issued.
+pub struct KeptRequest {
+    pub pending: PendingRequest,
+    pub expires_at: OffsetDateTime,
+    /// When a code was issued for it or the user declined it; it is answered once.
+    pub answered_at: Option<OffsetDateTime>,
+}
+
 /// A grant to record when a code is issued.
 pub struct NewGrant {
     pub id: GrantId,
@@ -151,45 +160,60 @@ impl Store {
         Ok(())
     }
 
-    /// A kept request, unless it has expired.
+    /// A kept request of this tenant, expired and answered ones included (until the sweep
+    /// forgets them); the caller decides what each means. One indexed lookup by the keyed
+    /// hash either way.
     pub async fn authorization_request(
         &self,
         tenant_id: TenantId,
         handle_hash: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<PendingRequest>, StoreError> {
+    ) -> Result<Option<KeptRequest>, StoreError> {
         let row = self
             .pools
             .fetch_optional(
                 query(
-                    "SELECT client_id, request, pushed, created_at FROM authorization_requests \
-                     WHERE handle_hash = $1 AND tenant_id = $2 AND expires_at > $3",
+                    "SELECT client_id, request, pushed, created_at, expires_at, answered_at \
+                     FROM authorization_requests WHERE handle_hash = $1 AND tenant_id = $2",
                 )
                 .bind(handle_hash)
-                .bind(tenant_id)
-                .bind(now),
+                .bind(tenant_id),
             )
             .await?;
         row.map(|r| {
-            Ok(PendingRequest {
-                client_id: r.parse("client_id")?,
-                request: r.text("request")?,
-                pushed: r.boolean("pushed")?,
-                created_at: r.time("created_at")?,
+            Ok(KeptRequest {
+                pending: PendingRequest {
+                    client_id: r.parse("client_id")?,
+                    request: r.text("request")?,
+                    pushed: r.boolean("pushed")?,
+                    created_at: r.time("created_at")?,
+                },
+                expires_at: r.time("expires_at")?,
+                answered_at: r.opt_time("answered_at")?,
             })
         })
         .transpose()
     }
 
-    /// Forgets a kept request once it has been answered.
-    pub async fn delete_authorization_request(&self, handle_hash: &str) -> Result<(), StoreError> {
-        self.pools
+    /// Marks a kept request answered, so it is never answered again. The row stays until the
+    /// sweep, for a second use of its handle to be told "already answered". Returns whether
+    /// this was its first answer.
+    pub async fn answer_authorization_request(
+        &self,
+        handle_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let marked = self
+            .pools
             .execute(
-                query("DELETE FROM authorization_requests WHERE handle_hash = $1")
-                    .bind(handle_hash),
+                query(
+                    "UPDATE authorization_requests SET answered_at = $2 \
+                     WHERE handle_hash = $1 AND answered_at IS NULL",
+                )
+                .bind(handle_hash)
+                .bind(now),
             )
             .await?;
-        Ok(())
+        Ok(marked == 1)
     }
 
     /// Records a user's authorization of a client, with its one-time code; audited in the
@@ -622,12 +646,21 @@ impl Store {
         Ok(grants)
     }
 
-    /// Forgets old requests, used codes' grants past their end, and revoked access tokens past
-    /// their expiry. Returns how many rows went.
-    pub async fn sweep_oauth(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let mut swept = 0;
+    /// Forgets kept requests that expired before `requests_expired_before`, used codes' grants
+    /// past their end, and revoked access tokens past their expiry. Returns how many rows went.
+    pub async fn sweep_oauth(
+        &self,
+        now: OffsetDateTime,
+        requests_expired_before: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let mut swept = self
+            .pools
+            .execute(
+                query("DELETE FROM authorization_requests WHERE expires_at <= $1")
+                    .bind(requests_expired_before),
+            )
+            .await?;
         for sql in [
-            "DELETE FROM authorization_requests WHERE expires_at <= $1",
             "DELETE FROM revoked_access_tokens WHERE expires_at <= $1",
             "DELETE FROM refresh_tokens WHERE expires_at <= $1",
             "DELETE FROM oauth_grants WHERE expires_at <= $1",

@@ -29,7 +29,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use access::NewDenyAssignment;
 pub use audit::{AuditFilter, AuditSink};
-pub use grants::{NewGrant, PendingRequest, Redemption, RefreshTokenRecord, StoredGrant};
+pub use grants::{
+    KeptRequest, NewGrant, PendingRequest, Redemption, RefreshTokenRecord, StoredGrant,
+};
 pub use mfa::StoredTotp;
 pub use oauth::StoredSigningKey;
 pub use passkeys::{CeremonyPurpose, MAX_PASSKEYS_PER_USER, NewCeremony, StoredPasskey};

@@ -1221,6 +1221,81 @@ async fn pushed_requests_travel_by_reference_and_work_once() {
     assert_eq!(browser.get(&stolen).await.status, 400);
 }
 
+/// The authorization endpoint's path for `request_uri` presented by `client`.
+fn by_reference(client: &str, request_uri: &str) -> String {
+    format!(
+        "/t/operator/oauth/authorize?client_id={client}&request_uri={}",
+        url::form_urlencoded::byte_serialize(request_uri.as_bytes()).collect::<String>()
+    )
+}
+
+/// A `request_uri` this server never issued to the client is `invalid_request_uri` (RFC 9101
+/// §7), shown as a page; one it did issue, now expired or answered, says so instead.
+#[tokio::test]
+async fn a_request_uri_never_issued_is_invalid_unlike_an_expired_one() {
+    let server = TestServer::start().await;
+    let (client, secret) = app(&server, "bank", json!({})).await;
+    let secret = secret.unwrap();
+    let (other, _) = app(&server, "other", json!({})).await;
+    let challenge = challenge(VERIFIER);
+    let fields = [
+        ("response_type", "code"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let push_one = || async {
+        let (status, pushed) = push(&server, &client, Some(&secret), &fields).await;
+        assert_eq!(status, 201, "{pushed}");
+        pushed["request_uri"].as_str().unwrap().to_owned()
+    };
+    let mut browser = Browser::new(&server);
+
+    let pushed = push_one().await;
+    let never_pushed = format!("urn:ietf:params:oauth:request_uri:{}", "A".repeat(43));
+    for (presenter, request_uri) in [
+        (client.as_str(), never_pushed.as_str()),
+        (client.as_str(), "https://app.example.com/request.jwt"),
+        (client.as_str(), "urn:ietf:params:oauth:request_uri:"),
+        // Pushed, but by another client.
+        (other.as_str(), pushed.as_str()),
+    ] {
+        let page = browser.get(&by_reference(presenter, request_uri)).await;
+        assert_eq!(page.status, 400, "{request_uri}: {}", page.body);
+        assert!(page.location().is_empty(), "shown, never sent anywhere");
+        assert!(
+            page.body.contains("invalid_request_uri")
+                && page.body.contains("start signing in again"),
+            "{request_uri}: {}",
+            page.body
+        );
+    }
+
+    // Still good for its own client after all that; then answered, it is spent.
+    let (mut ada, _) = signed_in(&server, "ada").await;
+    let back = callback(&ada.get(&by_reference(&client, &pushed)).await);
+    assert!(back.contains_key("code"));
+    assert_expired(&ada.get(&by_reference(&client, &pushed)).await);
+
+    // Expired before anyone answered it.
+    let late = push_one().await;
+    server.advance(time::Duration::seconds(601));
+    assert_expired(&browser.get(&by_reference(&client, &late)).await);
+}
+
+#[track_caller]
+fn assert_expired(page: &Page) {
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.location().is_empty());
+    assert!(
+        page.body.contains("expired or was already answered")
+            && !page.body.contains("invalid_request_uri"),
+        "{}",
+        page.body
+    );
+}
+
 /// A back-channel logout receiver: the form bodies POSTed to it, as they arrive.
 /// The next logout token the receiver got, or a failed test if none arrives within a minute
 /// (a broken back-channel must fail the test, not hang it).

@@ -20,6 +20,7 @@ mod isolation;
 mod keys;
 mod keys_rotation;
 mod mfa;
+mod not_found;
 mod oauth;
 mod passkeys;
 mod passwords;

@@ -27,7 +27,7 @@ use portcullis_core::identity::{LifecycleState, Tenant};
 use portcullis_core::oauth::{ClientSettings, GrantType};
 use portcullis_core::session::{Session, StepUp, new_session_token};
 use portcullis_core::{GrantId, ServicePrincipalId};
-use portcullis_store::{NewGrant, PendingRequest, StoreError};
+use portcullis_store::{KeptRequest, NewGrant, PendingRequest, StoreError};
 
 use super::{
     CONTINUE_COOKIE, CONTINUE_SECONDS, NotSignedIn, PageError, PageKind, RETURN_ORIGIN_COOKIE,
@@ -187,6 +187,31 @@ async fn fresh(
     }
 }
 
+/// The page for a kept request that existed but can no longer be answered.
+fn expired() -> PageError {
+    PageError::BadRequest(
+        "This sign-in request has expired or was already answered. Go back to the application and start again."
+            .into(),
+    )
+}
+
+/// The page for a `request_uri` this server never issued to this client (RFC 9101 §7,
+/// RFC 9126 §4): malformed, from elsewhere, or forgotten long after it expired. Its redirect
+/// URI cannot be trusted, so the error is shown here, never sent back.
+fn invalid_request_uri() -> PageError {
+    metrics::counter!("portcullis_authorize_errors_total", "error" => "invalid_request_uri")
+        .increment(1);
+    PageError::BadRequest(
+        "The application sent a sign-in link this server did not issue to it (error invalid_request_uri). Go back to the application and start signing in again; if it keeps happening, tell the application's administrator."
+            .into(),
+    )
+}
+
+/// Whether a kept request can still be answered.
+fn answerable(kept: &KeptRequest, now: time::OffsetDateTime) -> bool {
+    kept.answered_at.is_none() && kept.expires_at > now
+}
+
 /// A kept request: pushed by the client, or waiting while the user signed in.
 async fn resume(
     state: &AppState,
@@ -194,26 +219,26 @@ async fn resume(
     params: &HashMap<String, String>,
     uri: &str,
 ) -> Result<Pending, PageError> {
-    let expired = || {
-        PageError::BadRequest(
-            "This sign-in request has expired or was already answered. Go back to the application and start again."
-                .into(),
-        )
-    };
-    let handle = uri.strip_prefix(REQUEST_URI_PREFIX).ok_or_else(expired)?;
+    let handle = uri
+        .strip_prefix(REQUEST_URI_PREFIX)
+        .ok_or_else(invalid_request_uri)?;
     let kept = state
         .store
-        .authorization_request(tenant.id, &secret_hash(state, handle), state.clock.now())
+        .authorization_request(tenant.id, &secret_hash(state, handle))
         .await?
-        .ok_or_else(expired)?;
+        .ok_or_else(invalid_request_uri)?;
     let client_id = params
         .get("client_id")
         .ok_or_else(|| bad_request("client_id is missing"))?;
-    if *client_id != kept.client_id.to_string() {
+    // Another client's handle is not this client's to use, whatever became of it.
+    if *client_id != kept.pending.client_id.to_string() {
+        return Err(invalid_request_uri());
+    }
+    if !answerable(&kept, state.clock.now()) {
         return Err(expired());
     }
     let (client, settings) = sign_in_client(state, tenant, client_id).await?;
-    let request: AuthorizationRequest = serde_json::from_str(&kept.request)
+    let request: AuthorizationRequest = serde_json::from_str(&kept.pending.request)
         .map_err(|e| PageError::Internal(format!("kept authorization request: {e}")))?;
     // The client may have changed its settings since: the redirect URI must still be its own.
     if !settings.redirect_uris.contains(&request.redirect_uri) {
@@ -226,7 +251,7 @@ async fn resume(
         client,
         settings,
         handle: Some(handle.to_owned()),
-        created_at: kept.created_at,
+        created_at: kept.pending.created_at,
     })
 }
 
@@ -521,7 +546,7 @@ async fn issue_code(
     if let Some(handle) = &pending.handle {
         state
             .store
-            .delete_authorization_request(&secret_hash(state, handle))
+            .answer_authorization_request(&secret_hash(state, handle), now)
             .await?;
     }
     metrics::counter!("portcullis_authorization_codes_total").increment(1);
@@ -614,22 +639,26 @@ pub(super) async fn consent(
     let me = signed_in(&state, &tenant, &headers, origin, PageKind::Ordinary).await?;
     check_csrf(&state, &headers, &form.csrf)?;
     let handle_hash = secret_hash(&state, &form.request);
+    let now = state.clock.now();
+    // The form names a request this server kept for this page; gone means its application
+    // was removed meanwhile, or the form was tampered with.
     let kept = state
         .store
-        .authorization_request(me.tenant.id, &handle_hash, state.clock.now())
+        .authorization_request(me.tenant.id, &handle_hash)
         .await?
-        .ok_or_else(|| {
-            PageError::BadRequest(
-                "This sign-in request has expired or was already answered. Go back to the application and start again."
-                    .into(),
-            )
-        })?;
+        .ok_or(PageError::NotFound(
+            "This sign-in request does not exist any more: the application may have been removed. Go back to the application and start again.",
+        ))?;
+    if !answerable(&kept, now) {
+        return Err(expired().into());
+    }
+    let kept = kept.pending;
     let request: AuthorizationRequest = serde_json::from_str(&kept.request)
         .map_err(|e| PageError::Internal(format!("kept authorization request: {e}")))?;
     if form.decision != "allow" {
         state
             .store
-            .delete_authorization_request(&handle_hash)
+            .answer_authorization_request(&handle_hash, now)
             .await?;
         return Ok(refuse(
             &state,

@@ -109,9 +109,7 @@ async fn logout(
     }
     let hint = match params.get("id_token_hint") {
         Some(token) => {
-            let keys = crate::oauth::published_keys(state, tenant.id)
-                .await
-                .map_err(|e| PageError::Internal(format!("{e:?}")))?;
+            let keys = crate::oauth::published_keys(state, tenant.id).await?;
             Some(
                 verify_id_token_hint(token, &keys, &issuer(state, &tenant))
                     .map_err(|_| bad("id_token_hint is not an ID token issued here"))?,
@@ -175,9 +173,7 @@ async fn logout(
             .store
             .end_sessions(&ctx, user.id, Some(session.id))
             .await?;
-        crate::oauth::session_ended(state, &tenant, user.id, Some(session.id), origin)
-            .await
-            .map_err(|e| PageError::Internal(format!("{e:?}")))?;
+        crate::oauth::session_ended(state, &tenant, user.id, Some(session.id), origin).await?;
     }
     let cleared = set_cookie(state, SESSION_COOKIE, "", Some(0));
     Ok(with_cookies(

@@ -477,6 +477,16 @@ pub(super) async fn remove(
         return Ok(render_mfa_page(&state, &me, &csrf, Some(error.into())).await?);
     }
     let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
-    state.store.remove_mfa(&ctx, me.user.id).await?;
+    match state.store.remove_mfa(&ctx, me.user.id).await {
+        Ok(()) => {}
+        // The form sent twice, or the app removed in another tab meanwhile.
+        Err(StoreError::NotFound) => {
+            return Err(PageError::NotFound(
+                "There is no authenticator app to remove: it is already off. Go to your account page to see how you sign in.",
+            )
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(Redirect::to(&format!("/t/{}/account", me.tenant.name)).into_response())
 }

@@ -26,6 +26,7 @@ use portcullis_core::session::{
 use portcullis_core::{SessionId, ValidationError};
 use portcullis_store::{NewSession, StoreError, WriteContext};
 
+use crate::error::ApiError;
 use crate::extract::RequestOrigin;
 use crate::throttle::{Backoff, BackoffPolicy};
 
@@ -202,21 +203,63 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-/// What can go wrong on a page, shown as a page a person can act on.
+/// What can go wrong on a page, shown as a page a person can act on. Store, API and core
+/// errors come in through the one mapping below (`From<ApiError>`), which takes the API's
+/// status for each (error.rs): a missing object is 404 and a refused change its 4xx on the
+/// pages as on the API, and only a fault of the server itself is 500.
 #[derive(Debug)]
 enum PageError {
     NoTenant,
+    /// What the page or form refers to does not exist, or no longer does.
+    NotFound(&'static str),
     FormExpired,
     NotAllowed(&'static str),
     /// A request that cannot be served as sent, and what to do about it.
     BadRequest(String),
-    Store(StoreError),
+    /// A change the present state refuses (already made, changed meanwhile), and why.
+    Conflict(String),
+    Invalid(ValidationError),
+    /// Any other refusal the API's mapping makes, with its status and words.
+    Refused(StatusCode, String),
     Internal(String),
+}
+
+/// The page for a missing object when the handler has nothing more precise to say.
+const GONE: &str = "What this page refers to does not exist any more: it may have been removed, or already finished. Go back, reload the page and try again.";
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::NotFound => PageError::NotFound(GONE),
+            ApiError::Conflict { detail, .. } => PageError::Conflict(detail),
+            ApiError::PreconditionFailed { .. } => {
+                PageError::Conflict("it changed while you were on this page".into())
+            }
+            ApiError::Validation(e) => PageError::Invalid(e),
+            ApiError::Internal(message) => PageError::Internal(message),
+            other => {
+                let problem = other.problem();
+                let status = StatusCode::from_u16(problem.status)
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+                    PageError::Internal(other.to_string())
+                } else {
+                    PageError::Refused(status, problem.detail)
+                }
+            }
+        }
+    }
 }
 
 impl From<StoreError> for PageError {
     fn from(e: StoreError) -> Self {
-        PageError::Store(e)
+        ApiError::from(e).into()
+    }
+}
+
+impl From<ValidationError> for PageError {
+    fn from(e: ValidationError) -> Self {
+        PageError::Invalid(e)
     }
 }
 
@@ -235,36 +278,47 @@ struct ProblemPage<'a> {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let (status, title, message) = match &self {
+        let (status, title, message): (StatusCode, &str, std::borrow::Cow<'_, str>) = match &self
+        {
             PageError::NoTenant => (
                 StatusCode::NOT_FOUND,
                 "Not found",
-                "There is no such sign-in page. Check the address you were given.",
+                "There is no such sign-in page. Check the address you were given.".into(),
             ),
+            PageError::NotFound(why) => (StatusCode::NOT_FOUND, "Not found", (*why).into()),
             PageError::FormExpired => (
                 StatusCode::FORBIDDEN,
                 "Form expired",
-                "This form has expired or was not sent from this site. Go back, reload the page and try again.",
+                "This form has expired or was not sent from this site. Go back, reload the page and try again.".into(),
             ),
-            PageError::NotAllowed(why) => (StatusCode::FORBIDDEN, "Not available", *why),
+            PageError::NotAllowed(why) => (StatusCode::FORBIDDEN, "Not available", (*why).into()),
             PageError::BadRequest(why) => {
-                (StatusCode::BAD_REQUEST, "Cannot continue", why.as_str())
+                (StatusCode::BAD_REQUEST, "Cannot continue", why.as_str().into())
             }
-            PageError::Store(_) | PageError::Internal(_) => (
+            PageError::Conflict(why) => (
+                StatusCode::CONFLICT,
+                "Cannot continue",
+                format!("This cannot be done now: {why}. Reload the page to see where things stand.").into(),
+            ),
+            PageError::Invalid(e) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Cannot continue",
+                format!("The {} {}. Go back, correct it and try again.", e.field, e.message).into(),
+            ),
+            PageError::Refused(status, why) => (*status, "Cannot continue", why.as_str().into()),
+            PageError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
-                "Something went wrong on our side. Try again in a moment.",
+                "Something went wrong on our side. Try again in a moment.".into(),
             ),
         };
-        match &self {
-            PageError::Store(e) => tracing::error!(error = %e, "page failed"),
-            PageError::Internal(e) => tracing::error!(error = %e, "page failed"),
-            _ => {}
+        if let PageError::Internal(e) = &self {
+            tracing::error!(error = %e, "page failed");
         }
         let page = ProblemPage {
             tenant: "Portcullis",
             title,
-            message,
+            message: &message,
             error: None,
             notice: None,
         };
@@ -375,7 +429,17 @@ fn with_cookies(
     response
 }
 
+/// Whether `text` could be a stored name or handle at all. None holds a control character
+/// (names refuse them, handles are base64url), and PostgreSQL cannot even compare text
+/// holding a NUL: such input is unknown without asking the database.
+fn could_be_stored(text: &str) -> bool {
+    !text.chars().any(char::is_control)
+}
+
 async fn active_tenant(state: &AppState, name: &str) -> Result<Tenant, PageError> {
+    if !could_be_stored(name) {
+        return Err(PageError::NoTenant);
+    }
     match state.store.tenant_by_name(name).await {
         Ok(t) if t.state == LifecycleState::Active => Ok(t),
         Ok(_) | Err(StoreError::NotFound) => Err(PageError::NoTenant),
@@ -497,10 +561,15 @@ async fn sign_in(
         }
     };
 
-    let subject = state
-        .store
-        .sign_in_subject(tenant.id, &name_key(&user_name))
-        .await?;
+    // Unknown, and checked at the same cost as any unknown name below.
+    let subject = if could_be_stored(&user_name) {
+        state
+            .store
+            .sign_in_subject(tenant.id, &name_key(&user_name))
+            .await?
+    } else {
+        None
+    };
     let password = SecretString::from(form.password);
     let stored = subject
         .as_ref()
@@ -786,9 +855,7 @@ async fn verify_password(
 }
 
 async fn hash_password(state: &AppState, password: SecretString) -> Result<String, PageError> {
-    crate::routes::users::hash_password(state, password)
-        .await
-        .map_err(|e| PageError::Internal(format!("{e:?}")))
+    Ok(crate::routes::users::hash_password(state, password).await?)
 }
 
 /// Whether the signed-in user typed their current password: asked before changes that a
@@ -991,7 +1058,7 @@ async fn sign_out(
     state.store.end_sessions(&ctx, me.user.id, ended).await?;
     crate::oauth::session_ended(&state, &me.tenant, me.user.id, ended, me.origin.clone())
         .await
-        .map_err(|e| PageError::Internal(format!("{e:?}")))?;
+        .map_err(PageError::from)?;
     let cleared = set_cookie(&state, SESSION_COOKIE, "", Some(0));
     let to = format!("/t/{}/sign-in", me.tenant.name);
     Ok(with_cookies(Redirect::to(&to).into_response(), [cleared]))
@@ -1011,13 +1078,19 @@ async fn end_session(
 ) -> Result<Response, NotSignedIn> {
     let me = signed_in(&state, &tenant, &headers, origin, PageKind::Ordinary).await?;
     check_csrf(&state, &headers, &form.csrf)?;
-    // Only the user's own sessions: another user's id, or no id at all, ends nothing.
-    if let Ok(id) = id.parse::<SessionId>() {
-        let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
-        match state.store.end_sessions(&ctx, me.user.id, Some(id)).await {
-            Ok(_) | Err(StoreError::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
+    // Only the user's own sessions: another user's id, or no id at all, ends nothing, and
+    // is answered as one that has ended already (no telling whose it was).
+    let gone = || {
+        PageError::NotFound(
+            "That session has already ended, or is not one of yours. Your account page lists the sessions still open.",
+        )
+    };
+    let id = id.parse::<SessionId>().map_err(|_| gone())?;
+    let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
+    match state.store.end_sessions(&ctx, me.user.id, Some(id)).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound) => return Err(gone().into()),
+        Err(e) => return Err(e.into()),
     }
     Ok(Redirect::to(&format!("/t/{}/account", me.tenant.name)).into_response())
 }
@@ -1032,12 +1105,19 @@ async fn withdraw_application(
 ) -> Result<Response, NotSignedIn> {
     let me = signed_in(&state, &tenant, &headers, origin, PageKind::Ordinary).await?;
     check_csrf(&state, &headers, &form.csrf)?;
-    if let Ok(client) = id.parse::<portcullis_core::ServicePrincipalId>() {
-        let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
-        match state.store.withdraw_consent(&ctx, me.user.id, client).await {
-            Ok(()) | Err(StoreError::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
+    let gone = || {
+        PageError::NotFound(
+            "That application has no access to withdraw: it was withdrawn already, or the application was removed. Your account page lists the applications you allowed.",
+        )
+    };
+    let client = id
+        .parse::<portcullis_core::ServicePrincipalId>()
+        .map_err(|_| gone())?;
+    let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
+    match state.store.withdraw_consent(&ctx, me.user.id, client).await {
+        Ok(()) => {}
+        Err(StoreError::NotFound) => return Err(gone().into()),
+        Err(e) => return Err(e.into()),
     }
     Ok(Redirect::to(&format!("/t/{}/account", me.tenant.name)).into_response())
 }

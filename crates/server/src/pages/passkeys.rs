@@ -26,7 +26,8 @@ use portcullis_store::{CeremonyPurpose, NewCeremony, StoreError};
 
 use super::{
     NotSignedIn, Opened, PageError, PageKind, SignInPage, SignedIn, active_tenant, check_csrf,
-    csrf_token, finish_sign_in, html, record_failure, signed_in, user_context, with_cookies,
+    csrf_token, finish_sign_in, html, is_token, record_failure, signed_in, user_context,
+    with_cookies,
 };
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
@@ -242,11 +243,15 @@ pub(super) async fn verify_sign_in(
     let Ok(assertion) = Assertion::parse(credential) else {
         return Ok(Err(("malformed passkey answer", None)));
     };
-    let Some((_, challenge)) = state
-        .store
-        .take_ceremony(tenant.id, CeremonyPurpose::SignIn, ceremony, now)
-        .await?
-    else {
+    let taken = if is_token(ceremony) {
+        state
+            .store
+            .take_ceremony(tenant.id, CeremonyPurpose::SignIn, ceremony, now)
+            .await?
+    } else {
+        None
+    };
+    let Some((_, challenge)) = taken else {
         return Ok(Err(("unknown or expired passkey ceremony", None)));
     };
     let Some(stored) = state
@@ -468,11 +473,15 @@ pub(super) async fn register(
         Err(e) => return Ok(again(format!("The passkey's name {}.", e.message)).await?),
     };
     let now = state.clock.now();
-    let challenge = state
-        .store
-        .take_ceremony(me.tenant.id, CeremonyPurpose::Register, &form.ceremony, now)
-        .await?
-        .filter(|(user, _)| *user == Some(me.user.id));
+    let taken = if is_token(&form.ceremony) {
+        state
+            .store
+            .take_ceremony(me.tenant.id, CeremonyPurpose::Register, &form.ceremony, now)
+            .await?
+    } else {
+        None
+    };
+    let challenge = taken.filter(|(user, _)| *user == Some(me.user.id));
     let Some((_, challenge)) = challenge else {
         return Ok(again("That request expired. Press \"Add a passkey\" again.".into()).await?);
     };
@@ -524,13 +533,19 @@ pub(super) async fn remove(
 ) -> Result<Response, NotSignedIn> {
     let me = signed_in(&state, &tenant, &headers, origin, PageKind::Ordinary).await?;
     check_csrf(&state, &headers, &form.csrf)?;
-    // Only the user's own passkeys: another user's id, or no id at all, removes nothing.
-    if let Ok(id) = id.parse::<PasskeyId>() {
-        let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
-        match state.store.remove_passkey(&ctx, me.user.id, id).await {
-            Ok(()) | Err(StoreError::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
+    // Only the user's own passkeys: another user's id, or no id at all, removes nothing,
+    // and is answered as one already removed (no telling whose it was).
+    let gone = || {
+        PageError::NotFound(
+            "That passkey was already removed, or is not one of yours. The passkeys page lists the ones you have.",
+        )
+    };
+    let id = id.parse::<PasskeyId>().map_err(|_| gone())?;
+    let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
+    match state.store.remove_passkey(&ctx, me.user.id, id).await {
+        Ok(()) => {}
+        Err(StoreError::NotFound) => return Err(gone().into()),
+        Err(e) => return Err(e.into()),
     }
     let to = format!("/t/{}/account/passkeys?removed=1", me.tenant.name);
     Ok(Redirect::to(&to).into_response())
