@@ -27,7 +27,8 @@
 //! | 0013_access_settings       | 0014_access_settings       |
 //! | 0014_teams                 | 0015_teams                 |
 //! | 0015_data_upgrades         | 0016_data_upgrades         |
-//! | 0016_authorization_answers | 0017_authorization_answers |
+//! | 0016_subject_identifiers   | 0017_subject_identifiers   |
+//! | 0017_authorization_answers | 0018_authorization_answers |
 //!
 //! A new migration takes the next number in each tree and the same name in both.
 //! (docs/operations.md, "Upgrade", says the same for operators.)
