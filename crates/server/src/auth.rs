@@ -12,12 +12,12 @@ use axum::http::request::Parts;
 use serde_json::json;
 use time::Duration;
 
-use portcullis_core::TenantId;
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::authz::{Action, Scope};
 use portcullis_core::engine::tenant::{Verdict, instant};
 use portcullis_core::identity::{KeyUnusable, LifecycleState, PrincipalKind, PrincipalRef, Tenant};
 use portcullis_core::secrets::PresentedApiKey;
+use portcullis_core::{ServicePrincipalId, TenantId};
 use portcullis_store::{ApiKeyCredential, WriteContext};
 
 use crate::cache::TtlCache;
@@ -92,6 +92,70 @@ impl FromRequestParts<AppState> for Caller {
             tenant: credential.tenant,
             origin,
         })
+    }
+}
+
+/// A caller of a tenant's AuthZEN API: one of its service principals, by API key or by an
+/// access token the tenant issued to it with `client_credentials` for the tenant's policy
+/// decision point (`aud` = `{public_url}/t/{tenant}`). What it may ask is decided as for any
+/// caller: it must hold `access.evaluate`.
+pub struct PepCaller(pub Caller);
+
+const INVALID_TOKEN: ApiError = ApiError::Unauthenticated {
+    detail: "The access token is not active at this tenant's policy decision point: it must be a client_credentials \
+             token this tenant issued, for the resource {public_url}/t/{tenant}, not expired or revoked, of an active client.",
+};
+
+impl FromRequestParts<AppState> for PepCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .filter(|t| t.bytes().filter(|b| *b == b'.').count() == 2);
+        // API keys have no dots; a JWS compact token has two.
+        let Some(token) = token else {
+            return Caller::from_request_parts(parts, state)
+                .await
+                .map(PepCaller);
+        };
+        let tenant_name = parts
+            .uri
+            .path()
+            .strip_prefix("/t/")
+            .and_then(|rest| rest.split('/').next())
+            .ok_or(ApiError::NotFound)?;
+        let tenant = crate::oauth::cached_tenant(state, tenant_name).await?;
+        let Ok(active) = crate::oauth::active_access_token(state, &tenant, token).await? else {
+            return Err(INVALID_TOKEN);
+        };
+        let for_the_decision_point =
+            active.claims.aud == crate::routes::access::decision_point(state, &tenant.name);
+        let id = active.claims.client_id.parse::<ServicePrincipalId>();
+        let (Ok(id), true, None) = (id, for_the_decision_point, active.user) else {
+            return Err(INVALID_TOKEN);
+        };
+        let client = state.store.service_principal(tenant.id, id).await?;
+        Ok(PepCaller(Caller {
+            principal: PrincipalRef::service_principal(id),
+            engine: tokio::sync::OnceCell::new(),
+            actor: Actor {
+                kind: "service_principal".into(),
+                id: Some(id.to_string()),
+                display: Some(format!(
+                    "{} (access token {})",
+                    client.name, active.claims.jti
+                )),
+            },
+            tenant,
+            origin: origin_of(parts),
+        }))
     }
 }
 

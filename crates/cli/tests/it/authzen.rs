@@ -611,3 +611,149 @@ async fn own_actions_stored_by_an_older_server_are_renamed_at_start() {
         json!(["portcullis:user.delete", "portcullis:group.write"])
     );
 }
+
+/// A PEP may authenticate with an access token from `client_credentials` for the tenant's
+/// policy decision point instead of an API key; a token for another audience, of another
+/// tenant, of a user, or revoked is refused.
+#[tokio::test]
+async fn an_enforcement_point_may_ask_with_an_oauth_access_token() {
+    let server = TestServer::start().await;
+    let t = acme(&server, "acme").await;
+    let decision_point = format!("http://localhost:{}/t/acme", server.addr.port());
+    let (pep_id, pep_secret) = t
+        .admin
+        .principal_with_role("gateway", "access_evaluator", "tenant")
+        .await;
+    t.admin
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/service-principals/{pep_id}/oauth-client"),
+            Some(
+                json!({"grant_types": ["client_credentials"], "scopes": ["decisions"],
+                        "resources": [decision_point, "https://api.example.com"]}),
+            ),
+            &[],
+        )
+        .await
+        .expect(200);
+    let token_for = |resource: &'static str| {
+        let (server, id, secret, pdp) = (
+            &server,
+            pep_id.clone(),
+            pep_secret.clone(),
+            decision_point.clone(),
+        );
+        async move {
+            let resource = if resource.is_empty() {
+                pdp
+            } else {
+                resource.to_owned()
+            };
+            let (status, _, body) = crate::oauth::token_request(
+                server,
+                "acme",
+                Some(&crate::oauth::basic(&id, &secret)),
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("resource", &resource),
+                ],
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            body["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let token = token_for("").await;
+    let pep = server.client(&token);
+    let d = pep
+        .post(EVALUATION, ask("alice", "read", "d-emea"))
+        .await
+        .expect(200);
+    assert_eq!(d["decision"], true, "{d}");
+    pep.post(
+        "/t/acme/access/v1/search/action",
+        question(subject("user", "alice"), "", document("d-emea")),
+    )
+    .await
+    .expect(200);
+
+    // A token for another API is not one for the decision point.
+    let elsewhere = token_for("https://api.example.com").await;
+    let p = server
+        .client(&elsewhere)
+        .post(EVALUATION, ask("alice", "read", "d-emea"))
+        .await
+        .problem(401);
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("policy decision point"),
+        "{p}"
+    );
+    // Not at another tenant either, and not on the admin API.
+    server
+        .client(&token)
+        .post(
+            "/t/globex/access/v1/evaluation",
+            ask("alice", "read", "d-emea"),
+        )
+        .await
+        .problem(404);
+    server.client(&token).get("/v1/users").await.problem(401);
+    // Revoked by the client: refused at once.
+    let response = reqwest::Client::new()
+        .post(server.url("/t/acme/oauth/revoke"))
+        .header("authorization", crate::oauth::basic(&pep_id, &pep_secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    pep.post(EVALUATION, ask("alice", "read", "d-emea"))
+        .await
+        .problem(401);
+    // A client without `access.evaluate` gets a token but no answers.
+    let nobody = t
+        .admin
+        .post("/v1/service-principals", json!({"name": "no-rights"}))
+        .await
+        .expect(201);
+    let nobody_id = nobody["id"].as_str().unwrap();
+    t.admin
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/service-principals/{nobody_id}/oauth-client"),
+            Some(
+                json!({"grant_types": ["client_credentials"], "scopes": ["decisions"],
+                        "resources": [decision_point]}),
+            ),
+            &[],
+        )
+        .await
+        .expect(200);
+    let secret = t
+        .admin
+        .post(
+            &format!("/v1/service-principals/{nobody_id}/api-keys"),
+            json!({}),
+        )
+        .await
+        .expect(201)["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, body) = crate::oauth::token_request(
+        &server,
+        "acme",
+        Some(&crate::oauth::basic(nobody_id, &secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    server
+        .client(body["access_token"].as_str().unwrap())
+        .post(EVALUATION, ask("alice", "read", "d-emea"))
+        .await
+        .problem(403);
+}

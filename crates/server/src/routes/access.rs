@@ -23,7 +23,7 @@ use portcullis_core::engine::tenant::{
 use portcullis_core::identity::{PrincipalKind, PrincipalRef};
 use portcullis_core::page::bound;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, PepCaller};
 use crate::engine::{Current, Freshness};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath};
@@ -517,7 +517,7 @@ fn record(
     responses((status = 200, body = DecisionBody), (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
 pub async fn evaluation(
     State(state): State<AppState>,
-    caller: Caller,
+    PepCaller(caller): PepCaller,
     ApiPath(tenant): ApiPath<String>,
     ApiJson(body): ApiJson<EvaluationBody>,
 ) -> ApiResult<Json<DecisionBody>> {
@@ -535,7 +535,7 @@ pub async fn evaluation(
     responses((status = 200, body = EvaluationsResponse), (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
 pub async fn evaluations(
     State(state): State<AppState>,
-    caller: Caller,
+    PepCaller(caller): PepCaller,
     ApiPath(tenant): ApiPath<String>,
     ApiJson(body): ApiJson<EvaluationsBody>,
 ) -> ApiResult<Response> {
@@ -655,7 +655,7 @@ fn refused(reason: portcullis_core::engine::tenant::Reason) -> ApiError {
     responses((status = 200, body = SearchResponse), (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn search_subject(
     State(state): State<AppState>,
-    caller: Caller,
+    PepCaller(caller): PepCaller,
     ApiPath(tenant): ApiPath<String>,
     ApiJson(body): ApiJson<SearchBody>,
 ) -> ApiResult<Json<SearchResponse>> {
@@ -703,7 +703,7 @@ fn principal_position(position: &str) -> ApiResult<PrincipalRef> {
     responses((status = 200, body = SearchResponse), (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn search_resource(
     State(state): State<AppState>,
-    caller: Caller,
+    PepCaller(caller): PepCaller,
     ApiPath(tenant): ApiPath<String>,
     ApiJson(body): ApiJson<SearchBody>,
 ) -> ApiResult<Json<SearchResponse>> {
@@ -742,7 +742,7 @@ pub async fn search_resource(
     responses((status = 200, body = SearchResponse), (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn search_action(
     State(state): State<AppState>,
-    caller: Caller,
+    PepCaller(caller): PepCaller,
     ApiPath(tenant): ApiPath<String>,
     ApiJson(body): ApiJson<SearchBody>,
 ) -> ApiResult<Json<SearchResponse>> {
@@ -764,6 +764,12 @@ pub async fn search_action(
     Ok(search_response(results, None, current.revision))
 }
 
+/// The identifier of a tenant's policy decision point: where its AuthZEN API lives, and the
+/// audience of access tokens issued for it.
+pub(crate) fn decision_point(state: &AppState, tenant: &str) -> String {
+    format!("{}/t/{tenant}", state.config.public_url)
+}
+
 /// The tenant's AuthZEN metadata (no authentication), where AuthZEN 1.0 puts it: the
 /// well-known string between the host and the policy decision point's path (RFC 8615, as RFC
 /// 8414 does for OAuth), so `policy_decision_point` is the identifier it was derived from.
@@ -775,7 +781,7 @@ pub async fn configuration(
     ApiPath(tenant): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let tenant = active_tenant(&state, &tenant).await?;
-    let base = format!("{}/t/{}", state.config.public_url, tenant.name);
+    let base = decision_point(&state, &tenant.name);
     Ok(Json(json!({
         "policy_decision_point": base,
         "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),

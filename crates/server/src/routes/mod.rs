@@ -2,7 +2,7 @@
 //! annotations, so the document cannot drift from the code), and the middleware every request
 //! passes through.
 
-mod access;
+pub(crate) mod access;
 mod audit;
 mod directory;
 mod groups;
