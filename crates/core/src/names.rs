@@ -49,7 +49,12 @@ pub fn name_key(raw: &str) -> String {
 /// compatibility-normalized and lower-cased, but not reduced to its skeleton, so that a
 /// look-alike (`аdmin` with a Cyrillic `а`) never stands for the name it imitates.
 pub fn case_fold(raw: &str) -> String {
-    raw.trim().nfkc().collect::<String>().to_lowercase()
+    let trimmed = raw.trim();
+    // Compatibility normalization leaves ASCII as it is; enforcement points mostly send ASCII.
+    if trimmed.is_ascii() {
+        return trimmed.to_ascii_lowercase();
+    }
+    trimmed.nfkc().collect::<String>().to_lowercase()
 }
 
 /// Whether `c` is drawn as nothing, or only steers the direction of the text around it: the

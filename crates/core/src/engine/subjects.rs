@@ -121,16 +121,19 @@ impl SubjectIndex {
             );
         }
         let folded = case_fold(raw);
-        // External ids are looked up as sent, names as folded; one key may hold both.
-        for (key, folded_form) in [(raw, false), (folded.as_str(), true)] {
+        let mut take = |key: &str, accept: &dyn Fn(Identifier) -> bool| {
             for (identifier, principal) in self.entries.get(key).into_iter().flatten() {
-                if identifier.folded() == folded_form
-                    && wanted(*identifier)
-                    && kinds.contains(&principal.kind)
-                {
+                if accept(*identifier) && wanted(*identifier) && kinds.contains(&principal.kind) {
                     found.push(*principal);
                 }
             }
+        };
+        // External ids are looked up as sent, names as folded; one key may hold both.
+        if raw == folded {
+            take(raw, &|_| true);
+        } else {
+            take(raw, &|identifier| !identifier.folded());
+            take(&folded, &Identifier::folded);
         }
         found.sort_unstable();
         found.dedup();
