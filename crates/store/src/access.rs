@@ -39,11 +39,22 @@ const AUTHORIZATION_KINDS: &[&str] = &[
     "access_settings",
 ];
 
-/// What is created holding nothing: a new unit, environment or unassigned role changes no
-/// decision until a later change (an assignment, a record) names it, and that change rebuilds
-/// the snapshot. New principals are not among them: enforcement points find them by name, and
-/// an inline record they own sits in their home unit, from the moment they exist.
-const CREATED_EMPTY: &[&str] = &["business_unit", "environment", "custom_role"];
+/// What is created holding nothing: a new user, service principal, group, unit, environment or
+/// unassigned role changes no decision until a later change (a membership, an assignment, a
+/// record) names it, and that change rebuilds the snapshot. Skipping these keeps bulk
+/// provisioning from rebuilding a large tenant once per created user (and the admin API, which
+/// waits for the latest revision, from waiting on each rebuild). The price: enforcement points
+/// find a new principal by name, and place an inline record it owns, only from the next
+/// authorization change; until then it is `unknown_subject`, which refuses what a principal
+/// holding nothing would be refused anyway.
+const CREATED_EMPTY: &[&str] = &[
+    "user",
+    "service_principal",
+    "group",
+    "business_unit",
+    "environment",
+    "custom_role",
+];
 
 const ACCESS_SETTINGS: &str =
     "SELECT audit_allowed_one_in, subject_types FROM tenant_access_settings WHERE tenant_id = $1";
