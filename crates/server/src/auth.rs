@@ -51,14 +51,8 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let origin = origin_of(parts);
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let token = header.and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        });
+        let header = parts.headers.get(header::AUTHORIZATION);
+        let token = bearer_token(&parts.headers);
         let credential = match authenticate_key(
             state,
             "api_key",
@@ -110,17 +104,8 @@ impl FromRequestParts<AppState> for PepCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .filter(|t| t.bytes().filter(|b| *b == b'.').count() == 2);
         // API keys have no dots; a JWS compact token has two.
-        let Some(token) = token else {
+        let Some(token) = bearer_token(&parts.headers).filter(|t| crate::oauth::is_jwt(t)) else {
             return Caller::from_request_parts(parts, state)
                 .await
                 .map(PepCaller);
@@ -157,6 +142,18 @@ impl FromRequestParts<AppState> for PepCaller {
             origin: origin_of(parts),
         }))
     }
+}
+
+/// The credential of an `Authorization: Bearer …` header (the scheme in either case RFC 9110
+/// allows callers to send it in).
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
 }
 
 /// Why an API key (or a client secret, which is one) was not accepted.

@@ -13,7 +13,7 @@ mod tokens;
 pub(crate) use grants::secret_hash;
 pub(crate) use keys::{SigningKeys, add_key, current_key, published_keys, rotate_due_keys};
 pub(crate) use logout::session_ended;
-pub(crate) use tokens::active_access_token;
+pub(crate) use tokens::{active_access_token, is_jwt};
 
 use std::collections::HashMap;
 

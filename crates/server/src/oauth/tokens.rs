@@ -84,7 +84,7 @@ pub(crate) async fn active_access_token(
 }
 
 /// Whether a JWS compact token (three dot-separated parts) rather than an opaque one.
-fn is_jwt(token: &str) -> bool {
+pub(crate) fn is_jwt(token: &str) -> bool {
     token.bytes().filter(|b| *b == b'.').count() == 2
 }
 
@@ -286,15 +286,7 @@ pub(super) async fn userinfo(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let tenant = cached_tenant(&state, &tenant).await?;
-    let Some(token) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-    else {
+    let Some(token) = crate::auth::bearer_token(&headers).map(str::trim) else {
         return Ok(bearer_error(
             StatusCode::UNAUTHORIZED,
             None,
