@@ -712,6 +712,46 @@ async fn an_enforcement_point_may_ask_with_an_oauth_access_token() {
         .await
         .problem(404);
     server.client(&token).get("/v1/users").await.problem(401);
+    // Another tenant's token, even for acme's decision point URL, was not issued by acme.
+    let other = acme(&server, "globex").await;
+    let (other_id, other_secret) = other
+        .admin
+        .principal_with_role("gateway", "access_evaluator", "tenant")
+        .await;
+    other
+        .admin
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/service-principals/{other_id}/oauth-client"),
+            Some(
+                json!({"grant_types": ["client_credentials"], "scopes": ["decisions"],
+                        "resources": [decision_point]}),
+            ),
+            &[],
+        )
+        .await
+        .expect(200);
+    let (status, _, body) = crate::oauth::token_request(
+        &server,
+        "globex",
+        Some(&crate::oauth::basic(&other_id, &other_secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    server
+        .client(body["access_token"].as_str().unwrap())
+        .post(EVALUATION, ask("alice", "read", "d-emea"))
+        .await
+        .problem(401);
+    // An expired token is refused, however well signed.
+    let short_lived = token_for("").await;
+    server.advance(time::Duration::hours(2));
+    server
+        .client(&short_lived)
+        .post(EVALUATION, ask("alice", "read", "d-emea"))
+        .await
+        .problem(401);
     // Revoked by the client: refused at once.
     let response = reqwest::Client::new()
         .post(server.url("/t/acme/oauth/revoke"))

@@ -1060,6 +1060,22 @@ mod tests {
         }
     }
 
+    /// A custom role holding one action to one depth.
+    fn one_permission_role(id: RoleId, name: &str, action: &str, depth: Depth) -> CustomRole {
+        CustomRole {
+            id,
+            name: name.into(),
+            description: None,
+            permissions: vec![RolePermission {
+                action: action.into(),
+                depth,
+            }],
+            created_at: at(NOW),
+            updated_at: at(NOW),
+            version: 1,
+        }
+    }
+
     fn doc(id: &str) -> Resource<'_> {
         Resource {
             resource_type: "document",
@@ -1086,18 +1102,12 @@ mod tests {
             .principals
             .push((PrincipalRef::group(team), Some(t.emea)));
         t.source.memberships.push((t.bob, team));
-        t.source.custom_roles.push(CustomRole {
-            id: unit_reader,
-            name: "Unit reader".into(),
-            description: None,
-            permissions: vec![RolePermission {
-                action: "document.read".into(),
-                depth: Depth::BusinessUnit,
-            }],
-            created_at: at(NOW),
-            updated_at: at(NOW),
-            version: 1,
-        });
+        t.source.custom_roles.push(one_permission_role(
+            unit_reader,
+            "Unit reader",
+            "document.read",
+            Depth::BusinessUnit,
+        ));
         let held = assign(
             PrincipalRef::group(team),
             RoleRef::Custom(unit_reader),
@@ -1158,18 +1168,12 @@ mod tests {
     fn portcullis_own_actions_are_decided_on_the_control_plane() {
         let mut t = tenant();
         let directory = RoleId::generate();
-        t.source.custom_roles.push(CustomRole {
-            id: directory,
-            name: "Directory reader".into(),
-            description: None,
-            permissions: vec![RolePermission {
-                action: "portcullis:user.read".into(),
-                depth: Depth::Tenant,
-            }],
-            created_at: at(NOW),
-            updated_at: at(NOW),
-            version: 1,
-        });
+        t.source.custom_roles.push(one_permission_role(
+            directory,
+            "Directory reader",
+            "portcullis:user.read",
+            Depth::Tenant,
+        ));
         let admin = RoleRef::Builtin(BuiltinRole::TenantAdministrator);
         let carol_in_root = assign(
             t.carol,
@@ -1381,18 +1385,12 @@ mod tests {
             .records
             .push(record("user", "u-7", t.alice, t.emea, None));
         let directory = RoleId::generate();
-        t.source.custom_roles.push(CustomRole {
-            id: directory,
-            name: "Directory reader".into(),
-            description: None,
-            permissions: vec![RolePermission {
-                action: "portcullis:user.read".into(),
-                depth: Depth::Tenant,
-            }],
-            created_at: at(NOW),
-            updated_at: at(NOW),
-            version: 1,
-        });
+        t.source.custom_roles.push(one_permission_role(
+            directory,
+            "Directory reader",
+            "portcullis:user.read",
+            Depth::Tenant,
+        ));
         t.source
             .assignments
             .push(assign(t.carol, RoleRef::Custom(directory), Scope::Tenant));
