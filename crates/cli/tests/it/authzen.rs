@@ -808,3 +808,45 @@ async fn an_enforcement_point_may_ask_with_an_oauth_access_token() {
         .await
         .problem(403);
 }
+
+/// An external id names one principal however many administrators claim it at once.
+#[tokio::test]
+async fn simultaneous_claims_on_one_external_id_leave_exactly_one_owner() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let mut users = Vec::new();
+    for i in 0..20 {
+        users.push(
+            admin.create_user(&format!("claimant{i}")).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let statuses = crate::concurrency::all_at_once(users.len(), |i| {
+        let admin = admin.clone();
+        let path = format!("/v1/users/{}", users[i]);
+        async move {
+            admin
+                .patch(&path, json!({"external_id": "okta|shared"}))
+                .await
+                .status
+        }
+    })
+    .await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        19,
+        "{statuses:?}"
+    );
+    let stored = server
+        .db
+        .texts("SELECT id FROM users WHERE external_id = 'okta|shared'")
+        .await;
+    assert_eq!(stored.len(), 1);
+}

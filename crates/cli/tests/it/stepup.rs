@@ -138,10 +138,12 @@ async fn a_password_session_that_needs_mfa_is_asked_only_for_the_code() {
     let setup = browser.get("/t/operator/account/mfa").await;
     let key = between(&setup.body, "instead: <code>", "</code>")[0].to_owned();
     let csrf = setup.csrf();
+    // Kept, so that the replay below is this very code even if a 30-second step ends between.
+    let enrolment_code = code(&key, 0);
     let enrolled = browser
         .post(
             "/t/operator/account/mfa",
-            &[("csrf", &csrf), ("code", &code(&key, 0))],
+            &[("csrf", &csrf), ("code", &enrolment_code)],
         )
         .await;
     assert_eq!(enrolled.status, 200);
@@ -158,7 +160,7 @@ async fn a_password_session_that_needs_mfa_is_asked_only_for_the_code() {
         ("max_age", String::new()),
     ];
     // The code used for enrolment is spent: a replay is refused.
-    let mut replay = vec![("csrf", csrf.clone()), ("code", code(&key, 0))];
+    let mut replay = vec![("csrf", csrf.clone()), ("code", enrolment_code)];
     replay.extend(target.clone());
     assert_eq!(
         post(&mut browser, "/t/operator/step-up/code", &replay)
