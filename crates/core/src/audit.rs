@@ -51,6 +51,40 @@ pub struct Actor {
     pub id: Option<String>,
     /// A name to show; for an API key, its public prefix.
     pub display: Option<String>,
+    /// How the actor proved who they were for this request: enough to trace a change to one
+    /// sign-in session and the client it came through. Absent on events older than this field
+    /// and for the server's own work, so it never changes an existing record's hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<ActorAuthentication>,
+}
+
+/// The credential behind an actor's request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ActorAuthentication {
+    /// `api_key`, `access_token` or `session`.
+    pub method: String,
+    /// The API key's public prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// The access token's `jti`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    /// The OAuth client the person came through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The person's sign-in session (the `sid` of their tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// How that session was authenticated (RFC 8176 values) and how strongly (`acr`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// When the person last authenticated (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 impl Actor {
@@ -59,6 +93,7 @@ impl Actor {
             kind: "system".into(),
             id: None,
             display: Some("portcullis".into()),
+            authentication: None,
         }
     }
 
@@ -67,6 +102,7 @@ impl Actor {
             kind: "anonymous".into(),
             id: None,
             display: None,
+            authentication: None,
         }
     }
 
@@ -76,6 +112,7 @@ impl Actor {
             kind: "service_principal".into(),
             id: Some(id.to_string()),
             display: None,
+            authentication: None,
         }
     }
 }

@@ -96,6 +96,10 @@ id_type!(
     GrantId
 );
 id_type!(
+    /// A device's request to have a user approve its sign-in (RFC 8628).
+    DeviceAuthorizationId
+);
+id_type!(
     /// A tenant's own role: a named set of permissions.
     RoleId
 );

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod authorize;
 pub mod authz;
+pub mod device;
 pub mod engine;
 pub mod identity;
 pub mod ids;

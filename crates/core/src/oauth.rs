@@ -22,7 +22,13 @@ pub enum GrantType {
     /// The client keeps a user's access going with refresh tokens, rotated at every use
     /// (RFC 6749 §6).
     RefreshToken,
+    /// A device without a browser (a command line, a TV) shows a short code that the user
+    /// approves on another screen, while it polls the token endpoint (RFC 8628).
+    DeviceCode,
 }
+
+/// The `grant_type` with which a device redeems its device code (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// Whether a client can keep a secret (RFC 6749 §2.1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -311,7 +317,7 @@ impl ClientSettings {
                 ),
             ));
         }
-        let signs_users_in = self.grants(GrantType::AuthorizationCode);
+        let signs_users_in = self.signs_users_in();
         if self.grants(GrantType::ClientCredentials) && self.client_type == ClientType::Public {
             return Err(ValidationError::new(
                 "grant_types",
@@ -321,10 +327,10 @@ impl ClientSettings {
         if self.grants(GrantType::RefreshToken) && !signs_users_in {
             return Err(ValidationError::new(
                 "grant_types",
-                "refresh_token needs authorization_code: refresh tokens come from user sign-ins",
+                "refresh_token needs authorization_code or device_code: refresh tokens come from user sign-ins",
             ));
         }
-        if signs_users_in && self.redirect_uris.is_empty() {
+        if self.grants(GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
             return Err(ValidationError::new(
                 "redirect_uris",
                 "authorization_code needs at least one redirect URI",
@@ -412,6 +418,11 @@ impl ClientSettings {
     /// Whether the client may use `grant`.
     pub fn grants(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
+    }
+
+    /// Whether users sign in to this client (in a browser, or approving a device's code).
+    pub fn signs_users_in(&self) -> bool {
+        self.grants(GrantType::AuthorizationCode) || self.grants(GrantType::DeviceCode)
     }
 
     /// Whether the client may be given `scope` when a user signs in: its own scopes, the
@@ -505,6 +516,18 @@ pub enum OAuthError {
     /// RFC 7009 §2.2.1.
     #[error("{0}")]
     UnsupportedTokenType(String),
+    /// RFC 8628 §3.5: the user has not answered yet; poll again after the interval.
+    #[error("the user has not yet approved or denied this device's code; keep polling")]
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polled sooner than the interval; the interval grows by five seconds.
+    #[error("polled too often: wait {0} seconds between requests")]
+    SlowDown(u32),
+    /// RFC 8628 §3.5: the user denied the request.
+    #[error("the user denied the request")]
+    AccessDenied,
+    /// RFC 8628 §3.5: the device code expired before the user approved it.
+    #[error("the device code has expired; start again")]
+    ExpiredToken,
 }
 
 impl OAuthError {
@@ -519,6 +542,10 @@ impl OAuthError {
             Self::InvalidTarget(_) => "invalid_target",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnsupportedTokenType(_) => "unsupported_token_type",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown(_) => "slow_down",
+            Self::AccessDenied => "access_denied",
+            Self::ExpiredToken => "expired_token",
         }
     }
 }
@@ -662,9 +689,46 @@ pub fn verify_access_token(
     Ok(claims)
 }
 
+/// The issuer a JWT says it comes from, read without checking anything: only to choose whose
+/// keys to check it with. Everything in it is the sender's claim until a signature check by
+/// that issuer's keys (which also compares `iss`) succeeds.
+pub fn claimed_issuer(token: &str) -> Option<String> {
+    use base64::Engine;
+    #[derive(Deserialize)]
+    struct Issuer {
+        iss: String,
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice::<Issuer>(&bytes).ok().map(|c| c.iss)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_claimed_issuer_is_read_from_the_payload_alone() {
+        use base64::Engine;
+        let encode = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let token = format!(
+            "{}.{}.sig",
+            encode(r#"{"alg":"none"}"#),
+            encode(r#"{"iss":"https://id.example/t/acme","sub":"x"}"#)
+        );
+        assert_eq!(
+            claimed_issuer(&token).as_deref(),
+            Some("https://id.example/t/acme")
+        );
+        assert_eq!(claimed_issuer("a.%%%.c"), None);
+        assert_eq!(claimed_issuer("no-dots"), None);
+        assert_eq!(
+            claimed_issuer(&format!("a.{}.c", encode(r#"{"iss":7}"#))),
+            None
+        );
+    }
 
     fn settings() -> ClientSettings {
         ClientSettings {

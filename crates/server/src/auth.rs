@@ -1,7 +1,12 @@
-//! Who is calling, and may they do this? Every admin request carries `Authorization: Bearer
-//! <API key>`; the key is looked up by its public prefix and its secret checked against the
-//! stored keyed hash in constant time. Failures are throttled per source address and per key,
-//! answered with one undistinguishing 401, and recorded in the audit trail with the real reason.
+//! Who is calling, and may they do this? An admin request carries `Authorization: Bearer …`
+//! with either an API key or an access token from the caller's tenant.
+//!
+//! - An API key is looked up by its public prefix and its secret checked against the stored
+//!   keyed hash in constant time. Failures are throttled per source address, answered with one
+//!   undistinguishing 401, and recorded in the audit trail with the real reason.
+//! - An access token (a JWT of the tenant's issuer, for the admin API's resource) speaks for a
+//!   person or for a client acting for itself; it is checked against the store at every
+//!   request, so revoking it, ending the session or disabling the user takes effect at once.
 
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
@@ -12,10 +17,11 @@ use axum::http::request::Parts;
 use serde_json::json;
 use time::Duration;
 
-use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
+use portcullis_core::audit::{Actor, ActorAuthentication, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::authz::{Action, Scope};
 use portcullis_core::engine::tenant::{Verdict, instant};
 use portcullis_core::identity::{KeyUnusable, LifecycleState, PrincipalKind, PrincipalRef, Tenant};
+use portcullis_core::oauth::OFFLINE_ACCESS;
 use portcullis_core::secrets::PresentedApiKey;
 use portcullis_core::{ServicePrincipalId, TenantId};
 use portcullis_store::{ApiKeyCredential, WriteContext};
@@ -51,8 +57,14 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let origin = origin_of(parts);
-        let header = parts.headers.get(header::AUTHORIZATION);
         let token = bearer_token(&parts.headers);
+        // API keys have no dots; a JWS compact token has two.
+        if let Some(token) = token.filter(|t| crate::oauth::is_jwt(t)) {
+            let tenant = token_tenant(state, token).await?;
+            let audience = admin_api_resource(state);
+            return token_caller(state, tenant, token, &audience, Holders::Anyone, origin).await;
+        }
+        let header = parts.headers.get(header::AUTHORIZATION);
         let credential = match authenticate_key(
             state,
             "api_key",
@@ -72,6 +84,8 @@ impl FromRequestParts<AppState> for Caller {
             Err(KeyRefusal::Invalid) => return Err(INVALID),
             Err(KeyRefusal::Failed(error)) => return Err(error),
         };
+        metrics::counter!("portcullis_api_authentications_total", "method" => "api_key")
+            .increment(1);
         Ok(Caller {
             principal: PrincipalRef::service_principal(credential.owner.id),
             engine: tokio::sync::OnceCell::new(),
@@ -82,11 +96,22 @@ impl FromRequestParts<AppState> for Caller {
                     "{} ({})",
                     credential.owner.name, credential.key.prefix
                 )),
+                authentication: Some(ActorAuthentication {
+                    method: "api_key".into(),
+                    api_key: Some(credential.key.prefix.clone()),
+                    ..ActorAuthentication::default()
+                }),
             },
             tenant: credential.tenant,
             origin,
         })
     }
+}
+
+/// The resource (RFC 8707) that access tokens for the admin API are issued for: their `aud`.
+/// A client gets such tokens only if it lists this among its `resources`.
+pub(crate) fn admin_api_resource(state: &AppState) -> String {
+    format!("{}/v1", state.config.public_url)
 }
 
 /// A caller of a tenant's AuthZEN API: one of its service principals, by API key or by an
@@ -95,16 +120,10 @@ impl FromRequestParts<AppState> for Caller {
 /// caller: it must hold `access.evaluate`.
 pub struct PepCaller(pub Caller);
 
-const INVALID_TOKEN: ApiError = ApiError::Unauthenticated {
-    detail: "The access token is not active at this tenant's policy decision point: it must be a client_credentials \
-             token this tenant issued, for the resource {public_url}/t/{tenant}, not expired or revoked, of an active client.",
-};
-
 impl FromRequestParts<AppState> for PepCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        // API keys have no dots; a JWS compact token has two.
         let Some(token) = bearer_token(&parts.headers).filter(|t| crate::oauth::is_jwt(t)) else {
             return Caller::from_request_parts(parts, state)
                 .await
@@ -117,31 +136,142 @@ impl FromRequestParts<AppState> for PepCaller {
             .and_then(|rest| rest.split('/').next())
             .ok_or(ApiError::NotFound)?;
         let tenant = crate::oauth::cached_tenant(state, tenant_name).await?;
-        let Ok(active) = crate::oauth::active_access_token(state, &tenant, token).await? else {
-            return Err(INVALID_TOKEN);
-        };
-        let for_the_decision_point =
-            active.claims.aud == crate::routes::access::decision_point(state, &tenant.name);
-        let id = active.claims.client_id.parse::<ServicePrincipalId>();
-        let (Ok(id), true, None) = (id, for_the_decision_point, active.user) else {
-            return Err(INVALID_TOKEN);
-        };
-        let client = state.store.service_principal(tenant.id, id).await?;
-        Ok(PepCaller(Caller {
-            principal: PrincipalRef::service_principal(id),
-            engine: tokio::sync::OnceCell::new(),
-            actor: Actor {
-                kind: "service_principal".into(),
-                id: Some(id.to_string()),
-                display: Some(format!(
-                    "{} (access token {})",
-                    client.name, active.claims.jti
-                )),
-            },
+        let audience = crate::routes::access::decision_point(state, &tenant.name);
+        let origin = origin_of(parts);
+        token_caller(
+            state,
             tenant,
-            origin: origin_of(parts),
-        }))
+            token,
+            &audience,
+            Holders::ServicePrincipals,
+            origin,
+        )
+        .await
+        .map(PepCaller)
     }
+}
+
+/// Whose access tokens an API takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holders {
+    /// People and workloads (the admin API).
+    Anyone,
+    /// Only clients acting for themselves (`client_credentials`): a policy enforcement point
+    /// asks about others, never as a signed-in person.
+    ServicePrincipals,
+}
+
+/// The tenant whose issuer a token names, from its unverified `iss`: only to pick the keys
+/// its signature is then checked with (which also checks `iss`).
+async fn token_tenant(state: &AppState, token: &str) -> Result<Tenant, ApiError> {
+    let prefix = format!("{}/t/", state.config.public_url);
+    let name = portcullis_core::oauth::claimed_issuer(token)
+        .and_then(|iss| iss.strip_prefix(&prefix).map(str::to_owned))
+        .filter(|name| !name.is_empty() && !name.contains('/'))
+        .ok_or_else(|| refused_token("it was not issued by a tenant of this server".into()))?;
+    match crate::oauth::cached_tenant(state, &name).await {
+        Err(ApiError::NotFound) => Err(refused_token(
+            "its issuer is not an active tenant of this server".into(),
+        )),
+        other => other,
+    }
+}
+
+/// The caller an access token speaks for, if the token is active now (signature, times,
+/// revocation of the token and of its sign-in, the user and the client still enabled: read
+/// afresh at every request, so a revocation anywhere is refused at once) and was issued for
+/// `audience`. A person's token also needs their sign-in session alive, even when its grant
+/// would outlive the session (`offline_access`): an administrator who signed out is out.
+async fn token_caller(
+    state: &AppState,
+    tenant: Tenant,
+    token: &str,
+    audience: &str,
+    holders: Holders,
+    origin: Origin,
+) -> Result<Caller, ApiError> {
+    let active = match crate::oauth::active_access_token(state, &tenant, token).await? {
+        Ok(active) => active,
+        Err(why) => return Err(refused_token(why)),
+    };
+    let claims = active.claims;
+    if claims.aud != audience {
+        let here = match holders {
+            Holders::Anyone => "the admin API",
+            Holders::ServicePrincipals => "this tenant's policy decision point",
+        };
+        return Err(refused_token(format!(
+            "it was issued for {:?}, not for {here} ({audience})",
+            claims.aud
+        )));
+    }
+    let client = claims
+        .client_id
+        .parse::<ServicePrincipalId>()
+        .map_err(|_| refused_token("it names no client of this issuer".into()))?;
+    let mut authentication = ActorAuthentication {
+        method: "access_token".into(),
+        token_id: Some(claims.jti.clone()),
+        client_id: Some(claims.client_id.clone()),
+        ..ActorAuthentication::default()
+    };
+    let (principal, display) = match (active.user, claims.user) {
+        (Some(_), _) if holders == Holders::ServicePrincipals => {
+            return Err(refused_token(
+                "it was issued to a person; a policy enforcement point authenticates as itself, with client_credentials"
+                    .into(),
+            ));
+        }
+        (Some((user, grant)), Some(signed_in)) => {
+            let now = state.clock.now();
+            if grant.has_scope(OFFLINE_ACCESS)
+                && !state
+                    .store
+                    .grant_user(&grant, now)
+                    .await?
+                    .is_some_and(|(_, session_live)| session_live)
+            {
+                return Err(refused_token(
+                    "the sign-in session it came from has ended".into(),
+                ));
+            }
+            authentication.session_id = Some(signed_in.sid);
+            authentication.amr = signed_in.amr;
+            authentication.acr = Some(signed_in.acr);
+            authentication.auth_time = Some(signed_in.auth_time);
+            (PrincipalRef::user(user.id), user.user_name)
+        }
+        (Some(_), None) => {
+            return Err(refused_token("it names a user but no sign-in".into()));
+        }
+        (None, _) => {
+            let principal = state.store.service_principal(tenant.id, client).await?;
+            (PrincipalRef::service_principal(client), principal.name)
+        }
+    };
+    metrics::counter!("portcullis_api_authentications_total", "method" => "access_token")
+        .increment(1);
+    Ok(Caller {
+        actor: Actor {
+            kind: principal.kind.as_str().into(),
+            id: Some(principal.id.to_string()),
+            display: Some(display),
+            authentication: Some(authentication),
+        },
+        principal,
+        engine: tokio::sync::OnceCell::new(),
+        tenant,
+        origin,
+    })
+}
+
+/// A refused access token: counted, logged with its reason (never the token), and answered
+/// with RFC 6750's `invalid_token`. Not audited: expiry is routine, and a forged token names
+/// nobody worth an event.
+fn refused_token(why: String) -> ApiError {
+    metrics::counter!("portcullis_auth_failures_total", "method" => "access_token").increment(1);
+    tracing::info!(reason = %why, "access token refused");
+    ApiError::InvalidToken(why)
 }
 
 /// The credential of an `Authorization: Bearer …` header (the scheme in either case RFC 9110

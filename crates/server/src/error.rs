@@ -29,6 +29,9 @@ pub struct Problem {
 pub enum ApiError {
     #[error("authentication required")]
     Unauthenticated { detail: &'static str },
+    /// An access token that is not (or no longer) good here: RFC 6750 `invalid_token`.
+    #[error("invalid access token: {0}")]
+    InvalidToken(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("not found")]
@@ -75,6 +78,11 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
                 "Authentication required",
+            ),
+            ApiError::InvalidToken(_) => (
+                StatusCode::UNAUTHORIZED,
+                "invalid-token",
+                "Invalid access token",
             ),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
@@ -127,6 +135,10 @@ impl ApiError {
         let (status, slug, title) = self.parts();
         let (detail, field) = match self {
             ApiError::Unauthenticated { detail } => ((*detail).to_owned(), None),
+            ApiError::InvalidToken(why) => (
+                format!("The access token was refused: {why}. Get a new one from the tenant's token endpoint."),
+                None,
+            ),
             // The engine's refusals read "denied: …" or "denied by …".
             ApiError::Forbidden(reason) => (format!("The request was {reason}."), None),
             ApiError::NotFound => ("No such object exists in your tenant.".to_owned(), None),
@@ -215,6 +227,14 @@ impl IntoResponse for ApiError {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"portcullis\""),
+                );
+            }
+            ApiError::InvalidToken(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer realm=\"portcullis\", error=\"invalid_token\"",
+                    ),
                 );
             }
             ApiError::TooManyRequests {

@@ -30,7 +30,7 @@ pub struct AuditFilter {
 macro_rules! select_records {
     ($tail:expr) => {
         concat!(
-            "SELECT tenant_id, seq, at, actor_kind, actor_id, actor_display, action, target_kind, \
+            "SELECT tenant_id, seq, at, actor_kind, actor_id, actor_display, actor_authentication, action, target_kind, \
              target_id, outcome, reason, source_ip, user_agent, request_id, details, prev_hash, hash FROM audit_events",
             $tail
         )
@@ -52,6 +52,11 @@ fn record_from_row(row: &Row) -> Result<AuditRecord, StoreError> {
             kind: row.text("actor_kind")?,
             id: row.opt_text("actor_id")?,
             display: row.opt_text("actor_display")?,
+            authentication: row
+                .opt_text("actor_authentication")?
+                .map(|json| serde_json::from_str(&json))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("audit actor authentication: {e}")))?,
         },
         action: row.text("action")?,
         target,
@@ -181,13 +186,18 @@ impl Store {
     }
 
     /// Like `group_write`, but each statement must change a row: the first that changes none
-    /// undoes the call's earlier statements and stops it. True when all of them changed rows.
-    /// ("Mark the code used, then issue its refresh token" issues nothing if the code was used.)
-    pub(crate) async fn group_write_all(&self, statements: Vec<Query>) -> Result<bool, StoreError> {
+    /// undoes the call's earlier statements and stops it, and its events are not written. True
+    /// when all of them changed rows. ("Mark the code used, then issue its refresh token"
+    /// issues nothing if the code was used.)
+    pub(crate) async fn group_write_all(
+        &self,
+        statements: Vec<Query>,
+        events: Vec<NewAuditEvent>,
+    ) -> Result<bool, StoreError> {
         let count = statements.len();
         let job = Job {
             statements,
-            events: Vec::new(),
+            events,
             each_must_change: true,
         };
         let (affected, _) = self.audit_sink().submit(job).await?;
@@ -404,7 +414,7 @@ mod tests {
         let (failed, fine, stopped) = tokio::join!(
             store.group_write(vec![harmless.clone(), bad], Vec::new()),
             store.group_write(vec![harmless], Vec::new()),
-            store.group_write_all(guarded),
+            store.group_write_all(guarded, Vec::new()),
         );
         assert!(failed.is_err(), "the foreign key is enforced");
         assert_eq!(fine.unwrap(), vec![0]);

@@ -97,6 +97,7 @@ id_args!(
     portcullis_core::GroupId,
     portcullis_core::ServicePrincipalId,
     portcullis_core::GrantId,
+    portcullis_core::DeviceAuthorizationId,
     portcullis_core::ApiKeyId,
     portcullis_core::RoleAssignmentId,
     portcullis_core::SessionId,

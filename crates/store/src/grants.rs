@@ -10,7 +10,9 @@ use portcullis_core::audit::Target;
 use portcullis_core::oauth::ConsentSummary;
 use portcullis_core::{GrantId, ServicePrincipalId, SessionId, TenantId, UserId};
 
-use crate::db::{Row, assembled_query, query};
+use portcullis_core::audit::NewAuditEvent;
+
+use crate::db::{Query, Row, assembled_query, query};
 use crate::{Store, StoreError, WriteContext};
 
 /// A request kept while its user signs in or approves it.
@@ -107,6 +109,39 @@ fn grant_from_row(row: &Row) -> Result<StoredGrant, StoreError> {
         expires_at: row.time("expires_at")?,
         revoked_at: row.opt_time("revoked_at")?,
     })
+}
+
+/// The statement recording a grant, and its `oauth.authorize` event.
+pub(crate) fn grant_insert(ctx: &WriteContext, grant: &NewGrant) -> (Query, NewAuditEvent) {
+    let insert = query(
+        "INSERT INTO oauth_grants (id, tenant_id, client_id, user_id, session_id, scopes, audience, \
+         auth_time, acr, amr, nonce, redirect_uri, code_challenge, code_hash, code_expires_at, \
+         created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(grant.id)
+    .bind(ctx.tenant_id)
+    .bind(grant.client_id)
+    .bind(grant.user_id)
+    .bind(grant.session_id)
+    .bind(grant.scopes.join(" "))
+    .bind(grant.audience.clone())
+    .bind(grant.auth_time)
+    .bind(grant.acr.clone())
+    .bind(json!(grant.amr).to_string())
+    .bind(grant.nonce.clone())
+    .bind(grant.redirect_uri.clone())
+    .bind(grant.code_challenge.clone())
+    .bind(grant.code_hash.clone())
+    .bind(grant.code_expires_at)
+    .bind(ctx.now)
+    .bind(grant.expires_at);
+    let event = ctx.event(
+        "oauth.authorize",
+        Target::new("oauth_grant", grant.id),
+        json!({"client_id": grant.client_id, "user_id": grant.user_id, "scopes": grant.scopes, "audience": grant.audience}),
+    );
+    (insert, event)
 }
 
 /// Scopes as stored: one space-separated string.
@@ -223,34 +258,7 @@ impl Store {
         ctx: &WriteContext,
         grant: &NewGrant,
     ) -> Result<(), StoreError> {
-        let insert = query(
-            "INSERT INTO oauth_grants (id, tenant_id, client_id, user_id, session_id, scopes, audience, \
-             auth_time, acr, amr, nonce, redirect_uri, code_challenge, code_hash, code_expires_at, \
-             created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-        )
-        .bind(grant.id)
-        .bind(ctx.tenant_id)
-        .bind(grant.client_id)
-        .bind(grant.user_id)
-        .bind(grant.session_id)
-        .bind(grant.scopes.join(" "))
-        .bind(grant.audience.clone())
-        .bind(grant.auth_time)
-        .bind(grant.acr.clone())
-        .bind(json!(grant.amr).to_string())
-        .bind(grant.nonce.clone())
-        .bind(grant.redirect_uri.clone())
-        .bind(grant.code_challenge.clone())
-        .bind(grant.code_hash.clone())
-        .bind(grant.code_expires_at)
-        .bind(ctx.now)
-        .bind(grant.expires_at);
-        let event = ctx.event(
-            "oauth.authorize",
-            Target::new("oauth_grant", grant.id),
-            json!({"client_id": grant.client_id, "user_id": grant.user_id, "scopes": grant.scopes, "audience": grant.audience}),
-        );
+        let (insert, event) = grant_insert(ctx, grant);
         self.group_write(vec![insert], vec![event]).await?;
         Ok(())
     }
@@ -306,7 +314,7 @@ impl Store {
                 .bind(expires_at),
             );
         }
-        Ok(if self.group_write_all(statements).await? {
+        Ok(if self.group_write_all(statements, Vec::new()).await? {
             Redemption::Redeemed
         } else {
             Redemption::Reused
@@ -401,7 +409,7 @@ impl Store {
         .bind(grant_id)
         .bind(now)
         .bind(expires_at);
-        self.group_write_all(vec![used, next]).await
+        self.group_write_all(vec![used, next], Vec::new()).await
     }
 
     /// Marks an access token revoked until it would have expired.
@@ -664,6 +672,7 @@ impl Store {
             "DELETE FROM revoked_access_tokens WHERE expires_at <= $1",
             "DELETE FROM refresh_tokens WHERE expires_at <= $1",
             "DELETE FROM oauth_grants WHERE expires_at <= $1",
+            "DELETE FROM device_authorizations WHERE expires_at <= $1",
         ] {
             swept += self.pools.execute(query(sql).bind(now)).await?;
         }

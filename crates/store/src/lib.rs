@@ -6,6 +6,7 @@
 mod access;
 mod audit;
 mod db;
+mod device;
 mod directory;
 mod grants;
 mod mfa;
@@ -29,6 +30,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use access::NewDenyAssignment;
 pub use audit::{AuditFilter, AuditSink};
+pub use device::{DeviceAuthorization, DeviceDecision, NewDeviceAuthorization, Poll};
 pub use grants::{
     KeptRequest, NewGrant, PendingRequest, Redemption, RefreshTokenRecord, StoredGrant,
 };

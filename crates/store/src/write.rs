@@ -324,7 +324,7 @@ pub(crate) fn changed_fields(
     serde_json::Value::Object(changed)
 }
 
-const RECORD_COLUMNS: usize = 17;
+const RECORD_COLUMNS: usize = 18;
 
 /// Rows per INSERT statement. PostgreSQL gains from few large statements (fewer round trips);
 /// SQLite runs in-process, and its driver looks parameters up by name in time linear in their
@@ -339,8 +339,8 @@ fn records_per_statement(tx: &Tx) -> usize {
 async fn insert_records(tx: &mut Tx, records: &[AuditRecord]) -> Result<(), StoreError> {
     for chunk in records.chunks(records_per_statement(tx)) {
         let mut sql = String::from(
-            "INSERT INTO audit_events (tenant_id, seq, at, actor_kind, actor_id, actor_display, action, \
-             target_kind, target_id, outcome, reason, source_ip, user_agent, request_id, details, prev_hash, hash) VALUES ",
+            "INSERT INTO audit_events (tenant_id, seq, at, actor_kind, actor_id, actor_display, actor_authentication, \
+             action, target_kind, target_id, outcome, reason, source_ip, user_agent, request_id, details, prev_hash, hash) VALUES ",
         );
         for row in 0..chunk.len() {
             sql.push_str(if row == 0 { "(" } else { ", (" });
@@ -361,6 +361,12 @@ async fn insert_records(tx: &mut Tx, records: &[AuditRecord]) -> Result<(), Stor
                 .bind(r.actor.kind.as_str())
                 .bind(r.actor.id.clone())
                 .bind(r.actor.display.clone())
+                .bind(
+                    r.actor
+                        .authentication
+                        .as_ref()
+                        .map(|a| serde_json::json!(a).to_string()),
+                )
                 .bind(r.action.as_str())
                 .bind(r.target.as_ref().map(|t| t.kind.clone()))
                 .bind(r.target.as_ref().map(|t| t.id.clone()))

@@ -53,6 +53,7 @@ async fn every_documented_admin_operation_refuses_anonymous_callers() {
         "/v1/openapi.json",
         "/t/{tenant}/.well-known/authzen-configuration",
         "/.well-known/authzen-configuration/t/{tenant}",
+        "/.well-known/oauth-protected-resource/v1",
     ];
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() > 20, "the document lists the API");

@@ -304,6 +304,9 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
     let asked = victim.get(&authorize_path(&other_app, &[])).await;
     assert!(asked.body.contains("Allow Other App"), "{}", asked.body);
     let other_request = between(&asked.body, "name=\"request\" value=\"", "\"")[0].to_owned();
+    let device_client = crate::device::command_line(&server).await;
+    let device = crate::device::start(&server, &device_client, "openid").await;
+    let user_code = device["user_code"].as_str().unwrap().to_owned();
     let new_password = "quantum marmalade bicycle harbour";
     let back = "/t/operator/account";
     let code_now = code(&totp_key, 1);
@@ -317,7 +320,8 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
     //   sign-in (password), sign-in code step, passkey sign-in and its ceremony start;
     //   sign-out; ending one session; withdrawing an application's access; changing the
     //   password; removing the authenticator app; passkey ceremony start, registration and
-    //   removal; step-up by password, code and passkey; consent; logout confirmation.
+    //   removal; step-up by password, code and passkey; consent; logout confirmation; a
+    //   device's code entered and approved.
     // (Setting up the authenticator app was checked above.)
     use Who::*;
     let cases = [
@@ -449,6 +453,18 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             Victim,
             "/t/operator/oauth/logout/confirm".into(),
             &[],
+        ),
+        Case::new(
+            "/t/{tenant}/device",
+            Victim,
+            "/t/operator/device".into(),
+            &[("user_code", user_code.as_str())],
+        ),
+        Case::new(
+            "/t/{tenant}/device/decision",
+            Victim,
+            "/t/operator/device/decision".into(),
+            &[("user_code", user_code.as_str()), ("decision", "allow")],
         ),
     ];
 

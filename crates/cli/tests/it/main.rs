@@ -3,6 +3,7 @@
 //! binary. One test binary, so the suite links once.
 
 mod access;
+mod admin_tokens;
 mod api;
 mod audit;
 mod authorize;
@@ -11,6 +12,7 @@ mod authzen;
 mod concurrency;
 mod csrf;
 mod defences;
+mod device;
 mod escalation;
 mod forgery;
 mod harness;

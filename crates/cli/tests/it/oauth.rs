@@ -92,7 +92,12 @@ async fn discovery_names_the_tenants_issuer_and_endpoints() {
     assert_eq!(metadata["token_endpoint"], format!("{issuer}/oauth/token"));
     assert_eq!(
         metadata["grant_types_supported"],
-        json!(["authorization_code", "refresh_token", "client_credentials"])
+        json!([
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ])
     );
     assert_eq!(
         metadata["authorization_endpoint"],

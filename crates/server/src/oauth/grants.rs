@@ -14,7 +14,7 @@ use portcullis_core::oauth::{
     AccessTokenClaims, ClientSettings, GrantType, OAuthError, UserAuthentication,
 };
 use portcullis_core::session::new_session_token;
-use portcullis_store::{Redemption, StoreError, StoredGrant};
+use portcullis_store::{DeviceDecision, Poll, Redemption, StoreError, StoredGrant};
 
 use super::{
     Client, Issue, TokenForm, current_key, issuer, new_jti, require_grant, token_response,
@@ -76,7 +76,21 @@ pub(super) async fn authorization_code(
         )
         .into());
     }
-    let (user, _) = usable_user(state, &grant, now).await?;
+    redeem(state, tenant, origin, client, &grant, now).await
+}
+
+/// Redeems a grant's one-time code (an authorization code, or an approved device code): its
+/// tokens, and its first refresh token if the client may refresh. A code raced by a copy of
+/// it is redeemed once, and the loser revokes what the winner got.
+async fn redeem(
+    state: &AppState,
+    tenant: &Tenant,
+    origin: Origin,
+    client: &Client,
+    grant: &StoredGrant,
+    now: OffsetDateTime,
+) -> Result<axum::response::Response, Issue> {
+    let (user, _) = usable_user(state, grant, now).await?;
     let refresh = if client.settings.grants(GrantType::RefreshToken) {
         Some(new_session_token().map_err(|e| ApiError::Internal(e.to_string()))?)
     } else {
@@ -85,20 +99,67 @@ pub(super) async fn authorization_code(
     let refresh_hash = refresh.as_ref().map(|token| secret_hash(state, token));
     let first_refresh = refresh_hash
         .as_deref()
-        .map(|hash| (hash, refresh_expiry(&client.settings, &grant, now)));
-    // The code is taken, and its refresh token stored, in one transaction: a code raced by a
-    // copy of it is redeemed once, and the loser revokes what the winner got.
-    if state.store.redeem_code(&grant, first_refresh, now).await? == Redemption::Reused {
-        return Err(code_reused(state, tenant, &origin, client, &grant, now).await);
+        .map(|hash| (hash, refresh_expiry(&client.settings, grant, now)));
+    // The code is taken, and its refresh token stored, in one transaction.
+    if state.store.redeem_code(grant, first_refresh, now).await? == Redemption::Reused {
+        return Err(code_reused(state, tenant, &origin, client, grant, now).await);
     }
     let minted = Mint {
-        grant: &grant,
+        grant,
         user: &user,
         scopes: &grant.scopes,
         nonce: grant.nonce.as_deref(),
         refresh,
     };
     mint(state, tenant, origin, client, minted).await
+}
+
+/// RFC 8628 §3.4–3.5: the device polls with its device code until the user has answered.
+pub(super) async fn device_code(
+    state: &AppState,
+    tenant: &Tenant,
+    origin: Origin,
+    client: &Client,
+    form: &TokenForm,
+) -> Result<axum::response::Response, Issue> {
+    require_grant(client, GrantType::DeviceCode, "device_code")?;
+    let hash = secret_hash(state, form.require("device_code")?);
+    let now = state.clock.now();
+    let Some((request, poll)) = state
+        .store
+        .poll_device_authorization(tenant.id, client.id, &hash, now)
+        .await?
+    else {
+        return Err(invalid_grant(
+            "the device code is unknown, or was issued to another client",
+        ));
+    };
+    if let Poll::TooSoon(interval) = poll {
+        return Err(OAuthError::SlowDown(interval).into());
+    }
+    match request.decision {
+        Some(DeviceDecision::Denied) => Err(OAuthError::AccessDenied.into()),
+        Some(DeviceDecision::Approved) => {
+            let Some((grant, used)) = state
+                .store
+                .grant_by_code(tenant.id, client.id, &hash)
+                .await?
+            else {
+                return Err(invalid_grant(
+                    "the approval of this device code was withdrawn",
+                ));
+            };
+            if used {
+                return Err(code_reused(state, tenant, &origin, client, &grant, now).await);
+            }
+            if now >= grant.code_expires_at {
+                return Err(OAuthError::ExpiredToken.into());
+            }
+            redeem(state, tenant, origin, client, &grant, now).await
+        }
+        None if now >= request.expires_at => Err(OAuthError::ExpiredToken.into()),
+        None => Err(OAuthError::AuthorizationPending.into()),
+    }
 }
 
 pub(super) async fn refresh_token(

@@ -227,6 +227,8 @@ pub(crate) async fn add_key(
             kind: "system".into(),
             id: None,
             display: Some("key management".into()),
+
+            authentication: None,
         },
         origin,
         now,

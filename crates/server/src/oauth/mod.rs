@@ -4,12 +4,14 @@
 //! endpoint is a page: `pages::authorize`. Access tokens are RFC 9068 JWTs signed by the
 //! tenant's own key.
 
+mod device;
 mod grants;
 mod keys;
 mod logout;
 mod par;
 mod tokens;
 
+pub(crate) use device::user_code_hash;
 pub(crate) use grants::secret_hash;
 pub(crate) use keys::{SigningKeys, add_key, current_key, published_keys, rotate_due_keys};
 pub(crate) use logout::session_ended;
@@ -33,8 +35,8 @@ use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::identity::{LifecycleState, Tenant};
 use portcullis_core::jose::SigningAlgorithm;
 use portcullis_core::oauth::{
-    AccessTokenClaims, CLIENT_ASSERTION_TYPE, ClientSettings, ClientType, GrantType, OAuthError,
-    assertion_issuer,
+    AccessTokenClaims, CLIENT_ASSERTION_TYPE, ClientSettings, ClientType, DEVICE_CODE_GRANT_TYPE,
+    GrantType, OAuthError, assertion_issuer,
 };
 use portcullis_core::secrets::random_bytes;
 use portcullis_store::{ApiKeyCredential, StoreError};
@@ -73,6 +75,10 @@ pub fn router() -> Router<AppState> {
     // Only for servers: confidential clients and resource servers.
     Router::new()
         .route("/t/{tenant}/oauth/par", post(par::push))
+        .route(
+            "/t/{tenant}/oauth/device_authorization",
+            post(device::device_authorization),
+        )
         .route("/t/{tenant}/oauth/introspect", post(tokens::introspect))
         .merge(for_browsers)
         .layer(axum::middleware::from_fn(|request, next| {
@@ -172,13 +178,14 @@ async fn discovery(
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
         "pushed_authorization_request_endpoint": format!("{issuer}/oauth/par"),
+        "device_authorization_endpoint": format!("{issuer}/oauth/device_authorization"),
         "end_session_endpoint": format!("{issuer}/oauth/logout"),
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "require_pushed_authorization_requests": false,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", DEVICE_CODE_GRANT_TYPE],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
@@ -198,6 +205,9 @@ async fn discovery(
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,
+        // The resource (RFC 8707) to ask for to call Portcullis's own admin API; its RFC 9728
+        // metadata is at /.well-known/oauth-protected-resource/v1.
+        "portcullis_admin_api_resource": crate::auth::admin_api_resource(&state),
     });
     Ok(([(header::CACHE_CONTROL, "public, max-age=300")], Json(body)).into_response())
 }
@@ -660,9 +670,13 @@ async fn issue(
             "refresh_token",
             grants::refresh_token(state, tenant, origin, &client, &form).await?,
         ),
+        DEVICE_CODE_GRANT_TYPE => (
+            "device_code",
+            grants::device_code(state, tenant, origin, &client, &form).await?,
+        ),
         other => {
             return Err(OAuthError::UnsupportedGrantType(format!(
-                "the grant type {other:?} is not supported; use authorization_code, refresh_token or client_credentials"
+                "the grant type {other:?} is not supported; use authorization_code, refresh_token, client_credentials or {DEVICE_CODE_GRANT_TYPE}"
             ))
             .into());
         }

@@ -15,7 +15,7 @@ use portcullis_core::ServicePrincipalId;
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::identity::{Tenant, User};
 use portcullis_core::oauth::{AccessTokenClaims, OAuthError, verify_access_token};
-use portcullis_store::StoreError;
+use portcullis_store::{StoreError, StoredGrant};
 
 use super::grants::{directory_claims, grant_of_jti, profile_claims, secret_hash};
 use super::{
@@ -26,10 +26,10 @@ use crate::error::ApiError;
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
 
-/// An access token that is good right now, with its user for user tokens.
+/// An access token that is good right now, with its user and grant for user tokens.
 pub(crate) struct ActiveToken {
     pub(crate) claims: AccessTokenClaims,
-    pub(crate) user: Option<User>,
+    pub(crate) user: Option<(User, StoredGrant)>,
 }
 
 /// Whether `token` is an active access token of this tenant, and if not, why.
@@ -61,11 +61,11 @@ pub(crate) async fn active_access_token(
         Some(id) => state.store.grant(tenant.id, id).await?,
         None => None,
     };
-    if grant.is_none_or(|g| g.revoked_at.is_some()) {
+    let Some(grant) = grant.filter(|g| g.revoked_at.is_none()) else {
         return Ok(Err(
             "the sign-in this token came from has been revoked".into()
         ));
-    }
+    };
     let user = match claims.sub.parse() {
         Ok(id) => match state.store.user(tenant.id, id).await {
             Ok(user) => user,
@@ -79,7 +79,7 @@ pub(crate) async fn active_access_token(
     }
     Ok(Ok(ActiveToken {
         claims,
-        user: Some(user),
+        user: Some((user, grant)),
     }))
 }
 
@@ -128,7 +128,7 @@ async fn introspection(
         let mut body = json!(active.claims);
         body["active"] = json!(true);
         body["token_type"] = json!("Bearer");
-        if let Some(user) = &active.user {
+        if let Some((user, _)) = &active.user {
             body["username"] = json!(user.user_name);
         }
         return Ok(no_store(Json(body)));
@@ -303,7 +303,7 @@ pub(super) async fn userinfo(
             ));
         }
     };
-    let Some(user) = active.user else {
+    let Some((user, _)) = active.user else {
         return Ok(bearer_error(
             StatusCode::FORBIDDEN,
             Some("insufficient_scope"),

@@ -507,6 +507,40 @@ fn amr(session: &Session) -> Vec<String> {
     values
 }
 
+/// A grant of `session`'s sign-in to `client` for `scopes` at `audience`, whose one-time code
+/// (kept as `code_hash`) lasts until `code_expires_at`, and which itself lasts as long as
+/// anything issued from it may be used.
+pub(super) fn session_grant(
+    session: &Session,
+    client: ServicePrincipalId,
+    settings: &ClientSettings,
+    (scopes, audience): (Vec<String>, String),
+    code_hash: String,
+    code_expires_at: time::OffsetDateTime,
+) -> NewGrant {
+    let mut lifetime = i64::from(settings.access_token_seconds);
+    if settings.grants(GrantType::RefreshToken) {
+        lifetime = lifetime.max(i64::from(settings.refresh_chain_seconds));
+    }
+    NewGrant {
+        id: GrantId::generate(),
+        client_id: client,
+        user_id: session.user_id,
+        session_id: session.id,
+        scopes,
+        audience,
+        auth_time: session.authenticated_at(),
+        acr: acr_value(session.strength).to_owned(),
+        amr: amr(session),
+        nonce: None,
+        redirect_uri: String::new(),
+        code_challenge: String::new(),
+        code_hash,
+        code_expires_at,
+        expires_at: code_expires_at + Duration::seconds(lifetime),
+    }
+}
+
 async fn issue_code(
     state: &AppState,
     tenant: &Tenant,
@@ -519,27 +553,20 @@ async fn issue_code(
     let settings = &pending.settings;
     let user = state.store.user(tenant.id, session.user_id).await?;
     let code = new_session_token().map_err(|e| PageError::Internal(e.to_string()))?;
-    // The grant is needed as long as anything issued from it may be used.
-    let mut lifetime = i64::from(settings.access_token_seconds);
-    if settings.grants(GrantType::RefreshToken) {
-        lifetime = lifetime.max(i64::from(settings.refresh_chain_seconds));
-    }
+    let code_hash = secret_hash(state, &code);
+    let code_expires_at = now + Duration::seconds(CODE_SECONDS);
     let grant = NewGrant {
-        id: GrantId::generate(),
-        client_id: pending.client,
-        user_id: user.id,
-        session_id: session.id,
-        scopes: request.scopes.clone(),
-        audience: request.audience.clone(),
-        auth_time: session.authenticated_at(),
-        acr: acr_value(session.strength).to_owned(),
-        amr: amr(session),
         nonce: request.nonce.clone(),
         redirect_uri: request.redirect_uri.clone(),
         code_challenge: request.code_challenge.clone(),
-        code_hash: secret_hash(state, &code),
-        code_expires_at: now + Duration::seconds(CODE_SECONDS),
-        expires_at: now + Duration::seconds(lifetime + CODE_SECONDS),
+        ..session_grant(
+            session,
+            pending.client,
+            settings,
+            (request.scopes.clone(), request.audience.clone()),
+            code_hash,
+            code_expires_at,
+        )
     };
     let ctx = user_context(tenant, &user, origin, now);
     state.store.create_grant(&ctx, &grant).await?;
@@ -571,7 +598,7 @@ struct ConsentPage<'a> {
 }
 
 /// What a scope lets the application do, in words.
-fn describe(scope: &str) -> String {
+pub(super) fn describe(scope: &str) -> String {
     match scope {
         "openid" => "Know who you are (your account id)".into(),
         "profile" => "See your name and user name".into(),

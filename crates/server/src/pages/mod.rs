@@ -31,6 +31,7 @@ use crate::extract::RequestOrigin;
 use crate::throttle::{Backoff, BackoffPolicy};
 
 mod authorize;
+mod device;
 mod logout;
 mod mfa;
 mod passkeys;
@@ -135,6 +136,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(authorize::authorize_get).post(authorize::authorize_post),
         )
         .route("/t/{tenant}/oauth/consent", post(authorize::consent))
+        .route("/t/{tenant}/device", get(device::page).post(device::submit))
+        .route("/t/{tenant}/device/decision", post(device::decide))
         .route(
             "/t/{tenant}/oauth/logout",
             get(logout::logout_get).post(logout::logout_post),
@@ -778,6 +781,8 @@ fn user_context(
             kind: "user".into(),
             id: Some(user.id.to_string()),
             display: Some(user.user_name.clone()),
+
+            authentication: None,
         },
         origin,
         now,

@@ -40,7 +40,7 @@ use crate::state::AppState;
     info(
         title = "Portcullis",
         description = "Identity and access management: tenants, identities, role assignments and the audit trail. \
-                       Authenticate with `Authorization: Bearer <API key>`. Errors are RFC 9457 problem documents.",
+                       Authenticate with `Authorization: Bearer <API key or access token>`. Errors are RFC 9457 problem documents.",
         license(name = "Apache-2.0")
     ),
     modifiers(&BearerAuth),
@@ -69,8 +69,12 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("pcs_<16 hex>_<43 base64url>")
-                    .description(Some("An API key of a service principal."))
+                    .bearer_format("API key pcs_<16 hex>_<43 base64url>, or a JWT access token")
+                    .description(Some(
+                        "An API key of a service principal (`pcs_…`), or an access token (JWT) from the caller's tenant's \
+                         issuer `{public_url}/t/{tenant}` for the resource `{public_url}/v1`: a person's (code flow) or a \
+                         client's own (`client_credentials`).",
+                    ))
                     .build(),
             ),
         );
@@ -83,6 +87,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
+        .routes(routes!(ops::protected_resource))
         .routes(routes!(tenants::whoami))
         .routes(routes!(tenants::list_tenants, tenants::create_tenant))
         .routes(routes!(tenants::get_tenant, tenants::update_tenant))

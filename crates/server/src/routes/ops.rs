@@ -1,5 +1,5 @@
-//! Health, readiness and metrics: the only endpoints (with the OpenAPI document) that answer
-//! without a credential.
+//! Health, readiness, metrics and the admin API's resource metadata: the only endpoints (with
+//! the OpenAPI document) that answer without a credential.
 
 use axum::Json;
 use axum::extract::State;
@@ -53,5 +53,23 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
+    )
+}
+
+/// The admin API as an OAuth protected resource (RFC 9728): the resource identifier its access
+/// tokens are issued for (`aud`) and how to send them. Each tenant's issuer
+/// (`{public_url}/t/{tenant}`) is an authorization server for it, for its own tenant only.
+#[utoipa::path(get, path = "/.well-known/oauth-protected-resource/v1", tag = "operations", security(()),
+    responses((status = 200, body = Object)))]
+pub async fn protected_resource(State(state): State<AppState>) -> impl IntoResponse {
+    let resource = crate::auth::admin_api_resource(&state);
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json(serde_json::json!({
+            "resource": resource,
+            "resource_name": "Portcullis admin API",
+            "bearer_methods_supported": ["header"],
+            "resource_documentation": format!("{}/v1/openapi.json", state.config.public_url),
+        })),
     )
 }

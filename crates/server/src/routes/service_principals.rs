@@ -334,6 +334,20 @@ pub async fn put_oauth_client(
     ApiJson(settings): ApiJson<ClientSettings>,
 ) -> ApiResult<Json<ClientSettings>> {
     authorize_sp_change(&state, &caller, Action::ServicePrincipalWrite, id).await?;
+    // A client that may get tokens for the admin API acts as every administrator who signs in
+    // through it: making one, or changing one (its redirect URIs, say), is as privileged as
+    // assigning roles.
+    let admin_api = crate::auth::admin_api_resource(&state);
+    let was_admin_client = state
+        .store
+        .oauth_client(caller.tenant_id(), id)
+        .await?
+        .is_some_and(|before| before.resources.contains(&admin_api));
+    if was_admin_client || settings.resources.contains(&admin_api) {
+        caller
+            .authorize(&state, Action::RoleAssign, Scope::Tenant, sp_target(id))
+            .await?;
+    }
     state
         .store
         .set_oauth_client(&caller.write_context(&state), id, &settings)

@@ -67,6 +67,9 @@ pub struct GrantView {
 pub struct WhoAmI {
     pub principal: PrincipalRef,
     pub display: Option<String>,
+    /// How the caller authenticated this request: an API key, or an access token (for a
+    /// person: their session, the client they came through, `amr` and `acr`).
+    pub authentication: Option<portcullis_core::audit::ActorAuthentication>,
     pub tenant: Tenant,
     /// The roles in effect now, with the assignment each comes from.
     pub grants: Vec<GrantView>,
@@ -90,6 +93,7 @@ pub async fn whoami(State(state): State<AppState>, caller: Caller) -> ApiResult<
     Ok(Json(WhoAmI {
         principal: caller.principal,
         display: caller.actor.display,
+        authentication: caller.actor.authentication,
         tenant: caller.tenant,
         grants,
     }))
