@@ -6,3 +6,4 @@ cd "$(dirname "$0")/../.."
 source tests/start-server.sh
 node tests/browser/signin.mjs
 node tests/browser/authorize.mjs
+node tests/browser/device.mjs

@@ -43,6 +43,11 @@ pub fn normalize_user_code(typed: &str) -> Option<String> {
     (code.len() == LENGTH && code.bytes().all(|b| ALPHABET.contains(&b))).then_some(code)
 }
 
+/// A typed user code as the device shows it (`XXXX-XXXX`), or `None` if it cannot be one.
+pub fn displayed_user_code(typed: &str) -> Option<String> {
+    normalize_user_code(typed).map(|code| format!("{}-{}", &code[..4], &code[4..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +81,10 @@ mod tests {
         );
         assert_eq!(normalize_user_code("WDJB-MJH0"), None);
         assert_eq!(normalize_user_code(""), None);
+        assert_eq!(
+            displayed_user_code("wdjb mjht").as_deref(),
+            Some("WDJB-MJHT")
+        );
     }
 
     proptest! {

@@ -68,6 +68,8 @@ async fn answer(browser: &mut Browser, user_code: &str, decision: &str) -> crate
         .await;
     assert_eq!(asked.status, 200, "{}", asked.body);
     assert!(asked.body.contains("portcullis-cli"), "{}", asked.body);
+    // Shown as the device shows it, however it was typed.
+    assert!(asked.body.contains(user_code), "{}", asked.body);
     browser
         .post(
             "/t/operator/device/decision",

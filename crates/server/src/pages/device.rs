@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use portcullis_core::device::normalize_user_code;
+use portcullis_core::device::displayed_user_code;
 use portcullis_store::{DeviceAuthorization, DeviceDecision};
 
 use super::authorize::{describe, session_grant};
@@ -64,8 +64,7 @@ pub(super) async fn page(
     let typed = prefilled
         .user_code
         .as_deref()
-        .and_then(normalize_user_code)
-        .map(|code| format!("{}-{}", &code[..4], &code[4..]))
+        .and_then(displayed_user_code)
         .unwrap_or_default();
     let me = match signed_in(&state, &tenant, &headers, origin, PageKind::Ordinary).await {
         Err(NotSignedIn::Redirect(to_sign_in)) => {
@@ -113,7 +112,7 @@ pub(super) async fn submit(
         .service_principal(me.tenant.id, request.client_id)
         .await?;
     let confirm = Confirm {
-        user_code: form.user_code.trim().to_uppercase(),
+        user_code: displayed_user_code(&form.user_code).unwrap_or_default(),
         application: application.name,
         scopes: request
             .scopes
