@@ -12,7 +12,8 @@ use crate::api::Api;
 
 #[derive(Subcommand)]
 pub enum AdminCommand {
-    /// Show who the API key belongs to, its tenant and the roles it holds.
+    /// Show who you are: the person or service principal, its tenant, the roles it holds, and how
+    /// it signed in (API key, or session, `amr` and `acr` of `portcullis login`).
     Whoami {
         #[command(flatten)]
         connection: Connection,

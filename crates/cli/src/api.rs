@@ -1,43 +1,73 @@
 //! A small client of the Portcullis REST API for the admin commands.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::Connection;
+use crate::login::Login;
 
 pub struct Api {
     base: String,
-    key: String,
+    credential: Credential,
     http: reqwest::Client,
+}
+
+/// What the requests carry: an API key, or the access token of a person's `portcullis login`
+/// (refreshed when it runs out).
+enum Credential {
+    Key(String),
+    Login(Box<tokio::sync::Mutex<(Login, PathBuf)>>),
 }
 
 /// The default credential for a newcomer: the bootstrap key the first start wrote.
 const DEFAULT_KEY_FILE: &str = "data/bootstrap-credential";
 
 impl Api {
+    /// The credential, in this order: `--api-key`, `--api-key-file`, the login of `portcullis
+    /// login` for this server, and the bootstrap key file in the current directory.
     pub fn new(connection: &Connection) -> anyhow::Result<Self> {
-        let key = match (&connection.api_key, &connection.api_key_file) {
-            (Some(key), _) => key.clone(),
-            (None, Some(file)) => read_key(file)?,
-            (None, None) if Path::new(DEFAULT_KEY_FILE).exists() => {
-                read_key(Path::new(DEFAULT_KEY_FILE))?
-            }
-            (None, None) => bail!(
-                "no API key: pass --api-key, set PORTCULLIS_API_KEY, or point --api-key-file at a file holding one"
-            ),
+        let base = connection.url.trim_end_matches('/').to_owned();
+        let credential = match (&connection.api_key, &connection.api_key_file) {
+            (Some(key), _) => Credential::Key(key.clone()),
+            (None, Some(file)) => Credential::Key(read_key(file)?),
+            (None, None) => match Login::load(&base)? {
+                Some(login) => Credential::Login(Box::new(tokio::sync::Mutex::new(login))),
+                None if Path::new(DEFAULT_KEY_FILE).exists() => {
+                    Credential::Key(read_key(Path::new(DEFAULT_KEY_FILE))?)
+                }
+                None => bail!(
+                    "no credential for {base}: sign in with `portcullis login --tenant TENANT`, or give an API key \
+                     (--api-key, PORTCULLIS_API_KEY, or --api-key-file); {DEFAULT_KEY_FILE} is not in this directory"
+                ),
+            },
         };
         let http = reqwest::Client::builder()
             .user_agent(concat!("portcullis-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Api {
-            base: connection.url.trim_end_matches('/').to_owned(),
-            key,
+            base,
+            credential,
             http,
         })
+    }
+
+    /// The bearer credential for the next request, refreshing a login's token if it runs out.
+    async fn bearer(&self) -> anyhow::Result<String> {
+        match &self.credential {
+            Credential::Key(key) => Ok(key.clone()),
+            Credential::Login(login) => {
+                let mut guard = login.lock().await;
+                let (login, path) = &mut *guard;
+                if login.stale() {
+                    login.refresh(&self.http, path).await?;
+                }
+                Ok(login.access_token.clone())
+            }
+        }
     }
 
     /// Sends a request and returns the JSON answer (`Null` for 204), or the server's problem
@@ -54,7 +84,7 @@ impl Api {
         let mut request = self
             .http
             .request(method.clone(), &url)
-            .bearer_auth(&self.key)
+            .bearer_auth(self.bearer().await?)
             .query(query);
         if let Some(body) = body {
             request = request.json(body);
@@ -79,6 +109,14 @@ impl Api {
         match serde_json::from_str::<Value>(&text) {
             Ok(problem) => {
                 let detail = problem["detail"].as_str().unwrap_or("no detail given");
+                if status == StatusCode::UNAUTHORIZED
+                    && let Credential::Login(login) = &self.credential
+                {
+                    let tenant = login.lock().await.0.tenant.clone();
+                    bail!(
+                        "your sign-in is no longer accepted ({detail}); run `portcullis login --tenant {tenant}` again"
+                    )
+                }
                 bail!("{method} {path} failed with {status}: {detail}")
             }
             Err(_) => bail!("{method} {path} failed with {status}"),

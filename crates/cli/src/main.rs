@@ -7,6 +7,7 @@ mod admin;
 mod api;
 mod audit;
 mod bench;
+mod login;
 mod serve;
 
 use std::path::PathBuf;
@@ -43,6 +44,11 @@ enum Command {
     WhoCan(access::WhoCanArgs),
     /// List what a principal may do: the actions on one resource, or the records for one action.
     WhatCan(access::WhatCanArgs),
+    /// Sign the command line in to a tenant as yourself: approve a code in any browser (the
+    /// OAuth device grant). Later commands then act as you, with your roles and your sign-in.
+    Login(login::LoginArgs),
+    /// End the sign-in of `portcullis login`: its tokens are revoked and forgotten.
+    Logout(login::LogoutArgs),
     #[command(flatten)]
     Admin(admin::AdminCommand),
 }
@@ -58,7 +64,8 @@ pub struct Connection {
         global = true
     )]
     pub url: String,
-    /// API key to authenticate with.
+    /// API key to authenticate with [default: the sign-in of `portcullis login`, then
+    /// data/bootstrap-credential].
     #[arg(
         long,
         env = "PORTCULLIS_API_KEY",
@@ -98,6 +105,8 @@ fn main() -> ExitCode {
             Command::Explain(args) => access::explain(args).await,
             Command::WhoCan(args) => access::who_can(args).await,
             Command::WhatCan(args) => access::what_can(args).await,
+            Command::Login(args) => login::login(args).await,
+            Command::Logout(args) => login::logout(args).await,
             Command::Admin(command) => admin::run(command).await,
         }
     });

@@ -5,6 +5,7 @@
 
 mod access;
 mod audit;
+mod cli_client;
 mod db;
 mod device;
 mod directory;

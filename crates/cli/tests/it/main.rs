@@ -21,6 +21,7 @@ mod input;
 mod isolation;
 mod keys;
 mod keys_rotation;
+mod login;
 mod mfa;
 mod not_found;
 mod oauth;

@@ -128,6 +128,8 @@ pub struct TokenCaches {
     tenants: TtlCache<String, Tenant>,
     pub(crate) credentials: TtlCache<String, ApiKeyCredential>,
     pub(crate) clients: TtlCache<ServicePrincipalId, ClientSettings>,
+    /// Each tenant's command-line client, once made.
+    cli_clients: TtlCache<portcullis_core::TenantId, ServicePrincipalId>,
 }
 
 const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -138,6 +140,7 @@ impl Default for TokenCaches {
             tenants: TtlCache::new(CACHE_TTL, 10_000),
             credentials: TtlCache::new(CACHE_TTL, 100_000),
             clients: TtlCache::new(CACHE_TTL, 100_000),
+            cli_clients: TtlCache::new(std::time::Duration::from_secs(60), 10_000),
         }
     }
 }
@@ -157,11 +160,41 @@ pub(crate) async fn active_tenant(state: &AppState, name: &str) -> Result<Tenant
     }
 }
 
+/// The tenant's built-in client for the `portcullis` command line (`portcullis login`): a
+/// public client with the device grant, for the admin API; made on first use.
+pub(crate) async fn cli_client(
+    state: &AppState,
+    tenant: &Tenant,
+) -> Result<ServicePrincipalId, ApiError> {
+    let now = std::time::Instant::now();
+    if let Some(id) = state.token_caches.cli_clients.get(&tenant.id, now) {
+        return Ok(id);
+    }
+    let ctx = portcullis_store::WriteContext {
+        tenant_id: tenant.id,
+        actor: Actor {
+            kind: "system".into(),
+            id: None,
+            display: Some("command-line client".into()),
+            authentication: None,
+        },
+        origin: Origin::default(),
+        now: state.clock.now(),
+    };
+    let id = state
+        .store
+        .cli_client(&ctx, &crate::auth::admin_api_resource(state))
+        .await?;
+    state.token_caches.cli_clients.insert(tenant.id, id, now);
+    Ok(id)
+}
+
 async fn discovery(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
 ) -> Result<Response, ApiError> {
     let tenant = active_tenant(&state, &tenant).await?;
+    let cli_client = cli_client(&state, &tenant).await?;
     let issuer = issuer(&state, &tenant);
     let auth_methods = [
         "client_secret_basic",
@@ -208,6 +241,8 @@ async fn discovery(
         // The resource (RFC 8707) to ask for to call Portcullis's own admin API; its RFC 9728
         // metadata is at /.well-known/oauth-protected-resource/v1.
         "portcullis_admin_api_resource": crate::auth::admin_api_resource(&state),
+        // The public client `portcullis login` signs people in with (device grant).
+        "portcullis_cli_client_id": cli_client,
     });
     Ok(([(header::CACHE_CONTROL, "public, max-age=300")], Json(body)).into_response())
 }

@@ -1,0 +1,348 @@
+//! `portcullis login` and `logout`: a person signs the command line in to a tenant with the
+//! device authorization grant (RFC 8628) through the tenant's built-in command-line client,
+//! approving the code on the sign-in pages in any browser. The tokens are kept in a file only
+//! its owner can read, refreshed when they run out, and revoked at logout.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::Connection;
+
+/// The grant a device redeems its code with (RFC 8628 §3.4).
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// Refresh this long before the access token runs out, so no request carries a dying one.
+const REFRESH_MARGIN_SECONDS: i64 = 30;
+
+#[derive(clap::Args)]
+pub struct LoginArgs {
+    /// The tenant to sign in to (its name, as in `/t/{tenant}/sign-in`).
+    #[arg(long, default_value = "operator")]
+    pub tenant: String,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(clap::Args)]
+pub struct LogoutArgs {
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// A signed-in command line, as kept on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Login {
+    pub url: String,
+    pub tenant: String,
+    pub client_id: String,
+    pub token_endpoint: String,
+    pub revocation_endpoint: String,
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    /// When the access token runs out (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// Where the login is kept: `$PORTCULLIS_CONFIG_DIR`, else `$XDG_CONFIG_HOME/portcullis`, else
+/// `~/.config/portcullis`; the file is `login.json`.
+pub fn login_file() -> Option<PathBuf> {
+    let dir = std::env::var_os("PORTCULLIS_CONFIG_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("XDG_CONFIG_HOME").map(|d| PathBuf::from(d).join("portcullis"))
+        })
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/portcullis"))
+        })?;
+    Some(dir.join("login.json"))
+}
+
+impl Login {
+    /// The login kept for the server at `url`, if there is one.
+    pub fn load(url: &str) -> anyhow::Result<Option<(Login, PathBuf)>> {
+        let Some(path) = login_file() else {
+            return Ok(None);
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let login: Login = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a login this version understands; delete it and run `portcullis login`",
+                path.display()
+            )
+        })?;
+        Ok((login.url == url).then_some((login, path)))
+    }
+
+    /// Writes the login where only its owner can read it: a new file with mode 0600 in a 0700
+    /// directory, renamed over the old one, so a crash never leaves half a file.
+    pub fn save(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let dir = path.parent().context("the login file has no directory")?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot make {} private", dir.display()))?;
+        }
+        let text = serde_json::to_vec_pretty(self)?;
+        let staged = dir.join(".login.json.new");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        {
+            use std::io::Write;
+            let mut file = options
+                .open(&staged)
+                .with_context(|| format!("cannot write {}", staged.display()))?;
+            file.write_all(&text)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&staged, path).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Whether the access token is about to run out.
+    pub fn stale(&self) -> bool {
+        time::OffsetDateTime::now_utc().unix_timestamp() >= self.expires_at - REFRESH_MARGIN_SECONDS
+    }
+
+    /// Trades the refresh token for new tokens (they rotate at every use) and keeps them.
+    pub async fn refresh(
+        &mut self,
+        http: &reqwest::Client,
+        path: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        let Some(refresh_token) = self.refresh_token.clone() else {
+            bail!(
+                "your sign-in has run out; run `portcullis login --tenant {}` again",
+                self.tenant
+            );
+        };
+        let answer = post_form(
+            http,
+            &self.token_endpoint,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh_token),
+                ("client_id", &self.client_id),
+            ],
+        )
+        .await?;
+        match answer {
+            Ok(tokens) => {
+                self.take(&tokens)?;
+                self.save(path)
+            }
+            Err(error) => bail!(
+                "your sign-in has ended ({}); run `portcullis login --tenant {}` again",
+                error.description,
+                self.tenant
+            ),
+        }
+    }
+
+    fn take(&mut self, tokens: &Value) -> anyhow::Result<()> {
+        self.access_token = tokens["access_token"]
+            .as_str()
+            .context("the token endpoint answered without an access token")?
+            .to_owned();
+        if let Some(refresh) = tokens["refresh_token"].as_str() {
+            self.refresh_token = Some(refresh.to_owned());
+        }
+        let lifetime = tokens["expires_in"].as_i64().unwrap_or(60);
+        self.expires_at = time::OffsetDateTime::now_utc().unix_timestamp() + lifetime;
+        Ok(())
+    }
+}
+
+/// An OAuth error answer (RFC 6749 §5.2).
+struct OAuthError {
+    code: String,
+    description: String,
+}
+
+/// POSTs a form; the JSON answer, or the OAuth error it carried.
+async fn post_form(
+    http: &reqwest::Client,
+    url: &str,
+    form: &[(&str, &str)],
+) -> anyhow::Result<Result<Value, OAuthError>> {
+    let response = http
+        .post(url)
+        .form(form)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}: is the server running?"))?;
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .with_context(|| format!("{url} answered {status} with something that is not JSON"))?;
+    if status.is_success() {
+        return Ok(Ok(body));
+    }
+    Ok(Err(OAuthError {
+        code: body["error"].as_str().unwrap_or("").to_owned(),
+        description: body["error_description"]
+            .as_str()
+            .unwrap_or("no description")
+            .to_owned(),
+    }))
+}
+
+fn http() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("portcullis-cli/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")
+}
+
+pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
+    let url = args.connection.url.trim_end_matches('/').to_owned();
+    let path = login_file().context("no place for the login: set HOME or PORTCULLIS_CONFIG_DIR")?;
+    let http = http()?;
+    let discovery_url = format!("{url}/t/{}/.well-known/openid-configuration", args.tenant);
+    let response = http.get(&discovery_url).send().await.with_context(|| {
+        format!(
+            "cannot reach {url}: is the server running, and is --url (or PORTCULLIS_URL) right?"
+        )
+    })?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        bail!("{url} has no active tenant named {:?}", args.tenant);
+    }
+    let discovery: Value = response
+        .error_for_status()
+        .with_context(|| format!("{discovery_url} failed"))?
+        .json()
+        .await
+        .context("the discovery document is not JSON")?;
+    let field = |name: &str| -> anyhow::Result<String> {
+        discovery[name]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("the server's discovery document has no {name}: is it a Portcullis server of this version?"))
+    };
+    let client_id = field("portcullis_cli_client_id")?;
+    let token_endpoint = field("token_endpoint")?;
+    let started = post_form(
+        &http,
+        &field("device_authorization_endpoint")?,
+        &[
+            ("client_id", &client_id),
+            ("scope", "openid profile"),
+            ("resource", &field("portcullis_admin_api_resource")?),
+        ],
+    )
+    .await?
+    .map_err(|e| anyhow::anyhow!("the server refused to start a sign-in: {}", e.description))?;
+    let text = |name: &str| started[name].as_str().unwrap_or_default().to_owned();
+    let device_code = text("device_code");
+    eprintln!(
+        "To sign in, open this page in a browser (on any device):\n\n    {}\n\nor go to {} and enter the code {}.\nWaiting for you to approve it there…",
+        text("verification_uri_complete"),
+        text("verification_uri"),
+        text("user_code"),
+    );
+    let mut interval = started["interval"].as_u64().unwrap_or(5);
+    let tokens = loop {
+        tokio::time::sleep(Duration::from_secs(interval)).await;
+        let answer = post_form(
+            &http,
+            &token_endpoint,
+            &[
+                ("grant_type", DEVICE_GRANT),
+                ("device_code", &device_code),
+                ("client_id", &client_id),
+            ],
+        )
+        .await?;
+        match answer {
+            Ok(tokens) => break tokens,
+            Err(e) if e.code == "authorization_pending" => {}
+            Err(e) if e.code == "slow_down" => interval += 5,
+            Err(e) if e.code == "access_denied" => {
+                bail!("the sign-in was denied on the page; nothing was saved")
+            }
+            Err(e) if e.code == "expired_token" => {
+                bail!("the code expired before it was approved; run `portcullis login` again")
+            }
+            Err(e) => bail!("the sign-in failed: {} ({})", e.description, e.code),
+        }
+    };
+    let mut login = Login {
+        url: url.clone(),
+        tenant: args.tenant.clone(),
+        client_id,
+        token_endpoint,
+        revocation_endpoint: field("revocation_endpoint")?,
+        access_token: String::new(),
+        refresh_token: None,
+        expires_at: 0,
+    };
+    login.take(&tokens)?;
+    login.save(&path)?;
+    let me: Value = http
+        .get(format!("{url}/v1/me"))
+        .bearer_auth(&login.access_token)
+        .send()
+        .await?
+        .json()
+        .await
+        .context("cannot read who you are")?;
+    println!(
+        "Signed in to {} at {url} as {}. Kept in {}; `portcullis logout` ends it.",
+        args.tenant,
+        me["display"].as_str().unwrap_or("?"),
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn logout(args: LogoutArgs) -> anyhow::Result<ExitCode> {
+    let url = args.connection.url.trim_end_matches('/');
+    let Some((login, path)) = Login::load(url)? else {
+        println!("Not signed in to {url}: nothing to do.");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let http = http()?;
+    // The refresh token first: revoking it revokes the whole sign-in, its access tokens too.
+    let mut revoked = Vec::new();
+    if let Some(refresh) = &login.refresh_token {
+        revoked.push((refresh.as_str(), "refresh_token"));
+    }
+    revoked.push((login.access_token.as_str(), "access_token"));
+    for (token, hint) in revoked {
+        let answer = post_form(
+            &http,
+            &login.revocation_endpoint,
+            &[
+                ("token", token),
+                ("token_type_hint", hint),
+                ("client_id", &login.client_id),
+            ],
+        )
+        .await;
+        let failed = match answer {
+            Ok(Ok(_)) => continue,
+            Ok(Err(refused)) => refused.description,
+            Err(error) => format!("{error:#}"),
+        };
+        eprintln!(
+            "warning: could not revoke the {hint} ({failed}); it stops working when it expires"
+        );
+    }
+    std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+    println!("Signed out of {} at {url}.", login.tenant);
+    Ok(ExitCode::SUCCESS)
+}
