@@ -446,12 +446,114 @@ async fn api(
     )
     .await?;
     reads.report("get user", store_name);
+    token_against_key(&http, &server, bench, &ids, store_name).await?;
     println!(
         "memory        {store_name:<10} after {} users and {} reads: {:.1} MiB resident",
         bench.users,
         bench.reads,
         server.rss_mib()?
     );
+    Ok(())
+}
+
+/// The same reads by one service principal (`security_reader`), alternately with its API key
+/// and with an access token it got for the admin API (`client_credentials`), twice each: the
+/// token path must not be slower than the key path.
+async fn token_against_key(
+    http: &reqwest::Client,
+    server: &ServerProcess,
+    bench: &ApiBench,
+    ids: &Arc<Vec<String>>,
+    store_name: &str,
+) -> anyhow::Result<()> {
+    let base = server.base.clone();
+    let admin = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        http.request(method, format!("{base}{path}"))
+            .bearer_auth(&server.admin_key)
+            .json(&body)
+    };
+    let discovery: serde_json::Value = http
+        .get(format!(
+            "{base}/t/operator/.well-known/openid-configuration"
+        ))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let resource = discovery["portcullis_admin_api_resource"]
+        .as_str()
+        .context("no admin API resource in discovery")?
+        .to_owned();
+    let reader: serde_json::Value = admin(
+        reqwest::Method::POST,
+        "/v1/service-principals",
+        json!({"name": "bench-reader"}),
+    )
+    .send()
+    .await?
+    .error_for_status()?
+    .json()
+    .await?;
+    let id = reader["id"]
+        .as_str()
+        .context("no service principal id")?
+        .to_owned();
+    admin(
+        reqwest::Method::POST,
+        "/v1/role-assignments",
+        json!({"principal": {"kind": "service_principal", "id": id}, "role": "security_reader", "scope": "tenant"}),
+    )
+    .send()
+    .await?
+    .error_for_status()?;
+    admin(
+        reqwest::Method::PUT,
+        &format!("/v1/service-principals/{id}/oauth-client"),
+        json!({"grant_types": ["client_credentials"], "scopes": ["bench"], "resources": [resource], "access_token_seconds": 86400}),
+    )
+    .send()
+    .await?
+    .error_for_status()?;
+    let key: serde_json::Value = admin(
+        reqwest::Method::POST,
+        &format!("/v1/service-principals/{id}/api-keys"),
+        json!({}),
+    )
+    .send()
+    .await?
+    .error_for_status()?
+    .json()
+    .await?;
+    let secret = key["secret"].as_str().context("no key secret")?.to_owned();
+    let tokens: serde_json::Value = http
+        .post(format!("{base}/t/operator/oauth/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("resource", resource.as_str()),
+        ])
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = tokens["access_token"]
+        .as_str()
+        .context("no access token")?
+        .to_owned();
+    for round in 1..=2 {
+        for (label, credential) in [("get (key)", &secret), ("get (token)", &token)] {
+            let (base, credential, picks) = (base.clone(), credential.clone(), ids.clone());
+            let (reads, _) = load(http, bench.reads, bench.connections, 200, move |http, i| {
+                let id = &picks[(i * 7919) % picks.len()];
+                http.get(format!("{base}/v1/users/{id}"))
+                    .bearer_auth(&credential)
+            })
+            .await?;
+            reads.report(&format!("{label} {round}"), store_name);
+        }
+    }
     Ok(())
 }
 

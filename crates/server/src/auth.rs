@@ -245,8 +245,8 @@ async fn token_caller(
             return Err(refused_token("it names a user but no sign-in".into()));
         }
         (None, _) => {
-            let principal = state.store.service_principal(tenant.id, client).await?;
-            (PrincipalRef::service_principal(client), principal.name)
+            let name = active.client.map(|c| c.name).unwrap_or_default();
+            (PrincipalRef::service_principal(client), name)
         }
     };
     metrics::counter!("portcullis_api_authentications_total", "method" => "access_token")

@@ -319,7 +319,9 @@ async fn run_batch(store: &Store, jobs: &[Job], isolated: bool) -> Result<BatchR
         };
         match affected {
             Ok(affected) => {
-                let stopped = job.each_must_change && affected.len() < job.statements.len();
+                // A job stops at the first statement that changed nothing (reported as 0).
+                let stopped = job.each_must_change
+                    && (affected.len() < job.statements.len() || affected.contains(&0));
                 if !stopped {
                     for event in &job.events {
                         owners.entry(event.tenant_id).or_default().push_back(index);

@@ -1103,6 +1103,33 @@ impl Store {
         service_principal_from_row(&row)
     }
 
+    /// A client's own access token's standing, in one query (every admin API request with such
+    /// a token reads it): the client, and whether the token `jti` was revoked. `None` when the
+    /// client is gone.
+    pub async fn client_token_standing(
+        &self,
+        tenant_id: TenantId,
+        id: ServicePrincipalId,
+        jti: &str,
+    ) -> Result<Option<(ServicePrincipal, bool)>, StoreError> {
+        let row = self
+            .pools
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    sp_columns!(),
+                    ", EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $3) AS revoked \
+                     FROM service_principals WHERE tenant_id = $1 AND id = $2"
+                ))
+                .bind(tenant_id)
+                .bind(id)
+                .bind(jti),
+            )
+            .await?;
+        row.map(|row| Ok((service_principal_from_row(&row)?, row.boolean("revoked")?)))
+            .transpose()
+    }
+
     pub async fn service_principals(
         &self,
         tenant_id: TenantId,

@@ -159,7 +159,7 @@ pub(crate) async fn current_key(
         return Ok(key);
     }
     let _loading = state.signing_keys.loading.lock().await;
-    state.signing_keys.forget(tenant.id);
+    keys_changed(state, tenant.id);
     if let Some(key) = pick(
         &*tenant_keys(state, tenant.id).await?,
         alg,
@@ -234,7 +234,7 @@ pub(crate) async fn add_key(
         now,
     };
     state.store.add_signing_key(&ctx, &key).await?;
-    state.signing_keys.forget(tenant);
+    keys_changed(state, tenant);
     Ok(key)
 }
 
@@ -266,4 +266,12 @@ pub async fn rotate_due_keys(state: &AppState) -> Result<usize, StoreError> {
         }
     }
     Ok(added)
+}
+
+/// After a change to a tenant's keys made on this node: its key cache is read afresh, and no
+/// token is taken on the strength of a signature checked before (a withdrawn key's tokens stop
+/// here at once). Key changes are rare, so every remembered signature is dropped.
+pub(crate) fn keys_changed(state: &AppState, tenant: TenantId) {
+    state.signing_keys.forget(tenant);
+    state.token_caches.verified.forget_where(|_| true);
 }

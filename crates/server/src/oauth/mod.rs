@@ -13,7 +13,9 @@ mod tokens;
 
 pub(crate) use device::user_code_hash;
 pub(crate) use grants::secret_hash;
-pub(crate) use keys::{SigningKeys, add_key, current_key, published_keys, rotate_due_keys};
+pub(crate) use keys::{
+    SigningKeys, add_key, current_key, keys_changed, published_keys, rotate_due_keys,
+};
 pub(crate) use logout::session_ended;
 pub(crate) use tokens::{active_access_token, is_jwt};
 
@@ -130,6 +132,10 @@ pub struct TokenCaches {
     pub(crate) clients: TtlCache<ServicePrincipalId, ClientSettings>,
     /// Each tenant's command-line client, once made.
     cli_clients: TtlCache<portcullis_core::TenantId, ServicePrincipalId>,
+    /// Access tokens whose signature this node checked in the last few seconds, by the token
+    /// itself: a client calling many times does not pay for a signature check each time.
+    /// Only the signature is remembered; expiry and every revocation are checked at each use.
+    pub(crate) verified: TtlCache<String, AccessTokenClaims>,
 }
 
 const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -141,6 +147,7 @@ impl Default for TokenCaches {
             credentials: TtlCache::new(CACHE_TTL, 100_000),
             clients: TtlCache::new(CACHE_TTL, 100_000),
             cli_clients: TtlCache::new(std::time::Duration::from_secs(60), 10_000),
+            verified: TtlCache::new(std::time::Duration::from_secs(5), 10_000),
         }
     }
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use portcullis_core::ServicePrincipalId;
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
-use portcullis_core::identity::{Tenant, User};
+use portcullis_core::identity::{LifecycleState, Tenant, User};
 use portcullis_core::oauth::{AccessTokenClaims, OAuthError, verify_access_token};
 use portcullis_store::{StoreError, StoredGrant};
 
@@ -26,10 +26,12 @@ use crate::error::ApiError;
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
 
-/// An access token that is good right now, with its user and grant for user tokens.
+/// An access token that is good right now: with its user and grant for user tokens, with the
+/// client itself for a client's own tokens.
 pub(crate) struct ActiveToken {
     pub(crate) claims: AccessTokenClaims,
     pub(crate) user: Option<(User, StoredGrant)>,
+    pub(crate) client: Option<portcullis_core::identity::ServicePrincipal>,
 }
 
 /// Whether `token` is an active access token of this tenant, and if not, why.
@@ -38,24 +40,57 @@ pub(crate) async fn active_access_token(
     tenant: &Tenant,
     token: &str,
 ) -> Result<Result<ActiveToken, String>, ApiError> {
-    let keys = published_keys(state, tenant.id).await?;
     let now = state.clock.now();
-    let claims =
-        match verify_access_token(token, &keys, &issuer(state, tenant), now.unix_timestamp()) {
-            Ok(claims) => claims,
-            Err(why) => return Ok(Err(why)),
-        };
-    if state.store.access_token_revoked(&claims.jti).await? {
-        return Ok(Err("the token has been revoked".into()));
-    }
+    let checked_at = std::time::Instant::now();
+    let remembered = state
+        .token_caches
+        .verified
+        .get(token, checked_at)
+        .filter(|claims| claims.iss == issuer(state, tenant));
+    let claims = match remembered {
+        Some(claims) if claims.exp > now.unix_timestamp() => claims,
+        Some(_) => return Ok(Err("the token has expired".into())),
+        None => {
+            let keys = published_keys(state, tenant.id).await?;
+            match verify_access_token(token, &keys, &issuer(state, tenant), now.unix_timestamp()) {
+                Ok(claims) => {
+                    state.token_caches.verified.insert(
+                        token.to_owned(),
+                        claims.clone(),
+                        checked_at,
+                    );
+                    claims
+                }
+                Err(why) => return Ok(Err(why)),
+            }
+        }
+    };
     let Ok(client) = claims.client_id.parse::<ServicePrincipalId>() else {
         return Ok(Err("the token names no client of this issuer".into()));
     };
+    if claims.user.is_none() {
+        // A client's own token: the client and the revocation in one read.
+        let standing = state
+            .store
+            .client_token_standing(tenant.id, client, &claims.jti)
+            .await?;
+        return Ok(match standing {
+            Some((_, true)) => Err("the token has been revoked".into()),
+            Some((principal, false)) if principal.state == LifecycleState::Active => {
+                Ok(ActiveToken {
+                    claims,
+                    user: None,
+                    client: Some(principal),
+                })
+            }
+            _ => Err("the client is disabled or gone".into()),
+        });
+    }
+    if state.store.access_token_revoked(&claims.jti).await? {
+        return Ok(Err("the token has been revoked".into()));
+    }
     if !client_is_active(state, tenant, client).await? {
         return Ok(Err("the client is disabled or gone".into()));
-    }
-    if claims.user.is_none() {
-        return Ok(Ok(ActiveToken { claims, user: None }));
     }
     let grant = match grant_of_jti(&claims.jti) {
         Some(id) => state.store.grant(tenant.id, id).await?,
@@ -80,6 +115,7 @@ pub(crate) async fn active_access_token(
     Ok(Ok(ActiveToken {
         claims,
         user: Some((user, grant)),
+        client: None,
     }))
 }
 

@@ -165,7 +165,7 @@ pub async fn rotate_signing_key(
                 &key.kid,
             )
             .await?;
-        state.signing_keys.forget(tenant);
+        crate::oauth::keys_changed(&state, tenant);
     }
     let stored = state.store.signing_keys(tenant).await?;
     summaries(&stored, state.clock.now())
