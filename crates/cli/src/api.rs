@@ -7,7 +7,15 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::Connection;
-use crate::login::Login;
+use crate::login::{Login, StepUp};
+
+/// A response, read.
+struct Answer {
+    status: StatusCode,
+    text: String,
+    /// What the server asked the person's sign-in to prove before it would do this.
+    step_up: Option<StepUp>,
+}
 
 pub struct Api {
     base: String,
@@ -71,7 +79,8 @@ impl Api {
     }
 
     /// Sends a request and returns the JSON answer (`Null` for 204), or the server's problem
-    /// description as the error.
+    /// description as the error. A person's request that needs a stronger or more recent
+    /// sign-in (RFC 9470) runs that sign-in and is sent once more.
     pub async fn call(
         &self,
         method: Method,
@@ -80,27 +89,20 @@ impl Api {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self
-            .http
-            .request(method.clone(), &url)
-            .bearer_auth(self.bearer().await?)
-            .query(query);
-        if let Some(body) = body {
-            request = request.json(body);
+        let send = || self.send(method.clone(), path, query, body, if_match);
+        let mut answer = send().await?;
+        if let (Some(step_up), Credential::Login(login)) = (&answer.step_up, &self.credential) {
+            {
+                let mut guard = login.lock().await;
+                let (login, file) = &mut *guard;
+                login.step_up(&self.http, file, step_up).await?;
+            }
+            answer = send().await?;
         }
-        if let Some(tag) = if_match {
-            request = request.header("if-match", format!("\"{}\"", tag.trim_matches('"')));
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {url}"))?;
-        let status = response.status();
+        let Answer { status, text, .. } = answer;
         if status == StatusCode::NO_CONTENT {
             return Ok(Value::Null);
         }
-        let text = response.text().await.context("cannot read the response")?;
         if status.is_success() {
             return serde_json::from_str(&text).with_context(|| {
                 format!("the server answered {status} with something that is not JSON")
@@ -121,6 +123,45 @@ impl Api {
             }
             Err(_) => bail!("{method} {path} failed with {status}"),
         }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> anyhow::Result<Answer> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .http
+            .request(method, &url)
+            .bearer_auth(self.bearer().await?)
+            .query(query);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(tag) = if_match {
+            request = request.header("if-match", format!("\"{}\"", tag.trim_matches('"')));
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let status = response.status();
+        let step_up = response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|h| h.to_str().ok())
+            .filter(|_| status == StatusCode::UNAUTHORIZED)
+            .and_then(StepUp::from_challenge);
+        let text = response.text().await.context("cannot read the response")?;
+        Ok(Answer {
+            status,
+            text,
+            step_up,
+        })
     }
 
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {

@@ -208,18 +208,86 @@ fn http() -> anyhow::Result<reqwest::Client> {
         .context("cannot build the HTTP client")
 }
 
-pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
-    let url = args.connection.url.trim_end_matches('/').to_owned();
-    let path = login_file().context("no place for the login: set HOME or PORTCULLIS_CONFIG_DIR")?;
-    let http = http()?;
-    let discovery_url = format!("{url}/t/{}/.well-known/openid-configuration", args.tenant);
+/// What an API asked a person's sign-in to prove (RFC 9470's `insufficient_user_authentication`
+/// challenge): passed on to the device sign-in as `acr_values` and `max_age`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepUp {
+    pub acr_values: Option<String>,
+    pub max_age: Option<String>,
+}
+
+impl StepUp {
+    /// The step-up a `WWW-Authenticate` challenge asks for, if it is RFC 9470's.
+    pub fn from_challenge(challenge: &str) -> Option<StepUp> {
+        let params = auth_params(challenge.strip_prefix("Bearer")?);
+        let value = |name: &str| {
+            params
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.clone())
+        };
+        (value("error").as_deref() == Some("insufficient_user_authentication")).then(|| StepUp {
+            acr_values: value("acr_values"),
+            max_age: value("max_age"),
+        })
+    }
+}
+
+/// The `name=value` parameters of a challenge (RFC 9110 §11.2), values quoted or not.
+fn auth_params(text: &str) -> Vec<(String, String)> {
+    let mut params = Vec::new();
+    let mut rest = text.trim_start();
+    while let Some((name, after)) = rest.split_once('=') {
+        let name = name.trim().trim_start_matches(',').trim().to_owned();
+        let after = after.trim_start();
+        let (value, remainder) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let mut value = String::new();
+                let mut chars = quoted.char_indices();
+                let mut end = quoted.len();
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            if let Some((_, escaped)) = chars.next() {
+                                value.push(escaped);
+                            }
+                        }
+                        '"' => {
+                            end = i + 1;
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                (value, &quoted[end..])
+            }
+            None => {
+                let end = after.find(',').unwrap_or(after.len());
+                (after[..end].trim().to_owned(), &after[end..])
+            }
+        };
+        params.push((name, value));
+        rest = remainder.trim_start().trim_start_matches(',');
+    }
+    params
+}
+
+/// Signs a person in to `tenant` at `url` with the device grant through the tenant's
+/// command-line client, asking for `step_up` if given, and returns the login (not yet saved).
+async fn sign_in(
+    http: &reqwest::Client,
+    url: &str,
+    tenant: &str,
+    step_up: Option<&StepUp>,
+) -> anyhow::Result<Login> {
+    let discovery_url = format!("{url}/t/{tenant}/.well-known/openid-configuration");
     let response = http.get(&discovery_url).send().await.with_context(|| {
         format!(
             "cannot reach {url}: is the server running, and is --url (or PORTCULLIS_URL) right?"
         )
     })?;
     if response.status() == reqwest::StatusCode::NOT_FOUND {
-        bail!("{url} has no active tenant named {:?}", args.tenant);
+        bail!("{url} has no active tenant named {tenant:?}");
     }
     let discovery: Value = response
         .error_for_status()
@@ -235,17 +303,23 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     };
     let client_id = field("portcullis_cli_client_id")?;
     let token_endpoint = field("token_endpoint")?;
-    let started = post_form(
-        &http,
-        &field("device_authorization_endpoint")?,
-        &[
-            ("client_id", &client_id),
-            ("scope", "openid profile"),
-            ("resource", &field("portcullis_admin_api_resource")?),
-        ],
-    )
-    .await?
-    .map_err(|e| anyhow::anyhow!("the server refused to start a sign-in: {}", e.description))?;
+    let resource = field("portcullis_admin_api_resource")?;
+    let mut form = vec![
+        ("client_id", client_id.as_str()),
+        ("scope", "openid profile"),
+        ("resource", resource.as_str()),
+    ];
+    if let Some(step_up) = step_up {
+        if let Some(acr_values) = &step_up.acr_values {
+            form.push(("acr_values", acr_values));
+        }
+        if let Some(max_age) = &step_up.max_age {
+            form.push(("max_age", max_age));
+        }
+    }
+    let started = post_form(http, &field("device_authorization_endpoint")?, &form)
+        .await?
+        .map_err(|e| anyhow::anyhow!("the server refused to start a sign-in: {}", e.description))?;
     let text = |name: &str| started[name].as_str().unwrap_or_default().to_owned();
     let device_code = text("device_code");
     eprintln!(
@@ -258,7 +332,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     let tokens = loop {
         tokio::time::sleep(Duration::from_secs(interval)).await;
         let answer = post_form(
-            &http,
+            http,
             &token_endpoint,
             &[
                 ("grant_type", DEVICE_GRANT),
@@ -281,8 +355,8 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let mut login = Login {
-        url: url.clone(),
-        tenant: args.tenant.clone(),
+        url: url.to_owned(),
+        tenant: tenant.to_owned(),
         client_id,
         token_endpoint,
         revocation_endpoint: field("revocation_endpoint")?,
@@ -291,6 +365,68 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
         expires_at: 0,
     };
     login.take(&tokens)?;
+    Ok(login)
+}
+
+impl Login {
+    /// Signs in again as an API asked (a stronger or more recent sign-in), keeps the new
+    /// tokens and revokes the old ones.
+    pub async fn step_up(
+        &mut self,
+        http: &reqwest::Client,
+        path: &std::path::Path,
+        step_up: &StepUp,
+    ) -> anyhow::Result<()> {
+        let asked = match (&step_up.acr_values, &step_up.max_age) {
+            (Some(acr), Some(age)) => format!("a {acr} sign-in within the last {age} seconds"),
+            (Some(acr), None) => format!("a {acr} sign-in"),
+            (None, Some(age)) => format!("a sign-in within the last {age} seconds"),
+            (None, None) => "a new sign-in".to_owned(),
+        };
+        eprintln!("This needs {asked}.");
+        let fresh = sign_in(http, &self.url, &self.tenant, Some(step_up)).await?;
+        let old = std::mem::replace(self, fresh);
+        self.save(path)?;
+        old.revoke(http).await;
+        Ok(())
+    }
+
+    /// Revokes the refresh token (and with it the whole grant) and the access token; a token
+    /// that cannot be revoked is reported and left to expire.
+    async fn revoke(&self, http: &reqwest::Client) {
+        let mut revoked = Vec::new();
+        if let Some(refresh) = &self.refresh_token {
+            revoked.push((refresh.as_str(), "refresh_token"));
+        }
+        revoked.push((self.access_token.as_str(), "access_token"));
+        for (token, hint) in revoked {
+            let answer = post_form(
+                http,
+                &self.revocation_endpoint,
+                &[
+                    ("token", token),
+                    ("token_type_hint", hint),
+                    ("client_id", &self.client_id),
+                ],
+            )
+            .await;
+            let failed = match answer {
+                Ok(Ok(_)) => continue,
+                Ok(Err(refused)) => refused.description,
+                Err(error) => format!("{error:#}"),
+            };
+            eprintln!(
+                "warning: could not revoke the {hint} ({failed}); it stops working when it expires"
+            );
+        }
+    }
+}
+
+pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
+    let url = args.connection.url.trim_end_matches('/').to_owned();
+    let path = login_file().context("no place for the login: set HOME or PORTCULLIS_CONFIG_DIR")?;
+    let http = http()?;
+    let login = sign_in(&http, &url, &args.tenant, None).await?;
     login.save(&path)?;
     let me: Value = http
         .get(format!("{url}/v1/me"))
@@ -315,34 +451,41 @@ pub async fn logout(args: LogoutArgs) -> anyhow::Result<ExitCode> {
         println!("Not signed in to {url}: nothing to do.");
         return Ok(ExitCode::SUCCESS);
     };
-    let http = http()?;
     // The refresh token first: revoking it revokes the whole sign-in, its access tokens too.
-    let mut revoked = Vec::new();
-    if let Some(refresh) = &login.refresh_token {
-        revoked.push((refresh.as_str(), "refresh_token"));
-    }
-    revoked.push((login.access_token.as_str(), "access_token"));
-    for (token, hint) in revoked {
-        let answer = post_form(
-            &http,
-            &login.revocation_endpoint,
-            &[
-                ("token", token),
-                ("token_type_hint", hint),
-                ("client_id", &login.client_id),
-            ],
-        )
-        .await;
-        let failed = match answer {
-            Ok(Ok(_)) => continue,
-            Ok(Err(refused)) => refused.description,
-            Err(error) => format!("{error:#}"),
-        };
-        eprintln!(
-            "warning: could not revoke the {hint} ({failed}); it stops working when it expires"
-        );
-    }
+    login.revoke(&http()?).await;
     std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
     println!("Signed out of {} at {url}.", login.tenant);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_rfc_9470_challenges() {
+        let challenge = "Bearer realm=\"portcullis\", error=\"insufficient_user_authentication\", \
+                         error_description=\"A \\\"stronger\\\", or newer, sign-in\", acr_values=\"mfa\", max_age=900";
+        assert_eq!(
+            StepUp::from_challenge(challenge),
+            Some(StepUp {
+                acr_values: Some("mfa".into()),
+                max_age: Some("900".into()),
+            })
+        );
+        let recent_only = "Bearer error=insufficient_user_authentication,max_age=60";
+        assert_eq!(
+            StepUp::from_challenge(recent_only),
+            Some(StepUp {
+                acr_values: None,
+                max_age: Some("60".into()),
+            })
+        );
+        assert_eq!(
+            StepUp::from_challenge("Bearer realm=\"portcullis\", error=\"invalid_token\""),
+            None
+        );
+        assert_eq!(StepUp::from_challenge("Basic realm=\"x\""), None);
+        assert_eq!(StepUp::from_challenge("Bearer error=\"unterminated"), None);
+    }
 }

@@ -28,6 +28,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Bring the database schema up to date and exit.
     Migrate(serve::MigrateArgs),
+    /// Give a tenant that locked itself out a new administrator (a key valid for a day). Run
+    /// where the server runs, with its configuration: it opens the database directly.
+    Recover(serve::RecoverArgs),
     /// Key-encryption key utilities.
     #[command(subcommand)]
     Kek(serve::KekCommand),
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::serve(args).await,
             Command::Migrate(args) => serve::migrate(args).await,
+            Command::Recover(args) => serve::recover(args).await,
             Command::Kek(command) => serve::kek(command),
             Command::Audit(command) => audit::run(command).await,
             Command::Bench(command) => bench::run(command).await,

@@ -27,6 +27,19 @@ pub struct MigrateArgs {
     settings: Settings,
 }
 
+#[derive(clap::Args)]
+pub struct RecoverArgs {
+    /// The locked-out tenant (its name).
+    #[arg(long)]
+    tenant: String,
+    /// TOML config file: the same as the server's, so this opens its database with its
+    /// key-encryption key.
+    #[arg(long, env = "PORTCULLIS_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
 #[derive(clap::Subcommand)]
 pub enum KekCommand {
     /// Print a new random key-encryption key (base64) for PORTCULLIS_KEK or a key file.
@@ -152,6 +165,50 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "database {} is up to date",
         portcullis_store::redact_url(&config.database_url)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `portcullis recover`: works on the database directly (no network API), so only someone who
+/// can run the server with its database and key can do it.
+pub async fn recover(args: RecoverArgs) -> anyhow::Result<ExitCode> {
+    let config = resolve(args.config, args.settings)?;
+    let server = Server::prepare(config, kek_from_env())
+        .await
+        .context("cannot open the server's database")?;
+    if server.bootstrapped.is_some() {
+        anyhow::bail!(
+            "the database was empty: it now has an operator tenant whose first administrator's key is in \
+             the data directory's bootstrap-credential file; there was nothing to recover"
+        );
+    }
+    let recovered = match server.recover(&args.tenant).await {
+        Err(portcullis_server::ServerError::Store(portcullis_store::StoreError::NotFound)) => {
+            anyhow::bail!("this database has no tenant named {:?}", args.tenant)
+        }
+        other => other.context("the recovery failed; nothing was changed")?,
+    };
+    let expires = recovered
+        .key
+        .expires_at
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    println!(
+        "Recovered tenant {:?}: made the service principal {} ({}) with tenant_administrator.",
+        recovered.tenant, recovered.service_principal.name, recovered.service_principal.id
+    );
+    println!("Its API key, shown only this once, works until {expires}:");
+    println!();
+    println!("    {}", recovered.secret.expose_secret());
+    println!();
+    println!(
+        "Use it to give your administrators their roles back, then delete {} \
+         (portcullis service-principal delete {}). The recovery is in the tenant's audit trail \
+         as tenant.recover.",
+        recovered.service_principal.name, recovered.service_principal.id
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -135,6 +135,35 @@ fn requested_strength(acr_values: &str) -> Option<Strength> {
     acr_values.split(' ').filter_map(Strength::parse).min()
 }
 
+/// OIDC's `max_age`: whole seconds, zero or more.
+fn parse_max_age(text: Option<&str>) -> Result<Option<i64>, &'static str> {
+    text.map(|text| {
+        text.parse::<i64>()
+            .ok()
+            .filter(|age| *age >= 0)
+            .ok_or("max_age must be a whole number of seconds")
+    })
+    .transpose()
+}
+
+/// What a request outside the authorization endpoint (the device grant's) asks of the
+/// person's sign-in with `acr_values` and `max_age`, read as the authorization endpoint reads
+/// them; nothing when it asks for neither.
+pub fn requested_assurance(
+    acr_values: Option<&str>,
+    max_age: Option<&str>,
+) -> Result<Option<Assurance>, &'static str> {
+    let max_age = parse_max_age(max_age)?;
+    let strength = acr_values.and_then(requested_strength);
+    if strength.is_none() && max_age.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Assurance {
+        strength: strength.unwrap_or(Strength::Password),
+        max_age: max_age.map(time::Duration::seconds),
+    }))
+}
+
 impl AuthorizationRequest {
     /// Checks the parameters of a request whose client and redirect URI are already known to
     /// be good, so every error here goes back to that redirect URI.
@@ -204,17 +233,7 @@ impl AuthorizationRequest {
         let openid = scopes.iter().any(|s| s == "openid");
         let nonce = bounded("nonce")?;
         let prompt = parse_prompt(get("prompt"))?;
-        let max_age = match get("max_age") {
-            None => None,
-            Some(text) => Some(
-                text.parse::<i64>()
-                    .ok()
-                    .filter(|age| *age >= 0)
-                    .ok_or_else(|| {
-                        AuthorizeError::invalid("max_age must be a whole number of seconds")
-                    })?,
-            ),
-        };
+        let max_age = parse_max_age(get("max_age")).map_err(AuthorizeError::invalid)?;
         let request = Self {
             client_id: client_id.to_owned(),
             redirect_uri: redirect_uri.to_owned(),

@@ -71,6 +71,7 @@ actions! {
     UserCreate => "user.create", false, false;
     UserUpdate => "user.update", false, false;
     UserDelete => "user.delete", false, false;
+    UserCredentialReset => "user.credential.reset", false, false;
     GroupRead => "group.read", false, false;
     GroupWrite => "group.write", false, false;
     ServicePrincipalRead => "service_principal.read", false, false;
@@ -98,6 +99,26 @@ impl Action {
         Plane::Control
     }
 
+    /// Whether the action changes something (anything but reading, listing and asking the
+    /// engine for decisions).
+    pub fn is_write(self) -> bool {
+        !matches!(
+            self,
+            Self::TenantList
+                | Self::TenantRead
+                | Self::EnvironmentRead
+                | Self::BusinessUnitRead
+                | Self::UserRead
+                | Self::GroupRead
+                | Self::ServicePrincipalRead
+                | Self::RoleRead
+                | Self::ResourceTypeRead
+                | Self::RecordRead
+                | Self::AccessEvaluate
+                | Self::AuditRead
+        )
+    }
+
     /// The action's name apart from any application's: `portcullis:user.read`.
     pub fn qualified(self) -> String {
         format!("{OWN_TYPE_PREFIX}{}", self.as_str())
@@ -114,6 +135,37 @@ impl fmt::Display for Action {
         f.write_str(self.as_str())
     }
 }
+
+impl Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse().map_err(|()| {
+            serde::de::Error::custom(format!(
+                "{raw:?} is not one of Portcullis's actions (GET /v1/roles lists them)"
+            ))
+        })
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Action {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Action::ALL.iter().map(|a| a.as_str())))
+            .examples([serde_json::json!("role.assign")])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Action {}
 
 /// Where an assignment applies, and where a request is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -304,6 +356,7 @@ impl BuiltinRole {
                 UserCreate,
                 UserUpdate,
                 UserDelete,
+                UserCredentialReset,
                 GroupRead,
                 GroupWrite,
                 RoleRead,

@@ -2,6 +2,7 @@
 //! secret primitives. Everything here is pure computation over values passed in — no I/O, no
 //! HTTP, no SQL, no reading the clock — so every rule can be tested directly.
 
+pub mod administrators;
 pub mod audit;
 pub mod authorize;
 pub mod authz;
@@ -10,6 +11,7 @@ pub mod engine;
 pub mod identity;
 pub mod ids;
 pub mod jose;
+pub mod lockout;
 pub mod names;
 pub mod oauth;
 pub mod page;

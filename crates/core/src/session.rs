@@ -6,6 +6,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::secrets::{SecretError, random_bytes};
+use crate::time_util::to_micros;
 
 /// How strongly a session's user proved who they are, weakest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -83,6 +84,18 @@ impl Session {
             .unwrap_or(self.created_at)
     }
 
+    /// The session as it stood at `at` (a grant's `auth_time`, kept to the microsecond): only
+    /// the proofs given by then. A token is judged by the sign-in it was issued from, never by
+    /// proofs its session gathered later, so stepping up in the browser does not strengthen a
+    /// token handed out before.
+    pub fn as_of(&self, at: OffsetDateTime) -> Session {
+        let at = to_micros(at);
+        let mut then = self.clone();
+        then.methods.retain(|m| to_micros(m.at) <= at);
+        then.strength = Strength::proven_by(&then.methods, None).unwrap_or(Strength::Password);
+        then
+    }
+
     /// What the user must still prove for `need`: only what is missing. Freshness counts per
     /// method, so a stale two-factor session re-proves both factors, while a fresh password
     /// session that needs MFA is asked for the second factor alone.
@@ -152,7 +165,8 @@ impl Strength {
 #[serde(rename_all = "snake_case")]
 pub enum MfaRequired {
     Nobody,
-    /// Anyone holding a built-in administrative role, directly or through a group.
+    /// Administrators: anyone who may do any of Portcullis's own actions, by any role
+    /// (built-in or custom), directly or through a group.
     Administrators,
     Everyone,
 }
@@ -393,6 +407,39 @@ mod tests {
             StepUp::Passkey
         );
         assert_eq!(passkey.authenticated_at(), at(0));
+    }
+
+    #[test]
+    fn a_token_is_judged_by_its_session_as_it_was_when_issued() {
+        let start = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        let at = |minute: i64| start + Duration::minutes(minute);
+        // Signed in with a password at 0, token issued at 1, second factor at 5.
+        let same_second = session(Strength::Mfa, &[("pwd", 0)]);
+        let mut same_second = same_second;
+        same_second.methods.push(MethodUse {
+            method: "otp".into(),
+            at: at(0) + Duration::milliseconds(300),
+        });
+        assert_eq!(
+            same_second
+                .as_of(at(0) + Duration::milliseconds(100))
+                .strength,
+            Strength::Password
+        );
+        let stepped = session(Strength::Mfa, &[("pwd", 0), ("otp", 5)]);
+        let issued_then = stepped.as_of(at(1));
+        assert_eq!(issued_then.strength, Strength::Password);
+        assert_eq!(
+            issued_then.step_up(need(Strength::Mfa, None), at(6)),
+            StepUp::SecondFactor
+        );
+        // A token issued after the step-up has both, even in the same second.
+        let issued_after = stepped.as_of(at(5));
+        assert_eq!(issued_after.strength, Strength::Mfa);
+        assert_eq!(
+            issued_after.step_up(need(Strength::Mfa, Some(15)), at(6)),
+            StepUp::Satisfied
+        );
     }
 
     #[test]

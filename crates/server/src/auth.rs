@@ -21,10 +21,12 @@ use portcullis_core::audit::{Actor, ActorAuthentication, NewAuditEvent, Origin, 
 use portcullis_core::authz::{Action, Scope};
 use portcullis_core::engine::tenant::{Verdict, instant};
 use portcullis_core::identity::{KeyUnusable, LifecycleState, PrincipalKind, PrincipalRef, Tenant};
+use portcullis_core::lockout::Removal;
 use portcullis_core::oauth::OFFLINE_ACCESS;
 use portcullis_core::secrets::PresentedApiKey;
-use portcullis_core::{ServicePrincipalId, TenantId};
-use portcullis_store::{ApiKeyCredential, WriteContext};
+use portcullis_core::session::StepUp;
+use portcullis_core::{ServicePrincipalId, SessionId, TenantId};
+use portcullis_store::{ApiKeyCredential, RoleAssignerGuard, WriteContext};
 
 use crate::cache::TtlCache;
 use crate::engine::{Current, Freshness};
@@ -42,6 +44,10 @@ pub struct Caller {
     pub tenant: Tenant,
     pub actor: Actor,
     pub origin: Origin,
+    /// A person's sign-in session and the time of the sign-in their token was issued from
+    /// (`auth_time`), which the tenant's policy for administrators holds to account; `None`
+    /// for a key or a workload's token.
+    session: Option<(SessionId, time::OffsetDateTime)>,
     /// The tenant's authorization snapshot this request's decisions are made with, taken at
     /// the first decision so that every check of one request sees the same revision.
     engine: tokio::sync::OnceCell<Arc<Current>>,
@@ -88,6 +94,7 @@ impl FromRequestParts<AppState> for Caller {
             .increment(1);
         Ok(Caller {
             principal: PrincipalRef::service_principal(credential.owner.id),
+            session: None,
             engine: tokio::sync::OnceCell::new(),
             actor: Actor {
                 kind: "service_principal".into(),
@@ -215,6 +222,7 @@ async fn token_caller(
         client_id: Some(claims.client_id.clone()),
         ..ActorAuthentication::default()
     };
+    let mut session = None;
     let (principal, display) = match (active.user, claims.user) {
         (Some(_), _) if holders == Holders::ServicePrincipals => {
             return Err(refused_token(
@@ -235,6 +243,7 @@ async fn token_caller(
                     "the sign-in session it came from has ended".into(),
                 ));
             }
+            session = Some((grant.session_id, grant.auth_time));
             authentication.session_id = Some(signed_in.sid);
             authentication.amr = signed_in.amr;
             authentication.acr = Some(signed_in.acr);
@@ -259,6 +268,7 @@ async fn token_caller(
             authentication: Some(authentication),
         },
         principal,
+        session,
         engine: tokio::sync::OnceCell::new(),
         tenant,
         origin,
@@ -450,7 +460,25 @@ impl Caller {
             actor: self.actor.clone(),
             origin: self.origin.clone(),
             now: state.clock.now(),
+            keep_role_assigner: None,
         }
+    }
+
+    /// The context for a change that can take the power to assign roles from someone (see
+    /// `portcullis_core::lockout`): its write refuses to commit, with `409`, if it would leave
+    /// nobody in the tenant with it.
+    pub async fn guarded_write_context(
+        &self,
+        state: &AppState,
+        removal: Removal,
+    ) -> Result<WriteContext, ApiError> {
+        let current = self.engine(state, Freshness::Latest).await?;
+        let mut ctx = self.write_context(state);
+        ctx.keep_role_assigner = Some(RoleAssignerGuard {
+            removal,
+            before: Some((current.engine.clone(), current.revision)),
+        });
+        Ok(ctx)
     }
 
     /// The tenant's authorization snapshot for this request: at least as fresh as
@@ -500,10 +528,82 @@ impl Caller {
         if decision.allowed {
             metrics::counter!("portcullis_authz_decisions_total", "outcome" => "allow")
                 .increment(1);
-            return Ok(());
+            return self.check_sign_in(state, action, scope, target).await;
         }
         metrics::counter!("portcullis_authz_decisions_total", "outcome" => "deny").increment(1);
         let reason = decision.reason.to_string();
+        let details = json!({"scope": scope.to_string(), "decision": decision.reason});
+        self.record_refusal(state, action, target, &reason, details)
+            .await?;
+        Err(ApiError::Forbidden(reason))
+    }
+
+    /// A person the engine allowed `action` must also have signed in as strongly and as
+    /// recently as the tenant's policy for administrators asks; otherwise the client is told
+    /// what to come back with (RFC 9470), and the refusal is audited. The proofs are those of
+    /// the token's session up to the sign-in it was issued from, each with its own time; the
+    /// policy is read at every request, so a stricter one applies at once on every node.
+    async fn check_sign_in(
+        &self,
+        state: &AppState,
+        action: Action,
+        scope: Scope,
+        target: Option<Target>,
+    ) -> Result<(), ApiError> {
+        let Some((session_id, auth_time)) = self.session else {
+            return Ok(());
+        };
+        let policy = state.store.administrator_policy(self.tenant.id).await?;
+        let Some(need) = policy.need(action) else {
+            return Ok(());
+        };
+        let now = state.clock.now();
+        let Some(session) = state
+            .store
+            .live_session(self.tenant.id, session_id, now)
+            .await?
+        else {
+            return Err(refused_token(
+                "the sign-in session it came from has ended".into(),
+            ));
+        };
+        let missing = match session.as_of(auth_time).step_up(need, now) {
+            StepUp::Satisfied => return Ok(()),
+            StepUp::Passkey => "a passkey",
+            StepUp::SecondFactor => "a second factor",
+            StepUp::Password => "a fresh sign-in",
+        };
+        metrics::counter!("portcullis_authz_decisions_total", "outcome" => "step_up").increment(1);
+        let recency = need.max_age.map_or(String::new(), |age| {
+            format!(" within the last {} minutes", age.whole_minutes())
+        });
+        let reason = format!(
+            "{action} needs a sign-in of strength {:?}{recency}; this session lacks {missing}",
+            portcullis_core::authorize::acr_value(need.strength),
+        );
+        let details = json!({
+            "scope": scope.to_string(),
+            "acr_values": portcullis_core::authorize::acr_value(need.strength),
+            "max_age": need.max_age.map(|age| age.whole_seconds()),
+        });
+        self.record_refusal(state, action, target, &reason, details)
+            .await?;
+        Err(ApiError::InsufficientUserAuthentication {
+            need,
+            detail: format!(
+                "{reason}. Sign in again as asked (`portcullis login` does it), then retry."
+            ),
+        })
+    }
+
+    async fn record_refusal(
+        &self,
+        state: &AppState,
+        action: Action,
+        target: Option<Target>,
+        reason: &str,
+        details: serde_json::Value,
+    ) -> Result<(), ApiError> {
         let event = NewAuditEvent {
             tenant_id: self.tenant.id,
             at: state.clock.now(),
@@ -511,12 +611,12 @@ impl Caller {
             action: action.as_str().into(),
             target,
             outcome: Outcome::Denied,
-            reason: Some(reason.clone()),
+            reason: Some(reason.into()),
             origin: self.origin.clone(),
-            details: json!({"scope": scope.to_string(), "decision": decision.reason}),
+            details,
         };
         state.audit.append(event).await?;
-        Err(ApiError::Forbidden(reason))
+        Ok(())
     }
 
     /// May the caller make the change `action` to `principal`? Every endpoint that changes a

@@ -332,3 +332,19 @@ pub async fn run(state: AppState) {
         }
     }
 }
+
+/// Whether `principal` is one of the tenant's administrators now (may do any of Portcullis's
+/// own actions), on a snapshot that reflects every change committed before the question.
+pub(crate) async fn is_administrator(
+    state: &AppState,
+    tenant: TenantId,
+    principal: PrincipalRef,
+) -> Result<bool, EngineError> {
+    let wait = Duration::from_millis(state.config.authz_max_wait_ms);
+    let current = state
+        .engines
+        .fresh(&state.store, tenant, Freshness::Latest, wait)
+        .await?;
+    let now = portcullis_core::engine::tenant::instant(state.clock.now());
+    Ok(current.engine.is_administrator(principal, now))
+}

@@ -32,6 +32,13 @@ pub enum ApiError {
     /// An access token that is not (or no longer) good here: RFC 6750 `invalid_token`.
     #[error("invalid access token: {0}")]
     InvalidToken(String),
+    /// A person's sign-in is not strong or recent enough for this action under the tenant's
+    /// policy for administrators: RFC 9470's `insufficient_user_authentication`.
+    #[error("insufficient user authentication: {detail}")]
+    InsufficientUserAuthentication {
+        need: portcullis_core::session::Assurance,
+        detail: String,
+    },
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("not found")]
@@ -83,6 +90,11 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 "invalid-token",
                 "Invalid access token",
+            ),
+            ApiError::InsufficientUserAuthentication { .. } => (
+                StatusCode::UNAUTHORIZED,
+                "insufficient-user-authentication",
+                "Sign in again",
             ),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
@@ -139,6 +151,7 @@ impl ApiError {
                 format!("The access token was refused: {why}. Get a new one from the tenant's token endpoint."),
                 None,
             ),
+            ApiError::InsufficientUserAuthentication { detail, .. } => (detail.clone(), None),
             // The engine's refusals read "denied: …" or "denied by …".
             ApiError::Forbidden(reason) => (format!("The request was {reason}."), None),
             ApiError::NotFound => ("No such object exists in your tenant.".to_owned(), None),
@@ -237,6 +250,11 @@ impl IntoResponse for ApiError {
                     ),
                 );
             }
+            ApiError::InsufficientUserAuthentication { need, .. } => {
+                if let Ok(value) = HeaderValue::from_str(&step_up_challenge(*need)) {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
             ApiError::TooManyRequests {
                 retry_after_seconds,
             } => {
@@ -253,6 +271,20 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// RFC 9470 §3: what the client must come back with. `acr_values` names the strength in the
+/// values the authorization endpoint takes; `max_age` is in seconds.
+fn step_up_challenge(need: portcullis_core::session::Assurance) -> String {
+    let mut challenge = format!(
+        "Bearer realm=\"portcullis\", error=\"insufficient_user_authentication\", \
+         error_description=\"A stronger or more recent sign-in is required\", acr_values=\"{}\"",
+        portcullis_core::authorize::acr_value(need.strength)
+    );
+    if let Some(age) = need.max_age {
+        challenge.push_str(&format!(", max_age={}", age.whole_seconds()));
+    }
+    challenge
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

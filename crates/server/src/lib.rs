@@ -279,6 +279,59 @@ impl Server {
     }
 }
 
+/// A recovery administrator made by `Server::recover`.
+pub struct Recovered {
+    pub tenant: String,
+    pub service_principal: portcullis_core::identity::ServicePrincipal,
+    pub key: portcullis_core::identity::ApiKey,
+    pub secret: SecretString,
+}
+
+/// How long a recovery key works: long enough to restore an administrator, no longer.
+const RECOVERY_KEY_HOURS: i64 = 24;
+
+impl Server {
+    /// Gives the tenant named `tenant` a new administrator with a key that works for a day,
+    /// recorded as a recovery in the tenant's audit trail. Meant for `portcullis recover`,
+    /// run with the server's own database and key-encryption key: there is no network API for
+    /// it, so nobody who can merely reach the server can call it.
+    pub async fn recover(&self, tenant: &str) -> Result<Recovered, ServerError> {
+        let store = &self.state.store;
+        let tenant = store.tenant_by_name(tenant).await?;
+        let now = self.state.clock.now();
+        let generated =
+            portcullis_core::secrets::GeneratedApiKey::generate().map_err(StoreError::Secret)?;
+        let record = portcullis_store::NewApiKey {
+            prefix: generated.prefix.clone(),
+            secret_hash: self.state.hasher.hash(generated.secret_bytes()),
+            name: Some("recovery".into()),
+            expires_at: Some(now + time::Duration::hours(RECOVERY_KEY_HOURS)),
+        };
+        let stamp = now.unix_timestamp();
+        let name = parse_slug("name", &format!("recovery-admin-{stamp}"))
+            .map_err(|e| ServerError::Store(StoreError::Invalid(e)))?;
+        let ctx = WriteContext {
+            tenant_id: tenant.id,
+            actor: Actor {
+                kind: "system".into(),
+                id: None,
+                display: Some("portcullis recover".into()),
+                authentication: None,
+            },
+            origin: Origin::default(),
+            now,
+            keep_role_assigner: None,
+        };
+        let (service_principal, key) = store.recover_tenant(&ctx, &name, record).await?;
+        Ok(Recovered {
+            tenant: tenant.name,
+            service_principal,
+            key,
+            secret: generated.full,
+        })
+    }
+}
+
 async fn bootstrap(
     store: &Store,
     hasher: &SecretHasher,
@@ -300,6 +353,7 @@ async fn bootstrap(
         actor: Actor::system(),
         origin: Origin::default(),
         now,
+        keep_role_assigner: None,
     };
     let Some(created) = store.bootstrap(context, &name, record).await? else {
         return Ok(None);

@@ -20,6 +20,7 @@ fn system_context(state: &AppState, tenant_id: portcullis_core::TenantId) -> Wri
         actor: Actor::system(),
         origin: Origin::default(),
         now: state.clock.now(),
+        keep_role_assigner: None,
     }
 }
 

@@ -17,7 +17,7 @@ use portcullis_core::resources::{
 };
 use portcullis_core::*;
 
-use crate::db::{Row, query};
+use crate::db::{Row, Tx, query};
 use crate::principals::{principal_exists, require_business_unit};
 use crate::write::{Write, WriteContext};
 use crate::{Store, StoreError};
@@ -910,135 +910,9 @@ impl Store {
     /// the change-feed revision it reflects.
     pub async fn authz_source(&self, tenant_id: TenantId) -> Result<(Source, i64), StoreError> {
         let mut tx = self.pools.begin_read().await?;
-        let t = || tenant_id;
-        let revision = tx
-            .fetch_optional(query(CHANGE_HEAD).bind(t()))
-            .await?
-            .ok_or(StoreError::NotFound)?
-            .int("change_seq")?;
-        let operator = tx
-            .fetch_optional(query("SELECT operator FROM tenants WHERE id = $1").bind(t()))
-            .await?
-            .ok_or(StoreError::NotFound)?
-            .boolean("operator")?;
-        let settings = settings_from(
-            tx.fetch_optional(query(ACCESS_SETTINGS).bind(t()))
-                .await?
-                .as_ref(),
-        )?;
-        let mut source = Source {
-            operator,
-            settings,
-            ..Source::default()
-        };
-        for row in tx
-            .fetch_all(
-                query("SELECT id, parent_id FROM business_units WHERE tenant_id = $1").bind(t()),
-            )
-            .await?
-        {
-            source
-                .business_units
-                .push((row.parse("id")?, row.opt_parse("parent_id")?));
-        }
-        for row in tx
-            .fetch_all(query("SELECT id FROM environments WHERE tenant_id = $1").bind(t()))
-            .await?
-        {
-            source.environments.push(row.parse("id")?);
-        }
-        for row in tx
-            .fetch_all(
-                query(
-                    "SELECT 'user' AS kind, id, business_unit_id, user_name AS name, email, external_id FROM users \
-                     WHERE tenant_id = $1 AND state = 'active' \
-                     UNION ALL SELECT 'group', id, business_unit_id, name, NULL, NULL FROM groups WHERE tenant_id = $1 \
-                     UNION ALL SELECT 'service_principal', id, NULL, name, NULL, external_id FROM service_principals \
-                     WHERE tenant_id = $1 AND state = 'active'",
-                )
-                .bind(t()),
-            )
-            .await?
-        {
-            let principal = principal(&row, "kind", "id")?;
-            source.principals.push((principal, row.opt_parse("business_unit_id")?));
-            let name = match principal.kind {
-                PrincipalKind::User => Identifier::UserName,
-                _ => Identifier::Name,
-            };
-            for (identifier, column) in [
-                (name, "name"),
-                (Identifier::Email, "email"),
-                (Identifier::ExternalId, "external_id"),
-            ] {
-                if let Some(value) = row.opt_text(column)? {
-                    source.identifiers.push((principal, identifier, value));
-                }
-            }
-        }
-        for row in tx
-            .fetch_all(query("SELECT member_kind, member_id, group_id FROM group_members WHERE tenant_id = $1").bind(t()))
-            .await?
-        {
-            source.memberships.push((principal(&row, "member_kind", "member_id")?, row.parse("group_id")?));
-        }
-        let select = |columns: &str, table: &str| {
-            format!("SELECT {columns} FROM {table} WHERE tenant_id = $1")
-        };
-        for row in tx
-            .fetch_all(
-                crate::db::assembled_query(select(resource_type_columns!(), "resource_types"))
-                    .bind(t()),
-            )
-            .await?
-        {
-            source.resource_types.push(resource_type_from_row(&row)?);
-        }
-        for row in tx
-            .fetch_all(
-                crate::db::assembled_query(select(custom_role_columns!(), "custom_roles"))
-                    .bind(t()),
-            )
-            .await?
-        {
-            source.custom_roles.push(custom_role_from_row(&row)?);
-        }
-        for row in tx
-            .fetch_all(
-                crate::db::assembled_query(select(
-                    crate::roles::ASSIGNMENT_COLUMNS,
-                    "role_assignments",
-                ))
-                .bind(t()),
-            )
-            .await?
-        {
-            source
-                .assignments
-                .push(crate::roles::assignment_from_row(&row)?);
-        }
-        for row in tx
-            .fetch_all(crate::db::assembled_query(select(record_columns!(), "records")).bind(t()))
-            .await?
-        {
-            source.records.push(record_from_row(&row)?);
-        }
-        for row in tx
-            .fetch_all(crate::db::assembled_query(select(share_columns!(), "shares")).bind(t()))
-            .await?
-        {
-            source.shares.push(share_from_row(&row)?);
-        }
-        for row in tx
-            .fetch_all(
-                crate::db::assembled_query(select(deny_columns!(), "deny_assignments")).bind(t()),
-            )
-            .await?
-        {
-            source.denies.push(deny_from_row(&row)?);
-        }
+        let read = read_source(&mut tx, tenant_id).await?;
         tx.commit().await?;
-        Ok((source, revision))
+        Ok(read)
     }
 
     /// The tenant's latest change-feed revision.
@@ -1126,4 +1000,148 @@ impl Store {
         }
         Ok(false)
     }
+}
+
+/// The tenant's latest change-feed revision, read in `tx`.
+pub(crate) async fn change_head_in(tx: &mut Tx, tenant_id: TenantId) -> Result<i64, StoreError> {
+    tx.fetch_optional(query(CHANGE_HEAD).bind(tenant_id))
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .int("change_seq")
+}
+
+/// Everything the tenant's decisions depend on as `tx` sees it, with the change-feed revision
+/// that reflects.
+pub(crate) async fn read_source(
+    tx: &mut Tx,
+    tenant_id: TenantId,
+) -> Result<(Source, i64), StoreError> {
+    let t = || tenant_id;
+    let revision = change_head_in(tx, tenant_id).await?;
+    let operator = tx
+        .fetch_optional(query("SELECT operator FROM tenants WHERE id = $1").bind(t()))
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .boolean("operator")?;
+    let settings = settings_from(
+        tx.fetch_optional(query(ACCESS_SETTINGS).bind(t()))
+            .await?
+            .as_ref(),
+    )?;
+    let mut source = Source {
+        operator,
+        settings,
+        ..Source::default()
+    };
+    for row in tx
+        .fetch_all(query("SELECT id, parent_id FROM business_units WHERE tenant_id = $1").bind(t()))
+        .await?
+    {
+        source
+            .business_units
+            .push((row.parse("id")?, row.opt_parse("parent_id")?));
+    }
+    for row in tx
+        .fetch_all(query("SELECT id FROM environments WHERE tenant_id = $1").bind(t()))
+        .await?
+    {
+        source.environments.push(row.parse("id")?);
+    }
+    for row in tx
+        .fetch_all(
+            query(
+                "SELECT 'user' AS kind, id, business_unit_id, user_name AS name, email, external_id FROM users \
+                 WHERE tenant_id = $1 AND state = 'active' \
+                 UNION ALL SELECT 'group', id, business_unit_id, name, NULL, NULL FROM groups WHERE tenant_id = $1 \
+                 UNION ALL SELECT 'service_principal', id, NULL, name, NULL, external_id FROM service_principals \
+                 WHERE tenant_id = $1 AND state = 'active'",
+            )
+            .bind(t()),
+        )
+        .await?
+    {
+        let principal = principal(&row, "kind", "id")?;
+        source.principals.push((principal, row.opt_parse("business_unit_id")?));
+        let name = match principal.kind {
+            PrincipalKind::User => Identifier::UserName,
+            _ => Identifier::Name,
+        };
+        for (identifier, column) in [
+            (name, "name"),
+            (Identifier::Email, "email"),
+            (Identifier::ExternalId, "external_id"),
+        ] {
+            if let Some(value) = row.opt_text(column)? {
+                source.identifiers.push((principal, identifier, value));
+            }
+        }
+    }
+    for row in tx
+        .fetch_all(
+            query(
+                "SELECT member_kind, member_id, group_id FROM group_members WHERE tenant_id = $1",
+            )
+            .bind(t()),
+        )
+        .await?
+    {
+        source.memberships.push((
+            principal(&row, "member_kind", "member_id")?,
+            row.parse("group_id")?,
+        ));
+    }
+    let select =
+        |columns: &str, table: &str| format!("SELECT {columns} FROM {table} WHERE tenant_id = $1");
+    for row in tx
+        .fetch_all(
+            crate::db::assembled_query(select(resource_type_columns!(), "resource_types"))
+                .bind(t()),
+        )
+        .await?
+    {
+        source.resource_types.push(resource_type_from_row(&row)?);
+    }
+    for row in tx
+        .fetch_all(
+            crate::db::assembled_query(select(custom_role_columns!(), "custom_roles")).bind(t()),
+        )
+        .await?
+    {
+        source.custom_roles.push(custom_role_from_row(&row)?);
+    }
+    for row in tx
+        .fetch_all(
+            crate::db::assembled_query(select(
+                crate::roles::ASSIGNMENT_COLUMNS,
+                "role_assignments",
+            ))
+            .bind(t()),
+        )
+        .await?
+    {
+        source
+            .assignments
+            .push(crate::roles::assignment_from_row(&row)?);
+    }
+    for row in tx
+        .fetch_all(crate::db::assembled_query(select(record_columns!(), "records")).bind(t()))
+        .await?
+    {
+        source.records.push(record_from_row(&row)?);
+    }
+    for row in tx
+        .fetch_all(crate::db::assembled_query(select(share_columns!(), "shares")).bind(t()))
+        .await?
+    {
+        source.shares.push(share_from_row(&row)?);
+    }
+    for row in tx
+        .fetch_all(
+            crate::db::assembled_query(select(deny_columns!(), "deny_assignments")).bind(t()),
+        )
+        .await?
+    {
+        source.denies.push(deny_from_row(&row)?);
+    }
+    Ok((source, revision))
 }

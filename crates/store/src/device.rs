@@ -4,9 +4,10 @@
 //! so a request is answered once, and an approval always has its grant.
 
 use serde_json::json;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use portcullis_core::audit::Target;
+use portcullis_core::session::{Assurance, Strength};
 use portcullis_core::{DeviceAuthorizationId, ServicePrincipalId, TenantId, UserId};
 
 use crate::db::{Row, query};
@@ -23,6 +24,9 @@ pub struct NewDeviceAuthorization {
     pub audience: String,
     pub expires_at: OffsetDateTime,
     pub interval_seconds: u32,
+    /// What the person's sign-in must prove before they may approve (`acr_values`,
+    /// `max_age`), if the device asked.
+    pub need: Option<Assurance>,
 }
 
 /// The user's answer, once given.
@@ -55,6 +59,7 @@ pub struct DeviceAuthorization {
     pub interval_seconds: u32,
     pub decision: Option<DeviceDecision>,
     pub user_id: Option<UserId>,
+    pub need: Option<Assurance>,
 }
 
 /// What a poll found.
@@ -67,7 +72,7 @@ pub enum Poll {
 }
 
 const COLUMNS: &str = "id, tenant_id, client_id, device_code_hash, scopes, audience, created_at, \
-                       expires_at, interval_seconds, decision, user_id";
+                       expires_at, interval_seconds, decision, user_id, need_strength, need_max_age_seconds";
 
 fn from_row(row: &Row) -> Result<DeviceAuthorization, StoreError> {
     let decision = match row.opt_text("decision")?.as_deref() {
@@ -98,6 +103,15 @@ fn from_row(row: &Row) -> Result<DeviceAuthorization, StoreError> {
             .map(|id| id.parse())
             .transpose()
             .map_err(|_| StoreError::Corrupt("device authorization user".into()))?,
+        need: match row.opt_text("need_strength")? {
+            None => None,
+            Some(strength) => Some(Assurance {
+                strength: Strength::parse(&strength).ok_or_else(|| {
+                    StoreError::Corrupt(format!("device authorization strength {strength:?}"))
+                })?,
+                max_age: row.opt_int("need_max_age_seconds")?.map(Duration::seconds),
+            }),
+        },
     })
 }
 
@@ -112,8 +126,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         let insert = query(
             "INSERT INTO device_authorizations (id, tenant_id, client_id, device_code_hash, user_code_hash, \
-             scopes, audience, created_at, expires_at, interval_seconds) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             scopes, audience, created_at, expires_at, interval_seconds, need_strength, need_max_age_seconds) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(request.id)
         .bind(tenant_id)
@@ -124,7 +138,14 @@ impl Store {
         .bind(request.audience.clone())
         .bind(now)
         .bind(request.expires_at)
-        .bind(i64::from(request.interval_seconds));
+        .bind(i64::from(request.interval_seconds))
+        .bind(request.need.map(|n| n.strength.as_str()))
+        .bind(
+            request
+                .need
+                .and_then(|n| n.max_age)
+                .map(|age| age.whole_seconds()),
+        );
         self.group_write(vec![insert], Vec::new()).await?;
         Ok(())
     }

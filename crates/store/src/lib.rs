@@ -4,12 +4,14 @@
 //! rules: it calls into `portcullis-core` for those.
 
 mod access;
+mod administrators;
 mod audit;
 mod cli_client;
 mod db;
 mod device;
 mod directory;
 mod grants;
+mod lockout;
 mod mfa;
 mod oauth;
 mod passkeys;
@@ -35,6 +37,7 @@ pub use device::{DeviceAuthorization, DeviceDecision, NewDeviceAuthorization, Po
 pub use grants::{
     KeptRequest, NewGrant, PendingRequest, Redemption, RefreshTokenRecord, StoredGrant,
 };
+pub use lockout::RoleAssignerGuard;
 pub use mfa::StoredTotp;
 pub use oauth::StoredSigningKey;
 pub use passkeys::{CeremonyPurpose, MAX_PASSKEYS_PER_USER, NewCeremony, StoredPasskey};

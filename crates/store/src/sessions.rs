@@ -234,6 +234,31 @@ impl Store {
         row.as_ref().map(session_from_row).transpose()
     }
 
+    /// The tenant's session with this id, if it is live (its user and tenant need not be
+    /// checked again: the caller has just found them active).
+    pub async fn live_session(
+        &self,
+        tenant_id: TenantId,
+        id: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        let row = self
+            .pools
+            .fetch_optional(
+                query(concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM sessions s WHERE s.tenant_id = $1 AND s.id = $2 \
+                     AND s.idle_expires_at > $3 AND s.absolute_expires_at > $3"
+                ))
+                .bind(tenant_id)
+                .bind(id)
+                .bind(now),
+            )
+            .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
     /// Records activity: pushes the idle deadline out (never past the absolute one).
     pub async fn touch_session(
         &self,

@@ -191,6 +191,51 @@ impl Store {
         Ok(created)
     }
 
+    /// Gives a locked-out tenant a new administrator: a service principal holding tenant
+    /// administrator tenant-wide, with one key, recorded in the tenant's audit trail as a
+    /// recovery. Only `portcullis recover`, run with the server's own database, calls this.
+    pub async fn recover_tenant(
+        &self,
+        ctx: &WriteContext,
+        name: &Name,
+        key: NewApiKey,
+    ) -> Result<(ServicePrincipal, ApiKey), StoreError> {
+        let mut w = self.write(ctx).await?;
+        let administrator = insert_service_principal(
+            &mut w,
+            ctx.tenant_id,
+            name,
+            Some(
+                "Made by `portcullis recover`. Restore your administrators, then delete this one."
+                    .into(),
+            ),
+            None,
+        )
+        .await?;
+        insert_assignment(
+            &mut w,
+            ctx.tenant_id,
+            PrincipalRef::service_principal(administrator.id),
+            RoleRef::Builtin(BuiltinRole::TenantAdministrator),
+            Scope::Tenant,
+            None,
+            None,
+        )
+        .await?;
+        let key = insert_api_key(&mut w, ctx.tenant_id, administrator.id, key).await?;
+        w.record(
+            "tenant.recover",
+            "service_principal",
+            administrator.id,
+            "create",
+            json!({"service_principal": administrator.name, "api_key": key.prefix,
+                   "role": "tenant_administrator",
+                   "expires_at": key.expires_at.map(|at| at.unix_timestamp())}),
+        );
+        w.commit().await?;
+        Ok((administrator, key))
+    }
+
     pub async fn operator_tenant(&self) -> Result<Option<Tenant>, StoreError> {
         let row = self
             .pools

@@ -19,6 +19,9 @@ pub struct WriteContext {
     pub actor: Actor,
     pub origin: Origin,
     pub now: OffsetDateTime,
+    /// Set for a change that can take the power to assign roles from someone: the write then
+    /// refuses to commit if it would leave nobody in the tenant with it.
+    pub keep_role_assigner: Option<crate::lockout::RoleAssignerGuard>,
 }
 
 impl WriteContext {
@@ -198,6 +201,9 @@ impl Write {
 
     /// Appends the audit records and change rows, then commits.
     pub(crate) async fn commit(mut self) -> Result<Vec<AuditRecord>, StoreError> {
+        if let Some(guard) = self.ctx.keep_role_assigner.clone() {
+            self.check_role_assigner(&guard).await?;
+        }
         let events = std::mem::take(&mut self.events);
         let changes = std::mem::take(&mut self.changes);
         let changed = !changes.is_empty();

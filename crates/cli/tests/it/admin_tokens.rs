@@ -64,6 +64,18 @@ fn refused_token(reply: crate::harness::Reply) -> Value {
 #[tokio::test]
 async fn a_person_administers_the_tenant_with_an_access_token_and_the_audit_trail_names_them() {
     let server = TestServer::start().await;
+    // This is about what a token carries; the tenant's demands on administrators' sign-ins are
+    // tested in `administrators`.
+    server
+        .admin()
+        .send(
+            reqwest::Method::PUT,
+            "/v1/administrator-policy",
+            Some(json!({"mfa": "none", "recent_actions": []})),
+            &[],
+        )
+        .await
+        .expect(200);
     let (client, secret) = console(&server).await;
     let (mut browser, alice) = signed_in(&server, "alice").await;
     assign(&server, &alice, "user_administrator").await;

@@ -294,6 +294,12 @@ impl TestServer {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The key-encryption key the server was started with, for commands that open its
+    /// database themselves.
+    pub fn kek(&self) -> String {
+        self.kek.expose_secret().to_owned()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().to_owned()
     }

@@ -4,6 +4,7 @@
 
 mod access;
 mod admin_tokens;
+mod administrators;
 mod api;
 mod audit;
 mod authorize;
@@ -21,6 +22,7 @@ mod input;
 mod isolation;
 mod keys;
 mod keys_rotation;
+mod lockout;
 mod login;
 mod mfa;
 mod not_found;

@@ -308,15 +308,56 @@ async fn administrators_must_set_up_an_authenticator_when_the_tenant_says_so() {
         )
         .await
         .expect(200);
-    let boss = user_with_password(&server, "boss", false).await;
-    admin
+    // An administrator is whoever may do any of Portcullis's own actions, by any role: here a
+    // custom one, held through a group. A role over applications' data alone makes nobody one.
+    let directory_reader = admin
         .post(
-            "/v1/role-assignments",
-            serde_json::json!({"principal": {"kind": "user", "id": boss}, "role": "security_reader"}),
+            "/v1/custom-roles",
+            serde_json::json!({"name": "Directory reader", "permissions": [{"action": "portcullis:user.read"}]}),
         )
         .await
         .expect(201);
-    user_with_password(&server, "staff", false).await;
+    let readers = admin
+        .post("/v1/groups", serde_json::json!({"name": "readers"}))
+        .await
+        .expect(201);
+    admin
+        .post(
+            "/v1/role-assignments",
+            serde_json::json!({"principal": {"kind": "group", "id": readers["id"]}, "role": directory_reader["id"]}),
+        )
+        .await
+        .expect(201);
+    let boss = user_with_password(&server, "boss", false).await;
+    admin
+        .post(
+            &format!("/v1/groups/{}/members", readers["id"].as_str().unwrap()),
+            serde_json::json!({"kind": "user", "id": boss}),
+        )
+        .await
+        .expect(201);
+    admin
+        .post(
+            "/v1/resource-types",
+            serde_json::json!({"name": "note", "actions": [{"name": "read", "plane": "data"}]}),
+        )
+        .await
+        .expect(201);
+    let note_reader = admin
+        .post(
+            "/v1/custom-roles",
+            serde_json::json!({"name": "Note reader", "permissions": [{"action": "note.read"}]}),
+        )
+        .await
+        .expect(201);
+    let staff = user_with_password(&server, "staff", false).await;
+    admin
+        .post(
+            "/v1/role-assignments",
+            serde_json::json!({"principal": {"kind": "user", "id": staff}, "role": note_reader["id"]}),
+        )
+        .await
+        .expect(201);
 
     let mut staff = Browser::new(&server);
     assert_eq!(

@@ -667,6 +667,41 @@ impl TenantEngine {
         }
     }
 
+    /// Whether `principal` may do any of Portcullis's own actions now, tenant-wide or in any
+    /// environment: an administrator, whom the tenant's sign-in rules for administrators
+    /// govern. Decided as every check is (windows, deny assignments and cycles included), so a
+    /// custom role counts exactly as a built-in one.
+    pub fn is_administrator(&self, principal: PrincipalRef, now: i64) -> bool {
+        let environments: Vec<Scope> = self
+            .environments
+            .keys()
+            .map(|e| Scope::Environment(*e))
+            .collect();
+        Action::ALL.iter().any(|action| {
+            let scopes = if action.is_environment_scoped() {
+                &environments[..]
+            } else {
+                &[]
+            };
+            std::iter::once(&Scope::Tenant)
+                .chain(scopes)
+                .any(|scope| self.check_control(principal, *action, *scope, now).allowed)
+        })
+    }
+
+    /// Whether an active user or service principal other than `except` may assign roles
+    /// tenant-wide now: someone who can still give the tenant administrator role to whoever
+    /// needs it. A tenant without one is locked out of its own configuration.
+    pub fn has_role_assigner(&self, except: Option<PrincipalRef>, now: i64) -> bool {
+        self.node_refs[..self.nobody() as usize]
+            .iter()
+            .filter(|p| p.kind != PrincipalKind::Group && Some(**p) != except)
+            .any(|p| {
+                self.check_control(*p, Action::RoleAssign, Scope::Tenant, now)
+                    .allowed
+            })
+    }
+
     fn nobody(&self) -> u32 {
         self.node_refs.len() as u32 - 1
     }
@@ -1258,6 +1293,12 @@ mod tests {
                 scope: Scope::BusinessUnit(t.root)
             }
         );
+        // Administrators are whoever may do any of these actions: alice through her group, bob
+        // in one environment; carol's role reaches records only, so she is not one.
+        assert!(engine.is_administrator(t.alice, NOW));
+        assert!(engine.is_administrator(t.bob, NOW));
+        assert!(!engine.is_administrator(t.carol, NOW));
+        assert!(!engine.is_administrator(newcomer, NOW));
 
         // The same questions through the AuthZEN-shaped API, with Portcullis's own types.
         let prod = t.prod.to_string();

@@ -13,6 +13,7 @@ use time::Duration;
 
 use portcullis_core::DeviceAuthorizationId;
 use portcullis_core::audit::Origin;
+use portcullis_core::authorize::requested_assurance;
 use portcullis_core::device::{
     DEVICE_CODE_SECONDS, POLL_INTERVAL_SECONDS, new_user_code, normalize_user_code,
 };
@@ -65,6 +66,10 @@ async fn start(
     let scopes = client.settings.grant_scopes(form.get("scope"), true)?;
     let fallback = format!("{}/oauth/userinfo", issuer(state, tenant));
     let audience = client.settings.audience(&form.resources, &fallback)?;
+    // Not in RFC 8628, but as at the authorization endpoint: a client told by an API to come
+    // back with a stronger or more recent sign-in (RFC 9470) asks for it here.
+    let need = requested_assurance(form.get("acr_values"), form.get("max_age"))
+        .map_err(|why| OAuthError::InvalidRequest(why.into()))?;
     let internal = |e: portcullis_core::secrets::SecretError| ApiError::Internal(e.to_string());
     let device_code = new_session_token().map_err(internal)?;
     let now = state.clock.now();
@@ -83,6 +88,7 @@ async fn start(
             audience: audience.clone(),
             expires_at: now + Duration::seconds(DEVICE_CODE_SECONDS),
             interval_seconds: POLL_INTERVAL_SECONDS,
+            need,
         };
         match state
             .store

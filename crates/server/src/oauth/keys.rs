@@ -232,6 +232,7 @@ pub(crate) async fn add_key(
         },
         origin,
         now,
+        keep_role_assigner: None,
     };
     state.store.add_signing_key(&ctx, &key).await?;
     keys_changed(state, tenant);

@@ -187,6 +187,7 @@ pub(crate) async fn cli_client(
         },
         origin: Origin::default(),
         now: state.clock.now(),
+        keep_role_assigner: None,
     };
     let id = state
         .store

@@ -9,13 +9,15 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use portcullis_core::device::displayed_user_code;
+use portcullis_core::session::StepUp;
 use portcullis_store::{DeviceAuthorization, DeviceDecision};
 
 use super::authorize::{describe, session_grant};
+use super::step_up::Target as StepUpTarget;
 use super::{
     CONTINUE_COOKIE, CONTINUE_SECONDS, NotSignedIn, PageError, PageKind, SignedIn, check_csrf,
     csrf_token, html, set_cookie, signed_in, user_context, with_cookies,
@@ -107,6 +109,9 @@ pub(super) async fn submit(
             )?);
         }
     };
+    if let Some(step_up) = step_up_first(&state, &me, &request, &form.user_code) {
+        return Ok(step_up);
+    }
     let application = state
         .store
         .service_principal(me.tenant.id, request.client_id)
@@ -154,6 +159,11 @@ pub(super) async fn decide(
             )?);
         }
     };
+    if form.decision == "allow"
+        && let Some(step_up) = step_up_first(&state, &me, &request, &form.user_code)
+    {
+        return Ok(step_up);
+    }
     let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
     let (decision, grant) = if form.decision == "allow" {
         let Some(settings) = state
@@ -204,6 +214,25 @@ pub(super) async fn decide(
         notice: Some(notice.into()),
     };
     Ok(with_cookies(html(&page), set))
+}
+
+/// When the device asked for a stronger or more recent sign-in than this session has: the
+/// step-up page, which asks only for what is missing and comes back to this code. The grant
+/// then carries the session as it is after the step-up.
+fn step_up_first(
+    state: &AppState,
+    me: &SignedIn,
+    request: &DeviceAuthorization,
+    typed: &str,
+) -> Option<Response> {
+    let need = request.need?;
+    if me.session.step_up(need, state.clock.now()) == StepUp::Satisfied {
+        return None;
+    }
+    let code = displayed_user_code(typed).unwrap_or_default();
+    let back = format!("/t/{}/device?user_code={code}", me.tenant.name);
+    let link = StepUpTarget::link(&me.tenant.name, &back, need);
+    Some(Redirect::to(&link).into_response())
 }
 
 /// The unanswered, unexpired request a typed code names, or why not. Each miss counts against

@@ -16,12 +16,11 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
-use portcullis_core::authz::RoleRef;
 use portcullis_core::identity::{LifecycleState, PrincipalRef, Tenant, User};
 use portcullis_core::names::name_key;
 use portcullis_core::password::PasswordCheck;
 use portcullis_core::session::{
-    MethodUse, Session, SessionTimeouts, SignInSettings, Strength, new_session_token,
+    MethodUse, MfaRequired, Session, SessionTimeouts, SignInSettings, Strength, new_session_token,
 };
 use portcullis_core::{SessionId, ValidationError};
 use portcullis_store::{NewSession, StoreError, WriteContext};
@@ -618,13 +617,14 @@ async fn sign_in(
         account_attempt.refund();
         return mfa::challenge(&state, &tenant, &subject.user, now);
     }
-    let is_administrator = state
-        .store
-        .grants(tenant.id, PrincipalRef::user(subject.user.id), now)
-        .await?
-        .iter()
-        .any(|g| matches!(g.role, RoleRef::Builtin(_)));
-    let must_enrol_mfa = settings.mfa_required.applies_to(is_administrator);
+    let must_enrol_mfa = match settings.mfa_required {
+        MfaRequired::Administrators => {
+            crate::engine::is_administrator(&state, tenant.id, PrincipalRef::user(subject.user.id))
+                .await
+                .map_err(ApiError::from)?
+        }
+        other => other.applies_to(false),
+    };
     if must_enrol_mfa
         && offer_passkeys
         && !state
@@ -786,6 +786,7 @@ fn user_context(
         },
         origin,
         now,
+        keep_role_assigner: None,
     }
 }
 

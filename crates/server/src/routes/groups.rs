@@ -11,11 +11,13 @@ use uuid::Uuid;
 use portcullis_core::audit::Target;
 use portcullis_core::authz::{Action, Scope};
 use portcullis_core::identity::{Group, GroupMember, PrincipalKind, PrincipalRef};
+use portcullis_core::lockout::Removal;
 use portcullis_core::names::{parse_description, parse_name};
 use portcullis_core::page::{Page, PageRequest};
 use portcullis_core::{BusinessUnitId, GroupId};
 
 use crate::auth::Caller;
+use crate::engine::Freshness;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, Tagged, double_option};
 use crate::routes::concurrent;
@@ -173,13 +175,12 @@ pub async fn delete_group(
 ) -> ApiResult<StatusCode> {
     authorize_group_change(&state, &caller, id).await?;
     let current = state.store.group(caller.tenant_id(), id).await?;
+    let ctx = caller
+        .guarded_write_context(&state, Removal::Grants)
+        .await?;
     state
         .store
-        .delete_group(
-            &caller.write_context(&state),
-            id,
-            precondition.expected(current.version)?,
-        )
+        .delete_group(&ctx, id, precondition.expected(current.version)?)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -214,10 +215,20 @@ pub async fn add_member(
     ApiJson(member): ApiJson<PrincipalRef>,
 ) -> ApiResult<(StatusCode, Json<GroupMember>)> {
     authorize_group_change(&state, &caller, id).await?;
-    let added = state
-        .store
-        .add_group_member(&caller.write_context(&state), id, member)
-        .await?;
+    // Joining a group a deny assignment names can take the power to assign roles away too.
+    let denied_group = caller
+        .engine(&state, Freshness::Latest)
+        .await?
+        .engine
+        .under_deny_assignment(PrincipalRef::group(id));
+    let ctx = if denied_group {
+        caller
+            .guarded_write_context(&state, Removal::Grants)
+            .await?
+    } else {
+        caller.write_context(&state)
+    };
+    let added = state.store.add_group_member(&ctx, id, member).await?;
     Ok((StatusCode::CREATED, Json(added)))
 }
 
@@ -230,16 +241,13 @@ pub async fn remove_member(
     ApiPath((id, kind, member_id)): ApiPath<(GroupId, PrincipalKind, Uuid)>,
 ) -> ApiResult<StatusCode> {
     authorize_group_change(&state, &caller, id).await?;
-    state
-        .store
-        .remove_group_member(
-            &caller.write_context(&state),
-            id,
-            PrincipalRef {
-                kind,
-                id: member_id,
-            },
-        )
+    let member = PrincipalRef {
+        kind,
+        id: member_id,
+    };
+    let ctx = caller
+        .guarded_write_context(&state, Removal::Membership { member, group: id })
         .await?;
+    state.store.remove_group_member(&ctx, id, member).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -132,6 +132,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             tenants::get_sign_in_settings,
             tenants::put_sign_in_settings
         ))
+        .routes(routes!(
+            tenants::get_administrator_policy,
+            tenants::put_administrator_policy
+        ))
         .routes(routes!(signing_keys::list_signing_keys))
         .routes(routes!(signing_keys::rotate_signing_key))
         .routes(routes!(audit::sign_ins))

@@ -11,6 +11,7 @@ use portcullis_core::audit::Target;
 use portcullis_core::authz::{Action, RoleRef, Scope};
 use portcullis_core::engine::model::Depth;
 use portcullis_core::identity::PrincipalRef;
+use portcullis_core::lockout::Removal;
 use portcullis_core::names::{parse_description, parse_name};
 use portcullis_core::resources::{
     AccessSettings, CustomRole, DenyAssignment, RecordEntry, ResourceAction, ResourceType,
@@ -268,10 +269,13 @@ pub async fn put_custom_role(
     .await?;
     let current = state.store.custom_role(caller.tenant_id(), id).await?;
     let version = precondition.check(current.version)?;
+    let ctx = caller
+        .guarded_write_context(&state, Removal::Grants)
+        .await?;
     let role = state
         .store
         .update_custom_role(
-            &caller.write_context(&state),
+            &ctx,
             id,
             version,
             parse_name("name", &body.name)?,
@@ -480,10 +484,13 @@ pub async fn create_deny_assignment(
     ApiJson(body): ApiJson<NewDenyAssignment>,
 ) -> ApiResult<(StatusCode, Json<DenyAssignment>)> {
     allow(&state, &caller, Action::DenyAssignmentWrite, None).await?;
+    let ctx = caller
+        .guarded_write_context(&state, Removal::Grants)
+        .await?;
     let deny = state
         .store
         .create_deny_assignment(
-            &caller.write_context(&state),
+            &ctx,
             portcullis_store::NewDenyAssignment {
                 name: parse_name("name", &body.name)?,
                 description: description(body.description)?,

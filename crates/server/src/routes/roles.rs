@@ -14,6 +14,7 @@ use portcullis_core::authz::{
     Action, BuiltinRole, RoleAssignment, RoleRef, Scope, validate_window,
 };
 use portcullis_core::identity::{PrincipalKind, PrincipalRef};
+use portcullis_core::lockout::Removal;
 use portcullis_core::page::{Page, PageRequest};
 use portcullis_store::AssignmentFilter;
 
@@ -188,9 +189,14 @@ pub async fn delete_role_assignment(
         )
         .await?;
     assignment?;
-    state
-        .store
-        .delete_role_assignment(&caller.write_context(&state), id)
-        .await?;
+    // Only a tenant-wide assignment can be what lets someone assign roles tenant-wide.
+    let ctx = if scope == Scope::Tenant {
+        caller
+            .guarded_write_context(&state, Removal::Grants)
+            .await?
+    } else {
+        caller.write_context(&state)
+    };
+    state.store.delete_role_assignment(&ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,6 +13,7 @@ use portcullis_core::authz::{Action, Scope};
 use portcullis_core::identity::{
     ApiKey, LifecycleState, PrincipalRef, ServicePrincipal, parse_external_id,
 };
+use portcullis_core::lockout::Removal;
 use portcullis_core::names::{parse_description, parse_name};
 use portcullis_core::oauth::ClientSettings;
 use portcullis_core::page::{Page, PageRequest};
@@ -187,9 +188,19 @@ pub async fn update_service_principal(
         state: new_state,
         external_id,
     };
+    let ctx = if changes.state == LifecycleState::Active {
+        caller.write_context(&state)
+    } else {
+        caller
+            .guarded_write_context(
+                &state,
+                Removal::Principal(PrincipalRef::service_principal(id)),
+            )
+            .await?
+    };
     let sp = state
         .store
-        .update_service_principal(&caller.write_context(&state), id, version, changes)
+        .update_service_principal(&ctx, id, version, changes)
         .await
         .map_err(|e| concurrent(e, &precondition))?;
     forget_client(&state, id);
@@ -215,13 +226,15 @@ pub async fn delete_service_principal(
     ApiPath(id): ApiPath<ServicePrincipalId>,
 ) -> ApiResult<StatusCode> {
     let current = authorize_sp_change(&state, &caller, Action::ServicePrincipalWrite, id).await?;
+    let ctx = caller
+        .guarded_write_context(
+            &state,
+            Removal::Principal(PrincipalRef::service_principal(id)),
+        )
+        .await?;
     state
         .store
-        .delete_service_principal(
-            &caller.write_context(&state),
-            id,
-            precondition.expected(current.version)?,
-        )
+        .delete_service_principal(&ctx, id, precondition.expected(current.version)?)
         .await?;
     forget_client(&state, id);
     Ok(StatusCode::NO_CONTENT)

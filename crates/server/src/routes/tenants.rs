@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use portcullis_core::TenantId;
+use portcullis_core::administrators::AdministratorPolicy;
 use portcullis_core::audit::Target;
 use portcullis_core::authz::{Action, RoleRef, Scope};
 use portcullis_core::identity::{ApiKey, LifecycleState, PrincipalRef, ServicePrincipal, Tenant};
@@ -300,4 +301,40 @@ pub async fn put_sign_in_settings(
     let ctx = caller.write_context(&state);
     state.store.set_sign_in_settings(&ctx, settings).await?;
     Ok(Json(settings))
+}
+
+/// The tenant's rules for people who administer it through the admin API: which actions need
+/// a multi-factor sign-in, and which a recent one. Keys and workloads' tokens are not held to
+/// them.
+#[utoipa::path(get, path = "/v1/administrator-policy", tag = "tenants",
+    responses((status = 200, body = AdministratorPolicy), (status = 403, body = Problem)))]
+pub async fn get_administrator_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<AdministratorPolicy>> {
+    caller
+        .authorize(&state, Action::TenantRead, Scope::Tenant, None)
+        .await?;
+    Ok(Json(
+        state.store.administrator_policy(caller.tenant_id()).await?,
+    ))
+}
+
+/// Replaces the tenant's rules for administrators. They apply from the next request, on
+/// every node.
+#[utoipa::path(put, path = "/v1/administrator-policy", tag = "tenants", request_body = AdministratorPolicy,
+    responses((status = 200, body = AdministratorPolicy), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 422, body = Problem)))]
+pub async fn put_administrator_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(policy): ApiJson<AdministratorPolicy>,
+) -> ApiResult<Json<AdministratorPolicy>> {
+    caller
+        .authorize(&state, Action::TenantUpdate, Scope::Tenant, None)
+        .await?;
+    policy.validate().map_err(ApiError::Validation)?;
+    let ctx = caller.write_context(&state);
+    state.store.set_administrator_policy(&ctx, &policy).await?;
+    Ok(Json(policy))
 }

@@ -13,6 +13,7 @@ use portcullis_core::authz::{Action, Scope};
 use portcullis_core::identity::{
     Group, LifecycleState, PrincipalRef, User, UserKind, parse_external_id, validate_sponsorship,
 };
+use portcullis_core::lockout::Removal;
 use portcullis_core::names::{Name, parse_description, parse_email, parse_name};
 use portcullis_core::oauth::ConsentSummary;
 use portcullis_core::page::{Page, PageRequest};
@@ -253,7 +254,14 @@ pub async fn update_user(
         business_unit_id: body.business_unit_id.unwrap_or(current.business_unit_id),
     };
     let version = precondition.check(current.version)?;
-    let ctx = caller.write_context(&state);
+    // Disabled, or on its way out: the tenant must keep someone who can assign roles.
+    let ctx = if changes.state != LifecycleState::Active || changes.expires_at.is_some() {
+        caller
+            .guarded_write_context(&state, Removal::Principal(PrincipalRef::user(id)))
+            .await?
+    } else {
+        caller.write_context(&state)
+    };
     let user = state
         .store
         .update_user(&ctx, id, version, changes)
@@ -280,13 +288,12 @@ pub async fn delete_user(
         .authorize_change_to(&state, Action::UserDelete, PrincipalRef::user(id))
         .await?;
     let current = state.store.user(caller.tenant_id(), id).await?;
+    let ctx = caller
+        .guarded_write_context(&state, Removal::Principal(PrincipalRef::user(id)))
+        .await?;
     let user = state
         .store
-        .delete_user(
-            &caller.write_context(&state),
-            id,
-            precondition.expected(current.version)?,
-        )
+        .delete_user(&ctx, id, precondition.expected(current.version)?)
         .await?;
     Ok(Tagged::ok(user.version, user))
 }
@@ -386,7 +393,7 @@ pub async fn set_password(
     ApiJson(body): ApiJson<SetPassword>,
 ) -> ApiResult<StatusCode> {
     caller
-        .authorize_change_to(&state, Action::UserUpdate, PrincipalRef::user(id))
+        .authorize_change_to(&state, Action::UserCredentialReset, PrincipalRef::user(id))
         .await?;
     let password = SecretString::from(body.password);
     let user = state.store.user(caller.tenant_id(), id).await?;
@@ -423,7 +430,7 @@ pub async fn remove_password(
     ApiPath(id): ApiPath<UserId>,
 ) -> ApiResult<StatusCode> {
     caller
-        .authorize_change_to(&state, Action::UserUpdate, PrincipalRef::user(id))
+        .authorize_change_to(&state, Action::UserCredentialReset, PrincipalRef::user(id))
         .await?;
     let ctx = caller.write_context(&state);
     state.store.remove_password(&ctx, id).await?;
@@ -520,7 +527,7 @@ pub async fn remove_passkey(
     ApiPath((id, passkey_id)): ApiPath<(UserId, PasskeyId)>,
 ) -> ApiResult<StatusCode> {
     caller
-        .authorize_change_to(&state, Action::UserUpdate, PrincipalRef::user(id))
+        .authorize_change_to(&state, Action::UserCredentialReset, PrincipalRef::user(id))
         .await?;
     let ctx = caller.write_context(&state);
     state.store.remove_passkey(&ctx, id, passkey_id).await?;
