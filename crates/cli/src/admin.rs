@@ -328,6 +328,12 @@ pub enum UserCommand {
         /// User id.
         id: String,
     },
+    /// Reset the user's second factor (a lost phone): their authenticator app and recovery
+    /// codes are removed and their sessions end.
+    ResetMfa {
+        /// User id.
+        id: String,
+    },
     /// Set or reset the user's password, read from standard input.
     ///
     /// Never from a flag, so it stays out of shell history and process lists.
@@ -866,6 +872,14 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                     )
                     .await?;
                     eprintln!("password set");
+                    Value::Null
+                }
+                UserCommand::ResetMfa { id } => {
+                    api.call(M::DELETE, &format!("/v1/users/{id}/mfa"), none, None, None)
+                        .await?;
+                    eprintln!(
+                        "second factor reset: the user's sessions ended; they set up a new one at their next sign-in"
+                    );
                     Value::Null
                 }
                 UserCommand::Password { id } => {

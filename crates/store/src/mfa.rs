@@ -222,6 +222,50 @@ impl Store {
     }
 }
 
+impl Store {
+    /// A help desk's reset of the user's second factor: the authenticator and the recovery
+    /// codes go, and so does every session of the user (a lost or stolen device may hold one),
+    /// in one transaction. `NotFound` when the user had neither an authenticator nor recovery
+    /// codes.
+    pub async fn reset_mfa(&self, ctx: &WriteContext, user_id: UserId) -> Result<(), StoreError> {
+        let mut w = self.write(ctx).await?;
+        let authenticators = w
+            .execute(
+                query("DELETE FROM user_totp WHERE tenant_id = $1 AND user_id = $2")
+                    .bind(ctx.tenant_id)
+                    .bind(user_id),
+            )
+            .await?;
+        let codes = w
+            .execute(
+                query("DELETE FROM user_recovery_codes WHERE tenant_id = $1 AND user_id = $2")
+                    .bind(ctx.tenant_id)
+                    .bind(user_id),
+            )
+            .await?;
+        if authenticators == 0 && codes == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let sessions = w
+            .execute(
+                query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2")
+                    .bind(ctx.tenant_id)
+                    .bind(user_id),
+            )
+            .await?;
+        w.record(
+            "user.mfa.reset",
+            "user",
+            user_id,
+            "update",
+            json!({"authenticator": authenticators > 0, "recovery_codes": codes,
+                   "sessions_ended": sessions}),
+        );
+        w.commit().await?;
+        Ok(())
+    }
+}
+
 async fn replace_recovery_codes(
     w: &mut crate::write::Write,
     user_id: UserId,

@@ -527,3 +527,67 @@ async fn a_challenge_is_good_only_in_its_own_tenant_and_for_a_user_still_allowed
     assert_eq!(expired.location(), "/t/operator/sign-in");
     assert!(!browser.cookies.contains_key("portcullis_session"));
 }
+
+#[tokio::test]
+async fn the_help_desk_resets_a_lost_authenticator_and_the_users_sessions_end() {
+    let server = TestServer::start().await;
+    let (key, _) = enrolled(&server, "gus").await;
+    let id = server.admin().get("/v1/users?prefix=gus").await.expect(200)["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut browser = Browser::new(&server);
+    browser.sign_in("operator", "gus", PASSWORD).await;
+    let page = browser.get("/t/operator/sign-in/code").await;
+    let signed = browser
+        .post(
+            "/t/operator/sign-in/code",
+            &[("csrf", &page.csrf()), ("code", &code(&key, 1))],
+        )
+        .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    assert_eq!(browser.get("/t/operator/account").await.status, 200);
+
+    // A user administrator may reset it; the reset needs user.credential.reset.
+    let (_, helpdesk) = server
+        .admin()
+        .principal_with_role("helpdesk", "user_administrator", "tenant")
+        .await;
+    let (_, reader) = server
+        .admin()
+        .principal_with_role("reader", "security_reader", "tenant")
+        .await;
+    let path = format!("/v1/users/{id}/mfa");
+    server
+        .client(&reader)
+        .send(reqwest::Method::DELETE, &path, None, &[])
+        .await
+        .problem(403);
+    server
+        .client(&helpdesk)
+        .send(reqwest::Method::DELETE, &path, None, &[])
+        .await
+        .expect(204);
+    // Their session is over, the code and the recovery codes are gone: the password alone
+    // now signs in (the tenant does not require MFA), and nothing is asked.
+    assert_eq!(
+        browser.get("/t/operator/account").await.location(),
+        "/t/operator/sign-in"
+    );
+    let mut again = Browser::new(&server);
+    assert_eq!(
+        again.sign_in("operator", "gus", PASSWORD).await.location(),
+        "/t/operator/account"
+    );
+    let events = server.admin().audit("user.mfa.reset").await;
+    assert_eq!(events.len(), 1);
+    // This one and the one she enrolled in.
+    assert_eq!(events[0]["details"]["sessions_ended"], 2);
+    assert_eq!(events[0]["details"]["recovery_codes"], 10);
+    // Nothing left to reset.
+    server
+        .client(&helpdesk)
+        .send(reqwest::Method::DELETE, &path, None, &[])
+        .await
+        .problem(404);
+}

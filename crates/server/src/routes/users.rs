@@ -534,6 +534,28 @@ pub async fn remove_passkey(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Resets the user's second factor (a lost or stolen phone): their authenticator app and
+/// recovery codes are removed and every session of theirs ends. Where the tenant requires MFA
+/// they set up a new one at their next sign-in.
+#[utoipa::path(delete, path = "/v1/users/{id}/mfa", tag = "users", params(("id" = UserId, Path)),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn reset_mfa(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<StatusCode> {
+    caller
+        .authorize_change_to(&state, Action::UserCredentialReset, PrincipalRef::user(id))
+        .await?;
+    let ctx = caller.write_context(&state);
+    state.store.reset_mfa(&ctx, id).await?;
+    // Their grants end with the sessions; the applications that got tokens are told.
+    let tenant = state.store.tenant(caller.tenant_id()).await?;
+    crate::oauth::session_ended(&state, &tenant, id, None, ctx.origin).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The applications the user approved (third-party clients that ask for consent).
 #[utoipa::path(get, path = "/v1/users/{id}/consents", tag = "users", params(("id" = UserId, Path)),
     responses((status = 200, body = Vec<ConsentSummary>), (status = 404, body = Problem)))]
