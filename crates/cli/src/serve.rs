@@ -110,6 +110,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let address = listener.local_addr()?;
     let config = config.bound_to(address);
     let data_dir = config.data_dir.clone();
+    let boot_days = config.bootstrap_key_days;
     let server = Server::prepare(config, kek_from_env())
         .await
         .context("the server could not start")?;
@@ -140,11 +141,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!();
         if let Some(file) = &boot.file {
             println!(
-                "It is also in {} (mode 0600). Create your own administrators, then",
+                "It is also in {} (mode 0600), where the portcullis command finds it.",
                 file.display()
             );
-            println!("delete that file and the bootstrap-admin service principal.");
         }
+        println!(
+            "Next, make yourself an administrator who signs in (docs/getting-started.md, section 7)."
+        );
+        println!(
+            "This key stops working {boot_days} days after such a person has a second factor."
+        );
         println!(
             "================================================================================"
         );

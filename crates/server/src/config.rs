@@ -59,6 +59,11 @@ pub struct Settings {
     )]
     pub sweep_interval_seconds: Option<u64>,
 
+    /// Days the first administrator's key (the bootstrap credential) keeps working once a
+    /// person holding role assignment with a second factor exists: 1–730.
+    #[arg(long, env = "PORTCULLIS_BOOTSTRAP_KEY_DAYS", value_name = "DAYS")]
+    pub bootstrap_key_days: Option<u32>,
+
     /// Days each token signing key signs before the sweeper rotates it (0: never).
     #[arg(
         long,
@@ -151,6 +156,7 @@ pub struct Config {
     pub deleted_retention_days: u32,
     pub auth_failures_per_minute: u32,
     pub sweep_interval_seconds: u64,
+    pub bootstrap_key_days: u32,
     pub signing_key_rotation_days: u32,
     pub signing_key_publish_seconds: u32,
     pub authz_poll_interval_ms: u64,
@@ -217,6 +223,7 @@ impl Settings {
                 .auth_failures_per_minute
                 .or(lower.auth_failures_per_minute),
             sweep_interval_seconds: self.sweep_interval_seconds.or(lower.sweep_interval_seconds),
+            bootstrap_key_days: self.bootstrap_key_days.or(lower.bootstrap_key_days),
             signing_key_rotation_days: self
                 .signing_key_rotation_days
                 .or(lower.signing_key_rotation_days),
@@ -298,6 +305,7 @@ impl Settings {
             deleted_retention_days: self.deleted_retention_days.unwrap_or(30),
             auth_failures_per_minute: self.auth_failures_per_minute.unwrap_or(30).max(1),
             sweep_interval_seconds: self.sweep_interval_seconds.unwrap_or(60).max(1),
+            bootstrap_key_days: self.bootstrap_key_days.unwrap_or(7).clamp(1, 730),
             signing_key_rotation_days: self.signing_key_rotation_days.unwrap_or(90),
             signing_key_publish_seconds: self.signing_key_publish_seconds.unwrap_or(86_400),
             authz_poll_interval_ms: self

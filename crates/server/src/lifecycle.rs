@@ -92,6 +92,7 @@ pub async fn sweep(state: &AppState) -> Result<(usize, usize), StoreError> {
         }
     }
     crate::oauth::rotate_due_keys(state).await?;
+    expire_first_keys(state).await?;
     let remembered =
         time::Duration::seconds(portcullis_core::authorize::REMEMBER_EXPIRED_REQUEST_SECONDS);
     let forgotten = store.sweep_oauth(now, now - remembered).await?;
@@ -102,6 +103,55 @@ pub async fn sweep(state: &AppState) -> Result<(usize, usize), StoreError> {
         );
     }
     Ok((expired.len(), due.len()))
+}
+
+/// A tenant's first administrator's key never expires until a person has taken over: a user
+/// who may assign roles tenant-wide and has a second factor. From then on it works for
+/// `bootstrap_key_days` more, time to move the automation that still uses it.
+async fn expire_first_keys(state: &AppState) -> Result<(), StoreError> {
+    let store = &state.store;
+    for key in store.unexpiring_first_keys().await? {
+        let people = store.users_with_mfa(key.tenant_id).await?;
+        if people.is_empty() {
+            continue;
+        }
+        let wait = Duration::from_millis(state.config.authz_max_wait_ms);
+        let current = match state
+            .engines
+            .fresh(store, key.tenant_id, crate::engine::Freshness::Latest, wait)
+            .await
+        {
+            Ok(current) => current,
+            Err(error) => {
+                tracing::warn!(%error, "cannot decide whether a first key may expire");
+                continue;
+            }
+        };
+        let now = state.clock.now();
+        let instant = portcullis_core::engine::tenant::instant(now);
+        let taken_over = people.iter().any(|user| {
+            current
+                .engine
+                .check_control(
+                    portcullis_core::identity::PrincipalRef::user(*user),
+                    portcullis_core::authz::Action::RoleAssign,
+                    portcullis_core::authz::Scope::Tenant,
+                    instant,
+                )
+                .allowed
+        });
+        if !taken_over {
+            continue;
+        }
+        let expires_at = now + time::Duration::days(i64::from(state.config.bootstrap_key_days));
+        if store
+            .expire_first_key(&system_context(state, key.tenant_id), &key, expires_at)
+            .await?
+        {
+            tracing::info!(prefix = %key.prefix, %expires_at, "the first administrator's key now expires");
+        }
+    }
+    Ok(())
 }
 
 pub async fn run(state: AppState) {

@@ -32,6 +32,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use access::NewDenyAssignment;
+pub use administrators::UnexpiringFirstKey;
 pub use audit::{AuditFilter, AuditSink};
 pub use device::{DeviceAuthorization, DeviceDecision, NewDeviceAuthorization, Poll};
 pub use grants::{

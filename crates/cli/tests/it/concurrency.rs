@@ -346,19 +346,25 @@ async fn a_burst_of_password_guesses_gets_only_the_free_attempts() {
     let server = TestServer::start().await;
     user_with_password(&server, "target", false).await;
     // 199 wrong guesses and the right password, all at once.
+    let started = std::time::Instant::now();
     let statuses = sign_in_burst(&server, 200, |i| {
         let password = if i == 150 { PASSWORD } else { "wrong guess" };
         ("target".into(), password.into())
     })
     .await;
+    // The back-off after the free attempts starts at one second and doubles, so a burst
+    // that a loaded machine stretches over several seconds may rightly earn one more attempt
+    // per doubling; a race would let dozens through.
+    let doublings = (started.elapsed().as_secs_f64() + 1.0).log2().ceil() as usize;
+    let allowed = 5 + doublings;
     let answered = statuses.iter().filter(|s| s.as_u16() != 429).count();
     assert!(
-        answered <= 5,
-        "only the 5 free attempts are verified: {statuses:?}"
+        answered <= allowed,
+        "only the 5 free attempts (and {doublings} earned by waiting) are verified: {statuses:?}"
     );
     assert_eq!(count(&statuses, 429), 200 - answered);
     let verified = server.admin().audit("signin").await;
-    assert!(verified.len() <= 5, "{verified:?}");
+    assert!(verified.len() <= allowed, "{verified:?}");
 }
 
 #[tokio::test]

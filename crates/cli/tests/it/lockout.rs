@@ -316,11 +316,12 @@ async fn two_administrators_removing_each_other_at_once_leave_one() {
         }
     })
     .await;
-    // Refused as the last (409), or already out (401), or done (204, 200, 404 when gone).
+    // Refused as the last (409), already out (401, or 403 once its grants are gone), or done
+    // (204, 200, 404 when gone).
     assert!(
         results
             .iter()
-            .all(|s| [200, 204, 401, 404, 409].contains(&s.as_u16())),
+            .all(|s| [200, 204, 401, 403, 404, 409].contains(&s.as_u16())),
         "{results:?}"
     );
     let standing = standing(&clients).await;
@@ -420,4 +421,67 @@ async fn a_tenant_locked_out_anyway_is_recovered_on_the_server_itself() {
     .unwrap();
     let left = expires - time::OffsetDateTime::now_utc();
     assert!(left <= time::Duration::hours(24) && left > time::Duration::hours(23));
+}
+
+#[tokio::test]
+async fn the_first_key_expires_once_a_person_with_a_second_factor_has_taken_over() {
+    let server = TestServer::start_with(|mut s| {
+        s.sweep_interval_seconds = Some(1);
+        s.bootstrap_key_days = Some(3);
+        s
+    })
+    .await;
+    let admin = server.admin();
+    let boot = admin.get("/v1/me").await.expect(200)["principal"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let keys_path = format!("/v1/service-principals/{boot}/api-keys");
+    let expiry = |keys: Value| keys[0]["expires_at"].clone();
+    assert!(expiry(admin.get(&keys_path).await.expect(200)).is_null());
+
+    // A person with a second factor but no power to assign roles is not a takeover, nor is an
+    // administrator without one.
+    let (_, _) = crate::mfa::enrolled(&server, "mallory").await;
+    let alice = user_with_password(&server, "alice", false).await;
+    assign(
+        &admin,
+        json!({"kind": "user", "id": alice}),
+        "tenant_administrator",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(expiry(admin.get(&keys_path).await.expect(200)).is_null());
+
+    // Mallory is made an administrator: from now on the key has three days left.
+    let mallory = admin.get("/v1/users?prefix=mallory").await.expect(200)["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assign(
+        &admin,
+        json!({"kind": "user", "id": mallory}),
+        "privileged_role_administrator",
+    )
+    .await;
+    let events = admin
+        .audit_once("api_key.first_key_expiry", |e| !e.is_empty())
+        .await;
+    assert_eq!(events.len(), 1, "set once");
+    let at = time::OffsetDateTime::parse(
+        expiry(admin.get(&keys_path).await.expect(200))
+            .as_str()
+            .unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let left = at - time::OffsetDateTime::now_utc();
+    assert!(
+        left > time::Duration::days(3) - time::Duration::minutes(1)
+            && left <= time::Duration::days(3)
+    );
+    // The key still works until then.
+    admin.get("/v1/me").await.expect(200);
+    server.advance(time::Duration::days(3) + time::Duration::minutes(1));
+    admin.get("/v1/me").await.problem(401);
 }
