@@ -334,6 +334,20 @@ pub enum UserCommand {
         /// User id.
         id: String,
     },
+    /// Whether sign-in back-off has locked the user's account, and their latest failed
+    /// sign-ins (reason, method, address).
+    Lockout {
+        /// User id.
+        id: String,
+    },
+    /// Unlock an account the sign-in back-off has locked, so the user may try again at once.
+    Unlock {
+        /// User id.
+        id: String,
+        /// Why (the ticket, how the person was verified); kept in the audit trail.
+        #[arg(long)]
+        reason: String,
+    },
     /// Set or reset the user's password, read from standard input.
     ///
     /// Never from a flag, so it stays out of shell history and process lists.
@@ -881,6 +895,20 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                         "second factor reset: the user's sessions ended; they set up a new one at their next sign-in"
                     );
                     Value::Null
+                }
+                UserCommand::Lockout { id } => {
+                    api.get(&format!("/v1/users/{id}/lockout"), none).await?
+                }
+                UserCommand::Unlock { id, reason } => {
+                    let body = json!({ "reason": reason });
+                    api.call(
+                        M::POST,
+                        &format!("/v1/users/{id}/lockout/unlock"),
+                        none,
+                        Some(&body),
+                        None,
+                    )
+                    .await?
                 }
                 UserCommand::Password { id } => {
                     api.get(&format!("/v1/users/{id}/password"), none).await?

@@ -604,14 +604,34 @@ impl Caller {
         reason: &str,
         details: serde_json::Value,
     ) -> Result<(), ApiError> {
+        self.record(
+            state,
+            action.as_str(),
+            target,
+            (Outcome::Denied, Some(reason.into())),
+            details,
+        )
+        .await
+    }
+
+    /// Appends an event by the caller that goes with no stored change (a refusal, or an act on
+    /// the server's memory such as an unlock).
+    pub(crate) async fn record(
+        &self,
+        state: &AppState,
+        action: &str,
+        target: Option<Target>,
+        (outcome, reason): (Outcome, Option<String>),
+        details: serde_json::Value,
+    ) -> Result<(), ApiError> {
         let event = NewAuditEvent {
             tenant_id: self.tenant.id,
             at: state.clock.now(),
             actor: self.actor.clone(),
-            action: action.as_str().into(),
+            action: action.into(),
             target,
-            outcome: Outcome::Denied,
-            reason: Some(reason.into()),
+            outcome,
+            reason,
             origin: self.origin.clone(),
             details,
         };

@@ -194,6 +194,33 @@ impl Backoff {
         })
     }
 
+    /// Where `key` stands: its counted failures, when the last one was, and how long it must
+    /// still wait. `None` when it has nothing counted (or its failures are forgotten).
+    pub fn standing(&self, key: &str, now: Instant, policy: &BackoffPolicy) -> Option<Standing> {
+        let entries = locked(&self.entries);
+        let (failures, last) = *entries.get(key)?;
+        let since_last = now.saturating_duration_since(last);
+        if since_last >= QUIET || failures == 0 {
+            return None;
+        }
+        let wait = policy
+            .penalty(failures)
+            .and_then(|penalty| penalty.checked_sub(since_last))
+            .filter(|wait| !wait.is_zero());
+        Some(Standing {
+            failures,
+            since_last,
+            wait,
+        })
+    }
+
+    /// Forgets `key`'s failures (an administrator's unlock). Returns what was forgotten.
+    pub fn forget(&self, key: &str) -> Option<u32> {
+        locked(&self.entries)
+            .remove(key)
+            .map(|(failures, _)| failures)
+    }
+
     /// Lets one attempt through on each of two keys (an account and the address it is tried
     /// from), or neither: the wait is the longer of the two.
     pub fn reserve_both<'a>(
@@ -212,6 +239,15 @@ impl Backoff {
             (Err(a), Err(b)) => Err(a.max(b)),
         }
     }
+}
+
+/// A key's back-off as `Backoff::standing` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub failures: u32,
+    pub since_last: Duration,
+    /// How long before it may try again; `None` when it may now.
+    pub wait: Option<Duration>,
 }
 
 /// Attempts refused because their key was throttled, counted per (tenant, account, address,
@@ -355,6 +391,34 @@ mod tests {
             }
         });
         assert_eq!(let_through.load(Ordering::SeqCst), 5);
+    }
+
+    #[test]
+    fn standing_shows_the_wait_and_forgetting_unlocks() {
+        let b = Backoff::default();
+        let p = BackoffPolicy {
+            free: 2,
+            base: Duration::from_secs(10),
+            max: Duration::from_secs(60),
+        };
+        let t0 = Instant::now();
+        assert_eq!(b.standing("acct", t0, &p), None);
+        for _ in 0..2 {
+            drop(b.reserve("acct", t0, &p).expect("free"));
+        }
+        let third = t0 + Duration::from_secs(10);
+        drop(b.reserve("acct", third, &p).expect("after the first wait"));
+        let later = third + Duration::from_secs(4);
+        let standing = b.standing("acct", later, &p).expect("counted");
+        assert_eq!(standing.failures, 3);
+        assert_eq!(standing.since_last, Duration::from_secs(4));
+        // The third failure doubled the wait to 20 s, 4 of which have passed.
+        assert_eq!(standing.wait, Some(Duration::from_secs(16)));
+        assert!(b.reserve("acct", later, &p).is_err());
+        assert_eq!(b.forget("acct"), Some(3));
+        assert_eq!(b.standing("acct", later, &p), None);
+        assert!(b.reserve("acct", later, &p).is_ok());
+        assert_eq!(b.forget("nobody"), None);
     }
 
     #[test]

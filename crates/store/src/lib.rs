@@ -41,7 +41,9 @@ pub use grants::{
 pub use lockout::RoleAssignerGuard;
 pub use mfa::StoredTotp;
 pub use oauth::StoredSigningKey;
-pub use passkeys::{CeremonyPurpose, MAX_PASSKEYS_PER_USER, NewCeremony, StoredPasskey};
+pub use passkeys::{
+    CeremonyPurpose, MAX_PASSKEYS_PER_USER, NewCeremony, SessionsAfterRemoval, StoredPasskey,
+};
 pub use principals::{
     ApiKeyCredential, MAX_ACTIVE_KEYS, NewApiKey, NewUser, ServicePrincipalChanges, UserChanges,
     UserFilter,

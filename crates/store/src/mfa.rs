@@ -223,6 +223,44 @@ impl Store {
 }
 
 impl Store {
+    /// The user's new set of recovery codes in place of the old ones, which stop working.
+    /// Only with an authenticator set up: recovery codes stand in for it.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        ctx: &WriteContext,
+        user_id: UserId,
+        hashes: Vec<String>,
+    ) -> Result<(), StoreError> {
+        let mut w = self.write(ctx).await?;
+        let enrolled = w
+            .fetch_optional(
+                query(
+                    "SELECT 1 AS one FROM user_totp WHERE tenant_id = $1 AND user_id = $2 \
+                     AND confirmed_at IS NOT NULL",
+                )
+                .bind(ctx.tenant_id)
+                .bind(user_id),
+            )
+            .await?;
+        if enrolled.is_none() {
+            return Err(StoreError::conflict(
+                "recovery_codes",
+                "recovery codes come with an authenticator app; set one up first",
+            ));
+        }
+        let count = hashes.len();
+        replace_recovery_codes(&mut w, user_id, hashes).await?;
+        w.record(
+            "user.recovery_codes.regenerate",
+            "user",
+            user_id,
+            "update",
+            json!({"count": count}),
+        );
+        w.commit().await?;
+        Ok(())
+    }
+
     /// A help desk's reset of the user's second factor: the authenticator and the recovery
     /// codes go, and so does every session of the user (a lost or stolen device may hold one),
     /// in one transaction. `NotFound` when the user had neither an authenticator nor recovery
@@ -246,13 +284,7 @@ impl Store {
         if authenticators == 0 && codes == 0 {
             return Err(StoreError::NotFound);
         }
-        let sessions = w
-            .execute(
-                query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2")
-                    .bind(ctx.tenant_id)
-                    .bind(user_id),
-            )
-            .await?;
+        let sessions = crate::sessions::end_all_sessions(&mut w, user_id).await?;
         w.record(
             "user.mfa.reset",
             "user",

@@ -287,6 +287,7 @@ impl Store {
         ctx: &WriteContext,
         user_id: UserId,
         id: PasskeyId,
+        sessions: SessionsAfterRemoval,
     ) -> Result<(), StoreError> {
         let mut w = self.write(ctx).await?;
         let row = w
@@ -303,14 +304,28 @@ impl Store {
         let Some(row) = row else {
             return Err(StoreError::NotFound);
         };
+        let ended = match sessions {
+            SessionsAfterRemoval::Keep => 0,
+            SessionsAfterRemoval::End => crate::sessions::end_all_sessions(&mut w, user_id).await?,
+        };
         w.record(
             "user.passkey.remove",
             "user",
             user_id,
             "update",
-            json!({"passkey_id": id, "name": row.text("name")?}),
+            json!({"passkey_id": id, "name": row.text("name")?, "sessions_ended": ended}),
         );
         w.commit().await?;
         Ok(())
     }
+}
+
+/// What becomes of the user's sessions when one of their passkeys is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionsAfterRemoval {
+    /// The user tidied their own list: they are the one signed in.
+    Keep,
+    /// The help desk removed it (a lost or stolen device): a session opened with it may be in
+    /// the wrong hands.
+    End,
 }

@@ -36,13 +36,7 @@ impl Store {
         )
         .await?;
         // Whoever signed in with the old password is out.
-        let ended = w
-            .execute(
-                query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2")
-                    .bind(ctx.tenant_id)
-                    .bind(user_id),
-            )
-            .await?;
+        let ended = crate::sessions::end_all_sessions(&mut w, user_id).await?;
         w.record(
             "user.password.set",
             "user",

@@ -459,3 +459,19 @@ impl Store {
         Ok(())
     }
 }
+
+/// Ends every session of the user inside a change that weakens how they sign in (a new
+/// password, a removed factor): whoever signed in with what was taken away is out. Returns
+/// how many ended.
+pub(crate) async fn end_all_sessions(
+    w: &mut crate::write::Write,
+    user_id: UserId,
+) -> Result<u64, StoreError> {
+    let tenant_id = w.ctx.tenant_id;
+    w.execute(
+        query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant_id)
+            .bind(user_id),
+    )
+    .await
+}

@@ -381,6 +381,12 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             ],
         ),
         Case::new(
+            "/t/{tenant}/account/mfa/recovery-codes",
+            Victim,
+            "/t/operator/account/mfa/recovery-codes".into(),
+            &[("code", "123456")],
+        ),
+        Case::new(
             "/t/{tenant}/account/mfa/remove",
             Victim,
             "/t/operator/account/mfa/remove".into(),

@@ -591,3 +591,82 @@ async fn the_help_desk_resets_a_lost_authenticator_and_the_users_sessions_end() 
         .await
         .problem(404);
 }
+
+#[tokio::test]
+async fn users_make_new_recovery_codes_and_the_old_ones_stop_working() {
+    let server = TestServer::start().await;
+    let (key, old_codes) = enrolled(&server, "hazel").await;
+    // Signed in with a recovery code: the app's current step stays unused.
+    let mut browser = Browser::new(&server);
+    browser.sign_in("operator", "hazel", PASSWORD).await;
+    let page = browser.get("/t/operator/sign-in/code").await;
+    let signed = browser
+        .post(
+            "/t/operator/sign-in/code",
+            &[("csrf", &page.csrf()), ("recovery_code", &old_codes[0])],
+        )
+        .await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+
+    let page = browser.get("/t/operator/account/mfa").await;
+    assert!(
+        page.body.contains("9 unused recovery codes"),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    // Without the form's token, or without a right code from the app, nothing changes.
+    let forged = browser
+        .post(
+            "/t/operator/account/mfa/recovery-codes",
+            &[("csrf", "forged"), ("code", &code(&key, 1))],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    let wrong = browser
+        .post(
+            "/t/operator/account/mfa/recovery-codes",
+            &[("csrf", &csrf), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(wrong.status, 422);
+    assert!(wrong.body.contains("have not changed"), "{}", wrong.body);
+    assert!(
+        server
+            .admin()
+            .audit("user.recovery_codes.regenerate")
+            .await
+            .is_empty()
+    );
+
+    let made = browser
+        .post(
+            "/t/operator/account/mfa/recovery-codes",
+            &[("csrf", &csrf), ("code", &code(&key, 1))],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let new_codes = between(&made.body, "<li><code>", "</code>");
+    assert_eq!(new_codes.len(), 10);
+    assert!(new_codes.iter().all(|c| !old_codes.iter().any(|o| o == c)));
+    let audited = server.admin().audit("user.recovery_codes.regenerate").await;
+    assert_eq!(audited.len(), 1);
+    assert!(
+        !audited[0].to_string().contains(new_codes[0]),
+        "codes never reach the audit trail"
+    );
+
+    // An old code no longer signs in; a new one does.
+    for (recovery_code, expected) in [(old_codes[1].as_str(), 401), (new_codes[0], 303)] {
+        let mut other = Browser::new(&server);
+        other.sign_in("operator", "hazel", PASSWORD).await;
+        let page = other.get("/t/operator/sign-in/code").await;
+        let answer = other
+            .post(
+                "/t/operator/sign-in/code",
+                &[("csrf", &page.csrf()), ("recovery_code", recovery_code)],
+            )
+            .await;
+        assert_eq!(answer.status, expected, "{recovery_code}: {}", answer.body);
+    }
+}

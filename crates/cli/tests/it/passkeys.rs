@@ -253,7 +253,7 @@ async fn a_locked_password_does_not_stop_a_passkey() {
 }
 
 #[tokio::test]
-async fn removed_passkeys_and_disabled_users_cannot_sign_in() {
+async fn removed_passkeys_and_disabled_users_cannot_sign_in_and_a_removal_ends_sessions() {
     let server = TestServer::start().await;
     let admin = server.admin();
     let mut key = SoftPasskey::new();
@@ -268,7 +268,16 @@ async fn removed_passkeys_and_disabled_users_cannot_sign_in() {
         .patch(&format!("/v1/users/{id}"), json!({"state": "active"}))
         .await
         .expect(200);
-    assert_eq!(passkey_sign_in(&server, &mut key).await.status, 303);
+    // Signed in with it on a device that is then lost.
+    let mut lost_device = Browser::new(&server);
+    let form = sign_in_answer(&mut lost_device, "operator", &mut key, &origin(&server)).await;
+    assert_eq!(
+        post_answer(&mut lost_device, "operator", &form)
+            .await
+            .status,
+        303
+    );
+    assert_eq!(lost_device.get("/t/operator/account").await.status, 200);
 
     let passkey = admin
         .get(&format!("/v1/users/{id}/passkeys"))
@@ -282,6 +291,14 @@ async fn removed_passkeys_and_disabled_users_cannot_sign_in() {
         .await
         .expect(204);
     assert_eq!(passkey_sign_in(&server, &mut key).await.status, 401);
+    // The help desk's removal ended the session opened with it.
+    assert_eq!(
+        lost_device.get("/t/operator/account").await.location(),
+        "/t/operator/sign-in"
+    );
+    let removal = admin.audit("user.passkey.remove").await;
+    // This one and the one the earlier passkey sign-in opened.
+    assert_eq!(removal[0]["details"]["sessions_ended"], 2, "{removal:?}");
     let log = admin
         .get("/v1/sign-ins?outcome=failure")
         .await

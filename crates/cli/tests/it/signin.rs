@@ -704,3 +704,94 @@ async fn an_oversized_sign_in_form_is_refused_before_any_work() {
         "never reached the password check"
     );
 }
+
+#[tokio::test]
+async fn the_help_desk_sees_why_an_account_is_locked_and_unlocks_it_with_a_reason() {
+    let server = TestServer::start().await;
+    let id = user_with_password(&server, "locked-out", false).await;
+    let mut attacker = Browser::new(&server);
+    for _ in 0..5 {
+        let refused = attacker
+            .sign_in("operator", "locked-out", "wrong guess number")
+            .await;
+        assert_eq!(refused.status, 401);
+    }
+    let admin = server.admin();
+    let (_, helpdesk) = admin
+        .principal_with_role("helpdesk", "user_administrator", "tenant")
+        .await;
+    let (_, reader) = admin
+        .principal_with_role("reader", "auditor", "tenant")
+        .await;
+    let helpdesk = server.client(&helpdesk);
+    let path = format!("/v1/users/{id}/lockout");
+    let status = helpdesk.get(&path).await.expect(200);
+    assert_eq!(status["failures"], 5, "{status}");
+    assert_eq!(status["free_failures"], 5);
+    assert_eq!(
+        status["locked"].as_bool(),
+        Some(status["retry_after_seconds"].is_u64()),
+        "{status}"
+    );
+    // Why: the failed sign-ins themselves, with reason and address.
+    let recent = status["recent_failures"].as_array().unwrap();
+    assert_eq!(recent.len(), 5, "{status}");
+    assert_eq!(recent[0]["reason"], "bad password", "{}", recent[0]);
+    assert_eq!(recent[0]["origin"]["source_ip"], "127.0.0.1");
+
+    // A reason is required; someone without user.credential.reset cannot unlock.
+    let unlock = format!("{path}/unlock");
+    for body in [
+        json!({}),
+        json!({"reason": "  "}),
+        json!({"reason": "x", "extra": 1}),
+    ] {
+        let refused = helpdesk
+            .send(reqwest::Method::POST, &unlock, Some(body.clone()), &[])
+            .await;
+        assert!(
+            [400, 422].contains(&refused.status.as_u16()),
+            "{body}: {}",
+            refused.status
+        );
+    }
+    server
+        .client(&reader)
+        .send(
+            reqwest::Method::POST,
+            &unlock,
+            Some(json!({"reason": "asked nicely"})),
+            &[],
+        )
+        .await
+        .problem(403);
+    assert_eq!(helpdesk.get(&path).await.expect(200)["failures"], 5);
+
+    let unlocked = helpdesk
+        .send(
+            reqwest::Method::POST,
+            &unlock,
+            Some(json!({"reason": "ticket 4711, caller verified by video"})),
+            &[],
+        )
+        .await
+        .expect(200);
+    assert_eq!(unlocked["locked"], false);
+    assert_eq!(unlocked["failures"], 0);
+    let audited = admin.audit("user.unlock").await;
+    assert_eq!(audited.len(), 1);
+    assert_eq!(
+        audited[0]["reason"],
+        "ticket 4711, caller verified by video"
+    );
+    assert_eq!(audited[0]["details"]["failures_forgotten"], 5);
+    assert_eq!(audited[0]["target"]["id"], id.as_str());
+    let mut owner = Browser::new(&server);
+    assert_eq!(
+        owner
+            .sign_in("operator", "locked-out", PASSWORD)
+            .await
+            .status,
+        303
+    );
+}

@@ -12,7 +12,6 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use portcullis_core::identity::{Tenant, User};
-use portcullis_core::names::name_key;
 use portcullis_core::secrets::random_bytes;
 use portcullis_core::session::{MethodUse, Strength};
 use portcullis_core::totp::TotpSecret;
@@ -160,7 +159,7 @@ pub(super) async fn submit_code(
         Err(e) => return Err(e.into()),
     };
     let (csrf, _) = csrf_token(&state, &headers)?;
-    let account_key = format!("{}:{}", tenant.id, name_key(&user.user_name));
+    let account_key = super::account_backoff_key(tenant.id, &user.user_name);
     let started = std::time::Instant::now();
     let policy = super::account_backoff(&state.store.sign_in_settings(tenant.id).await?);
     // Reserved before the code is checked: of simultaneous guesses, only as many as the
@@ -435,13 +434,7 @@ pub(super) async fn enrol(
         let error = "That code did not match. Check the time on your device and enter the code your app shows now.";
         return Ok(render_mfa_page(&state, &me, &csrf, Some(error.into())).await?);
     };
-    let codes = (0..RECOVERY_CODES)
-        .map(|_| new_recovery_code())
-        .collect::<Result<Vec<_>, _>>()?;
-    let hashes = codes
-        .iter()
-        .map(|c| recovery_hash(&state, me.user.id, c))
-        .collect();
+    let (codes, hashes) = new_recovery_codes(&state, me.user.id)?;
     let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), now);
     state
         .store
@@ -452,6 +445,80 @@ pub(super) async fn enrol(
         codes,
         error: None,
         notice: Some("Authenticator app turned on.".into()),
+    };
+    Ok(html(&page))
+}
+
+/// A fresh set of recovery codes to show once, and their hashes to keep.
+fn new_recovery_codes(
+    state: &AppState,
+    user: UserId,
+) -> Result<(Vec<String>, Vec<String>), PageError> {
+    let codes = (0..RECOVERY_CODES)
+        .map(|_| new_recovery_code())
+        .collect::<Result<Vec<_>, _>>()?;
+    let hashes = codes
+        .iter()
+        .map(|c| recovery_hash(state, user, c))
+        .collect();
+    Ok((codes, hashes))
+}
+
+#[derive(Deserialize)]
+pub(super) struct RegenerateForm {
+    csrf: String,
+    code: String,
+}
+
+/// New recovery codes for old ones used up or exposed. A code from the authenticator app
+/// confirms it, so that a session left open cannot be turned into a way past the second
+/// factor; wrong codes count against the account's back-off like a sign-in's.
+pub(super) async fn regenerate_recovery_codes(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<RegenerateForm>,
+) -> Result<Response, NotSignedIn> {
+    let me = signed_in(&state, &tenant, &headers, origin, PageKind::Ordinary).await?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    let (csrf, _) = csrf_token(&state, &headers)?;
+    let account_key = super::account_backoff_key(me.tenant.id, &me.user.user_name);
+    let policy = super::account_backoff(&state.store.sign_in_settings(me.tenant.id).await?);
+    let attempt =
+        match state
+            .sign_in_accounts
+            .reserve(&account_key, std::time::Instant::now(), &policy)
+        {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                let error = format!(
+                    "Too many wrong codes. Wait {} seconds and try again.",
+                    wait.as_secs().max(1)
+                );
+                let page = render_mfa_page(&state, &me, &csrf, Some(error)).await?;
+                return Ok(super::too_many(wait, |_| page));
+            }
+        };
+    let (accepted, _, _) =
+        check_code(&state, me.tenant.id, me.user.id, Some(&form.code), None).await?;
+    if !accepted {
+        drop(attempt);
+        let error = "That code did not match, or was already used. Your recovery codes have not changed; enter the code your app shows now.";
+        return Ok(render_mfa_page(&state, &me, &csrf, Some(error.into())).await?);
+    }
+    attempt.succeeded();
+    let (codes, hashes) = new_recovery_codes(&state, me.user.id)?;
+    let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
+    state
+        .store
+        .regenerate_recovery_codes(&ctx, me.user.id, hashes)
+        .await?;
+    let page = RecoveryCodesPage {
+        tenant: &me.tenant.name,
+        codes,
+        error: None,
+        notice: Some("New recovery codes made. The old ones no longer work.".into()),
     };
     Ok(html(&page))
 }

@@ -129,6 +129,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(mfa::mfa_page).post(mfa::enrol),
         )
         .route("/t/{tenant}/account/mfa/remove", post(mfa::remove))
+        .route(
+            "/t/{tenant}/account/mfa/recovery-codes",
+            post(mfa::regenerate_recovery_codes),
+        )
         .route("/assets/passkey.js", get(passkey_script))
         .route(
             "/t/{tenant}/oauth/authorize",
@@ -526,7 +530,7 @@ async fn sign_in(
     check_csrf(&state, &headers, &form.csrf)?;
     let (csrf, _) = csrf_token(&state, &headers)?;
     let user_name = form.user_name.trim().chars().take(256).collect::<String>();
-    let account_key = format!("{}:{}", tenant.id, name_key(&user_name));
+    let account_key = account_backoff_key(tenant.id, &user_name);
     let address_key = origin.source_ip.clone().unwrap_or_default();
     let started = Instant::now();
     let settings = state.store.sign_in_settings(tenant.id).await?;
@@ -670,8 +674,14 @@ const ADDRESS_BACKOFF: BackoffPolicy = BackoffPolicy {
     max: std::time::Duration::from_secs(15 * 60),
 };
 
+/// The key an account's failures are counted under, whichever way it is tried (password,
+/// code, step-up): the tenant and the user name as sign-in matches it.
+pub(crate) fn account_backoff_key(tenant: portcullis_core::TenantId, user_name: &str) -> String {
+    format!("{tenant}:{}", name_key(user_name))
+}
+
 /// An account's back-off, from its tenant's settings.
-fn account_backoff(settings: &SignInSettings) -> BackoffPolicy {
+pub(crate) fn account_backoff(settings: &SignInSettings) -> BackoffPolicy {
     BackoffPolicy {
         free: settings.lockout.free_failures,
         base: std::time::Duration::from_secs(1),

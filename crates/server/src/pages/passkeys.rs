@@ -22,7 +22,7 @@ use portcullis_core::passkey::{
 use portcullis_core::session::{
     Assurance, MethodUse, SignInSettings, StepUp, Strength, new_session_token,
 };
-use portcullis_store::{CeremonyPurpose, NewCeremony, StoreError};
+use portcullis_store::{CeremonyPurpose, NewCeremony, SessionsAfterRemoval, StoreError};
 
 use super::{
     NotSignedIn, Opened, PageError, PageKind, SignInPage, SignedIn, active_tenant, check_csrf,
@@ -542,7 +542,11 @@ pub(super) async fn remove(
     };
     let id = id.parse::<PasskeyId>().map_err(|_| gone())?;
     let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
-    match state.store.remove_passkey(&ctx, me.user.id, id).await {
+    match state
+        .store
+        .remove_passkey(&ctx, me.user.id, id, SessionsAfterRemoval::Keep)
+        .await
+    {
         Ok(()) => {}
         Err(StoreError::NotFound) => return Err(gone().into()),
         Err(e) => return Err(e.into()),

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use time::Duration;
 
-use portcullis_core::names::name_key;
 use portcullis_core::session::{Assurance, MethodUse, StepUp, Strength, new_session_token};
 
 use super::{
@@ -200,7 +199,7 @@ async fn proved(
 
 /// The account's back-off key, shared with password sign-in: step-up is no way around it.
 fn account_key(me: &SignedIn) -> String {
-    format!("{}:{}", me.tenant.id, name_key(&me.user.user_name))
+    super::account_backoff_key(me.tenant.id, &me.user.user_name)
 }
 
 /// A refused proof (its reservation already counted against the account): audited, and the

@@ -127,6 +127,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::list_passkeys))
         .routes(routes!(users::remove_passkey))
         .routes(routes!(users::reset_mfa))
+        .routes(routes!(users::lockout))
+        .routes(routes!(users::unlock))
         .routes(routes!(users::list_consents))
         .routes(routes!(users::withdraw_consent))
         .routes(routes!(

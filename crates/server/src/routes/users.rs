@@ -4,11 +4,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
-use portcullis_core::audit::Target;
+use portcullis_core::audit::{AuditRecord, Origin, Outcome, Target};
 use portcullis_core::authz::{Action, Scope};
 use portcullis_core::identity::{
     Group, LifecycleState, PrincipalRef, User, UserKind, parse_external_id, validate_sponsorship,
@@ -21,7 +22,9 @@ use portcullis_core::passkey::PasskeySummary;
 use portcullis_core::password::PasswordStatus;
 use portcullis_core::session::Session;
 use portcullis_core::{BusinessUnitId, PasskeyId, ServicePrincipalId, UserId, ValidationError};
-use portcullis_store::{NewUser, StoreError, UserChanges, UserFilter};
+use portcullis_store::{
+    AuditFilter, NewUser, SessionsAfterRemoval, StoreError, UserChanges, UserFilter,
+};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -269,8 +272,7 @@ pub async fn update_user(
         .map_err(|e| concurrent(e, &precondition))?;
     if user.state == LifecycleState::Disabled && current.state != LifecycleState::Disabled {
         // Their sessions are dead already; tell the applications that got tokens from them.
-        let tenant = state.store.tenant(caller.tenant_id()).await?;
-        crate::oauth::session_ended(&state, &tenant, id, None, ctx.origin).await?;
+        tell_applications_sessions_ended(&state, &caller, id, ctx.origin).await?;
     }
     Ok(Tagged::ok(user.version, user))
 }
@@ -418,6 +420,7 @@ pub async fn set_password(
         .store
         .set_password(&ctx, id, hash, body.must_change.unwrap_or(true))
         .await?;
+    tell_applications_sessions_ended(&state, &caller, id, ctx.origin).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -491,8 +494,7 @@ pub async fn end_sessions(
     state.store.user(caller.tenant_id(), id).await?;
     let ctx = caller.write_context(&state);
     let ended = state.store.end_sessions(&ctx, id, None).await?;
-    let tenant = state.store.tenant(caller.tenant_id()).await?;
-    crate::oauth::session_ended(&state, &tenant, id, None, ctx.origin).await?;
+    tell_applications_sessions_ended(&state, &caller, id, ctx.origin).await?;
     Ok(Json(EndedSessions { ended }))
 }
 
@@ -517,7 +519,8 @@ pub async fn list_passkeys(
     Ok(Json(state.store.passkeys(caller.tenant_id(), id).await?))
 }
 
-/// Removes one of the user's passkeys, e.g. on a lost device; it stops working at once.
+/// Removes one of the user's passkeys, e.g. on a lost device; it stops working at once, and
+/// every session of the user ends (one may have been opened with it).
 #[utoipa::path(delete, path = "/v1/users/{id}/passkeys/{passkey_id}", tag = "users",
     params(("id" = UserId, Path), ("passkey_id" = PasskeyId, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
@@ -530,7 +533,11 @@ pub async fn remove_passkey(
         .authorize_change_to(&state, Action::UserCredentialReset, PrincipalRef::user(id))
         .await?;
     let ctx = caller.write_context(&state);
-    state.store.remove_passkey(&ctx, id, passkey_id).await?;
+    state
+        .store
+        .remove_passkey(&ctx, id, passkey_id, SessionsAfterRemoval::End)
+        .await?;
+    tell_applications_sessions_ended(&state, &caller, id, ctx.origin).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -550,10 +557,139 @@ pub async fn reset_mfa(
         .await?;
     let ctx = caller.write_context(&state);
     state.store.reset_mfa(&ctx, id).await?;
-    // Their grants end with the sessions; the applications that got tokens are told.
-    let tenant = state.store.tenant(caller.tenant_id()).await?;
-    crate::oauth::session_ended(&state, &tenant, id, None, ctx.origin).await?;
+    tell_applications_sessions_ended(&state, &caller, id, ctx.origin).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// After a change ended the user's sessions: their grants end with them, and the
+/// applications that got tokens are told.
+async fn tell_applications_sessions_ended(
+    state: &AppState,
+    caller: &Caller,
+    user: UserId,
+    origin: Origin,
+) -> ApiResult<()> {
+    let tenant = state.store.tenant(caller.tenant_id()).await?;
+    crate::oauth::session_ended(state, &tenant, user, None, origin).await
+}
+
+/// Where the user's account stands with the sign-in back-off, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountLockout {
+    /// Whether sign-in with a password or code is refused for now (a passkey still works).
+    pub locked: bool,
+    /// Seconds until the next attempt is allowed, when locked.
+    pub retry_after_seconds: Option<u64>,
+    /// Failed attempts counted, on the node that answered; forgotten after a success, an
+    /// unlock, or 15 minutes without a failure.
+    pub failures: u32,
+    /// How many failures are free before the waits begin (the tenant's setting).
+    pub free_failures: u32,
+    /// When the last counted failure happened.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_failure_at: Option<OffsetDateTime>,
+    /// The user's latest failed sign-ins from the sign-in log, newest first: the reason, the
+    /// method and where they came from.
+    pub recent_failures: Vec<AuditRecord>,
+}
+
+/// The lock-out status of one user, with their latest failed sign-ins, so that the help desk
+/// can tell a forgotten password from an attack before unlocking.
+#[utoipa::path(get, path = "/v1/users/{id}/lockout", tag = "users", params(("id" = UserId, Path)),
+    responses((status = 200, body = AccountLockout), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn lockout(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<Json<AccountLockout>> {
+    caller
+        .authorize(&state, Action::UserRead, Scope::Tenant, user_target(id))
+        .await?;
+    let user = state.store.user(caller.tenant_id(), id).await?;
+    let settings = state.store.sign_in_settings(caller.tenant_id()).await?;
+    let standing = state.sign_in_accounts.standing(
+        &crate::pages::account_backoff_key(caller.tenant_id(), &user.user_name),
+        std::time::Instant::now(),
+        &crate::pages::account_backoff(&settings),
+    );
+    let failures = AuditFilter {
+        target_id: Some(id.to_string()),
+        action: Some("signin".into()),
+        outcome: Some(Outcome::Failure),
+        ..AuditFilter::default()
+    };
+    let recent = state
+        .store
+        .audit_events(
+            caller.tenant_id(),
+            &failures,
+            PageRequest::parse_seq(None, Some(RECENT_FAILURES))?,
+        )
+        .await?;
+    let now = state.clock.now();
+    Ok(Json(AccountLockout {
+        locked: standing.is_some_and(|s| s.wait.is_some()),
+        retry_after_seconds: standing
+            .and_then(|s| s.wait)
+            .map(|wait| wait.as_secs().max(1)),
+        failures: standing.map_or(0, |s| s.failures),
+        free_failures: settings.lockout.free_failures,
+        last_failure_at: standing.map(|s| now - s.since_last),
+        recent_failures: recent.items,
+    }))
+}
+
+const RECENT_FAILURES: u32 = 10;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnlockRequest {
+    /// Why the account is unlocked (for example the ticket and how the caller was verified);
+    /// kept in the audit trail. 1–500 characters.
+    pub reason: String,
+}
+
+/// Unlocks an account that the sign-in back-off has locked: its counted failures are
+/// forgotten and the user may try again at once. The reason is required and audited.
+#[utoipa::path(post, path = "/v1/users/{id}/lockout/unlock", tag = "users",
+    params(("id" = UserId, Path)), request_body = UnlockRequest,
+    responses((status = 200, body = AccountLockout), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn unlock(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+    ApiJson(body): ApiJson<UnlockRequest>,
+) -> ApiResult<Json<AccountLockout>> {
+    let reason = parse_description("reason", &body.reason)?;
+    if reason.is_empty() {
+        return Err(ApiError::Validation(ValidationError::new(
+            "reason",
+            "say why the account is unlocked (the ticket, how the person was verified)",
+        )));
+    }
+    caller
+        .authorize_change_to(&state, Action::UserCredentialReset, PrincipalRef::user(id))
+        .await?;
+    let user = state.store.user(caller.tenant_id(), id).await?;
+    let forgotten = state
+        .sign_in_accounts
+        .forget(&crate::pages::account_backoff_key(
+            caller.tenant_id(),
+            &user.user_name,
+        ))
+        .unwrap_or(0);
+    caller
+        .record(
+            &state,
+            "user.unlock",
+            user_target(id),
+            (Outcome::Success, Some(reason)),
+            json!({"failures_forgotten": forgotten}),
+        )
+        .await?;
+    lockout(State(state), caller, ApiPath(id)).await
 }
 
 /// The applications the user approved (third-party clients that ask for consent).
