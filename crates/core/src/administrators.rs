@@ -43,6 +43,34 @@ impl MfaActions {
     }
 }
 
+/// Whether principals that hold privileged actions may call the admin API with an API key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyUse {
+    /// Any principal's key is accepted (the default).
+    #[default]
+    Allowed,
+    /// Only principals that hold none of `recent_actions` may use a key; people and privileged
+    /// automation use OAuth access tokens, which end with the session or grant behind them.
+    UnprivilegedOnly,
+}
+
+impl ApiKeyUse {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::UnprivilegedOnly => "unprivileged_only",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Allowed, Self::UnprivilegedOnly]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
 /// A tenant's rules for people who administer it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -62,6 +90,10 @@ pub struct AdministratorPolicy {
     /// How recent, in minutes: 1–720 (default 15).
     #[serde(default = "default_recent_minutes")]
     pub recent_minutes: u32,
+    /// Whether principals holding any of `recent_actions` (the privileged ones) may use API
+    /// keys: `allowed` (default) or `unprivileged_only`.
+    #[serde(default)]
+    pub api_keys: ApiKeyUse,
 }
 
 fn default_strength() -> Strength {
@@ -98,6 +130,7 @@ impl Default for AdministratorPolicy {
             mfa_strength: default_strength(),
             recent_actions: default_recent_actions(),
             recent_minutes: default_recent_minutes(),
+            api_keys: ApiKeyUse::Allowed,
         }
     }
 }
@@ -221,7 +254,7 @@ mod tests {
             minutes in 1u32..=720,
             action in prop::sample::select(Action::ALL.to_vec()),
         ) {
-            let policy = AdministratorPolicy { mfa, mfa_strength: Strength::Mfa, recent_actions: recent.clone(), recent_minutes: minutes };
+            let policy = AdministratorPolicy { mfa, mfa_strength: Strength::Mfa, recent_actions: recent.clone(), recent_minutes: minutes, api_keys: ApiKeyUse::Allowed };
             let need = policy.need(action);
             prop_assert_eq!(need.and_then(|n| n.max_age).is_some(), recent.contains(&action));
             let stricter = AdministratorPolicy { mfa: MfaActions::All, ..policy.clone() };

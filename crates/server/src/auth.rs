@@ -17,6 +17,7 @@ use axum::http::request::Parts;
 use serde_json::json;
 use time::Duration;
 
+use portcullis_core::administrators::ApiKeyUse;
 use portcullis_core::audit::{Actor, ActorAuthentication, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::authz::{Action, Scope};
 use portcullis_core::engine::tenant::{Verdict, instant};
@@ -551,7 +552,7 @@ impl Caller {
         target: Option<Target>,
     ) -> Result<(), ApiError> {
         let Some((session_id, auth_time)) = self.session else {
-            return Ok(());
+            return self.check_api_key_use(state, action, scope, target).await;
         };
         let policy = state.store.administrator_policy(self.tenant.id).await?;
         let Some(need) = policy.need(action) else {
@@ -594,6 +595,47 @@ impl Caller {
                 "{reason}. Sign in again as asked (`portcullis login` does it), then retry."
             ),
         })
+    }
+
+    /// Whether the caller came with an API key (not a token or a session).
+    pub fn uses_api_key(&self) -> bool {
+        self.actor
+            .authentication
+            .as_ref()
+            .is_some_and(|a| a.method == "api_key")
+    }
+
+    /// A tenant may refuse the API keys of principals that hold privileged actions (its
+    /// policy's `recent_actions`): a static key neither ends with a session nor proves a
+    /// second factor. Decided by the same snapshot as the request's other checks, so a key
+    /// whose owner is given such a role stops working at once.
+    async fn check_api_key_use(
+        &self,
+        state: &AppState,
+        action: Action,
+        scope: Scope,
+        target: Option<Target>,
+    ) -> Result<(), ApiError> {
+        if !self.uses_api_key() {
+            return Ok(());
+        }
+        let policy = state.store.administrator_policy(self.tenant.id).await?;
+        if policy.api_keys == ApiKeyUse::Allowed {
+            return Ok(());
+        }
+        let current = self.engine(state, Freshness::Latest).await?;
+        let now = instant(state.clock.now());
+        let privileged = policy.recent_actions.iter().copied();
+        if !current.engine.holds_any(self.principal, privileged, now) {
+            return Ok(());
+        }
+        let reason = "refused: this tenant does not accept API keys for principals that hold privileged \
+                      actions; use an OAuth access token instead (`client_credentials` with \
+                      `private_key_jwt` for automation, `portcullis login` for people)";
+        let details = json!({"scope": scope.to_string(), "api_keys": policy.api_keys.as_str()});
+        self.record_refusal(state, action, target, reason, details)
+            .await?;
+        Err(ApiError::Forbidden(reason.into()))
     }
 
     async fn record_refusal(

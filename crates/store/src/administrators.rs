@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use portcullis_core::administrators::{AdministratorPolicy, MfaActions};
+use portcullis_core::administrators::{AdministratorPolicy, ApiKeyUse, MfaActions};
 use portcullis_core::authz::Action;
 use portcullis_core::session::Strength;
 use portcullis_core::{ApiKeyId, TenantId, UserId};
@@ -24,7 +24,7 @@ impl Store {
             .pools
             .fetch_optional(
                 query(
-                    "SELECT mfa, mfa_strength, recent_actions, recent_minutes FROM administrator_policies \
+                    "SELECT mfa, mfa_strength, recent_actions, recent_minutes, api_keys FROM administrator_policies \
                      WHERE tenant_id = $1",
                 )
                 .bind(tenant_id),
@@ -48,6 +48,7 @@ impl Store {
             recent_actions,
             recent_minutes: u32::try_from(row.int("recent_minutes")?)
                 .map_err(|_| StoreError::Corrupt("recent_minutes".into()))?,
+            api_keys: row.named("api_keys", ApiKeyUse::parse)?,
         })
     }
 
@@ -66,16 +67,17 @@ impl Store {
         w.execute(
             query(
                 "INSERT INTO administrator_policies (tenant_id, mfa, mfa_strength, recent_actions, recent_minutes, \
-                 updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id) DO UPDATE SET \
+                 api_keys, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id) DO UPDATE SET \
                  mfa = excluded.mfa, mfa_strength = excluded.mfa_strength, \
                  recent_actions = excluded.recent_actions, recent_minutes = excluded.recent_minutes, \
-                 updated_at = excluded.updated_at",
+                 api_keys = excluded.api_keys, updated_at = excluded.updated_at",
             )
             .bind(ctx.tenant_id)
             .bind(policy.mfa.as_str())
             .bind(policy.mfa_strength.as_str())
             .bind(recent_actions)
             .bind(i64::from(policy.recent_minutes))
+            .bind(policy.api_keys.as_str())
             .bind(ctx.now),
         )
         .await?;

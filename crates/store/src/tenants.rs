@@ -223,6 +223,19 @@ impl Store {
         )
         .await?;
         let key = insert_api_key(&mut w, ctx.tenant_id, administrator.id, key).await?;
+        // The recovery credential is an API key: a tenant that refuses privileged principals'
+        // keys would refuse it too, so recovery accepts them again (and says so).
+        let keys_allowed_again = w
+            .execute(
+                query(
+                    "UPDATE administrator_policies SET api_keys = 'allowed', updated_at = $2 \
+                     WHERE tenant_id = $1 AND api_keys <> 'allowed'",
+                )
+                .bind(ctx.tenant_id)
+                .bind(ctx.now),
+            )
+            .await?
+            > 0;
         w.record(
             "tenant.recover",
             "service_principal",
@@ -230,7 +243,8 @@ impl Store {
             "create",
             json!({"service_principal": administrator.name, "api_key": key.prefix,
                    "role": "tenant_administrator",
-                   "expires_at": key.expires_at.map(|at| at.unix_timestamp())}),
+                   "expires_at": key.expires_at.map(|at| at.unix_timestamp()),
+                   "privileged_api_keys_allowed_again": keys_allowed_again}),
         );
         w.commit().await?;
         Ok((administrator, key))

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::admin_tokens::admin_api;
 use crate::authorize::{post_form, token};
 use crate::device::command_line;
-use crate::harness::{Reply, TestServer};
+use crate::harness::{BIN, Reply, TestServer};
 use crate::mfa::{between, code};
 use crate::signin::{Browser, PASSWORD, user_with_password};
 
@@ -334,7 +334,8 @@ async fn the_policy_for_administrators_is_validated_and_guarded_like_any_tenant_
 
     // Actions come back in the order of the action list, each once.
     let strict = json!({"mfa": "all", "mfa_strength": "phishing_resistant",
-        "recent_actions": ["tenant.update", "role.assign"], "recent_minutes": 5});
+        "recent_actions": ["tenant.update", "role.assign"], "recent_minutes": 5,
+        "api_keys": "allowed"});
     let mut sent = strict.clone();
     sent["recent_actions"] = json!(["role.assign", "tenant.update", "role.assign"]);
     assert_eq!(set_policy(&server, sent).await.expect(200), strict);
@@ -368,4 +369,94 @@ async fn the_policy_for_administrators_is_validated_and_guarded_like_any_tenant_
         )
         .await
         .problem(403);
+}
+
+#[tokio::test]
+async fn a_tenant_refuses_the_api_keys_of_privileged_principals_when_it_says_so() {
+    let server = TestServer::start().await;
+    let client = command_line(&server).await;
+    let alice = user_with_password(&server, "alice", false).await;
+    server
+        .admin()
+        .post(
+            "/v1/role-assignments",
+            json!({"principal": {"kind": "user", "id": alice}, "role": "tenant_administrator"}),
+        )
+        .await
+        .expect(201);
+    let (reader_id, reader_key) = server
+        .admin()
+        .principal_with_role("reader", "security_reader", "tenant")
+        .await;
+    // Alice signs in with a password alone; the tenant lets that administer.
+    set_policy(&server, json!({"mfa": "none"}))
+        .await
+        .expect(200);
+    let mut browser = Browser::new(&server);
+    browser.sign_in("operator", "alice", PASSWORD).await;
+    let as_alice = server.client(&device_token(&server, &client, &mut browser, &[], None).await);
+
+    // A key cannot turn off keys: it would lock out the caller that asked.
+    let refusing = json!({"mfa": "none", "api_keys": "unprivileged_only"});
+    let problem = set_policy(&server, refusing.clone()).await.problem(409);
+    assert_eq!(problem["field"], "api_keys", "{problem}");
+    server.admin().get("/v1/users").await.expect(200);
+
+    // A person can: from then on the administrator's key is refused, and the refusal is
+    // audited; the reader's key, which holds nothing privileged, still works.
+    let saved = as_alice
+        .send(
+            reqwest::Method::PUT,
+            "/v1/administrator-policy",
+            Some(refusing),
+            &[],
+        )
+        .await
+        .expect(200);
+    assert_eq!(saved["api_keys"], "unprivileged_only");
+    let problem = server.admin().get("/v1/users").await.problem(403);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("API keys"),
+        "{problem}"
+    );
+    let refused: Vec<Value> = as_alice
+        .audit("user.read")
+        .await
+        .into_iter()
+        .filter(|e| e["outcome"] == "denied")
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["details"]["api_keys"], "unprivileged_only");
+    let reader = server.client(&reader_key);
+    reader.get("/v1/users").await.expect(200);
+    as_alice.get("/v1/users").await.expect(200);
+
+    // Given a privileged role, the reader's key stops working at once.
+    as_alice
+        .post(
+            "/v1/role-assignments",
+            json!({"principal": {"kind": "service_principal", "id": reader_id},
+                   "role": "privileged_role_administrator"}),
+        )
+        .await
+        .expect(201);
+    reader.get("/v1/users").await.problem(403);
+
+    // Recovery hands out a key, so it accepts keys again, and says so.
+    let output = tokio::process::Command::new(BIN)
+        .args(["recover", "--tenant", "operator"])
+        .env("PORTCULLIS_DATA_DIR", server.data_dir())
+        .env("PORTCULLIS_DATABASE_URL", &server.db.url)
+        .env("PORTCULLIS_KEK", server.kek())
+        .env_remove("PORTCULLIS_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    server.admin().get("/v1/users").await.expect(200);
+    let recovered = server.admin().audit("tenant.recover").await;
+    assert_eq!(
+        recovered[0]["details"]["privileged_api_keys_allowed_again"],
+        true
+    );
 }

@@ -672,12 +672,22 @@ impl TenantEngine {
     /// govern. Decided as every check is (windows, deny assignments and cycles included), so a
     /// custom role counts exactly as a built-in one.
     pub fn is_administrator(&self, principal: PrincipalRef, now: i64) -> bool {
+        self.holds_any(principal, Action::ALL.iter().copied(), now)
+    }
+
+    /// Whether `principal` may do any of `actions` now, tenant-wide or in any environment.
+    pub fn holds_any(
+        &self,
+        principal: PrincipalRef,
+        actions: impl IntoIterator<Item = Action>,
+        now: i64,
+    ) -> bool {
         let environments: Vec<Scope> = self
             .environments
             .keys()
             .map(|e| Scope::Environment(*e))
             .collect();
-        Action::ALL.iter().any(|action| {
+        actions.into_iter().any(|action| {
             let scopes = if action.is_environment_scoped() {
                 &environments[..]
             } else {
@@ -685,7 +695,7 @@ impl TenantEngine {
             };
             std::iter::once(&Scope::Tenant)
                 .chain(scopes)
-                .any(|scope| self.check_control(principal, *action, *scope, now).allowed)
+                .any(|scope| self.check_control(principal, action, *scope, now).allowed)
         })
     }
 

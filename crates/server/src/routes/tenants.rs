@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use portcullis_core::TenantId;
-use portcullis_core::administrators::AdministratorPolicy;
+use portcullis_core::administrators::{AdministratorPolicy, ApiKeyUse};
 use portcullis_core::audit::Target;
 use portcullis_core::authz::{Action, RoleRef, Scope};
 use portcullis_core::identity::{ApiKey, LifecycleState, PrincipalRef, ServicePrincipal, Tenant};
@@ -334,6 +334,14 @@ pub async fn put_administrator_policy(
         .authorize(&state, Action::TenantUpdate, Scope::Tenant, None)
         .await?;
     policy.validate().map_err(ApiError::Validation)?;
+    if policy.api_keys == ApiKeyUse::UnprivilegedOnly && caller.uses_api_key() {
+        return Err(ApiError::Conflict {
+            field: Some("api_keys".into()),
+            detail: "\"unprivileged_only\" would refuse the very key that sets it. Sign in as a \
+                     person (`portcullis login`) or use a workload's access token, then set it"
+                .into(),
+        });
+    }
     let ctx = caller.write_context(&state);
     state.store.set_administrator_policy(&ctx, &policy).await?;
     Ok(Json(policy))
