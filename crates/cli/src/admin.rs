@@ -348,6 +348,16 @@ pub enum UserCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Create an enrolment link: the user opens it, chooses their own password and adds a
+    /// passkey. It works once, until it expires; a new link replaces an unused one. The link
+    /// is printed on standard output.
+    Invite {
+        /// User id.
+        id: String,
+        /// Hours the link works (1–720).
+        #[arg(long, default_value_t = 72)]
+        hours: u32,
+    },
     /// Set or reset the user's password, read from standard input.
     ///
     /// Never from a flag, so it stays out of shell history and process lists.
@@ -893,6 +903,24 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                         .await?;
                     eprintln!(
                         "second factor reset: the user's sessions ended; they set up a new one at their next sign-in"
+                    );
+                    Value::Null
+                }
+                UserCommand::Invite { id, hours } => {
+                    let body = json!({ "expires_in_hours": hours });
+                    let link = api
+                        .call(
+                            M::POST,
+                            &format!("/v1/users/{id}/enrolment-link"),
+                            none,
+                            Some(&body),
+                            None,
+                        )
+                        .await?;
+                    println!("{}", link["url"].as_str().unwrap_or_default());
+                    eprintln!(
+                        "Give this link to the user over a channel you trust: it sets their password, once, until {}.",
+                        link["expires_at"].as_str().unwrap_or("it expires")
                     );
                     Value::Null
                 }

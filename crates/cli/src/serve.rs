@@ -146,8 +146,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             );
         }
         println!(
-            "Next, make yourself an administrator who signs in (docs/getting-started.md, section 7)."
+            "Next, make yourself an administrator who signs in with a passkey (docs/getting-started.md, section 7):"
         );
+        println!();
+        println!("    ME=$(portcullis user create \"$USER\" | jq -r .id)");
+        println!("    portcullis role-assignment create user \"$ME\" tenant_administrator");
+        println!(
+            "    portcullis user invite \"$ME\"    # open the link: choose a password, add a passkey"
+        );
+        println!("    portcullis login --tenant {}", boot.created.tenant.name);
+        println!();
         println!(
             "This key stops working {boot_days} days after such a person has a second factor."
         );

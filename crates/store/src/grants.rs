@@ -673,6 +673,7 @@ impl Store {
             "DELETE FROM refresh_tokens WHERE expires_at <= $1",
             "DELETE FROM oauth_grants WHERE expires_at <= $1",
             "DELETE FROM device_authorizations WHERE expires_at <= $1",
+            "DELETE FROM enrolment_links WHERE expires_at <= $1",
         ] {
             swept += self.pools.execute(query(sql).bind(now)).await?;
         }

@@ -10,6 +10,7 @@ mod cli_client;
 mod db;
 mod device;
 mod directory;
+mod enrolment;
 mod grants;
 mod lockout;
 mod mfa;
@@ -35,6 +36,7 @@ pub use access::NewDenyAssignment;
 pub use administrators::UnexpiringFirstKey;
 pub use audit::{AuditFilter, AuditSink};
 pub use device::{DeviceAuthorization, DeviceDecision, NewDeviceAuthorization, Poll};
+pub use enrolment::UnusableLink;
 pub use grants::{
     KeptRequest, NewGrant, PendingRequest, Redemption, RefreshTokenRecord, StoredGrant,
 };

@@ -22,21 +22,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut w = self.write(ctx).await?;
         live_user(&mut w, user_id).await?;
-        w.execute(
-            query(
-                "INSERT INTO user_passwords (user_id, tenant_id, hash, must_change, changed_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id) DO UPDATE SET \
-                 hash = excluded.hash, must_change = excluded.must_change, changed_at = excluded.changed_at",
-            )
-            .bind(user_id)
-            .bind(ctx.tenant_id)
-            .bind(hash)
-            .bind(must_change)
-            .bind(ctx.now),
-        )
-        .await?;
-        // Whoever signed in with the old password is out.
-        let ended = crate::sessions::end_all_sessions(&mut w, user_id).await?;
+        let ended = write_password(&mut w, user_id, hash, must_change).await?;
         w.record(
             "user.password.set",
             "user",
@@ -148,6 +134,32 @@ impl Store {
 }
 
 /// Checks, inside the write, that the user exists in the tenant and is not deleted.
+/// Stores the user's password hash and ends their sessions (whoever signed in with the old
+/// password is out); returns how many sessions ended.
+pub(crate) async fn write_password(
+    w: &mut Write,
+    user_id: UserId,
+    hash: String,
+    must_change: bool,
+) -> Result<u64, StoreError> {
+    let tenant_id = w.ctx.tenant_id;
+    let now = w.ctx.now;
+    w.execute(
+        query(
+            "INSERT INTO user_passwords (user_id, tenant_id, hash, must_change, changed_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id) DO UPDATE SET \
+             hash = excluded.hash, must_change = excluded.must_change, changed_at = excluded.changed_at",
+        )
+        .bind(user_id)
+        .bind(tenant_id)
+        .bind(hash)
+        .bind(must_change)
+        .bind(now),
+    )
+    .await?;
+    crate::sessions::end_all_sessions(w, user_id).await
+}
+
 async fn live_user(w: &mut Write, user_id: UserId) -> Result<(), StoreError> {
     let tenant_id = w.ctx.tenant_id;
     let row = w

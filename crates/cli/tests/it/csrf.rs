@@ -324,6 +324,17 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
     //   device's code entered and approved.
     // (Setting up the authenticator app was checked above.)
     use Who::*;
+    let enrolment = server
+        .admin()
+        .post(&format!("/v1/users/{ada}/enrolment-link"), json!({}))
+        .await
+        .expect(201);
+    let enrolment_token = enrolment["url"]
+        .as_str()
+        .and_then(|url| url.split_once("token="))
+        .unwrap()
+        .1
+        .to_owned();
     let cases = [
         Case::new(
             "/t/{tenant}/sign-in",
@@ -459,6 +470,16 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             Victim,
             "/t/operator/oauth/logout/confirm".into(),
             &[],
+        ),
+        Case::new(
+            "/t/{tenant}/enrol",
+            Anonymous,
+            "/t/operator/enrol".into(),
+            &[
+                ("token", enrolment_token.as_str()),
+                ("new_password", new_password),
+                ("confirm_password", new_password),
+            ],
         ),
         Case::new(
             "/t/{tenant}/device",

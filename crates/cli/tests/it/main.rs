@@ -14,6 +14,7 @@ mod concurrency;
 mod csrf;
 mod defences;
 mod device;
+mod enrolment;
 mod escalation;
 mod forgery;
 mod harness;

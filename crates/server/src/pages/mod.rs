@@ -31,6 +31,7 @@ use crate::throttle::{Backoff, BackoffPolicy};
 
 mod authorize;
 mod device;
+mod enrol;
 mod logout;
 mod mfa;
 mod passkeys;
@@ -116,6 +117,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(change_password_page).post(change_password),
         )
         .route("/t/{tenant}/account/sessions/{id}/end", post(end_session))
+        .route("/t/{tenant}/enrol", get(enrol::page).post(enrol::submit))
         .route(
             "/t/{tenant}/account/applications/{id}/withdraw",
             post(withdraw_application),
@@ -621,14 +623,7 @@ async fn sign_in(
         account_attempt.refund();
         return mfa::challenge(&state, &tenant, &subject.user, now);
     }
-    let must_enrol_mfa = match settings.mfa_required {
-        MfaRequired::Administrators => {
-            crate::engine::is_administrator(&state, tenant.id, PrincipalRef::user(subject.user.id))
-                .await
-                .map_err(ApiError::from)?
-        }
-        other => other.applies_to(false),
-    };
+    let must_enrol_mfa = must_enrol_mfa(&state, &tenant, &settings, subject.user.id).await?;
     if must_enrol_mfa
         && offer_passkeys
         && !state
@@ -689,6 +684,23 @@ pub(crate) fn account_backoff(settings: &SignInSettings) -> BackoffPolicy {
     }
 }
 
+/// Whether the tenant requires a second factor of this user (who has none set up yet).
+async fn must_enrol_mfa(
+    state: &AppState,
+    tenant: &Tenant,
+    settings: &SignInSettings,
+    user: portcullis_core::UserId,
+) -> Result<bool, PageError> {
+    Ok(match settings.mfa_required {
+        MfaRequired::Administrators => {
+            crate::engine::is_administrator(state, tenant.id, PrincipalRef::user(user))
+                .await
+                .map_err(ApiError::from)?
+        }
+        other => other.applies_to(false),
+    })
+}
+
 /// What a completed authentication proved, for the session it opens.
 struct Opened {
     strength: Strength,
@@ -706,6 +718,20 @@ async fn finish_sign_in(
     origin: Origin,
     opened: Opened,
     headers: &HeaderMap,
+) -> Result<Response, PageError> {
+    let landing = continue_to(state, &tenant.name, headers);
+    open_session(state, tenant, user, origin, opened, landing).await
+}
+
+/// Opens the session and sends the browser to `landing` (else the account page), unless the
+/// session must first change its password or set up a second factor.
+async fn open_session(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+    origin: Origin,
+    opened: Opened,
+    landing: Option<String>,
 ) -> Result<Response, PageError> {
     let token = new_session_token().map_err(|e| PageError::Internal(e.to_string()))?;
     let ctx = user_context(tenant, user, origin, state.clock.now());
@@ -728,7 +754,7 @@ async fn finish_sign_in(
         format!("/t/{}/account/password", tenant.name)
     } else if session.must_enrol_mfa {
         format!("/t/{}/account/mfa", tenant.name)
-    } else if let Some(to) = continue_to(state, &tenant.name, headers) {
+    } else if let Some(to) = landing {
         to
     } else {
         format!("/t/{}/account", tenant.name)
@@ -775,7 +801,7 @@ fn continue_to(state: &AppState, tenant: &str, headers: &HeaderMap) -> Option<St
         .and_then(|to| same_tenant_path(tenant, to))
 }
 
-fn token_hash(state: &AppState, token: &str) -> String {
+pub(crate) fn token_hash(state: &AppState, token: &str) -> String {
     hex::encode(state.hasher.hash(token.as_bytes()))
 }
 

@@ -368,6 +368,8 @@ async fn render(
 pub(super) struct PasskeysQuery {
     added: Option<String>,
     removed: Option<String>,
+    /// Arrived from an enrolment link, password just chosen.
+    welcome: Option<String>,
 }
 
 pub(super) async fn passkeys_page(
@@ -379,7 +381,9 @@ pub(super) async fn passkeys_page(
 ) -> Result<Response, NotSignedIn> {
     let me = signed_in(&state, &tenant, &headers, origin, PageKind::Enrolment).await?;
     let (csrf, set) = csrf_token(&state, &headers)?;
-    let notice = if query.added.is_some() {
+    let notice = if query.welcome.is_some() {
+        Some("Your password is set and you are signed in. Add a passkey now: it signs you in without a password, and cannot be phished.".to_owned())
+    } else if query.added.is_some() {
         Some("Passkey added. You can now sign in with it.".to_owned())
     } else {
         query.removed.map(|_| "Passkey removed.".to_owned())

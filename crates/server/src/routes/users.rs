@@ -692,6 +692,77 @@ pub async fn unlock(
     lockout(State(state), caller, ApiPath(id)).await
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentLinkRequest {
+    /// How long the link works: 1–720 hours (default 72).
+    pub expires_in_hours: Option<u32>,
+}
+
+/// A link with which the user chooses their own password, then adds a passkey or an
+/// authenticator app. Shown once: only its keyed hash is kept.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnrolmentLink {
+    pub url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// How many unused links of the user's this one replaced (they no longer work).
+    pub replaced: u64,
+}
+
+const DEFAULT_LINK_HOURS: u32 = 72;
+const MAX_LINK_HOURS: u32 = 30 * 24;
+
+/// Creates a single-use, expiring enrolment link for an active user, replacing any unused one.
+/// Using it sets their password and ends their sessions. Give it to the user over a channel
+/// you trust: whoever holds it can set the password.
+#[utoipa::path(post, path = "/v1/users/{id}/enrolment-link", tag = "users",
+    params(("id" = UserId, Path)), request_body = EnrolmentLinkRequest,
+    responses((status = 201, body = EnrolmentLink), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_enrolment_link(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+    ApiJson(body): ApiJson<EnrolmentLinkRequest>,
+) -> ApiResult<(StatusCode, Json<EnrolmentLink>)> {
+    let hours = body.expires_in_hours.unwrap_or(DEFAULT_LINK_HOURS);
+    if !(1..=MAX_LINK_HOURS).contains(&hours) {
+        return Err(ApiError::Validation(ValidationError::new(
+            "expires_in_hours",
+            format!("must be between 1 and {MAX_LINK_HOURS}"),
+        )));
+    }
+    caller
+        .authorize_change_to(&state, Action::UserCredentialReset, PrincipalRef::user(id))
+        .await?;
+    let token = portcullis_core::session::new_session_token()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let ctx = caller.write_context(&state);
+    let expires_at = ctx.now + time::Duration::hours(i64::from(hours));
+    let replaced = state
+        .store
+        .create_enrolment_link(
+            &ctx,
+            id,
+            &crate::pages::token_hash(&state, &token),
+            expires_at,
+        )
+        .await?;
+    let url = format!(
+        "{}/t/{}/enrol?token={token}",
+        state.config.public_url, caller.tenant.name
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrolmentLink {
+            url,
+            expires_at,
+            replaced,
+        }),
+    ))
+}
+
 /// The applications the user approved (third-party clients that ask for consent).
 #[utoipa::path(get, path = "/v1/users/{id}/consents", tag = "users", params(("id" = UserId, Path)),
     responses((status = 200, body = Vec<ConsentSummary>), (status = 404, body = Problem)))]

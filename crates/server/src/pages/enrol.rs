@@ -1,0 +1,235 @@
+//! Enrolment links: a user an administrator created opens the link they were given, chooses
+//! their own password, and is signed in and sent on to add a passkey (or an authenticator
+//! app). The link is used once: the store marks it used, sets the password and ends the
+//! user's other sessions in one transaction.
+
+use std::time::Instant;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use portcullis_core::ValidationError;
+use portcullis_core::identity::{Tenant, User};
+use portcullis_core::session::{MethodUse, Strength};
+use portcullis_store::UnusableLink;
+
+use super::{
+    ADDRESS_BACKOFF, Opened, PageError, active_tenant, check_csrf, csrf_token, hash_password, html,
+    is_token, must_enrol_mfa, open_session, passkeys, token_hash, user_context, with_cookies,
+};
+use crate::extract::RequestOrigin;
+use crate::state::AppState;
+
+#[derive(Template)]
+#[template(path = "enrol.html")]
+struct EnrolPage<'a> {
+    tenant: &'a str,
+    csrf: &'a str,
+    token: &'a str,
+    /// The account the link is for; `None` when the link cannot be used.
+    user_name: Option<&'a str>,
+    min_length: u32,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct EnrolQuery {
+    #[serde(default)]
+    token: String,
+}
+
+#[derive(Deserialize)]
+pub(super) struct EnrolForm {
+    csrf: String,
+    token: String,
+    new_password: String,
+    confirm_password: String,
+}
+
+/// What the person is told about a link that cannot be used, and with which status.
+fn unusable(why: UnusableLink) -> (StatusCode, &'static str) {
+    match why {
+        UnusableLink::Unknown => (
+            StatusCode::NOT_FOUND,
+            "This link is not valid: check that you opened all of it, or ask your administrator for a new one. A newer link replaces older ones.",
+        ),
+        UnusableLink::Expired => (
+            StatusCode::GONE,
+            "This link has expired. Ask your administrator for a new one.",
+        ),
+        UnusableLink::Used => (
+            StatusCode::GONE,
+            "This link has already been used. Sign in with the password you chose, or ask your administrator for a new link.",
+        ),
+        UnusableLink::UserInactive => (
+            StatusCode::FORBIDDEN,
+            "This account is not active. Ask your administrator.",
+        ),
+    }
+}
+
+/// The link's user, if it can be used; a guess at a link (one that names nothing) counts
+/// against the source address like a wrong password, so links cannot be tried in bulk.
+async fn link_user(
+    state: &AppState,
+    tenant: &Tenant,
+    token: &str,
+    address: &str,
+) -> Result<Result<User, UnusableLink>, PageError> {
+    let attempt = match state
+        .sign_in_addresses
+        .reserve(address, Instant::now(), &ADDRESS_BACKOFF)
+    {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            return Err(PageError::Refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many attempts from your network. Wait {} seconds and open the link again.",
+                    wait.as_secs().max(1)
+                ),
+            ));
+        }
+    };
+    let found = if is_token(token) {
+        state
+            .store
+            .enrolment_link_user(tenant.id, &token_hash(state, token), state.clock.now())
+            .await?
+    } else {
+        Err(UnusableLink::Unknown)
+    };
+    let user_id = match found {
+        Ok(user_id) => user_id,
+        Err(UnusableLink::Unknown) => return Ok(Err(UnusableLink::Unknown)),
+        Err(why) => {
+            attempt.refund();
+            return Ok(Err(why));
+        }
+    };
+    attempt.refund();
+    Ok(Ok(state.store.user(tenant.id, user_id).await?))
+}
+
+fn render(page: &EnrolPage<'_>, status: StatusCode) -> Response {
+    (status, html(page)).into_response()
+}
+
+pub(super) async fn page(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    Query(query): Query<EnrolQuery>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let tenant = active_tenant(&state, &tenant).await?;
+    let (csrf, set) = csrf_token(&state, &headers)?;
+    let address = origin.source_ip.unwrap_or_default();
+    let settings = state.store.sign_in_settings(tenant.id).await?;
+    let user = link_user(&state, &tenant, &query.token, &address).await?;
+    let mut page = EnrolPage {
+        tenant: &tenant.name,
+        csrf: &csrf,
+        token: &query.token,
+        user_name: None,
+        min_length: settings.password_policy.min_length,
+        error: None,
+        notice: None,
+    };
+    let response = match &user {
+        Ok(user) => {
+            page.user_name = Some(&user.user_name);
+            render(&page, StatusCode::OK)
+        }
+        Err(why) => {
+            let (status, message) = unusable(*why);
+            page.error = Some(message.into());
+            render(&page, status)
+        }
+    };
+    Ok(with_cookies(response, set))
+}
+
+pub(super) async fn submit(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<EnrolForm>,
+) -> Result<Response, PageError> {
+    let tenant = active_tenant(&state, &tenant).await?;
+    check_csrf(&state, &headers, &form.csrf)?;
+    let address = origin.source_ip.clone().unwrap_or_default();
+    let settings = state.store.sign_in_settings(tenant.id).await?;
+    let mut page = EnrolPage {
+        tenant: &tenant.name,
+        csrf: &form.csrf,
+        token: &form.token,
+        user_name: None,
+        min_length: settings.password_policy.min_length,
+        error: None,
+        notice: None,
+    };
+    let user = match link_user(&state, &tenant, &form.token, &address).await? {
+        Ok(user) => user,
+        Err(why) => {
+            let (status, message) = unusable(why);
+            page.error = Some(message.into());
+            return Ok(render(&page, status));
+        }
+    };
+    page.user_name = Some(&user.user_name);
+    if form.new_password != form.confirm_password {
+        page.error = Some("The two passwords differ. Type the same one twice.".into());
+        return Ok(render(&page, StatusCode::UNPROCESSABLE_ENTITY));
+    }
+    let password = SecretString::from(form.new_password);
+    let known: Vec<&str> = [
+        Some(user.user_name.as_str()),
+        user.email.as_deref(),
+        user.display_name.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let Err(ValidationError { message, .. }) = settings.password_policy.check(&password, &known)
+    {
+        page.error = Some(format!("The password {message}."));
+        return Ok(render(&page, StatusCode::UNPROCESSABLE_ENTITY));
+    }
+    let hash = hash_password(&state, password).await?;
+    let now = state.clock.now();
+    let ctx = user_context(&tenant, &user, origin.clone(), now);
+    let redeemed = state
+        .store
+        .redeem_enrolment_link(&ctx, &token_hash(&state, &form.token), hash)
+        .await?;
+    if let Err(why) = redeemed {
+        let (status, message) = unusable(why);
+        page.error = Some(message.into());
+        return Ok(render(&page, status));
+    }
+    let opened = Opened {
+        strength: Strength::Password,
+        methods: vec![MethodUse {
+            method: "pwd".into(),
+            at: now,
+        }],
+        must_change: false,
+        must_enrol_mfa: must_enrol_mfa(&state, &tenant, &settings, user.id).await?,
+    };
+    let landing = if passkeys::available(&state, &settings).is_some() {
+        format!("/t/{}/account/passkeys?welcome=1", tenant.name)
+    } else if settings.allow_totp {
+        format!("/t/{}/account/mfa", tenant.name)
+    } else {
+        format!("/t/{}/account", tenant.name)
+    };
+    open_session(&state, &tenant, &user, origin, opened, Some(landing)).await
+}
