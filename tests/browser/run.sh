@@ -7,3 +7,4 @@ source tests/start-server.sh
 node tests/browser/signin.mjs
 node tests/browser/authorize.mjs
 node tests/browser/device.mjs
+node tests/browser/enrol.mjs
