@@ -84,6 +84,25 @@ impl Session {
             .unwrap_or(self.created_at)
     }
 
+    /// The methods behind the session as RFC 8176 `amr` values, with `mfa` when they are two
+    /// factors.
+    pub fn amr(&self) -> Vec<String> {
+        let mut values: Vec<String> = Vec::new();
+        for used in &self.methods {
+            let value = match used.method.as_str() {
+                "recovery_code" => "otp",
+                other => other,
+            };
+            if !values.iter().any(|v| v == value) {
+                values.push(value.to_owned());
+            }
+        }
+        if self.strength >= Strength::Mfa && values.len() > 1 {
+            values.push("mfa".into());
+        }
+        values
+    }
+
     /// The session as it stood at `at` (a grant's `auth_time`, kept to the microsecond): only
     /// the proofs given by then. A token is judged by the sign-in it was issued from, never by
     /// proofs its session gathered later, so stepping up in the browser does not strengthen a

@@ -72,6 +72,11 @@ impl FromRequestParts<AppState> for Caller {
             return token_caller(state, tenant, token, &audience, Holders::Anyone, origin).await;
         }
         let header = parts.headers.get(header::AUTHORIZATION);
+        if header.is_none()
+            && let Some(signed_in) = crate::pages::admin_api_session(state, &parts.headers).await?
+        {
+            return Ok(session_caller(signed_in, origin));
+        }
         let credential = match authenticate_key(
             state,
             "api_key",
@@ -113,6 +118,38 @@ impl FromRequestParts<AppState> for Caller {
             tenant: credential.tenant,
             origin,
         })
+    }
+}
+
+/// A person on the admin API through their browser's sign-in session (the console): held to
+/// the tenant's policy for administrators with every proof the session holds.
+fn session_caller(signed_in: crate::pages::ApiSession, origin: Origin) -> Caller {
+    let crate::pages::ApiSession {
+        tenant,
+        session,
+        user,
+    } = signed_in;
+    metrics::counter!("portcullis_api_authentications_total", "method" => "session").increment(1);
+    let principal = PrincipalRef::user(user.id);
+    Caller {
+        actor: Actor {
+            kind: principal.kind.as_str().into(),
+            id: Some(user.id.to_string()),
+            display: Some(user.user_name),
+            authentication: Some(ActorAuthentication {
+                method: "session".into(),
+                session_id: Some(session.id.to_string()),
+                amr: session.amr(),
+                acr: Some(portcullis_core::authorize::acr_value(session.strength).into()),
+                auth_time: Some(session.authenticated_at().unix_timestamp()),
+                ..ActorAuthentication::default()
+            }),
+        },
+        principal,
+        session: Some((session.id, session.authenticated_at())),
+        engine: tokio::sync::OnceCell::new(),
+        tenant,
+        origin,
     }
 }
 

@@ -460,3 +460,172 @@ async fn a_tenant_refuses_the_api_keys_of_privileged_principals_when_it_says_so(
         true
     );
 }
+
+/// A request to the admin API as alice's browser sends it: her cookies, and whichever of the
+/// CSRF header and fetch metadata `extra` names.
+async fn from_browser(
+    server: &TestServer,
+    browser: &Browser,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    extra: &[(&str, &str)],
+) -> Reply {
+    let cookies = browser
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut headers = vec![("cookie", cookies.as_str())];
+    headers.extend_from_slice(extra);
+    server.anonymous().send(method, path, body, &headers).await
+}
+
+#[tokio::test]
+async fn a_browser_session_works_on_the_admin_api_only_from_this_servers_pages() {
+    let server = TestServer::start().await;
+    let alice = user_with_password(&server, "alice", false).await;
+    server
+        .admin()
+        .post(
+            "/v1/role-assignments",
+            json!({"principal": {"kind": "user", "id": alice}, "role": "user_administrator"}),
+        )
+        .await
+        .expect(201);
+    let mut browser = Browser::new(&server);
+    assert_eq!(
+        browser.sign_in("operator", "alice", PASSWORD).await.status,
+        303
+    );
+    let csrf = browser.cookies["portcullis_csrf"].clone();
+    let own_origin = format!("http://localhost:{}", server.addr.port());
+    let same_origin = [
+        ("x-csrf-token", csrf.as_str()),
+        ("origin", own_origin.as_str()),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    let get = |extra: &'static [(&'static str, &'static str)]| {
+        from_browser(
+            &server,
+            &browser,
+            reqwest::Method::GET,
+            "/v1/me",
+            None,
+            extra,
+        )
+    };
+
+    let me = from_browser(
+        &server,
+        &browser,
+        reqwest::Method::GET,
+        "/v1/me",
+        None,
+        &same_origin,
+    )
+    .await
+    .expect(200);
+    assert_eq!(me["principal"]["id"], alice);
+    assert_eq!(me["authentication"]["method"], "session");
+    assert_eq!(me["authentication"]["amr"], json!(["pwd"]));
+    assert_eq!(me["authentication"]["acr"], "password");
+
+    // Without the page's token, with another one, or sent by another site: refused, whatever
+    // the cookie.
+    get(&[]).await.problem(403);
+    get(&[(
+        "x-csrf-token",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    )])
+    .await
+    .problem(403);
+    for foreign in [
+        [
+            ("origin", "http://evil.example"),
+            ("sec-fetch-site", "same-origin"),
+        ],
+        [
+            ("origin", own_origin.as_str()),
+            ("sec-fetch-site", "cross-site"),
+        ],
+        [
+            ("origin", own_origin.as_str()),
+            ("sec-fetch-site", "same-site"),
+        ],
+    ] {
+        let mut headers = vec![("x-csrf-token", csrf.as_str())];
+        headers.extend_from_slice(&foreign);
+        let problem = from_browser(
+            &server,
+            &browser,
+            reqwest::Method::POST,
+            "/v1/users",
+            Some(json!({"user_name": "mallory"})),
+            &headers,
+        )
+        .await
+        .problem(403);
+        assert!(
+            problem["detail"].as_str().unwrap().contains("X-CSRF-Token"),
+            "{problem}"
+        );
+    }
+    assert!(
+        server
+            .admin()
+            .get("/v1/users?prefix=mallory")
+            .await
+            .expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // The session is a person's: a change needs the MFA it lacks (RFC 9470), and once the
+    // tenant asks for none, it goes through and is audited as hers, with the session.
+    let create = |name: &'static str| {
+        from_browser(
+            &server,
+            &browser,
+            reqwest::Method::POST,
+            "/v1/users",
+            Some(json!({ "user_name": name })),
+            &same_origin,
+        )
+    };
+    step_up_challenge(create("carol").await);
+    set_policy(&server, json!({"mfa": "none"}))
+        .await
+        .expect(200);
+    create("carol").await.expect(201);
+    let event = server
+        .admin()
+        .audit("user.create")
+        .await
+        .into_iter()
+        .find(|e| e["outcome"] == "success")
+        .unwrap();
+    assert_eq!(event["actor"]["id"], alice);
+    assert_eq!(event["actor"]["authentication"]["method"], "session");
+    assert!(event["actor"]["authentication"]["session_id"].is_string());
+
+    // Signed out, the cookie is worth nothing.
+    let cookies = browser.cookies.clone();
+    let account = browser.get("/t/operator/account").await;
+    browser
+        .post("/t/operator/sign-out", &[("csrf", &account.csrf())])
+        .await;
+    browser.cookies = cookies;
+    from_browser(
+        &server,
+        &browser,
+        reqwest::Method::GET,
+        "/v1/me",
+        None,
+        &same_origin,
+    )
+    .await
+    .problem(401);
+}

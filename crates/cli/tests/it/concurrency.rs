@@ -120,6 +120,12 @@ async fn a_cycle_already_in_the_database_takes_out_only_the_principals_it_touche
             .expect(201);
     }
     nest(&admin, &outer, &inner).await;
+    // Every admin request waits for the latest revision: once this answers, the snapshot of the
+    // nesting is built, and no rebuild still under way can read the hand edit below early.
+    admin
+        .get(&format!("/v1/groups/{inner}/members"))
+        .await
+        .expect(200);
     // A database edited by hand (or a bug) closes the loop behind the API's back.
     server
         .db

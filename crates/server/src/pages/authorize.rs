@@ -489,24 +489,6 @@ async fn ask(
     Ok(with_cookies(Redirect::to(&to).into_response(), remember))
 }
 
-/// The methods behind a session as RFC 8176 `amr` values, with `mfa` when they are two factors.
-fn amr(session: &Session) -> Vec<String> {
-    let mut values: Vec<String> = Vec::new();
-    for used in &session.methods {
-        let value = match used.method.as_str() {
-            "recovery_code" => "otp",
-            other => other,
-        };
-        if !values.iter().any(|v| v == value) {
-            values.push(value.to_owned());
-        }
-    }
-    if session.strength >= portcullis_core::session::Strength::Mfa && values.len() > 1 {
-        values.push("mfa".into());
-    }
-    values
-}
-
 /// A grant of `session`'s sign-in to `client` for `scopes` at `audience`, whose one-time code
 /// (kept as `code_hash`) lasts until `code_expires_at`, and which itself lasts as long as
 /// anything issued from it may be used.
@@ -531,7 +513,7 @@ pub(super) fn session_grant(
         audience,
         auth_time: session.authenticated_at(),
         acr: acr_value(session.strength).to_owned(),
-        amr: amr(session),
+        amr: session.amr(),
         nonce: None,
         redirect_uri: String::new(),
         code_challenge: String::new(),

@@ -986,6 +986,83 @@ async fn current_session(
     Ok(Some(session))
 }
 
+/// A browser's sign-in session presented to the admin API.
+pub(crate) struct ApiSession {
+    pub tenant: Tenant,
+    pub session: Session,
+    pub user: User,
+}
+
+/// Header a same-origin page sends its CSRF token in when it calls the admin API with the
+/// browser's session.
+pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The browser's sign-in session, when the request carries the session cookie and no other
+/// credential: accepted only from this server's own pages, that is, with the browser's CSRF
+/// token in `X-CSRF-Token` (another site can neither read nor set it), no cross-site fetch
+/// metadata and no foreign `Origin`. `None` without the cookie.
+pub(crate) async fn admin_api_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<ApiSession>, ApiError> {
+    let Some(token) = read_cookie(headers, &cookie_name(state, SESSION_COOKIE)) else {
+        return Ok(None);
+    };
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let cross_site = text("sec-fetch-site").is_some_and(|site| site != "same-origin")
+        || text(header::ORIGIN.as_str())
+            .is_some_and(|origin| origin != state.config.public_url.trim_end_matches('/'));
+    let csrf = read_cookie(headers, &cookie_name(state, CSRF_COOKIE)).unwrap_or("");
+    let sent = text(CSRF_HEADER).unwrap_or("");
+    if cross_site || !is_token(csrf) || !bool::from(csrf.as_bytes().ct_eq(sent.as_bytes())) {
+        return Err(ApiError::Forbidden(
+            "refused: a sign-in session is accepted only from this server's own pages, with the \
+             page's CSRF token in X-CSRF-Token; other clients send an access token or an API key"
+                .into(),
+        ));
+    }
+    let ended = ApiError::Unauthenticated {
+        detail: "Your sign-in session has ended or is not valid. Sign in again.",
+    };
+    if !is_token(token) {
+        return Err(ended);
+    }
+    let now = state.clock.now();
+    let Some(session) = state
+        .store
+        .session_by_token(&token_hash(state, token), now)
+        .await?
+    else {
+        return Err(ended);
+    };
+    if session.must_change_password || session.must_enrol_mfa {
+        return Err(ApiError::Forbidden(
+            "refused: this session must first change its password or set up a second factor, \
+             on the account pages"
+                .into(),
+        ));
+    }
+    let tenant = state.store.tenant(session.tenant_id).await?;
+    let user = state.store.user(session.tenant_id, session.user_id).await?;
+    let active = tenant.state == LifecycleState::Active
+        && user.state == LifecycleState::Active
+        && user.expires_at.is_none_or(|at| at > now);
+    if !active {
+        return Err(ended);
+    }
+    if now - session.last_seen_at >= TOUCH_EVERY {
+        state
+            .store
+            .touch_session(&session, now, SessionTimeouts::default())
+            .await?;
+    }
+    Ok(Some(ApiSession {
+        tenant,
+        session,
+        user,
+    }))
+}
+
 async fn signed_in(
     state: &AppState,
     tenant_name: &str,
