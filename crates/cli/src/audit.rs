@@ -55,6 +55,22 @@ pub enum AuditCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// When each principal last used the API, per way of authenticating (api_key,
+    /// access_token, session), most recent first: find dormant administrators and forgotten
+    /// keys.
+    ApiUse {
+        /// Only this principal: user or service_principal (with --principal-id).
+        #[arg(long, requires = "principal_id")]
+        principal_kind: Option<String>,
+        /// The principal's id.
+        #[arg(long, requires = "principal_kind")]
+        principal_id: Option<String>,
+        /// 1–1000 [default: 100].
+        #[arg(long)]
+        limit: Option<u32>,
+        #[command(flatten)]
+        connection: Connection,
+    },
 }
 
 const PAGE: u32 = 500;
@@ -233,6 +249,23 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             .filter_map(|(k, v)| v.map(|v| (k, v)))
             .collect();
             crate::admin::print(&api.get("/v1/audit", &query).await?)
+        }
+        AuditCommand::ApiUse {
+            principal_kind,
+            principal_id,
+            limit,
+            connection,
+        } => {
+            let api = Api::new(&connection)?;
+            let query: Vec<(&str, String)> = [
+                ("principal_kind", principal_kind),
+                ("principal_id", principal_id),
+                ("limit", limit.map(|l| l.to_string())),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+            crate::admin::print(&api.get("/v1/api-use", &query).await?)
         }
     }
 }

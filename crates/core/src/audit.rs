@@ -474,3 +474,15 @@ mod tests {
         assert_eq!(v.finish(head.seq, &head.hash), Ok(()));
     }
 }
+
+/// When a principal last used the admin API in one way of authenticating. Kept per principal
+/// and method (to the minute), not as an event per request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiUse {
+    pub principal: crate::identity::PrincipalRef,
+    /// `api_key`, `access_token` or `session`.
+    pub method: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_used_at: time::OffsetDateTime,
+}

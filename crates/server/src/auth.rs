@@ -63,30 +63,66 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let origin = origin_of(parts);
-        let token = bearer_token(&parts.headers);
-        // API keys have no dots; a JWS compact token has two.
-        if let Some(token) = token.filter(|t| crate::oauth::is_jwt(t)) {
-            let tenant = token_tenant(state, token).await?;
-            let audience = admin_api_resource(state);
-            return token_caller(state, tenant, token, &audience, Holders::Anyone, origin).await;
-        }
-        let header = parts.headers.get(header::AUTHORIZATION);
-        if header.is_none()
-            && let Some(signed_in) = crate::pages::admin_api_session(state, &parts.headers).await?
+        let caller = authenticate(parts, state).await?;
+        note_api_use(state, &caller);
+        Ok(caller)
+    }
+}
+
+/// When a principal last used the API, per method, is kept by the minute: this node writes
+/// it at most once a minute per principal and method, in the background, and never audits it.
+pub(crate) const API_USE_EVERY: StdDuration = StdDuration::from_secs(60);
+
+fn note_api_use(state: &AppState, caller: &Caller) {
+    let Some(method) = caller
+        .actor
+        .authentication
+        .as_ref()
+        .map(|a| match a.method.as_str() {
+            "api_key" => "api_key",
+            "session" => "session",
+            _ => "access_token",
+        })
+    else {
+        return;
+    };
+    let key = (caller.tenant.id, caller.principal, method);
+    let seen = Instant::now();
+    if state.token_caches.api_use.get(&key, seen).is_some() {
+        return;
+    }
+    state.token_caches.api_use.insert(key, (), seen);
+    let (store, now) = (state.store.clone(), state.clock.now());
+    let (tenant, principal) = (caller.tenant.id, caller.principal);
+    tokio::spawn(async move {
+        if let Err(error) = store
+            .touch_admin_api_use(tenant, principal, method, now)
+            .await
         {
-            return Ok(session_caller(signed_in, origin));
+            tracing::warn!(%error, "could not record when a principal last used the API");
         }
-        let credential = match authenticate_key(
-            state,
-            "api_key",
-            header.is_some(),
-            token,
-            &origin,
-            None,
-        )
-        .await
-        {
+    });
+}
+
+/// Who the request's credential names: an access token, the browser's session (same-origin
+/// pages only) or an API key.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    let origin = origin_of(parts);
+    let token = bearer_token(&parts.headers);
+    // API keys have no dots; a JWS compact token has two.
+    if let Some(token) = token.filter(|t| crate::oauth::is_jwt(t)) {
+        let tenant = token_tenant(state, token).await?;
+        let audience = admin_api_resource(state);
+        return token_caller(state, tenant, token, &audience, Holders::Anyone, origin).await;
+    }
+    let header = parts.headers.get(header::AUTHORIZATION);
+    if header.is_none()
+        && let Some(signed_in) = crate::pages::admin_api_session(state, &parts.headers).await?
+    {
+        return Ok(session_caller(signed_in, origin));
+    }
+    let credential =
+        match authenticate_key(state, "api_key", header.is_some(), token, &origin, None).await {
             Ok(credential) => credential,
             Err(KeyRefusal::Throttled(retry_after_seconds)) => {
                 return Err(ApiError::TooManyRequests {
@@ -96,29 +132,27 @@ impl FromRequestParts<AppState> for Caller {
             Err(KeyRefusal::Invalid) => return Err(INVALID),
             Err(KeyRefusal::Failed(error)) => return Err(error),
         };
-        metrics::counter!("portcullis_api_authentications_total", "method" => "api_key")
-            .increment(1);
-        Ok(Caller {
-            principal: PrincipalRef::service_principal(credential.owner.id),
-            session: None,
-            engine: tokio::sync::OnceCell::new(),
-            actor: Actor {
-                kind: "service_principal".into(),
-                id: Some(credential.owner.id.to_string()),
-                display: Some(format!(
-                    "{} ({})",
-                    credential.owner.name, credential.key.prefix
-                )),
-                authentication: Some(ActorAuthentication {
-                    method: "api_key".into(),
-                    api_key: Some(credential.key.prefix.clone()),
-                    ..ActorAuthentication::default()
-                }),
-            },
-            tenant: credential.tenant,
-            origin,
-        })
-    }
+    metrics::counter!("portcullis_api_authentications_total", "method" => "api_key").increment(1);
+    Ok(Caller {
+        principal: PrincipalRef::service_principal(credential.owner.id),
+        session: None,
+        engine: tokio::sync::OnceCell::new(),
+        actor: Actor {
+            kind: "service_principal".into(),
+            id: Some(credential.owner.id.to_string()),
+            display: Some(format!(
+                "{} ({})",
+                credential.owner.name, credential.key.prefix
+            )),
+            authentication: Some(ActorAuthentication {
+                method: "api_key".into(),
+                api_key: Some(credential.key.prefix.clone()),
+                ..ActorAuthentication::default()
+            }),
+        },
+        tenant: credential.tenant,
+        origin,
+    })
 }
 
 /// A person on the admin API through their browser's sign-in session (the console): held to
@@ -192,7 +226,10 @@ impl FromRequestParts<AppState> for PepCaller {
             origin,
         )
         .await
-        .map(PepCaller)
+        .map(|caller| {
+            note_api_use(state, &caller);
+            PepCaller(caller)
+        })
     }
 }
 

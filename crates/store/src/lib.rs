@@ -5,6 +5,7 @@
 
 mod access;
 mod administrators;
+mod api_use;
 mod audit;
 mod cli_client;
 mod db;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::admin_tokens::admin_api;
 use crate::authorize::{post_form, token};
 use crate::device::command_line;
-use crate::harness::{BIN, Reply, TestServer};
+use crate::harness::{BIN, Reply, TestServer, cli};
 use crate::mfa::{between, code};
 use crate::signin::{Browser, PASSWORD, user_with_password};
 
@@ -531,6 +531,68 @@ async fn a_browser_session_works_on_the_admin_api_only_from_this_servers_pages()
     assert_eq!(me["authentication"]["method"], "session");
     assert_eq!(me["authentication"]["amr"], json!(["pwd"]));
     assert_eq!(me["authentication"]["acr"], "password");
+
+    // Counted, and visible per principal and method (written in the background, by the
+    // minute), with no audit event per request.
+    let mut used = Value::Null;
+    for _ in 0..100 {
+        used = server
+            .admin()
+            .get(&format!(
+                "/v1/api-use?principal_kind=user&principal_id={alice}"
+            ))
+            .await
+            .expect(200);
+        if !used["items"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(used["items"][0]["method"], "session", "{used}");
+    assert_eq!(used["items"][0]["principal"]["id"], alice);
+    let everyone = server.admin().get("/v1/api-use").await.expect(200);
+    assert!(
+        everyone["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["method"] == "api_key" && u["principal"]["kind"] == "service_principal"),
+        "{everyone}"
+    );
+    let (code, stdout, stderr) = cli(
+        &server,
+        &server.admin_key,
+        &[
+            "audit",
+            "api-use",
+            "--principal-kind",
+            "user",
+            "--principal-id",
+            &alice,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"session\""), "{stdout}");
+    for bad in ["limit=0", "limit=1001", "principal_kind=user"] {
+        server
+            .admin()
+            .get(&format!("/v1/api-use?{bad}"))
+            .await
+            .problem(422);
+    }
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("portcullis_api_authentications_total{method=\"session\"}")),
+        "{metrics}"
+    );
 
     // Without the page's token, with another one, or sent by another site: refused, whatever
     // the cookie.

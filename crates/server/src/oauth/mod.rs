@@ -136,6 +136,15 @@ pub struct TokenCaches {
     /// itself: a client calling many times does not pay for a signature check each time.
     /// Only the signature is remembered; expiry and every revocation are checked at each use.
     pub(crate) verified: TtlCache<String, AccessTokenClaims>,
+    /// Principals whose use of the API this node recorded in the last minute, per method.
+    pub(crate) api_use: TtlCache<
+        (
+            portcullis_core::TenantId,
+            portcullis_core::identity::PrincipalRef,
+            &'static str,
+        ),
+        (),
+    >,
 }
 
 const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -148,6 +157,7 @@ impl Default for TokenCaches {
             clients: TtlCache::new(CACHE_TTL, 100_000),
             cli_clients: TtlCache::new(std::time::Duration::from_secs(60), 10_000),
             verified: TtlCache::new(std::time::Duration::from_secs(5), 10_000),
+            api_use: TtlCache::new(crate::auth::API_USE_EVERY, 100_000),
         }
     }
 }

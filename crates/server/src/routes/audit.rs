@@ -6,13 +6,15 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
-use portcullis_core::audit::{AuditRecord, Outcome};
+use portcullis_core::ValidationError;
+use portcullis_core::audit::{ApiUse, AuditRecord, Outcome};
 use portcullis_core::authz::{Action, Scope};
+use portcullis_core::identity::{PrincipalKind, PrincipalRef};
 use portcullis_core::page::{Page, PageRequest};
 use portcullis_store::AuditFilter;
 
 use crate::auth::Caller;
-use crate::error::{ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::ApiQuery;
 use crate::state::AppState;
 
@@ -160,4 +162,58 @@ pub async fn sign_ins(
         outcome: q.outcome,
     };
     search(&state, &caller, &filter, q.cursor.as_deref(), q.limit).await
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ApiUseQuery {
+    /// Only this principal's use: `user` or `service_principal`, with `principal_id`.
+    pub principal_kind: Option<PrincipalKind>,
+    pub principal_id: Option<uuid::Uuid>,
+    /// 1–1000 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// The API's items, as every list answers.
+#[derive(Serialize, ToSchema)]
+pub struct ApiUseList {
+    pub items: Vec<ApiUse>,
+}
+
+/// When each principal last used the API (admin API and AuthZEN), per way of authenticating
+/// (`api_key`, `access_token`, `session`), to the minute, most recent first: dormant
+/// administrators and forgotten keys show up here without an audit event per request.
+#[utoipa::path(get, path = "/v1/api-use", tag = "audit", params(ApiUseQuery),
+    responses((status = 200, body = ApiUseList), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn api_use(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ApiUseQuery>,
+) -> ApiResult<Json<ApiUseList>> {
+    caller
+        .authorize(&state, Action::AuditRead, Scope::Tenant, None)
+        .await?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::Validation(ValidationError::new(
+            "limit",
+            "must be between 1 and 1000",
+        )));
+    }
+    let principal = match (q.principal_kind, q.principal_id) {
+        (Some(kind), Some(id)) => Some(PrincipalRef { kind, id }),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::Validation(ValidationError::new(
+                "principal_id",
+                "give principal_kind and principal_id together",
+            )));
+        }
+    };
+    let items = state
+        .store
+        .admin_api_use(caller.tenant_id(), principal, limit)
+        .await?;
+    Ok(Json(ApiUseList { items }))
 }

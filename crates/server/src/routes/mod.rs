@@ -228,6 +228,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(access::configuration_under_tenant))
         .routes(routes!(audit::list_events))
         .routes(routes!(audit::chain))
+        .routes(routes!(audit::api_use))
         .split_for_parts();
     doc.paths.paths.insert(
         "/v1/openapi.json".into(),
