@@ -1,6 +1,7 @@
-//! `portcullis login` and `logout`: a person signs the command line in to a tenant with the
-//! device authorization grant (RFC 8628) through the tenant's built-in command-line client,
-//! approving the code on the sign-in pages in any browser. The tokens are kept in a file only
+//! `portcullis login` and `logout`: a person signs the command line in to a tenant through the
+//! tenant's built-in command-line client: in the browser of this machine, which hands the code
+//! back to a port the command listens on (RFC 8252 loopback redirect, with PKCE), or with the
+//! device authorization grant (RFC 8628), approving a code on the sign-in pages in any browser. The tokens are kept in a file only
 //! its owner can read, refreshed when they run out, and revoked at logout.
 
 use std::path::PathBuf;
@@ -18,11 +19,48 @@ const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// Refresh this long before the access token runs out, so no request carries a dying one.
 const REFRESH_MARGIN_SECONDS: i64 = 30;
 
+/// How a person signs the command line in.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    /// The browser here when one can be opened (a desktop session, not over SSH), else a code.
+    #[default]
+    Auto,
+    /// Open the browser of this machine; it hands the sign-in back to the command.
+    Browser,
+    /// Show a code to approve in a browser on any device.
+    Device,
+}
+
+impl Flow {
+    /// What `Auto` means here and now.
+    fn resolve(self) -> Flow {
+        if self != Flow::Auto {
+            return self;
+        }
+        let remote =
+            std::env::var_os("SSH_CONNECTION").is_some() || std::env::var_os("SSH_TTY").is_some();
+        let desktop = std::env::var_os("BROWSER").is_some()
+            || cfg!(any(target_os = "macos", target_os = "windows"))
+            || std::env::var_os("DISPLAY").is_some()
+            || std::env::var_os("WAYLAND_DISPLAY").is_some();
+        if desktop && !remote {
+            Flow::Browser
+        } else {
+            Flow::Device
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub struct LoginArgs {
     /// The tenant to sign in to (its name, as in `/t/{tenant}/sign-in`).
     #[arg(long, default_value = "operator")]
     pub tenant: String,
+    /// How to sign in: `browser` opens this machine's browser (`$BROWSER` if set), `device`
+    /// prints a code to approve anywhere, `auto` picks.
+    #[arg(long = "with", value_enum, default_value_t = Flow::Auto)]
+    pub flow: Flow,
     #[command(flatten)]
     pub connection: Connection,
 }
@@ -45,6 +83,13 @@ pub struct Login {
     pub refresh_token: Option<String>,
     /// When the access token runs out (Unix seconds).
     pub expires_at: i64,
+    /// How the person signed in; a step-up signs in the same way.
+    #[serde(default = "device_flow")]
+    pub flow: Flow,
+}
+
+fn device_flow() -> Flow {
+    Flow::Device
 }
 
 /// Where the login is kept: `$PORTCULLIS_CONFIG_DIR`, else `$XDG_CONFIG_HOME/portcullis`, else
@@ -272,13 +317,14 @@ fn auth_params(text: &str) -> Vec<(String, String)> {
     params
 }
 
-/// Signs a person in to `tenant` at `url` with the device grant through the tenant's
-/// command-line client, asking for `step_up` if given, and returns the login (not yet saved).
+/// Signs a person in to `tenant` at `url` through the tenant's command-line client, the way
+/// `flow` says, asking for `step_up` if given, and returns the login (not yet saved).
 async fn sign_in(
     http: &reqwest::Client,
     url: &str,
     tenant: &str,
     step_up: Option<&StepUp>,
+    flow: Flow,
 ) -> anyhow::Result<Login> {
     let discovery_url = format!("{url}/t/{tenant}/.well-known/openid-configuration");
     let response = http.get(&discovery_url).send().await.with_context(|| {
@@ -317,7 +363,43 @@ async fn sign_in(
             form.push(("max_age", max_age));
         }
     }
-    let started = post_form(http, &field("device_authorization_endpoint")?, &form)
+    let flow = flow.resolve();
+    let tokens = if flow == Flow::Browser {
+        let endpoints = (field("authorization_endpoint")?, token_endpoint.as_str());
+        loopback(http, endpoints, &form).await?
+    } else {
+        device(
+            http,
+            &field("device_authorization_endpoint")?,
+            &token_endpoint,
+            &form,
+        )
+        .await?
+    };
+    let mut login = Login {
+        url: url.to_owned(),
+        tenant: tenant.to_owned(),
+        client_id,
+        token_endpoint,
+        revocation_endpoint: field("revocation_endpoint")?,
+        access_token: String::new(),
+        refresh_token: None,
+        expires_at: 0,
+        flow,
+    };
+    login.take(&tokens)?;
+    Ok(login)
+}
+
+/// The device grant: prints the code to approve, polls until it is answered. The tokens.
+async fn device(
+    http: &reqwest::Client,
+    device_authorization_endpoint: &str,
+    token_endpoint: &str,
+    form: &[(&str, &str)],
+) -> anyhow::Result<Value> {
+    let client_id = param(form, "client_id");
+    let started = post_form(http, device_authorization_endpoint, form)
         .await?
         .map_err(|e| anyhow::anyhow!("the server refused to start a sign-in: {}", e.description))?;
     let text = |name: &str| started[name].as_str().unwrap_or_default().to_owned();
@@ -329,20 +411,20 @@ async fn sign_in(
         text("user_code"),
     );
     let mut interval = started["interval"].as_u64().unwrap_or(5);
-    let tokens = loop {
+    loop {
         tokio::time::sleep(Duration::from_secs(interval)).await;
         let answer = post_form(
             http,
-            &token_endpoint,
+            token_endpoint,
             &[
                 ("grant_type", DEVICE_GRANT),
                 ("device_code", &device_code),
-                ("client_id", &client_id),
+                ("client_id", client_id),
             ],
         )
         .await?;
         match answer {
-            Ok(tokens) => break tokens,
+            Ok(tokens) => return Ok(tokens),
             Err(e) if e.code == "authorization_pending" => {}
             Err(e) if e.code == "slow_down" => interval += 5,
             Err(e) if e.code == "access_denied" => {
@@ -353,19 +435,188 @@ async fn sign_in(
             }
             Err(e) => bail!("the sign-in failed: {} ({})", e.description, e.code),
         }
-    };
-    let mut login = Login {
-        url: url.to_owned(),
-        tenant: tenant.to_owned(),
-        client_id,
+    }
+}
+
+/// The value of `name` in a request's parameters (empty if absent).
+fn param<'a>(form: &[(&str, &'a str)], name: &str) -> &'a str {
+    form.iter()
+        .find(|(k, _)| *k == name)
+        .map_or("", |(_, v)| *v)
+}
+
+/// How long the command waits for the browser to come back.
+const BROWSER_WAIT: Duration = Duration::from_secs(10 * 60);
+
+/// The loopback redirect (RFC 8252 §7.3) with PKCE (RFC 7636): listens on a port of 127.0.0.1
+/// the system picks, opens the authorization endpoint in the browser, and takes the code the
+/// browser brings back (checking `state`, so no other page can plant one), then redeems it with
+/// the verifier only this process knows. The tokens.
+async fn loopback(
+    http: &reqwest::Client,
+    (authorization_endpoint, token_endpoint): (String, &str),
+    form: &[(&str, &str)],
+) -> anyhow::Result<Value> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot listen on 127.0.0.1 for the browser to come back; try --with device")?;
+    let redirect_uri = format!(
+        "http://127.0.0.1:{}/callback",
+        listener.local_addr()?.port()
+    );
+    let verifier = portcullis_core::session::new_session_token()?;
+    let state = portcullis_core::session::new_session_token()?;
+    let mut authorize = reqwest::Url::parse(&authorization_endpoint)
+        .context("the discovery document's authorization_endpoint is not a URL")?;
+    authorize
+        .query_pairs_mut()
+        .extend_pairs(form)
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", &redirect_uri)
+        .append_pair("state", &state)
+        .append_pair(
+            "code_challenge",
+            &portcullis_core::authorize::pkce_challenge(&verifier),
+        )
+        .append_pair("code_challenge_method", "S256");
+    eprintln!(
+        "Opening your browser to sign in. If it does not open, go to:\n\n    {authorize}\n\nWaiting for you to sign in there…"
+    );
+    open_browser(authorize.as_str());
+    let code = tokio::time::timeout(BROWSER_WAIT, browser_answer(&listener, &state))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!("no answer from the browser within 10 minutes; run `portcullis login` again, or `--with device`")
+        })??;
+    let client_id = param(form, "client_id");
+    let resource = param(form, "resource");
+    post_form(
+        http,
         token_endpoint,
-        revocation_endpoint: field("revocation_endpoint")?,
-        access_token: String::new(),
-        refresh_token: None,
-        expires_at: 0,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &redirect_uri),
+            ("client_id", client_id),
+            ("code_verifier", &verifier),
+            ("resource", resource),
+        ],
+    )
+    .await?
+    .map_err(|e| anyhow::anyhow!("the sign-in failed: {} ({})", e.description, e.code))
+}
+
+/// Opens `url` in the browser: `$BROWSER` if set (a command, given the URL), else the
+/// system's opener. A failure is not an error: the URL is printed too.
+fn open_browser(url: &str) {
+    let mut command = match std::env::var("BROWSER") {
+        Ok(browser) if !browser.trim().is_empty() => {
+            let mut words = browser.split_whitespace();
+            let mut command = std::process::Command::new(words.next().unwrap_or_default());
+            command.args(words);
+            command
+        }
+        _ if cfg!(target_os = "macos") => std::process::Command::new("open"),
+        _ if cfg!(target_os = "windows") => {
+            let mut command = std::process::Command::new("cmd");
+            command.args(["/C", "start", ""]);
+            command
+        }
+        _ => std::process::Command::new("xdg-open"),
     };
-    login.take(&tokens)?;
-    Ok(login)
+    let opened = command
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(error) = opened {
+        eprintln!("(could not open a browser: {error})");
+    }
+}
+
+/// Waits for the browser's request to `/callback` carrying our `state`: its code, or the
+/// error the authorization server sent. Anything else (another path, another state, junk) is
+/// answered and ignored.
+async fn browser_answer(listener: &tokio::net::TcpListener, state: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let (mut stream, _) = listener.accept().await?;
+        let mut head = Vec::with_capacity(1024);
+        let mut buffer = [0u8; 1024];
+        let read = tokio::time::timeout(Duration::from_secs(10), async {
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+                let n = stream.read(&mut buffer).await?;
+                if n == 0 {
+                    break;
+                }
+                head.extend_from_slice(&buffer[..n]);
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
+        if !matches!(read, Ok(Ok(()))) {
+            continue;
+        }
+        let line = String::from_utf8_lossy(&head);
+        let target = line
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("GET "))
+            .and_then(|l| l.split(' ').next())
+            .unwrap_or("");
+        let answer = reqwest::Url::parse(&format!("http://127.0.0.1{target}"))
+            .ok()
+            .filter(|u| u.path() == "/callback")
+            .map(|u| {
+                u.query_pairs()
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect::<std::collections::HashMap<_, _>>()
+            });
+        let (status, message, outcome) = match answer {
+            Some(params) if params.get("state").map(String::as_str) == Some(state) => {
+                match (params.get("code"), params.get("error")) {
+                    (Some(code), None) => (
+                        "200 OK",
+                        "You are signed in. You can close this tab and go back to the terminal.",
+                        Some(Ok(code.clone())),
+                    ),
+                    (_, error) => (
+                        "200 OK",
+                        "The sign-in did not complete. Go back to the terminal to see why.",
+                        Some(Err(anyhow::anyhow!(
+                            "the sign-in did not complete: {} ({})",
+                            params
+                                .get("error_description")
+                                .map_or("no description", String::as_str),
+                            error.map_or("no error code", String::as_str)
+                        ))),
+                    ),
+                }
+            }
+            Some(_) => (
+                "400 Bad Request",
+                "This answer does not belong to the sign-in the command line started.",
+                None,
+            ),
+            None => ("404 Not Found", "Nothing here.", None),
+        };
+        let body = format!(
+            "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>portcullis</title><p>{message}</p></html>"
+        );
+        let response = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+             Cache-Control: no-store\r\nContent-Security-Policy: default-src 'none'\r\n\
+             Referrer-Policy: no-referrer\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        // The browser may have gone; the answer matters more than telling it.
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        if let Some(outcome) = outcome {
+            return outcome;
+        }
+    }
 }
 
 impl Login {
@@ -384,7 +635,7 @@ impl Login {
             (None, None) => "a new sign-in".to_owned(),
         };
         eprintln!("This needs {asked}.");
-        let fresh = sign_in(http, &self.url, &self.tenant, Some(step_up)).await?;
+        let fresh = sign_in(http, &self.url, &self.tenant, Some(step_up), self.flow).await?;
         let old = std::mem::replace(self, fresh);
         self.save(path)?;
         old.revoke(http).await;
@@ -426,7 +677,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     let url = args.connection.url.trim_end_matches('/').to_owned();
     let path = login_file().context("no place for the login: set HOME or PORTCULLIS_CONFIG_DIR")?;
     let http = http()?;
-    let login = sign_in(&http, &url, &args.tenant, None).await?;
+    let login = sign_in(&http, &url, &args.tenant, None, args.flow).await?;
     login.save(&path)?;
     let me: Value = http
         .get(format!("{url}/v1/me"))

@@ -46,6 +46,28 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
     }
 }
 
+/// Whether `requested` is one of the client's `registered` redirect URIs: character for
+/// character, except that a registered `http` URI on a loopback IP literal without a port
+/// matches the same URI with any port (RFC 8252 §7.3), as a native app listens on whichever
+/// port the system gave it at that moment.
+pub fn redirect_uri_registered(registered: &[String], requested: &str) -> bool {
+    registered.iter().any(|r| r == requested)
+        || url::Url::parse(requested).is_ok_and(|parsed| {
+            let ip_literal = matches!(
+                parsed.host(),
+                Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+            ) || matches!(parsed.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
+            if parsed.scheme() != "http" || !ip_literal || parsed.as_str() != requested {
+                return false;
+            }
+            let mut portless = parsed;
+            if portless.set_port(None).is_err() {
+                return false;
+            }
+            registered.iter().any(|r| r == portless.as_str())
+        })
+}
+
 fn is_loopback(host: Option<url::Host<&str>>) -> bool {
     match host {
         Some(url::Host::Domain(name)) => name == "localhost",
@@ -304,8 +326,13 @@ pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     if !well_formed {
         return false;
     }
-    let computed = URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()));
+    let computed = pkce_challenge(verifier);
     bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
+}
+
+/// RFC 7636 §4.2: the S256 `code_challenge` of a verifier.
+pub fn pkce_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()))
 }
 
 /// OIDC Core §3.1.3.6 `at_hash`: the left half of the access token's SHA-256, base64url.
@@ -413,6 +440,37 @@ mod tests {
             &client(),
             "https://id.example/t/a/oauth/userinfo",
         )
+    }
+
+    #[test]
+    fn a_loopback_ip_redirect_uri_takes_any_port_and_nothing_else_varies() {
+        let registered = vec![
+            "http://127.0.0.1/callback".to_owned(),
+            "http://[::1]/callback".to_owned(),
+            "http://localhost/cb".to_owned(),
+            "https://app.example.com/cb".to_owned(),
+        ];
+        for ok in [
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:49152/callback",
+            "http://[::1]:8123/callback",
+            "https://app.example.com/cb",
+        ] {
+            assert!(redirect_uri_registered(&registered, ok), "{ok}");
+        }
+        for refused in [
+            "http://127.0.0.1:49152/callback/",
+            "http://127.0.0.1:49152/other",
+            "http://127.0.0.1:49152/callback?x=1",
+            "http://127.0.0.2:49152/callback",
+            "http://localhost:49152/cb",
+            "https://127.0.0.1:49152/callback",
+            "https://app.example.com:8443/cb",
+            "http://127.0.0.1:49152/./callback",
+            "http://127.0.0.1:49152/callback#x",
+        ] {
+            assert!(!redirect_uri_registered(&registered, refused), "{refused}");
+        }
     }
 
     #[test]

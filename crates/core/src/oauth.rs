@@ -52,7 +52,8 @@ pub struct ClientSettings {
     pub client_type: ClientType,
     pub grant_types: Vec<GrantType>,
     /// Where codes may be sent (`authorization_code`): compared exactly, character for
-    /// character. `https` URIs, `http` only on a loopback host, or a native app's private
+    /// character, except that `http` on a loopback IP literal without a port (e.g.
+    /// `http://127.0.0.1/callback`) takes any port (RFC 8252 §7.3). `https` URIs, `http` only on a loopback host, or a native app's private
     /// scheme (`com.example.app:/callback`, RFC 8252). At most 10.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redirect_uris: Vec<String>,

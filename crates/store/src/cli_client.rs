@@ -1,7 +1,7 @@
 //! Each tenant's built-in OAuth client for the `portcullis` command line: a public client with
-//! the device grant and refresh tokens, whose tokens are for the admin API. It is made on first
-//! use and kept pointing at the admin API's current resource identifier (the public URL may
-//! change); the tenant remembers which service principal it is, so a principal someone else
+//! the loopback authorization-code flow (RFC 8252), the device grant and refresh tokens, whose
+//! tokens are for the admin API. It is made on first use and kept pointing at the admin API's
+//! current resource identifier (the public URL may change); the tenant remembers which service principal it is, so a principal someone else
 //! named `portcullis-cli` is never taken for it.
 
 use serde_json::json;
@@ -18,8 +18,17 @@ use crate::{Store, StoreError, WriteContext};
 fn cli_client_settings(resource: &str) -> ClientSettings {
     ClientSettings {
         client_type: ClientType::Public,
-        grant_types: vec![GrantType::DeviceCode, GrantType::RefreshToken],
-        redirect_uris: Vec::new(),
+        grant_types: vec![
+            GrantType::AuthorizationCode,
+            GrantType::DeviceCode,
+            GrantType::RefreshToken,
+        ],
+        // The browser on this machine hands the code back to the command line listening on a
+        // port of its own (RFC 8252 §7.3: any port on a loopback IP literal).
+        redirect_uris: vec![
+            "http://127.0.0.1/callback".to_owned(),
+            "http://[::1]/callback".to_owned(),
+        ],
         scopes: Vec::new(),
         resources: vec![resource.to_owned()],
         access_token_seconds: 300,
@@ -61,11 +70,26 @@ impl Store {
             let id: ServicePrincipalId = row.parse("service_principal_id")?;
             let settings: ClientSettings = serde_json::from_str(&row.text("settings")?)
                 .map_err(|e| StoreError::Corrupt(format!("cli client settings: {e}")))?;
-            if settings.resources == wanted.resources {
+            let current = (
+                &settings.resources,
+                &settings.grant_types,
+                &settings.redirect_uris,
+            );
+            if current
+                == (
+                    &wanted.resources,
+                    &wanted.grant_types,
+                    &wanted.redirect_uris,
+                )
+            {
                 return Ok(id);
             }
+            // Repointed at the admin API's resource, and given what this version signs in with;
+            // the lifetimes an administrator chose stay.
             let repointed = ClientSettings {
                 resources: wanted.resources,
+                grant_types: wanted.grant_types,
+                redirect_uris: wanted.redirect_uris,
                 ..settings
             };
             w.execute(

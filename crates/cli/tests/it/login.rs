@@ -31,6 +31,10 @@ fn portcullis(
         .env("PORTCULLIS_CONFIG_DIR", config)
         .env_remove("PORTCULLIS_API_KEY")
         .env_remove("PORTCULLIS_API_KEY_FILE");
+    // No desktop here: `login` signs in with a device code unless told otherwise.
+    for desktop in ["BROWSER", "DISPLAY", "WAYLAND_DISPLAY"] {
+        command.env_remove(desktop);
+    }
     command
 }
 
@@ -258,10 +262,114 @@ async fn the_command_line_client_is_made_once_and_is_not_an_impostor() {
     assert_eq!(settings["client_type"], "public");
     assert_eq!(
         settings["grant_types"],
-        json!(["device_code", "refresh_token"])
+        json!(["authorization_code", "device_code", "refresh_token"])
+    );
+    assert_eq!(
+        settings["redirect_uris"],
+        json!(["http://127.0.0.1/callback", "http://[::1]/callback"])
     );
     assert_eq!(
         settings["resources"],
         json!([crate::admin_tokens::admin_api(&server)])
     );
+}
+
+#[tokio::test]
+async fn a_person_logs_in_with_the_browser_on_this_machine_through_a_loopback_redirect() {
+    let server = TestServer::start().await;
+    let config = tempfile::tempdir().unwrap();
+    let (mut browser, alice) = signed_in(&server, "alice").await;
+    // `true` stands in for the browser: the test opens the printed link itself.
+    let mut login = portcullis(
+        &server,
+        config.path(),
+        &["login", "--tenant", "operator", "--with", "browser"],
+    )
+    .env("BROWSER", "true")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(login.stderr.take().unwrap()).lines();
+    let link = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the command prints the link before it waits");
+        if line.contains("/oauth/authorize?") {
+            break line.trim().to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let link = url::Url::parse(&link).unwrap();
+    let params: std::collections::HashMap<String, String> =
+        link.query_pairs().into_owned().collect();
+    assert_eq!(params["code_challenge_method"], "S256");
+    let redirect_uri = params["redirect_uri"].clone();
+    assert!(
+        redirect_uri.starts_with("http://127.0.0.1:") && redirect_uri.ends_with("/callback"),
+        "{redirect_uri}"
+    );
+
+    // Another page on this machine cannot plant a code: the command waits for its own state.
+    let http = reqwest::Client::new();
+    let planted = http
+        .get(format!("{redirect_uri}?code=planted&state=not-ours"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(planted.status(), 400);
+    let elsewhere = http
+        .get(redirect_uri.replace("/callback", "/other"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 404);
+
+    // The person's browser: already signed in, it goes straight back to the command.
+    let path = &link.as_str()[link.as_str().find("/t/").unwrap()..];
+    let answered = browser.get(path).await;
+    assert_eq!(answered.status, 303, "{}", answered.body);
+    let back = answered.location().to_owned();
+    assert!(back.starts_with(&format!("{redirect_uri}?code=")), "{back}");
+    let page = http.get(&back).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("You are signed in"));
+
+    let output = login.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("as alice"), "{stdout}");
+    let kept: Value =
+        serde_json::from_str(&std::fs::read_to_string(config.path().join("login.json")).unwrap())
+            .unwrap();
+    assert_eq!(kept["flow"], "browser");
+    let (code, stdout, stderr) = run(&server, config.path(), &["whoami"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let me: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(me["principal"], json!({"kind": "user", "id": alice}));
+    assert_eq!(me["authentication"]["method"], "access_token");
+
+    // The code was for that port's redirect URI and this verifier: it cannot be used again.
+    let code = url::Url::parse(&back)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let (status, _) = crate::authorize::token(
+        &server,
+        &params["client_id"],
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &redirect_uri),
+            ("code_verifier", &"v".repeat(43)),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
 }

@@ -52,12 +52,10 @@ async fn pushed(
     }
     let client_id = client.id.to_string();
     let redirect_uri = form.require("redirect_uri")?;
-    if !client
-        .settings
-        .redirect_uris
-        .iter()
-        .any(|r| r == redirect_uri)
-    {
+    if !portcullis_core::authorize::redirect_uri_registered(
+        &client.settings.redirect_uris,
+        redirect_uri,
+    ) {
         return Err(OAuthError::InvalidRequest(
             "redirect_uri is not one this client registered".into(),
         )

@@ -152,7 +152,7 @@ async fn fresh(
         .get("redirect_uri")
         .ok_or_else(|| bad_request("redirect_uri is missing"))?;
     // Exact comparison (RFC 9700 §4.1.3): no prefixes, no added paths or queries.
-    if !settings.redirect_uris.iter().any(|r| r == redirect_uri) {
+    if !portcullis_core::authorize::redirect_uri_registered(&settings.redirect_uris, redirect_uri) {
         return Err(bad_request(
             "redirect_uri is not one this application registered",
         ));
@@ -241,7 +241,10 @@ async fn resume(
     let request: AuthorizationRequest = serde_json::from_str(&kept.pending.request)
         .map_err(|e| PageError::Internal(format!("kept authorization request: {e}")))?;
     // The client may have changed its settings since: the redirect URI must still be its own.
-    if !settings.redirect_uris.contains(&request.redirect_uri) {
+    if !portcullis_core::authorize::redirect_uri_registered(
+        &settings.redirect_uris,
+        &request.redirect_uri,
+    ) {
         return Err(bad_request(
             "redirect_uri is no longer one this application registered",
         ));
