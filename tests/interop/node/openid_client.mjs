@@ -14,53 +14,18 @@ import { createHash } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import * as client from 'openid-client';
 
-const PASSWORD = 'violet tugboat parsley orbit';
+import { Browser, Failure, PASSWORD, adminApi, check, createUser, csrfOf } from './common.mjs';
+
 // Nothing listens here: the browser's last redirect is handed to openid-client, never followed.
 const REDIRECT_URI = 'http://localhost:9/callback';
 const SIGNED_OUT_URI = 'http://localhost:9/signed-out';
 const API_SCOPE = 'orders:read';
 const SCOPE = `openid profile email ${API_SCOPE}`;
 
-class Failure extends Error {}
-
-function check(condition, message) {
-  if (!condition) throw new Failure(message);
-}
-
 const json = (value) => JSON.stringify(value);
 
 // ---------------------------------------------------------------------------------------------
 // The admin API (setup only)
-
-function adminApi(base, apiKey) {
-  return async (method, path, body, expected) => {
-    const response = await fetch(base + path, {
-      method,
-      headers: {
-        authorization: `Bearer ${apiKey}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    check(
-      response.status === expected,
-      `${method} ${path}: expected ${expected}, got ${response.status}: ${text}`,
-    );
-    return text ? JSON.parse(text) : null;
-  };
-}
-
-async function createUser(admin, userName) {
-  const user = await admin(
-    'POST',
-    '/v1/users',
-    { user_name: userName, display_name: 'Interop Node', email: `${userName}@example.com` },
-    201,
-  );
-  await admin('PUT', `/v1/users/${user.id}/password`, { password: PASSWORD, must_change: false }, 204);
-  return user.id;
-}
 
 /** A service principal set up as a sign-in client; the confidential one gets a secret. */
 async function createClient(admin, name, clientType) {
@@ -85,49 +50,7 @@ async function createClient(admin, name, clientType) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A minimal browser: fetch with a cookie jar, never following redirects by itself.
-
-class Browser {
-  constructor() {
-    this.cookies = new Map();
-  }
-
-  /** Keeps the response's cookies; `Max-Age=0` (or an empty value) deletes one. */
-  #keep(response) {
-    for (const line of response.headers.getSetCookie()) {
-      const [pair, ...attributes] = line.split(';');
-      const at = pair.indexOf('=');
-      const name = pair.slice(0, at).trim();
-      const value = pair.slice(at + 1).trim();
-      const expired = attributes.some((a) => /^\s*max-age\s*=\s*0\s*$/i.test(a));
-      if (expired || value === '') this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-  }
-
-  async request(url, init = {}) {
-    const headers = new Headers(init.headers);
-    if (this.cookies.size) {
-      headers.set('cookie', [...this.cookies].map(([n, v]) => `${n}=${v}`).join('; '));
-    }
-    const response = await fetch(url, { ...init, headers, redirect: 'manual' });
-    this.#keep(response);
-    return response;
-  }
-
-  /** Requests `url`, expects a 303, and returns where it points (absolute). */
-  async redirect(label, url, init) {
-    const response = await this.request(url, init);
-    const location = response.headers.get('location');
-    if (response.status !== 303 || !location) {
-      throw new Failure(
-        `${label}: ${init?.method ?? 'GET'} ${url} answered ${response.status} ` +
-          `(location ${location}), not a 303 redirect: ${(await response.text()).slice(0, 500)}`,
-      );
-    }
-    return new URL(location, url);
-  }
-}
+// Through the sign-in pages
 
 /**
  * Runs an authorization request through the server's pages as a person with a browser would:
@@ -150,8 +73,7 @@ async function signInAndAuthorize(browser, issuer, authorizationUrl, userName) {
   const page = await browser.request(signInUrl);
   const html = await page.text();
   check(page.status === 200, `GET ${signInUrl}: ${page.status}: ${html.slice(0, 500)}`);
-  const csrf = /<input[^>]*name="csrf"[^>]*value="([^"]+)"/.exec(html)?.[1];
-  check(csrf?.length === 43, `sign-in page: no 43-character csrf field in ${html.slice(0, 500)}`);
+  const csrf = csrfOf(html);
   check(browser.cookies.has('portcullis_csrf'), 'sign-in page: no portcullis_csrf cookie');
 
   const resumeUrl = await browser.redirect('sign-in', new URL(`${tenantPath}/sign-in`, issuer), {
