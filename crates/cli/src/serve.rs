@@ -164,6 +164,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let shutdown = shutdown_signal().context("cannot install the shutdown signal handlers")?;
+    let state = server.state();
+    let pages = format!(
+        "{}/t/{}",
+        state.config.public_url, state.config.operator_tenant
+    );
+    println!("portcullis: sign-in at {pages}/sign-in (your account: {pages}/account)");
+    println!(
+        "portcullis: admin API at {}/v1 (OpenAPI: {}/v1/openapi.json)",
+        state.config.public_url, state.config.public_url
+    );
+    // Last: scripts wait for this line and read the address from it.
     println!("portcullis: listening on http://{address}");
     server.serve(listener, shutdown).await?;
     Ok(ExitCode::SUCCESS)

@@ -129,6 +129,15 @@ async fn an_acknowledged_write_survives_kill_9() {
     let key = first
         .bootstrap_key()
         .expect("the first start prints the bootstrap key");
+    assert!(
+        first
+            .stdout
+            .iter()
+            .any(|l| l.starts_with("portcullis: sign-in at http://")
+                && l.contains("/t/operator/sign-in")),
+        "the start says where to sign in: {:?}",
+        first.stdout
+    );
     let client = first.client(&key);
     let mut ids = Vec::new();
     for i in 0..30 {
