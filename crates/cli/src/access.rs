@@ -227,7 +227,7 @@ pub async fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         "context": args.freshness.context()?,
     });
     let answer = pdp.ask("evaluation", body).await?;
-    if args.json {
+    if args.json || crate::output::json_asked() {
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
     }

@@ -622,13 +622,6 @@ fn query(
     q
 }
 
-pub fn print(value: &Value) -> anyhow::Result<ExitCode> {
-    if !value.is_null() {
-        println!("{}", serde_json::to_string_pretty(value)?);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
     use Method as M;
     let none = &[];
@@ -1205,7 +1198,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    print(&answer)
+    crate::output::print(&answer)
 }
 
 /// The first line of standard input, without its line ending.

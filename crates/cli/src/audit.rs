@@ -27,7 +27,7 @@ pub enum AuditCommand {
     Export {
         /// Write here instead of standard output.
         #[arg(long, short, value_name = "FILE")]
-        output: Option<PathBuf>,
+        file: Option<PathBuf>,
         #[command(flatten)]
         connection: Connection,
     },
@@ -201,9 +201,9 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        AuditCommand::Export { output, connection } => {
+        AuditCommand::Export { file, connection } => {
             let api = Api::new(&connection)?;
-            let mut out: Box<dyn Write> = match &output {
+            let mut out: Box<dyn Write> = match &file {
                 Some(path) => Box::new(std::io::BufWriter::new(
                     std::fs::File::create(path)
                         .with_context(|| format!("cannot create {}", path.display()))?,
@@ -248,7 +248,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k, v)))
             .collect();
-            crate::admin::print(&api.get("/v1/audit", &query).await?)
+            crate::output::print(&api.get("/v1/audit", &query).await?)
         }
         AuditCommand::ApiUse {
             principal_kind,
@@ -265,7 +265,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k, v)))
             .collect();
-            crate::admin::print(&api.get("/v1/api-use", &query).await?)
+            crate::output::print(&api.get("/v1/api-use", &query).await?)
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `portcullis`: runs the server (`serve`, `migrate`) and administers it over its REST API
 //! (everything else). The admin commands hold no logic the server does not expose; they turn
-//! flags into API calls and print the JSON answers.
+//! flags into API calls and print the answers (tables for people, JSON for scripts).
 
 mod access;
 mod admin;
@@ -8,6 +8,7 @@ mod api;
 mod audit;
 mod bench;
 mod login;
+mod output;
 mod serve;
 
 use std::path::PathBuf;
@@ -18,6 +19,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "portcullis", version, about = "Identity and access management server and admin tool", long_about = None)]
 struct Cli {
+    /// How to print answers: `table` (readable) or `json` (the API's answer) [default: table
+    /// on a terminal, json when piped].
+    #[arg(long, global = true, value_enum, env = "PORTCULLIS_OUTPUT")]
+    output: Option<output::Output>,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,8 +52,9 @@ enum Command {
     WhoCan(access::WhoCanArgs),
     /// List what a principal may do: the actions on one resource, or the records for one action.
     WhatCan(access::WhatCanArgs),
-    /// Sign the command line in to a tenant as yourself: approve a code in any browser (the
-    /// OAuth device grant). Later commands then act as you, with your roles and your sign-in.
+    /// Sign the command line in to a tenant as yourself, in this machine's browser or by
+    /// approving a code in any browser (OAuth). Later commands then act as you, with your
+    /// roles and your sign-in.
     Login(login::LoginArgs),
     /// End the sign-in of `portcullis login`: its tokens are revoked and forgotten.
     Logout(login::LogoutArgs),
@@ -88,6 +94,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    output::choose(cli.output);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -120,5 +127,16 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks over every command, flag and global option.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -226,7 +226,7 @@ async fn export_writes_json_lines_that_verify_offline() {
     let (code, _, stderr) = cli(
         &server,
         &server.admin_key,
-        &["audit", "export", "--output", file.to_str().unwrap()],
+        &["audit", "export", "--file", file.to_str().unwrap()],
     )
     .await;
     assert_eq!(code, 0, "{stderr}");

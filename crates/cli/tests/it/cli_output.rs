@@ -1,0 +1,69 @@
+//! The command line prints JSON to scripts and tables to people: `--output` (or
+//! `PORTCULLIS_OUTPUT`) chooses, and without it a pipe gets the API's JSON.
+
+use serde_json::Value;
+
+use crate::harness::{TestServer, cli};
+
+#[tokio::test]
+async fn answers_are_json_for_scripts_and_tables_for_people() {
+    let server = TestServer::start().await;
+    let key = &server.admin_key;
+    server.admin().create_user("ada").await;
+
+    // Piped (as here), the API's JSON, so `| jq` works.
+    let (code, stdout, stderr) = cli(&server, key, &["user", "list"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let page: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(page["items"][0]["user_name"], "ada");
+
+    // Asked for a table: a header, one row per user, the name first.
+    let (code, stdout, stderr) = cli(&server, key, &["--output", "table", "user", "list"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("USER_NAME"), "{stdout}");
+    assert!(lines[1].starts_with("ada "), "{stdout}");
+    assert!(
+        !stdout.contains("tenant_id") && !stdout.contains('{'),
+        "{stdout}"
+    );
+
+    // The option goes anywhere on the line, and the environment sets it too.
+    let (_, after, _) = cli(&server, key, &["whoami", "--output", "table"]).await;
+    assert!(
+        after.contains("principal") && after.contains("service_principal:"),
+        "{after}"
+    );
+    assert!(after.contains("grants:\n  ROLE"), "{after}");
+    let output = tokio::process::Command::new(crate::harness::BIN)
+        .args(["group", "list"])
+        .env("PORTCULLIS_URL", format!("http://{}", server.addr))
+        .env("PORTCULLIS_API_KEY", key)
+        .env("PORTCULLIS_OUTPUT", "table")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "No results.\n");
+
+    // Explicit JSON wins even where the command's own text is the point.
+    let (_, stdout, _) = cli(
+        &server,
+        key,
+        &[
+            "--output",
+            "json",
+            "explain",
+            "--subject",
+            "user:ada",
+            "--action",
+            "user.read",
+            "--resource",
+            "user:-",
+        ],
+    )
+    .await;
+    let answer: Value = serde_json::from_str(&stdout).expect("explain printed JSON");
+    assert_eq!(answer["decision"], false);
+    let (_, text, _) = cli(&server, key, &["--output", "bogus", "user", "list"]).await;
+    assert!(text.is_empty());
+}
