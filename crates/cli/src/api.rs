@@ -15,6 +15,8 @@ struct Answer {
     text: String,
     /// What the server asked the person's sign-in to prove before it would do this.
     step_up: Option<StepUp>,
+    /// The id the server logged the request under (`X-Request-Id`).
+    request_id: Option<String>,
 }
 
 pub struct Api {
@@ -46,10 +48,19 @@ impl Api {
                 None if Path::new(DEFAULT_KEY_FILE).exists() => {
                     Credential::Key(read_key(Path::new(DEFAULT_KEY_FILE))?)
                 }
-                None => bail!(
-                    "no credential for {base}: sign in with `portcullis login --tenant TENANT`, or give an API key \
-                     (--api-key, PORTCULLIS_API_KEY, or --api-key-file); {DEFAULT_KEY_FILE} is not in this directory"
-                ),
+                None => {
+                    let here = std::env::current_dir()
+                        .map(|d| d.join(DEFAULT_KEY_FILE).display().to_string())
+                        .unwrap_or_else(|_| DEFAULT_KEY_FILE.to_owned());
+                    let login = crate::login::login_file()
+                        .map_or_else(|| "no login file".to_owned(), |f| f.display().to_string());
+                    bail!(
+                        "no credential for {base}. Looked for a `portcullis login` of this server in {login} \
+                         and for the bootstrap key in {here}; found neither. Sign in with `portcullis login \
+                         --tenant TENANT`, run the command in the directory the server was started in, or \
+                         give an API key (--api-key, PORTCULLIS_API_KEY or --api-key-file)."
+                    )
+                }
             },
         };
         let http = reqwest::Client::builder()
@@ -99,7 +110,12 @@ impl Api {
             }
             answer = send().await?;
         }
-        let Answer { status, text, .. } = answer;
+        let Answer {
+            status,
+            text,
+            request_id,
+            ..
+        } = answer;
         if status == StatusCode::NO_CONTENT {
             return Ok(Value::Null);
         }
@@ -108,20 +124,41 @@ impl Api {
                 format!("the server answered {status} with something that is not JSON")
             });
         }
-        match serde_json::from_str::<Value>(&text) {
-            Ok(problem) => {
-                let detail = problem["detail"].as_str().unwrap_or("no detail given");
-                if status == StatusCode::UNAUTHORIZED
-                    && let Credential::Login(login) = &self.credential
-                {
+        let problem = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+        let detail = problem["detail"]
+            .as_str()
+            .map_or_else(|| format!("the server answered {status}"), str::to_owned);
+        let detail = detail.trim_end_matches('.');
+        match status {
+            StatusCode::UNAUTHORIZED => match &self.credential {
+                Credential::Login(login) => {
                     let tenant = login.lock().await.0.tenant.clone();
                     bail!(
-                        "your sign-in is no longer accepted ({detail}); run `portcullis login --tenant {tenant}` again"
+                        "your sign-in is no longer accepted ({detail}). Run `portcullis login --tenant {tenant}` again."
                     )
                 }
-                bail!("{method} {path} failed with {status}: {detail}")
+                Credential::Key(_) => bail!(
+                    "the server did not accept the API key. Check that it is complete and was not revoked \
+                     or has not expired (`portcullis api-key list SERVICE_PRINCIPAL` shows a principal's keys), \
+                     or sign in as yourself with `portcullis login`."
+                ),
+            },
+            StatusCode::FORBIDDEN => bail!(
+                "not allowed: {detail}. `portcullis whoami` shows the roles you hold; an administrator can give you one."
+            ),
+            StatusCode::NOT_FOUND => bail!("not found: {detail}."),
+            StatusCode::TOO_MANY_REQUESTS => {
+                bail!("too many attempts: {detail}. Wait, then try again.")
             }
-            Err(_) => bail!("{method} {path} failed with {status}"),
+            status if status.is_server_error() => bail!(
+                "the server could not do it ({detail}). Try again; if it persists, its log has the cause \
+                 (request id {}).",
+                request_id.as_deref().unwrap_or("unknown")
+            ),
+            _ => match problem["field"].as_str() {
+                Some(field) if !detail.starts_with(field) => bail!("{field}: {detail}."),
+                _ => bail!("{detail}."),
+            },
         }
     }
 
@@ -145,10 +182,13 @@ impl Api {
         if let Some(tag) = if_match {
             request = request.header("if-match", format!("\"{}\"", tag.trim_matches('"')));
         }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {url}"))?;
+        let response = request.send().await.with_context(|| {
+            format!(
+                "cannot reach the Portcullis server at {}: is it running (`portcullis serve`), and is \
+                 --url (or PORTCULLIS_URL) right?",
+                self.base
+            )
+        })?;
         let status = response.status();
         let step_up = response
             .headers()
@@ -156,11 +196,17 @@ impl Api {
             .and_then(|h| h.to_str().ok())
             .filter(|_| status == StatusCode::UNAUTHORIZED)
             .and_then(StepUp::from_challenge);
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned);
         let text = response.text().await.context("cannot read the response")?;
         Ok(Answer {
             status,
             text,
             step_up,
+            request_id,
         })
     }
 

@@ -67,3 +67,106 @@ async fn answers_are_json_for_scripts_and_tables_for_people() {
     let (_, text, _) = cli(&server, key, &["--output", "bogus", "user", "list"]).await;
     assert!(text.is_empty());
 }
+
+#[tokio::test]
+async fn failures_say_what_to_do_next_not_http() {
+    let server = TestServer::start().await;
+    let run = |base: String, key: Option<&str>, args: &[&str], dir: &std::path::Path| {
+        let mut command = tokio::process::Command::new(crate::harness::BIN);
+        command
+            .args(args)
+            .current_dir(dir)
+            .env("PORTCULLIS_URL", base)
+            .env("PORTCULLIS_CONFIG_DIR", dir.join("config"))
+            .env_remove("PORTCULLIS_API_KEY")
+            .env_remove("PORTCULLIS_API_KEY_FILE");
+        if let Some(key) = key {
+            command.env("PORTCULLIS_API_KEY", key);
+        }
+        command.output()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let base = format!("http://{}", server.addr);
+    let stderr = |o: std::process::Output| {
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+
+    // No credential anywhere: where it looked, and the ways to give one.
+    let said = stderr(
+        run(base.clone(), None, &["user", "list"], dir.path())
+            .await
+            .unwrap(),
+    );
+    assert!(
+        said.contains("data/bootstrap-credential") && said.contains("portcullis login"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&dir.path().display().to_string()),
+        "names the directory: {said}"
+    );
+
+    // Nobody listening.
+    let said = stderr(
+        run(
+            "http://127.0.0.1:9".into(),
+            Some("pcs_x"),
+            &["user", "list"],
+            dir.path(),
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(said.contains("is it running"), "{said}");
+
+    // A key the server does not accept.
+    let forged = format!("pcs_{}_{}", "0".repeat(16), "A".repeat(43));
+    let said = stderr(
+        run(base.clone(), Some(&forged), &["user", "list"], dir.path())
+            .await
+            .unwrap(),
+    );
+    assert!(
+        said.contains("did not accept the API key") && !said.contains("401"),
+        "{said}"
+    );
+
+    // A key that may not do this.
+    let (_, reader) = server
+        .admin()
+        .principal_with_role("reader", "security_reader", "tenant")
+        .await;
+    let said = stderr(
+        run(
+            base.clone(),
+            Some(&reader),
+            &["user", "create", "nope"],
+            dir.path(),
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(
+        said.starts_with("error: not allowed:") && said.contains("whoami"),
+        "{said}"
+    );
+    assert!(!said.contains("POST") && !said.contains("403"), "{said}");
+
+    // A refused change names the field.
+    let said = stderr(
+        run(
+            base,
+            Some(&server.admin_key),
+            &["user", "create", "grace", "--guest"],
+            dir.path(),
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(
+        said.contains("sponsor") || said.contains("expires_at"),
+        "{said}"
+    );
+    assert!(!said.contains("422"), "{said}");
+}

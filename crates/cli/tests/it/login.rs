@@ -194,7 +194,7 @@ async fn a_person_logs_the_command_line_in_with_a_device_code_and_out_again() {
     )
     .await;
     assert_ne!(code, 0, "her roles, not more");
-    assert!(stderr.contains("403"), "{stderr}");
+    assert!(stderr.contains("not allowed"), "{stderr}");
 
     // Logging out revokes the tokens and forgets them.
     let (code, stdout, stderr) = run(&server, config.path(), &["logout"]).await;
