@@ -13,8 +13,6 @@ use crate::api::Api;
 
 #[derive(clap::Args)]
 pub struct ExplainArgs {
-    #[command(flatten)]
-    connection: Connection,
     /// Who asks: `user:<id or user name>`, `group:<id>` or `service_principal:<id>`.
     #[arg(long)]
     subject: String,
@@ -34,8 +32,6 @@ pub struct ExplainArgs {
 
 #[derive(clap::Args)]
 pub struct WhoCanArgs {
-    #[command(flatten)]
-    connection: Connection,
     /// The action: `read`, or in full `document.read`.
     #[arg(long)]
     action: String,
@@ -53,8 +49,6 @@ pub struct WhoCanArgs {
 
 #[derive(clap::Args)]
 pub struct WhatCanArgs {
-    #[command(flatten)]
-    connection: Connection,
     /// Who asks: `user:<id or user name>`, `group:<id>` or `service_principal:<id>`.
     #[arg(long)]
     subject: String,
@@ -217,8 +211,8 @@ fn resource(raw: &str) -> anyhow::Result<Value> {
     }
 }
 
-pub async fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let pdp = Pdp::new(&args.connection).await?;
+pub async fn explain(args: ExplainArgs, connection: &Connection) -> anyhow::Result<ExitCode> {
+    let pdp = Pdp::new(connection).await?;
     let subject = pdp.subject(&args.subject).await?;
     let body = json!({
         "subject": subject,
@@ -292,8 +286,8 @@ async fn chain(pdp: &Pdp, subject: &Value, who: &str, reason: &Value) -> Vec<Str
     lines
 }
 
-pub async fn who_can(args: WhoCanArgs) -> anyhow::Result<ExitCode> {
-    let pdp = Pdp::new(&args.connection).await?;
+pub async fn who_can(args: WhoCanArgs, connection: &Connection) -> anyhow::Result<ExitCode> {
+    let pdp = Pdp::new(connection).await?;
     let body = json!({
         "subject": {"type": args.kind},
         "action": {"name": args.action},
@@ -309,8 +303,8 @@ pub async fn who_can(args: WhoCanArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn what_can(args: WhatCanArgs) -> anyhow::Result<ExitCode> {
-    let pdp = Pdp::new(&args.connection).await?;
+pub async fn what_can(args: WhatCanArgs, connection: &Connection) -> anyhow::Result<ExitCode> {
+    let pdp = Pdp::new(connection).await?;
     let subject = pdp.subject(&args.subject).await?;
     let context = args.freshness.context()?;
     let answer = match (&args.resource, &args.action) {

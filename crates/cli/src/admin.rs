@@ -14,68 +14,46 @@ use crate::api::Api;
 pub enum AdminCommand {
     /// Show who you are: the person or service principal, its tenant, the roles it holds, and how
     /// it signed in (API key, or session, `amr` and `acr` of `portcullis login`).
-    Whoami {
-        #[command(flatten)]
-        connection: Connection,
-    },
+    Whoami,
     /// Manage tenants (the operator tenant manages the others).
     Tenant {
-        #[command(flatten)]
-        connection: Connection,
         #[command(subcommand)]
         command: TenantCommand,
     },
     /// Manage environments (dev, prod, …).
     Environment {
-        #[command(flatten)]
-        connection: Connection,
         #[command(subcommand)]
         command: EnvironmentCommand,
     },
     /// Manage the business-unit tree.
     BusinessUnit {
-        #[command(flatten)]
-        connection: Connection,
         #[command(subcommand)]
         command: BusinessUnitCommand,
     },
     /// Manage users (members and guests).
     User {
-        #[command(flatten)]
-        connection: Connection,
         #[command(subcommand)]
         command: UserCommand,
     },
     /// Manage groups and their members.
     Group {
-        #[command(flatten)]
-        connection: Connection,
         #[command(subcommand)]
         command: GroupCommand,
     },
     /// Manage service principals (workload identities).
     ServicePrincipal {
-        #[command(flatten)]
-        connection: Connection,
         #[command(subcommand)]
         command: ServicePrincipalCommand,
     },
     /// Issue, list and revoke API keys of a service principal.
     ApiKey {
-        #[command(flatten)]
-        connection: Connection,
         #[command(subcommand)]
         command: ApiKeyCommand,
     },
     /// List the built-in roles and their permissions.
-    Roles {
-        #[command(flatten)]
-        connection: Connection,
-    },
+    Roles,
     /// Assign and remove roles.
     RoleAssignment {
-        #[command(flatten)]
-        connection: Connection,
         #[command(subcommand)]
         command: RoleAssignmentCommand,
     },
@@ -622,17 +600,14 @@ fn query(
     q
 }
 
-pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(command: AdminCommand, connection: &Connection) -> anyhow::Result<ExitCode> {
     use Method as M;
     let none = &[];
     let answer = match command {
-        AdminCommand::Whoami { connection } => Api::new(&connection)?.get("/v1/me", none).await?,
-        AdminCommand::Roles { connection } => Api::new(&connection)?.get("/v1/roles", none).await?,
-        AdminCommand::Tenant {
-            connection,
-            command,
-        } => {
-            let api = Api::new(&connection)?;
+        AdminCommand::Whoami => Api::new(connection)?.get("/v1/me", none).await?,
+        AdminCommand::Roles => Api::new(connection)?.get("/v1/roles", none).await?,
+        AdminCommand::Tenant { command } => {
+            let api = Api::new(connection)?;
             match command {
                 TenantCommand::List(paging) => api.get("/v1/tenants", &paging.query()).await?,
                 TenantCommand::Get { id } => api.get(&format!("/v1/tenants/{id}"), none).await?,
@@ -665,11 +640,8 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        AdminCommand::Environment {
-            connection,
-            command,
-        } => {
-            let api = Api::new(&connection)?;
+        AdminCommand::Environment { command } => {
+            let api = Api::new(connection)?;
             match command {
                 EnvironmentCommand::List(paging) => {
                     api.get("/v1/environments", &paging.query()).await?
@@ -716,11 +688,8 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        AdminCommand::BusinessUnit {
-            connection,
-            command,
-        } => {
-            let api = Api::new(&connection)?;
+        AdminCommand::BusinessUnit { command } => {
+            let api = Api::new(connection)?;
             match command {
                 BusinessUnitCommand::List(paging) => {
                     api.get("/v1/business-units", &paging.query()).await?
@@ -774,11 +743,8 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        AdminCommand::User {
-            connection,
-            command,
-        } => {
-            let api = Api::new(&connection)?;
+        AdminCommand::User { command } => {
+            let api = Api::new(connection)?;
             match command {
                 UserCommand::List {
                     state,
@@ -946,11 +912,8 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        AdminCommand::Group {
-            connection,
-            command,
-        } => {
-            let api = Api::new(&connection)?;
+        AdminCommand::Group { command } => {
+            let api = Api::new(connection)?;
             match command {
                 GroupCommand::List { prefix, paging } => {
                     api.get("/v1/groups", &query(vec![("prefix", prefix)], &paging))
@@ -1036,11 +999,8 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        AdminCommand::ServicePrincipal {
-            connection,
-            command,
-        } => {
-            let api = Api::new(&connection)?;
+        AdminCommand::ServicePrincipal { command } => {
+            let api = Api::new(connection)?;
             match command {
                 ServicePrincipalCommand::List(paging) => {
                     api.get("/v1/service-principals", &paging.query()).await?
@@ -1097,11 +1057,8 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        AdminCommand::ApiKey {
-            connection,
-            command,
-        } => {
-            let api = Api::new(&connection)?;
+        AdminCommand::ApiKey { command } => {
+            let api = Api::new(connection)?;
             match command {
                 ApiKeyCommand::List { service_principal } => {
                     api.get(
@@ -1140,11 +1097,8 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        AdminCommand::RoleAssignment {
-            connection,
-            command,
-        } => {
-            let api = Api::new(&connection)?;
+        AdminCommand::RoleAssignment { command } => {
+            let api = Api::new(connection)?;
             match command {
                 RoleAssignmentCommand::List {
                     principal_kind,

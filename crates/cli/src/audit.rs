@@ -20,16 +20,12 @@ pub enum AuditCommand {
         /// Verify an export written by `audit export` instead of asking the server.
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
-        #[command(flatten)]
-        connection: Connection,
     },
     /// Write the tenant's chain as JSON lines, in order.
     Export {
         /// Write here instead of standard output.
         #[arg(long, short, value_name = "FILE")]
         file: Option<PathBuf>,
-        #[command(flatten)]
-        connection: Connection,
     },
     /// Search events, newest first.
     List {
@@ -52,8 +48,6 @@ pub enum AuditCommand {
         limit: Option<u32>,
         #[arg(long)]
         cursor: Option<String>,
-        #[command(flatten)]
-        connection: Connection,
     },
     /// When each principal last used the API, per way of authenticating (api_key,
     /// access_token, session), most recent first: find dormant administrators and forgotten
@@ -68,8 +62,6 @@ pub enum AuditCommand {
         /// 1–1000 [default: 100].
         #[arg(long)]
         limit: Option<u32>,
-        #[command(flatten)]
-        connection: Connection,
     },
 }
 
@@ -131,7 +123,7 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
-pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(command: AuditCommand, connection: &Connection) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify {
             file: Some(file), ..
@@ -165,11 +157,8 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify {
-            file: None,
-            connection,
-        } => {
-            let api = Api::new(&connection)?;
+        AuditCommand::Verify { file: None } => {
+            let api = Api::new(connection)?;
             let progress = progress_bar();
             let mut verifier = ChainVerifier::default();
             let mut broken = None;
@@ -201,8 +190,8 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        AuditCommand::Export { file, connection } => {
-            let api = Api::new(&connection)?;
+        AuditCommand::Export { file } => {
+            let api = Api::new(connection)?;
             let mut out: Box<dyn Write> = match &file {
                 Some(path) => Box::new(std::io::BufWriter::new(
                     std::fs::File::create(path)
@@ -232,9 +221,8 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             to,
             limit,
             cursor,
-            connection,
         } => {
-            let api = Api::new(&connection)?;
+            let api = Api::new(connection)?;
             let query: Vec<(&str, String)> = [
                 ("action", action),
                 ("actor_id", actor_id),
@@ -254,9 +242,8 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             principal_kind,
             principal_id,
             limit,
-            connection,
         } => {
-            let api = Api::new(&connection)?;
+            let api = Api::new(connection)?;
             let query: Vec<(&str, String)> = [
                 ("principal_kind", principal_kind),
                 ("principal_id", principal_id),

@@ -61,14 +61,6 @@ pub struct LoginArgs {
     /// prints a code to approve anywhere, `auto` picks.
     #[arg(long = "with", value_enum, default_value_t = Flow::Auto)]
     pub flow: Flow,
-    #[command(flatten)]
-    pub connection: Connection,
-}
-
-#[derive(clap::Args)]
-pub struct LogoutArgs {
-    #[command(flatten)]
-    pub connection: Connection,
 }
 
 /// A signed-in command line, as kept on disk.
@@ -673,8 +665,8 @@ impl Login {
     }
 }
 
-pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
-    let url = args.connection.url.trim_end_matches('/').to_owned();
+pub async fn login(args: LoginArgs, connection: &Connection) -> anyhow::Result<ExitCode> {
+    let url = connection.url.trim_end_matches('/').to_owned();
     let path = login_file().context("no place for the login: set HOME or PORTCULLIS_CONFIG_DIR")?;
     let http = http()?;
     let login = sign_in(&http, &url, &args.tenant, None, args.flow).await?;
@@ -696,8 +688,8 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn logout(args: LogoutArgs) -> anyhow::Result<ExitCode> {
-    let url = args.connection.url.trim_end_matches('/');
+pub async fn logout(connection: &Connection) -> anyhow::Result<ExitCode> {
+    let url = connection.url.trim_end_matches('/');
     let Some((login, path)) = Login::load(url)? else {
         println!("Not signed in to {url}: nothing to do.");
         return Ok(ExitCode::SUCCESS);

@@ -19,9 +19,17 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "portcullis", version, about = "Identity and access management server and admin tool", long_about = None)]
 struct Cli {
+    #[command(flatten)]
+    connection: Connection,
     /// How to print answers: `table` (readable) or `json` (the API's answer) [default: table
     /// on a terminal, json when piped].
-    #[arg(long, global = true, value_enum, env = "PORTCULLIS_OUTPUT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "PORTCULLIS_OUTPUT",
+        help_heading = GLOBAL
+    )]
     output: Option<output::Output>,
     #[command(subcommand)]
     command: Command,
@@ -57,10 +65,13 @@ enum Command {
     /// roles and your sign-in.
     Login(login::LoginArgs),
     /// End the sign-in of `portcullis login`: its tokens are revoked and forgotten.
-    Logout(login::LogoutArgs),
+    Logout,
     #[command(flatten)]
     Admin(admin::AdminCommand),
 }
+
+/// The heading the options every command takes are listed under.
+const GLOBAL: &str = "Global options";
 
 /// Where the admin commands find the server and their credential.
 #[derive(clap::Args, Clone, Debug)]
@@ -70,7 +81,8 @@ pub struct Connection {
         long,
         env = "PORTCULLIS_URL",
         default_value = "http://127.0.0.1:8080",
-        global = true
+        global = true,
+        help_heading = GLOBAL
     )]
     pub url: String,
     /// API key to authenticate with [default: the sign-in of `portcullis login`, then
@@ -79,11 +91,12 @@ pub struct Connection {
         long,
         env = "PORTCULLIS_API_KEY",
         hide_env_values = true,
-        global = true
+        global = true,
+        help_heading = GLOBAL
     )]
     pub api_key: Option<String>,
     /// File holding the API key [default: data/bootstrap-credential, if present].
-    #[arg(long, env = "PORTCULLIS_API_KEY_FILE", global = true)]
+    #[arg(long, env = "PORTCULLIS_API_KEY_FILE", global = true, help_heading = GLOBAL)]
     pub api_key_file: Option<PathBuf>,
 }
 
@@ -111,14 +124,14 @@ fn main() -> ExitCode {
             Command::Migrate(args) => serve::migrate(args).await,
             Command::Recover(args) => serve::recover(args).await,
             Command::Kek(command) => serve::kek(command),
-            Command::Audit(command) => audit::run(command).await,
+            Command::Audit(command) => audit::run(command, &cli.connection).await,
             Command::Bench(command) => bench::run(command).await,
-            Command::Explain(args) => access::explain(args).await,
-            Command::WhoCan(args) => access::who_can(args).await,
-            Command::WhatCan(args) => access::what_can(args).await,
-            Command::Login(args) => login::login(args).await,
-            Command::Logout(args) => login::logout(args).await,
-            Command::Admin(command) => admin::run(command).await,
+            Command::Explain(args) => access::explain(args, &cli.connection).await,
+            Command::WhoCan(args) => access::who_can(args, &cli.connection).await,
+            Command::WhatCan(args) => access::what_can(args, &cli.connection).await,
+            Command::Login(args) => login::login(args, &cli.connection).await,
+            Command::Logout => login::logout(&cli.connection).await,
+            Command::Admin(command) => admin::run(command, &cli.connection).await,
         }
     });
     match result {
