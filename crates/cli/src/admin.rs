@@ -600,9 +600,80 @@ fn query(
     q
 }
 
-pub async fn run(command: AdminCommand, connection: &Connection) -> anyhow::Result<ExitCode> {
+/// What a command that removes something will do, in words, to confirm before and report after.
+fn removal(command: &AdminCommand) -> Option<String> {
+    use AdminCommand as A;
+    Some(match command {
+        A::Environment {
+            command: EnvironmentCommand::Delete { id, .. },
+        } => format!("delete environment {id}"),
+        A::BusinessUnit {
+            command: BusinessUnitCommand::Delete { id, .. },
+        } => format!("delete business unit {id}"),
+        A::User { command } => match command {
+            UserCommand::Delete { id, .. } => {
+                format!("delete user {id} (restorable with `user restore` until it is purged)")
+            }
+            UserCommand::Purge { id } => format!("purge user {id} for good"),
+            UserCommand::RemovePassword { id } => format!("remove the password of user {id}"),
+            UserCommand::ResetMfa { id } => {
+                format!("reset the second factor of user {id} and end their sessions")
+            }
+            _ => return None,
+        },
+        A::Group { command } => match command {
+            GroupCommand::Delete { id, .. } => format!("delete group {id}"),
+            GroupCommand::RemoveMember {
+                id,
+                kind,
+                member_id,
+            } => format!("remove {kind} {member_id} from group {id}"),
+            _ => return None,
+        },
+        A::ServicePrincipal {
+            command: ServicePrincipalCommand::Delete { id, .. },
+        } => format!("delete service principal {id} and revoke its API keys"),
+        A::ApiKey {
+            command:
+                ApiKeyCommand::Revoke {
+                    service_principal,
+                    key_id,
+                },
+        } => format!("revoke API key {key_id} of service principal {service_principal}"),
+        A::RoleAssignment {
+            command: RoleAssignmentCommand::Delete { id },
+        } => format!("remove role assignment {id}"),
+        _ => return None,
+    })
+}
+
+/// Asks a person at a terminal to confirm `what`; scripts (no terminal) and `--yes` go ahead.
+fn confirmed(what: &str, yes: bool) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes || !std::io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    eprint!("About to {what}. Go ahead? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+pub async fn run(
+    command: AdminCommand,
+    connection: &Connection,
+    yes: bool,
+) -> anyhow::Result<ExitCode> {
     use Method as M;
     let none = &[];
+    let removing = removal(&command);
+    if let Some(what) = &removing
+        && !confirmed(what, yes)?
+    {
+        eprintln!("Nothing was changed.");
+        return Ok(ExitCode::FAILURE);
+    }
     let answer = match command {
         AdminCommand::Whoami => Api::new(connection)?.get("/v1/me", none).await?,
         AdminCommand::Roles => Api::new(connection)?.get("/v1/roles", none).await?,
@@ -1152,6 +1223,9 @@ pub async fn run(command: AdminCommand, connection: &Connection) -> anyhow::Resu
             }
         }
     };
+    if let Some(what) = removing {
+        eprintln!("Done: {what}.");
+    }
     crate::output::print(&answer)
 }
 

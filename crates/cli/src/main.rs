@@ -21,6 +21,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(flatten)]
     connection: Connection,
+    /// Do not ask before deleting, purging, revoking or removing (a terminal is asked; scripts
+    /// never are).
+    #[arg(long, short = 'y', global = true, help_heading = GLOBAL)]
+    yes: bool,
     /// How to print answers: `table` (readable) or `json` (the API's answer) [default: table
     /// on a terminal, json when piped].
     #[arg(
@@ -131,7 +135,7 @@ fn main() -> ExitCode {
             Command::WhatCan(args) => access::what_can(args, &cli.connection).await,
             Command::Login(args) => login::login(args, &cli.connection).await,
             Command::Logout => login::logout(&cli.connection).await,
-            Command::Admin(command) => admin::run(command, &cli.connection).await,
+            Command::Admin(command) => admin::run(command, &cli.connection, cli.yes).await,
         }
     });
     match result {

@@ -170,3 +170,85 @@ async fn failures_say_what_to_do_next_not_http() {
     );
     assert!(!said.contains("422"), "{said}");
 }
+
+/// Runs the binary with a terminal (util-linux `script`), typing `typed` at it.
+async fn at_a_terminal(server: &TestServer, args: &str, typed: &str) -> (i32, String) {
+    use tokio::io::AsyncWriteExt;
+    let line = format!(
+        "{} --url http://{} --api-key {} {args}",
+        crate::harness::BIN,
+        server.addr,
+        server.admin_key
+    );
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux script runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(typed.as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn removals_are_confirmed_at_a_terminal_and_say_what_they_did() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let group = |name: &'static str| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .post("/v1/groups", serde_json::json!({"name": name}))
+                .await
+                .expect(201)["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let exists = |id: String| {
+        let admin = admin.clone();
+        async move { admin.get(&format!("/v1/groups/{id}")).await.status == 200 }
+    };
+
+    // A person who answers no keeps the group.
+    let kept = group("kept").await;
+    let (code, screen) = at_a_terminal(&server, &format!("group delete {kept}"), "n\n").await;
+    assert_eq!(code, 1, "{screen}");
+    assert!(
+        screen.contains(&format!("About to delete group {kept}. Go ahead? [y/N]")),
+        "{screen}"
+    );
+    assert!(screen.contains("Nothing was changed."), "{screen}");
+    assert!(exists(kept.clone()).await);
+
+    // Yes, or --yes, removes it and says so.
+    let (code, screen) = at_a_terminal(&server, &format!("group delete {kept}"), "y\n").await;
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains(&format!("Done: delete group {kept}.")),
+        "{screen}"
+    );
+    assert!(!exists(kept).await);
+    let quick = group("quick").await;
+    let (code, screen) = at_a_terminal(&server, &format!("group delete {quick} --yes"), "").await;
+    assert_eq!(code, 0, "{screen}");
+    assert!(!screen.contains("Go ahead?"), "{screen}");
+    assert!(!exists(quick).await);
+
+    // A script is never asked.
+    let scripted = group("scripted").await;
+    let (code, _, stderr) = cli(&server, &server.admin_key, &["group", "delete", &scripted]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("Done: delete group {scripted}.")),
+        "{stderr}"
+    );
+    assert!(!exists(scripted).await);
+}
