@@ -122,7 +122,7 @@ pub enum EnvironmentCommand {
     List(Paging),
     /// Show one environment.
     Get {
-        /// Environment id.
+        /// The environment: name or id.
         id: String,
     },
     /// Create an environment (dev, test, prod, …).
@@ -135,7 +135,7 @@ pub enum EnvironmentCommand {
     },
     /// Rename an environment or change its description.
     Update {
-        /// Environment id.
+        /// The environment: name or id.
         id: String,
         /// New name.
         #[arg(long)]
@@ -149,7 +149,7 @@ pub enum EnvironmentCommand {
     },
     /// Delete an environment and the role assignments scoped to it.
     Delete {
-        /// Environment id.
+        /// The environment: name or id.
         id: String,
         /// Only delete if the environment is still at this ETag.
         #[arg(long)]
@@ -163,14 +163,14 @@ pub enum BusinessUnitCommand {
     List(Paging),
     /// Show one business unit.
     Get {
-        /// Business unit id.
+        /// The business unit: name or id.
         id: String,
     },
     /// Create a business unit under a parent.
     Create {
         /// Unique name in the tenant.
         name: String,
-        /// Parent unit id [default: the root unit].
+        /// Parent unit, by name or id [default: the root unit].
         #[arg(long)]
         parent: Option<String>,
         /// Free text.
@@ -179,7 +179,7 @@ pub enum BusinessUnitCommand {
     },
     /// Rename or move a business unit (a move under its own subtree is refused).
     Update {
-        /// Business unit id.
+        /// The business unit: name or id.
         id: String,
         /// New name.
         #[arg(long)]
@@ -196,7 +196,7 @@ pub enum BusinessUnitCommand {
     },
     /// Delete an empty business unit (no child units, no users).
     Delete {
-        /// Business unit id.
+        /// The business unit: name or id.
         id: String,
         /// Only delete if the unit is still at this ETag.
         #[arg(long)]
@@ -222,7 +222,7 @@ pub enum UserCommand {
     },
     /// Show one user.
     Get {
-        /// User id.
+        /// The user: user name, e-mail address or id.
         id: String,
     },
     /// Create a member, or a guest with a sponsor and an expiry.
@@ -238,13 +238,13 @@ pub enum UserCommand {
         /// Create a guest (needs --sponsor and --expires-at).
         #[arg(long)]
         guest: bool,
-        /// Sponsor's user id (guests).
+        /// The sponsor (guests): user name, e-mail address or id.
         #[arg(long)]
         sponsor: Option<String>,
         /// RFC 3339 expiry time.
         #[arg(long)]
         expires_at: Option<String>,
-        /// Business unit id [default: the root unit].
+        /// Business unit, by name or id [default: the root unit].
         #[arg(long)]
         business_unit: Option<String>,
         /// The id another system knows it by (SCIM externalId, an upstream `sub`).
@@ -253,7 +253,7 @@ pub enum UserCommand {
     },
     /// Change a user's names, state, sponsor, expiry or business unit.
     Update {
-        /// User id.
+        /// The user: user name, e-mail address or id.
         id: String,
         /// New user name.
         #[arg(long)]
@@ -267,7 +267,7 @@ pub enum UserCommand {
         /// active or disabled.
         #[arg(long)]
         state: Option<String>,
-        /// Sponsor's user id (guests).
+        /// The sponsor (guests): user name, e-mail address or id.
         #[arg(long)]
         sponsor: Option<String>,
         /// RFC 3339 time; an empty value clears it.
@@ -285,7 +285,7 @@ pub enum UserCommand {
     },
     /// Soft-delete: restorable within the retention window.
     Delete {
-        /// User id.
+        /// The user: user name, e-mail address or id.
         id: String,
         /// Only delete if the user is still at this ETag.
         #[arg(long)]
@@ -293,34 +293,34 @@ pub enum UserCommand {
     },
     /// Bring back a deleted user, in the state it had, within the retention window.
     Restore {
-        /// User id.
+        /// The user: user name, e-mail address or id.
         id: String,
     },
     /// Permanently remove a deleted user.
     Purge {
-        /// User id.
+        /// The user: user name, e-mail address or id.
         id: String,
     },
     /// The groups the user belongs to directly.
     Groups {
-        /// User id.
+        /// The user: user name, e-mail address or id.
         id: String,
     },
     /// Reset the user's second factor (a lost phone): their authenticator app and recovery
     /// codes are removed and their sessions end.
     ResetMfa {
-        /// User id.
+        /// The user: user name, e-mail address or id.
         id: String,
     },
     /// Whether sign-in back-off has locked the user's account, and their latest failed
     /// sign-ins (reason, method, address).
     Lockout {
-        /// User id.
+        /// The user: user name, e-mail address or id.
         id: String,
     },
     /// Unlock an account the sign-in back-off has locked, so the user may try again at once.
     Unlock {
-        /// User id.
+        /// The user: user name, e-mail address or id.
         id: String,
         /// Why (the ticket, how the person was verified); kept in the audit trail.
         #[arg(long)]
@@ -330,7 +330,7 @@ pub enum UserCommand {
     /// passkey. It works once, until it expires; a new link replaces an unused one. The link
     /// is printed on standard output.
     Invite {
-        /// User id.
+        /// The user: user name, e-mail address or id.
         id: String,
         /// Hours the link works (1–720).
         #[arg(long, default_value_t = 72)]
@@ -340,7 +340,7 @@ pub enum UserCommand {
     ///
     /// Never from a flag, so it stays out of shell history and process lists.
     SetPassword {
-        /// User id.
+        /// The user: user name, e-mail address or id.
         id: String,
         /// Let the user keep this password [default: the user must change it at next sign-in].
         #[arg(long)]
@@ -348,12 +348,12 @@ pub enum UserCommand {
     },
     /// Show whether the user has a password and must change it.
     Password {
-        /// User id.
+        /// The user: user name, e-mail address or id.
         id: String,
     },
     /// Remove the user's password.
     RemovePassword {
-        /// User id.
+        /// The user: user name, e-mail address or id.
         id: String,
     },
 }
@@ -370,7 +370,7 @@ pub enum GroupCommand {
     },
     /// Show one group.
     Get {
-        /// Group id.
+        /// The group: name or id.
         id: String,
     },
     /// Create a group (with --business-unit, a team of that unit).
@@ -387,7 +387,7 @@ pub enum GroupCommand {
     },
     /// Rename a group, change its description, or make it a team of a unit.
     Update {
-        /// Group id.
+        /// The group: name or id.
         id: String,
         /// New name.
         #[arg(long)]
@@ -404,7 +404,7 @@ pub enum GroupCommand {
     },
     /// Delete a group (its memberships and role assignments go with it).
     Delete {
-        /// Group id.
+        /// The group: name or id.
         id: String,
         /// Only delete if the group is still at this ETag.
         #[arg(long)]
@@ -412,27 +412,27 @@ pub enum GroupCommand {
     },
     /// List a group's direct members.
     Members {
-        /// Group id.
+        /// The group: name or id.
         id: String,
         #[command(flatten)]
         paging: Paging,
     },
     /// Add a member: KIND is user, group or service_principal (a cycle is refused).
     AddMember {
-        /// Group id.
+        /// The group: name or id.
         id: String,
         /// user, group or service_principal.
         kind: String,
-        /// The member's id.
+        /// The member: name (a user's e-mail address too) or id.
         member_id: String,
     },
     /// Remove a direct member.
     RemoveMember {
-        /// Group id.
+        /// The group: name or id.
         id: String,
         /// user, group or service_principal.
         kind: String,
-        /// The member's id.
+        /// The member: name (a user's e-mail address too) or id.
         member_id: String,
     },
 }
@@ -443,7 +443,7 @@ pub enum ServicePrincipalCommand {
     List(Paging),
     /// Show one service principal.
     Get {
-        /// Service principal id.
+        /// The service principal: name or id.
         id: String,
     },
     /// Create a service principal (then issue it a key with `api-key create`).
@@ -459,7 +459,7 @@ pub enum ServicePrincipalCommand {
     },
     /// Rename, describe, disable or re-enable a service principal.
     Update {
-        /// Service principal id.
+        /// The service principal: name or id.
         id: String,
         /// New name.
         #[arg(long)]
@@ -479,7 +479,7 @@ pub enum ServicePrincipalCommand {
     },
     /// Delete a service principal with its keys, memberships and role assignments.
     Delete {
-        /// Service principal id.
+        /// The service principal: name or id.
         id: String,
         /// Only delete if the principal is still at this ETag.
         #[arg(long)]
@@ -491,12 +491,12 @@ pub enum ServicePrincipalCommand {
 pub enum ApiKeyCommand {
     /// Keys of a service principal (never their secrets).
     List {
-        /// Service principal id.
+        /// The service principal: name or id.
         service_principal: String,
     },
     /// Issue a key; its secret is printed once.
     Create {
-        /// Service principal id.
+        /// The service principal: name or id.
         service_principal: String,
         /// A label, e.g. where the key is deployed.
         #[arg(long)]
@@ -507,7 +507,7 @@ pub enum ApiKeyCommand {
     },
     /// Revoke a key at once.
     Revoke {
-        /// Service principal id.
+        /// The service principal: name or id.
         service_principal: String,
         /// Key id (from `api-key list`).
         key_id: String,
@@ -521,13 +521,13 @@ pub enum RoleAssignmentCommand {
         /// user, group or service_principal.
         #[arg(long)]
         principal_kind: Option<String>,
-        /// The principal's id.
+        /// The principal: name (a user's e-mail address too) or id.
         #[arg(long)]
         principal_id: Option<String>,
         /// Role name (see `portcullis roles`).
         #[arg(long)]
         role: Option<String>,
-        /// tenant or environment/<id>.
+        /// tenant, or environment/<name or id>.
         #[arg(long)]
         scope: Option<String>,
         #[command(flatten)]
@@ -542,11 +542,11 @@ pub enum RoleAssignmentCommand {
     Create {
         /// user, group or service_principal.
         kind: String,
-        /// The principal's id.
+        /// The principal: name (a user's e-mail address too) or id.
         principal_id: String,
         /// Role name (see `portcullis roles`).
         role: String,
-        /// tenant (default) or environment/<id>.
+        /// tenant (default), or environment/<name or id>.
         #[arg(long)]
         scope: Option<String>,
         /// RFC 3339 time from which the assignment applies.
@@ -660,14 +660,165 @@ fn confirmed(what: &str, yes: bool) -> anyhow::Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
+/// Every argument of `command` that names a user, group, service principal, environment or
+/// business unit, replaced by its id (see `crate::names`).
+async fn resolve_names(command: &mut AdminCommand, api: &Api) -> anyhow::Result<()> {
+    use crate::names::{Kind, resolve, resolve_scope};
+    let mut names: Vec<(&mut String, Kind)> = Vec::new();
+    let mut optional: Vec<(&mut Option<String>, Kind)> = Vec::new();
+    let mut scope: Option<&mut Option<String>> = None;
+    match command {
+        AdminCommand::Environment { command } => match command {
+            EnvironmentCommand::Get { id }
+            | EnvironmentCommand::Update { id, .. }
+            | EnvironmentCommand::Delete { id, .. } => names.push((id, Kind::Environment)),
+            EnvironmentCommand::List(_) | EnvironmentCommand::Create { .. } => {}
+        },
+        AdminCommand::BusinessUnit { command } => match command {
+            BusinessUnitCommand::Get { id } | BusinessUnitCommand::Delete { id, .. } => {
+                names.push((id, Kind::BusinessUnit));
+            }
+            BusinessUnitCommand::Create { parent, .. } => {
+                optional.push((parent, Kind::BusinessUnit));
+            }
+            BusinessUnitCommand::Update { id, parent, .. } => {
+                names.push((id, Kind::BusinessUnit));
+                optional.push((parent, Kind::BusinessUnit));
+            }
+            BusinessUnitCommand::List(_) => {}
+        },
+        AdminCommand::User { command } => match command {
+            UserCommand::Create {
+                sponsor,
+                business_unit,
+                ..
+            } => {
+                optional.push((sponsor, Kind::User));
+                optional.push((business_unit, Kind::BusinessUnit));
+            }
+            UserCommand::Update {
+                id,
+                sponsor,
+                business_unit,
+                ..
+            } => {
+                names.push((id, Kind::User));
+                optional.push((sponsor, Kind::User));
+                optional.push((business_unit, Kind::BusinessUnit));
+            }
+            UserCommand::Get { id }
+            | UserCommand::Delete { id, .. }
+            | UserCommand::Restore { id }
+            | UserCommand::Purge { id }
+            | UserCommand::Groups { id }
+            | UserCommand::ResetMfa { id }
+            | UserCommand::Lockout { id }
+            | UserCommand::Unlock { id, .. }
+            | UserCommand::Invite { id, .. }
+            | UserCommand::SetPassword { id, .. }
+            | UserCommand::Password { id }
+            | UserCommand::RemovePassword { id } => names.push((id, Kind::User)),
+            UserCommand::List { .. } => {}
+        },
+        AdminCommand::Group { command } => match command {
+            GroupCommand::Get { id }
+            | GroupCommand::Delete { id, .. }
+            | GroupCommand::Members { id, .. } => names.push((id, Kind::Group)),
+            GroupCommand::Create { business_unit, .. } => {
+                optional.push((business_unit, Kind::BusinessUnit));
+            }
+            GroupCommand::Update {
+                id, business_unit, ..
+            } => {
+                names.push((id, Kind::Group));
+                optional.push((business_unit, Kind::BusinessUnit));
+            }
+            GroupCommand::AddMember {
+                id,
+                kind,
+                member_id,
+            }
+            | GroupCommand::RemoveMember {
+                id,
+                kind,
+                member_id,
+            } => {
+                names.push((id, Kind::Group));
+                if let Some(kind) = Kind::principal(kind) {
+                    names.push((member_id, kind));
+                }
+            }
+            GroupCommand::List { .. } => {}
+        },
+        AdminCommand::ServicePrincipal { command } => match command {
+            ServicePrincipalCommand::Get { id }
+            | ServicePrincipalCommand::Update { id, .. }
+            | ServicePrincipalCommand::Delete { id, .. } => {
+                names.push((id, Kind::ServicePrincipal));
+            }
+            ServicePrincipalCommand::List(_) | ServicePrincipalCommand::Create { .. } => {}
+        },
+        AdminCommand::ApiKey { command } => match command {
+            ApiKeyCommand::List { service_principal }
+            | ApiKeyCommand::Create {
+                service_principal, ..
+            }
+            | ApiKeyCommand::Revoke {
+                service_principal, ..
+            } => names.push((service_principal, Kind::ServicePrincipal)),
+        },
+        AdminCommand::RoleAssignment { command } => match command {
+            RoleAssignmentCommand::List {
+                principal_kind,
+                principal_id,
+                scope: listed,
+                ..
+            } => {
+                if let Some(kind) = principal_kind.as_deref().and_then(Kind::principal) {
+                    optional.push((principal_id, kind));
+                }
+                scope = Some(listed);
+            }
+            RoleAssignmentCommand::Create {
+                kind,
+                principal_id,
+                scope: given,
+                ..
+            } => {
+                if let Some(kind) = Kind::principal(kind) {
+                    names.push((principal_id, kind));
+                }
+                scope = Some(given);
+            }
+            RoleAssignmentCommand::Get { .. } | RoleAssignmentCommand::Delete { .. } => {}
+        },
+        AdminCommand::Whoami | AdminCommand::Roles | AdminCommand::Tenant { .. } => {}
+    }
+    for (name, kind) in names {
+        *name = resolve(api, kind, name).await?;
+    }
+    for (name, kind) in optional {
+        if let Some(value) = name.as_mut().filter(|v| !v.is_empty()) {
+            *value = resolve(api, kind, value).await?;
+        }
+    }
+    if let Some(Some(scope)) = scope {
+        *scope = resolve_scope(api, scope).await?;
+    }
+    Ok(())
+}
+
 pub async fn run(
-    command: AdminCommand,
+    mut command: AdminCommand,
     connection: &Connection,
     yes: bool,
 ) -> anyhow::Result<ExitCode> {
     use Method as M;
     let none = &[];
+    // Described as the person typed it, confirmed once every name is known to name something.
     let removing = removal(&command);
+    let api = Api::new(connection)?;
+    resolve_names(&mut command, &api).await?;
     if let Some(what) = &removing
         && !confirmed(what, yes)?
     {
@@ -675,553 +826,527 @@ pub async fn run(
         return Ok(ExitCode::FAILURE);
     }
     let answer = match command {
-        AdminCommand::Whoami => Api::new(connection)?.get("/v1/me", none).await?,
-        AdminCommand::Roles => Api::new(connection)?.get("/v1/roles", none).await?,
-        AdminCommand::Tenant { command } => {
-            let api = Api::new(connection)?;
-            match command {
-                TenantCommand::List(paging) => api.get("/v1/tenants", &paging.query()).await?,
-                TenantCommand::Get { id } => api.get(&format!("/v1/tenants/{id}"), none).await?,
-                TenantCommand::Create { name, display_name } => {
-                    let body = object(vec![
-                        ("name", Some(json!(name))),
-                        ("display_name", text(display_name)),
-                    ]);
-                    api.call(M::POST, "/v1/tenants", none, Some(&body), None)
-                        .await?
-                }
-                TenantCommand::Update {
-                    id,
-                    display_name,
-                    state,
-                    if_match,
-                } => {
-                    let body = object(vec![
-                        ("display_name", clearable(display_name)),
-                        ("state", text(state)),
-                    ]);
-                    api.call(
-                        M::PATCH,
-                        &format!("/v1/tenants/{id}"),
-                        none,
-                        Some(&body),
-                        if_match.as_deref(),
-                    )
+        AdminCommand::Whoami => api.get("/v1/me", none).await?,
+        AdminCommand::Roles => api.get("/v1/roles", none).await?,
+        AdminCommand::Tenant { command } => match command {
+            TenantCommand::List(paging) => api.get("/v1/tenants", &paging.query()).await?,
+            TenantCommand::Get { id } => api.get(&format!("/v1/tenants/{id}"), none).await?,
+            TenantCommand::Create { name, display_name } => {
+                let body = object(vec![
+                    ("name", Some(json!(name))),
+                    ("display_name", text(display_name)),
+                ]);
+                api.call(M::POST, "/v1/tenants", none, Some(&body), None)
                     .await?
-                }
             }
-        }
-        AdminCommand::Environment { command } => {
-            let api = Api::new(connection)?;
-            match command {
-                EnvironmentCommand::List(paging) => {
-                    api.get("/v1/environments", &paging.query()).await?
-                }
-                EnvironmentCommand::Get { id } => {
-                    api.get(&format!("/v1/environments/{id}"), none).await?
-                }
-                EnvironmentCommand::Create { name, description } => {
-                    let body = object(vec![
-                        ("name", Some(json!(name))),
-                        ("description", text(description)),
-                    ]);
-                    api.call(M::POST, "/v1/environments", none, Some(&body), None)
-                        .await?
-                }
-                EnvironmentCommand::Update {
-                    id,
-                    name,
-                    description,
-                    if_match,
-                } => {
-                    let body = object(vec![
-                        ("name", text(name)),
-                        ("description", clearable(description)),
-                    ]);
-                    api.call(
-                        M::PATCH,
-                        &format!("/v1/environments/{id}"),
-                        none,
-                        Some(&body),
-                        if_match.as_deref(),
-                    )
-                    .await?
-                }
-                EnvironmentCommand::Delete { id, if_match } => {
-                    api.call(
-                        M::DELETE,
-                        &format!("/v1/environments/{id}"),
-                        none,
-                        None,
-                        if_match.as_deref(),
-                    )
-                    .await?
-                }
+            TenantCommand::Update {
+                id,
+                display_name,
+                state,
+                if_match,
+            } => {
+                let body = object(vec![
+                    ("display_name", clearable(display_name)),
+                    ("state", text(state)),
+                ]);
+                api.call(
+                    M::PATCH,
+                    &format!("/v1/tenants/{id}"),
+                    none,
+                    Some(&body),
+                    if_match.as_deref(),
+                )
+                .await?
             }
-        }
-        AdminCommand::BusinessUnit { command } => {
-            let api = Api::new(connection)?;
-            match command {
-                BusinessUnitCommand::List(paging) => {
-                    api.get("/v1/business-units", &paging.query()).await?
-                }
-                BusinessUnitCommand::Get { id } => {
-                    api.get(&format!("/v1/business-units/{id}"), none).await?
-                }
-                BusinessUnitCommand::Create {
-                    name,
-                    parent,
-                    description,
-                } => {
-                    let body = object(vec![
-                        ("name", Some(json!(name))),
-                        ("parent_id", text(parent)),
-                        ("description", text(description)),
-                    ]);
-                    api.call(M::POST, "/v1/business-units", none, Some(&body), None)
-                        .await?
-                }
-                BusinessUnitCommand::Update {
-                    id,
-                    name,
-                    parent,
-                    description,
-                    if_match,
-                } => {
-                    let body = object(vec![
-                        ("name", text(name)),
-                        ("parent_id", text(parent)),
-                        ("description", clearable(description)),
-                    ]);
-                    api.call(
-                        M::PATCH,
-                        &format!("/v1/business-units/{id}"),
-                        none,
-                        Some(&body),
-                        if_match.as_deref(),
-                    )
-                    .await?
-                }
-                BusinessUnitCommand::Delete { id, if_match } => {
-                    api.call(
-                        M::DELETE,
-                        &format!("/v1/business-units/{id}"),
-                        none,
-                        None,
-                        if_match.as_deref(),
-                    )
-                    .await?
-                }
+        },
+        AdminCommand::Environment { command } => match command {
+            EnvironmentCommand::List(paging) => {
+                api.get("/v1/environments", &paging.query()).await?
             }
-        }
-        AdminCommand::User { command } => {
-            let api = Api::new(connection)?;
-            match command {
-                UserCommand::List {
-                    state,
-                    kind,
-                    prefix,
-                    paging,
-                } => {
-                    api.get(
-                        "/v1/users",
-                        &query(
-                            vec![("state", state), ("kind", kind), ("prefix", prefix)],
-                            &paging,
-                        ),
-                    )
+            EnvironmentCommand::Get { id } => {
+                api.get(&format!("/v1/environments/{id}"), none).await?
+            }
+            EnvironmentCommand::Create { name, description } => {
+                let body = object(vec![
+                    ("name", Some(json!(name))),
+                    ("description", text(description)),
+                ]);
+                api.call(M::POST, "/v1/environments", none, Some(&body), None)
                     .await?
-                }
-                UserCommand::Get { id } => api.get(&format!("/v1/users/{id}"), none).await?,
-                UserCommand::Create {
-                    user_name,
-                    email,
-                    display_name,
-                    guest,
-                    sponsor,
-                    expires_at,
-                    business_unit,
-                    external_id,
-                } => {
-                    let body = object(vec![
-                        ("user_name", Some(json!(user_name))),
-                        ("external_id", text(external_id)),
-                        ("email", text(email)),
-                        ("display_name", text(display_name)),
-                        ("kind", Some(json!(if guest { "guest" } else { "member" }))),
-                        ("sponsor_id", text(sponsor)),
-                        ("expires_at", text(expires_at)),
-                        ("business_unit_id", text(business_unit)),
-                    ]);
-                    api.call(M::POST, "/v1/users", none, Some(&body), None)
-                        .await?
-                }
-                UserCommand::Update {
-                    id,
-                    user_name,
-                    email,
-                    display_name,
-                    state,
-                    sponsor,
-                    expires_at,
-                    business_unit,
-                    external_id,
-                    if_match,
-                } => {
-                    let body = object(vec![
-                        ("user_name", text(user_name)),
-                        ("external_id", clearable(external_id)),
-                        ("email", clearable(email)),
-                        ("display_name", clearable(display_name)),
-                        ("state", text(state)),
-                        ("sponsor_id", text(sponsor)),
-                        ("expires_at", clearable(expires_at)),
-                        ("business_unit_id", text(business_unit)),
-                    ]);
-                    api.call(
-                        M::PATCH,
-                        &format!("/v1/users/{id}"),
-                        none,
-                        Some(&body),
-                        if_match.as_deref(),
-                    )
+            }
+            EnvironmentCommand::Update {
+                id,
+                name,
+                description,
+                if_match,
+            } => {
+                let body = object(vec![
+                    ("name", text(name)),
+                    ("description", clearable(description)),
+                ]);
+                api.call(
+                    M::PATCH,
+                    &format!("/v1/environments/{id}"),
+                    none,
+                    Some(&body),
+                    if_match.as_deref(),
+                )
+                .await?
+            }
+            EnvironmentCommand::Delete { id, if_match } => {
+                api.call(
+                    M::DELETE,
+                    &format!("/v1/environments/{id}"),
+                    none,
+                    None,
+                    if_match.as_deref(),
+                )
+                .await?
+            }
+        },
+        AdminCommand::BusinessUnit { command } => match command {
+            BusinessUnitCommand::List(paging) => {
+                api.get("/v1/business-units", &paging.query()).await?
+            }
+            BusinessUnitCommand::Get { id } => {
+                api.get(&format!("/v1/business-units/{id}"), none).await?
+            }
+            BusinessUnitCommand::Create {
+                name,
+                parent,
+                description,
+            } => {
+                let body = object(vec![
+                    ("name", Some(json!(name))),
+                    ("parent_id", text(parent)),
+                    ("description", text(description)),
+                ]);
+                api.call(M::POST, "/v1/business-units", none, Some(&body), None)
                     .await?
-                }
-                UserCommand::Delete { id, if_match } => {
-                    api.call(
-                        M::DELETE,
-                        &format!("/v1/users/{id}"),
-                        none,
-                        None,
-                        if_match.as_deref(),
-                    )
+            }
+            BusinessUnitCommand::Update {
+                id,
+                name,
+                parent,
+                description,
+                if_match,
+            } => {
+                let body = object(vec![
+                    ("name", text(name)),
+                    ("parent_id", text(parent)),
+                    ("description", clearable(description)),
+                ]);
+                api.call(
+                    M::PATCH,
+                    &format!("/v1/business-units/{id}"),
+                    none,
+                    Some(&body),
+                    if_match.as_deref(),
+                )
+                .await?
+            }
+            BusinessUnitCommand::Delete { id, if_match } => {
+                api.call(
+                    M::DELETE,
+                    &format!("/v1/business-units/{id}"),
+                    none,
+                    None,
+                    if_match.as_deref(),
+                )
+                .await?
+            }
+        },
+        AdminCommand::User { command } => match command {
+            UserCommand::List {
+                state,
+                kind,
+                prefix,
+                paging,
+            } => {
+                api.get(
+                    "/v1/users",
+                    &query(
+                        vec![("state", state), ("kind", kind), ("prefix", prefix)],
+                        &paging,
+                    ),
+                )
+                .await?
+            }
+            UserCommand::Get { id } => api.get(&format!("/v1/users/{id}"), none).await?,
+            UserCommand::Create {
+                user_name,
+                email,
+                display_name,
+                guest,
+                sponsor,
+                expires_at,
+                business_unit,
+                external_id,
+            } => {
+                let body = object(vec![
+                    ("user_name", Some(json!(user_name))),
+                    ("external_id", text(external_id)),
+                    ("email", text(email)),
+                    ("display_name", text(display_name)),
+                    ("kind", Some(json!(if guest { "guest" } else { "member" }))),
+                    ("sponsor_id", text(sponsor)),
+                    ("expires_at", text(expires_at)),
+                    ("business_unit_id", text(business_unit)),
+                ]);
+                api.call(M::POST, "/v1/users", none, Some(&body), None)
                     .await?
-                }
-                UserCommand::Restore { id } => {
-                    api.call(
+            }
+            UserCommand::Update {
+                id,
+                user_name,
+                email,
+                display_name,
+                state,
+                sponsor,
+                expires_at,
+                business_unit,
+                external_id,
+                if_match,
+            } => {
+                let body = object(vec![
+                    ("user_name", text(user_name)),
+                    ("external_id", clearable(external_id)),
+                    ("email", clearable(email)),
+                    ("display_name", clearable(display_name)),
+                    ("state", text(state)),
+                    ("sponsor_id", text(sponsor)),
+                    ("expires_at", clearable(expires_at)),
+                    ("business_unit_id", text(business_unit)),
+                ]);
+                api.call(
+                    M::PATCH,
+                    &format!("/v1/users/{id}"),
+                    none,
+                    Some(&body),
+                    if_match.as_deref(),
+                )
+                .await?
+            }
+            UserCommand::Delete { id, if_match } => {
+                api.call(
+                    M::DELETE,
+                    &format!("/v1/users/{id}"),
+                    none,
+                    None,
+                    if_match.as_deref(),
+                )
+                .await?
+            }
+            UserCommand::Restore { id } => {
+                api.call(
+                    M::POST,
+                    &format!("/v1/users/{id}/restore"),
+                    none,
+                    None,
+                    None,
+                )
+                .await?
+            }
+            UserCommand::Purge { id } => {
+                api.call(M::POST, &format!("/v1/users/{id}/purge"), none, None, None)
+                    .await?
+            }
+            UserCommand::Groups { id } => api.get(&format!("/v1/users/{id}/groups"), none).await?,
+            UserCommand::SetPassword { id, no_must_change } => {
+                let password = read_password_from_stdin()?;
+                let body = json!({"password": password, "must_change": !no_must_change});
+                api.call(
+                    M::PUT,
+                    &format!("/v1/users/{id}/password"),
+                    none,
+                    Some(&body),
+                    None,
+                )
+                .await?;
+                eprintln!("password set");
+                Value::Null
+            }
+            UserCommand::ResetMfa { id } => {
+                api.call(M::DELETE, &format!("/v1/users/{id}/mfa"), none, None, None)
+                    .await?;
+                eprintln!(
+                    "second factor reset: the user's sessions ended; they set up a new one at their next sign-in"
+                );
+                Value::Null
+            }
+            UserCommand::Invite { id, hours } => {
+                let body = json!({ "expires_in_hours": hours });
+                let link = api
+                    .call(
                         M::POST,
-                        &format!("/v1/users/{id}/restore"),
-                        none,
-                        None,
-                        None,
-                    )
-                    .await?
-                }
-                UserCommand::Purge { id } => {
-                    api.call(M::POST, &format!("/v1/users/{id}/purge"), none, None, None)
-                        .await?
-                }
-                UserCommand::Groups { id } => {
-                    api.get(&format!("/v1/users/{id}/groups"), none).await?
-                }
-                UserCommand::SetPassword { id, no_must_change } => {
-                    let password = read_password_from_stdin()?;
-                    let body = json!({"password": password, "must_change": !no_must_change});
-                    api.call(
-                        M::PUT,
-                        &format!("/v1/users/{id}/password"),
+                        &format!("/v1/users/{id}/enrolment-link"),
                         none,
                         Some(&body),
                         None,
                     )
                     .await?;
-                    eprintln!("password set");
-                    Value::Null
-                }
-                UserCommand::ResetMfa { id } => {
-                    api.call(M::DELETE, &format!("/v1/users/{id}/mfa"), none, None, None)
-                        .await?;
-                    eprintln!(
-                        "second factor reset: the user's sessions ended; they set up a new one at their next sign-in"
-                    );
-                    Value::Null
-                }
-                UserCommand::Invite { id, hours } => {
-                    let body = json!({ "expires_in_hours": hours });
-                    let link = api
-                        .call(
-                            M::POST,
-                            &format!("/v1/users/{id}/enrolment-link"),
-                            none,
-                            Some(&body),
-                            None,
-                        )
-                        .await?;
-                    println!("{}", link["url"].as_str().unwrap_or_default());
-                    eprintln!(
-                        "Give this link to the user over a channel you trust: it sets their password, once, until {}.",
-                        link["expires_at"].as_str().unwrap_or("it expires")
-                    );
-                    Value::Null
-                }
-                UserCommand::Lockout { id } => {
-                    api.get(&format!("/v1/users/{id}/lockout"), none).await?
-                }
-                UserCommand::Unlock { id, reason } => {
-                    let body = json!({ "reason": reason });
-                    api.call(
-                        M::POST,
-                        &format!("/v1/users/{id}/lockout/unlock"),
-                        none,
-                        Some(&body),
-                        None,
-                    )
-                    .await?
-                }
-                UserCommand::Password { id } => {
-                    api.get(&format!("/v1/users/{id}/password"), none).await?
-                }
-                UserCommand::RemovePassword { id } => {
-                    api.call(
-                        M::DELETE,
-                        &format!("/v1/users/{id}/password"),
-                        none,
-                        None,
-                        None,
-                    )
-                    .await?
-                }
+                println!("{}", link["url"].as_str().unwrap_or_default());
+                eprintln!(
+                    "Give this link to the user over a channel you trust: it sets their password, once, until {}.",
+                    link["expires_at"].as_str().unwrap_or("it expires")
+                );
+                Value::Null
             }
-        }
-        AdminCommand::Group { command } => {
-            let api = Api::new(connection)?;
-            match command {
-                GroupCommand::List { prefix, paging } => {
-                    api.get("/v1/groups", &query(vec![("prefix", prefix)], &paging))
-                        .await?
-                }
-                GroupCommand::Get { id } => api.get(&format!("/v1/groups/{id}"), none).await?,
-                GroupCommand::Create {
-                    name,
-                    description,
-                    business_unit,
-                } => {
-                    let body = object(vec![
-                        ("name", Some(json!(name))),
-                        ("description", text(description)),
-                        ("business_unit_id", text(business_unit)),
-                    ]);
-                    api.call(M::POST, "/v1/groups", none, Some(&body), None)
-                        .await?
-                }
-                GroupCommand::Update {
-                    id,
-                    name,
-                    description,
-                    business_unit,
-                    if_match,
-                } => {
-                    let body = object(vec![
-                        ("name", text(name)),
-                        ("description", clearable(description)),
-                        ("business_unit_id", clearable(business_unit)),
-                    ]);
-                    api.call(
-                        M::PATCH,
-                        &format!("/v1/groups/{id}"),
-                        none,
-                        Some(&body),
-                        if_match.as_deref(),
-                    )
-                    .await?
-                }
-                GroupCommand::Delete { id, if_match } => {
-                    api.call(
-                        M::DELETE,
-                        &format!("/v1/groups/{id}"),
-                        none,
-                        None,
-                        if_match.as_deref(),
-                    )
-                    .await?
-                }
-                GroupCommand::Members { id, paging } => {
-                    api.get(&format!("/v1/groups/{id}/members"), &paging.query())
-                        .await?
-                }
-                GroupCommand::AddMember {
-                    id,
-                    kind,
-                    member_id,
-                } => {
-                    let body = json!({"kind": kind, "id": member_id});
-                    api.call(
-                        M::POST,
-                        &format!("/v1/groups/{id}/members"),
-                        none,
-                        Some(&body),
-                        None,
-                    )
-                    .await?
-                }
-                GroupCommand::RemoveMember {
-                    id,
-                    kind,
-                    member_id,
-                } => {
-                    api.call(
-                        M::DELETE,
-                        &format!("/v1/groups/{id}/members/{kind}/{member_id}"),
-                        none,
-                        None,
-                        None,
-                    )
-                    .await?
-                }
+            UserCommand::Lockout { id } => {
+                api.get(&format!("/v1/users/{id}/lockout"), none).await?
             }
-        }
-        AdminCommand::ServicePrincipal { command } => {
-            let api = Api::new(connection)?;
-            match command {
-                ServicePrincipalCommand::List(paging) => {
-                    api.get("/v1/service-principals", &paging.query()).await?
-                }
-                ServicePrincipalCommand::Get { id } => {
-                    api.get(&format!("/v1/service-principals/{id}"), none)
-                        .await?
-                }
-                ServicePrincipalCommand::Create {
-                    name,
-                    description,
-                    external_id,
-                } => {
-                    let body = object(vec![
-                        ("name", Some(json!(name))),
-                        ("description", text(description)),
-                        ("external_id", text(external_id)),
-                    ]);
-                    api.call(M::POST, "/v1/service-principals", none, Some(&body), None)
-                        .await?
-                }
-                ServicePrincipalCommand::Update {
-                    id,
-                    name,
-                    description,
-                    state,
-                    external_id,
-                    if_match,
-                } => {
-                    let body = object(vec![
-                        ("name", text(name)),
-                        ("description", clearable(description)),
-                        ("state", text(state)),
-                        ("external_id", clearable(external_id)),
-                    ]);
-                    api.call(
-                        M::PATCH,
-                        &format!("/v1/service-principals/{id}"),
-                        none,
-                        Some(&body),
-                        if_match.as_deref(),
-                    )
-                    .await?
-                }
-                ServicePrincipalCommand::Delete { id, if_match } => {
-                    api.call(
-                        M::DELETE,
-                        &format!("/v1/service-principals/{id}"),
-                        none,
-                        None,
-                        if_match.as_deref(),
-                    )
-                    .await?
-                }
+            UserCommand::Unlock { id, reason } => {
+                let body = json!({ "reason": reason });
+                api.call(
+                    M::POST,
+                    &format!("/v1/users/{id}/lockout/unlock"),
+                    none,
+                    Some(&body),
+                    None,
+                )
+                .await?
             }
-        }
-        AdminCommand::ApiKey { command } => {
-            let api = Api::new(connection)?;
-            match command {
-                ApiKeyCommand::List { service_principal } => {
-                    api.get(
-                        &format!("/v1/service-principals/{service_principal}/api-keys"),
-                        none,
-                    )
-                    .await?
-                }
-                ApiKeyCommand::Create {
-                    service_principal,
-                    name,
-                    expires_at,
-                } => {
-                    let body = object(vec![("name", text(name)), ("expires_at", text(expires_at))]);
-                    api.call(
-                        M::POST,
-                        &format!("/v1/service-principals/{service_principal}/api-keys"),
-                        none,
-                        Some(&body),
-                        None,
-                    )
-                    .await?
-                }
-                ApiKeyCommand::Revoke {
-                    service_principal,
-                    key_id,
-                } => {
-                    api.call(
-                        M::DELETE,
-                        &format!("/v1/service-principals/{service_principal}/api-keys/{key_id}"),
-                        none,
-                        None,
-                        None,
-                    )
-                    .await?
-                }
+            UserCommand::Password { id } => {
+                api.get(&format!("/v1/users/{id}/password"), none).await?
             }
-        }
-        AdminCommand::RoleAssignment { command } => {
-            let api = Api::new(connection)?;
-            match command {
-                RoleAssignmentCommand::List {
-                    principal_kind,
-                    principal_id,
-                    role,
-                    scope,
-                    paging,
-                } => {
-                    let q = query(
-                        vec![
-                            ("principal_kind", principal_kind),
-                            ("principal_id", principal_id),
-                            ("role", role),
-                            ("scope", scope),
-                        ],
-                        &paging,
-                    );
-                    api.get("/v1/role-assignments", &q).await?
-                }
-                RoleAssignmentCommand::Get { id } => {
-                    api.get(&format!("/v1/role-assignments/{id}"), none).await?
-                }
-                RoleAssignmentCommand::Create {
-                    kind,
-                    principal_id,
-                    role,
-                    scope,
-                    starts_at,
-                    ends_at,
-                } => {
-                    let body = object(vec![
-                        ("principal", Some(json!({"kind": kind, "id": principal_id}))),
-                        ("role", Some(json!(role))),
-                        ("scope", text(scope)),
-                        ("starts_at", text(starts_at)),
-                        ("ends_at", text(ends_at)),
-                    ]);
-                    api.call(M::POST, "/v1/role-assignments", none, Some(&body), None)
-                        .await?
-                }
-                RoleAssignmentCommand::Delete { id } => {
-                    api.call(
-                        M::DELETE,
-                        &format!("/v1/role-assignments/{id}"),
-                        none,
-                        None,
-                        None,
-                    )
-                    .await?
-                }
+            UserCommand::RemovePassword { id } => {
+                api.call(
+                    M::DELETE,
+                    &format!("/v1/users/{id}/password"),
+                    none,
+                    None,
+                    None,
+                )
+                .await?
             }
-        }
+        },
+        AdminCommand::Group { command } => match command {
+            GroupCommand::List { prefix, paging } => {
+                api.get("/v1/groups", &query(vec![("prefix", prefix)], &paging))
+                    .await?
+            }
+            GroupCommand::Get { id } => api.get(&format!("/v1/groups/{id}"), none).await?,
+            GroupCommand::Create {
+                name,
+                description,
+                business_unit,
+            } => {
+                let body = object(vec![
+                    ("name", Some(json!(name))),
+                    ("description", text(description)),
+                    ("business_unit_id", text(business_unit)),
+                ]);
+                api.call(M::POST, "/v1/groups", none, Some(&body), None)
+                    .await?
+            }
+            GroupCommand::Update {
+                id,
+                name,
+                description,
+                business_unit,
+                if_match,
+            } => {
+                let body = object(vec![
+                    ("name", text(name)),
+                    ("description", clearable(description)),
+                    ("business_unit_id", clearable(business_unit)),
+                ]);
+                api.call(
+                    M::PATCH,
+                    &format!("/v1/groups/{id}"),
+                    none,
+                    Some(&body),
+                    if_match.as_deref(),
+                )
+                .await?
+            }
+            GroupCommand::Delete { id, if_match } => {
+                api.call(
+                    M::DELETE,
+                    &format!("/v1/groups/{id}"),
+                    none,
+                    None,
+                    if_match.as_deref(),
+                )
+                .await?
+            }
+            GroupCommand::Members { id, paging } => {
+                api.get(&format!("/v1/groups/{id}/members"), &paging.query())
+                    .await?
+            }
+            GroupCommand::AddMember {
+                id,
+                kind,
+                member_id,
+            } => {
+                let body = json!({"kind": kind, "id": member_id});
+                api.call(
+                    M::POST,
+                    &format!("/v1/groups/{id}/members"),
+                    none,
+                    Some(&body),
+                    None,
+                )
+                .await?
+            }
+            GroupCommand::RemoveMember {
+                id,
+                kind,
+                member_id,
+            } => {
+                api.call(
+                    M::DELETE,
+                    &format!("/v1/groups/{id}/members/{kind}/{member_id}"),
+                    none,
+                    None,
+                    None,
+                )
+                .await?
+            }
+        },
+        AdminCommand::ServicePrincipal { command } => match command {
+            ServicePrincipalCommand::List(paging) => {
+                api.get("/v1/service-principals", &paging.query()).await?
+            }
+            ServicePrincipalCommand::Get { id } => {
+                api.get(&format!("/v1/service-principals/{id}"), none)
+                    .await?
+            }
+            ServicePrincipalCommand::Create {
+                name,
+                description,
+                external_id,
+            } => {
+                let body = object(vec![
+                    ("name", Some(json!(name))),
+                    ("description", text(description)),
+                    ("external_id", text(external_id)),
+                ]);
+                api.call(M::POST, "/v1/service-principals", none, Some(&body), None)
+                    .await?
+            }
+            ServicePrincipalCommand::Update {
+                id,
+                name,
+                description,
+                state,
+                external_id,
+                if_match,
+            } => {
+                let body = object(vec![
+                    ("name", text(name)),
+                    ("description", clearable(description)),
+                    ("state", text(state)),
+                    ("external_id", clearable(external_id)),
+                ]);
+                api.call(
+                    M::PATCH,
+                    &format!("/v1/service-principals/{id}"),
+                    none,
+                    Some(&body),
+                    if_match.as_deref(),
+                )
+                .await?
+            }
+            ServicePrincipalCommand::Delete { id, if_match } => {
+                api.call(
+                    M::DELETE,
+                    &format!("/v1/service-principals/{id}"),
+                    none,
+                    None,
+                    if_match.as_deref(),
+                )
+                .await?
+            }
+        },
+        AdminCommand::ApiKey { command } => match command {
+            ApiKeyCommand::List { service_principal } => {
+                api.get(
+                    &format!("/v1/service-principals/{service_principal}/api-keys"),
+                    none,
+                )
+                .await?
+            }
+            ApiKeyCommand::Create {
+                service_principal,
+                name,
+                expires_at,
+            } => {
+                let body = object(vec![("name", text(name)), ("expires_at", text(expires_at))]);
+                api.call(
+                    M::POST,
+                    &format!("/v1/service-principals/{service_principal}/api-keys"),
+                    none,
+                    Some(&body),
+                    None,
+                )
+                .await?
+            }
+            ApiKeyCommand::Revoke {
+                service_principal,
+                key_id,
+            } => {
+                api.call(
+                    M::DELETE,
+                    &format!("/v1/service-principals/{service_principal}/api-keys/{key_id}"),
+                    none,
+                    None,
+                    None,
+                )
+                .await?
+            }
+        },
+        AdminCommand::RoleAssignment { command } => match command {
+            RoleAssignmentCommand::List {
+                principal_kind,
+                principal_id,
+                role,
+                scope,
+                paging,
+            } => {
+                let q = query(
+                    vec![
+                        ("principal_kind", principal_kind),
+                        ("principal_id", principal_id),
+                        ("role", role),
+                        ("scope", scope),
+                    ],
+                    &paging,
+                );
+                api.get("/v1/role-assignments", &q).await?
+            }
+            RoleAssignmentCommand::Get { id } => {
+                api.get(&format!("/v1/role-assignments/{id}"), none).await?
+            }
+            RoleAssignmentCommand::Create {
+                kind,
+                principal_id,
+                role,
+                scope,
+                starts_at,
+                ends_at,
+            } => {
+                let body = object(vec![
+                    ("principal", Some(json!({"kind": kind, "id": principal_id}))),
+                    ("role", Some(json!(role))),
+                    ("scope", text(scope)),
+                    ("starts_at", text(starts_at)),
+                    ("ends_at", text(ends_at)),
+                ]);
+                api.call(M::POST, "/v1/role-assignments", none, Some(&body), None)
+                    .await?
+            }
+            RoleAssignmentCommand::Delete { id } => {
+                api.call(
+                    M::DELETE,
+                    &format!("/v1/role-assignments/{id}"),
+                    none,
+                    None,
+                    None,
+                )
+                .await?
+            }
+        },
     };
     if let Some(what) = removing {
         eprintln!("Done: {what}.");

@@ -8,6 +8,7 @@ mod api;
 mod audit;
 mod bench;
 mod login;
+mod names;
 mod output;
 mod serve;
 

@@ -252,3 +252,94 @@ async fn removals_are_confirmed_at_a_terminal_and_say_what_they_did() {
     );
     assert!(!exists(scripted).await);
 }
+
+/// The JSON answer of a command that must succeed.
+async fn json_of(server: &TestServer, args: &[&str]) -> Value {
+    let (code, stdout, stderr) = cli(server, &server.admin_key, args).await;
+    assert_eq!(code, 0, "{args:?}: {stderr}");
+    serde_json::from_str::<Value>(&stdout).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn arguments_take_names_and_e_mail_addresses_as_well_as_ids() {
+    let server = TestServer::start().await;
+    let key = &server.admin_key;
+    let admin = server.admin();
+    let ada = admin
+        .post(
+            "/v1/users",
+            serde_json::json!({"user_name": "ada", "email": "ada@example.com"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let prod = json_of(&server, &["environment", "create", "prod"]).await;
+    let engineers = json_of(&server, &["group", "create", "engineers"]).await;
+    json_of(
+        &server,
+        &[
+            "group",
+            "add-member",
+            "Engineers",
+            "user",
+            "ADA@example.com",
+        ],
+    )
+    .await;
+    let members = json_of(&server, &["group", "members", "engineers"]).await;
+    assert_eq!(members["items"][0]["member"]["id"], ada);
+    let assigned = json_of(
+        &server,
+        &[
+            "role-assignment",
+            "create",
+            "group",
+            "engineers",
+            "environment_admin",
+            "--scope",
+            "environment/prod",
+        ],
+    )
+    .await;
+    assert_eq!(assigned["principal"]["id"], engineers["id"]);
+    assert_eq!(
+        assigned["scope"],
+        format!("environment/{}", prod["id"].as_str().unwrap())
+    );
+    let in_a_month = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let guest = json_of(
+        &server,
+        &[
+            "user",
+            "create",
+            "grace",
+            "--guest",
+            "--sponsor",
+            "ada",
+            "--expires-at",
+            &in_a_month,
+        ],
+    )
+    .await;
+    assert_eq!(guest["sponsor_id"], ada);
+    // An id is used as given; a name that names nothing says so, and nothing is sent.
+    assert_eq!(
+        json_of(&server, &["user", "get", &ada]).await["user_name"],
+        "ada"
+    );
+    let (code, _, stderr) = cli(
+        &server,
+        key,
+        &["group", "add-member", "engineers", "user", "nobody"],
+    )
+    .await;
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("\"nobody\" is neither the id nor the name of a user"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,123 @@
+//! People type names, not UUIDs: every argument that names a user (by user name or e-mail), a
+//! group, a service principal, an environment or a business unit takes its name as well as its
+//! id. A UUID is used as given; anything else is looked up through the admin API, exactly, and
+//! must name one thing.
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use crate::api::Api;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Group,
+    ServicePrincipal,
+    Environment,
+    BusinessUnit,
+}
+
+impl Kind {
+    /// The kind a principal reference names (`user`, `group`, `service_principal`).
+    pub fn principal(kind: &str) -> Option<Kind> {
+        match kind {
+            "user" => Some(Kind::User),
+            "group" => Some(Kind::Group),
+            "service_principal" => Some(Kind::ServicePrincipal),
+            _ => None,
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::User => "user",
+            Kind::Group => "group",
+            Kind::ServicePrincipal => "service principal",
+            Kind::Environment => "environment",
+            Kind::BusinessUnit => "business unit",
+        }
+    }
+
+    /// Where the candidates are listed, and whether the list can be narrowed by a prefix.
+    fn list(self) -> (&'static str, bool) {
+        match self {
+            Kind::User => ("/v1/users", true),
+            Kind::Group => ("/v1/groups", true),
+            Kind::ServicePrincipal => ("/v1/service-principals", false),
+            Kind::Environment => ("/v1/environments", false),
+            Kind::BusinessUnit => ("/v1/business-units", false),
+        }
+    }
+
+    /// Whether `item` is called `name`: its name, or a user's user name or e-mail address,
+    /// compared without regard to case (the server refuses names that differ only so).
+    fn is_called(self, item: &Value, name: &str) -> bool {
+        let fields: &[&str] = match self {
+            Kind::User => &["user_name", "email"],
+            _ => &["name"],
+        };
+        fields.iter().any(|f| {
+            item[*f]
+                .as_str()
+                .is_some_and(|v| v.to_lowercase() == name.to_lowercase())
+        })
+    }
+}
+
+/// The id of the `kind` that `value` names: `value` itself if it is a UUID.
+pub async fn resolve(api: &Api, kind: Kind, value: &str) -> anyhow::Result<String> {
+    if uuid::Uuid::parse_str(value).is_ok() {
+        return Ok(value.to_owned());
+    }
+    let (path, narrowed) = kind.list();
+    let mut found: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = vec![("limit", "500".to_owned())];
+        if narrowed {
+            query.push(("prefix", value.to_owned()));
+        }
+        if let Some(cursor) = &cursor {
+            query.push(("cursor", cursor.clone()));
+        }
+        let page = api
+            .get(path, &query)
+            .await
+            .with_context(|| format!("cannot look up the {} {value:?}", kind.noun()))?;
+        for item in page["items"].as_array().into_iter().flatten() {
+            if kind.is_called(item, value)
+                && let Some(id) = item["id"].as_str()
+            {
+                found.push(id.to_owned());
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!(
+            "{value:?} is neither the id nor the name of a {} here",
+            kind.noun()
+        ),
+        many => bail!(
+            "{value:?} names {} {}s ({}); give the id",
+            many.len(),
+            kind.noun(),
+            many.join(", ")
+        ),
+    }
+}
+
+/// Resolves `scope` if it names an environment by name (`environment/prod`).
+pub async fn resolve_scope(api: &Api, scope: &str) -> anyhow::Result<String> {
+    match scope.strip_prefix("environment/") {
+        Some(environment) => Ok(format!(
+            "environment/{}",
+            resolve(api, Kind::Environment, environment).await?
+        )),
+        None => Ok(scope.to_owned()),
+    }
+}
