@@ -5,28 +5,7 @@
 // Saves screenshots to target/screenshots/. Needs PORTCULLIS_URL and PORTCULLIS_API_KEY.
 import { createHash, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
-import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
-
-const base = process.env.PORTCULLIS_URL;
-const key = process.env.PORTCULLIS_API_KEY;
-const shots = process.env.SCREENSHOT_DIR ?? "target/screenshots";
-const password = "violet tugboat parsley orbit";
-mkdirSync(shots, { recursive: true });
-
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-async function api(method, path, body) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
-  return response.status === 204 ? null : response.json();
-}
+import { api, base, check, launch, password, shots } from "./common.mjs";
 
 const b64url = (buffer) => buffer.toString("base64url");
 
@@ -75,10 +54,7 @@ await api("PUT", `/v1/service-principals/${client.id}/oauth-client`, {
 });
 const secret = await api("POST", `/v1/service-principals/${client.id}/api-keys`, {});
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--no-sandbox"],
-});
+const browser = await launch();
 const page = await browser.newPage();
 const errors = [];
 page.on("console", (m) => m.type() === "error" && !m.text().startsWith("Failed to load resource") && errors.push(m.text()));

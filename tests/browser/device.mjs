@@ -3,28 +3,7 @@
 // what, and allows it; the device's next poll gets tokens that the admin API accepts.
 // Screenshots of each step at desktop and phone widths go to target/screenshots/.
 // Needs PORTCULLIS_URL and PORTCULLIS_API_KEY.
-import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
-
-const base = process.env.PORTCULLIS_URL;
-const key = process.env.PORTCULLIS_API_KEY;
-const shots = process.env.SCREENSHOT_DIR ?? "target/screenshots";
-const password = "violet tugboat parsley orbit";
-mkdirSync(shots, { recursive: true });
-
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-async function api(method, path, body, bearer = key) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
-  return response.status === 204 ? null : response.json();
-}
+import { api, base, check, launch, password, shots } from "./common.mjs";
 
 async function form(path, fields) {
   const response = await fetch(`${base}${path}`, {
@@ -62,10 +41,7 @@ const pending = await form("/t/operator/oauth/token", {
 });
 check(pending.body.error === "authorization_pending", `pending: ${JSON.stringify(pending.body)}`);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--no-sandbox"],
-});
+const browser = await launch();
 const errors = [];
 for (const [width, height, label] of [[1280, 800, "desktop"], [390, 844, "phone"]]) {
   const page = await browser.newPage({ viewport: { width, height } });

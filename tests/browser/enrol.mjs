@@ -2,33 +2,9 @@
 // chooses a password, and lands signed in on the passkeys page; the link then refuses to be
 // used again. Screenshots at desktop and phone widths go to target/screenshots/.
 // Needs PORTCULLIS_URL and PORTCULLIS_API_KEY.
-import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { api, base, check, launch, password, shots } from "./common.mjs";
 
-const base = process.env.PORTCULLIS_URL;
-const key = process.env.PORTCULLIS_API_KEY;
-const shots = process.env.SCREENSHOT_DIR ?? "target/screenshots";
-const password = "violet tugboat parsley orbit";
-mkdirSync(shots, { recursive: true });
-
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-async function api(method, path, body) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
-  return response.status === 204 ? null : response.json();
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--no-sandbox"],
-});
+const browser = await launch();
 const errors = [];
 for (const [width, height, label] of [[1280, 800, "desktop"], [390, 844, "phone"]]) {
   const user = await api("POST", "/v1/users", { user_name: `enrol-${label}-${Date.now()}` });

@@ -3,28 +3,7 @@
 // in with it alone. Saves a screenshot of every page to target/screenshots/.
 // Needs PORTCULLIS_URL and PORTCULLIS_API_KEY (an administrator of the operator tenant).
 import { createHmac } from "node:crypto";
-import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
-
-const base = process.env.PORTCULLIS_URL;
-const key = process.env.PORTCULLIS_API_KEY;
-const shots = process.env.SCREENSHOT_DIR ?? "target/screenshots";
-const password = "violet tugboat parsley orbit";
-mkdirSync(shots, { recursive: true });
-
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-async function api(method, path, body) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${await response.text()}`);
-  return response.status === 204 ? null : response.json();
-}
+import { api, base, check, launch, password, shots } from "./common.mjs";
 
 // RFC 6238 TOTP (SHA-1, 6 digits, 30 s), written here independently of the server.
 function totp(base32, offsetSteps = 0) {
@@ -43,10 +22,7 @@ function totp(base32, offsetSteps = 0) {
 const user = await api("POST", "/v1/users", { user_name: `browser-${Date.now()}` });
 await api("PUT", `/v1/users/${user.id}/password`, { password, must_change: false });
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--no-sandbox"],
-});
+const browser = await launch();
 const page = await browser.newPage();
 const errors = [];
 // Script errors and Content-Security-Policy violations; answers with error statuses (the wrong

@@ -151,6 +151,19 @@ pub fn parse_external_id(raw: Option<String>) -> Result<Option<String>, crate::V
 }
 
 impl User {
+    /// What an attacker guessing this user's password knows about them: their names and
+    /// e-mail address, which the password policy counts as known words.
+    pub fn known_words(&self) -> Vec<&str> {
+        [
+            Some(self.user_name.as_str()),
+            self.email.as_deref(),
+            self.display_name.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
     /// Whether this user may authenticate and act at `now`: active, and for guests not past
     /// their expiry date.
     pub fn is_usable(&self, now: OffsetDateTime) -> bool {

@@ -130,6 +130,18 @@ fn step_up_challenge(reply: Reply) -> (String, Value) {
     (challenge, problem)
 }
 
+/// Gives the user `role` tenant-wide, through the bootstrap administrator.
+pub(crate) async fn give_role(server: &TestServer, user: &str, role: &str) {
+    server
+        .admin()
+        .post(
+            "/v1/role-assignments",
+            json!({"principal": {"kind": "user", "id": user}, "role": role}),
+        )
+        .await
+        .expect(201);
+}
+
 async fn set_policy(server: &TestServer, policy: Value) -> Reply {
     server
         .admin()
@@ -148,14 +160,7 @@ async fn a_person_steps_up_for_changes_and_signs_in_again_for_privileged_ones() 
     let client = command_line(&server).await;
     let alice = user_with_password(&server, "alice", false).await;
     for role in ["user_administrator", "privileged_role_administrator"] {
-        server
-            .admin()
-            .post(
-                "/v1/role-assignments",
-                json!({"principal": {"kind": "user", "id": alice}, "role": role}),
-            )
-            .await
-            .expect(201);
+        give_role(&server, &alice, role).await;
     }
     let defaults = server
         .admin()
@@ -376,14 +381,7 @@ async fn a_tenant_refuses_the_api_keys_of_privileged_principals_when_it_says_so(
     let server = TestServer::start().await;
     let client = command_line(&server).await;
     let alice = user_with_password(&server, "alice", false).await;
-    server
-        .admin()
-        .post(
-            "/v1/role-assignments",
-            json!({"principal": {"kind": "user", "id": alice}, "role": "tenant_administrator"}),
-        )
-        .await
-        .expect(201);
+    give_role(&server, &alice, "tenant_administrator").await;
     let (reader_id, reader_key) = server
         .admin()
         .principal_with_role("reader", "security_reader", "tenant")
@@ -486,14 +484,7 @@ async fn from_browser(
 async fn a_browser_session_works_on_the_admin_api_only_from_this_servers_pages() {
     let server = TestServer::start().await;
     let alice = user_with_password(&server, "alice", false).await;
-    server
-        .admin()
-        .post(
-            "/v1/role-assignments",
-            json!({"principal": {"kind": "user", "id": alice}, "role": "user_administrator"}),
-        )
-        .await
-        .expect(201);
+    give_role(&server, &alice, "user_administrator").await;
     let mut browser = Browser::new(&server);
     assert_eq!(
         browser.sign_in("operator", "alice", PASSWORD).await.status,
@@ -581,12 +572,7 @@ async fn a_browser_session_works_on_the_admin_api_only_from_this_servers_pages()
             .await
             .problem(422);
     }
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics
             .lines()

@@ -20,12 +20,7 @@ async fn health_readiness_metrics_and_openapi_answer_anonymously() {
     );
     // Drive one request so the metrics have a series for its route.
     server.admin().get("/v1/users").await.expect(200);
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("http_requests_total"), "{metrics}");
     assert!(
         metrics.contains("route=\"/v1/users\""),

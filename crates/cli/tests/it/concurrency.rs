@@ -162,12 +162,7 @@ async fn a_cycle_already_in_the_database_takes_out_only_the_principals_it_touche
     // Reported: readiness, a metric and one audit event naming the membership to remove.
     let ready = server.anonymous().get("/readyz").await.expect(200);
     assert_eq!(ready["tenants_with_membership_cycles"], 1);
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics
             .lines()

@@ -190,15 +190,9 @@ pub(super) async fn submit(
         return Ok(render(&page, StatusCode::UNPROCESSABLE_ENTITY));
     }
     let password = SecretString::from(form.new_password);
-    let known: Vec<&str> = [
-        Some(user.user_name.as_str()),
-        user.email.as_deref(),
-        user.display_name.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if let Err(ValidationError { message, .. }) = settings.password_policy.check(&password, &known)
+    if let Err(ValidationError { message, .. }) = settings
+        .password_policy
+        .check(&password, &user.known_words())
     {
         page.error = Some(format!("The password {message}."));
         return Ok(render(&page, StatusCode::UNPROCESSABLE_ENTITY));

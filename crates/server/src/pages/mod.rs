@@ -1314,20 +1314,12 @@ async fn change_password(
             .into_response());
     }
     let new = SecretString::from(form.new_password);
-    let known: Vec<&str> = [
-        Some(me.user.user_name.as_str()),
-        me.user.email.as_deref(),
-        me.user.display_name.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
     let policy = state
         .store
         .sign_in_settings(me.tenant.id)
         .await?
         .password_policy;
-    if let Err(ValidationError { message, .. }) = policy.check(&new, &known) {
+    if let Err(ValidationError { message, .. }) = policy.check(&new, &me.user.known_words()) {
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
             html(&again(format!("The new password {message}."))),

@@ -399,20 +399,12 @@ pub async fn set_password(
         .await?;
     let password = SecretString::from(body.password);
     let user = state.store.user(caller.tenant_id(), id).await?;
-    let known_to_attackers: Vec<&str> = [
-        Some(user.user_name.as_str()),
-        user.email.as_deref(),
-        user.display_name.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
     state
         .store
         .sign_in_settings(caller.tenant_id())
         .await?
         .password_policy
-        .check(&password, &known_to_attackers)
+        .check(&password, &user.known_words())
         .map_err(ApiError::Validation)?;
     let hash = hash_password(&state, password).await?;
     let ctx = caller.write_context(&state);
