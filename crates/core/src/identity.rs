@@ -364,11 +364,13 @@ impl std::fmt::Display for PrincipalRef {
 }
 
 /// A membership edge of the group graph.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupMember {
     pub group_id: GroupId,
     pub member: PrincipalRef,
+    /// The member's name: a user's user name, a group's or service principal's name.
+    pub name: String,
     #[serde(with = "time::serde::rfc3339")]
     pub added_at: OffsetDateTime,
 }

@@ -248,20 +248,28 @@ pub(crate) async fn principal_exists(
     w: &mut Write,
     principal: PrincipalRef,
 ) -> Result<bool, StoreError> {
+    Ok(principal_name(w, principal).await?.is_some())
+}
+
+/// The name of a principal that exists (not deleted) in the write's tenant: a user's user
+/// name, a group's or service principal's name.
+async fn principal_name(
+    w: &mut Write,
+    principal: PrincipalRef,
+) -> Result<Option<String>, StoreError> {
     let sql = match principal.kind {
         PrincipalKind::User => {
-            "SELECT id FROM users WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'"
+            "SELECT user_name AS name FROM users WHERE tenant_id = $1 AND id = $2 AND state <> 'deleted'"
         }
-        PrincipalKind::Group => "SELECT id FROM groups WHERE tenant_id = $1 AND id = $2",
+        PrincipalKind::Group => "SELECT name FROM groups WHERE tenant_id = $1 AND id = $2",
         PrincipalKind::ServicePrincipal => {
-            "SELECT id FROM service_principals WHERE tenant_id = $1 AND id = $2"
+            "SELECT name FROM service_principals WHERE tenant_id = $1 AND id = $2"
         }
     };
-    Ok(
-        w.fetch_optional(query(sql).bind(w.ctx.tenant_id).bind(principal.id))
-            .await?
-            .is_some(),
-    )
+    w.fetch_optional(query(sql).bind(w.ctx.tenant_id).bind(principal.id))
+        .await?
+        .map(|row| row.text("name"))
+        .transpose()
 }
 
 /// Removes a principal from every group and every role assignment.
@@ -892,13 +900,13 @@ impl Store {
     ) -> Result<GroupMember, StoreError> {
         let mut w = self.write(ctx).await?;
         self.group(ctx.tenant_id, group_id).await?;
-        if !principal_exists(&mut w, member).await? {
+        let Some(name) = principal_name(&mut w, member).await? else {
             return Err(ValidationError::new(
                 "id",
                 format!("no such {} in this tenant", member.kind.as_str()),
             )
             .into());
-        }
+        };
         if member.kind == PrincipalKind::Group {
             let edges = w
                 .fetch_all(
@@ -943,6 +951,7 @@ impl Store {
         Ok(GroupMember {
             group_id,
             member,
+            name,
             added_at: portcullis_core::time_util::truncate_to_micros(ctx.now),
         })
     }
@@ -989,8 +998,13 @@ impl Store {
             .pools
             .fetch_all(
                 query(
-                    "SELECT group_id, member_kind, member_id, added_at FROM group_members \
-                     WHERE tenant_id = $1 AND group_id = $2 AND ($3 IS NULL OR member_id > $3) ORDER BY member_id LIMIT $4",
+                    "SELECT m.group_id, m.member_kind, m.member_id, m.added_at, COALESCE(\
+                     (SELECT u.user_name FROM users u WHERE u.tenant_id = m.tenant_id AND u.id = m.member_id), \
+                     (SELECT g.name FROM groups g WHERE g.tenant_id = m.tenant_id AND g.id = m.member_id), \
+                     (SELECT s.name FROM service_principals s WHERE s.tenant_id = m.tenant_id AND s.id = m.member_id), '') AS member_name \
+                     FROM group_members m \
+                     WHERE m.tenant_id = $1 AND m.group_id = $2 AND ($3 IS NULL OR m.member_id > $3) \
+                     ORDER BY m.member_id LIMIT $4",
                 )
                 .bind(tenant_id)
                 .bind(group_id)
@@ -1007,6 +1021,7 @@ impl Store {
                         kind: r.named("member_kind", PrincipalKind::parse)?,
                         id: r.parse("member_id")?,
                     },
+                    name: r.text("member_name")?,
                     added_at: r.time("added_at")?,
                 })
             })

@@ -290,6 +290,10 @@ async fn arguments_take_names_and_e_mail_addresses_as_well_as_ids() {
     .await;
     let members = json_of(&server, &["group", "members", "engineers"]).await;
     assert_eq!(members["items"][0]["member"]["id"], ada);
+    assert_eq!(
+        members["items"][0]["name"], "ada",
+        "lists name their members"
+    );
     let assigned = json_of(
         &server,
         &[
