@@ -611,7 +611,7 @@ async fn own_actions_stored_by_an_older_server_are_renamed_at_start() {
         .expect(200);
     assert_eq!(role["permissions"][0]["action"], "portcullis:user.read");
     let denies = admin.get("/v1/deny-assignments").await.expect(200);
-    let stored = denies
+    let stored = denies["items"]
         .as_array()
         .unwrap()
         .iter()

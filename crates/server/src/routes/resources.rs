@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use portcullis_core::audit::Target;
@@ -463,16 +463,22 @@ pub struct NewDenyAssignment {
     pub scope: Option<Scope>,
 }
 
+/// The tenant's deny assignments, in the `{items}` shape of every list.
+#[derive(Serialize, ToSchema)]
+pub struct DenyAssignmentList {
+    pub items: Vec<DenyAssignment>,
+}
+
 #[utoipa::path(get, path = "/v1/deny-assignments", tag = "authorization",
-    responses((status = 200, body = Vec<DenyAssignment>)))]
+    responses((status = 200, body = DenyAssignmentList)))]
 pub async fn list_deny_assignments(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<DenyAssignment>>> {
+) -> ApiResult<Json<DenyAssignmentList>> {
     allow(&state, &caller, Action::RoleRead, None).await?;
-    Ok(Json(
-        state.store.deny_assignments(caller.tenant_id()).await?,
-    ))
+    Ok(Json(DenyAssignmentList {
+        items: state.store.deny_assignments(caller.tenant_id()).await?,
+    }))
 }
 
 /// Creates a guardrail: the principals may not do the actions at the scope, whatever they hold.
