@@ -49,6 +49,9 @@ pub struct Caller {
     /// (`auth_time`), which the tenant's policy for administrators holds to account; `None`
     /// for a key or a workload's token.
     session: Option<(SessionId, time::OffsetDateTime)>,
+    /// For a caller with an API key, whether its tenant refuses privileged principals' keys
+    /// (read with the key); `None` for tokens and sessions.
+    api_key_use: Option<ApiKeyUse>,
     /// The tenant's authorization snapshot this request's decisions are made with, taken at
     /// the first decision so that every check of one request sees the same revision.
     engine: tokio::sync::OnceCell<Arc<Current>>,
@@ -136,6 +139,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Caller, ApiErro
     Ok(Caller {
         principal: PrincipalRef::service_principal(credential.owner.id),
         session: None,
+        api_key_use: Some(credential.tenant_api_keys),
         engine: tokio::sync::OnceCell::new(),
         actor: Actor {
             kind: "service_principal".into(),
@@ -181,6 +185,7 @@ fn session_caller(signed_in: crate::pages::ApiSession, origin: Origin) -> Caller
         },
         principal,
         session: Some((session.id, session.authenticated_at())),
+        api_key_use: None,
         engine: tokio::sync::OnceCell::new(),
         tenant,
         origin,
@@ -344,6 +349,7 @@ async fn token_caller(
         },
         principal,
         session,
+        api_key_use: None,
         engine: tokio::sync::OnceCell::new(),
         tenant,
         origin,
@@ -690,7 +696,8 @@ impl Caller {
         scope: Scope,
         target: Option<Target>,
     ) -> Result<(), ApiError> {
-        if !self.uses_api_key() {
+        // Only a key whose tenant refuses privileged keys costs a read of the whole policy.
+        if self.api_key_use != Some(ApiKeyUse::UnprivilegedOnly) {
             return Ok(());
         }
         let policy = state.store.administrator_policy(self.tenant.id).await?;

@@ -4,6 +4,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use portcullis_core::administrators::ApiKeyUse;
 use portcullis_core::identity::{
     ApiKey, Group, GroupMember, LifecycleState, PrincipalKind, PrincipalRef, ServicePrincipal,
     Tenant, User, UserKind, membership_would_cycle,
@@ -177,6 +178,9 @@ pub struct ApiKeyCredential {
     pub secret_hash: Vec<u8>,
     pub owner: ServicePrincipal,
     pub tenant: Tenant,
+    /// Whether the tenant accepts the keys of principals that hold privileged actions (its
+    /// administrator policy's `api_keys`), read with the key so the common case costs nothing.
+    pub tenant_api_keys: ApiKeyUse,
 }
 
 const USER_UNIQUES: &[(&str, &str, &str)] = &[
@@ -1364,9 +1368,11 @@ impl Store {
                      k.name AS k_name, k.created_at AS k_created_at, k.expires_at, k.revoked_at, k.last_used_at, \
                      s.id, s.tenant_id, s.name, s.description, s.state, s.created_at, s.updated_at, s.version, s.external_id, \
                      t.id AS t_id, t.name AS t_name, t.display_name AS t_display_name, t.operator AS t_operator, \
-                     t.state AS t_state, t.created_at AS t_created_at, t.updated_at AS t_updated_at, t.version AS t_version \
+                     t.state AS t_state, t.created_at AS t_created_at, t.updated_at AS t_updated_at, t.version AS t_version, \
+                     COALESCE(ap.api_keys, 'allowed') AS tenant_api_keys \
                      FROM api_keys k JOIN service_principals s ON s.id = k.service_principal_id \
-                     JOIN tenants t ON t.id = k.tenant_id WHERE k.prefix = $1",
+                     JOIN tenants t ON t.id = k.tenant_id \
+                     LEFT JOIN administrator_policies ap ON ap.tenant_id = k.tenant_id WHERE k.prefix = $1",
                 )
                 .bind(prefix),
             )
@@ -1388,6 +1394,7 @@ impl Store {
             secret_hash: row.bytes("secret_hash")?,
             owner: service_principal_from_row(&row)?,
             tenant: tenant_from_row(&row, "t_")?,
+            tenant_api_keys: row.named("tenant_api_keys", ApiKeyUse::parse)?,
         }))
     }
 
