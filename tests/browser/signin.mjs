@@ -114,7 +114,7 @@ await Promise.all([
 ]);
 await page.screenshot({ path: `${shots}/10-signed-in-with-passkey.png`, fullPage: true });
 const sessions = await api("GET", `/v1/users/${user.id}/sessions`);
-check(sessions.some((s) => s.strength === "phishing_resistant"), "the passkey session is phishing-resistant");
+check(sessions.items.some((s) => s.strength === "phishing_resistant"), "the passkey session is phishing-resistant");
 
 check(errors.length === 0, `no errors in the browser console: ${errors.join("; ")}`);
 await browser.close();

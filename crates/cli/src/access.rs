@@ -5,7 +5,11 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use reqwest::Method;
+use portcullis_api::access::{
+    ActionBody, DecisionContextRequest, EvaluationBody, EvaluationsBody, EvaluationsResponse,
+    MinRevision, PageBody, ResourceBody, SearchBody, SubjectBody,
+};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::Connection;
@@ -64,6 +68,16 @@ pub struct WhatCanArgs {
     freshness: Freshness,
 }
 
+#[derive(clap::Args)]
+pub struct EvaluateArgs {
+    /// The questions: `{"subject", "action", "resource", "context", "evaluations": [...],
+    /// "options": {"evaluations_semantic": "execute_all" | "deny_on_first_deny" |
+    /// "permit_on_first_permit"}}`, where each evaluation fills in what the top level leaves
+    /// out (AuthZEN 1.0, section 7).
+    #[command(flatten)]
+    document: crate::args::Document,
+}
+
 /// Paging of a search's answers.
 #[derive(clap::Args)]
 struct Page {
@@ -76,8 +90,11 @@ struct Page {
 }
 
 impl Page {
-    fn body(&self) -> Value {
-        json!({"limit": self.limit, "token": self.page_token.clone().unwrap_or_default()})
+    fn body(&self) -> PageBody {
+        PageBody {
+            token: Some(self.page_token.clone().unwrap_or_default()),
+            limit: Some(self.limit as usize),
+        }
     }
 }
 
@@ -91,13 +108,15 @@ struct Freshness {
 
 impl Freshness {
     fn context(&self) -> anyhow::Result<Value> {
-        Ok(match self.min_revision.as_deref() {
-            None => json!({}),
-            Some("latest") => json!({"min_revision": "latest"}),
-            Some(n) => json!({"min_revision": n.parse::<i64>().with_context(
-                || format!("--min-revision {n:?} is neither a revision number nor `latest`")
-            )?}),
-        })
+        let min_revision = self
+            .min_revision
+            .as_deref()
+            .map(str::parse::<MinRevision>)
+            .transpose()
+            .map_err(|error| anyhow::anyhow!("--min-revision {error}"))?;
+        Ok(serde_json::to_value(DecisionContextRequest {
+            min_revision,
+        })?)
     }
 }
 
@@ -110,7 +129,7 @@ struct Pdp {
 impl Pdp {
     async fn new(connection: &Connection) -> anyhow::Result<Self> {
         let api = Api::new(connection)?;
-        let me = api.get("/v1/me", &[]).await?;
+        let me = api.get("/v1/me", crate::api::NO_QUERY).await?;
         let tenant = me["tenant"]["name"]
             .as_str()
             .context("the server did not say which tenant the key belongs to")?;
@@ -120,15 +139,14 @@ impl Pdp {
         })
     }
 
-    async fn ask(&self, endpoint: &str, body: Value) -> anyhow::Result<Value> {
-        let path = format!("{}/{endpoint}", self.base);
+    async fn ask(&self, endpoint: &str, body: &impl Serialize) -> anyhow::Result<Value> {
         self.api
-            .call(Method::POST, &path, &[], Some(&body), None)
+            .post(&format!("{}/{endpoint}", self.base), body)
             .await
     }
 
     /// `kind:reference` as an AuthZEN subject; a user may be named by user name.
-    async fn subject(&self, raw: &str) -> anyhow::Result<Value> {
+    async fn subject(&self, raw: &str) -> anyhow::Result<SubjectBody> {
         let Some((kind, reference)) = raw.split_once(':') else {
             bail!("--subject {raw:?} must be `<kind>:<id>`, e.g. `user:alice` or `group:<id>`")
         };
@@ -142,7 +160,11 @@ impl Pdp {
         } else {
             bail!("--subject {raw:?}: a {kind} is named by its id")
         };
-        Ok(json!({"type": kind, "id": id}))
+        Ok(SubjectBody {
+            kind: kind.to_owned(),
+            id: Some(id),
+            properties: None,
+        })
     }
 
     async fn user_named(&self, user_name: &str) -> anyhow::Result<String> {
@@ -178,7 +200,7 @@ impl Pdp {
             "service_principal" => (format!("/v1/service-principals/{id}"), "name"),
             _ => return format!("{kind} {id}"),
         };
-        match self.api.get(&path, &[]).await {
+        match self.api.get(&path, crate::api::NO_QUERY).await {
             Ok(found) => match found[field].as_str() {
                 Some(name) => format!("{kind} {name} ({id})"),
                 None => format!("{kind} {id}"),
@@ -195,38 +217,51 @@ impl Pdp {
         if uuid::Uuid::parse_str(role).is_err() {
             return role.to_owned();
         }
-        match self.api.get(&format!("/v1/custom-roles/{role}"), &[]).await {
+        match self
+            .api
+            .get(&format!("/v1/custom-roles/{role}"), crate::api::NO_QUERY)
+            .await
+        {
             Ok(found) => format!("{:?} ({role})", found["name"].as_str().unwrap_or("?")),
             Err(_) => role.to_owned(),
         }
     }
 }
 
-fn resource(raw: &str) -> anyhow::Result<Value> {
+fn resource(raw: &str) -> anyhow::Result<ResourceBody> {
     match raw.split_once(':') {
-        Some((kind, id)) if !kind.is_empty() && !id.is_empty() => {
-            Ok(json!({"type": kind, "id": id}))
-        }
+        Some((kind, id)) if !kind.is_empty() && !id.is_empty() => Ok(ResourceBody {
+            kind: kind.to_owned(),
+            id: Some(id.to_owned()),
+            properties: None,
+        }),
         _ => bail!("--resource {raw:?} must be `<type>:<id>`, e.g. `document:d-1`"),
+    }
+}
+
+fn action(name: &str) -> ActionBody {
+    ActionBody {
+        name: name.to_owned(),
     }
 }
 
 pub async fn explain(args: ExplainArgs, connection: &Connection) -> anyhow::Result<ExitCode> {
     let pdp = Pdp::new(connection).await?;
     let subject = pdp.subject(&args.subject).await?;
-    let body = json!({
-        "subject": subject,
-        "action": {"name": args.action},
-        "resource": resource(&args.resource)?,
-        "context": args.freshness.context()?,
-    });
-    let answer = pdp.ask("evaluation", body).await?;
+    let body = EvaluationBody {
+        subject: Some(subject.clone()),
+        action: Some(action(&args.action)),
+        resource: Some(resource(&args.resource)?),
+        context: Some(args.freshness.context()?),
+    };
+    let answer = pdp.ask("evaluation", &body).await?;
     if args.json || crate::output::json_asked() {
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
     }
     let allowed = answer["decision"].as_bool() == Some(true);
     let reason = &answer["context"]["reason"];
+    let subject = json!(subject);
     let who = pdp.name_of(&subject).await;
     println!(
         "{}: {who} {} {} on {}",
@@ -288,14 +323,18 @@ async fn chain(pdp: &Pdp, subject: &Value, who: &str, reason: &Value) -> Vec<Str
 
 pub async fn who_can(args: WhoCanArgs, connection: &Connection) -> anyhow::Result<ExitCode> {
     let pdp = Pdp::new(connection).await?;
-    let body = json!({
-        "subject": {"type": args.kind},
-        "action": {"name": args.action},
-        "resource": resource(&args.resource)?,
-        "context": args.freshness.context()?,
-        "page": args.page.body(),
-    });
-    let answer = pdp.ask("search/subject", body).await?;
+    let body = SearchBody {
+        subject: Some(SubjectBody {
+            kind: args.kind,
+            id: None,
+            properties: None,
+        }),
+        action: Some(action(&args.action)),
+        resource: Some(resource(&args.resource)?),
+        context: Some(args.freshness.context()?),
+        page: Some(args.page.body()),
+    };
+    let answer = pdp.ask("search/subject", &body).await?;
     for found in answer["results"].as_array().into_iter().flatten() {
         println!("{}", pdp.name_of(found).await);
     }
@@ -309,21 +348,31 @@ pub async fn what_can(args: WhatCanArgs, connection: &Connection) -> anyhow::Res
     let context = args.freshness.context()?;
     let answer = match (&args.resource, &args.action) {
         (Some(on), _) => {
-            let body = json!({"subject": subject, "resource": resource(on)?, "context": context});
-            pdp.ask("search/action", body).await?
+            let body = SearchBody {
+                subject: Some(subject),
+                action: None,
+                resource: Some(resource(on)?),
+                context: Some(context),
+                page: None,
+            };
+            pdp.ask("search/action", &body).await?
         }
         (None, Some(action)) => {
             let Some((kind, _)) = action.split_once('.') else {
                 bail!("--action {action:?} must name its type, e.g. `document.read`")
             };
-            let body = json!({
-                "subject": subject,
-                "action": {"name": action},
-                "resource": {"type": kind},
-                "context": context,
-                "page": args.page.body(),
-            });
-            pdp.ask("search/resource", body).await?
+            let body = SearchBody {
+                subject: Some(subject),
+                action: Some(self::action(action)),
+                resource: Some(ResourceBody {
+                    kind: kind.to_owned(),
+                    id: None,
+                    properties: None,
+                }),
+                context: Some(context),
+                page: Some(args.page.body()),
+            };
+            pdp.ask("search/resource", &body).await?
         }
         (None, None) => bail!("give --resource (which actions) or --action (which records)"),
     };
@@ -336,6 +385,20 @@ pub async fn what_can(args: WhatCanArgs, connection: &Connection) -> anyhow::Res
     }
     print_next(&answer);
     Ok(ExitCode::SUCCESS)
+}
+
+pub async fn evaluate(args: EvaluateArgs, connection: &Connection) -> anyhow::Result<ExitCode> {
+    let body: EvaluationsBody = args.document.read()?;
+    let pdp = Pdp::new(connection).await?;
+    let answer: EvaluationsResponse = serde_json::from_value(pdp.ask("evaluations", &body).await?)
+        .context("the server's decisions are not what this version of portcullis expects")?;
+    let all_allowed = answer.evaluations.iter().all(|d| d.decision);
+    crate::output::print(&json!(answer))?;
+    Ok(if all_allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 fn print_next(answer: &Value) {

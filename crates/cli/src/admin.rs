@@ -4,11 +4,31 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use reqwest::Method;
-use serde_json::{Map, Value, json};
+use portcullis_api::directory::{
+    CreateBusinessUnit, CreateEnvironment, UpdateBusinessUnit, UpdateEnvironment,
+};
+use portcullis_api::groups::{CreateGroup, GroupQuery, UpdateGroup};
+use portcullis_api::model::{PasskeyId, PrincipalRef, UserKind};
+use portcullis_api::roles::{AssignmentQuery, CreateRoleAssignment};
+use portcullis_api::service_principals::{
+    CreateApiKey, CreateServicePrincipal, UpdateServicePrincipal,
+};
+use portcullis_api::tenants::{CreateTenant, ListParams, UpdateTenant};
+use portcullis_api::users::{
+    CreateUser, EnrolmentLink, EnrolmentLinkRequest, SetPassword, UnlockRequest, UpdateUser,
+    UserQuery,
+};
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
 
 use crate::Connection;
-use crate::api::Api;
+use crate::api::{Api, NO_QUERY};
+use crate::args::{clearable, clearable_instant, instant, optional, typed};
+use crate::authorization::{
+    self, CustomRoleCommand, DenyAssignmentCommand, RecordCommand, ResourceTypeCommand,
+    ShareCommand,
+};
+use crate::settings::{self, OAuthClientCommand, SettingsCommand, SigningKeyCommand};
 
 #[derive(Subcommand)]
 pub enum AdminCommand {
@@ -57,6 +77,58 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: RoleAssignmentCommand,
     },
+    /// Define resource types: the kinds of record an application registers, and their actions.
+    ResourceType {
+        #[command(subcommand)]
+        command: ResourceTypeCommand,
+    },
+    /// Define custom roles from the actions of Portcullis and of your resource types.
+    CustomRole {
+        #[command(subcommand)]
+        command: CustomRoleCommand,
+    },
+    /// Register records (an application's resources) with their owner and business unit.
+    Record {
+        #[command(subcommand)]
+        command: RecordCommand,
+    },
+    /// Share one record with a principal.
+    Share {
+        #[command(subcommand)]
+        command: ShareCommand,
+    },
+    /// Deny actions to principals whatever their roles grant.
+    DenyAssignment {
+        #[command(subcommand)]
+        command: DenyAssignmentCommand,
+    },
+    /// The tenant's sign-in settings: password policy, second factors, lock-out, sessions.
+    SignInSettings {
+        #[command(subcommand)]
+        command: SettingsCommand,
+    },
+    /// The policy for human administrators: which actions need MFA or a recent sign-in, and
+    /// whether privileged principals may use API keys.
+    AdministratorPolicy {
+        #[command(subcommand)]
+        command: SettingsCommand,
+    },
+    /// The authorization engine's tenant settings (conditions, limits).
+    AccessSettings {
+        #[command(subcommand)]
+        command: SettingsCommand,
+    },
+    /// The keys that sign the tenant's tokens, and their rotation.
+    SigningKey {
+        #[command(subcommand)]
+        command: SigningKeyCommand,
+    },
+    /// A service principal's OAuth client registration.
+    #[command(name = "oauth-client")]
+    OAuthClient {
+        #[command(subcommand)]
+        command: OAuthClientCommand,
+    },
 }
 
 /// Paging flags of list commands.
@@ -71,15 +143,11 @@ pub struct Paging {
 }
 
 impl Paging {
-    fn query(&self) -> Vec<(&'static str, String)> {
-        let mut q = Vec::new();
-        if let Some(limit) = self.limit {
-            q.push(("limit", limit.to_string()));
+    pub fn query(&self) -> ListParams {
+        ListParams {
+            cursor: self.cursor.clone(),
+            limit: self.limit,
         }
-        if let Some(cursor) = &self.cursor {
-            q.push(("cursor", cursor.clone()));
-        }
-        q
     }
 }
 
@@ -356,6 +424,41 @@ pub enum UserCommand {
         /// The user: user name, e-mail address or id.
         id: String,
     },
+    /// List the user's sign-in sessions: when and how they signed in (`amr`, `acr`), from
+    /// where, and until when.
+    Sessions {
+        /// The user: user name, e-mail address or id.
+        id: String,
+    },
+    /// End all of the user's sessions and revoke the refresh tokens issued in them.
+    EndSessions {
+        /// The user: user name, e-mail address or id.
+        id: String,
+    },
+    /// List the user's passkeys.
+    Passkeys {
+        /// The user: user name, e-mail address or id.
+        id: String,
+    },
+    /// Remove one of the user's passkeys (a lost or stolen authenticator).
+    RemovePasskey {
+        /// The user: user name, e-mail address or id.
+        id: String,
+        /// The passkey's id (`user passkeys` lists them).
+        passkey_id: String,
+    },
+    /// List the applications the user has consented to, with the scopes.
+    Consents {
+        /// The user: user name, e-mail address or id.
+        id: String,
+    },
+    /// Withdraw the user's consent to an application and revoke what it was issued.
+    WithdrawConsent {
+        /// The user: user name, e-mail address or id.
+        id: String,
+        /// The application: its service principal's name or id.
+        client: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -563,43 +666,6 @@ pub enum RoleAssignmentCommand {
     },
 }
 
-/// A JSON object of the given fields, leaving out absent ones.
-fn object(fields: Vec<(&str, Option<Value>)>) -> Value {
-    Value::Object(
-        fields
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
-            .collect::<Map<_, _>>(),
-    )
-}
-
-fn text(value: Option<String>) -> Option<Value> {
-    value.map(Value::String)
-}
-
-/// For a PATCH: an empty value means "clear" (null).
-fn clearable(value: Option<String>) -> Option<Value> {
-    value.map(|v| {
-        if v.is_empty() {
-            Value::Null
-        } else {
-            Value::String(v)
-        }
-    })
-}
-
-fn query(
-    pairs: Vec<(&'static str, Option<String>)>,
-    paging: &Paging,
-) -> Vec<(&'static str, String)> {
-    let mut q: Vec<(&str, String)> = pairs
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect();
-    q.extend(paging.query());
-    q
-}
-
 /// What a command that removes something will do, in words, to confirm before and report after.
 fn removal(command: &AdminCommand) -> Option<String> {
     use AdminCommand as A;
@@ -616,6 +682,13 @@ fn removal(command: &AdminCommand) -> Option<String> {
             }
             UserCommand::Purge { id } => format!("purge user {id} for good"),
             UserCommand::RemovePassword { id } => format!("remove the password of user {id}"),
+            UserCommand::EndSessions { id } => format!("end every session of user {id}"),
+            UserCommand::RemovePasskey { id, passkey_id } => {
+                format!("remove passkey {passkey_id} of user {id}")
+            }
+            UserCommand::WithdrawConsent { id, client } => {
+                format!("withdraw the consent of user {id} to {client} and revoke its tokens")
+            }
             UserCommand::ResetMfa { id } => {
                 format!("reset the second factor of user {id} and end their sessions")
             }
@@ -643,6 +716,32 @@ fn removal(command: &AdminCommand) -> Option<String> {
         A::RoleAssignment {
             command: RoleAssignmentCommand::Delete { id },
         } => format!("remove role assignment {id}"),
+        A::ResourceType {
+            command: ResourceTypeCommand::Delete { name },
+        } => format!("delete resource type {name}"),
+        A::CustomRole {
+            command: CustomRoleCommand::Delete { id },
+        } => format!("delete custom role {id}"),
+        A::Record {
+            command:
+                RecordCommand::Delete {
+                    resource_type,
+                    external_id,
+                },
+        } => format!("delete record {resource_type}:{external_id} and its shares"),
+        A::Share {
+            command: ShareCommand::Delete { id },
+        } => format!("remove share {id}"),
+        A::DenyAssignment {
+            command: DenyAssignmentCommand::Delete { id },
+        } => format!("remove deny assignment {id}"),
+        A::SigningKey {
+            command: SigningKeyCommand::Rotate {
+                emergency: true, ..
+            },
+        } => {
+            "withdraw the current signing key at once (every token it signed stops working)".into()
+        }
         _ => return None,
     })
 }
@@ -706,10 +805,11 @@ async fn resolve_names(command: &mut AdminCommand, api: &Api) -> anyhow::Result<
                 optional.push((sponsor, Kind::User));
                 optional.push((business_unit, Kind::BusinessUnit));
             }
+            UserCommand::Restore { id } | UserCommand::Purge { id } => {
+                names.push((id, Kind::DeletedUser));
+            }
             UserCommand::Get { id }
             | UserCommand::Delete { id, .. }
-            | UserCommand::Restore { id }
-            | UserCommand::Purge { id }
             | UserCommand::Groups { id }
             | UserCommand::ResetMfa { id }
             | UserCommand::Lockout { id }
@@ -717,7 +817,16 @@ async fn resolve_names(command: &mut AdminCommand, api: &Api) -> anyhow::Result<
             | UserCommand::Invite { id, .. }
             | UserCommand::SetPassword { id, .. }
             | UserCommand::Password { id }
-            | UserCommand::RemovePassword { id } => names.push((id, Kind::User)),
+            | UserCommand::RemovePassword { id }
+            | UserCommand::Sessions { id }
+            | UserCommand::EndSessions { id }
+            | UserCommand::Passkeys { id }
+            | UserCommand::RemovePasskey { id, .. }
+            | UserCommand::Consents { id } => names.push((id, Kind::User)),
+            UserCommand::WithdrawConsent { id, client } => {
+                names.push((id, Kind::User));
+                names.push((client, Kind::ServicePrincipal));
+            }
             UserCommand::List { .. } => {}
         },
         AdminCommand::Group { command } => match command {
@@ -792,7 +901,20 @@ async fn resolve_names(command: &mut AdminCommand, api: &Api) -> anyhow::Result<
             }
             RoleAssignmentCommand::Get { .. } | RoleAssignmentCommand::Delete { .. } => {}
         },
-        AdminCommand::Whoami | AdminCommand::Roles | AdminCommand::Tenant { .. } => {}
+        // These resolve their own names: their arguments name principals as `kind:name`.
+        AdminCommand::Whoami
+        | AdminCommand::Roles
+        | AdminCommand::Tenant { .. }
+        | AdminCommand::ResourceType { .. }
+        | AdminCommand::CustomRole { .. }
+        | AdminCommand::Record { .. }
+        | AdminCommand::Share { .. }
+        | AdminCommand::DenyAssignment { .. }
+        | AdminCommand::SignInSettings { .. }
+        | AdminCommand::AdministratorPolicy { .. }
+        | AdminCommand::AccessSettings { .. }
+        | AdminCommand::SigningKey { .. }
+        | AdminCommand::OAuthClient { .. } => {}
     }
     for (name, kind) in names {
         *name = resolve(api, kind, name).await?;
@@ -813,8 +935,6 @@ pub async fn run(
     connection: &Connection,
     yes: bool,
 ) -> anyhow::Result<ExitCode> {
-    use Method as M;
-    let none = &[];
     // Described as the person typed it, confirmed once every name is known to name something.
     let removing = removal(&command);
     let api = Api::new(connection)?;
@@ -826,17 +946,13 @@ pub async fn run(
         return Ok(ExitCode::FAILURE);
     }
     let answer = match command {
-        AdminCommand::Whoami => api.get("/v1/me", none).await?,
-        AdminCommand::Roles => api.get("/v1/roles", none).await?,
+        AdminCommand::Whoami => api.get("/v1/me", NO_QUERY).await?,
+        AdminCommand::Roles => api.get("/v1/roles", NO_QUERY).await?,
         AdminCommand::Tenant { command } => match command {
             TenantCommand::List(paging) => api.get("/v1/tenants", &paging.query()).await?,
-            TenantCommand::Get { id } => api.get(&format!("/v1/tenants/{id}"), none).await?,
+            TenantCommand::Get { id } => api.get(&format!("/v1/tenants/{id}"), NO_QUERY).await?,
             TenantCommand::Create { name, display_name } => {
-                let body = object(vec![
-                    ("name", Some(json!(name))),
-                    ("display_name", text(display_name)),
-                ]);
-                api.call(M::POST, "/v1/tenants", none, Some(&body), None)
+                api.post("/v1/tenants", &CreateTenant { name, display_name })
                     .await?
             }
             TenantCommand::Update {
@@ -845,18 +961,12 @@ pub async fn run(
                 state,
                 if_match,
             } => {
-                let body = object(vec![
-                    ("display_name", clearable(display_name)),
-                    ("state", text(state)),
-                ]);
-                api.call(
-                    M::PATCH,
-                    &format!("/v1/tenants/{id}"),
-                    none,
-                    Some(&body),
-                    if_match.as_deref(),
-                )
-                .await?
+                let body = UpdateTenant {
+                    display_name: clearable("display-name", display_name)?,
+                    state: optional("state", state)?,
+                };
+                api.patch(&format!("/v1/tenants/{id}"), &body, if_match.as_deref())
+                    .await?
             }
         },
         AdminCommand::Environment { command } => match command {
@@ -864,14 +974,10 @@ pub async fn run(
                 api.get("/v1/environments", &paging.query()).await?
             }
             EnvironmentCommand::Get { id } => {
-                api.get(&format!("/v1/environments/{id}"), none).await?
+                api.get(&format!("/v1/environments/{id}"), NO_QUERY).await?
             }
             EnvironmentCommand::Create { name, description } => {
-                let body = object(vec![
-                    ("name", Some(json!(name))),
-                    ("description", text(description)),
-                ]);
-                api.call(M::POST, "/v1/environments", none, Some(&body), None)
+                api.post("/v1/environments", &CreateEnvironment { name, description })
                     .await?
             }
             EnvironmentCommand::Update {
@@ -880,28 +986,20 @@ pub async fn run(
                 description,
                 if_match,
             } => {
-                let body = object(vec![
-                    ("name", text(name)),
-                    ("description", clearable(description)),
-                ]);
-                api.call(
-                    M::PATCH,
+                let body = UpdateEnvironment {
+                    name,
+                    description: clearable("description", description)?,
+                };
+                api.patch(
                     &format!("/v1/environments/{id}"),
-                    none,
-                    Some(&body),
+                    &body,
                     if_match.as_deref(),
                 )
                 .await?
             }
             EnvironmentCommand::Delete { id, if_match } => {
-                api.call(
-                    M::DELETE,
-                    &format!("/v1/environments/{id}"),
-                    none,
-                    None,
-                    if_match.as_deref(),
-                )
-                .await?
+                api.delete(&format!("/v1/environments/{id}"), if_match.as_deref())
+                    .await?
             }
         },
         AdminCommand::BusinessUnit { command } => match command {
@@ -909,20 +1007,20 @@ pub async fn run(
                 api.get("/v1/business-units", &paging.query()).await?
             }
             BusinessUnitCommand::Get { id } => {
-                api.get(&format!("/v1/business-units/{id}"), none).await?
+                api.get(&format!("/v1/business-units/{id}"), NO_QUERY)
+                    .await?
             }
             BusinessUnitCommand::Create {
                 name,
                 parent,
                 description,
             } => {
-                let body = object(vec![
-                    ("name", Some(json!(name))),
-                    ("parent_id", text(parent)),
-                    ("description", text(description)),
-                ]);
-                api.call(M::POST, "/v1/business-units", none, Some(&body), None)
-                    .await?
+                let body = CreateBusinessUnit {
+                    name,
+                    parent_id: optional("parent", parent)?,
+                    description,
+                };
+                api.post("/v1/business-units", &body).await?
             }
             BusinessUnitCommand::Update {
                 id,
@@ -931,213 +1029,45 @@ pub async fn run(
                 description,
                 if_match,
             } => {
-                let body = object(vec![
-                    ("name", text(name)),
-                    ("parent_id", text(parent)),
-                    ("description", clearable(description)),
-                ]);
-                api.call(
-                    M::PATCH,
+                let body = UpdateBusinessUnit {
+                    name,
+                    parent_id: optional("parent", parent)?,
+                    description: clearable("description", description)?,
+                };
+                api.patch(
                     &format!("/v1/business-units/{id}"),
-                    none,
-                    Some(&body),
+                    &body,
                     if_match.as_deref(),
                 )
                 .await?
             }
             BusinessUnitCommand::Delete { id, if_match } => {
-                api.call(
-                    M::DELETE,
-                    &format!("/v1/business-units/{id}"),
-                    none,
-                    None,
-                    if_match.as_deref(),
-                )
-                .await?
-            }
-        },
-        AdminCommand::User { command } => match command {
-            UserCommand::List {
-                state,
-                kind,
-                prefix,
-                paging,
-            } => {
-                api.get(
-                    "/v1/users",
-                    &query(
-                        vec![("state", state), ("kind", kind), ("prefix", prefix)],
-                        &paging,
-                    ),
-                )
-                .await?
-            }
-            UserCommand::Get { id } => api.get(&format!("/v1/users/{id}"), none).await?,
-            UserCommand::Create {
-                user_name,
-                email,
-                display_name,
-                guest,
-                sponsor,
-                expires_at,
-                business_unit,
-                external_id,
-            } => {
-                let body = object(vec![
-                    ("user_name", Some(json!(user_name))),
-                    ("external_id", text(external_id)),
-                    ("email", text(email)),
-                    ("display_name", text(display_name)),
-                    ("kind", Some(json!(if guest { "guest" } else { "member" }))),
-                    ("sponsor_id", text(sponsor)),
-                    ("expires_at", text(expires_at)),
-                    ("business_unit_id", text(business_unit)),
-                ]);
-                api.call(M::POST, "/v1/users", none, Some(&body), None)
+                api.delete(&format!("/v1/business-units/{id}"), if_match.as_deref())
                     .await?
             }
-            UserCommand::Update {
-                id,
-                user_name,
-                email,
-                display_name,
-                state,
-                sponsor,
-                expires_at,
-                business_unit,
-                external_id,
-                if_match,
-            } => {
-                let body = object(vec![
-                    ("user_name", text(user_name)),
-                    ("external_id", clearable(external_id)),
-                    ("email", clearable(email)),
-                    ("display_name", clearable(display_name)),
-                    ("state", text(state)),
-                    ("sponsor_id", text(sponsor)),
-                    ("expires_at", clearable(expires_at)),
-                    ("business_unit_id", text(business_unit)),
-                ]);
-                api.call(
-                    M::PATCH,
-                    &format!("/v1/users/{id}"),
-                    none,
-                    Some(&body),
-                    if_match.as_deref(),
-                )
-                .await?
-            }
-            UserCommand::Delete { id, if_match } => {
-                api.call(
-                    M::DELETE,
-                    &format!("/v1/users/{id}"),
-                    none,
-                    None,
-                    if_match.as_deref(),
-                )
-                .await?
-            }
-            UserCommand::Restore { id } => {
-                api.call(
-                    M::POST,
-                    &format!("/v1/users/{id}/restore"),
-                    none,
-                    None,
-                    None,
-                )
-                .await?
-            }
-            UserCommand::Purge { id } => {
-                api.call(M::POST, &format!("/v1/users/{id}/purge"), none, None, None)
-                    .await?
-            }
-            UserCommand::Groups { id } => api.get(&format!("/v1/users/{id}/groups"), none).await?,
-            UserCommand::SetPassword { id, no_must_change } => {
-                let password = read_password_from_stdin()?;
-                let body = json!({"password": password, "must_change": !no_must_change});
-                api.call(
-                    M::PUT,
-                    &format!("/v1/users/{id}/password"),
-                    none,
-                    Some(&body),
-                    None,
-                )
-                .await?;
-                eprintln!("password set");
-                Value::Null
-            }
-            UserCommand::ResetMfa { id } => {
-                api.call(M::DELETE, &format!("/v1/users/{id}/mfa"), none, None, None)
-                    .await?;
-                eprintln!(
-                    "second factor reset: the user's sessions ended; they set up a new one at their next sign-in"
-                );
-                Value::Null
-            }
-            UserCommand::Invite { id, hours } => {
-                let body = json!({ "expires_in_hours": hours });
-                let link = api
-                    .call(
-                        M::POST,
-                        &format!("/v1/users/{id}/enrolment-link"),
-                        none,
-                        Some(&body),
-                        None,
-                    )
-                    .await?;
-                println!("{}", link["url"].as_str().unwrap_or_default());
-                eprintln!(
-                    "Give this link to the user over a channel you trust: it sets their password, once, until {}.",
-                    link["expires_at"].as_str().unwrap_or("it expires")
-                );
-                Value::Null
-            }
-            UserCommand::Lockout { id } => {
-                api.get(&format!("/v1/users/{id}/lockout"), none).await?
-            }
-            UserCommand::Unlock { id, reason } => {
-                let body = json!({ "reason": reason });
-                api.call(
-                    M::POST,
-                    &format!("/v1/users/{id}/lockout/unlock"),
-                    none,
-                    Some(&body),
-                    None,
-                )
-                .await?
-            }
-            UserCommand::Password { id } => {
-                api.get(&format!("/v1/users/{id}/password"), none).await?
-            }
-            UserCommand::RemovePassword { id } => {
-                api.call(
-                    M::DELETE,
-                    &format!("/v1/users/{id}/password"),
-                    none,
-                    None,
-                    None,
-                )
-                .await?
-            }
         },
+        AdminCommand::User { command } => run_user(command, &api).await?,
         AdminCommand::Group { command } => match command {
             GroupCommand::List { prefix, paging } => {
-                api.get("/v1/groups", &query(vec![("prefix", prefix)], &paging))
-                    .await?
+                let query = GroupQuery {
+                    prefix,
+                    cursor: paging.cursor,
+                    limit: paging.limit,
+                };
+                api.get("/v1/groups", &query).await?
             }
-            GroupCommand::Get { id } => api.get(&format!("/v1/groups/{id}"), none).await?,
+            GroupCommand::Get { id } => api.get(&format!("/v1/groups/{id}"), NO_QUERY).await?,
             GroupCommand::Create {
                 name,
                 description,
                 business_unit,
             } => {
-                let body = object(vec![
-                    ("name", Some(json!(name))),
-                    ("description", text(description)),
-                    ("business_unit_id", text(business_unit)),
-                ]);
-                api.call(M::POST, "/v1/groups", none, Some(&body), None)
-                    .await?
+                let body = CreateGroup {
+                    name,
+                    description,
+                    business_unit_id: optional("business-unit", business_unit)?,
+                };
+                api.post("/v1/groups", &body).await?
             }
             GroupCommand::Update {
                 id,
@@ -1146,29 +1076,17 @@ pub async fn run(
                 business_unit,
                 if_match,
             } => {
-                let body = object(vec![
-                    ("name", text(name)),
-                    ("description", clearable(description)),
-                    ("business_unit_id", clearable(business_unit)),
-                ]);
-                api.call(
-                    M::PATCH,
-                    &format!("/v1/groups/{id}"),
-                    none,
-                    Some(&body),
-                    if_match.as_deref(),
-                )
-                .await?
+                let body = UpdateGroup {
+                    name,
+                    description: clearable("description", description)?,
+                    business_unit_id: clearable("business-unit", business_unit)?,
+                };
+                api.patch(&format!("/v1/groups/{id}"), &body, if_match.as_deref())
+                    .await?
             }
             GroupCommand::Delete { id, if_match } => {
-                api.call(
-                    M::DELETE,
-                    &format!("/v1/groups/{id}"),
-                    none,
-                    None,
-                    if_match.as_deref(),
-                )
-                .await?
+                api.delete(&format!("/v1/groups/{id}"), if_match.as_deref())
+                    .await?
             }
             GroupCommand::Members { id, paging } => {
                 api.get(&format!("/v1/groups/{id}/members"), &paging.query())
@@ -1179,29 +1097,20 @@ pub async fn run(
                 kind,
                 member_id,
             } => {
-                let body = json!({"kind": kind, "id": member_id});
-                api.call(
-                    M::POST,
-                    &format!("/v1/groups/{id}/members"),
-                    none,
-                    Some(&body),
-                    None,
-                )
-                .await?
+                let member = PrincipalRef {
+                    kind: typed("kind", kind)?,
+                    id: typed("member", member_id)?,
+                };
+                api.post(&format!("/v1/groups/{id}/members"), &member)
+                    .await?
             }
             GroupCommand::RemoveMember {
                 id,
                 kind,
                 member_id,
             } => {
-                api.call(
-                    M::DELETE,
-                    &format!("/v1/groups/{id}/members/{kind}/{member_id}"),
-                    none,
-                    None,
-                    None,
-                )
-                .await?
+                api.delete(&format!("/v1/groups/{id}/members/{kind}/{member_id}"), None)
+                    .await?
             }
         },
         AdminCommand::ServicePrincipal { command } => match command {
@@ -1209,7 +1118,7 @@ pub async fn run(
                 api.get("/v1/service-principals", &paging.query()).await?
             }
             ServicePrincipalCommand::Get { id } => {
-                api.get(&format!("/v1/service-principals/{id}"), none)
+                api.get(&format!("/v1/service-principals/{id}"), NO_QUERY)
                     .await?
             }
             ServicePrincipalCommand::Create {
@@ -1217,13 +1126,12 @@ pub async fn run(
                 description,
                 external_id,
             } => {
-                let body = object(vec![
-                    ("name", Some(json!(name))),
-                    ("description", text(description)),
-                    ("external_id", text(external_id)),
-                ]);
-                api.call(M::POST, "/v1/service-principals", none, Some(&body), None)
-                    .await?
+                let body = CreateServicePrincipal {
+                    name,
+                    description,
+                    external_id,
+                };
+                api.post("/v1/service-principals", &body).await?
             }
             ServicePrincipalCommand::Update {
                 id,
@@ -1233,37 +1141,29 @@ pub async fn run(
                 external_id,
                 if_match,
             } => {
-                let body = object(vec![
-                    ("name", text(name)),
-                    ("description", clearable(description)),
-                    ("state", text(state)),
-                    ("external_id", clearable(external_id)),
-                ]);
-                api.call(
-                    M::PATCH,
+                let body = UpdateServicePrincipal {
+                    name,
+                    description: clearable("description", description)?,
+                    state: optional("state", state)?,
+                    external_id: clearable("external-id", external_id)?,
+                };
+                api.patch(
                     &format!("/v1/service-principals/{id}"),
-                    none,
-                    Some(&body),
+                    &body,
                     if_match.as_deref(),
                 )
                 .await?
             }
             ServicePrincipalCommand::Delete { id, if_match } => {
-                api.call(
-                    M::DELETE,
-                    &format!("/v1/service-principals/{id}"),
-                    none,
-                    None,
-                    if_match.as_deref(),
-                )
-                .await?
+                api.delete(&format!("/v1/service-principals/{id}"), if_match.as_deref())
+                    .await?
             }
         },
         AdminCommand::ApiKey { command } => match command {
             ApiKeyCommand::List { service_principal } => {
                 api.get(
                     &format!("/v1/service-principals/{service_principal}/api-keys"),
-                    none,
+                    NO_QUERY,
                 )
                 .await?
             }
@@ -1272,13 +1172,13 @@ pub async fn run(
                 name,
                 expires_at,
             } => {
-                let body = object(vec![("name", text(name)), ("expires_at", text(expires_at))]);
-                api.call(
-                    M::POST,
+                let body = CreateApiKey {
+                    name,
+                    expires_at: instant("expires-at", expires_at)?,
+                };
+                api.post(
                     &format!("/v1/service-principals/{service_principal}/api-keys"),
-                    none,
-                    Some(&body),
-                    None,
+                    &body,
                 )
                 .await?
             }
@@ -1286,11 +1186,8 @@ pub async fn run(
                 service_principal,
                 key_id,
             } => {
-                api.call(
-                    M::DELETE,
+                api.delete(
                     &format!("/v1/service-principals/{service_principal}/api-keys/{key_id}"),
-                    none,
-                    None,
                     None,
                 )
                 .await?
@@ -1304,19 +1201,19 @@ pub async fn run(
                 scope,
                 paging,
             } => {
-                let q = query(
-                    vec![
-                        ("principal_kind", principal_kind),
-                        ("principal_id", principal_id),
-                        ("role", role),
-                        ("scope", scope),
-                    ],
-                    &paging,
-                );
-                api.get("/v1/role-assignments", &q).await?
+                let query = AssignmentQuery {
+                    principal_kind: optional("principal-kind", principal_kind)?,
+                    principal_id: optional("principal-id", principal_id)?,
+                    role: optional("role", role)?,
+                    scope: optional("scope", scope)?,
+                    cursor: paging.cursor,
+                    limit: paging.limit,
+                };
+                api.get("/v1/role-assignments", &query).await?
             }
             RoleAssignmentCommand::Get { id } => {
-                api.get(&format!("/v1/role-assignments/{id}"), none).await?
+                api.get(&format!("/v1/role-assignments/{id}"), NO_QUERY)
+                    .await?
             }
             RoleAssignmentCommand::Create {
                 kind,
@@ -1326,32 +1223,205 @@ pub async fn run(
                 starts_at,
                 ends_at,
             } => {
-                let body = object(vec![
-                    ("principal", Some(json!({"kind": kind, "id": principal_id}))),
-                    ("role", Some(json!(role))),
-                    ("scope", text(scope)),
-                    ("starts_at", text(starts_at)),
-                    ("ends_at", text(ends_at)),
-                ]);
-                api.call(M::POST, "/v1/role-assignments", none, Some(&body), None)
-                    .await?
+                let body = CreateRoleAssignment {
+                    principal: PrincipalRef {
+                        kind: typed("kind", kind)?,
+                        id: typed("principal", principal_id)?,
+                    },
+                    role: typed("role", role)?,
+                    scope: optional("scope", scope)?,
+                    starts_at: instant("starts-at", starts_at)?,
+                    ends_at: instant("ends-at", ends_at)?,
+                };
+                api.post("/v1/role-assignments", &body).await?
             }
             RoleAssignmentCommand::Delete { id } => {
-                api.call(
-                    M::DELETE,
-                    &format!("/v1/role-assignments/{id}"),
-                    none,
-                    None,
-                    None,
-                )
-                .await?
+                api.delete(&format!("/v1/role-assignments/{id}"), None)
+                    .await?
             }
         },
+        AdminCommand::ResourceType { command } => {
+            authorization::resource_type(&api, command).await?
+        }
+        AdminCommand::CustomRole { command } => authorization::custom_role(&api, command).await?,
+        AdminCommand::Record { command } => authorization::record(&api, command).await?,
+        AdminCommand::Share { command } => authorization::share(&api, command).await?,
+        AdminCommand::DenyAssignment { command } => {
+            authorization::deny_assignment(&api, command).await?
+        }
+        AdminCommand::SignInSettings { command } => settings::sign_in(&api, command).await?,
+        AdminCommand::AdministratorPolicy { command } => {
+            settings::administrator_policy(&api, command).await?
+        }
+        AdminCommand::AccessSettings { command } => settings::access(&api, command).await?,
+        AdminCommand::SigningKey { command } => settings::signing_key(&api, command).await?,
+        AdminCommand::OAuthClient { command } => settings::oauth_client(&api, command).await?,
     };
     if let Some(what) = removing {
         eprintln!("Done: {what}.");
     }
     crate::output::print(&answer)
+}
+
+async fn run_user(command: UserCommand, api: &Api) -> anyhow::Result<Value> {
+    Ok(match command {
+        UserCommand::List {
+            state,
+            kind,
+            prefix,
+            paging,
+        } => {
+            let query = UserQuery {
+                state: optional("state", state)?,
+                kind: optional("kind", kind)?,
+                prefix,
+                business_unit_id: None,
+                cursor: paging.cursor,
+                limit: paging.limit,
+            };
+            api.get("/v1/users", &query).await?
+        }
+        UserCommand::Get { id } => api.get(&format!("/v1/users/{id}"), NO_QUERY).await?,
+        UserCommand::Create {
+            user_name,
+            email,
+            display_name,
+            guest,
+            sponsor,
+            expires_at,
+            business_unit,
+            external_id,
+        } => {
+            let body = CreateUser {
+                user_name,
+                email,
+                display_name,
+                kind: Some(if guest {
+                    UserKind::Guest
+                } else {
+                    UserKind::Member
+                }),
+                sponsor_id: optional("sponsor", sponsor)?,
+                expires_at: instant("expires-at", expires_at)?,
+                business_unit_id: optional("business-unit", business_unit)?,
+                external_id,
+            };
+            api.post("/v1/users", &body).await?
+        }
+        UserCommand::Update {
+            id,
+            user_name,
+            email,
+            display_name,
+            state,
+            sponsor,
+            expires_at,
+            business_unit,
+            external_id,
+            if_match,
+        } => {
+            let body = UpdateUser {
+                user_name,
+                email: clearable("email", email)?,
+                display_name: clearable("display-name", display_name)?,
+                state: optional("state", state)?,
+                sponsor_id: optional("sponsor", sponsor)?,
+                expires_at: clearable_instant("expires-at", expires_at)?,
+                business_unit_id: optional("business-unit", business_unit)?,
+                external_id: clearable("external-id", external_id)?,
+            };
+            api.patch(&format!("/v1/users/{id}"), &body, if_match.as_deref())
+                .await?
+        }
+        UserCommand::Delete { id, if_match } => {
+            api.delete(&format!("/v1/users/{id}"), if_match.as_deref())
+                .await?
+        }
+        UserCommand::Restore { id } => api.act(&format!("/v1/users/{id}/restore")).await?,
+        UserCommand::Purge { id } => api.act(&format!("/v1/users/{id}/purge")).await?,
+        UserCommand::Groups { id } => api.get(&format!("/v1/users/{id}/groups"), NO_QUERY).await?,
+        UserCommand::SetPassword { id, no_must_change } => {
+            let body = SetPassword {
+                password: read_password_from_stdin()?,
+                must_change: Some(!no_must_change),
+            };
+            api.put(&format!("/v1/users/{id}/password"), &body, None)
+                .await?;
+            eprintln!("password set");
+            Value::Null
+        }
+        UserCommand::ResetMfa { id } => {
+            api.delete(&format!("/v1/users/{id}/mfa"), None).await?;
+            eprintln!(
+                "second factor reset: the user's sessions ended; they set up a new one at their next sign-in"
+            );
+            Value::Null
+        }
+        UserCommand::Invite { id, hours } => {
+            let body = EnrolmentLinkRequest {
+                expires_in_hours: Some(hours),
+            };
+            let link: EnrolmentLink = serde_json::from_value(
+                api.post(&format!("/v1/users/{id}/enrolment-link"), &body)
+                    .await?,
+            )
+            .context(
+                "the server's enrolment link is not what this version of portcullis expects",
+            )?;
+            println!("{}", link.url);
+            eprintln!(
+                "Give this link to the user over a channel you trust: it sets their password, once, until {}.",
+                link.expires_at
+                    .format(&Rfc3339)
+                    .unwrap_or_else(|_| "it expires".into())
+            );
+            Value::Null
+        }
+        UserCommand::Lockout { id } => {
+            api.get(&format!("/v1/users/{id}/lockout"), NO_QUERY)
+                .await?
+        }
+        UserCommand::Unlock { id, reason } => {
+            api.post(
+                &format!("/v1/users/{id}/lockout/unlock"),
+                &UnlockRequest { reason },
+            )
+            .await?
+        }
+        UserCommand::Password { id } => {
+            api.get(&format!("/v1/users/{id}/password"), NO_QUERY)
+                .await?
+        }
+        UserCommand::RemovePassword { id } => {
+            api.delete(&format!("/v1/users/{id}/password"), None)
+                .await?
+        }
+        UserCommand::Sessions { id } => {
+            api.get(&format!("/v1/users/{id}/sessions"), NO_QUERY)
+                .await?
+        }
+        UserCommand::EndSessions { id } => {
+            api.delete(&format!("/v1/users/{id}/sessions"), None)
+                .await?
+        }
+        UserCommand::Passkeys { id } => {
+            api.get(&format!("/v1/users/{id}/passkeys"), NO_QUERY)
+                .await?
+        }
+        UserCommand::RemovePasskey { id, passkey_id } => {
+            let passkey_id: PasskeyId = typed("passkey", passkey_id)?;
+            api.delete(&format!("/v1/users/{id}/passkeys/{passkey_id}"), None)
+                .await?
+        }
+        UserCommand::Consents { id } => {
+            api.get(&format!("/v1/users/{id}/consents"), NO_QUERY)
+                .await?
+        }
+        UserCommand::WithdrawConsent { id, client } => {
+            api.delete(&format!("/v1/users/{id}/consents/{client}"), None)
+                .await?
+        }
+    })
 }
 
 /// The first line of standard input, without its line ending.

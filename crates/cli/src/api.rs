@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use reqwest::{Method, StatusCode};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::Connection;
@@ -31,6 +32,11 @@ enum Credential {
     Key(String),
     Login(Box<tokio::sync::Mutex<(Login, PathBuf)>>),
 }
+
+/// No query parameters.
+pub const NO_QUERY: &[(&str, &str)] = &[];
+/// No request body.
+const NO_BODY: Option<&()> = None;
 
 /// The default credential for a newcomer: the bootstrap key the first start wrote.
 const DEFAULT_KEY_FILE: &str = "data/bootstrap-credential";
@@ -92,12 +98,12 @@ impl Api {
     /// Sends a request and returns the JSON answer (`Null` for 204), or the server's problem
     /// description as the error. A person's request that needs a stronger or more recent
     /// sign-in (RFC 9470) runs that sign-in and is sent once more.
-    pub async fn call(
+    pub async fn call<Q: Serialize + ?Sized, B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
-        query: &[(&str, String)],
-        body: Option<&Value>,
+        query: &Q,
+        body: Option<&B>,
         if_match: Option<&str>,
     ) -> anyhow::Result<Value> {
         let send = || self.send(method.clone(), path, query, body, if_match);
@@ -162,12 +168,12 @@ impl Api {
         }
     }
 
-    async fn send(
+    async fn send<Q: Serialize + ?Sized, B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
-        query: &[(&str, String)],
-        body: Option<&Value>,
+        query: &Q,
+        body: Option<&B>,
         if_match: Option<&str>,
     ) -> anyhow::Result<Answer> {
         let url = format!("{}{path}", self.base);
@@ -210,8 +216,43 @@ impl Api {
         })
     }
 
-    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
-        self.call(Method::GET, path, query, None, None).await
+    pub async fn get<Q: Serialize + ?Sized>(&self, path: &str, query: &Q) -> anyhow::Result<Value> {
+        self.call(Method::GET, path, query, NO_BODY, None).await
+    }
+
+    pub async fn post<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> anyhow::Result<Value> {
+        self.call(Method::POST, path, NO_QUERY, Some(body), None)
+            .await
+    }
+
+    /// A `POST` that carries no body: an action on the resource named by the path.
+    pub async fn act(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(Method::POST, path, NO_QUERY, NO_BODY, None).await
+    }
+
+    pub async fn put<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+        if_match: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        self.call(Method::PUT, path, NO_QUERY, Some(body), if_match)
+            .await
+    }
+
+    pub async fn patch<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+        if_match: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        self.call(Method::PATCH, path, NO_QUERY, Some(body), if_match)
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, if_match: Option<&str>) -> anyhow::Result<Value> {
+        self.call(Method::DELETE, path, NO_QUERY, NO_BODY, if_match)
+            .await
     }
 }
 

@@ -10,8 +10,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use portcullis_core::audit::{AuditRecord, ChainVerifier};
 
+use portcullis_api::audit::{ApiUseQuery, AuditQuery, ChainPage, ChainQuery, SignInQuery};
+
 use crate::Connection;
 use crate::api::Api;
+use crate::args::{instant, optional};
+use crate::names::{Kind, resolve};
 
 #[derive(clap::Subcommand)]
 pub enum AuditCommand {
@@ -35,6 +39,26 @@ pub enum AuditCommand {
         actor_id: Option<String>,
         #[arg(long)]
         target_id: Option<String>,
+        /// success, denied or failure.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// RFC 3339 time.
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339 time.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Search the sign-in log (password, code, passkey and federated sign-ins, their outcome
+    /// and reason), newest first.
+    SignIns {
+        /// Only this user (name, e-mail or id).
+        #[arg(long)]
+        user: Option<String>,
         /// success, denied or failure.
         #[arg(long)]
         outcome: Option<String>,
@@ -83,21 +107,20 @@ async fn walk(
     let mut after = 0i64;
     let mut head: Option<Head> = None;
     loop {
-        let page = api
-            .get(
-                "/v1/audit/chain",
-                &[("after", after.to_string()), ("limit", PAGE.to_string())],
-            )
-            .await?;
+        let query = ChainQuery {
+            after: Some(after),
+            limit: Some(PAGE),
+        };
+        let page: ChainPage = serde_json::from_value(api.get("/v1/audit/chain", &query).await?)
+            .context("the server sent records this tool cannot read")?;
         let head_seq = head
             .get_or_insert_with(|| Head {
-                seq: page["head_seq"].as_i64().unwrap_or(0),
-                hash: page["head_hash"].as_str().unwrap_or_default().to_owned(),
+                seq: page.head_seq,
+                hash: page.head_hash.clone(),
             })
             .seq;
         progress.set_length(head_seq.max(0) as u64);
-        let records: Vec<AuditRecord> = serde_json::from_value(page["records"].clone())
-            .context("the server sent records this tool cannot read")?;
+        let records = page.records;
         let done = records.is_empty() || records.iter().any(|r| r.seq >= head_seq);
         for record in records.into_iter().take_while(|r| r.seq <= head_seq) {
             after = record.seq;
@@ -222,21 +245,41 @@ pub async fn run(command: AuditCommand, connection: &Connection) -> anyhow::Resu
             limit,
             cursor,
         } => {
+            let query = AuditQuery {
+                from: instant("from", from)?,
+                to: instant("to", to)?,
+                actor_id,
+                target_id,
+                action,
+                outcome: optional("outcome", outcome)?,
+                cursor,
+                limit,
+            };
             let api = Api::new(connection)?;
-            let query: Vec<(&str, String)> = [
-                ("action", action),
-                ("actor_id", actor_id),
-                ("target_id", target_id),
-                ("outcome", outcome),
-                ("from", from),
-                ("to", to),
-                ("limit", limit.map(|l| l.to_string())),
-                ("cursor", cursor),
-            ]
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect();
             crate::output::print(&api.get("/v1/audit", &query).await?)
+        }
+        AuditCommand::SignIns {
+            user,
+            outcome,
+            from,
+            to,
+            limit,
+            cursor,
+        } => {
+            let api = Api::new(connection)?;
+            let user_id = match user {
+                Some(user) => Some(resolve(&api, Kind::User, &user).await?),
+                None => None,
+            };
+            let query = SignInQuery {
+                from: instant("from", from)?,
+                to: instant("to", to)?,
+                user_id,
+                outcome: optional("outcome", outcome)?,
+                cursor,
+                limit,
+            };
+            crate::output::print(&api.get("/v1/sign-ins", &query).await?)
         }
         AuditCommand::ApiUse {
             principal_kind,
@@ -244,14 +287,18 @@ pub async fn run(command: AuditCommand, connection: &Connection) -> anyhow::Resu
             limit,
         } => {
             let api = Api::new(connection)?;
-            let query: Vec<(&str, String)> = [
-                ("principal_kind", principal_kind),
-                ("principal_id", principal_id),
-                ("limit", limit.map(|l| l.to_string())),
-            ]
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect();
+            let principal_id = match (
+                principal_kind.as_deref().and_then(Kind::principal),
+                principal_id,
+            ) {
+                (Some(kind), Some(id)) => Some(resolve(&api, kind, &id).await?),
+                (_, id) => id,
+            };
+            let query = ApiUseQuery {
+                principal_kind: optional("principal-kind", principal_kind)?,
+                principal_id: optional("principal-id", principal_id)?,
+                limit,
+            };
             crate::output::print(&api.get("/v1/api-use", &query).await?)
         }
     }

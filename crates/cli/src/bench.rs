@@ -14,6 +14,13 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use portcullis_api::model::{
+    BuiltinRole, ClientSettings, GrantType, PrincipalRef, RoleRef, Scope, ServicePrincipal,
+};
+use portcullis_api::roles::CreateRoleAssignment;
+use portcullis_api::service_principals::{CreateApiKey, CreateServicePrincipal};
+use portcullis_api::tenants::IssuedApiKey;
+use portcullis_api::users::{CreateUser, SetPassword};
 use portcullis_core::audit::{Actor, ChainVerifier, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::secrets::Kek;
 use portcullis_server::{Server, Settings};
@@ -414,11 +421,21 @@ async fn api(
     );
 
     let (base, key) = (server.base.clone(), server.admin_key.clone());
-    let (created, bodies) = load(&http, bench.users, bench.connections, 201, move |http, i| {
-        http.post(format!("{base}/v1/users"))
-            .bearer_auth(&key)
-            .json(&json!({"user_name": format!("bench-user-{i}"), "email": format!("bench-user-{i}@example.com")}))
-    })
+    let (created, bodies) = load(
+        &http,
+        bench.users,
+        bench.connections,
+        201,
+        move |http, i| {
+            http.post(format!("{base}/v1/users"))
+                .bearer_auth(&key)
+                .json(&CreateUser {
+                    user_name: format!("bench-user-{i}"),
+                    email: Some(format!("bench-user-{i}@example.com")),
+                    ..CreateUser::default()
+                })
+        },
+    )
     .await?;
     created.report("create user", store_name);
     let ids: Arc<Vec<String>> = Arc::new(
@@ -467,10 +484,9 @@ async fn token_against_key(
     store_name: &str,
 ) -> anyhow::Result<()> {
     let base = server.base.clone();
-    let admin = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+    let admin = |method: reqwest::Method, path: &str| {
         http.request(method, format!("{base}{path}"))
             .bearer_auth(&server.admin_key)
-            .json(&body)
     };
     let discovery: serde_json::Value = http
         .get(format!(
@@ -485,50 +501,56 @@ async fn token_against_key(
         .as_str()
         .context("no admin API resource in discovery")?
         .to_owned();
-    let reader: serde_json::Value = admin(
-        reqwest::Method::POST,
-        "/v1/service-principals",
-        json!({"name": "bench-reader"}),
-    )
-    .send()
-    .await?
-    .error_for_status()?
-    .json()
-    .await?;
-    let id = reader["id"]
-        .as_str()
-        .context("no service principal id")?
-        .to_owned();
-    admin(
-        reqwest::Method::POST,
-        "/v1/role-assignments",
-        json!({"principal": {"kind": "service_principal", "id": id}, "role": "security_reader", "scope": "tenant"}),
-    )
-    .send()
-    .await?
-    .error_for_status()?;
+    let reader: ServicePrincipal = admin(reqwest::Method::POST, "/v1/service-principals")
+        .json(&CreateServicePrincipal {
+            name: "bench-reader".into(),
+            ..CreateServicePrincipal::default()
+        })
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let id = reader.id;
+    admin(reqwest::Method::POST, "/v1/role-assignments")
+        .json(&CreateRoleAssignment {
+            principal: PrincipalRef::service_principal(id),
+            role: RoleRef::Builtin(BuiltinRole::SecurityReader),
+            scope: Some(Scope::Tenant),
+            starts_at: None,
+            ends_at: None,
+        })
+        .send()
+        .await?
+        .error_for_status()?;
     admin(
         reqwest::Method::PUT,
         &format!("/v1/service-principals/{id}/oauth-client"),
-        json!({"grant_types": ["client_credentials"], "scopes": ["bench"], "resources": [resource], "access_token_seconds": 86400}),
     )
+    .json(&ClientSettings {
+        grant_types: vec![GrantType::ClientCredentials],
+        scopes: vec!["bench".into()],
+        resources: vec![resource.clone()],
+        access_token_seconds: 86400,
+        ..ClientSettings::default()
+    })
     .send()
     .await?
     .error_for_status()?;
-    let key: serde_json::Value = admin(
+    let key: IssuedApiKey = admin(
         reqwest::Method::POST,
         &format!("/v1/service-principals/{id}/api-keys"),
-        json!({}),
     )
+    .json(&CreateApiKey::default())
     .send()
     .await?
     .error_for_status()?
     .json()
     .await?;
-    let secret = key["secret"].as_str().context("no key secret")?.to_owned();
+    let secret = key.secret;
     let tokens: serde_json::Value = http
         .post(format!("{base}/t/operator/oauth/token"))
-        .basic_auth(&id, Some(&secret))
+        .basic_auth(id, Some(&secret))
         .form(&[
             ("grant_type", "client_credentials"),
             ("resource", resource.as_str()),
@@ -632,7 +654,10 @@ async fn sign_in(
         let created: serde_json::Value = admin
             .post(format!("{}/v1/users", server.base))
             .bearer_auth(&server.admin_key)
-            .json(&json!({"user_name": format!("signer-{i}")}))
+            .json(&CreateUser {
+                user_name: format!("signer-{i}"),
+                ..CreateUser::default()
+            })
             .send()
             .await?
             .error_for_status()?
@@ -642,7 +667,10 @@ async fn sign_in(
         admin
             .put(format!("{}/v1/users/{id}/password", server.base))
             .bearer_auth(&server.admin_key)
-            .json(&json!({"password": BENCH_PASSWORD, "must_change": false}))
+            .json(&SetPassword {
+                password: BENCH_PASSWORD.into(),
+                must_change: Some(false),
+            })
             .send()
             .await?
             .error_for_status()?;

@@ -5,12 +5,15 @@
 mod access;
 mod admin;
 mod api;
+mod args;
 mod audit;
+mod authorization;
 mod bench;
 mod login;
 mod names;
 mod output;
 mod serve;
+mod settings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +68,9 @@ enum Command {
     WhoCan(access::WhoCanArgs),
     /// List what a principal may do: the actions on one resource, or the records for one action.
     WhatCan(access::WhatCanArgs),
+    /// Decide a batch of questions from a file (an AuthZEN evaluations request) and print
+    /// each decision. Exits 0 when every one is allowed, 2 otherwise.
+    Evaluate(access::EvaluateArgs),
     /// Sign the command line in to a tenant as yourself, in this machine's browser or by
     /// approving a code in any browser (OAuth). Later commands then act as you, with your
     /// roles and your sign-in.
@@ -134,6 +140,7 @@ fn main() -> ExitCode {
             Command::Explain(args) => access::explain(args, &cli.connection).await,
             Command::WhoCan(args) => access::who_can(args, &cli.connection).await,
             Command::WhatCan(args) => access::what_can(args, &cli.connection).await,
+            Command::Evaluate(args) => access::evaluate(args, &cli.connection).await,
             Command::Login(args) => login::login(args, &cli.connection).await,
             Command::Logout => login::logout(&cli.connection).await,
             Command::Admin(command) => admin::run(command, &cli.connection, cli.yes).await,

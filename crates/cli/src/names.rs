@@ -6,11 +6,15 @@
 use anyhow::{Context, bail};
 use serde_json::Value;
 
+use portcullis_api::model::{PrincipalKind, PrincipalRef};
+
 use crate::api::Api;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     User,
+    /// A user who was deleted and can still be restored or purged.
+    DeletedUser,
     Group,
     ServicePrincipal,
     Environment,
@@ -31,6 +35,7 @@ impl Kind {
     fn noun(self) -> &'static str {
         match self {
             Kind::User => "user",
+            Kind::DeletedUser => "deleted user",
             Kind::Group => "group",
             Kind::ServicePrincipal => "service principal",
             Kind::Environment => "environment",
@@ -41,7 +46,7 @@ impl Kind {
     /// Where the candidates are listed, and whether the list can be narrowed by a prefix.
     fn list(self) -> (&'static str, bool) {
         match self {
-            Kind::User => ("/v1/users", true),
+            Kind::User | Kind::DeletedUser => ("/v1/users", true),
             Kind::Group => ("/v1/groups", true),
             Kind::ServicePrincipal => ("/v1/service-principals", false),
             Kind::Environment => ("/v1/environments", false),
@@ -53,7 +58,7 @@ impl Kind {
     /// compared without regard to case (the server refuses names that differ only so).
     fn is_called(self, item: &Value, name: &str) -> bool {
         let fields: &[&str] = match self {
-            Kind::User => &["user_name", "email"],
+            Kind::User | Kind::DeletedUser => &["user_name", "email"],
             _ => &["name"],
         };
         fields.iter().any(|f| {
@@ -76,6 +81,9 @@ pub async fn resolve(api: &Api, kind: Kind, value: &str) -> anyhow::Result<Strin
         let mut query = vec![("limit", "500".to_owned())];
         if narrowed {
             query.push(("prefix", value.to_owned()));
+        }
+        if kind == Kind::DeletedUser {
+            query.push(("state", "deleted".to_owned()));
         }
         if let Some(cursor) = &cursor {
             query.push(("cursor", cursor.clone()));
@@ -109,6 +117,24 @@ pub async fn resolve(api: &Api, kind: Kind, value: &str) -> anyhow::Result<Strin
             many.join(", ")
         ),
     }
+}
+
+/// `kind:name` (`user:alice`, `group:auditors`, `service_principal:<id>`) as a principal.
+pub async fn principal(api: &Api, flag: &str, raw: &str) -> anyhow::Result<PrincipalRef> {
+    let parsed = raw
+        .split_once(':')
+        .and_then(|(kind, name)| Some((PrincipalKind::parse(kind)?, Kind::principal(kind)?, name)));
+    let Some((principal_kind, kind, name)) = parsed else {
+        bail!(
+            "--{flag} {raw:?} must be `<kind>:<name or id>` with kind user, group or service_principal, e.g. `user:alice`"
+        )
+    };
+    let id = resolve(api, kind, name).await?;
+    Ok(PrincipalRef {
+        kind: principal_kind,
+        id: uuid::Uuid::parse_str(&id)
+            .with_context(|| format!("the server named {raw:?} by {id:?}, which is not an id"))?,
+    })
 }
 
 /// Resolves `scope` if it names an environment by name (`environment/prod`).

@@ -112,6 +112,31 @@ fn default_access_token_seconds() -> u32 {
     300
 }
 
+/// What a registration that names only its grant types gets: the same defaults as a JSON
+/// document that leaves the other fields out.
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            client_type: ClientType::default(),
+            grant_types: Vec::new(),
+            redirect_uris: Vec::new(),
+            scopes: Vec::new(),
+            resources: Vec::new(),
+            access_token_seconds: default_access_token_seconds(),
+            refresh_token_seconds: default_refresh_token_seconds(),
+            refresh_chain_seconds: default_refresh_chain_seconds(),
+            require_consent: false,
+            require_pushed_authorization_requests: false,
+            signing_alg: crate::jose::SigningAlgorithm::default(),
+            groups_claim: false,
+            roles_claim: false,
+            post_logout_redirect_uris: Vec::new(),
+            backchannel_logout_uri: None,
+            jwks: Vec::new(),
+        }
+    }
+}
+
 fn default_refresh_token_seconds() -> u32 {
     14 * 86_400
 }

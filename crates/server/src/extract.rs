@@ -288,16 +288,6 @@ impl<T: serde::Serialize> IntoResponse for Tagged<T> {
     }
 }
 
-/// Deserializes a field that distinguishes "absent" (`None`) from "null" (`Some(None)`), for
-/// PATCH bodies where null clears a value.
-pub fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: serde::Deserialize<'de>,
-    D: serde::Deserializer<'de>,
-{
-    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

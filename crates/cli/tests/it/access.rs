@@ -377,7 +377,7 @@ async fn decisions_explain_themselves_and_follow_every_change() {
         .admin
         .get("/v1/records/document/d-sales/shares")
         .await
-        .expect(200);
+        .expect(200)["items"].take();
     let share_id = shares[0]["id"].as_str().unwrap().to_owned();
     t.admin
         .delete("/v1/records/document/d-sales")
@@ -636,7 +636,7 @@ async fn only_the_tenants_own_enforcement_points_may_ask_and_bad_requests_change
         .admin
         .get("/v1/records/document/d-emea/shares")
         .await
-        .expect(200);
+        .expect(200)["items"].take();
     // A unit or environment that records still live in is not deleted from under them.
     let archive = t
         .admin
@@ -717,7 +717,7 @@ async fn only_the_tenants_own_enforcement_points_may_ask_and_bad_requests_change
             .admin
             .get("/v1/records/document/d-emea/shares")
             .await
-            .expect(200)[0]["id"],
+            .expect(200)["items"].take()[0]["id"],
         foreign_share["id"]
     );
     let _ = (&t.bob, &other.editors);
@@ -1297,7 +1297,7 @@ async fn roles_are_cloned_into_custom_roles_to_edit() {
         )
         .await
         .expect(201);
-    let builtin = t.admin.get("/v1/roles").await.expect(200);
+    let builtin = t.admin.get("/v1/roles").await.expect(200)["items"].take();
     let expected: Vec<Value> = builtin
         .as_array()
         .unwrap()
@@ -1329,7 +1329,7 @@ async fn roles_are_cloned_into_custom_roles_to_edit() {
         .problem(404);
     // Another tenant's custom role cannot be copied out of it.
     let other = acme(&server, "globex").await;
-    let theirs = other.admin.get("/v1/custom-roles").await.expect(200)[0]["id"].clone();
+    let theirs = other.admin.get("/v1/custom-roles").await.expect(200)["items"].take()[0]["id"].clone();
     t.admin
         .post(
             &format!("/v1/roles/{}/clone", theirs.as_str().unwrap()),
@@ -1349,7 +1349,7 @@ async fn roles_are_cloned_into_custom_roles_to_edit() {
         t.admin
             .get("/v1/custom-roles")
             .await
-            .expect(200)
+            .expect(200)["items"].take()
             .as_array()
             .unwrap()
             .len(),

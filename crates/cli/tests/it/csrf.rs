@@ -103,21 +103,21 @@ async fn state(server: &TestServer, user: &str) -> State {
             admin
                 .get(&format!("/v1/users/{user}/sessions"))
                 .await
-                .expect(200),
+                .expect(200)["items"].take(),
             &["id", "strength", "methods"],
         ),
         passkeys: list(
             admin
                 .get(&format!("/v1/users/{user}/passkeys"))
                 .await
-                .expect(200),
+                .expect(200)["items"].take(),
             &["id", "name"],
         ),
         consents: list(
             admin
                 .get(&format!("/v1/users/{user}/consents"))
                 .await
-                .expect(200),
+                .expect(200)["items"].take(),
             &["application", "scopes"],
         ),
         totp: db
@@ -184,7 +184,7 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
         admin
             .get(&format!("/v1/users/{ada}/sessions"))
             .await
-            .expect(200)
+            .expect(200)["items"].take()
             .as_array()
             .unwrap()
             .iter()
@@ -221,7 +221,7 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
     let passkey = admin
         .get(&format!("/v1/users/{ada}/passkeys"))
         .await
-        .expect(200)[0]["id"]
+        .expect(200)["items"].take()[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();

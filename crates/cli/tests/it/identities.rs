@@ -235,7 +235,7 @@ async fn nested_groups_refuse_cycles() {
         ))
         .await
         .expect(200);
-    assert_eq!(groups[0]["name"], "c");
+    assert_eq!(groups["items"][0]["name"], "c");
     admin
         .delete(&format!(
             "/v1/groups/{}/members/user/{}",

@@ -27,7 +27,7 @@ async fn rotation_with_overlap_then_revocation() {
     server.client(&old_key).get("/v1/me").await.expect(200);
     server.client(&new_key).get("/v1/me").await.expect(200);
     // The secret is never shown again: listings carry only prefixes and metadata.
-    let listed = admin.get(&keys_path).await.expect(200);
+    let listed = admin.get(&keys_path).await.expect(200)["items"].take();
     assert_eq!(listed.as_array().unwrap().len(), 2);
     let listing = listed.to_string();
     assert!(

@@ -13,15 +13,15 @@ use serde_json::json;
 use crate::harness::{BIN, Client, TestDatabase, cli_at};
 
 /// A server process and what it printed.
-struct Process {
+pub struct Process {
     child: Child,
-    base: String,
+    pub base: String,
     stdout: Vec<String>,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Process {
-    fn start(dir: &std::path::Path, db: &TestDatabase, kek: &str, extra: &[&str]) -> Process {
+    pub fn start(dir: &std::path::Path, db: &TestDatabase, kek: &str, extra: &[&str]) -> Process {
         let mut child = Command::new(BIN)
             .arg("serve")
             .args([
@@ -79,7 +79,7 @@ impl Process {
         );
     }
 
-    fn bootstrap_key(&self) -> Option<String> {
+    pub fn bootstrap_key(&self) -> Option<String> {
         self.stdout
             .iter()
             .map(|l| l.trim())
@@ -113,7 +113,7 @@ impl Drop for Process {
     }
 }
 
-fn kek() -> String {
+pub fn kek() -> String {
     portcullis_core::secrets::Kek::generate_base64()
         .unwrap()
         .expose_secret()

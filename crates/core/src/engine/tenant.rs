@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::closure::{Quarantine, quarantine_cycles};
 use super::model::{
@@ -73,7 +73,7 @@ pub struct Resource<'a> {
 }
 
 /// Why a decision came out the way it did, in the tenant's own names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reason {
     /// The record was shared with `principal` (the subject or one of its groups).

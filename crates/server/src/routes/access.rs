@@ -4,14 +4,16 @@
 //! carries the snapshot revision it was made at and its reason; a request may demand a minimum
 //! revision (`context.min_revision`: a number, or `"latest"` for everything committed so far).
 
+use portcullis_api::access::{
+    DecisionBody, DecisionContext, EvaluationBody, EvaluationError, EvaluationsBody,
+    EvaluationsResponse, ResourceBody, SearchBody, SearchResponse, SubjectBody,
+};
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use portcullis_core::audit::{NewAuditEvent, Outcome, Target};
@@ -40,131 +42,6 @@ const AUDIT_BACKLOG: usize = 4096;
 /// The body limit of a batch: room for `MAX_EVALUATIONS` evaluations of about 1 KiB each,
 /// whatever the server's general limit.
 pub const EVALUATIONS_BODY_BYTES: usize = 1024 * 1024;
-
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct SubjectBody {
-    /// `user`, `group`, `service_principal`, one of the tenant's subject types (access
-    /// settings `subject_types`, e.g. `identity`), or `anonymous` (no id).
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The principal's id, external id, user name or e-mail address (users), or name
-    /// (groups and service principals); a service principal's OAuth `client_id` is its id.
-    pub id: Option<String>,
-    /// `identifier`: which of those `id` is (`id`, `external_id`, `user_name`, `email`,
-    /// `name`); any when absent. Other members are accepted and not used: who the subject is
-    /// and what it holds come from Portcullis itself.
-    #[schema(value_type = Option<Object>)]
-    pub properties: Option<Value>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct ResourceBody {
-    /// A registered resource type (`document`), or one of Portcullis's own (`portcullis:user`;
-    /// `user` too while the tenant has registered no type of that name).
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The application's id of the record.
-    pub id: Option<String>,
-    /// For a record not registered with Portcullis: its owner (`ownerID` with a user's
-    /// identifier, or `owner` as a subject object), and optionally `business_unit_id` (the
-    /// owner's home unit when absent) and `environment_id`. Ignored for registered records.
-    #[schema(value_type = Option<Object>)]
-    pub properties: Option<Value>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct ActionBody {
-    /// An action of the resource's type: `read` (or `document.read`).
-    pub name: String,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct EvaluationBody {
-    pub subject: Option<SubjectBody>,
-    pub resource: Option<ResourceBody>,
-    pub action: Option<ActionBody>,
-    /// `min_revision`: a revision number, or `"latest"`.
-    pub context: Option<Value>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct EvaluationsOptions {
-    /// `execute_all` (default), `deny_on_first_deny` or `permit_on_first_permit`.
-    pub evaluations_semantic: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct EvaluationsBody {
-    pub subject: Option<SubjectBody>,
-    pub resource: Option<ResourceBody>,
-    pub action: Option<ActionBody>,
-    pub context: Option<Value>,
-    /// Each entry's subject, resource and action default to the top-level ones.
-    pub evaluations: Option<Vec<EvaluationBody>>,
-    pub options: Option<EvaluationsOptions>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct DecisionBody {
-    pub decision: bool,
-    pub context: DecisionContext,
-}
-
-/// Serialized as it is (not through a JSON tree): a full batch is a thousand of these.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct DecisionContext {
-    /// The change-feed revision the decision was made at.
-    pub revision: i64,
-    /// What allowed or refused it: `kind` and the ids it names. Absent when the evaluation
-    /// could not be asked (then `error` says why).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub reason: Option<Reason>,
-    /// The reason, or the error, in words.
-    pub reason_text: String,
-    /// For one evaluation of a batch that could not be asked (an unknown type, a malformed
-    /// id): `status` (400), `field` and `message`. Its decision is `false`; the rest of the
-    /// batch is answered.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<EvaluationError>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct EvaluationError {
-    pub status: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct EvaluationsResponse {
-    pub evaluations: Vec<DecisionBody>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct PageBody {
-    pub token: Option<String>,
-    pub limit: Option<usize>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct SearchBody {
-    pub subject: Option<SubjectBody>,
-    pub resource: Option<ResourceBody>,
-    pub action: Option<ActionBody>,
-    pub context: Option<Value>,
-    pub page: Option<PageBody>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct SearchResponse {
-    /// Subjects and resources as `{"type", "id"}`; actions as `{"name"}`.
-    pub results: Vec<Value>,
-    /// `next_token`: pass it as `page.token` for the next page; empty on the last.
-    pub page: Value,
-    pub context: Value,
-}
 
 fn required<'a, T>(value: Option<&'a T>, field: &str) -> ApiResult<&'a T> {
     value.ok_or_else(|| ApiError::bad_request(field, format!("`{field}` is required")))

@@ -2,14 +2,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
+use portcullis_api::Items;
+use portcullis_api::audit::{ApiUseQuery, AuditQuery, ChainPage, ChainQuery, SignInQuery};
+use portcullis_core::audit::ApiUse;
 
 use portcullis_core::ValidationError;
-use portcullis_core::audit::{ApiUse, AuditRecord, Outcome};
+use portcullis_core::audit::AuditRecord;
 use portcullis_core::authz::{Action, Scope};
-use portcullis_core::identity::{PrincipalKind, PrincipalRef};
+use portcullis_core::identity::PrincipalRef;
 use portcullis_core::page::{Page, PageRequest};
 use portcullis_store::AuditFilter;
 
@@ -17,28 +17,6 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::ApiQuery;
 use crate::state::AppState;
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AuditQuery {
-    /// Events at or after this time (RFC 3339).
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub from: Option<OffsetDateTime>,
-    /// Events before this time (RFC 3339).
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub to: Option<OffsetDateTime>,
-    pub actor_id: Option<String>,
-    pub target_id: Option<String>,
-    /// E.g. `user.create`, `authn.api_key`.
-    pub action: Option<String>,
-    pub outcome: Option<Outcome>,
-    /// From the previous page's `next_cursor`.
-    pub cursor: Option<String>,
-    pub limit: Option<u32>,
-}
 
 /// The tenant's audit events, newest first.
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
@@ -79,24 +57,6 @@ async fn search(
     ))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ChainQuery {
-    /// Return records after this sequence number (0 for the start of the chain).
-    pub after: Option<i64>,
-    /// Records per page, 1–500 (default 500).
-    pub limit: Option<u32>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ChainPage {
-    pub records: Vec<AuditRecord>,
-    /// The chain's newest record when this page was read, to verify up to.
-    pub head_seq: i64,
-    pub head_hash: String,
-}
-
 /// The raw chain in order, for `portcullis audit verify` and other independent verifiers.
 #[utoipa::path(get, path = "/v1/audit/chain", tag = "audit", params(ChainQuery),
     responses((status = 200, body = ChainPage), (status = 403, body = Problem)))]
@@ -124,26 +84,6 @@ pub async fn chain(
     }))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct SignInQuery {
-    /// Attempts at or after this time (RFC 3339).
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub from: Option<OffsetDateTime>,
-    /// Attempts before this time (RFC 3339).
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub to: Option<OffsetDateTime>,
-    /// Attempts on this user (id).
-    pub user_id: Option<String>,
-    /// `success` or `failure`.
-    pub outcome: Option<Outcome>,
-    pub cursor: Option<String>,
-    pub limit: Option<u32>,
-}
-
 /// The sign-in log: every sign-in attempt, successful or not, with its reason, method,
 /// strength, source address and user agent. Newest first.
 #[utoipa::path(get, path = "/v1/sign-ins", tag = "audit", params(SignInQuery),
@@ -164,33 +104,16 @@ pub async fn sign_ins(
     search(&state, &caller, &filter, q.cursor.as_deref(), q.limit).await
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ApiUseQuery {
-    /// Only this principal's use: `user` or `service_principal`, with `principal_id`.
-    pub principal_kind: Option<PrincipalKind>,
-    pub principal_id: Option<uuid::Uuid>,
-    /// 1–1000 (default 100).
-    pub limit: Option<u32>,
-}
-
-/// The API's items, as every list answers.
-#[derive(Serialize, ToSchema)]
-pub struct ApiUseList {
-    pub items: Vec<ApiUse>,
-}
-
 /// When each principal last used the API (admin API and AuthZEN), per way of authenticating
 /// (`api_key`, `access_token`, `session`), to the minute, most recent first: dormant
 /// administrators and forgotten keys show up here without an audit event per request.
 #[utoipa::path(get, path = "/v1/api-use", tag = "audit", params(ApiUseQuery),
-    responses((status = 200, body = ApiUseList), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Items<ApiUse>), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn api_use(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ApiUseQuery>,
-) -> ApiResult<Json<ApiUseList>> {
+) -> ApiResult<Json<Items<ApiUse>>> {
     caller
         .authorize(&state, Action::AuditRead, Scope::Tenant, None)
         .await?;
@@ -215,5 +138,5 @@ pub async fn api_use(
         .store
         .admin_api_use(caller.tenant_id(), principal, limit)
         .await?;
-    Ok(Json(ApiUseList { items }))
+    Ok(crate::routes::items(items))
 }

@@ -3,8 +3,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use utoipa::ToSchema;
+use portcullis_api::directory::{
+    CreateBusinessUnit, CreateEnvironment, UpdateBusinessUnit, UpdateEnvironment,
+};
 
 use portcullis_core::audit::Target;
 use portcullis_core::authz::{Action, Scope};
@@ -15,10 +16,10 @@ use portcullis_core::{BusinessUnitId, EnvironmentId};
 
 use crate::auth::Caller;
 use crate::error::{ApiResult, Problem};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, Tagged, double_option};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, Tagged};
 use crate::routes::concurrent;
-use crate::routes::tenants::ListParams;
 use crate::state::AppState;
+use portcullis_api::tenants::ListParams;
 
 fn description(raw: Option<String>) -> ApiResult<Option<String>> {
     Ok(raw
@@ -35,23 +36,6 @@ fn patched_description(
         None => Ok(current),
         Some(value) => description(value),
     }
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateEnvironment {
-    /// Lower-case letters, digits and '-', e.g. `prod`; unique in the tenant.
-    pub name: String,
-    pub description: Option<String>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateEnvironment {
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub description: Option<Option<String>>,
 }
 
 /// The environments the caller may read.
@@ -191,26 +175,6 @@ pub async fn delete_environment(
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateBusinessUnit {
-    pub name: String,
-    /// The parent unit; the tenant's root unit when absent.
-    pub parent_id: Option<BusinessUnitId>,
-    pub description: Option<String>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateBusinessUnit {
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub description: Option<Option<String>>,
-    /// Moves the unit (and everything below it) under another unit.
-    pub parent_id: Option<BusinessUnitId>,
 }
 
 #[utoipa::path(get, path = "/v1/business-units", tag = "directory", params(ListParams),

@@ -4,58 +4,24 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use portcullis_api::groups::{CreateGroup, GroupQuery, UpdateGroup};
 use uuid::Uuid;
 
+use portcullis_core::GroupId;
 use portcullis_core::audit::Target;
 use portcullis_core::authz::{Action, Scope};
 use portcullis_core::identity::{Group, GroupMember, PrincipalKind, PrincipalRef};
 use portcullis_core::lockout::Removal;
 use portcullis_core::names::{parse_description, parse_name};
 use portcullis_core::page::{Page, PageRequest};
-use portcullis_core::{BusinessUnitId, GroupId};
 
 use crate::auth::Caller;
 use crate::engine::Freshness;
 use crate::error::{ApiResult, Problem};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, Tagged, double_option};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, Tagged};
 use crate::routes::concurrent;
-use crate::routes::tenants::ListParams;
 use crate::state::AppState;
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateGroup {
-    pub name: String,
-    pub description: Option<String>,
-    /// Makes the group a team of this unit: roles it holds at `business_unit` or
-    /// `business_unit_tree` depth reach from this unit instead of from each member's.
-    pub business_unit_id: Option<BusinessUnitId>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateGroup {
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub description: Option<Option<String>>,
-    /// A unit makes it a team of that unit; `null` makes it a plain group again.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub business_unit_id: Option<Option<BusinessUnitId>>,
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct GroupQuery {
-    /// Groups whose name starts with this (case-insensitive).
-    pub prefix: Option<String>,
-    pub cursor: Option<String>,
-    pub limit: Option<u32>,
-}
+use portcullis_api::tenants::ListParams;
 
 fn group_target(id: GroupId) -> Option<Target> {
     Some(Target::new("group", id))

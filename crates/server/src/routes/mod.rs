@@ -381,6 +381,11 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     response
 }
 
+/// A list answered in the shape every list has: `{"items": [...]}`.
+pub(crate) fn items<T>(items: Vec<T>) -> Json<portcullis_api::Items<T>> {
+    Json(portcullis_api::Items { items })
+}
+
 /// A version mismatch on a write that carried no `If-Match` means another writer got there
 /// between our read and our write: that is a conflict to retry, not a failed precondition.
 pub(crate) fn concurrent(

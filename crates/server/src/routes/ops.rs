@@ -5,21 +5,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use serde::Serialize;
-use utoipa::ToSchema;
+use portcullis_api::ops::Health;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-
-#[derive(Serialize, ToSchema)]
-pub struct Health {
-    pub status: &'static str,
-    /// Tenants whose stored group memberships form a cycle: the principals on or under it are
-    /// refused everything until an administrator removes one of the memberships named in the
-    /// tenant's `authz.membership_cycle` audit event. Absent when there are none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tenants_with_membership_cycles: Option<usize>,
-}
 
 /// Liveness: the process is up and serving HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]

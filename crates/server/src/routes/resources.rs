@@ -1,23 +1,25 @@
 //! The authorization engine's data plane: resource types, custom roles, records, shares and
 //! deny assignments.
 
+use crate::routes::items;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use portcullis_api::Items;
+use portcullis_api::resources::{
+    CloneRoleBody, CustomRoleBody, NewDenyAssignment, NewResourceType, RecordBody,
+    ResourceTypeBody, ShareBody,
+};
 
 use portcullis_core::audit::Target;
 use portcullis_core::authz::{Action, RoleRef, Scope};
 use portcullis_core::engine::model::Depth;
-use portcullis_core::identity::PrincipalRef;
 use portcullis_core::lockout::Removal;
 use portcullis_core::names::{parse_description, parse_name};
 use portcullis_core::resources::{
-    AccessSettings, CustomRole, DenyAssignment, RecordEntry, ResourceAction, ResourceType,
-    RolePermission, Share,
+    AccessSettings, CustomRole, DenyAssignment, RecordEntry, ResourceType, RolePermission, Share,
 };
-use portcullis_core::{BusinessUnitId, DenyAssignmentId, EnvironmentId, RoleId, ShareId};
+use portcullis_core::{DenyAssignmentId, RoleId, ShareId};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -42,31 +44,15 @@ async fn allow(
 
 // ---- resource types ----
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewResourceType {
-    /// Lower-case letters, digits and `_`; not one of Portcullis's own (`user`, `group`, …).
-    pub name: String,
-    pub description: Option<String>,
-    pub actions: Vec<ResourceAction>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResourceTypeBody {
-    pub description: Option<String>,
-    pub actions: Vec<ResourceAction>,
-}
-
 /// The tenant's resource types.
 #[utoipa::path(get, path = "/v1/resource-types", tag = "authorization",
-    responses((status = 200, body = Vec<ResourceType>)))]
+    responses((status = 200, body = Items<ResourceType>)))]
 pub async fn list_resource_types(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<ResourceType>>> {
+) -> ApiResult<Json<Items<ResourceType>>> {
     allow(&state, &caller, Action::ResourceTypeRead, None).await?;
-    Ok(Json(state.store.resource_types(caller.tenant_id()).await?))
+    Ok(items(state.store.resource_types(caller.tenant_id()).await?))
 }
 
 /// Registers a kind of record an application protects, with its actions.
@@ -148,23 +134,14 @@ pub async fn delete_resource_type(
 
 // ---- custom roles ----
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CustomRoleBody {
-    pub name: String,
-    pub description: Option<String>,
-    /// Actions (`document.read`, or Portcullis's own such as `user.read`) with their depth.
-    pub permissions: Vec<RolePermission>,
-}
-
 #[utoipa::path(get, path = "/v1/custom-roles", tag = "authorization",
-    responses((status = 200, body = Vec<CustomRole>)))]
+    responses((status = 200, body = Items<CustomRole>)))]
 pub async fn list_custom_roles(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<CustomRole>>> {
+) -> ApiResult<Json<Items<CustomRole>>> {
     allow(&state, &caller, Action::RoleRead, None).await?;
-    Ok(Json(state.store.custom_roles(caller.tenant_id()).await?))
+    Ok(items(state.store.custom_roles(caller.tenant_id()).await?))
 }
 
 /// Creates a role of the tenant's own. To start from a built-in role, copy its permissions
@@ -187,13 +164,6 @@ pub async fn create_custom_role(
         )
         .await?;
     Ok(Tagged::created(role.version, role))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CloneRoleBody {
-    pub name: String,
-    pub description: Option<String>,
 }
 
 /// Creates a custom role holding the permissions of a built-in role (`user_administrator`) or
@@ -311,15 +281,6 @@ pub async fn delete_custom_role(
 
 // ---- records and shares ----
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RecordBody {
-    /// A user or a group (a team).
-    pub owner: PrincipalRef,
-    pub business_unit_id: BusinessUnitId,
-    pub environment_id: Option<EnvironmentId>,
-}
-
 /// A record as the engine sees it.
 #[utoipa::path(get, path = "/v1/records/{resource_type}/{external_id}", tag = "authorization",
     params(("resource_type" = String, Path), ("external_id" = String, Path)),
@@ -380,28 +341,20 @@ pub async fn delete_record(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ShareBody {
-    pub principal: PrincipalRef,
-    /// Actions of the record's type: `read`, not `document.read`.
-    pub actions: Vec<String>,
-}
-
 #[utoipa::path(get, path = "/v1/records/{resource_type}/{external_id}/shares", tag = "authorization",
     params(("resource_type" = String, Path), ("external_id" = String, Path)),
-    responses((status = 200, body = Vec<Share>), (status = 404, body = Problem)))]
+    responses((status = 200, body = Items<Share>), (status = 404, body = Problem)))]
 pub async fn list_shares(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((resource_type, external_id)): ApiPath<(String, String)>,
-) -> ApiResult<Json<Vec<Share>>> {
+) -> ApiResult<Json<Items<Share>>> {
     allow(&state, &caller, Action::RecordRead, None).await?;
     let record = state
         .store
         .record(caller.tenant_id(), &resource_type, &external_id)
         .await?;
-    Ok(Json(
+    Ok(items(
         state.store.shares_of(caller.tenant_id(), record.id).await?,
     ))
 }
@@ -447,38 +400,16 @@ pub async fn delete_share(
 
 // ---- deny assignments ----
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewDenyAssignment {
-    pub name: String,
-    pub description: Option<String>,
-    /// Who is refused (a group refuses its members).
-    pub principals: Vec<PrincipalRef>,
-    /// Who is exempt even if among the principals (break-glass accounts).
-    #[serde(default)]
-    pub excluded: Vec<PrincipalRef>,
-    /// Full action names: `document.delete`, `environment.delete`.
-    pub actions: Vec<String>,
-    /// `tenant` (default), `environment/<id>`, `business_unit/<id>` or `record/<id>`.
-    pub scope: Option<Scope>,
-}
-
-/// The tenant's deny assignments, in the `{items}` shape of every list.
-#[derive(Serialize, ToSchema)]
-pub struct DenyAssignmentList {
-    pub items: Vec<DenyAssignment>,
-}
-
 #[utoipa::path(get, path = "/v1/deny-assignments", tag = "authorization",
-    responses((status = 200, body = DenyAssignmentList)))]
+    responses((status = 200, body = Items<DenyAssignment>)))]
 pub async fn list_deny_assignments(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<DenyAssignmentList>> {
+) -> ApiResult<Json<Items<DenyAssignment>>> {
     allow(&state, &caller, Action::RoleRead, None).await?;
-    Ok(Json(DenyAssignmentList {
-        items: state.store.deny_assignments(caller.tenant_id()).await?,
-    }))
+    Ok(items(
+        state.store.deny_assignments(caller.tenant_id()).await?,
+    ))
 }
 
 /// Creates a guardrail: the principals may not do the actions at the scope, whatever they hold.

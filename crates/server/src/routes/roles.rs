@@ -1,19 +1,16 @@
 //! Built-in roles and role assignments.
 
+use crate::routes::items;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
+use portcullis_api::Items;
+use portcullis_api::roles::{AssignmentQuery, CreateRoleAssignment, RoleDefinition};
 
 use portcullis_core::RoleAssignmentId;
 use portcullis_core::audit::Target;
-use portcullis_core::authz::{
-    Action, BuiltinRole, RoleAssignment, RoleRef, Scope, validate_window,
-};
-use portcullis_core::identity::{PrincipalKind, PrincipalRef};
+use portcullis_core::authz::{Action, BuiltinRole, RoleAssignment, Scope, validate_window};
+use portcullis_core::identity::PrincipalRef;
 use portcullis_core::lockout::Removal;
 use portcullis_core::page::{Page, PageRequest};
 use portcullis_store::AssignmentFilter;
@@ -23,24 +20,16 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 
-#[derive(Serialize, ToSchema)]
-pub struct RoleDefinition {
-    pub name: BuiltinRole,
-    pub description: &'static str,
-    /// The actions the role allows, e.g. `user.create`.
-    pub permissions: Vec<&'static str>,
-}
-
 /// The built-in roles and what each allows.
-#[utoipa::path(get, path = "/v1/roles", tag = "roles", responses((status = 200, body = Vec<RoleDefinition>)))]
+#[utoipa::path(get, path = "/v1/roles", tag = "roles", responses((status = 200, body = Items<RoleDefinition>)))]
 pub async fn list_roles(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<RoleDefinition>>> {
+) -> ApiResult<Json<Items<RoleDefinition>>> {
     caller
         .authorize(&state, Action::RoleRead, Scope::Tenant, None)
         .await?;
-    Ok(Json(
+    Ok(items(
         BuiltinRole::ALL
             .iter()
             .map(|role| RoleDefinition {
@@ -50,20 +39,6 @@ pub async fn list_roles(
             })
             .collect(),
     ))
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AssignmentQuery {
-    pub principal_kind: Option<PrincipalKind>,
-    pub principal_id: Option<Uuid>,
-    /// A built-in role's name or a custom role's id.
-    pub role: Option<RoleRef>,
-    /// `tenant`, `environment/<id>`, `business_unit/<id>` or `record/<id>`.
-    pub scope: Option<Scope>,
-    pub cursor: Option<String>,
-    pub limit: Option<u32>,
 }
 
 #[utoipa::path(get, path = "/v1/role-assignments", tag = "roles", params(AssignmentQuery),
@@ -103,23 +78,6 @@ pub async fn list_role_assignments(
             .role_assignments(caller.tenant_id(), &filter, page)
             .await?,
     ))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRoleAssignment {
-    pub principal: PrincipalRef,
-    /// A built-in role's name or a custom role's id.
-    pub role: RoleRef,
-    /// `tenant` (default), `environment/<id>`, `business_unit/<id>` (the unit and those below
-    /// it) or `record/<id>`.
-    pub scope: Option<Scope>,
-    /// The assignment grants nothing before this time.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub starts_at: Option<OffsetDateTime>,
-    /// The assignment grants nothing from this time on.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub ends_at: Option<OffsetDateTime>,
 }
 
 /// Assigns a role to a user, group or service principal at a scope.

@@ -1,12 +1,14 @@
 //! Service principals (workload identities) and their API keys. A key's secret is shown once,
 //! in the response that creates it; afterwards only its prefix and metadata exist.
 
+use crate::routes::items;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use time::OffsetDateTime;
-use utoipa::ToSchema;
+use portcullis_api::Items;
+use portcullis_api::service_principals::{
+    CreateApiKey, CreateServicePrincipal, UpdateServicePrincipal,
+};
 
 use portcullis_core::audit::Target;
 use portcullis_core::authz::{Action, Scope};
@@ -23,46 +25,14 @@ use portcullis_store::ServicePrincipalChanges;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, Tagged, double_option};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, Tagged};
 use crate::routes::concurrent;
-use crate::routes::tenants::{IssuedApiKey, ListParams, generate_key, issued};
+use crate::routes::tenants::{generate_key, issued};
 use crate::state::AppState;
+use portcullis_api::tenants::{IssuedApiKey, ListParams};
 
 /// The longest lifetime a key may be given.
 const MAX_KEY_LIFETIME: time::Duration = time::Duration::days(730);
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateServicePrincipal {
-    pub name: String,
-    pub description: Option<String>,
-    /// The id another system knows it by: unique in the tenant, compared exactly.
-    pub external_id: Option<String>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateServicePrincipal {
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub description: Option<Option<String>>,
-    /// `active` or `disabled`; a disabled principal's keys stop working at once.
-    pub state: Option<LifecycleState>,
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub external_id: Option<Option<String>>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateApiKey {
-    /// A label to tell keys apart, e.g. "ci-2026-11".
-    pub name: Option<String>,
-    /// When the key stops working; at most 730 days away. Absent: never (not recommended).
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub expires_at: Option<OffsetDateTime>,
-}
 
 fn sp_target(id: ServicePrincipalId) -> Option<Target> {
     Some(Target::new("service_principal", id))
@@ -242,12 +212,12 @@ pub async fn delete_service_principal(
 
 /// The principal's keys, including revoked and expired ones (never their secrets).
 #[utoipa::path(get, path = "/v1/service-principals/{id}/api-keys", tag = "service principals", params(("id" = ServicePrincipalId, Path)),
-    responses((status = 200, body = Vec<ApiKey>), (status = 404, body = Problem)))]
+    responses((status = 200, body = Items<ApiKey>), (status = 404, body = Problem)))]
 pub async fn list_api_keys(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<ServicePrincipalId>,
-) -> ApiResult<Json<Vec<ApiKey>>> {
+) -> ApiResult<Json<Items<ApiKey>>> {
     caller
         .authorize(
             &state,
@@ -256,7 +226,7 @@ pub async fn list_api_keys(
             sp_target(id),
         )
         .await?;
-    Ok(Json(state.store.api_keys(caller.tenant_id(), id).await?))
+    Ok(items(state.store.api_keys(caller.tenant_id(), id).await?))
 }
 
 /// Issues a new key. Several keys can be in use at once, so a key is rotated by issuing the

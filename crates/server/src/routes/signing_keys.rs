@@ -3,11 +3,12 @@
 //! emergency (the new key signs at once and the old ones are withdrawn, so every token they
 //! signed stops verifying).
 
+use crate::routes::items;
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use portcullis_api::Items;
+use portcullis_api::signing_keys::{KeyStatus, Rotation, SigningKeySummary};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
 use portcullis_core::authz::{Action, Scope};
 use portcullis_core::jose::{
@@ -19,36 +20,6 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::ApiJson;
 use crate::state::AppState;
-
-/// Where a key stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyStatus {
-    /// Published, not signing yet.
-    Scheduled,
-    /// Signs new tokens of its algorithm.
-    Current,
-    /// Replaced; published while tokens it signed may still be in use.
-    Retired,
-    /// Withdrawn by an emergency rotation.
-    Revoked,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SigningKeySummary {
-    pub kid: String,
-    #[schema(value_type = String)]
-    pub alg: SigningAlgorithm,
-    pub status: KeyStatus,
-    /// Whether the JWKS lists it now.
-    pub published: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub signs_from: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub revoked_at: Option<OffsetDateTime>,
-}
 
 fn summaries(stored: &[StoredSigningKey], now: OffsetDateTime) -> Vec<SigningKeySummary> {
     let schedule: Vec<ScheduledKey> = stored
@@ -90,32 +61,16 @@ fn summaries(stored: &[StoredSigningKey], now: OffsetDateTime) -> Vec<SigningKey
 
 /// The tenant's signing keys, newest first.
 #[utoipa::path(get, path = "/v1/signing-keys", tag = "tenants",
-    responses((status = 200, body = Vec<SigningKeySummary>), (status = 403, body = Problem)))]
+    responses((status = 200, body = Items<SigningKeySummary>), (status = 403, body = Problem)))]
 pub async fn list_signing_keys(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<SigningKeySummary>>> {
+) -> ApiResult<Json<Items<SigningKeySummary>>> {
     caller
         .authorize(&state, Action::TenantRead, Scope::Tenant, None)
         .await?;
     let stored = state.store.signing_keys(caller.tenant_id()).await?;
-    Ok(Json(summaries(&stored, state.clock.now())))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Rotation {
-    /// The algorithm whose key to rotate (default ES256).
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub alg: SigningAlgorithm,
-    /// Sign with the new key at once and withdraw every other key of the algorithm: tokens
-    /// they signed stop verifying. For a key that may have leaked.
-    #[serde(default)]
-    pub emergency: bool,
-    /// For a scheduled rotation: seconds the new key is published before it signs (default
-    /// `signing_key_publish_seconds`), 0 to 604800.
-    pub publish_seconds: Option<u32>,
+    Ok(items(summaries(&stored, state.clock.now())))
 }
 
 /// Rotates the tenant's key of one algorithm and returns the new key.

@@ -3,15 +3,16 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use portcullis_api::tenants::{
+    CreateTenant, CreatedTenant, GrantView, IssuedApiKey, ListParams, UpdateTenant, WhoAmI,
+};
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 
 use portcullis_core::TenantId;
 use portcullis_core::administrators::{AdministratorPolicy, ApiKeyUse};
 use portcullis_core::audit::Target;
-use portcullis_core::authz::{Action, RoleRef, Scope};
-use portcullis_core::identity::{ApiKey, LifecycleState, PrincipalRef, ServicePrincipal, Tenant};
+use portcullis_core::authz::{Action, Scope};
+use portcullis_core::identity::{ApiKey, LifecycleState, Tenant};
 use portcullis_core::names::{parse_description, parse_slug};
 use portcullis_core::page::{Page, PageRequest};
 use portcullis_core::secrets::GeneratedApiKey;
@@ -21,17 +22,8 @@ use time::OffsetDateTime;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, Tagged, double_option};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, Tagged};
 use crate::state::AppState;
-
-/// A freshly issued API key: the only time its secret is ever shown.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IssuedApiKey {
-    pub api_key: ApiKey,
-    /// The whole key, to be sent as `Authorization: Bearer <secret>`. Store it now: it cannot
-    /// be shown again.
-    pub secret: String,
-}
 
 /// Generates a key and the record to store for it.
 pub fn generate_key(
@@ -54,26 +46,6 @@ pub fn issued(api_key: ApiKey, generated: &GeneratedApiKey) -> IssuedApiKey {
         api_key,
         secret: generated.full.expose_secret().to_owned(),
     }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct GrantView {
-    pub assignment_id: portcullis_core::RoleAssignmentId,
-    pub role: RoleRef,
-    pub scope: Scope,
-    pub via_group: Option<portcullis_core::GroupId>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct WhoAmI {
-    pub principal: PrincipalRef,
-    pub display: Option<String>,
-    /// How the caller authenticated this request: an API key, or an access token (for a
-    /// person: their session, the client they came through, `amr` and `acr`).
-    pub authentication: Option<portcullis_core::audit::ActorAuthentication>,
-    pub tenant: Tenant,
-    /// The roles in effect now, with the assignment each comes from.
-    pub grants: Vec<GrantView>,
 }
 
 /// The authenticated caller, its tenant and the roles it holds.
@@ -100,16 +72,6 @@ pub async fn whoami(State(state): State<AppState>, caller: Caller) -> ApiResult<
     }))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Cursor from the previous page's `next_cursor`.
-    pub cursor: Option<String>,
-    /// Items per page, 1–500 (default 50).
-    pub limit: Option<u32>,
-}
-
 /// All tenants (operator tenant only).
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants", params(ListParams),
     responses((status = 200, body = Page<Tenant>), (status = 403, body = Problem)))]
@@ -123,23 +85,6 @@ pub async fn list_tenants(
         .await?;
     let page = PageRequest::parse(params.cursor.as_deref(), params.limit)?;
     Ok(Json(state.store.tenants(page).await?))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateTenant {
-    /// Lower-case letters, digits and '-', starting with a letter; unique.
-    pub name: String,
-    pub display_name: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct CreatedTenant {
-    pub tenant: Tenant,
-    /// The tenant's first administrator: hand its key to the tenant's owners, who should
-    /// create their own administrators and then delete this one.
-    pub administrator: ServicePrincipal,
-    pub administrator_key: IssuedApiKey,
 }
 
 /// Creates a tenant with a first administrator (operator tenant only).
@@ -201,17 +146,6 @@ pub async fn get_tenant(
 ) -> ApiResult<Tagged<Tenant>> {
     let tenant = visible_tenant(&state, &caller, id).await?;
     Ok(Tagged::ok(tenant.version, tenant))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateTenant {
-    /// Null clears it.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub display_name: Option<Option<String>>,
-    /// `active` or `disabled`; only the operator changes a tenant's state, and never its own.
-    pub state: Option<LifecycleState>,
 }
 
 /// Changes a tenant's display name, or (operator) disables or re-enables it.

@@ -1,15 +1,19 @@
 //! Users: members and guests, and their lifecycle (active, disabled, deleted → restored or purged).
 
+use crate::routes::items;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use portcullis_api::Items;
+use portcullis_api::users::{
+    AccountLockout, CreateUser, EndedSessions, EnrolmentLink, EnrolmentLinkRequest, SetPassword,
+    UnlockRequest, UpdateUser, UserQuery,
+};
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
 
-use portcullis_core::audit::{AuditRecord, Origin, Outcome, Target};
+use portcullis_core::audit::{Origin, Outcome, Target};
 use portcullis_core::authz::{Action, Scope};
 use portcullis_core::identity::{
     Group, LifecycleState, PrincipalRef, User, UserKind, parse_external_id, validate_sponsorship,
@@ -21,79 +25,16 @@ use portcullis_core::page::{Page, PageRequest};
 use portcullis_core::passkey::PasskeySummary;
 use portcullis_core::password::PasswordStatus;
 use portcullis_core::session::Session;
-use portcullis_core::{BusinessUnitId, PasskeyId, ServicePrincipalId, UserId, ValidationError};
+use portcullis_core::{PasskeyId, ServicePrincipalId, UserId, ValidationError};
 use portcullis_store::{
     AuditFilter, NewUser, SessionsAfterRemoval, StoreError, UserChanges, UserFilter,
 };
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, Tagged, double_option};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, Tagged};
 use crate::routes::concurrent;
 use crate::state::AppState;
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUser {
-    /// Unique in the tenant, compared case-insensitively after Unicode normalization.
-    pub user_name: String,
-    pub email: Option<String>,
-    pub display_name: Option<String>,
-    /// `member` (default) or `guest`.
-    pub kind: Option<UserKind>,
-    /// Required for a guest: an active member who vouches for them.
-    pub sponsor_id: Option<UserId>,
-    /// Required for a guest (at most 366 days away); optional for a member.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub expires_at: Option<OffsetDateTime>,
-    /// The tenant's root unit when absent.
-    pub business_unit_id: Option<BusinessUnitId>,
-    /// The id another system knows the user by (SCIM `externalId`, an upstream identity
-    /// provider's `sub`): unique in the tenant, compared exactly. Enforcement points may name
-    /// the user by it.
-    pub external_id: Option<String>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateUser {
-    pub user_name: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub email: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub display_name: Option<Option<String>>,
-    /// `active` or `disabled`. Deleting is `DELETE`.
-    pub state: Option<LifecycleState>,
-    pub sponsor_id: Option<UserId>,
-    #[serde(default, deserialize_with = "rfc3339_double_option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub expires_at: Option<Option<OffsetDateTime>>,
-    pub business_unit_id: Option<BusinessUnitId>,
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub external_id: Option<Option<String>>,
-}
-
-fn rfc3339_double_option<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
-    time::serde::rfc3339::option::deserialize(d).map(Some)
-}
-
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct UserQuery {
-    pub state: Option<LifecycleState>,
-    pub kind: Option<UserKind>,
-    /// Users whose user name or e-mail starts with this (case-insensitive).
-    pub prefix: Option<String>,
-    pub business_unit_id: Option<BusinessUnitId>,
-    pub cursor: Option<String>,
-    pub limit: Option<u32>,
-}
 
 fn optional_text(field: &str, value: Option<String>) -> ApiResult<Option<String>> {
     Ok(value
@@ -337,34 +278,22 @@ pub async fn purge_user(
 
 /// The groups a user belongs to directly.
 #[utoipa::path(get, path = "/v1/users/{id}/groups", tag = "users", params(("id" = UserId, Path)),
-    responses((status = 200, body = Vec<Group>), (status = 404, body = Problem)))]
+    responses((status = 200, body = Items<Group>), (status = 404, body = Problem)))]
 pub async fn user_groups(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<UserId>,
-) -> ApiResult<Json<Vec<Group>>> {
+) -> ApiResult<Json<Items<Group>>> {
     caller
         .authorize(&state, Action::GroupRead, Scope::Tenant, user_target(id))
         .await?;
     state.store.user(caller.tenant_id(), id).await?;
-    Ok(Json(
+    Ok(items(
         state
             .store
             .memberships(caller.tenant_id(), PrincipalRef::user(id))
             .await?,
     ))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SetPassword {
-    /// The new password, checked against the tenant's password policy (by default at least 12
-    /// characters and not easy to guess; no composition rules).
-    #[schema(format = Password)]
-    pub password: String,
-    /// Make the user choose a new password at the next sign-in. Defaults to true: a password
-    /// an administrator knows should not stay in use.
-    pub must_change: Option<bool>,
 }
 
 /// Whether the user has a password, and whether it must be changed. Never the hash.
@@ -452,17 +381,17 @@ pub(crate) async fn hash_password(
 
 /// The user's live sessions (never their tokens).
 #[utoipa::path(get, path = "/v1/users/{id}/sessions", tag = "users", params(("id" = UserId, Path)),
-    responses((status = 200, body = Vec<Session>), (status = 404, body = Problem)))]
+    responses((status = 200, body = Items<Session>), (status = 404, body = Problem)))]
 pub async fn list_sessions(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<UserId>,
-) -> ApiResult<Json<Vec<Session>>> {
+) -> ApiResult<Json<Items<Session>>> {
     caller
         .authorize(&state, Action::UserRead, Scope::Tenant, user_target(id))
         .await?;
     state.store.user(caller.tenant_id(), id).await?;
-    Ok(Json(
+    Ok(items(
         state
             .store
             .sessions_of_user(caller.tenant_id(), id, state.clock.now())
@@ -490,25 +419,19 @@ pub async fn end_sessions(
     Ok(Json(EndedSessions { ended }))
 }
 
-#[derive(serde::Serialize, ToSchema)]
-pub struct EndedSessions {
-    /// How many sessions were ended.
-    pub ended: u64,
-}
-
 /// The user's passkeys: names and dates, never key material.
 #[utoipa::path(get, path = "/v1/users/{id}/passkeys", tag = "users", params(("id" = UserId, Path)),
-    responses((status = 200, body = Vec<PasskeySummary>), (status = 404, body = Problem)))]
+    responses((status = 200, body = Items<PasskeySummary>), (status = 404, body = Problem)))]
 pub async fn list_passkeys(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<UserId>,
-) -> ApiResult<Json<Vec<PasskeySummary>>> {
+) -> ApiResult<Json<Items<PasskeySummary>>> {
     caller
         .authorize(&state, Action::UserRead, Scope::Tenant, user_target(id))
         .await?;
     state.store.user(caller.tenant_id(), id).await?;
-    Ok(Json(state.store.passkeys(caller.tenant_id(), id).await?))
+    Ok(items(state.store.passkeys(caller.tenant_id(), id).await?))
 }
 
 /// Removes one of the user's passkeys, e.g. on a lost device; it stops working at once, and
@@ -565,26 +488,6 @@ async fn tell_applications_sessions_ended(
     crate::oauth::session_ended(state, &tenant, user, None, origin).await
 }
 
-/// Where the user's account stands with the sign-in back-off, and why.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AccountLockout {
-    /// Whether sign-in with a password or code is refused for now (a passkey still works).
-    pub locked: bool,
-    /// Seconds until the next attempt is allowed, when locked.
-    pub retry_after_seconds: Option<u64>,
-    /// Failed attempts counted, on the node that answered; forgotten after a success, an
-    /// unlock, or 15 minutes without a failure.
-    pub failures: u32,
-    /// How many failures are free before the waits begin (the tenant's setting).
-    pub free_failures: u32,
-    /// When the last counted failure happened.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_failure_at: Option<OffsetDateTime>,
-    /// The user's latest failed sign-ins from the sign-in log, newest first: the reason, the
-    /// method and where they came from.
-    pub recent_failures: Vec<AuditRecord>,
-}
-
 /// The lock-out status of one user, with their latest failed sign-ins, so that the help desk
 /// can tell a forgotten password from an attack before unlocking.
 #[utoipa::path(get, path = "/v1/users/{id}/lockout", tag = "users", params(("id" = UserId, Path)),
@@ -634,14 +537,6 @@ pub async fn lockout(
 
 const RECENT_FAILURES: u32 = 10;
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UnlockRequest {
-    /// Why the account is unlocked (for example the ticket and how the caller was verified);
-    /// kept in the audit trail. 1–500 characters.
-    pub reason: String,
-}
-
 /// Unlocks an account that the sign-in back-off has locked: its counted failures are
 /// forgotten and the user may try again at once. The reason is required and audited.
 #[utoipa::path(post, path = "/v1/users/{id}/lockout/unlock", tag = "users",
@@ -682,24 +577,6 @@ pub async fn unlock(
         )
         .await?;
     lockout(State(state), caller, ApiPath(id)).await
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EnrolmentLinkRequest {
-    /// How long the link works: 1–720 hours (default 72).
-    pub expires_in_hours: Option<u32>,
-}
-
-/// A link with which the user chooses their own password, then adds a passkey or an
-/// authenticator app. Shown once: only its keyed hash is kept.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EnrolmentLink {
-    pub url: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    /// How many unused links of the user's this one replaced (they no longer work).
-    pub replaced: u64,
 }
 
 const DEFAULT_LINK_HOURS: u32 = 72;
@@ -757,17 +634,17 @@ pub async fn create_enrolment_link(
 
 /// The applications the user approved (third-party clients that ask for consent).
 #[utoipa::path(get, path = "/v1/users/{id}/consents", tag = "users", params(("id" = UserId, Path)),
-    responses((status = 200, body = Vec<ConsentSummary>), (status = 404, body = Problem)))]
+    responses((status = 200, body = Items<ConsentSummary>), (status = 404, body = Problem)))]
 pub async fn list_consents(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<UserId>,
-) -> ApiResult<Json<Vec<ConsentSummary>>> {
+) -> ApiResult<Json<Items<ConsentSummary>>> {
     caller
         .authorize(&state, Action::UserRead, Scope::Tenant, user_target(id))
         .await?;
     state.store.user(caller.tenant_id(), id).await?;
-    Ok(Json(state.store.consents(caller.tenant_id(), id).await?))
+    Ok(items(state.store.consents(caller.tenant_id(), id).await?))
 }
 
 /// Withdraws the user's approval of an application and revokes every grant they gave it: its
