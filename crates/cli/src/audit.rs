@@ -39,19 +39,8 @@ pub enum AuditCommand {
         actor_id: Option<String>,
         #[arg(long)]
         target_id: Option<String>,
-        /// success, denied or failure.
-        #[arg(long)]
-        outcome: Option<String>,
-        /// RFC 3339 time.
-        #[arg(long)]
-        from: Option<String>,
-        /// RFC 3339 time.
-        #[arg(long)]
-        to: Option<String>,
-        #[arg(long)]
-        limit: Option<u32>,
-        #[arg(long)]
-        cursor: Option<String>,
+        #[command(flatten)]
+        search: Search,
     },
     /// Search the sign-in log (password, code, passkey and federated sign-ins, their outcome
     /// and reason), newest first.
@@ -59,19 +48,8 @@ pub enum AuditCommand {
         /// Only this user (name, e-mail or id).
         #[arg(long)]
         user: Option<String>,
-        /// success, denied or failure.
-        #[arg(long)]
-        outcome: Option<String>,
-        /// RFC 3339 time.
-        #[arg(long)]
-        from: Option<String>,
-        /// RFC 3339 time.
-        #[arg(long)]
-        to: Option<String>,
-        #[arg(long)]
-        limit: Option<u32>,
-        #[arg(long)]
-        cursor: Option<String>,
+        #[command(flatten)]
+        search: Search,
     },
     /// When each principal last used the API, per way of authenticating (api_key,
     /// access_token, session), most recent first: find dormant administrators and forgotten
@@ -87,6 +65,24 @@ pub enum AuditCommand {
         #[arg(long)]
         limit: Option<u32>,
     },
+}
+
+/// What searches of the trail and the sign-in log have in common.
+#[derive(clap::Args)]
+pub struct Search {
+    /// success, denied or failure.
+    #[arg(long)]
+    outcome: Option<String>,
+    /// RFC 3339 time.
+    #[arg(long)]
+    from: Option<String>,
+    /// RFC 3339 time.
+    #[arg(long)]
+    to: Option<String>,
+    #[arg(long)]
+    limit: Option<u32>,
+    #[arg(long)]
+    cursor: Option<String>,
 }
 
 const PAGE: u32 = 500;
@@ -239,45 +235,34 @@ pub async fn run(command: AuditCommand, connection: &Connection) -> anyhow::Resu
             action,
             actor_id,
             target_id,
-            outcome,
-            from,
-            to,
-            limit,
-            cursor,
+            search,
         } => {
             let query = AuditQuery {
-                from: instant("from", from)?,
-                to: instant("to", to)?,
+                from: instant("from", search.from)?,
+                to: instant("to", search.to)?,
                 actor_id,
                 target_id,
                 action,
-                outcome: optional("outcome", outcome)?,
-                cursor,
-                limit,
+                outcome: optional("outcome", search.outcome)?,
+                cursor: search.cursor,
+                limit: search.limit,
             };
             let api = Api::new(connection)?;
             crate::output::print(&api.get("/v1/audit", &query).await?)
         }
-        AuditCommand::SignIns {
-            user,
-            outcome,
-            from,
-            to,
-            limit,
-            cursor,
-        } => {
+        AuditCommand::SignIns { user, search } => {
             let api = Api::new(connection)?;
             let user_id = match user {
                 Some(user) => Some(resolve(&api, Kind::User, &user).await?),
                 None => None,
             };
             let query = SignInQuery {
-                from: instant("from", from)?,
-                to: instant("to", to)?,
+                from: instant("from", search.from)?,
+                to: instant("to", search.to)?,
                 user_id,
-                outcome: optional("outcome", outcome)?,
-                cursor,
-                limit,
+                outcome: optional("outcome", search.outcome)?,
+                cursor: search.cursor,
+                limit: search.limit,
             };
             crate::output::print(&api.get("/v1/sign-ins", &query).await?)
         }

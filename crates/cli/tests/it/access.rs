@@ -377,7 +377,8 @@ async fn decisions_explain_themselves_and_follow_every_change() {
         .admin
         .get("/v1/records/document/d-sales/shares")
         .await
-        .expect(200)["items"].take();
+        .expect(200)["items"]
+        .take();
     let share_id = shares[0]["id"].as_str().unwrap().to_owned();
     t.admin
         .delete("/v1/records/document/d-sales")
@@ -636,7 +637,8 @@ async fn only_the_tenants_own_enforcement_points_may_ask_and_bad_requests_change
         .admin
         .get("/v1/records/document/d-emea/shares")
         .await
-        .expect(200)["items"].take();
+        .expect(200)["items"]
+        .take();
     // A unit or environment that records still live in is not deleted from under them.
     let archive = t
         .admin
@@ -717,7 +719,8 @@ async fn only_the_tenants_own_enforcement_points_may_ask_and_bad_requests_change
             .admin
             .get("/v1/records/document/d-emea/shares")
             .await
-            .expect(200)["items"].take()[0]["id"],
+            .expect(200)["items"]
+            .take()[0]["id"],
         foreign_share["id"]
     );
     let _ = (&t.bob, &other.editors);
@@ -1329,7 +1332,8 @@ async fn roles_are_cloned_into_custom_roles_to_edit() {
         .problem(404);
     // Another tenant's custom role cannot be copied out of it.
     let other = acme(&server, "globex").await;
-    let theirs = other.admin.get("/v1/custom-roles").await.expect(200)["items"].take()[0]["id"].clone();
+    let theirs =
+        other.admin.get("/v1/custom-roles").await.expect(200)["items"].take()[0]["id"].clone();
     t.admin
         .post(
             &format!("/v1/roles/{}/clone", theirs.as_str().unwrap()),
@@ -1346,10 +1350,8 @@ async fn roles_are_cloned_into_custom_roles_to_edit() {
         .await
         .problem(403);
     assert_eq!(
-        t.admin
-            .get("/v1/custom-roles")
-            .await
-            .expect(200)["items"].take()
+        t.admin.get("/v1/custom-roles").await.expect(200)["items"]
+            .take()
             .as_array()
             .unwrap()
             .len(),

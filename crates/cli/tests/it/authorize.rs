@@ -917,7 +917,8 @@ async fn third_party_applications_ask_for_consent_once() {
         .admin()
         .get(&format!("/v1/users/{user}/consents"))
         .await
-        .expect(200)["items"].take();
+        .expect(200)["items"]
+        .take();
     assert_eq!(listed[0]["application"], "Partner App");
     let (_, tokens) = exchange(
         &server,

@@ -184,7 +184,8 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
         admin
             .get(&format!("/v1/users/{ada}/sessions"))
             .await
-            .expect(200)["items"].take()
+            .expect(200)["items"]
+            .take()
             .as_array()
             .unwrap()
             .iter()
@@ -221,7 +222,8 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
     let passkey = admin
         .get(&format!("/v1/users/{ada}/passkeys"))
         .await
-        .expect(200)["items"].take()[0]["id"]
+        .expect(200)["items"]
+        .take()[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -24,7 +24,8 @@ async fn session_count(server: &TestServer, user: &str) -> usize {
         .admin()
         .get(&format!("/v1/users/{user}/sessions"))
         .await
-        .expect(200)["items"].take()
+        .expect(200)["items"]
+        .take()
         .as_array()
         .map_or(0, Vec::len)
 }

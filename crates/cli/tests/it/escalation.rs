@@ -86,7 +86,8 @@ async fn a_user_administrator_cannot_touch_a_tenant_administrator_through_any_us
     let passkey = admin
         .get(&format!("/v1/users/{boss}/passkeys"))
         .await
-        .expect(200)["items"].take()[0]["id"]
+        .expect(200)["items"]
+        .take()[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -303,7 +304,8 @@ async fn a_security_administrator_mints_keys_only_for_principals_without_roles()
         admin
             .get(&format!("/v1/service-principals/{id}/api-keys"))
             .await
-            .expect(200)["items"].take()
+            .expect(200)["items"]
+            .take()
     };
     let existing = keys(&privileged).await;
     let existing_key = existing[0]["id"].as_str().unwrap().to_owned();

@@ -350,7 +350,8 @@ async fn a_tenant_locked_out_anyway_is_recovered_on_the_server_itself() {
     let keys = admin
         .get(&format!("/v1/service-principals/{boot}/api-keys"))
         .await
-        .expect(200)["items"].take();
+        .expect(200)["items"]
+        .take();
     let key_id = keys[0]["id"].as_str().unwrap();
     admin
         .send(

@@ -47,7 +47,8 @@ async fn ending_a_session_that_has_ended_is_not_found() {
         .admin()
         .get(&format!("/v1/users/{ada}/sessions"))
         .await
-        .expect(200)["items"].take();
+        .expect(200)["items"]
+        .take();
     let account = browser.get("/t/operator/account").await;
     let csrf = account.csrf();
     let others: Vec<String> = sessions
@@ -94,7 +95,8 @@ async fn removing_a_passkey_that_is_gone_is_not_found() {
     let passkey = admin
         .get(&format!("/v1/users/{ada}/passkeys"))
         .await
-        .expect(200)["items"].take()[0]["id"]
+        .expect(200)["items"]
+        .take()[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -110,7 +112,8 @@ async fn removing_a_passkey_that_is_gone_is_not_found() {
     let kept = admin
         .get(&format!("/v1/users/{ada}/passkeys"))
         .await
-        .expect(200)["items"].take();
+        .expect(200)["items"]
+        .take();
     assert_eq!(kept.as_array().unwrap().len(), 1);
 
     let csrf = browser.get("/t/operator/account/passkeys").await.csrf();
@@ -182,7 +185,8 @@ async fn approving_an_application_removed_meanwhile_is_not_found() {
         .admin()
         .get(&format!("/v1/users/{user}/consents"))
         .await
-        .expect(200)["items"].take();
+        .expect(200)["items"]
+        .take();
     assert_eq!(consents.as_array().map(Vec::len), Some(0), "{consents}");
 }
 

@@ -351,7 +351,8 @@ async fn a_clients_secret_works_only_at_its_own_tenant_and_only_while_valid() {
         .admin()
         .get(&format!("/v1/service-principals/{id}/api-keys"))
         .await
-        .expect(200)["items"].take();
+        .expect(200)["items"]
+        .take();
     let key_id = keys["items"][0]["id"]
         .as_str()
         .or(keys[0]["id"].as_str())

@@ -115,7 +115,8 @@ async fn a_passkey_registers_and_then_signs_in_without_a_password() {
     let listed = admin
         .get(&format!("/v1/users/{id}/passkeys"))
         .await
-        .expect(200)["items"].take();
+        .expect(200)["items"]
+        .take();
     assert_eq!(listed[0]["name"], "Laptop");
     assert!(listed[0]["last_used_at"].is_null());
     assert!(
@@ -131,7 +132,8 @@ async fn a_passkey_registers_and_then_signs_in_without_a_password() {
     let sessions = admin
         .get(&format!("/v1/users/{id}/sessions"))
         .await
-        .expect(200)["items"].take();
+        .expect(200)["items"]
+        .take();
     let passwordless: Vec<&Value> = sessions
         .as_array()
         .unwrap()
@@ -143,7 +145,8 @@ async fn a_passkey_registers_and_then_signs_in_without_a_password() {
     let listed = admin
         .get(&format!("/v1/users/{id}/passkeys"))
         .await
-        .expect(200)["items"].take();
+        .expect(200)["items"]
+        .take();
     assert!(listed[0]["last_used_at"].is_string());
     let log = admin.get("/v1/sign-ins?outcome=success").await.expect(200);
     assert!(log.to_string().contains("phishing_resistant"), "{log}");
@@ -282,7 +285,8 @@ async fn removed_passkeys_and_disabled_users_cannot_sign_in_and_a_removal_ends_s
     let passkey = admin
         .get(&format!("/v1/users/{id}/passkeys"))
         .await
-        .expect(200)["items"].take()[0]["id"]
+        .expect(200)["items"]
+        .take()[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -319,7 +323,8 @@ async fn users_manage_only_their_own_passkeys() {
     let passkey = admin
         .get(&format!("/v1/users/{ada}/passkeys"))
         .await
-        .expect(200)["items"].take()[0]["id"]
+        .expect(200)["items"]
+        .take()[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -333,7 +338,8 @@ async fn users_manage_only_their_own_passkeys() {
     let kept = admin
         .get(&format!("/v1/users/{ada}/passkeys"))
         .await
-        .expect(200)["items"].take();
+        .expect(200)["items"]
+        .take();
     assert_eq!(kept.as_array().unwrap().len(), 1);
 
     // Without the form's CSRF token, nothing starts or is removed.

@@ -493,7 +493,8 @@ async fn administrators_see_the_sign_in_log_and_end_a_users_sessions() {
     let sessions = admin
         .get(&format!("/v1/users/{id}/sessions"))
         .await
-        .expect(200)["items"].take();
+        .expect(200)["items"]
+        .take();
     assert_eq!(sessions.as_array().unwrap().len(), 1);
     assert_eq!(sessions[0]["strength"], "password");
     assert!(sessions[0].get("token_hash").is_none());

@@ -27,7 +27,8 @@ async fn strengths(server: &TestServer, user_id: &str) -> Vec<String> {
         .admin()
         .get(&format!("/v1/users/{user_id}/sessions"))
         .await
-        .expect(200)["items"].take();
+        .expect(200)["items"]
+        .take();
     sessions
         .as_array()
         .unwrap()
