@@ -13,6 +13,7 @@ pub mod ids;
 pub mod jose;
 pub mod lockout;
 pub mod names;
+pub mod network;
 pub mod oauth;
 pub mod page;
 pub mod passkey;

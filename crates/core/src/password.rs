@@ -168,13 +168,8 @@ impl PasswordHashing {
     pub fn new(memory_kib: u32, iterations: u32) -> Result<Self, PasswordError> {
         let params = Params::new(memory_kib, iterations, 1, None)
             .map_err(|e| PasswordError::Params(e.to_string()))?;
-        let mut hashing = Self {
-            params,
-            dummy: String::new(),
-        };
-        let random = hex::encode(random_bytes::<16>().map_err(|_| PasswordError::Random)?);
-        hashing.dummy = hashing.hash(&SecretString::from(random))?;
-        Ok(hashing)
+        let dummy = decoy(&params)?;
+        Ok(Self { params, dummy })
     }
 
     fn argon2(&self) -> Argon2<'static> {
@@ -215,6 +210,24 @@ impl PasswordHashing {
         let _ = self.verify(password, &self.dummy);
         PasswordCheck::Mismatch
     }
+}
+
+/// A PHC string with `params`, a random salt and a random "hash": verifying anything against it
+/// costs exactly one verification with `params` and never matches. Written out rather than
+/// computed, so that starting the server spends no hash and keeps no 19 MiB of hash memory.
+fn decoy(params: &Params) -> Result<String, PasswordError> {
+    use base64::Engine as _;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes);
+    let salt = random_bytes::<16>().map_err(|_| PasswordError::Random)?;
+    let hash = random_bytes::<32>().map_err(|_| PasswordError::Random)?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        encode(salt.as_ref()),
+        encode(hash.as_ref())
+    ))
 }
 
 thread_local! {
@@ -288,6 +301,22 @@ mod tests {
             PasswordCheck::Mismatch
         );
         assert_eq!(h.verify_nothing(&secret("x")), PasswordCheck::Mismatch);
+    }
+
+    #[test]
+    fn the_decoy_costs_a_full_verification_with_the_servers_parameters() {
+        let h = PasswordHashing::new(2048, 3).unwrap();
+        let decoy = PasswordHash::new(&h.dummy).expect("the decoy is a PHC string");
+        let params = Params::try_from(&decoy).unwrap();
+        assert_eq!(
+            (params.m_cost(), params.t_cost(), params.p_cost()),
+            (2048, 3, 1)
+        );
+        assert_eq!(decoy.algorithm.as_str(), "argon2id");
+        // The hash is recomputed (Some), and whatever was tried never matches it.
+        assert_eq!(recompute_matches(b"anything", &decoy), Some(false));
+        let other = PasswordHashing::new(2048, 3).unwrap();
+        assert_ne!(h.dummy, other.dummy, "each start draws its own salt");
     }
 
     #[test]

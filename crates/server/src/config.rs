@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use portcullis_core::network::TrustedProxies;
 use serde::Deserialize;
 
 /// The settings of `portcullis serve`, as flags, environment variables and config-file keys.
@@ -120,6 +121,17 @@ pub struct Settings {
     /// Log filter, e.g. info or portcullis=debug,info.
     #[arg(long, env = "PORTCULLIS_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers are believed: networks
+    /// such as 10.0.0.0/8 (repeat the flag, or separate with commas). Without it the socket's
+    /// peer is the client's address everywhere (throttles, sign-in log, audit).
+    #[arg(
+        long = "trusted-proxy",
+        env = "PORTCULLIS_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -166,6 +178,7 @@ pub struct Config {
     pub password_iterations: u32,
     pub log_format: LogFormat,
     pub log: String,
+    pub trusted_proxies: std::sync::Arc<TrustedProxies>,
 }
 
 impl Config {
@@ -237,6 +250,7 @@ impl Settings {
             password_iterations: self.password_iterations.or(lower.password_iterations),
             log_format: self.log_format.or(lower.log_format),
             log: self.log.or(lower.log),
+            trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
         }
     }
 
@@ -292,6 +306,9 @@ impl Settings {
                 "public_url must start with https:// (or http:// for local development)".into(),
             ));
         }
+        let trusted_proxies =
+            TrustedProxies::parse(self.trusted_proxies.as_deref().unwrap_or_default())
+                .map_err(|e| ConfigError::Invalid(format!("{}: {}", e.field, e.message)))?;
         Ok(Config {
             listen,
             public_url,
@@ -317,6 +334,7 @@ impl Settings {
             password_iterations,
             log_format: self.log_format.unwrap_or(LogFormat::Json),
             log: self.log.unwrap_or_else(|| "info".into()),
+            trusted_proxies: std::sync::Arc::new(trusted_proxies),
         })
     }
 }
@@ -354,6 +372,28 @@ mod tests {
             ..Settings::default()
         };
         assert!(bad.resolve().is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_read_at_start() {
+        let file: Settings =
+            toml::from_str("trusted_proxies = [\"10.0.0.0/8\", \"2001:db8::1\"]").unwrap();
+        let config = file.resolve().unwrap();
+        assert!(config.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        assert!(!config.trusted_proxies.contains("11.0.0.1".parse().unwrap()));
+        let bad = Settings {
+            trusted_proxies: Some(vec!["proxy.internal".into()]),
+            ..Settings::default()
+        };
+        let error = bad.resolve().unwrap_err().to_string();
+        assert!(error.contains("trusted_proxies"), "{error}");
+        assert!(
+            Settings::default()
+                .resolve()
+                .unwrap()
+                .trusted_proxies
+                .is_empty()
+        );
     }
 
     #[test]

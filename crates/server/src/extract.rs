@@ -3,6 +3,7 @@
 //! preconditions. Also the request's origin (address, user agent, request id) for the audit trail.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -12,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use portcullis_core::audit::Origin;
+use portcullis_core::network::TrustedProxies;
 
 use crate::error::ApiError;
 
@@ -234,11 +236,32 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
     }
 }
 
+/// Where the request came from: the socket's peer, or, when the peer is a trusted proxy (the
+/// `trusted_proxies` setting, put into every request by the application), the client it
+/// forwarded for.
 pub fn origin_of(parts: &Parts) -> Origin {
     let source_ip = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+        .map(|peer| match parts.extensions.get::<Arc<TrustedProxies>>() {
+            Some(proxies) if !proxies.is_empty() => {
+                let lines = |name: header::HeaderName| -> Vec<&str> {
+                    parts
+                        .headers
+                        .get_all(name)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .collect()
+                };
+                proxies.client_address(
+                    peer.0.ip(),
+                    &lines(header::FORWARDED),
+                    &lines(header::HeaderName::from_static("x-forwarded-for")),
+                )
+            }
+            _ => peer.0.ip(),
+        })
+        .map(|address| address.to_string());
     let header_text = |name: &str| {
         parts
             .headers

@@ -33,6 +33,7 @@ mod oauth;
 mod passkeys;
 mod passwords;
 mod process;
+mod proxies;
 mod signin;
 mod soft_passkey;
 mod stepup;

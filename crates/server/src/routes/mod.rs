@@ -255,6 +255,7 @@ pub fn app(state: AppState) -> Router {
     let (router, doc) = api();
     let doc = Arc::new(doc);
     let body_limit = state.config.max_body_bytes;
+    let trusted_proxies = state.config.trusted_proxies.clone();
     let request_id = HeaderName::from_static("x-request-id");
     router
         .merge(crate::pages::router(&state))
@@ -273,6 +274,7 @@ pub fn app(state: AppState) -> Router {
             ApiError::Internal("a request handler panicked".into()).into_response()
         }))
         .layer(Extension(BodyLimit(body_limit)))
+        .layer(Extension(trusted_proxies))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
