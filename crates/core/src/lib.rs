@@ -6,6 +6,7 @@ pub mod administrators;
 pub mod audit;
 pub mod authorize;
 pub mod authz;
+pub mod backoff;
 pub mod device;
 pub mod engine;
 pub mod identity;

@@ -215,6 +215,8 @@ impl Server {
                 None
             }
         };
+        let sign_in_accounts = throttle::Backoff::new(store.clone(), "account", hasher.clone());
+        let sign_in_addresses = throttle::Backoff::new(store.clone(), "address", hasher.clone());
         let state = AppState::new(Shared {
             audit: store.audit_sink(),
             store,
@@ -227,8 +229,8 @@ impl Server {
             passwords,
             kek: Arc::new(kek),
             password_permits: tokio::sync::Semaphore::new(cores),
-            sign_in_accounts: throttle::Backoff::default(),
-            sign_in_addresses: throttle::Backoff::default(),
+            sign_in_accounts,
+            sign_in_addresses,
             throttled: throttle::ThrottledAttempts::default(),
             relying_party,
             passkey_starts: FailureThrottle::new(PASSKEY_STARTS_PER_MINUTE),

@@ -95,6 +95,7 @@ pub async fn sweep(state: &AppState) -> Result<(usize, usize), StoreError> {
     expire_first_keys(state).await?;
     let remembered =
         time::Duration::seconds(portcullis_core::authorize::REMEMBER_EXPIRED_REQUEST_SECONDS);
+    store.backoff_sweep(now).await?;
     let forgotten = store.sweep_oauth(now, now - remembered).await?;
     if forgotten > 0 {
         tracing::debug!(

@@ -102,152 +102,135 @@ impl FailureThrottle {
     }
 }
 
-/// Exponential back-off for password sign-in, per account and per source address: the first
-/// `free` failures cost nothing; from then on each failure locks the key for twice as long as
-/// the one before, up to `max`. A success, or `QUIET` time without a failure, forgets them.
-/// Only password and code attempts count, so a locked account can still use a passkey.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BackoffPolicy {
-    pub free: u32,
-    pub base: Duration,
-    pub max: Duration,
-}
+pub use portcullis_core::backoff::{BackoffPolicy, Standing};
 
-impl BackoffPolicy {
-    fn penalty(&self, failures: u32) -> Option<Duration> {
-        let over = failures.checked_sub(self.free)?;
-        let factor = 2u32.saturating_pow(over.min(20));
-        Some(self.base.saturating_mul(factor).min(self.max))
-    }
-}
-
-const QUIET: Duration = Duration::from_secs(15 * 60);
-
-/// Failure counts per key; how long they lock is the caller's policy (accounts follow their
-/// tenant's settings).
-#[derive(Debug, Default)]
+/// Failure counts of slow credential checks (passwords, codes, passkeys, enrolment links),
+/// kept in the store so that every node counts the same attempts and a restart forgets none
+/// (rules in `portcullis_core::backoff`). `scope` keeps the accounts' and the addresses' keys
+/// apart; how long a key locks is the caller's policy (accounts follow their tenant's settings).
+#[derive(Clone)]
 pub struct Backoff {
-    entries: Mutex<HashMap<String, (u32, Instant)>>,
+    store: portcullis_store::Store,
+    scope: &'static str,
+    hasher: portcullis_core::secrets::SecretHasher,
 }
 
 /// An attempt that `Backoff::reserve` let through, counted as a failure of its key until
 /// `succeeded` or `refund` says otherwise. Dropped unsettled (a wrong password, or an error
 /// half-way) it stays a failure.
 #[must_use = "an unsettled reservation counts as a failure"]
-#[derive(Debug)]
 pub struct Reservation<'a> {
     backoff: &'a Backoff,
     key: String,
 }
 
 impl Reservation<'_> {
-    /// The attempt proved the key's owner: its failures are forgotten.
-    pub fn succeeded(self) {
-        locked(&self.backoff.entries).remove(&self.key);
+    /// The attempt proved the key's owner: its failures are forgotten. Should the store fail
+    /// here, the failures stay counted, which errs on the safe side.
+    pub async fn succeeded(self) {
+        if let Err(error) = self.backoff.store.backoff_forget(&self.key).await {
+            tracing::warn!(%error, "could not clear a back-off after a successful sign-in");
+        }
     }
 
     /// The attempt did not fail, but proves nothing about the key (an address one person
     /// signed in from): only this attempt's count is given back.
-    pub fn refund(self) {
-        if let Some(entry) = locked(&self.backoff.entries).get_mut(&self.key) {
-            entry.0 = entry.0.saturating_sub(1);
+    pub async fn refund(self) {
+        if let Err(error) = self.backoff.store.backoff_refund(&self.key).await {
+            tracing::warn!(%error, "could not give back a back-off attempt");
         }
     }
 }
 
+/// Let through, or the wait before the key may try again.
+pub type Admitted<T> = Result<T, Duration>;
+
 impl Backoff {
+    pub fn new(
+        store: portcullis_store::Store,
+        scope: &'static str,
+        hasher: portcullis_core::secrets::SecretHasher,
+    ) -> Self {
+        Self {
+            store,
+            scope,
+            hasher,
+        }
+    }
+
+    /// The row's key: a keyed hash, so that what people typed as a user name (sometimes their
+    /// password, by mistake) and the addresses they came from are not kept readable in the
+    /// database, and any text (a NUL, any length) makes a valid key.
+    fn key(&self, key: &str) -> String {
+        let scoped = format!("{}:{key}", self.scope);
+        format!(
+            "{}:{}",
+            self.scope,
+            hex::encode(self.hasher.hash(scoped.as_bytes()))
+        )
+    }
+
     /// Lets one attempt for `key` through, counted as a failure at once so that attempts
-    /// made at the same time each see the others; or the wait before the key may try again.
-    pub fn reserve(
+    /// made at the same time, on any node, each see the others; or the wait before the key
+    /// may try again.
+    pub async fn reserve(
         &self,
         key: &str,
-        now: Instant,
+        now: time::OffsetDateTime,
         policy: &BackoffPolicy,
-    ) -> Result<Reservation<'_>, Duration> {
-        let mut entries = locked(&self.entries);
-        if let Some((failures, last)) = entries.get(key) {
-            let quiet = now.saturating_duration_since(*last) >= QUIET;
-            if let Some(penalty) = policy.penalty(*failures).filter(|_| !quiet) {
-                let elapsed = now.saturating_duration_since(*last);
-                if elapsed < penalty {
-                    return Err(penalty - elapsed);
-                }
-            }
-        }
-        if entries.len() >= MAX_TRACKED {
-            entries.retain(|_, (_, last)| now.saturating_duration_since(*last) < QUIET);
-        }
-        if entries.len() >= MAX_TRACKED && !entries.contains_key(key) {
-            // Full of keys that failed within the quiet period: an attack from very many
-            // addresses or on very many accounts. Refuse new keys rather than forget old ones
-            // (which would give their attackers a fresh start) or grow without bound.
-            return Err(Duration::from_secs(1));
-        }
-        let entry = entries.entry(key.to_owned()).or_insert((0, now));
-        if now.saturating_duration_since(entry.1) >= QUIET {
-            entry.0 = 0;
-        }
-        *entry = (entry.0.saturating_add(1), now);
-        Ok(Reservation {
-            backoff: self,
-            key: key.to_owned(),
-        })
+    ) -> Result<Admitted<Reservation<'_>>, portcullis_store::StoreError> {
+        let key = self.key(key);
+        Ok(self
+            .store
+            .backoff_reserve(&key, now, policy)
+            .await?
+            .map(|()| Reservation { backoff: self, key }))
     }
 
     /// Where `key` stands: its counted failures, when the last one was, and how long it must
     /// still wait. `None` when it has nothing counted (or its failures are forgotten).
-    pub fn standing(&self, key: &str, now: Instant, policy: &BackoffPolicy) -> Option<Standing> {
-        let entries = locked(&self.entries);
-        let (failures, last) = *entries.get(key)?;
-        let since_last = now.saturating_duration_since(last);
-        if since_last >= QUIET || failures == 0 {
-            return None;
-        }
-        let wait = policy
-            .penalty(failures)
-            .and_then(|penalty| penalty.checked_sub(since_last))
-            .filter(|wait| !wait.is_zero());
-        Some(Standing {
-            failures,
-            since_last,
-            wait,
-        })
+    pub async fn standing(
+        &self,
+        key: &str,
+        now: time::OffsetDateTime,
+        policy: &BackoffPolicy,
+    ) -> Result<Option<Standing>, portcullis_store::StoreError> {
+        self.store
+            .backoff_standing(&self.key(key), now, policy)
+            .await
     }
 
     /// Forgets `key`'s failures (an administrator's unlock). Returns what was forgotten.
-    pub fn forget(&self, key: &str) -> Option<u32> {
-        locked(&self.entries)
-            .remove(key)
-            .map(|(failures, _)| failures)
+    pub async fn forget(&self, key: &str) -> Result<Option<u32>, portcullis_store::StoreError> {
+        self.store.backoff_forget(&self.key(key)).await
     }
 
     /// Lets one attempt through on each of two keys (an account and the address it is tried
     /// from), or neither: the wait is the longer of the two.
-    pub fn reserve_both<'a>(
+    pub async fn reserve_both<'a>(
         (first, first_key, first_policy): (&'a Backoff, &str, &BackoffPolicy),
         (second, second_key, second_policy): (&'a Backoff, &str, &BackoffPolicy),
-        now: Instant,
-    ) -> Result<(Reservation<'a>, Reservation<'a>), Duration> {
-        let one = first.reserve(first_key, now, first_policy);
-        let two = second.reserve(second_key, now, second_policy);
-        match (one, two) {
+        now: time::OffsetDateTime,
+    ) -> Result<Admitted<(Reservation<'a>, Reservation<'a>)>, portcullis_store::StoreError> {
+        let one = first.reserve(first_key, now, first_policy).await?;
+        let two = match second.reserve(second_key, now, second_policy).await {
+            Ok(two) => two,
+            Err(error) => {
+                if let Ok(one) = one {
+                    one.refund().await;
+                }
+                return Err(error);
+            }
+        };
+        Ok(match (one, two) {
             (Ok(one), Ok(two)) => Ok((one, two)),
             (Ok(one), Err(wait)) | (Err(wait), Ok(one)) => {
-                one.refund();
+                one.refund().await;
                 Err(wait)
             }
             (Err(a), Err(b)) => Err(a.max(b)),
-        }
+        })
     }
-}
-
-/// A key's back-off as `Backoff::standing` sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Standing {
-    pub failures: u32,
-    pub since_last: Duration,
-    /// How long before it may try again; `None` when it may now.
-    pub wait: Option<Duration>,
 }
 
 /// Attempts refused because their key was throttled, counted per (tenant, account, address,
@@ -369,119 +352,6 @@ mod tests {
             }
         });
         assert_eq!(verified.load(Ordering::SeqCst), 30);
-    }
-
-    #[test]
-    fn simultaneous_reservations_get_only_the_free_attempts() {
-        let b = Backoff::default();
-        let p = BackoffPolicy {
-            free: 5,
-            base: Duration::from_secs(1),
-            max: Duration::from_secs(10),
-        };
-        let let_through = AtomicU32::new(0);
-        let now = Instant::now();
-        std::thread::scope(|scope| {
-            for _ in 0..200 {
-                scope.spawn(|| {
-                    if b.reserve("acct", now, &p).is_ok() {
-                        let_through.fetch_add(1, Ordering::SeqCst);
-                    }
-                });
-            }
-        });
-        assert_eq!(let_through.load(Ordering::SeqCst), 5);
-    }
-
-    #[test]
-    fn standing_shows_the_wait_and_forgetting_unlocks() {
-        let b = Backoff::default();
-        let p = BackoffPolicy {
-            free: 2,
-            base: Duration::from_secs(10),
-            max: Duration::from_secs(60),
-        };
-        let t0 = Instant::now();
-        assert_eq!(b.standing("acct", t0, &p), None);
-        for _ in 0..2 {
-            drop(b.reserve("acct", t0, &p).expect("free"));
-        }
-        let third = t0 + Duration::from_secs(10);
-        drop(b.reserve("acct", third, &p).expect("after the first wait"));
-        let later = third + Duration::from_secs(4);
-        let standing = b.standing("acct", later, &p).expect("counted");
-        assert_eq!(standing.failures, 3);
-        assert_eq!(standing.since_last, Duration::from_secs(4));
-        // The third failure doubled the wait to 20 s, 4 of which have passed.
-        assert_eq!(standing.wait, Some(Duration::from_secs(16)));
-        assert!(b.reserve("acct", later, &p).is_err());
-        assert_eq!(b.forget("acct"), Some(3));
-        assert_eq!(b.standing("acct", later, &p), None);
-        assert!(b.reserve("acct", later, &p).is_ok());
-        assert_eq!(b.forget("nobody"), None);
-    }
-
-    #[test]
-    fn back_off_doubles_after_the_free_failures_and_a_success_forgets() {
-        let b = Backoff::default();
-        let p = BackoffPolicy {
-            free: 3,
-            base: Duration::from_secs(1),
-            max: Duration::from_secs(10),
-        };
-        let t0 = Instant::now();
-        let wait = |at| b.reserve("acct", at, &p).err();
-        for _ in 0..3 {
-            drop(b.reserve("acct", t0, &p).expect("free"));
-        }
-        assert_eq!(wait(t0), Some(Duration::from_secs(1)));
-        drop(
-            b.reserve("acct", t0 + Duration::from_secs(1), &p)
-                .expect("waited"),
-        );
-        assert_eq!(
-            wait(t0 + Duration::from_secs(1)),
-            Some(Duration::from_secs(2))
-        );
-        let t1 = t0 + Duration::from_secs(3);
-        for step in 0..10 {
-            let at = t1 + Duration::from_secs(10 * step);
-            drop(b.reserve("acct", at, &p).expect("after the capped wait"));
-        }
-        let t2 = t1 + Duration::from_secs(90);
-        assert_eq!(wait(t2), Some(Duration::from_secs(10)), "capped");
-        let lenient = BackoffPolicy { free: 100, ..p };
-        assert!(b.reserve("other", t2, &p).is_ok(), "keys are separate");
-        let r = b
-            .reserve("acct", t2, &lenient)
-            .expect("the policy is the caller's");
-        r.succeeded();
-        assert!(b.reserve("acct", t2, &p).is_ok(), "a success forgets");
-        let quiet = t2 + QUIET;
-        assert!(b.reserve("other", quiet, &p).is_ok());
-    }
-
-    #[test]
-    fn a_refund_returns_one_attempt_and_reserve_both_is_all_or_nothing() {
-        let b = Backoff::default();
-        let addresses = Backoff::default();
-        let p = BackoffPolicy {
-            free: 1,
-            base: Duration::from_secs(60),
-            max: Duration::from_secs(60),
-        };
-        let t0 = Instant::now();
-        b.reserve("acct", t0, &p).expect("free").refund();
-        b.reserve("acct", t0, &p)
-            .expect("refunded, still free")
-            .refund();
-        drop(addresses.reserve("ip", t0, &p).expect("free"));
-        assert!(addresses.reserve("ip", t0, &p).is_err());
-        let both = Backoff::reserve_both((&b, "acct", &p), (&addresses, "ip", &p), t0);
-        assert!(both.is_err(), "the address is backing off");
-        b.reserve("acct", t0, &p)
-            .expect("the account's reservation was given back")
-            .refund();
     }
 
     #[test]

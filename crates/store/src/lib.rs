@@ -7,6 +7,7 @@ mod access;
 mod administrators;
 mod api_use;
 mod audit;
+mod backoff;
 mod cli_client;
 mod db;
 mod device;

@@ -560,6 +560,59 @@ async fn several_servers_share_one_database() {
     assert_eq!(code, 0, "one unbroken chain across nodes: {stdout}{stderr}");
 }
 
+/// The sign-in back-off is kept in the database: wrong passwords spread over three nodes are
+/// counted once, not once per node, and a node that restarts has forgotten none of them.
+#[tokio::test]
+async fn the_sign_in_back_off_counts_across_nodes_and_survives_a_restart() {
+    use crate::signin::{Browser, PASSWORD};
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDatabase::new(dir.path()).await;
+    let kek = kek();
+    let node_dir = |i: usize| dir.path().join(format!("node-{i}"));
+    let mut nodes: Vec<Process> = (0..3)
+        .map(|i| Process::start(&node_dir(i), &db, &kek, &[]))
+        .collect();
+    let key = nodes[0].bootstrap_key().expect("the first node bootstraps");
+    let admin = nodes[0].client(&key);
+    let ada = admin.create_user("ada").await;
+    admin
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/users/{}/password", ada["id"].as_str().unwrap()),
+            Some(json!({"password": PASSWORD, "must_change": false})),
+            &[],
+        )
+        .await
+        .expect(204);
+    let settings = admin.get("/v1/sign-in-settings").await.expect(200);
+    let free = settings["lockout"]["free_failures"].as_u64().unwrap() as usize;
+
+    let mut browsers: Vec<Browser> = nodes.iter().map(|n| Browser::at(&n.base)).collect();
+    for attempt in 0..free {
+        let page = browsers[attempt % 3]
+            .sign_in("operator", "ada", "not the password")
+            .await;
+        assert_eq!(page.status, 401, "attempt {attempt} is free: {}", page.body);
+    }
+    for browser in &mut browsers {
+        let page = browser.sign_in("operator", "ada", "not the password").await;
+        assert_eq!(page.status, 429, "every node counts the others' failures");
+    }
+
+    // A restarted node remembers: even the right password waits out the back-off.
+    let restarted = nodes.remove(1);
+    drop(restarted);
+    let again = Process::start(&node_dir(1), &db, &kek, &[]);
+    let page = Browser::at(&again.base)
+        .sign_in("operator", "ada", PASSWORD)
+        .await;
+    assert_eq!(
+        page.status, 429,
+        "the back-off survived the restart: {}",
+        page.body
+    );
+}
+
 /// Three server processes on one PostgreSQL database, the two others polling the change feed
 /// only once a minute: a role removed through the first is refused by the admin API of the
 /// others at once, and their AuthZEN answers follow as soon as PostgreSQL notifies them.

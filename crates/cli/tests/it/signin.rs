@@ -40,12 +40,17 @@ impl Page {
 
 impl Browser {
     pub(crate) fn new(server: &TestServer) -> Self {
+        Self::at(&server.url(""))
+    }
+
+    /// A browser for the server at `base` (`http://host:port`).
+    pub(crate) fn at(base: &str) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            base: server.url(""),
+            base: base.to_owned(),
             cookies: HashMap::new(),
         }
     }

@@ -3,8 +3,6 @@
 //! app). The link is used once: the store marks it used, sets the password and ends the
 //! user's other sessions in one transaction.
 
-use std::time::Instant;
-
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -84,7 +82,8 @@ async fn link_user(
 ) -> Result<Result<User, UnusableLink>, PageError> {
     let attempt = match state
         .sign_in_addresses
-        .reserve(address, Instant::now(), &ADDRESS_BACKOFF)
+        .reserve(address, state.clock.now(), &ADDRESS_BACKOFF)
+        .await?
     {
         Ok(attempt) => attempt,
         Err(wait) => {
@@ -109,11 +108,11 @@ async fn link_user(
         Ok(user_id) => user_id,
         Err(UnusableLink::Unknown) => return Ok(Err(UnusableLink::Unknown)),
         Err(why) => {
-            attempt.refund();
+            attempt.refund().await;
             return Ok(Err(why));
         }
     };
-    attempt.refund();
+    attempt.refund().await;
     Ok(Ok(state.store.user(tenant.id, user_id).await?))
 }
 

@@ -160,13 +160,13 @@ pub(super) async fn submit_code(
     };
     let (csrf, _) = csrf_token(&state, &headers)?;
     let account_key = super::account_backoff_key(tenant.id, &user.user_name);
-    let started = std::time::Instant::now();
     let policy = super::account_backoff(&state.store.sign_in_settings(tenant.id).await?);
     // Reserved before the code is checked: of simultaneous guesses, only as many as the
     // back-off allows are ever tried.
     let attempt = match state
         .sign_in_accounts
-        .reserve(&account_key, started, &policy)
+        .reserve(&account_key, state.clock.now(), &policy)
+        .await?
     {
         Ok(attempt) => attempt,
         Err(wait) => {
@@ -208,7 +208,7 @@ pub(super) async fn submit_code(
         };
         return Ok((StatusCode::UNAUTHORIZED, html(&page)).into_response());
     }
-    attempt.succeeded();
+    attempt.succeeded().await;
     let must_change = state
         .store
         .password(tenant.id, user.id)
@@ -485,21 +485,21 @@ pub(super) async fn regenerate_recovery_codes(
     let (csrf, _) = csrf_token(&state, &headers)?;
     let account_key = super::account_backoff_key(me.tenant.id, &me.user.user_name);
     let policy = super::account_backoff(&state.store.sign_in_settings(me.tenant.id).await?);
-    let attempt =
-        match state
-            .sign_in_accounts
-            .reserve(&account_key, std::time::Instant::now(), &policy)
-        {
-            Ok(attempt) => attempt,
-            Err(wait) => {
-                let error = format!(
-                    "Too many wrong codes. Wait {} seconds and try again.",
-                    wait.as_secs().max(1)
-                );
-                let page = render_mfa_page(&state, &me, &csrf, Some(error)).await?;
-                return Ok(super::too_many(wait, |_| page));
-            }
-        };
+    let attempt = match state
+        .sign_in_accounts
+        .reserve(&account_key, state.clock.now(), &policy)
+        .await?
+    {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let error = format!(
+                "Too many wrong codes. Wait {} seconds and try again.",
+                wait.as_secs().max(1)
+            );
+            let page = render_mfa_page(&state, &me, &csrf, Some(error)).await?;
+            return Ok(super::too_many(wait, |_| page));
+        }
+    };
     let (accepted, _, _) =
         check_code(&state, me.tenant.id, me.user.id, Some(&form.code), None).await?;
     if !accepted {
@@ -507,7 +507,7 @@ pub(super) async fn regenerate_recovery_codes(
         let error = "That code did not match, or was already used. Your recovery codes have not changed; enter the code your app shows now.";
         return Ok(render_mfa_page(&state, &me, &csrf, Some(error.into())).await?);
     }
-    attempt.succeeded();
+    attempt.succeeded().await;
     let (codes, hashes) = new_recovery_codes(&state, me.user.id)?;
     let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
     state

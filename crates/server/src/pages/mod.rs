@@ -3,8 +3,6 @@
 //! that must match a cookie only this site can set; every page forbids framing, inline script
 //! and referrers.
 
-use std::time::Instant;
-
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -534,7 +532,6 @@ async fn sign_in(
     let user_name = form.user_name.trim().chars().take(256).collect::<String>();
     let account_key = account_backoff_key(tenant.id, &user_name);
     let address_key = origin.source_ip.clone().unwrap_or_default();
-    let started = Instant::now();
     let settings = state.store.sign_in_settings(tenant.id).await?;
     let offer_passkeys = passkeys::available(&state, &settings).is_some();
     let page = |error: String| SignInPage {
@@ -555,8 +552,9 @@ async fn sign_in(
             &account_backoff(&settings),
         ),
         (&state.sign_in_addresses, &address_key, &ADDRESS_BACKOFF),
-        started,
-    );
+        state.clock.now(),
+    )
+    .await?;
     let (account_attempt, address_attempt) = match reserved {
         Ok(reservations) => reservations,
         Err(wait) => {
@@ -610,7 +608,7 @@ async fn sign_in(
             .await?;
     }
     // The password was right: this address did nothing wrong.
-    address_attempt.refund();
+    address_attempt.refund().await;
     let must_change = subject.password.as_ref().is_some_and(|p| p.must_change);
     let has_totp = state
         .store
@@ -620,7 +618,7 @@ async fn sign_in(
     if has_totp && settings.allow_totp {
         // The password was right; the session waits for the second factor. The account's
         // failures stay: they are its codes' back-off too, which a password must not reset.
-        account_attempt.refund();
+        account_attempt.refund().await;
         return mfa::challenge(&state, &tenant, &subject.user, now);
     }
     let must_enrol_mfa = must_enrol_mfa(&state, &tenant, &settings, subject.user.id).await?;
@@ -634,7 +632,7 @@ async fn sign_in(
     {
         // The user's second factor is a passkey, and a passkey is a whole sign-in: never open
         // a session that could set up another factor with the password alone.
-        account_attempt.succeeded();
+        account_attempt.succeeded().await;
         record_failure(
             &state,
             &tenant,
@@ -647,7 +645,7 @@ async fn sign_in(
         let message = "Your organisation requires more than a password: use \"Sign in with a passkey\" below.".to_owned();
         return Ok((StatusCode::FORBIDDEN, html(&page(message))).into_response());
     }
-    account_attempt.succeeded();
+    account_attempt.succeeded().await;
     let methods = vec![MethodUse {
         method: "pwd".into(),
         at: now,

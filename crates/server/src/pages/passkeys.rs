@@ -150,7 +150,6 @@ pub(super) async fn sign_in(
     check_csrf(&state, &headers, &form.csrf)?;
     let (csrf, _) = csrf_token(&state, &headers)?;
     let address_key = origin.source_ip.clone().unwrap_or_default();
-    let started = std::time::Instant::now();
     let rp = relying_party(&state, &tenant).await?;
     let refused = |status: StatusCode, message: &str| {
         let page = SignInPage {
@@ -169,11 +168,11 @@ pub(super) async fn sign_in(
             "Passkeys are not in use here. Sign in with your password.",
         ));
     };
-    let attempt = match state.sign_in_addresses.reserve(
-        &address_key,
-        started,
-        &super::ADDRESS_BACKOFF,
-    ) {
+    let attempt = match state
+        .sign_in_addresses
+        .reserve(&address_key, state.clock.now(), &super::ADDRESS_BACKOFF)
+        .await?
+    {
         Ok(attempt) => attempt,
         Err(wait) => {
             super::note_throttled(&state, &tenant, None, "hwk", &origin);
@@ -202,7 +201,7 @@ pub(super) async fn sign_in(
             ));
         }
     };
-    attempt.refund();
+    attempt.refund().await;
     state
         .store
         .passkey_used(tenant.id, passkey.0, passkey.1, now)

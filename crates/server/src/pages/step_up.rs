@@ -242,7 +242,7 @@ async fn reserve<'a>(
     target: &Target,
     headers: &HeaderMap,
 ) -> Result<Result<Reservation<'a>, Response>, PageError> {
-    let wait = match backoff.reserve(key, std::time::Instant::now(), &policy) {
+    let wait = match backoff.reserve(key, state.clock.now(), &policy).await? {
         Ok(reservation) => return Ok(Ok(reservation)),
         Err(wait) => wait,
     };
@@ -304,7 +304,7 @@ pub(super) async fn password(
         return Ok(refused(&state, &me, &form.target, &headers, why, message).await?);
     }
     // Proving the password again neither adds to nor clears the account's back-off.
-    attempt.refund();
+    attempt.refund().await;
     Ok(proved(&state, &me, &form.target, "pwd").await?)
 }
 
@@ -352,7 +352,7 @@ pub(super) async fn code(
         )
         .await?);
     }
-    attempt.refund();
+    attempt.refund().await;
     Ok(proved(&state, &me, &form.target, method).await?)
 }
 
@@ -397,7 +397,7 @@ pub(super) async fn passkey(
                 .store
                 .passkey_used(me.tenant.id, id, moved, state.clock.now())
                 .await?;
-            attempt.refund();
+            attempt.refund().await;
             return Ok(proved(&state, &me, &form.target, "hwk").await?);
         }
         Ok(_) => "passkey of another user",

@@ -503,11 +503,15 @@ pub async fn lockout(
         .await?;
     let user = state.store.user(caller.tenant_id(), id).await?;
     let settings = state.store.sign_in_settings(caller.tenant_id()).await?;
-    let standing = state.sign_in_accounts.standing(
-        &crate::pages::account_backoff_key(caller.tenant_id(), &user.user_name),
-        std::time::Instant::now(),
-        &crate::pages::account_backoff(&settings),
-    );
+    let now = state.clock.now();
+    let standing = state
+        .sign_in_accounts
+        .standing(
+            &crate::pages::account_backoff_key(caller.tenant_id(), &user.user_name),
+            now,
+            &crate::pages::account_backoff(&settings),
+        )
+        .await?;
     let failures = AuditFilter {
         target_id: Some(id.to_string()),
         action: Some("signin".into()),
@@ -522,7 +526,6 @@ pub async fn lockout(
             PageRequest::parse_seq(None, Some(RECENT_FAILURES))?,
         )
         .await?;
-    let now = state.clock.now();
     Ok(Json(AccountLockout {
         locked: standing.is_some_and(|s| s.wait.is_some()),
         retry_after_seconds: standing
@@ -566,6 +569,7 @@ pub async fn unlock(
             caller.tenant_id(),
             &user.user_name,
         ))
+        .await?
         .unwrap_or(0);
     caller
         .record(
