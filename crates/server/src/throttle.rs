@@ -116,29 +116,55 @@ pub struct Backoff {
 }
 
 /// An attempt that `Backoff::reserve` let through, counted as a failure of its key until
-/// `succeeded` or `refund` says otherwise. Dropped unsettled (a wrong password, or an error
-/// half-way) it stays a failure.
+/// settled otherwise. Dropped unsettled (a wrong password, or an error half-way) it stays a
+/// failure.
 #[must_use = "an unsettled reservation counts as a failure"]
 pub struct Reservation<'a> {
     backoff: &'a Backoff,
     key: String,
 }
 
-impl Reservation<'_> {
-    /// The attempt proved the key's owner: its failures are forgotten. Should the store fail
-    /// here, the failures stay counted, which errs on the safe side.
+/// How an attempt that did not fail settles its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// The attempt proved the key's owner: its failures are forgotten.
+    Forget,
+    /// The attempt proves nothing about the key (an address one person signed in from): only
+    /// this attempt's count is given back.
+    Refund,
+}
+
+impl<'a> Reservation<'a> {
+    /// The attempt proved the key's owner: its failures are forgotten.
     pub async fn succeeded(self) {
-        if let Err(error) = self.backoff.store.backoff_forget(&self.key).await {
-            tracing::warn!(%error, "could not clear a back-off after a successful sign-in");
-        }
+        settle(vec![(self, Settle::Forget)]).await;
     }
 
-    /// The attempt did not fail, but proves nothing about the key (an address one person
-    /// signed in from): only this attempt's count is given back.
+    /// Only this attempt's count is given back.
     pub async fn refund(self) {
-        if let Err(error) = self.backoff.store.backoff_refund(&self.key).await {
-            tracing::warn!(%error, "could not give back a back-off attempt");
-        }
+        settle(vec![(self, Settle::Refund)]).await;
+    }
+}
+
+/// Settles several attempts in one write. Should the store fail here, the failures stay
+/// counted, which errs on the safe side.
+pub async fn settle(attempts: Vec<(Reservation<'_>, Settle)>) {
+    let Some((first, _)) = attempts.first() else {
+        return;
+    };
+    let store = first.backoff.store.clone();
+    let keys = |how: Settle| -> Vec<&str> {
+        attempts
+            .iter()
+            .filter(|(_, settle)| *settle == how)
+            .map(|(r, _)| r.key.as_str())
+            .collect()
+    };
+    if let Err(error) = store
+        .backoff_settle(&keys(Settle::Forget), &keys(Settle::Refund))
+        .await
+    {
+        tracing::warn!(%error, "could not settle sign-in back-off attempts");
     }
 }
 
@@ -182,7 +208,7 @@ impl Backoff {
         let key = self.key(key);
         Ok(self
             .store
-            .backoff_reserve(&key, now, policy)
+            .backoff_reserve(&[(&key, policy)], now)
             .await?
             .map(|()| Reservation { backoff: self, key }))
     }
@@ -206,30 +232,29 @@ impl Backoff {
     }
 
     /// Lets one attempt through on each of two keys (an account and the address it is tried
-    /// from), or neither: the wait is the longer of the two.
+    /// from), or neither, in one write: the wait is the longer of the two.
     pub async fn reserve_both<'a>(
         (first, first_key, first_policy): (&'a Backoff, &str, &BackoffPolicy),
         (second, second_key, second_policy): (&'a Backoff, &str, &BackoffPolicy),
         now: time::OffsetDateTime,
     ) -> Result<Admitted<(Reservation<'a>, Reservation<'a>)>, portcullis_store::StoreError> {
-        let one = first.reserve(first_key, now, first_policy).await?;
-        let two = match second.reserve(second_key, now, second_policy).await {
-            Ok(two) => two,
-            Err(error) => {
-                if let Ok(one) = one {
-                    one.refund().await;
-                }
-                return Err(error);
-            }
-        };
-        Ok(match (one, two) {
-            (Ok(one), Ok(two)) => Ok((one, two)),
-            (Ok(one), Err(wait)) | (Err(wait), Ok(one)) => {
-                one.refund().await;
-                Err(wait)
-            }
-            (Err(a), Err(b)) => Err(a.max(b)),
-        })
+        let (one, two) = (first.key(first_key), second.key(second_key));
+        Ok(first
+            .store
+            .backoff_reserve(&[(&one, first_policy), (&two, second_policy)], now)
+            .await?
+            .map(|()| {
+                (
+                    Reservation {
+                        backoff: first,
+                        key: one,
+                    },
+                    Reservation {
+                        backoff: second,
+                        key: two,
+                    },
+                )
+            }))
     }
 }
 

@@ -46,61 +46,80 @@ async fn begin(store: &Store) -> Result<Tx, StoreError> {
 }
 
 impl Store {
-    /// Lets one attempt for `key` through, counted at once as a failure; or how long the key
-    /// must still wait. The count is taken with the key's row locked, so attempts made at the
-    /// same time on any nodes each see the others.
+    /// Lets one attempt through on every key (an account and the address it is tried from),
+    /// each counted at once as a failure; or, if any key must still wait, none, with the
+    /// longest wait. One transaction with the keys' rows locked, so attempts made at the same
+    /// time on any nodes each see the others.
     pub async fn backoff_reserve(
         &self,
-        key: &str,
+        keys: &[(&str, &BackoffPolicy)],
         now: OffsetDateTime,
-        policy: &BackoffPolicy,
     ) -> Result<Result<(), Duration>, StoreError> {
         let mut tx = begin(self).await?;
-        if tx.is_postgres() {
-            // A row to lock, so that two first attempts cannot both read "none".
+        let mut sorted: Vec<&(&str, &BackoffPolicy)> = keys.iter().collect();
+        // One order for every transaction, so two that lock the same keys cannot deadlock.
+        sorted.sort_by_key(|(key, _)| *key);
+        let mut admitted = Vec::with_capacity(sorted.len());
+        let mut longest: Option<Duration> = None;
+        for (key, policy) in sorted {
+            if tx.is_postgres() {
+                // A row to lock, so that two first attempts cannot both read "none".
+                tx.execute(
+                    query(
+                        "INSERT INTO auth_backoff (key, failures, last_at) VALUES ($1, 0, $2) \
+                         ON CONFLICT (key) DO NOTHING",
+                    )
+                    .bind(*key)
+                    .bind(now),
+                )
+                .await?;
+            }
+            match admit(locked(&mut tx, key).await?, now, policy) {
+                Ok(next) => admitted.push((*key, next)),
+                Err(wait) => longest = Some(longest.map_or(wait, |w| w.max(wait))),
+            }
+        }
+        if let Some(wait) = longest {
+            return Ok(Err(wait));
+        }
+        for (key, next) in admitted {
             tx.execute(
                 query(
-                    "INSERT INTO auth_backoff (key, failures, last_at) VALUES ($1, 0, $2) \
-                     ON CONFLICT (key) DO NOTHING",
+                    "INSERT INTO auth_backoff (key, failures, last_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_at = excluded.last_at",
                 )
                 .bind(key)
-                .bind(now),
+                .bind(i64::from(next.failures))
+                .bind(next.last),
             )
             .await?;
         }
-        let next = match admit(locked(&mut tx, key).await?, now, policy) {
-            Ok(next) => next,
-            Err(wait) => return Ok(Err(wait)),
-        };
-        tx.execute(
-            query(
-                "INSERT INTO auth_backoff (key, failures, last_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_at = excluded.last_at",
-            )
-            .bind(key)
-            .bind(i64::from(next.failures))
-            .bind(next.last),
-        )
-        .await?;
         tx.commit().await?;
         Ok(Ok(()))
     }
 
-    /// Gives back one attempt of `key` (it did not fail, but proves nothing about the key).
-    pub async fn backoff_refund(&self, key: &str) -> Result<(), StoreError> {
+    /// Settles attempts that did not fail, in one transaction: `forget` keys' failures are
+    /// forgotten (the attempt proved their owner), `refund` keys get their one attempt back
+    /// (it proves nothing about them, like an address someone signed in from).
+    pub async fn backoff_settle(&self, forget: &[&str], refund: &[&str]) -> Result<(), StoreError> {
         let mut tx = begin(self).await?;
-        tx.execute(
-            query(
-                "UPDATE auth_backoff SET failures = failures - 1 WHERE key = $1 AND failures > 0",
+        for key in forget {
+            tx.execute(query("DELETE FROM auth_backoff WHERE key = $1").bind(*key))
+                .await?;
+        }
+        for key in refund {
+            tx.execute(
+                query(
+                    "UPDATE auth_backoff SET failures = failures - 1 WHERE key = $1 AND failures > 0",
+                )
+                .bind(*key),
             )
-            .bind(key),
-        )
-        .await?;
+            .await?;
+        }
         tx.commit().await
     }
 
-    /// Forgets `key`'s failures (a success proved its owner, or an administrator unlocked it):
-    /// how many were counted.
+    /// Forgets `key`'s failures (an administrator's unlock): how many were counted.
     pub async fn backoff_forget(&self, key: &str) -> Result<Option<u32>, StoreError> {
         let mut tx = begin(self).await?;
         let forgotten = locked(&mut tx, key).await?;

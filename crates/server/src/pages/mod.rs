@@ -25,7 +25,7 @@ use portcullis_store::{NewSession, StoreError, WriteContext};
 
 use crate::error::ApiError;
 use crate::extract::RequestOrigin;
-use crate::throttle::{Backoff, BackoffPolicy};
+use crate::throttle::{Backoff, BackoffPolicy, Settle, settle};
 
 mod authorize;
 mod device;
@@ -607,8 +607,8 @@ async fn sign_in(
             .upgrade_password_hash(&ctx, subject.user.id, hash)
             .await?;
     }
-    // The password was right: this address did nothing wrong.
-    address_attempt.refund().await;
+    // The password was right: this address did nothing wrong, which each way on below settles
+    // in the one write that also settles the account.
     let must_change = subject.password.as_ref().is_some_and(|p| p.must_change);
     let has_totp = state
         .store
@@ -618,7 +618,11 @@ async fn sign_in(
     if has_totp && settings.allow_totp {
         // The password was right; the session waits for the second factor. The account's
         // failures stay: they are its codes' back-off too, which a password must not reset.
-        account_attempt.refund().await;
+        settle(vec![
+            (account_attempt, Settle::Refund),
+            (address_attempt, Settle::Refund),
+        ])
+        .await;
         return mfa::challenge(&state, &tenant, &subject.user, now);
     }
     let must_enrol_mfa = must_enrol_mfa(&state, &tenant, &settings, subject.user.id).await?;
@@ -632,7 +636,11 @@ async fn sign_in(
     {
         // The user's second factor is a passkey, and a passkey is a whole sign-in: never open
         // a session that could set up another factor with the password alone.
-        account_attempt.succeeded().await;
+        settle(vec![
+            (account_attempt, Settle::Forget),
+            (address_attempt, Settle::Refund),
+        ])
+        .await;
         record_failure(
             &state,
             &tenant,
@@ -645,7 +653,11 @@ async fn sign_in(
         let message = "Your organisation requires more than a password: use \"Sign in with a passkey\" below.".to_owned();
         return Ok((StatusCode::FORBIDDEN, html(&page(message))).into_response());
     }
-    account_attempt.succeeded().await;
+    settle(vec![
+        (account_attempt, Settle::Forget),
+        (address_attempt, Settle::Refund),
+    ])
+    .await;
     let methods = vec![MethodUse {
         method: "pwd".into(),
         at: now,
