@@ -1,6 +1,6 @@
 //! The sign-in back-off's counts (see `portcullis_core::backoff` for the rules), shared by
-//! every node: a check and its count are one transaction with the key's row locked, so
-//! simultaneous attempts on any nodes see each other.
+//! every node: a check and its count are one transaction with the keys' rows locked, so
+//! simultaneous attempts on any nodes see each other. Commits are as durable as any other.
 
 use std::time::Duration;
 
@@ -18,31 +18,40 @@ fn counted(row: &Row) -> Result<Counted, StoreError> {
     })
 }
 
-/// The key's row, locked until the transaction ends (PostgreSQL; SQLite's write transaction
-/// already holds the database's one write lock).
-async fn locked(tx: &mut Tx, key: &str) -> Result<Option<Counted>, StoreError> {
-    let sql = if tx.is_postgres() {
-        "SELECT failures, last_at FROM auth_backoff WHERE key = $1 FOR UPDATE"
-    } else {
-        "SELECT failures, last_at FROM auth_backoff WHERE key = $1"
-    };
-    tx.fetch_optional(query(sql).bind(key))
+/// The key's count, its row locked until the transaction ends. On PostgreSQL one statement
+/// makes the row if there is none and locks it, so that two first attempts cannot both read
+/// "none"; SQLite's write transaction already holds the database's one write lock. A row with
+/// nothing counted reads as none.
+async fn locked(
+    tx: &mut Tx,
+    key: &str,
+    now: OffsetDateTime,
+) -> Result<Option<Counted>, StoreError> {
+    let row = if tx.is_postgres() {
+        tx.fetch_optional(
+            query(
+                "INSERT INTO auth_backoff (key, failures, last_at) VALUES ($1, 0, $2) \
+                 ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING failures, last_at",
+            )
+            .bind(key)
+            .bind(now),
+        )
         .await?
+    } else {
+        tx.fetch_optional(
+            query("SELECT failures, last_at FROM auth_backoff WHERE key = $1").bind(key),
+        )
+        .await?
+    };
+    Ok(row
         .as_ref()
         .map(counted)
-        .transpose()
+        .transpose()?
+        .filter(|c| c.failures > 0))
 }
 
-/// A transaction for counts only. On PostgreSQL it does not wait for its commit to reach the
-/// disk: a crash may forget the last moment's counts, which costs an attacker's next few
-/// guesses nothing they could not have had by waiting out the back-off anyway.
 async fn begin(store: &Store) -> Result<Tx, StoreError> {
-    let mut tx = store.pools.begin().await?;
-    if tx.is_postgres() {
-        tx.execute(query("SET LOCAL synchronous_commit = off"))
-            .await?;
-    }
-    Ok(tx)
+    store.pools.begin().await
 }
 
 impl Store {
@@ -62,19 +71,7 @@ impl Store {
         let mut admitted = Vec::with_capacity(sorted.len());
         let mut longest: Option<Duration> = None;
         for (key, policy) in sorted {
-            if tx.is_postgres() {
-                // A row to lock, so that two first attempts cannot both read "none".
-                tx.execute(
-                    query(
-                        "INSERT INTO auth_backoff (key, failures, last_at) VALUES ($1, 0, $2) \
-                         ON CONFLICT (key) DO NOTHING",
-                    )
-                    .bind(*key)
-                    .bind(now),
-                )
-                .await?;
-            }
-            match admit(locked(&mut tx, key).await?, now, policy) {
+            match admit(locked(&mut tx, key, now).await?, now, policy) {
                 Ok(next) => admitted.push((*key, next)),
                 Err(wait) => longest = Some(longest.map_or(wait, |w| w.max(wait))),
             }
@@ -122,13 +119,17 @@ impl Store {
     /// Forgets `key`'s failures (an administrator's unlock): how many were counted.
     pub async fn backoff_forget(&self, key: &str) -> Result<Option<u32>, StoreError> {
         let mut tx = begin(self).await?;
-        let forgotten = locked(&mut tx, key).await?;
-        if forgotten.is_some() {
-            tx.execute(query("DELETE FROM auth_backoff WHERE key = $1").bind(key))
-                .await?;
-        }
+        let forgotten = tx
+            .fetch_optional(
+                query("DELETE FROM auth_backoff WHERE key = $1 RETURNING failures, last_at")
+                    .bind(key),
+            )
+            .await?;
         tx.commit().await?;
         Ok(forgotten
+            .as_ref()
+            .map(counted)
+            .transpose()?
             .map(|c| c.failures)
             .filter(|failures| *failures > 0))
     }
