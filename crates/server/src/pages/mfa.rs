@@ -159,15 +159,9 @@ pub(super) async fn submit_code(
         Err(e) => return Err(e.into()),
     };
     let (csrf, _) = csrf_token(&state, &headers)?;
-    let account_key = super::account_backoff_key(tenant.id, &user.user_name);
-    let policy = super::account_backoff(&state.store.sign_in_settings(tenant.id).await?);
     // Reserved before the code is checked: of simultaneous guesses, only as many as the
     // back-off allows are ever tried.
-    let attempt = match state
-        .sign_in_accounts
-        .reserve(&account_key, state.clock.now(), &policy)
-        .await?
-    {
+    let attempt = match super::reserve_account(&state, tenant.id, &user.user_name).await? {
         Ok(attempt) => attempt,
         Err(wait) => {
             let method = if form.code.as_deref().is_some_and(|c| !c.trim().is_empty()) {
@@ -483,13 +477,7 @@ pub(super) async fn regenerate_recovery_codes(
     let me = signed_in(&state, &tenant, &headers, origin, PageKind::Ordinary).await?;
     check_csrf(&state, &headers, &form.csrf)?;
     let (csrf, _) = csrf_token(&state, &headers)?;
-    let account_key = super::account_backoff_key(me.tenant.id, &me.user.user_name);
-    let policy = super::account_backoff(&state.store.sign_in_settings(me.tenant.id).await?);
-    let attempt = match state
-        .sign_in_accounts
-        .reserve(&account_key, state.clock.now(), &policy)
-        .await?
-    {
+    let attempt = match super::reserve_account(&state, me.tenant.id, &me.user.user_name).await? {
         Ok(attempt) => attempt,
         Err(wait) => {
             let error = format!(

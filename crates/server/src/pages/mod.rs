@@ -685,6 +685,25 @@ pub(crate) fn account_backoff_key(tenant: portcullis_core::TenantId, user_name: 
     format!("{tenant}:{}", name_key(user_name))
 }
 
+/// One attempt on a user's account back-off (their codes' and passwords'), under their
+/// tenant's policy: let through, or the wait.
+pub(crate) async fn reserve_account<'a>(
+    state: &'a AppState,
+    tenant: portcullis_core::TenantId,
+    user_name: &str,
+) -> Result<crate::throttle::Admitted<crate::throttle::Reservation<'a>>, portcullis_store::StoreError>
+{
+    let policy = account_backoff(&state.store.sign_in_settings(tenant).await?);
+    state
+        .sign_in_accounts
+        .reserve(
+            &account_backoff_key(tenant, user_name),
+            state.clock.now(),
+            &policy,
+        )
+        .await
+}
+
 /// An account's back-off, from its tenant's settings.
 pub(crate) fn account_backoff(settings: &SignInSettings) -> BackoffPolicy {
     BackoffPolicy {
