@@ -64,21 +64,27 @@ impl TrustedProxies {
         if !self.contains(peer) {
             return peer;
         }
-        let chain = if forwarded.is_empty() {
-            x_forwarded_for
-                .iter()
-                .flat_map(|line| line.split(','))
-                .map(|hop| parse_hop(hop.trim()))
-                .collect::<Vec<_>>()
+        // Read from the server outwards, and no further than MAX_HOPS: a client can make the
+        // headers long, not the walk.
+        let nearest_first: Box<dyn Iterator<Item = Option<IpAddr>>> = if forwarded.is_empty() {
+            Box::new(
+                x_forwarded_for
+                    .iter()
+                    .rev()
+                    .flat_map(|line| line.rsplit(','))
+                    .map(|hop| parse_hop(hop.trim())),
+            )
         } else {
-            forwarded
-                .iter()
-                .flat_map(|line| line.split(','))
-                .map(forwarded_for)
-                .collect::<Vec<_>>()
+            Box::new(
+                forwarded
+                    .iter()
+                    .rev()
+                    .flat_map(|line| line.rsplit(','))
+                    .map(forwarded_for),
+            )
         };
         let mut client = peer;
-        for hop in chain.into_iter().rev().take(MAX_HOPS) {
+        for hop in nearest_first.take(MAX_HOPS) {
             let Some(address) = hop else { break };
             client = address;
             if !self.contains(address) {
@@ -232,6 +238,20 @@ mod tests {
                 None => prop_assert!(answer == peer || hops.contains(&answer)),
             }
             prop_assert!(answer == peer || hops.contains(&answer));
+        }
+
+        #[test]
+        fn a_long_chain_is_read_no_further_than_its_nearest_hops(
+            padding in 0usize..5_000,
+        ) {
+            let proxies = trusted(&["10.0.0.0/8"]);
+            let peer = ip("10.9.9.9");
+            // Far hops the client wrote, then more trusted hops than are ever read.
+            let mut hops = vec!["203.0.113.9".to_owned(); padding + 1];
+            hops.extend((0..MAX_HOPS + 1).map(|i| format!("10.0.0.{i}")));
+            let header = hops.join(", ");
+            let answer = proxies.client_address(peer, &[], &[header.as_str()]);
+            prop_assert!(proxies.contains(answer), "the walk stopped at a trusted hop");
         }
 
         #[test]
