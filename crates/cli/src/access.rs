@@ -17,7 +17,8 @@ use crate::api::Api;
 
 #[derive(clap::Args)]
 pub struct ExplainArgs {
-    /// Who asks: `user:<id or user name>`, `group:<id>` or `service_principal:<id>`.
+    /// Who asks: `user:<user name, e-mail or id>`, `group:<name or id>` or
+    /// `service_principal:<name or id>`.
     #[arg(long)]
     subject: String,
     /// The action: `read`, or in full `document.read`.
@@ -53,7 +54,8 @@ pub struct WhoCanArgs {
 
 #[derive(clap::Args)]
 pub struct WhatCanArgs {
-    /// Who asks: `user:<id or user name>`, `group:<id>` or `service_principal:<id>`.
+    /// Who asks: `user:<user name, e-mail or id>`, `group:<name or id>` or
+    /// `service_principal:<name or id>`.
     #[arg(long)]
     subject: String,
     /// List the actions the subject may do on this resource (`<type>:<id>`).
@@ -145,44 +147,15 @@ impl Pdp {
             .await
     }
 
-    /// `kind:reference` as an AuthZEN subject; a user may be named by user name.
+    /// `kind:name` as an AuthZEN subject: a user by user name, e-mail or id, a group or a
+    /// service principal by name or id (`crate::names`).
     async fn subject(&self, raw: &str) -> anyhow::Result<SubjectBody> {
-        let Some((kind, reference)) = raw.split_once(':') else {
-            bail!("--subject {raw:?} must be `<kind>:<id>`, e.g. `user:alice` or `group:<id>`")
-        };
-        if !["user", "group", "service_principal"].contains(&kind) {
-            bail!("--subject kind {kind:?} must be user, group or service_principal");
-        }
-        let id = if uuid::Uuid::parse_str(reference).is_ok() {
-            reference.to_owned()
-        } else if kind == "user" {
-            self.user_named(reference).await?
-        } else {
-            bail!("--subject {raw:?}: a {kind} is named by its id")
-        };
+        let principal = crate::names::principal(&self.api, "subject", raw).await?;
         Ok(SubjectBody {
-            kind: kind.to_owned(),
-            id: Some(id),
+            kind: principal.kind.as_str().to_owned(),
+            id: Some(principal.id.to_string()),
             properties: None,
         })
-    }
-
-    async fn user_named(&self, user_name: &str) -> anyhow::Result<String> {
-        let page = self
-            .api
-            .get(
-                "/v1/users",
-                &[("prefix", user_name.to_owned()), ("limit", "100".into())],
-            )
-            .await?;
-        page["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|u| u["user_name"].as_str() == Some(user_name))
-            .and_then(|u| u["id"].as_str())
-            .map(str::to_owned)
-            .with_context(|| format!("there is no user named {user_name:?}"))
     }
 
     /// A principal's name for people, or its id when it cannot be read.

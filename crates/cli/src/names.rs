@@ -107,8 +107,8 @@ pub async fn resolve(api: &Api, kind: Kind, value: &str) -> anyhow::Result<Strin
     match found.as_slice() {
         [one] => Ok(one.clone()),
         [] => bail!(
-            "{value:?} is neither the id nor the name of a {} here",
-            kind.noun()
+            "{value:?} is neither the id nor the name of a {noun} here (no {noun} named {value:?} was found)",
+            noun = kind.noun()
         ),
         many => bail!(
             "{value:?} names {} {}s ({}); give the id",
@@ -126,7 +126,7 @@ pub async fn principal(api: &Api, flag: &str, raw: &str) -> anyhow::Result<Princ
         .and_then(|(kind, name)| Some((PrincipalKind::parse(kind)?, Kind::principal(kind)?, name)));
     let Some((principal_kind, kind, name)) = parsed else {
         bail!(
-            "--{flag} {raw:?} must be `<kind>:<name or id>` with kind user, group or service_principal, e.g. `user:alice`"
+            "--{flag} {raw:?} must be `<kind>:<id>` or `<kind>:<name>` with kind user, group or service_principal, e.g. `user:alice`"
         )
     };
     let id = resolve(api, kind, name).await?;
