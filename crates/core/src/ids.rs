@@ -115,3 +115,11 @@ id_type!(
     /// A guardrail that refuses actions whatever was granted.
     DenyAssignmentId
 );
+id_type!(
+    /// A named set of networks and countries that conditional access policies refer to.
+    NamedLocationId
+);
+id_type!(
+    /// A conditional access policy.
+    AccessPolicyId
+);

@@ -97,7 +97,7 @@ impl TrustedProxies {
 
 /// An IPv4 address that arrived as IPv4-mapped IPv6 (`::ffff:192.0.2.1`, as a dual-stack
 /// socket reports it) is that IPv4 address, so that one network entry covers both spellings.
-fn canonical(address: IpAddr) -> IpAddr {
+pub(crate) fn canonical(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
