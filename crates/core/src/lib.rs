@@ -23,6 +23,7 @@ pub mod password;
 pub mod resources;
 pub mod secrets;
 pub mod session;
+pub mod signin;
 pub mod time_util;
 pub mod totp;
 
