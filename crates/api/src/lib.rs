@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 pub mod access;
 pub mod audit;
+pub mod conditional;
 pub mod directory;
 pub mod groups;
 pub mod ops;
@@ -45,7 +46,7 @@ pub mod model {
     pub use portcullis_core::resources::{
         AccessSettings, DenyAssignment, ResourceAction, RolePermission,
     };
-    pub use portcullis_core::session::SignInSettings;
+    pub use portcullis_core::session::{SignInSettings, Strength};
     pub use portcullis_core::{
         BusinessUnitId, EnvironmentId, GroupId, PasskeyId, RoleAssignmentId, ServicePrincipalId,
         UserId,

@@ -28,6 +28,7 @@ use crate::authorization::{
     self, CustomRoleCommand, DenyAssignmentCommand, RecordCommand, ResourceTypeCommand,
     ShareCommand,
 };
+use crate::conditional;
 use crate::settings::{self, OAuthClientCommand, SettingsCommand, SigningKeyCommand};
 
 #[derive(Subcommand)]
@@ -128,6 +129,16 @@ pub enum AdminCommand {
     OAuthClient {
         #[command(subcommand)]
         command: OAuthClientCommand,
+    },
+    /// Named sets of networks and countries, for conditional access policies.
+    Location {
+        #[command(subcommand)]
+        command: conditional::DocumentCommand,
+    },
+    /// Conditional access policies, their templates, emergency access accounts and what-if.
+    AccessPolicy {
+        #[command(subcommand)]
+        command: conditional::AccessPolicyCommand,
     },
 }
 
@@ -742,6 +753,16 @@ fn removal(command: &AdminCommand) -> Option<String> {
         } => {
             "withdraw the current signing key at once (every token it signed stops working)".into()
         }
+        A::Location {
+            command: conditional::DocumentCommand::Delete { name, .. },
+        } => format!("delete named location {name}"),
+        A::AccessPolicy {
+            command:
+                conditional::AccessPolicyCommand::Document(conditional::DocumentCommand::Delete {
+                    name,
+                    ..
+                }),
+        } => format!("delete access policy {name}"),
         _ => return None,
     })
 }
@@ -914,7 +935,9 @@ async fn resolve_names(command: &mut AdminCommand, api: &Api) -> anyhow::Result<
         | AdminCommand::AdministratorPolicy { .. }
         | AdminCommand::AccessSettings { .. }
         | AdminCommand::SigningKey { .. }
-        | AdminCommand::OAuthClient { .. } => {}
+        | AdminCommand::OAuthClient { .. }
+        | AdminCommand::Location { .. }
+        | AdminCommand::AccessPolicy { .. } => {}
     }
     for (name, kind) in names {
         *name = resolve(api, kind, name).await?;
@@ -1256,6 +1279,8 @@ pub async fn run(
         AdminCommand::AccessSettings { command } => settings::access(&api, command).await?,
         AdminCommand::SigningKey { command } => settings::signing_key(&api, command).await?,
         AdminCommand::OAuthClient { command } => settings::oauth_client(&api, command).await?,
+        AdminCommand::Location { command } => conditional::location(&api, command).await?,
+        AdminCommand::AccessPolicy { command } => conditional::access_policy(&api, command).await?,
     };
     if let Some(what) = removing {
         eprintln!("Done: {what}.");

@@ -9,6 +9,7 @@ mod args;
 mod audit;
 mod authorization;
 mod bench;
+mod conditional;
 mod login;
 mod names;
 mod output;

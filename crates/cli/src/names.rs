@@ -19,6 +19,8 @@ pub enum Kind {
     ServicePrincipal,
     Environment,
     BusinessUnit,
+    NamedLocation,
+    AccessPolicy,
 }
 
 impl Kind {
@@ -40,6 +42,8 @@ impl Kind {
             Kind::ServicePrincipal => "service principal",
             Kind::Environment => "environment",
             Kind::BusinessUnit => "business unit",
+            Kind::NamedLocation => "named location",
+            Kind::AccessPolicy => "access policy",
         }
     }
 
@@ -51,6 +55,8 @@ impl Kind {
             Kind::ServicePrincipal => ("/v1/service-principals", false),
             Kind::Environment => ("/v1/environments", false),
             Kind::BusinessUnit => ("/v1/business-units", false),
+            Kind::NamedLocation => ("/v1/named-locations", false),
+            Kind::AccessPolicy => ("/v1/access-policies", false),
         }
     }
 

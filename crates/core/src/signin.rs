@@ -178,8 +178,7 @@ pub fn next(step: &Step, facts: &Facts) -> Next {
             Operator::Any => remedies.extend(options.min_by_key(|(_, _, r)| *r)),
         }
     }
-    if let Some((policy, control, _)) = remedies.iter().find(|(_, _, r)| *r == Remedy::Impossible)
-    {
+    if let Some((policy, control, _)) = remedies.iter().find(|(_, _, r)| *r == Remedy::Impossible) {
         return Next::Refuse(Refusal::Unsatisfiable {
             policy: *policy,
             control: *control,
@@ -366,15 +365,13 @@ mod tests {
     }
 
     fn any_decision() -> impl Strategy<Value = Decision> {
-        let requirement = (
-            prop::bool::ANY,
-            prop::collection::vec(any_control(), 1..4),
-        )
-            .prop_map(|(all, controls)| Requirement {
+        let requirement = (prop::bool::ANY, prop::collection::vec(any_control(), 1..4)).prop_map(
+            |(all, controls)| Requirement {
                 policy: AccessPolicyId::from_uuid(uuid::Uuid::from_u128(1)),
                 operator: if all { Operator::All } else { Operator::Any },
                 controls,
-            });
+            },
+        );
         prop_oneof![
             Just(Decision::Allow),
             Just(Decision::Block {
@@ -386,7 +383,11 @@ mod tests {
     }
 
     fn any_step() -> impl Strategy<Value = Step> {
-        prop_oneof![Just(password()), Just(code()), Just(Step::Passkey { at: now() })]
+        prop_oneof![
+            Just(password()),
+            Just(code()),
+            Just(Step::Passkey { at: now() })
+        ]
     }
 
     fn any_facts() -> impl Strategy<Value = Facts> {
@@ -397,13 +398,17 @@ mod tests {
             prop::bool::ANY,
             any_decision(),
         )
-            .prop_map(|(has_totp, has_passkey, tenant_requires_mfa, must_change_password, access)| Facts {
-                has_totp,
-                has_passkey,
-                tenant_requires_mfa,
-                must_change_password,
-                access,
-            })
+            .prop_map(
+                |(has_totp, has_passkey, tenant_requires_mfa, must_change_password, access)| {
+                    Facts {
+                        has_totp,
+                        has_passkey,
+                        tenant_requires_mfa,
+                        must_change_password,
+                        access,
+                    }
+                },
+            )
     }
 
     /// Whether `opening` meets one demand: by what the step proved, or by the hold it

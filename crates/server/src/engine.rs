@@ -15,16 +15,19 @@ use arc_swap::ArcSwap;
 
 use portcullis_core::TenantId;
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
+use portcullis_core::conditional::Compiled;
 use portcullis_core::engine::tenant::TenantEngine;
 use portcullis_core::identity::PrincipalRef;
 use portcullis_store::{Store, StoreError};
 
 use crate::state::AppState;
 
-/// A tenant's engine and the change-feed revision it is current at.
+/// A tenant's engine, its compiled conditional access policies, and the change-feed revision
+/// both are current at.
 #[derive(Debug)]
 pub struct Current {
     pub engine: Arc<TenantEngine>,
+    pub access: Arc<Compiled>,
     pub revision: i64,
 }
 
@@ -242,17 +245,21 @@ impl Engines {
         let _rebuilding = slot.rebuilding.lock().await;
         let current = slot.current.load_full();
         if current.revision < head {
-            let next = if store
-                .authorization_changed(tenant, current.revision, head)
-                .await?
-            {
+            let changed = store
+                .changed_between(tenant, current.revision, head)
+                .await?;
+            let mut next = if changed.authorization {
                 self.build(store, tenant).await?
             } else {
                 Current {
                     engine: current.engine.clone(),
+                    access: current.access.clone(),
                     revision: head,
                 }
             };
+            if changed.conditional_access && !changed.authorization {
+                next.access = Arc::new(compile_access(store, tenant).await?);
+            }
             slot.current.store(Arc::new(next));
             self.refreshed.notify_waiters();
         }
@@ -283,16 +290,30 @@ impl Engines {
     }
 }
 
-/// The tenant's engine built from the store, timed.
+/// The tenant's conditional access policies compiled from the store.
+async fn compile_access(store: &Store, tenant: TenantId) -> Result<Compiled, EngineError> {
+    let access = store.conditional_access(tenant).await?;
+    Ok(Compiled::build(
+        access.policies,
+        &access.locations,
+        &access.settings,
+    ))
+}
+
+/// The tenant's engine built from the store, timed, and its conditional access. The policies
+/// are read after the revision: a change between the two reads is then compiled in and read
+/// again at the next revision, never missed.
 async fn build(store: &Store, tenant: TenantId) -> Result<Current, EngineError> {
     let started = Instant::now();
     let (source, revision) = store.authz_source(tenant).await?;
+    let access = Arc::new(compile_access(store, tenant).await?);
     let engine = TenantEngine::build(source)?;
     metrics::histogram!("portcullis_authz_snapshot_build_seconds")
         .record(started.elapsed().as_secs_f64());
     tracing::debug!(%tenant, revision, "authorization snapshot built");
     Ok(Current {
         engine: Arc::new(engine),
+        access,
         revision,
     })
 }

@@ -5,6 +5,7 @@
 
 pub mod auth;
 mod cache;
+pub mod conditional;
 pub mod config;
 pub mod engine;
 pub mod error;

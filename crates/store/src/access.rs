@@ -974,13 +974,14 @@ impl Store {
             .collect()
     }
 
-    /// Whether any change after `after` up to `until` touched authorization data.
-    pub async fn authorization_changed(
+    /// What the changes after `after` up to `until` touched: authorization data, conditional
+    /// access, both or neither.
+    pub async fn changed_between(
         &self,
         tenant_id: TenantId,
         after: i64,
         until: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Changed, StoreError> {
         let rows = self
             .pools
             .fetch_all(
@@ -990,17 +991,28 @@ impl Store {
                     .bind(until),
             )
             .await?;
+        let mut changed = Changed::default();
         for row in rows {
             let kind = row.text("entity_kind")?;
             let created_empty =
                 row.text("op")? == "create" && CREATED_EMPTY.contains(&kind.as_str());
-            if AUTHORIZATION_KINDS.contains(&kind.as_str()) && !created_empty {
-                return Ok(true);
-            }
+            changed.authorization |= AUTHORIZATION_KINDS.contains(&kind.as_str()) && !created_empty;
+            changed.conditional_access |= CONDITIONAL_ACCESS_KINDS.contains(&kind.as_str());
         }
-        Ok(false)
+        Ok(changed)
     }
 }
+
+/// What a run of changes touched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changed {
+    pub authorization: bool,
+    pub conditional_access: bool,
+}
+
+/// The kinds of change that alter a tenant's conditional access.
+const CONDITIONAL_ACCESS_KINDS: &[&str] =
+    &["access_policy", "named_location", "access_policy_settings"];
 
 /// The tenant's latest change-feed revision, read in `tx`.
 pub(crate) async fn change_head_in(tx: &mut Tx, tenant_id: TenantId) -> Result<i64, StoreError> {

@@ -9,6 +9,7 @@ mod api_use;
 mod audit;
 mod backoff;
 mod cli_client;
+mod conditional;
 mod db;
 mod device;
 mod directory;
@@ -34,9 +35,10 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use access::NewDenyAssignment;
+pub use access::{Changed, NewDenyAssignment};
 pub use administrators::UnexpiringFirstKey;
 pub use audit::{AuditFilter, AuditSink};
+pub use conditional::ConditionalAccess;
 pub use device::{DeviceAuthorization, DeviceDecision, NewDeviceAuthorization, Poll};
 pub use enrolment::UnusableLink;
 pub use grants::{

@@ -64,6 +64,9 @@ pub struct NewSession {
     pub must_change_password: bool,
     pub must_enrol_mfa: bool,
     pub timeouts: SessionTimeouts,
+    /// What the sign-in log adds about the sign-in (its application, location, client and
+    /// each conditional access policy's result): an object, merged into the event's details.
+    pub context: serde_json::Value,
 }
 
 impl Store {
@@ -160,7 +163,10 @@ impl Store {
             "user",
             new.user_id,
             "update",
-            json!({"session_id": session.id, "strength": session.strength, "amr": amr}),
+            signin_details(
+                json!({"session_id": session.id, "strength": session.strength, "amr": amr}),
+                &new.context,
+            ),
         );
         w.commit().await?;
         Ok(session)
@@ -474,4 +480,14 @@ pub(crate) async fn end_all_sessions(
             .bind(user_id),
     )
     .await
+}
+
+/// The sign-in event's details: `base`, and every field of `context` it does not set itself.
+fn signin_details(mut base: serde_json::Value, context: &serde_json::Value) -> serde_json::Value {
+    if let (Some(base), Some(context)) = (base.as_object_mut(), context.as_object()) {
+        for (key, value) in context {
+            base.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    base
 }

@@ -448,6 +448,72 @@ async fn tour(cli: &Cli) {
     cli.ok(&["signing-key", "list"]).await;
     cli.ok(&["signing-key", "rotate"]).await;
 
+    // Conditional access.
+    let office = cli.file(
+        "office.json",
+        &json!({"name": "tour-office", "trusted": true, "ranges": ["192.0.2.0/24"]}),
+    );
+    cli.ok(&["location", "create", "--file", &office]).await;
+    cli.ok(&["location", "list"]).await;
+    let location = cli.ok(&["location", "get", "tour-office"]).await;
+    cli.ok(&["location", "set", "tour-office", "--file", &office])
+        .await;
+    let policy = cli.file(
+        "policy.json",
+        &json!({"name": "tour-mfa", "state": "report_only", "include": {"all_users": true},
+                "applications": {"include": ["all"]},
+                "conditions": {"locations": {"include": ["any"], "exclude": [location["id"]]}},
+                "grant": {"kind": "require", "controls": ["mfa"]}}),
+    );
+    cli.ok(&["access-policy", "create", "--file", &policy])
+        .await;
+    cli.ok(&["access-policy", "list"]).await;
+    cli.ok(&["access-policy", "get", "tour-mfa"]).await;
+    cli.ok(&["access-policy", "set", "tour-mfa", "--file", &policy])
+        .await;
+    cli.ok(&["access-policy", "templates"]).await;
+    cli.ok(&[
+        "access-policy",
+        "from-template",
+        "allowed-countries-only",
+        "--location",
+        "tour-office",
+    ])
+    .await;
+    let answer = cli
+        .ok(&[
+            "access-policy",
+            "what-if",
+            "--user",
+            "ada",
+            "--address",
+            "198.51.100.7",
+        ])
+        .await;
+    assert_eq!(
+        answer["evaluation"]["decision"]["kind"], "allow",
+        "{answer}"
+    );
+    let settings = cli.ok(&["access-policy", "settings", "get"]).await;
+    let file = cli.file("access-policy-settings.json", &settings);
+    cli.ok(&["access-policy", "settings", "set", "--file", &file])
+        .await;
+    let said = cli
+        .fails(&["--yes", "location", "delete", "tour-office"])
+        .await;
+    assert!(said.contains("refer to this location"), "{said}");
+    cli.ok(&["--yes", "access-policy", "delete", "tour-mfa"])
+        .await;
+    cli.ok(&[
+        "--yes",
+        "access-policy",
+        "delete",
+        "Block sign-ins from outside a named location of allowed countries",
+    ])
+    .await;
+    cli.ok(&["--yes", "location", "delete", "tour-office"])
+        .await;
+
     // The audit trail.
     cli.ok(&["audit", "list", "--limit", "5"]).await;
     cli.ok(&["audit", "sign-ins"]).await;

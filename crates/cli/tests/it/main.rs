@@ -13,6 +13,7 @@ mod authzen;
 mod cli_complete;
 mod cli_output;
 mod concurrency;
+mod conditional;
 mod csrf;
 mod defences;
 mod device;

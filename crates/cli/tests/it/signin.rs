@@ -15,6 +15,8 @@ pub(crate) struct Browser {
     http: reqwest::Client,
     base: String,
     pub cookies: HashMap<String, String>,
+    /// Sent as `X-Forwarded-For`, as a trusted proxy in front of the server would.
+    pub forwarded_for: Option<String>,
 }
 
 pub(crate) struct Page {
@@ -52,6 +54,7 @@ impl Browser {
                 .unwrap(),
             base: base.to_owned(),
             cookies: HashMap::new(),
+            forwarded_for: None,
         }
     }
 
@@ -73,6 +76,17 @@ impl Browser {
         }
     }
 
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header());
+        match &self.forwarded_for {
+            Some(address) => request.header("x-forwarded-for", address),
+            None => request,
+        }
+    }
+
     fn cookie_header(&self) -> String {
         self.cookies
             .iter()
@@ -83,9 +97,7 @@ impl Browser {
 
     pub(crate) async fn get(&mut self, path: &str) -> Page {
         let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
+            .request(reqwest::Method::GET, path)
             .send()
             .await
             .unwrap();
@@ -94,9 +106,7 @@ impl Browser {
 
     pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
+            .request(reqwest::Method::POST, path)
             .form(form)
             .send()
             .await
@@ -111,11 +121,7 @@ impl Browser {
         path: &str,
         form: &[(&str, &str)],
     ) -> impl std::future::Future<Output = StatusCode> + Send + use<> {
-        let request = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .form(form);
+        let request = self.request(reqwest::Method::POST, path).form(form);
         async move { request.send().await.unwrap().status() }
     }
 

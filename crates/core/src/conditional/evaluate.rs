@@ -44,15 +44,16 @@ impl CompiledWindow {
             0x7f
         } else {
             window.days.iter().fold(0, |bits, day| {
-                bits | 1 << match day {
-                    Weekday::Monday => 0,
-                    Weekday::Tuesday => 1,
-                    Weekday::Wednesday => 2,
-                    Weekday::Thursday => 3,
-                    Weekday::Friday => 4,
-                    Weekday::Saturday => 5,
-                    Weekday::Sunday => 6,
-                }
+                bits | 1
+                    << match day {
+                        Weekday::Monday => 0,
+                        Weekday::Tuesday => 1,
+                        Weekday::Wednesday => 2,
+                        Weekday::Thursday => 3,
+                        Weekday::Friday => 4,
+                        Weekday::Saturday => 5,
+                        Weekday::Sunday => 6,
+                    }
             })
         };
         Ok(Self {
@@ -121,7 +122,7 @@ pub enum Outcome {
     Interrupted,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyResult {
     pub policy: AccessPolicyId,
@@ -133,7 +134,7 @@ pub struct PolicyResult {
 }
 
 /// One enforced policy's demand that is not yet satisfied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Requirement {
     pub policy: AccessPolicyId,
@@ -142,18 +143,22 @@ pub struct Requirement {
 }
 
 /// What the enforced policies decide together.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Decision {
     Allow,
     /// The first enforced policy that blocks.
-    Block { policy: AccessPolicyId },
+    Block {
+        policy: AccessPolicyId,
+    },
     /// Every enforced demand not yet satisfied; all must be before the request may go on.
-    Require { requirements: Vec<Requirement> },
+    Require {
+        requirements: Vec<Requirement>,
+    },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Evaluation {
     pub decision: Decision,
@@ -176,7 +181,7 @@ impl Evaluation {
 }
 
 /// What a what-if check is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
@@ -194,7 +199,7 @@ pub enum Condition {
 }
 
 /// One condition of one policy, checked against the request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Check {
     pub condition: Condition,
@@ -204,7 +209,7 @@ pub struct Check {
 }
 
 /// Why one policy applied to a request or not, condition by condition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Explanation {
     pub policy: AccessPolicyId,
@@ -242,8 +247,13 @@ impl Notes for Vec<Check> {
 }
 
 fn list<T: std::fmt::Debug>(items: &[T]) -> String {
-    serde_json::to_string(&items.iter().map(|i| format!("{i:?}").to_lowercase()).collect::<Vec<_>>())
-        .unwrap_or_default()
+    serde_json::to_string(
+        &items
+            .iter()
+            .map(|i| format!("{i:?}").to_lowercase())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_default()
 }
 
 impl Compiled {
@@ -296,10 +306,7 @@ impl Compiled {
     }
 
     pub fn policy(&self, id: AccessPolicyId) -> Option<&AccessPolicy> {
-        self.policies
-            .iter()
-            .map(|p| &p.policy)
-            .find(|p| p.id == id)
+        self.policies.iter().map(|p| &p.policy).find(|p| p.id == id)
     }
 
     pub fn is_emergency_account(&self, user: UserId) -> bool {
@@ -386,12 +393,10 @@ impl Compiled {
                 let mut checks = Vec::new();
                 let state = compiled.policy.state;
                 if state == PolicyState::Disabled {
-                    checks.note(Condition::State, false, || {
-                        "the policy is disabled".into()
-                    });
+                    checks.note(Condition::State, false, || "the policy is disabled".into());
                 }
-                let applies =
-                    self.applies(compiled, request, &at, &mut checks) && state != PolicyState::Disabled;
+                let applies = self.applies(compiled, request, &at, &mut checks)
+                    && state != PolicyState::Disabled;
                 Explanation {
                     policy: compiled.policy.id,
                     name: compiled.policy.name.clone(),
@@ -426,11 +431,15 @@ impl Compiled {
         }
         let included = covers(&policy.include, &request.who);
         let excluded = covers(&policy.exclude, &request.who);
-        step!(Condition::Users, included && !excluded, || match (included, excluded) {
-            (true, false) => "included".into(),
-            (true, true) => "included, but also excluded; exclusion wins".into(),
-            (false, _) => "not among those the policy includes".into(),
-        });
+        step!(
+            Condition::Users,
+            included && !excluded,
+            || match (included, excluded) {
+                (true, false) => "included".into(),
+                (true, true) => "included, but also excluded; exclusion wins".into(),
+                (false, _) => "not among those the policy includes".into(),
+            }
+        );
         if let Who::User { id, .. } = &request.who
             && self.emergency.contains(id)
         {
@@ -468,7 +477,8 @@ impl Compiled {
                 .describe_location(request, at, inside, outside));
         }
         if let Some(platforms) = &conditions.platforms {
-            let ok = (platforms.include.is_empty() || platforms.include.contains(&request.platform))
+            let ok = (platforms.include.is_empty()
+                || platforms.include.contains(&request.platform))
                 && !platforms.exclude.contains(&request.platform);
             step!(Condition::Platforms, ok, || format!(
                 "the platform is {:?}; the policy includes {} and excludes {}",
@@ -516,7 +526,11 @@ impl Compiled {
             step!(Condition::Times, inside && !outside, || format!(
                 "at {} the request is {} the policy's time windows",
                 request.at,
-                if inside && !outside { "within" } else { "outside" }
+                if inside && !outside {
+                    "within"
+                } else {
+                    "outside"
+                }
             ));
         }
         applies

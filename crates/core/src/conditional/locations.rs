@@ -115,16 +115,16 @@ impl LocationIndex {
             for range in &location.ranges {
                 let range = range.trunc();
                 match range {
-                    ipnet::IpNet::V4(net) => index.v4.insert(
-                        net.prefix_len(),
-                        u128::from(u32::from(net.network())),
-                        at,
-                    ),
-                    ipnet::IpNet::V6(net) => index.v6.insert(
-                        net.prefix_len(),
-                        u128::from(net.network()),
-                        at,
-                    ),
+                    ipnet::IpNet::V4(net) => {
+                        index
+                            .v4
+                            .insert(net.prefix_len(), u128::from(u32::from(net.network())), at)
+                    }
+                    ipnet::IpNet::V6(net) => {
+                        index
+                            .v6
+                            .insert(net.prefix_len(), u128::from(net.network()), at)
+                    }
                 }
             }
             for country in &location.countries {
@@ -195,7 +195,10 @@ mod tests {
             name: name.into(),
             trusted: countries.is_empty(),
             ranges: ranges.iter().map(|r| r.parse().unwrap()).collect(),
-            countries: countries.iter().map(|c| Country::parse(c).unwrap()).collect(),
+            countries: countries
+                .iter()
+                .map(|c| Country::parse(c).unwrap())
+                .collect(),
             include_unknown_countries: false,
         }
     }

@@ -78,6 +78,9 @@ impl std::fmt::Display for Country {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NamedLocation {
+    /// Set by the server: a new location gets a new id, and a replaced one keeps its own.
+    #[serde(default = "NamedLocationId::generate")]
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub id: NamedLocationId,
     pub name: String,
     /// Whether requests from here count as from a trusted network (`"trusted"` in a policy's
@@ -102,8 +105,7 @@ pub const MAX_LOCATION_ENTRIES: usize = 2_000;
 impl NamedLocation {
     pub fn validate(&self) -> Result<(), ValidationError> {
         crate::names::parse_name("name", &self.name)?;
-        if self.ranges.is_empty() && self.countries.is_empty() && !self.include_unknown_countries
-        {
+        if self.ranges.is_empty() && self.countries.is_empty() && !self.include_unknown_countries {
             return Err(ValidationError::new(
                 "ranges",
                 "a named location needs at least one network or country",
@@ -306,7 +308,9 @@ pub enum ClientType {
 }
 
 /// How risky a sign-in or a user is, lowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RiskLevel {
@@ -500,6 +504,9 @@ impl SessionControls {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccessPolicy {
+    /// Set by the server: a new policy gets a new id, and a replaced one keeps its own.
+    #[serde(default = "AccessPolicyId::generate")]
+    #[cfg_attr(feature = "openapi", schema(read_only))]
     pub id: AccessPolicyId,
     pub name: String,
     #[serde(default)]
@@ -599,10 +606,16 @@ impl AccessPolicy {
         let lists = [
             ("include.users", self.include.users.len()),
             ("include.groups", self.include.groups.len()),
-            ("include.service_principals", self.include.service_principals.len()),
+            (
+                "include.service_principals",
+                self.include.service_principals.len(),
+            ),
             ("exclude.users", self.exclude.users.len()),
             ("exclude.groups", self.exclude.groups.len()),
-            ("exclude.service_principals", self.exclude.service_principals.len()),
+            (
+                "exclude.service_principals",
+                self.exclude.service_principals.len(),
+            ),
             ("applications.include", self.applications.include.len()),
             ("applications.exclude", self.applications.exclude.len()),
         ];
@@ -641,7 +654,11 @@ impl AccessPolicy {
             self.session.sign_in_frequency_minutes,
             self.session.max_token_lifetime_minutes,
         ];
-        if sessions.iter().flatten().any(|m| *m == 0 || *m > 366 * 24 * 60) {
+        if sessions
+            .iter()
+            .flatten()
+            .any(|m| *m == 0 || *m > 366 * 24 * 60)
+        {
             return Err(E::new(
                 "session",
                 "minutes must be between 1 and a year (527040)",
@@ -689,6 +706,19 @@ impl AccessPolicy {
             }
         })
     }
+}
+
+/// An object as stored, with its version for optimistic concurrency (`ETag` / `If-Match`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Versioned<T> {
+    #[serde(flatten)]
+    pub value: T,
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
 }
 
 /// What a request has proved so far.

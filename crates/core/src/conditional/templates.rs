@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{
-    AccessPolicy, ApplicationRef, Application, ClientType, Conditions, Control, Grant, LocationRef,
+    AccessPolicy, Application, ApplicationRef, ClientType, Conditions, Control, Grant, LocationRef,
     Operator, PolicyState, Principals, RiskLevel, Selection, SessionControls,
 };
 use crate::ValidationError;
@@ -129,7 +129,10 @@ pub fn instantiate(
             let known: Vec<&str> = TEMPLATES.iter().map(|t| t.name).collect();
             return Err(ValidationError::new(
                 "template",
-                format!("{other:?} is not a template; there are {}", known.join(", ")),
+                format!(
+                    "{other:?} is not a template; there are {}",
+                    known.join(", ")
+                ),
             ));
         }
     };

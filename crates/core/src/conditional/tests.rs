@@ -94,13 +94,23 @@ fn each_condition_decides_whether_a_policy_applies() {
         ("no conditions", |_| {}, |_| {}, true),
         (
             "a user named",
-            |p| p.include = Principals { users: vec![alice()], ..Default::default() },
+            |p| {
+                p.include = Principals {
+                    users: vec![alice()],
+                    ..Default::default()
+                }
+            },
             |_| {},
             true,
         ),
         (
             "another user named",
-            |p| p.include = Principals { users: vec![UserId::generate()], ..Default::default() },
+            |p| {
+                p.include = Principals {
+                    users: vec![UserId::generate()],
+                    ..Default::default()
+                }
+            },
             |_| {},
             false,
         ),
@@ -124,22 +134,49 @@ fn each_condition_decides_whether_a_policy_applies() {
         ),
         (
             "administrators, for a non-administrator",
-            |p| p.include = Principals { administrators: true, ..Default::default() },
+            |p| {
+                p.include = Principals {
+                    administrators: true,
+                    ..Default::default()
+                }
+            },
             |_| {},
             false,
         ),
         (
             "administrators, for an administrator",
-            |p| p.include = Principals { administrators: true, ..Default::default() },
+            |p| {
+                p.include = Principals {
+                    administrators: true,
+                    ..Default::default()
+                }
+            },
             |r| {
-                r.who = Who::User { id: alice(), groups: vec![], administrator: true, guest: false }
+                r.who = Who::User {
+                    id: alice(),
+                    groups: vec![],
+                    administrator: true,
+                    guest: false,
+                }
             },
             true,
         ),
         (
             "guests, for a guest",
-            |p| p.include = Principals { guests: true, ..Default::default() },
-            |r| r.who = Who::User { id: alice(), groups: vec![], administrator: false, guest: true },
+            |p| {
+                p.include = Principals {
+                    guests: true,
+                    ..Default::default()
+                }
+            },
+            |r| {
+                r.who = Who::User {
+                    id: alice(),
+                    groups: vec![],
+                    administrator: false,
+                    guest: true,
+                }
+            },
             true,
         ),
         (
@@ -150,15 +187,21 @@ fn each_condition_decides_whether_a_policy_applies() {
         ),
         (
             "exclusion wins over inclusion",
-            |p| p.exclude = Principals { users: vec![alice()], ..Default::default() },
+            |p| {
+                p.exclude = Principals {
+                    users: vec![alice()],
+                    ..Default::default()
+                }
+            },
             |_| {},
             false,
         ),
         (
             "another application",
             |p| {
-                p.applications.include =
-                    vec![ApplicationRef::Only(Application::Client(ServicePrincipalId::generate()))]
+                p.applications.include = vec![ApplicationRef::Only(Application::Client(
+                    ServicePrincipalId::generate(),
+                ))]
             },
             |_| {},
             false,
@@ -221,13 +264,23 @@ fn each_condition_decides_whether_a_policy_applies() {
         ),
         (
             "an included platform",
-            |p| p.conditions.platforms = Some(Selection { include: vec![Platform::Linux], exclude: vec![] }),
+            |p| {
+                p.conditions.platforms = Some(Selection {
+                    include: vec![Platform::Linux],
+                    exclude: vec![],
+                })
+            },
             |_| {},
             true,
         ),
         (
             "an excluded platform",
-            |p| p.conditions.platforms = Some(Selection { include: vec![], exclude: vec![Platform::Linux] }),
+            |p| {
+                p.conditions.platforms = Some(Selection {
+                    include: vec![],
+                    exclude: vec![Platform::Linux],
+                })
+            },
             |_| {},
             false,
         ),
@@ -273,7 +326,13 @@ fn each_condition_decides_whether_a_policy_applies() {
                 p.conditions.times = Some(Selection {
                     include: vec![TimeWindow {
                         time_zone: "Pacific/Auckland".into(),
-                        days: vec![Weekday::Monday, Weekday::Tuesday, Weekday::Wednesday, Weekday::Thursday, Weekday::Friday],
+                        days: vec![
+                            Weekday::Monday,
+                            Weekday::Tuesday,
+                            Weekday::Wednesday,
+                            Weekday::Thursday,
+                            Weekday::Friday,
+                        ],
                         from: "08:00".into(),
                         until: "18:00".into(),
                     }],
@@ -333,45 +392,75 @@ fn controls_are_satisfied_by_what_was_proved() {
         (
             vec![Control::Mfa],
             Operator::All,
-            Proofs { strength: Some(Strength::Mfa), ..Proofs::default() },
+            Proofs {
+                strength: Some(Strength::Mfa),
+                ..Proofs::default()
+            },
             true,
         ),
         (
             vec![Control::PhishingResistant],
             Operator::All,
-            Proofs { strength: Some(Strength::Mfa), ..Proofs::default() },
+            Proofs {
+                strength: Some(Strength::Mfa),
+                ..Proofs::default()
+            },
             false,
         ),
         (
             vec![Control::Mfa],
             Operator::All,
-            Proofs { strength: Some(Strength::PhishingResistant), ..Proofs::default() },
+            Proofs {
+                strength: Some(Strength::PhishingResistant),
+                ..Proofs::default()
+            },
             true,
         ),
         (
             vec![Control::Mfa, Control::CompliantDevice],
             Operator::All,
-            Proofs { strength: Some(Strength::Mfa), ..Proofs::default() },
+            Proofs {
+                strength: Some(Strength::Mfa),
+                ..Proofs::default()
+            },
             false,
         ),
         (
             vec![Control::Mfa, Control::CompliantDevice],
             Operator::Any,
-            Proofs { strength: Some(Strength::Password), compliant_device: true, ..Proofs::default() },
+            Proofs {
+                strength: Some(Strength::Password),
+                compliant_device: true,
+                ..Proofs::default()
+            },
             true,
         ),
         (
             vec![Control::PasswordChange],
             Operator::All,
-            Proofs { strength: Some(Strength::Password), password_changed: true, ..Proofs::default() },
+            Proofs {
+                strength: Some(Strength::Password),
+                password_changed: true,
+                ..Proofs::default()
+            },
             true,
         ),
     ];
     for (controls, operator, proofs, satisfied) in cases {
-        let grant = Grant::Require { operator, controls: controls.clone() };
+        let grant = Grant::Require {
+            operator,
+            controls: controls.clone(),
+        };
         let evaluation = decide(vec![policy(grant)], &request(), &proofs);
-        let expected = if satisfied { Outcome::Success } else { Outcome::Interrupted };
-        assert_eq!(evaluation.results[0].outcome, expected, "{controls:?} {operator:?} {proofs:?}");
+        let expected = if satisfied {
+            Outcome::Success
+        } else {
+            Outcome::Interrupted
+        };
+        assert_eq!(
+            evaluation.results[0].outcome, expected,
+            "{controls:?} {operator:?} {proofs:?}"
+        );
         assert_eq!(evaluation.decision == Decision::Allow, satisfied);
     }
 }
@@ -383,14 +472,22 @@ fn every_enforced_policy_must_be_satisfied_and_a_block_wins() {
         operator: Operator::All,
         controls: vec![Control::CompliantDevice],
     });
-    let evaluation = decide(vec![needs_mfa.clone(), needs_device.clone()], &request(), &password());
+    let evaluation = decide(
+        vec![needs_mfa.clone(), needs_device.clone()],
+        &request(),
+        &password(),
+    );
     let Decision::Require { requirements } = &evaluation.decision else {
         panic!("expected requirements: {evaluation:?}");
     };
     assert_eq!(requirements.len(), 2);
 
     let block = policy(Grant::Block);
-    let evaluation = decide(vec![needs_mfa, block.clone(), needs_device], &request(), &password());
+    let evaluation = decide(
+        vec![needs_mfa, block.clone(), needs_device],
+        &request(),
+        &password(),
+    );
     assert_eq!(evaluation.decision, Decision::Block { policy: block.id });
     assert_eq!(evaluation.refused().results[0].outcome, Outcome::Failure);
 }
@@ -424,9 +521,15 @@ fn session_controls_take_the_strictest_of_the_policies_that_applied() {
         persistent_browser: Some(false),
     };
     let mut elsewhere = policy(mfa());
-    elsewhere.include = Principals { guests: true, ..Default::default() };
+    elsewhere.include = Principals {
+        guests: true,
+        ..Default::default()
+    };
     elsewhere.session.sign_in_frequency_minutes = Some(1);
-    let mfa_done = Proofs { strength: Some(Strength::Mfa), ..Proofs::default() };
+    let mfa_done = Proofs {
+        strength: Some(Strength::Mfa),
+        ..Proofs::default()
+    };
     let evaluation = decide(vec![short, strict, elsewhere], &request(), &mfa_done);
     assert_eq!(
         evaluation.session,
@@ -440,7 +543,9 @@ fn session_controls_take_the_strictest_of_the_policies_that_applied() {
 
 #[test]
 fn emergency_accounts_escape_every_policy_that_does_not_name_them() {
-    let settings = AccessPolicySettings { emergency_accounts: vec![alice()] };
+    let settings = AccessPolicySettings {
+        emergency_accounts: vec![alice()],
+    };
     let block = policy(Grant::Block);
     let mut naming = policy(Grant::Block);
     naming.include.users = vec![alice()];
@@ -449,7 +554,11 @@ fn emergency_accounts_escape_every_policy_that_does_not_name_them() {
     assert_eq!(evaluation.results[0].outcome, Outcome::NotApplied);
     assert_eq!(evaluation.decision, Decision::Block { policy: naming.id });
     let why = &compiled.explain(&request())[0];
-    assert!(why.checks.iter().any(|c| c.condition == Condition::EmergencyAccess && !c.applies));
+    assert!(
+        why.checks
+            .iter()
+            .any(|c| c.condition == Condition::EmergencyAccess && !c.applies)
+    );
 }
 
 #[test]
@@ -457,24 +566,43 @@ fn a_block_of_every_administrator_is_refused_unless_someone_can_still_get_in() {
     let emergency = alice();
     let mut block = policy(Grant::Block);
     assert!(block.locks_out(&[]).is_some(), "no emergency account");
-    assert!(block.locks_out(&[emergency]).is_none(), "the emergency account escapes it");
+    assert!(
+        block.locks_out(&[emergency]).is_none(),
+        "the emergency account escapes it"
+    );
     block.include.users = vec![emergency];
-    assert!(block.locks_out(&[emergency]).is_some(), "it names the emergency account");
+    assert!(
+        block.locks_out(&[emergency]).is_some(),
+        "it names the emergency account"
+    );
     block.exclude.users = vec![UserId::generate()];
-    assert!(block.locks_out(&[emergency]).is_none(), "someone is excluded");
+    assert!(
+        block.locks_out(&[emergency]).is_none(),
+        "someone is excluded"
+    );
 
     let mut admins = policy(Grant::Block);
-    admins.include = Principals { administrators: true, ..Default::default() };
+    admins.include = Principals {
+        administrators: true,
+        ..Default::default()
+    };
     // Conditions do not make it safe: a VPN or a moved GeoIP range meets them by accident.
     admins.conditions.client_types = Some(vec![ClientType::Browser]);
     assert!(admins.locks_out(&[]).is_some());
     admins.state = PolicyState::ReportOnly;
     assert!(admins.locks_out(&[]).is_none(), "report-only never blocks");
-    assert!(policy(mfa()).locks_out(&[]).is_none(), "a second factor locks no one out");
+    assert!(
+        policy(mfa()).locks_out(&[]).is_none(),
+        "a second factor locks no one out"
+    );
     let mut one_app = policy(Grant::Block);
-    one_app.applications.include =
-        vec![ApplicationRef::Only(Application::Client(ServicePrincipalId::generate()))];
-    assert!(one_app.locks_out(&[]).is_none(), "one application is not the admin API");
+    one_app.applications.include = vec![ApplicationRef::Only(Application::Client(
+        ServicePrincipalId::generate(),
+    ))];
+    assert!(
+        one_app.locks_out(&[]).is_none(),
+        "one application is not the admin API"
+    );
 }
 
 #[test]
@@ -488,7 +616,11 @@ fn what_if_explains_every_condition_of_every_policy() {
     let compiled = Compiled::build(vec![p], &[office()], &AccessPolicySettings::default());
     let why = &compiled.explain(&request())[0];
     assert!(!why.applies);
-    let conditions: Vec<_> = why.checks.iter().map(|c| (c.condition, c.applies)).collect();
+    let conditions: Vec<_> = why
+        .checks
+        .iter()
+        .map(|c| (c.condition, c.applies))
+        .collect();
     assert_eq!(
         conditions,
         vec![
@@ -498,14 +630,26 @@ fn what_if_explains_every_condition_of_every_policy() {
             (Condition::ClientTypes, false),
         ]
     );
-    assert!(why.checks[2].why.contains("at office"), "{}", why.checks[2].why);
-    assert!(why.checks[2].why.contains("excludes"), "{}", why.checks[2].why);
+    assert!(
+        why.checks[2].why.contains("at office"),
+        "{}",
+        why.checks[2].why
+    );
+    assert!(
+        why.checks[2].why.contains("excludes"),
+        "{}",
+        why.checks[2].why
+    );
 
     let mut unknown = request();
     unknown.country = None;
     unknown.geo_known = false;
     let why = &compiled.explain(&unknown)[0];
-    assert!(why.checks[2].why.contains("no GeoIP database"), "{}", why.checks[2].why);
+    assert!(
+        why.checks[2].why.contains("no GeoIP database"),
+        "{}",
+        why.checks[2].why
+    );
 }
 
 #[test]
@@ -514,7 +658,10 @@ fn policies_that_cannot_work_are_refused_with_the_field_named() {
     empty.include = Principals::default();
     assert_eq!(empty.validate().unwrap_err().field, "include");
     let mut workload_mfa = policy(mfa());
-    workload_mfa.include = Principals { all_service_principals: true, ..Default::default() };
+    workload_mfa.include = Principals {
+        all_service_principals: true,
+        ..Default::default()
+    };
     assert_eq!(workload_mfa.validate().unwrap_err().field, "grant");
     let mut both = policy(Grant::Block);
     both.include.all_service_principals = true;
@@ -529,8 +676,16 @@ fn policies_that_cannot_work_are_refused_with_the_field_named() {
         }],
         exclude: vec![],
     });
-    assert!(zone.validate().unwrap_err().message.contains("not a time zone"));
-    let no_controls = policy(Grant::Require { operator: Operator::Any, controls: vec![] });
+    assert!(
+        zone.validate()
+            .unwrap_err()
+            .message
+            .contains("not a time zone")
+    );
+    let no_controls = policy(Grant::Require {
+        operator: Operator::Any,
+        controls: vec![],
+    });
     assert_eq!(no_controls.validate().unwrap_err().field, "grant.controls");
     assert!(policy(mfa()).validate().is_ok());
 }
@@ -542,10 +697,13 @@ fn documents_round_trip_and_name_their_mistakes() {
         "conditions":{"locations":{"include":["any"],"exclude":["trusted"]}},
         "grant":{"kind":"require","operator":"any","controls":["mfa","compliant_device"]}}"#;
     let policy: AccessPolicy = serde_json::from_str(text).unwrap();
-    let again: AccessPolicy = serde_json::from_str(&serde_json::to_string(&policy).unwrap()).unwrap();
+    let again: AccessPolicy =
+        serde_json::from_str(&serde_json::to_string(&policy).unwrap()).unwrap();
     assert_eq!(policy, again);
     let wrong = text.replace("\"any\"]", "\"anywhere\"]");
-    let error = serde_json::from_str::<AccessPolicy>(&wrong).unwrap_err().to_string();
+    let error = serde_json::from_str::<AccessPolicy>(&wrong)
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("write \"any\", \"trusted\""), "{error}");
     assert!(Country::parse("nz").is_some_and(|c| c.as_str() == "NZ"));
     assert!(Country::parse("NZL").is_none() && Country::parse("1Z").is_none());

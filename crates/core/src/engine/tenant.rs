@@ -481,6 +481,20 @@ impl TenantEngine {
         named(&node) || self.snapshot.groups_of(node).iter().any(named)
     }
 
+    /// Every group `principal` is in, directly or through nested groups.
+    pub fn groups_of(&self, principal: PrincipalRef) -> Vec<crate::ids::GroupId> {
+        let Some(node) = self.node(&principal) else {
+            return Vec::new();
+        };
+        self.snapshot
+            .groups_of(node)
+            .iter()
+            .filter_map(|g| self.node_refs.get(*g as usize))
+            .filter(|g| g.kind == PrincipalKind::Group)
+            .map(|g| crate::ids::GroupId::from_uuid(g.id))
+            .collect()
+    }
+
     /// The memberships (member, group) that close a cycle, if the stored data holds any:
     /// removing them restores every principal they take out.
     pub fn membership_cycles(&self) -> Vec<(PrincipalRef, PrincipalRef)> {

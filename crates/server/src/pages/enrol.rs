@@ -13,12 +13,12 @@ use serde::Deserialize;
 
 use portcullis_core::ValidationError;
 use portcullis_core::identity::{Tenant, User};
-use portcullis_core::session::{MethodUse, Strength};
+use portcullis_core::signin::Step;
 use portcullis_store::UnusableLink;
 
 use super::{
-    ADDRESS_BACKOFF, Opened, PageError, active_tenant, check_csrf, csrf_token, hash_password, html,
-    is_token, must_enrol_mfa, open_session, passkeys, token_hash, user_context, with_cookies,
+    ADDRESS_BACKOFF, PageError, active_tenant, check_csrf, csrf_token, flow, hash_password, html,
+    is_token, token_hash, user_context, with_cookies,
 };
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
@@ -208,21 +208,11 @@ pub(super) async fn submit(
         page.error = Some(message.into());
         return Ok(render(&page, status));
     }
-    let opened = Opened {
-        strength: Strength::Password,
-        methods: vec![MethodUse {
-            method: "pwd".into(),
-            at: now,
-        }],
-        must_change: false,
-        must_enrol_mfa: must_enrol_mfa(&state, &tenant, &settings, user.id).await?,
-    };
-    let landing = if passkeys::available(&state, &settings).is_some() {
-        format!("/t/{}/account/passkeys?welcome=1", tenant.name)
-    } else if settings.allow_totp {
-        format!("/t/{}/account/mfa", tenant.name)
-    } else {
-        format!("/t/{}/account", tenant.name)
-    };
-    open_session(&state, &tenant, &user, origin, opened, Some(landing)).await
+    let step = Step::Enrolment { at: now };
+    let finished =
+        flow::complete(&state, &tenant, &settings, &user, step, origin, &headers).await?;
+    Ok(finished.respond(|message| {
+        page.error = Some(message);
+        render(&page, StatusCode::FORBIDDEN)
+    }))
 }

@@ -13,14 +13,14 @@ use time::OffsetDateTime;
 
 use portcullis_core::identity::{Tenant, User};
 use portcullis_core::secrets::random_bytes;
-use portcullis_core::session::{MethodUse, Strength};
+use portcullis_core::signin::Step;
 use portcullis_core::totp::TotpSecret;
 use portcullis_core::{TenantId, UserId};
 use portcullis_store::StoreError;
 
 use super::{
-    NotSignedIn, Opened, PageError, PageKind, active_tenant, check_csrf, cookie_name, csrf_token,
-    finish_sign_in, html, read_cookie, set_cookie, signed_in, user_context, with_cookies,
+    NotSignedIn, PageError, PageKind, active_tenant, check_csrf, cookie_name, csrf_token, flow,
+    html, read_cookie, set_cookie, signed_in, user_context, with_cookies,
 };
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
@@ -203,27 +203,22 @@ pub(super) async fn submit_code(
         return Ok((StatusCode::UNAUTHORIZED, html(&page)).into_response());
     }
     attempt.succeeded().await;
-    let must_change = state
-        .store
-        .password(tenant.id, user.id)
-        .await?
-        .is_some_and(|p| p.must_change);
-    let opened = Opened {
-        strength: Strength::Mfa,
-        methods: vec![
-            MethodUse {
-                method: "pwd".into(),
-                at: password_at,
-            },
-            MethodUse {
-                method: method.into(),
-                at: now,
-            },
-        ],
-        must_change,
-        must_enrol_mfa: false,
+    let settings = state.store.sign_in_settings(tenant.id).await?;
+    let step = Step::SecondFactor {
+        password_at,
+        method,
+        at: now,
     };
-    finish_sign_in(&state, &tenant, &user, origin, opened, &headers).await
+    let finished =
+        flow::complete(&state, &tenant, &settings, &user, step, origin, &headers).await?;
+    Ok(finished.respond(|message| {
+        html(&CodePage {
+            tenant: &tenant.name,
+            csrf: &csrf,
+            error: Some(message),
+            notice: None,
+        })
+    }))
 }
 
 /// Checks a code from the authenticator app, or else a recovery code, using it up if right.

@@ -18,7 +18,7 @@ use portcullis_core::identity::{LifecycleState, PrincipalRef, Tenant, User};
 use portcullis_core::names::name_key;
 use portcullis_core::password::PasswordCheck;
 use portcullis_core::session::{
-    MethodUse, MfaRequired, Session, SessionTimeouts, SignInSettings, Strength, new_session_token,
+    MfaRequired, Session, SessionTimeouts, SignInSettings, new_session_token,
 };
 use portcullis_core::{SessionId, ValidationError};
 use portcullis_store::{NewSession, StoreError, WriteContext};
@@ -26,10 +26,13 @@ use portcullis_store::{NewSession, StoreError, WriteContext};
 use crate::error::ApiError;
 use crate::extract::RequestOrigin;
 use crate::throttle::{Backoff, BackoffPolicy, Settle, settle};
+use flow::Finished;
+use portcullis_core::signin::{Opening, Step};
 
 mod authorize;
 mod device;
 mod enrol;
+mod flow;
 mod logout;
 mod mfa;
 mod passkeys;
@@ -607,68 +610,29 @@ async fn sign_in(
             .upgrade_password_hash(&ctx, subject.user.id, hash)
             .await?;
     }
-    // The password was right: this address did nothing wrong, which each way on below settles
-    // in the one write that also settles the account.
-    let must_change = subject.password.as_ref().is_some_and(|p| p.must_change);
-    let has_totp = state
-        .store
-        .totp(tenant.id, subject.user.id)
-        .await?
-        .is_some_and(|t| t.confirmed);
-    if has_totp && settings.allow_totp {
-        // The password was right; the session waits for the second factor. The account's
-        // failures stay: they are its codes' back-off too, which a password must not reset.
-        settle(vec![
-            (account_attempt, Settle::Refund),
-            (address_attempt, Settle::Refund),
-        ])
-        .await;
-        return mfa::challenge(&state, &tenant, &subject.user, now);
-    }
-    let must_enrol_mfa = must_enrol_mfa(&state, &tenant, &settings, subject.user.id).await?;
-    if must_enrol_mfa
-        && offer_passkeys
-        && !state
-            .store
-            .passkeys(tenant.id, subject.user.id)
-            .await?
-            .is_empty()
-    {
-        // The user's second factor is a passkey, and a passkey is a whole sign-in: never open
-        // a session that could set up another factor with the password alone.
-        settle(vec![
-            (account_attempt, Settle::Forget),
-            (address_attempt, Settle::Refund),
-        ])
-        .await;
-        record_failure(
-            &state,
-            &tenant,
-            Some(&subject.user),
-            "passkey required",
-            "pwd",
-            &origin,
-        )
-        .await?;
-        let message = "Your organisation requires more than a password: use \"Sign in with a passkey\" below.".to_owned();
-        return Ok((StatusCode::FORBIDDEN, html(&page(message))).into_response());
-    }
+    let step = Step::Password { at: now };
+    let finished = flow::complete(
+        &state,
+        &tenant,
+        &settings,
+        &subject.user,
+        step,
+        origin,
+        &headers,
+    )
+    .await?;
+    // The password was right: this address did nothing wrong. The account's failures stay
+    // while a code is still to come: they are its codes' back-off too.
+    let account = match &finished {
+        Finished::Challenge(_) => Settle::Refund,
+        _ => Settle::Forget,
+    };
     settle(vec![
-        (account_attempt, Settle::Forget),
+        (account_attempt, account),
         (address_attempt, Settle::Refund),
     ])
     .await;
-    let methods = vec![MethodUse {
-        method: "pwd".into(),
-        at: now,
-    }];
-    let opened = Opened {
-        strength: Strength::Password,
-        methods,
-        must_change,
-        must_enrol_mfa,
-    };
-    finish_sign_in(&state, &tenant, &subject.user, origin, opened, &headers).await
+    Ok(finished.respond(|message| html(&page(message))))
 }
 
 /// Source addresses get more room than accounts: many people can share one (offices, carrier
@@ -713,8 +677,8 @@ pub(crate) fn account_backoff(settings: &SignInSettings) -> BackoffPolicy {
     }
 }
 
-/// Whether the tenant requires a second factor of this user (who has none set up yet).
-async fn must_enrol_mfa(
+/// Whether the tenant's own rule requires a second factor of this user.
+async fn tenant_requires_mfa(
     state: &AppState,
     tenant: &Tenant,
     settings: &SignInSettings,
@@ -730,28 +694,6 @@ async fn must_enrol_mfa(
     })
 }
 
-/// What a completed authentication proved, for the session it opens.
-struct Opened {
-    strength: Strength,
-    methods: Vec<MethodUse>,
-    must_change: bool,
-    must_enrol_mfa: bool,
-}
-
-/// Opens the session, sets its cookie and sends the browser on: to the page that asked for
-/// the sign-in, if any, else the account page.
-async fn finish_sign_in(
-    state: &AppState,
-    tenant: &Tenant,
-    user: &User,
-    origin: Origin,
-    opened: Opened,
-    headers: &HeaderMap,
-) -> Result<Response, PageError> {
-    let landing = continue_to(state, &tenant.name, headers);
-    open_session(state, tenant, user, origin, opened, landing).await
-}
-
 /// Opens the session and sends the browser to `landing` (else the account page), unless the
 /// session must first change its password or set up a second factor.
 async fn open_session(
@@ -759,7 +701,8 @@ async fn open_session(
     tenant: &Tenant,
     user: &User,
     origin: Origin,
-    opened: Opened,
+    opened: Opening,
+    context: serde_json::Value,
     landing: Option<String>,
 ) -> Result<Response, PageError> {
     let token = new_session_token().map_err(|e| PageError::Internal(e.to_string()))?;
@@ -773,9 +716,10 @@ async fn open_session(
                 token_hash: token_hash(state, &token),
                 strength: opened.strength,
                 methods: opened.methods,
-                must_change_password: opened.must_change,
+                must_change_password: opened.must_change_password,
                 must_enrol_mfa: opened.must_enrol_mfa,
                 timeouts: SessionTimeouts::default(),
+                context,
             },
         )
         .await?;
@@ -889,6 +833,26 @@ async fn record_failure(
     method: &str,
     origin: &Origin,
 ) -> Result<(), PageError> {
+    record_refusal(
+        state,
+        tenant,
+        user,
+        reason,
+        json!({ "method": method }),
+        origin,
+    )
+    .await
+}
+
+/// Audits a refused sign-in with `details` (its method, and what conditional access decided).
+async fn record_refusal(
+    state: &AppState,
+    tenant: &Tenant,
+    user: Option<&User>,
+    reason: &str,
+    details: serde_json::Value,
+    origin: &Origin,
+) -> Result<(), PageError> {
     let event = NewAuditEvent {
         tenant_id: tenant.id,
         at: state.clock.now(),
@@ -898,7 +862,7 @@ async fn record_failure(
         outcome: Outcome::Failure,
         reason: Some(reason.into()),
         origin: origin.clone(),
-        details: json!({ "method": method }),
+        details,
     };
     metrics::counter!("portcullis_sign_in_failures_total").increment(1);
     state.audit.append(event).await?;

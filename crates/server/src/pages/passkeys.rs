@@ -19,15 +19,13 @@ use portcullis_core::identity::Tenant;
 use portcullis_core::passkey::{
     Assertion, CEREMONY_SECONDS, PasskeyError, RelyingParty, parse_passkey_name,
 };
-use portcullis_core::session::{
-    Assurance, MethodUse, SignInSettings, StepUp, Strength, new_session_token,
-};
+use portcullis_core::session::{Assurance, SignInSettings, StepUp, Strength, new_session_token};
+use portcullis_core::signin::Step;
 use portcullis_store::{CeremonyPurpose, NewCeremony, SessionsAfterRemoval, StoreError};
 
 use super::{
-    NotSignedIn, Opened, PageError, PageKind, SignInPage, SignedIn, active_tenant, check_csrf,
-    csrf_token, finish_sign_in, html, is_token, record_failure, signed_in, user_context,
-    with_cookies,
+    NotSignedIn, PageError, PageKind, SignInPage, SignedIn, active_tenant, check_csrf, csrf_token,
+    flow, html, is_token, record_failure, signed_in, user_context, with_cookies,
 };
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
@@ -206,22 +204,11 @@ pub(super) async fn sign_in(
         .store
         .passkey_used(tenant.id, passkey.0, passkey.1, now)
         .await?;
-    // A password an administrator reset must still be changed, whatever signed the user in.
-    let must_change = state
-        .store
-        .password(tenant.id, user.id)
-        .await?
-        .is_some_and(|p| p.must_change);
-    let opened = Opened {
-        strength: Strength::PhishingResistant,
-        methods: vec![MethodUse {
-            method: "hwk".into(),
-            at: now,
-        }],
-        must_change,
-        must_enrol_mfa: false,
-    };
-    finish_sign_in(&state, &tenant, &user, origin, opened, &headers).await
+    let settings = state.store.sign_in_settings(tenant.id).await?;
+    let step = Step::Passkey { at: now };
+    let finished =
+        flow::complete(&state, &tenant, &settings, &user, step, origin, &headers).await?;
+    Ok(finished.respond(|message| refused(StatusCode::FORBIDDEN, &message)))
 }
 
 /// A verified sign-in: the passkey used (and its moved counter) and its usable owner.

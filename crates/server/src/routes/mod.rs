@@ -4,6 +4,7 @@
 
 pub(crate) mod access;
 mod audit;
+mod conditional;
 mod directory;
 mod groups;
 mod ops;
@@ -54,6 +55,7 @@ use crate::state::AppState;
         (name = "roles", description = "Built-in roles and role assignments."),
         (name = "authorization", description = "The authorization engine: resource types, custom roles, records, shares, deny assignments, and the AuthZEN decision API."),
         (name = "audit", description = "The hash-chained audit trail."),
+        (name = "conditional access", description = "Policies on who may sign in and get tokens from where, with which device, client and risk; named locations; the what-if tool."),
         (name = "operations", description = "Health, readiness, metrics.")
     )
 )]
@@ -139,6 +141,31 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(
             tenants::get_administrator_policy,
             tenants::put_administrator_policy
+        ))
+        .routes(routes!(
+            conditional::list_named_locations,
+            conditional::create_named_location
+        ))
+        .routes(routes!(
+            conditional::get_named_location,
+            conditional::put_named_location,
+            conditional::delete_named_location
+        ))
+        .routes(routes!(
+            conditional::list_access_policies,
+            conditional::create_access_policy
+        ))
+        .routes(routes!(
+            conditional::get_access_policy,
+            conditional::put_access_policy,
+            conditional::delete_access_policy
+        ))
+        .routes(routes!(conditional::what_if))
+        .routes(routes!(conditional::list_templates))
+        .routes(routes!(conditional::create_from_template))
+        .routes(routes!(
+            conditional::get_settings,
+            conditional::put_settings
         ))
         .routes(routes!(signing_keys::list_signing_keys))
         .routes(routes!(signing_keys::rotate_signing_key))

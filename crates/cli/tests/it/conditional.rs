@@ -1,0 +1,524 @@
+//! Conditional access end to end: policies saved through the admin API, enforced on the real
+//! sign-in pages behind a trusted proxy (so the test can sign in "from" any address), recorded
+//! in the sign-in log, explained by what-if, and guarded against locking everyone out, also
+//! when conflicting changes race.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{Client as Admin, TestServer};
+use crate::mfa::{code, enrolled};
+use crate::signin::{Browser, PASSWORD, user_with_password};
+
+const OFFICE: &str = "203.0.113.0/24";
+
+async fn behind_a_proxy() -> TestServer {
+    TestServer::start_with(|mut s| {
+        s.trusted_proxies = Some(vec!["127.0.0.1/32".into()]);
+        s
+    })
+    .await
+}
+
+async fn office(admin: &Admin) -> Value {
+    admin
+        .post(
+            "/v1/named-locations",
+            json!({"name": "office", "trusted": true, "ranges": [OFFICE]}),
+        )
+        .await
+        .expect(201)
+}
+
+/// An enabled policy: a second factor for everyone, except from trusted locations.
+fn mfa_outside_the_office() -> Value {
+    json!({
+        "name": "MFA outside the office", "state": "enabled",
+        "include": {"all_users": true}, "applications": {"include": ["all"]},
+        "conditions": {"locations": {"include": ["any"], "exclude": ["trusted"]}},
+        "grant": {"kind": "require", "controls": ["mfa"]}
+    })
+}
+
+fn browser_from(server: &TestServer, address: &str) -> Browser {
+    let mut browser = Browser::new(server);
+    browser.forwarded_for = Some(address.into());
+    browser
+}
+
+/// The newest sign-in event of `user` with this outcome.
+async fn last_sign_in(admin: &Admin, user: &str, outcome: &str) -> Value {
+    admin
+        .audit("signin")
+        .await
+        .into_iter()
+        .find(|e| e["target"]["id"] == user && e["outcome"] == outcome)
+        .unwrap_or_else(|| panic!("no {outcome} sign-in of {user}"))
+}
+
+#[tokio::test]
+async fn a_second_factor_is_asked_outside_the_trusted_range_only() {
+    let server = behind_a_proxy().await;
+    let admin = server.admin();
+    office(&admin).await;
+    let (key, _) = enrolled(&server, "ada").await;
+    let ada = admin.get("/v1/users?prefix=ada").await.expect(200)["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    user_with_password(&server, "bob", false).await;
+    admin
+        .post("/v1/access-policies", mfa_outside_the_office())
+        .await
+        .expect(201);
+
+    // Bob has no second factor: in the office his password is enough...
+    let mut inside = browser_from(&server, "203.0.113.20");
+    let done = inside.sign_in("operator", "bob", PASSWORD).await;
+    assert_eq!(done.location(), "/t/operator/account", "{}", done.body);
+    // ...elsewhere his session is held until he sets one up.
+    let mut outside = browser_from(&server, "198.51.100.7");
+    let held = outside.sign_in("operator", "bob", PASSWORD).await;
+    assert_eq!(held.location(), "/t/operator/account/mfa", "{}", held.body);
+    assert_eq!(
+        outside.get("/t/operator/account").await.location(),
+        "/t/operator/account/mfa"
+    );
+
+    // Ada gives her code (she always does, having an app) and the policy is satisfied by it.
+    let mut away = browser_from(&server, "198.51.100.8");
+    let asked = away.sign_in("operator", "ada", PASSWORD).await;
+    assert_eq!(asked.location(), "/t/operator/sign-in/code");
+    let page = away.get("/t/operator/sign-in/code").await;
+    let signed_in = away
+        .post(
+            "/t/operator/sign-in/code",
+            // The current code went into enrolling; the next one is good too (one step of skew).
+            &[("csrf", &page.csrf()), ("code", &code(&key, 1))],
+        )
+        .await;
+    assert_eq!(
+        signed_in.location(),
+        "/t/operator/account",
+        "{}",
+        signed_in.body
+    );
+    let event = last_sign_in(&admin, &ada, "success").await;
+    let applied = &event["details"]["conditional_access"]["applied"];
+    assert_eq!(applied[0]["name"], "MFA outside the office", "{event}");
+    assert_eq!(applied[0]["result"], "success", "{event}");
+    assert_eq!(event["origin"]["source_ip"], "198.51.100.8");
+    assert_eq!(event["details"]["application"]["kind"], "account");
+}
+
+#[tokio::test]
+async fn a_block_refuses_the_right_password_and_names_itself_in_the_sign_in_log() {
+    let server = behind_a_proxy().await;
+    let admin = server.admin();
+    let bob = user_with_password(&server, "bob", false).await;
+    let elsewhere = admin
+        .post(
+            "/v1/named-locations",
+            json!({"name": "elsewhere", "ranges": ["198.51.100.0/24", "2001:db8:bad::/48"]}),
+        )
+        .await
+        .expect(201);
+    // Report-only first: recorded, not enforced.
+    let mut policy = json!({
+        "name": "Block elsewhere", "state": "report_only",
+        "include": {"all_users": true}, "applications": {"include": ["account"]},
+        "conditions": {"locations": {"include": [elsewhere["id"]]}},
+        "grant": {"kind": "block"}
+    });
+    let created = admin
+        .post("/v1/access-policies", policy.clone())
+        .await
+        .expect(201);
+    let mut browser = browser_from(&server, "198.51.100.9");
+    let done = browser.sign_in("operator", "bob", PASSWORD).await;
+    assert_eq!(done.status, 303, "report-only never blocks: {}", done.body);
+    let event = last_sign_in(&admin, &bob, "success").await;
+    let applied = &event["details"]["conditional_access"]["applied"][0];
+    assert_eq!(applied["state"], "report_only", "{event}");
+    assert_eq!(applied["result"], "failure", "{event}");
+
+    // Enabled, a block of everyone needs an emergency account outside it.
+    policy["state"] = json!("enabled");
+    let path = format!("/v1/access-policies/{}", created["id"].as_str().unwrap());
+    admin
+        .send(Method::PUT, &path, Some(policy.clone()), &[])
+        .await
+        .problem(409);
+    let glass = user_with_password(&server, "glass", false).await;
+    admin
+        .send(
+            Method::PUT,
+            "/v1/access-policy-settings",
+            Some(json!({"emergency_accounts": [glass]})),
+            &[],
+        )
+        .await
+        .expect(200);
+    admin
+        .send(Method::PUT, &path, Some(policy), &[("if-match", "\"1\"")])
+        .await
+        .expect(200);
+    let mut blocked = browser_from(&server, "2001:db8:bad::1");
+    let refused = blocked.sign_in("operator", "bob", PASSWORD).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("Block elsewhere"), "{}", refused.body);
+    assert!(!blocked.cookies.contains_key("portcullis_session"));
+    let event = last_sign_in(&admin, &bob, "failure").await;
+    assert_eq!(event["reason"], "blocked by conditional access", "{event}");
+    assert_eq!(event["details"]["refusal"]["kind"], "blocked");
+    assert_eq!(
+        event["details"]["conditional_access"]["applied"][0]["name"],
+        "Block elsewhere"
+    );
+    // From an address outside the location the same password still works.
+    let mut home = browser_from(&server, "192.0.2.1");
+    assert_eq!(home.sign_in("operator", "bob", PASSWORD).await.status, 303);
+}
+
+#[tokio::test]
+async fn a_forwarded_address_counts_only_from_a_trusted_proxy() {
+    // No trusted proxy: the header is the client's own claim, and the socket address counts.
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    user_with_password(&server, "bob", false).await;
+    let here = admin
+        .post(
+            "/v1/named-locations",
+            json!({"name": "loopback", "ranges": ["127.0.0.0/8"]}),
+        )
+        .await
+        .expect(201);
+    admin
+        .post(
+            "/v1/access-policies",
+            json!({"name": "Block loopback", "state": "enabled",
+                   "include": {"users": [admin.get("/v1/users?prefix=bob").await.expect(200)["items"][0]["id"]]},
+                   "applications": {"include": ["all"]},
+                   "conditions": {"locations": {"include": [here["id"]]}},
+                   "grant": {"kind": "block"}}),
+        )
+        .await
+        .expect(201);
+    let mut spoofing = browser_from(&server, "192.0.2.1");
+    assert_eq!(
+        spoofing.sign_in("operator", "bob", PASSWORD).await.status,
+        403
+    );
+}
+
+#[tokio::test]
+async fn what_if_explains_each_policy_condition_by_condition() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    office(&admin).await;
+    let user = admin.create_user("ada").await;
+    admin
+        .post("/v1/access-policies", mfa_outside_the_office())
+        .await
+        .expect(201);
+    let ask = |address: &str| json!({"user": user["id"], "address": address});
+    let inside = admin
+        .post("/v1/access-policies/what-if", ask("203.0.113.5"))
+        .await
+        .expect(200);
+    assert_eq!(
+        inside["evaluation"]["decision"]["kind"], "allow",
+        "{inside}"
+    );
+    let policy = &inside["policies"][0];
+    assert_eq!(policy["applies"], false);
+    let location = policy["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["condition"] == "locations")
+        .unwrap();
+    assert!(
+        location["why"].as_str().unwrap().contains("at office"),
+        "{location}"
+    );
+    assert!(
+        location["why"]
+            .as_str()
+            .unwrap()
+            .contains("no GeoIP database"),
+        "{location}"
+    );
+    let outside = admin
+        .post("/v1/access-policies/what-if", ask("198.51.100.5"))
+        .await
+        .expect(200);
+    assert_eq!(
+        outside["evaluation"]["decision"]["kind"], "require",
+        "{outside}"
+    );
+    assert_eq!(
+        outside["evaluation"]["decision"]["requirements"][0]["controls"],
+        json!(["mfa"])
+    );
+    // With a second factor proved, nothing more is asked.
+    let mut proved = ask("198.51.100.5");
+    proved["proofs"] = json!({"strength": "mfa"});
+    let done = admin
+        .post("/v1/access-policies/what-if", proved)
+        .await
+        .expect(200);
+    assert_eq!(done["evaluation"]["decision"]["kind"], "allow", "{done}");
+    // Neither or both of user and service principal: a clear refusal.
+    let neither = admin
+        .post("/v1/access-policies/what-if", json!({}))
+        .await
+        .problem(422);
+    assert!(
+        neither["detail"].as_str().unwrap().contains("user"),
+        "{neither}"
+    );
+}
+
+#[tokio::test]
+async fn bad_policies_are_refused_with_a_reason_and_change_nothing() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let mut unknown_location = mfa_outside_the_office();
+    unknown_location["conditions"]["locations"]["include"] =
+        json!(["0190d6a0-0000-7000-8000-000000000001"]);
+    let refused = admin
+        .post("/v1/access-policies", unknown_location)
+        .await
+        .problem(422);
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no named location"),
+        "{refused}"
+    );
+    let mut misspelt = mfa_outside_the_office();
+    misspelt["grant"]["controls"] = json!(["mfaa"]);
+    let refused = admin
+        .post("/v1/access-policies", misspelt)
+        .await
+        .problem(400);
+    assert!(
+        refused["detail"].as_str().unwrap().contains("mfaa"),
+        "{refused}"
+    );
+    let mut zone = mfa_outside_the_office();
+    zone["conditions"]["times"] = json!({"include": [{"time_zone": "Mars/Olympus"}]});
+    let refused = admin.post("/v1/access-policies", zone).await.problem(422);
+    assert!(
+        refused["detail"].as_str().unwrap().contains("time zone"),
+        "{refused}"
+    );
+    let bad_range = admin
+        .post(
+            "/v1/named-locations",
+            json!({"name": "x", "ranges": ["10.0.0.0/33"]}),
+        )
+        .await
+        .problem(400);
+    assert_eq!(bad_range["field"], "ranges[0]", "{bad_range}");
+    let listed = admin.get("/v1/access-policies").await.expect(200);
+    assert_eq!(listed["items"], json!([]));
+
+    // A location in use cannot go; a second policy of the same name cannot be made.
+    let office = office(&admin).await;
+    admin
+        .post("/v1/access-policies", mfa_outside_the_office())
+        .await
+        .expect(201);
+    let mut named = mfa_outside_the_office();
+    named["conditions"]["locations"]["exclude"] = json!([office["id"]]);
+    named["name"] = json!("mfa OUTSIDE the office");
+    admin
+        .post("/v1/access-policies", named.clone())
+        .await
+        .problem(409);
+    named["name"] = json!("names the office");
+    admin.post("/v1/access-policies", named).await.expect(201);
+    let id = office["id"].as_str().unwrap();
+    let in_use = admin
+        .send(
+            Method::DELETE,
+            &format!("/v1/named-locations/{id}"),
+            None,
+            &[],
+        )
+        .await
+        .problem(409);
+    assert!(
+        in_use["detail"]
+            .as_str()
+            .unwrap()
+            .contains("names the office"),
+        "{in_use}"
+    );
+}
+
+fn block_everyone() -> Value {
+    json!({
+        "name": "Block everyone", "state": "enabled",
+        "include": {"all_users": true}, "applications": {"include": ["all"]},
+        "grant": {"kind": "block"}
+    })
+}
+
+#[tokio::test]
+async fn no_policy_may_lock_out_every_administrator_and_the_emergency_account_gets_in() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let refused = admin
+        .post("/v1/access-policies", block_everyone())
+        .await
+        .problem(409);
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no emergency access account"),
+        "{refused}"
+    );
+    let glass = user_with_password(&server, "glass", false).await;
+    user_with_password(&server, "bob", false).await;
+    admin
+        .send(
+            Method::PUT,
+            "/v1/access-policy-settings",
+            Some(json!({"emergency_accounts": [glass]})),
+            &[],
+        )
+        .await
+        .expect(200);
+    admin
+        .post("/v1/access-policies", block_everyone())
+        .await
+        .expect(201);
+    // Taking the emergency account away now would lock everyone out.
+    let refused = admin
+        .send(
+            Method::PUT,
+            "/v1/access-policy-settings",
+            Some(json!({"emergency_accounts": []})),
+            &[],
+        )
+        .await
+        .problem(409);
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Block everyone"),
+        "{refused}"
+    );
+
+    let mut bob = Browser::new(&server);
+    assert_eq!(bob.sign_in("operator", "bob", PASSWORD).await.status, 403);
+    let mut emergency = Browser::new(&server);
+    let done = emergency.sign_in("operator", "glass", PASSWORD).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let events = admin.audit("signin.emergency_account").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["details"]["severity"], "high");
+}
+
+/// Two changes that are each allowed but together would lock everyone out, sent at once many
+/// times over: whichever commits second must see the first and be refused.
+#[tokio::test]
+async fn racing_changes_never_leave_everyone_locked_out() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let glass = user_with_password(&server, "glass", false).await;
+    let with_glass = json!({"emergency_accounts": [glass]});
+    admin
+        .send(
+            Method::PUT,
+            "/v1/access-policy-settings",
+            Some(with_glass.clone()),
+            &[],
+        )
+        .await
+        .expect(200);
+    for round in 0..10 {
+        let mut block = block_everyone();
+        block["name"] = json!(format!("Block everyone {round}"));
+        let clear = admin.send(
+            Method::PUT,
+            "/v1/access-policy-settings",
+            Some(json!({"emergency_accounts": []})),
+            &[],
+        );
+        let create = admin.post("/v1/access-policies", block);
+        let (cleared, created) = tokio::join!(clear, create);
+        let (cleared, created) = (cleared.status, created.status);
+        assert!(
+            !(cleared == 200 && created == 201),
+            "round {round}: both went through ({cleared}, {created})"
+        );
+        let settings = admin.get("/v1/access-policy-settings").await.expect(200);
+        let policies = admin.get("/v1/access-policies").await.expect(200);
+        let blocks = policies["items"].as_array().unwrap().len();
+        assert!(
+            blocks == 0 || settings["emergency_accounts"] != json!([]),
+            "round {round}: {blocks} blocks and no emergency account"
+        );
+        // Back to the start: the emergency account, and no block.
+        for policy in policies["items"].as_array().unwrap() {
+            let id = policy["id"].as_str().unwrap();
+            admin
+                .send(
+                    Method::DELETE,
+                    &format!("/v1/access-policies/{id}"),
+                    None,
+                    &[],
+                )
+                .await
+                .expect(204);
+        }
+        admin
+            .send(
+                Method::PUT,
+                "/v1/access-policy-settings",
+                Some(with_glass.clone()),
+                &[],
+            )
+            .await
+            .expect(200);
+    }
+}
+
+#[tokio::test]
+async fn templates_make_report_only_policies() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let templates = admin.get("/v1/access-policy-templates").await.expect(200);
+    assert_eq!(templates["items"].as_array().unwrap().len(), 5);
+    let made = admin
+        .post(
+            "/v1/access-policy-templates/mfa-for-administrators",
+            json!({}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(made["state"], "report_only");
+    assert_eq!(made["include"]["administrators"], true);
+    let needs = admin
+        .post(
+            "/v1/access-policy-templates/allowed-countries-only",
+            json!({}),
+        )
+        .await
+        .problem(422);
+    assert!(
+        needs["detail"].as_str().unwrap().contains("location"),
+        "{needs}"
+    );
+    admin
+        .post("/v1/access-policy-templates/everything", json!({}))
+        .await
+        .problem(404);
+}
