@@ -27,6 +27,7 @@ use portcullis_server::{Server, Settings};
 use portcullis_store::scratch::ScratchDatabase;
 
 mod access;
+mod conditional;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
@@ -41,6 +42,9 @@ pub enum BenchCommand {
     /// Several server processes on one PostgreSQL database: how long a change made through
     /// one takes to be decided on every other.
     Propagation(access::PropagationBench),
+    /// Conditional access policy evaluation in process: a tenant's worth of policies and named
+    /// locations, each request timed.
+    Conditional(conditional::ConditionalBench),
 }
 
 #[derive(clap::Args)]
@@ -91,15 +95,28 @@ pub struct SignInBench {
     /// Concurrent browsers, each signing in its own user again and again.
     #[arg(long, default_value_t = 8)]
     connections: usize,
+    /// After a run with no conditional access policies, create this many enabled ones (none
+    /// of which applies to the benchmark's users) and run again, to compare.
+    #[arg(long, default_value_t = 0)]
+    policies: usize,
+    /// Named locations the policies refer to.
+    #[arg(long, default_value_t = 1_000)]
+    locations: usize,
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
+    if let BenchCommand::Conditional(bench) = &command {
+        let (_, _, one) = one_verification()?;
+        conditional::conditional(bench, one)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let (backend, postgres) = match &command {
         BenchCommand::Audit(bench) => ("audit", bench.backend.postgres.clone()),
         BenchCommand::Api(bench) => ("api", bench.backend.postgres.clone()),
         BenchCommand::SignIn(bench) => ("sign-in", bench.backend.postgres.clone()),
         BenchCommand::Access(bench) => ("access", bench.backend.postgres.clone()),
         BenchCommand::Propagation(bench) => ("propagation", Some(bench.postgres.clone())),
+        BenchCommand::Conditional(_) => unreachable!("answered above"),
     };
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let scratch = match &postgres {
@@ -127,6 +144,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Access(bench) => {
             access::access(&bench, dir.path(), &database_url, store_name).await
         }
+        BenchCommand::Conditional(_) => Ok(()),
         BenchCommand::Propagation(bench) => {
             access::propagation(&bench, dir.path(), &database_url).await
         }
@@ -591,15 +609,8 @@ fn median(values: &mut [f64]) -> f64 {
 
 const BENCH_PASSWORD: &str = "violet tugboat parsley orbit";
 
-async fn sign_in(
-    bench: &SignInBench,
-    dir: &Path,
-    database_url: &str,
-    store_name: &str,
-) -> anyhow::Result<()> {
-    if bench.sign_ins == 0 || bench.connections == 0 {
-        bail!("--sign-ins and --connections must be at least 1");
-    }
+/// The server's password hashing, a stored hash, and the median time of one verification.
+fn one_verification() -> anyhow::Result<(portcullis_core::password::PasswordHashing, String, f64)> {
     // The bound: every core hashing back to back with the server's default parameters.
     let hashing = portcullis_core::password::PasswordHashing::new(
         portcullis_core::password::DEFAULT_MEMORY_KIB,
@@ -616,7 +627,20 @@ async fn sign_in(
             started.elapsed().as_secs_f64()
         })
         .collect();
-    let one_hash = median(&mut times);
+    let one = median(&mut times);
+    Ok((hashing, stored, one))
+}
+
+async fn sign_in(
+    bench: &SignInBench,
+    dir: &Path,
+    database_url: &str,
+    store_name: &str,
+) -> anyhow::Result<()> {
+    if bench.sign_ins == 0 || bench.connections == 0 {
+        bail!("--sign-ins and --connections must be at least 1");
+    }
+    let (hashing, stored, one_hash) = one_verification()?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let bound = cores as f64 / one_hash;
     println!(
@@ -677,14 +701,84 @@ async fn sign_in(
         users.push(format!("signer-{i}"));
     }
 
+    let rate = sign_in_load(bench, &server.base, &users, store_name).await?;
+    println!(
+        "sign-in       {store_name:<10} {rate:.1} password sign-ins/s = {:.0}% of the bound ({bound:.1}/s), {:.0}% of the in-process ceiling",
+        rate / bound * 100.0,
+        rate / ceiling * 100.0
+    );
+    if bench.policies > 0 {
+        add_policies(bench, &server).await?;
+        let with = sign_in_load(bench, &server.base, &users, store_name).await?;
+        println!(
+            "sign-in       {store_name:<10} {with:.1} password sign-ins/s with {} enabled policies and {} named locations = {:+.1}% against none",
+            bench.policies,
+            bench.locations,
+            (with / rate - 1.0) * 100.0
+        );
+    }
+    Ok(())
+}
+
+/// Creates the generated named locations and enabled policies over the admin API, after an
+/// emergency access account (the policies include blocks of all users in some places).
+async fn add_policies(bench: &SignInBench, server: &ServerProcess) -> anyhow::Result<()> {
+    let admin = reqwest::Client::new();
+    let post = |path: &str, body: serde_json::Value| {
+        admin
+            .post(format!("{}{path}", server.base))
+            .bearer_auth(&server.admin_key)
+            .json(&body)
+            .send()
+    };
+    let glass: serde_json::Value = post("/v1/users", json!({"user_name": "emergency"}))
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    admin
+        .put(format!("{}/v1/access-policy-settings", server.base))
+        .bearer_auth(&server.admin_key)
+        .json(&json!({"emergency_accounts": [glass["id"]]}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let mut dice = conditional::Dice::new(0x5eed);
+    let locations = conditional::locations(bench.locations.max(1), &mut dice);
+    let policies = conditional::policies(bench.policies, &locations, &mut dice);
+    let progress = ProgressBar::new((locations.len() + policies.len()) as u64);
+    for location in &locations {
+        post("/v1/named-locations", json!(location))
+            .await?
+            .error_for_status()?;
+        progress.inc(1);
+    }
+    for policy in &policies {
+        post("/v1/access-policies", json!(policy))
+            .await?
+            .error_for_status()?;
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    Ok(())
+}
+
+/// Signs the users in again and again from as many browsers; reports and returns sign-ins/s.
+async fn sign_in_load(
+    bench: &SignInBench,
+    base: &str,
+    users: &[String],
+    store_name: &str,
+) -> anyhow::Result<f64> {
     let next = Arc::new(AtomicUsize::new(0));
     let progress = ProgressBar::new(bench.sign_ins as u64);
     let started = Instant::now();
     let browsers: Vec<_> = users
-        .into_iter()
+        .iter()
+        .cloned()
         .map(|user| {
             let (base, next, progress, total) = (
-                server.base.clone(),
+                base.to_owned(),
                 next.clone(),
                 progress.clone(),
                 bench.sign_ins,
@@ -742,10 +836,5 @@ async fn sign_in(
     progress.finish_and_clear();
     let rate = phase.latencies.len() as f64 / phase.elapsed.as_secs_f64();
     phase.report("sign-in", store_name);
-    println!(
-        "sign-in       {store_name:<10} {rate:.1} password sign-ins/s = {:.0}% of the bound ({bound:.1}/s), {:.0}% of the in-process ceiling",
-        rate / bound * 100.0,
-        rate / ceiling * 100.0
-    );
-    Ok(())
+    Ok(rate)
 }

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use portcullis_core::audit::Origin;
+use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome as AuditOutcome, Target};
 use portcullis_core::conditional::{
-    Application, ClientType, Compiled, DeviceState, Evaluation, Outcome, Platform, Request,
-    RiskLevel, Who,
+    Application, ClientType, Compiled, Control, Decision, DeviceState, Evaluation, Operator,
+    Outcome, Platform, Proofs, Request, RiskLevel, Who,
 };
 use portcullis_core::identity::{PrincipalRef, User, UserKind};
+use portcullis_core::session::Strength;
 use portcullis_core::{ServicePrincipalId, TenantId};
 
 use crate::engine::{Current, EngineError, Freshness};
@@ -21,6 +22,7 @@ use crate::state::AppState;
 
 /// A request's facts and the tenant's policies they are evaluated against.
 pub struct Judged {
+    pub tenant: TenantId,
     pub current: Arc<Current>,
     pub request: Request,
 }
@@ -56,14 +58,24 @@ pub async fn for_user(
     let now = state.clock.now();
     let principal = PrincipalRef::user(user.id);
     let instant = portcullis_core::engine::tenant::instant(now);
+    // Without policies nothing is asked of who the user is: the token path stays as fast.
+    let any = !current.access.is_empty();
     let who = Who::User {
         id: user.id,
-        groups: current.engine.groups_of(principal),
-        administrator: current.engine.is_administrator(principal, instant),
+        groups: if any {
+            current.engine.groups_of(principal)
+        } else {
+            Vec::new()
+        },
+        administrator: any && current.engine.is_administrator(principal, instant),
         guest: user.kind == UserKind::Guest,
     };
     let request = request(who, application, client_type, origin, now);
-    Ok(Judged { current, request })
+    Ok(Judged {
+        tenant: user.tenant_id,
+        current,
+        request,
+    })
 }
 
 /// The facts of a workload's token request.
@@ -81,7 +93,11 @@ pub async fn for_workload(
         origin,
         state.clock.now(),
     );
-    Ok(Judged { current, request })
+    Ok(Judged {
+        tenant,
+        current,
+        request,
+    })
 }
 
 async fn snapshot(
@@ -159,4 +175,142 @@ fn applied_count(evaluation: &Evaluation) -> usize {
         .iter()
         .filter(|r| r.outcome != Outcome::NotApplied)
         .count()
+}
+
+/// What the enabled policies say to a request that cannot stop for a sign-in page's steps
+/// (a token request, an authorization to an application).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// A stronger sign-in would satisfy every demand.
+    StepUp(Strength),
+    /// Blocked, or a demand no step-up can meet: what to tell the client.
+    Refuse(String),
+}
+
+/// The verdict on `judged` given what was proved, and the evaluation behind it.
+pub fn verdict(judged: &Judged, proofs: &Proofs) -> (Verdict, Evaluation) {
+    let policies = judged.policies();
+    if policies.is_empty() {
+        return (
+            Verdict::Allow,
+            Evaluation {
+                decision: Decision::Allow,
+                session: Default::default(),
+                results: Vec::new(),
+            },
+        );
+    }
+    let evaluation = policies.evaluate(&judged.request, proofs);
+    let name = |id| {
+        policies
+            .policy(id)
+            .map_or_else(|| id.to_string(), |p| p.name.clone())
+    };
+    let verdict = match &evaluation.decision {
+        Decision::Allow => Verdict::Allow,
+        Decision::Block { policy } => Verdict::Refuse(format!(
+            "blocked by the conditional access policy \"{}\"",
+            name(*policy)
+        )),
+        Decision::Require { requirements } => {
+            let mut needed = Strength::Password;
+            let mut refusal = None;
+            for requirement in requirements {
+                let strength = |c: &Control| match c {
+                    Control::Mfa => Some(Strength::Mfa),
+                    Control::PhishingResistant => Some(Strength::PhishingResistant),
+                    Control::CompliantDevice | Control::PasswordChange => None,
+                };
+                let reachable: Vec<Option<Strength>> =
+                    requirement.controls.iter().map(strength).collect();
+                let step = match requirement.operator {
+                    Operator::All if reachable.iter().all(Option::is_some) => {
+                        reachable.iter().flatten().max().copied()
+                    }
+                    Operator::Any => reachable.iter().flatten().min().copied(),
+                    Operator::All => None,
+                };
+                match step {
+                    Some(strength) => needed = needed.max(strength),
+                    None => {
+                        refusal.get_or_insert_with(|| {
+                            format!(
+                                "the conditional access policy \"{}\" requires {} here",
+                                name(requirement.policy),
+                                requirement
+                                    .controls
+                                    .iter()
+                                    .map(|c| c.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(" and ")
+                            )
+                        });
+                    }
+                }
+            }
+            match refusal {
+                Some(why) => Verdict::Refuse(why),
+                None => Verdict::StepUp(needed),
+            }
+        }
+    };
+    (verdict, evaluation)
+}
+
+/// Records a request conditional access refused in the sign-in log.
+pub async fn record_refusal(
+    state: &AppState,
+    judged: &Judged,
+    evaluation: &Evaluation,
+    why: &str,
+    kind: &str,
+    origin: &Origin,
+) -> Result<(), portcullis_store::StoreError> {
+    let (actor, target) = match &judged.request.who {
+        Who::User { id, .. } => (Actor::anonymous(), Target::new("user", id)),
+        Who::ServicePrincipal(id) => (
+            Actor::service_principal(*id),
+            Target::new("service_principal", id),
+        ),
+    };
+    let mut details = log_details(judged, evaluation);
+    details["kind"] = json!(kind);
+    metrics::counter!("portcullis_conditional_access_refusals_total", "kind" => kind.to_owned())
+        .increment(1);
+    let event = NewAuditEvent {
+        tenant_id: judged.tenant,
+        at: state.clock.now(),
+        actor,
+        action: "signin".into(),
+        target: Some(target),
+        outcome: AuditOutcome::Failure,
+        reason: Some(why.to_owned()),
+        origin: origin.clone(),
+        details,
+    };
+    state.audit.append(event).await.map(|_| ())
+}
+
+/// Conditional access on a token request: `Ok(None)` to go ahead, else why it is refused
+/// (already recorded). No step-up is possible here: a demand for more than the sign-in behind
+/// a token proved is a refusal, and the client must send the person to sign in again.
+pub async fn token_refusal(
+    state: &AppState,
+    judged: &Judged,
+    proofs: &Proofs,
+    kind: &str,
+    origin: &Origin,
+) -> Result<Option<String>, portcullis_store::StoreError> {
+    let (verdict, evaluation) = verdict(judged, proofs);
+    let why = match verdict {
+        Verdict::Allow => return Ok(None),
+        Verdict::Refuse(why) => why,
+        Verdict::StepUp(strength) => format!(
+            "conditional access requires a {} sign-in here; sign in again",
+            strength.as_str().replace('_', "-")
+        ),
+    };
+    record_refusal(state, judged, &evaluation.refused(), &why, kind, origin).await?;
+    Ok(Some(why))
 }

@@ -522,3 +522,166 @@ async fn templates_make_report_only_policies() {
         .await
         .problem(404);
 }
+
+/// A token request through the trusted proxy, as from `address`.
+async fn token_from(
+    server: &TestServer,
+    address: &str,
+    client: &str,
+    secret: Option<&str>,
+    form: &[(&str, &str)],
+) -> (reqwest::StatusCode, Value) {
+    let mut fields = form.to_vec();
+    let request = reqwest::Client::new()
+        .post(server.url("/t/operator/oauth/token"))
+        .header("x-forwarded-for", address);
+    let request = match secret {
+        Some(secret) => request.basic_auth(client, Some(secret)),
+        None => {
+            fields.push(("client_id", client));
+            request
+        }
+    };
+    let response = request.form(&fields).send().await.unwrap();
+    (
+        response.status(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn a_workload_gets_tokens_only_from_its_own_network() {
+    let server = behind_a_proxy().await;
+    let admin = server.admin();
+    let (id, secret) = crate::oauth::client(&server, "batch").await;
+    let datacenter = admin
+        .post(
+            "/v1/named-locations",
+            json!({"name": "datacenter", "ranges": ["203.0.113.0/24"]}),
+        )
+        .await
+        .expect(201);
+    admin
+        .post(
+            "/v1/access-policies",
+            json!({"name": "Batch from the datacenter only", "state": "enabled",
+                   "include": {"service_principals": [id]}, "applications": {"include": ["all"]},
+                   "conditions": {"locations": {"include": ["any"], "exclude": [datacenter["id"]]}},
+                   "grant": {"kind": "block"}}),
+        )
+        .await
+        .expect(201);
+    let form = [("grant_type", "client_credentials")];
+    let (status, body) = token_from(&server, "203.0.113.7", &id, Some(&secret), &form).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = token_from(&server, "198.51.100.1", &id, Some(&secret), &form).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "unauthorized_client");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("Batch from the datacenter only"),
+        "{body}"
+    );
+    let refusal = admin
+        .audit("signin")
+        .await
+        .into_iter()
+        .find(|e| e["details"]["kind"] == "workload")
+        .expect("the refusal is in the sign-in log");
+    assert_eq!(refusal["target"]["id"], id.as_str());
+    assert_eq!(refusal["origin"]["source_ip"], "198.51.100.1");
+}
+
+#[tokio::test]
+async fn a_refresh_or_an_authorization_from_a_place_now_blocked_fails() {
+    let server = behind_a_proxy().await;
+    let admin = server.admin();
+    let (client, _) = crate::authorize::app(&server, "web", json!({"client_type": "public"})).await;
+    let (mut browser, _) = crate::authorize::signed_in(&server, "ada").await;
+    let code = crate::authorize::code_for(&mut browser, &client, &[]).await;
+    let (status, tokens) = crate::authorize::exchange(&server, &client, None, &code).await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh = |token: Value, address: &'static str| {
+        let (server, client) = (&server, client.clone());
+        async move {
+            let token = token.as_str().unwrap().to_owned();
+            token_from(
+                server,
+                address,
+                &client,
+                None,
+                &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+            )
+            .await
+        }
+    };
+    let (status, again) = refresh(tokens["refresh_token"].clone(), "198.51.100.20").await;
+    assert_eq!(status, 200, "no policy yet: {again}");
+
+    let abroad = admin
+        .post(
+            "/v1/named-locations",
+            json!({"name": "abroad", "ranges": ["198.51.100.0/24"]}),
+        )
+        .await
+        .expect(201);
+    admin
+        .post(
+            "/v1/access-policies",
+            json!({"name": "Web app not from abroad", "state": "enabled",
+                   "include": {"all_users": true}, "applications": {"include": [client]},
+                   "conditions": {"locations": {"include": [abroad["id"]]}},
+                   "grant": {"kind": "block"}}),
+        )
+        .await
+        .expect(201);
+    let (status, refused) = refresh(again["refresh_token"].clone(), "198.51.100.21").await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"], "invalid_grant");
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("Web app not from abroad"),
+        "{refused}"
+    );
+    // From home the same token still works: the refusal used nothing up.
+    let (status, fine) = refresh(again["refresh_token"].clone(), "192.0.2.1").await;
+    assert_eq!(status, 200, "{fine}");
+
+    // The browser, abroad, asks the application's authorization: refused back to the app.
+    browser.forwarded_for = Some("198.51.100.22".into());
+    let page = browser
+        .get(&crate::authorize::authorize_path(&client, &[]))
+        .await;
+    let page = crate::authorize::follow(&mut browser, page).await;
+    let answer = crate::authorize::callback(&page);
+    assert_eq!(answer["error"], "access_denied", "{answer:?}");
+}
+
+#[tokio::test]
+async fn an_application_that_policy_says_needs_mfa_sends_a_password_session_to_step_up() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let (client, _) =
+        crate::authorize::app(&server, "payroll", json!({"client_type": "public"})).await;
+    admin
+        .post(
+            "/v1/access-policies",
+            json!({"name": "Payroll needs MFA", "state": "enabled",
+                   "include": {"all_users": true}, "applications": {"include": [client]},
+                   "grant": {"kind": "require", "controls": ["mfa"]}}),
+        )
+        .await
+        .expect(201);
+    let (mut browser, _) = crate::authorize::signed_in(&server, "ada").await;
+    // The account pages are not payroll: the password session opened there.
+    let page = browser
+        .get(&crate::authorize::authorize_path(&client, &[]))
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert!(page.location().contains("/step-up"), "{}", page.location());
+    assert!(page.location().contains("mfa"), "{}", page.location());
+}

@@ -9,11 +9,12 @@ use time::{Duration, OffsetDateTime};
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::authorize::{IdTokenClaims, at_hash, pkce_matches};
 use portcullis_core::authz::RoleRef;
+use portcullis_core::conditional::{Application, ClientType, Proofs};
 use portcullis_core::identity::{PrincipalRef, Tenant, User};
 use portcullis_core::oauth::{
     AccessTokenClaims, ClientSettings, GrantType, OAuthError, UserAuthentication,
 };
-use portcullis_core::session::new_session_token;
+use portcullis_core::session::{Strength, new_session_token};
 use portcullis_store::{DeviceDecision, Poll, Redemption, StoreError, StoredGrant};
 
 use super::{
@@ -25,6 +26,39 @@ use crate::state::AppState;
 /// The keyed hash under which codes, refresh tokens and request handles are stored.
 pub(crate) fn secret_hash(state: &AppState, token: &str) -> String {
     hex::encode(state.hasher.hash(token.as_bytes()))
+}
+
+/// Conditional access on a user's token: the grant's sign-in, to this client, from where the
+/// request comes now (so a refresh from a place a policy now blocks fails).
+async fn admitted(
+    state: &AppState,
+    client: &Client,
+    grant: &StoredGrant,
+    user: &User,
+    origin: &Origin,
+) -> Result<(), Issue> {
+    let client_type = match client.settings.client_type {
+        portcullis_core::oauth::ClientType::Public => ClientType::Native,
+        portcullis_core::oauth::ClientType::Confidential => ClientType::Browser,
+    };
+    let judged = crate::conditional::for_user(
+        state,
+        user,
+        Application::Client(client.id),
+        client_type,
+        origin,
+        crate::engine::Freshness::Any,
+    )
+    .await
+    .map_err(ApiError::from)?;
+    let proofs = Proofs {
+        strength: Strength::parse(&grant.acr),
+        ..Proofs::default()
+    };
+    match crate::conditional::token_refusal(state, &judged, &proofs, "token", origin).await? {
+        Some(why) => Err(invalid_grant(&why)),
+        None => Ok(()),
+    }
 }
 
 fn invalid_grant(why: &str) -> Issue {
@@ -90,6 +124,8 @@ async fn redeem(
     grant: &StoredGrant,
     now: OffsetDateTime,
 ) -> Result<axum::response::Response, Issue> {
+    // Conditional access judged this authorization at the authorization endpoint, from the
+    // person's browser; the code's redemption comes from the application, wherever it runs.
     let (user, _) = usable_user(state, grant, now).await?;
     let refresh = if client.settings.grants(GrantType::RefreshToken) {
         Some(new_session_token().map_err(|e| ApiError::Internal(e.to_string()))?)
@@ -195,6 +231,7 @@ pub(super) async fn refresh_token(
         return Err(invalid_grant("the refresh token has expired"));
     }
     let (user, session_live) = usable_user(state, &grant, now).await?;
+    admitted(state, client, &grant, &user, &origin).await?;
     if !grant.has_scope(portcullis_core::oauth::OFFLINE_ACCESS) && !session_live {
         return Err(invalid_grant(
             "the sign-in session this token belongs to has ended (ask for offline_access to outlive it)",

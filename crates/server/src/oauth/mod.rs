@@ -782,6 +782,15 @@ async fn client_credentials_grant(
     form: &TokenForm,
 ) -> Result<Response, Issue> {
     require_grant(client, GrantType::ClientCredentials, "client_credentials")?;
+    let judged = crate::conditional::for_workload(state, tenant.id, client.id, &origin)
+        .await
+        .map_err(ApiError::from)?;
+    let proofs = portcullis_core::conditional::Proofs::default();
+    if let Some(why) =
+        crate::conditional::token_refusal(state, &judged, &proofs, "workload", &origin).await?
+    {
+        return Err(OAuthError::UnauthorizedClient(why).into());
+    }
     let settings = &client.settings;
     let scopes = settings.grant_scopes(form.get("scope"), false)?;
     let issuer = issuer(state, tenant);

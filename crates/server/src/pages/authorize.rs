@@ -23,9 +23,13 @@ use time::Duration;
 use portcullis_core::authorize::{
     AuthorizationRequest, AuthorizeError, REQUEST_URI_PREFIX, acr_value,
 };
+use portcullis_core::conditional::{Application, ClientType, Proofs};
 use portcullis_core::identity::{LifecycleState, Tenant};
 use portcullis_core::oauth::{ClientSettings, GrantType};
-use portcullis_core::session::{Session, StepUp, new_session_token};
+use portcullis_core::session::{Assurance, Session, StepUp, new_session_token};
+
+use crate::conditional::{self, Verdict};
+use crate::engine::Freshness;
 use portcullis_core::{GrantId, ServicePrincipalId};
 use portcullis_store::{KeptRequest, NewGrant, PendingRequest, StoreError};
 
@@ -326,6 +330,28 @@ async fn decide(
         }
         return ask(state, tenant, headers, pending, Ask::StepUp).await;
     }
+    match admitted(state, tenant, &origin, &pending, &session).await? {
+        Verdict::Allow => {}
+        Verdict::Refuse(why) => {
+            return Ok(refuse(state, tenant, request, "access_denied", &why));
+        }
+        Verdict::StepUp(_) if none => {
+            return Ok(refuse(
+                state,
+                tenant,
+                request,
+                "interaction_required",
+                "conditional access requires a stronger sign-in",
+            ));
+        }
+        Verdict::StepUp(strength) => {
+            let need = Assurance {
+                strength,
+                max_age: None,
+            };
+            return ask(state, tenant, headers, pending, Ask::StepUpTo(need)).await;
+        }
+    }
     if pending.settings.require_consent {
         let approved = state.store.consent(session.user_id, pending.client).await?;
         let covers = approved.is_some_and(|(scopes, at)| {
@@ -422,7 +448,52 @@ enum Ask<'a> {
     /// An account page that must be visited first (`password`, `mfa`).
     Page(&'static str),
     StepUp,
+    /// A stronger sign-in than the application asked for, because conditional access does.
+    StepUpTo(Assurance),
     Consent(&'a Session),
+}
+
+/// Conditional access on the person's authorization of this application, from their browser,
+/// with what their session proved. A refusal is recorded in the sign-in log.
+async fn admitted(
+    state: &AppState,
+    tenant: &Tenant,
+    origin: &portcullis_core::audit::Origin,
+    pending: &Pending,
+    session: &Session,
+) -> Result<Verdict, PageError> {
+    let user = state.store.user(tenant.id, session.user_id).await?;
+    let client_type = match pending.settings.client_type {
+        portcullis_core::oauth::ClientType::Public => ClientType::Native,
+        portcullis_core::oauth::ClientType::Confidential => ClientType::Browser,
+    };
+    let judged = conditional::for_user(
+        state,
+        &user,
+        Application::Client(pending.client),
+        client_type,
+        origin,
+        Freshness::Latest,
+    )
+    .await
+    .map_err(crate::error::ApiError::from)?;
+    let proofs = Proofs {
+        strength: Some(session.strength),
+        ..Proofs::default()
+    };
+    let (verdict, evaluation) = conditional::verdict(&judged, &proofs);
+    if let Verdict::Refuse(why) = &verdict {
+        conditional::record_refusal(
+            state,
+            &judged,
+            &evaluation.refused(),
+            why,
+            "authorization",
+            origin,
+        )
+        .await?;
+    }
+    Ok(verdict)
 }
 
 /// Keeps the request (if not kept yet) and sends the user where they must act; that page
@@ -484,6 +555,7 @@ async fn ask(
         Ask::StepUp => {
             super::step_up::Target::link(&tenant.name, &back, pending.request.assurance())
         }
+        Ask::StepUpTo(need) => super::step_up::Target::link(&tenant.name, &back, need),
         Ask::Consent(session) => {
             return consent_page(state, tenant, headers, &pending, session, &handle, remember)
                 .await;
