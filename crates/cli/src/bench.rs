@@ -747,14 +747,25 @@ async fn add_policies(bench: &SignInBench, server: &ServerProcess) -> anyhow::Re
     let locations = conditional::locations(bench.locations.max(1), &mut dice);
     let policies = conditional::policies(bench.policies, &locations, &mut dice);
     let progress = ProgressBar::new((locations.len() + policies.len()) as u64);
+    // The server gives each location its own id; the policies are rewritten to name those.
+    let mut renamed = Vec::with_capacity(locations.len());
     for location in &locations {
-        post("/v1/named-locations", json!(location))
+        let created: serde_json::Value = post("/v1/named-locations", json!(location))
             .await?
-            .error_for_status()?;
+            .error_for_status()?
+            .json()
+            .await?;
+        let given = created["id"].as_str().unwrap_or_default().to_owned();
+        renamed.push((location.id.to_string(), given));
         progress.inc(1);
     }
     for policy in &policies {
-        post("/v1/access-policies", json!(policy))
+        let mut text = serde_json::to_string(policy)?;
+        for (generated, given) in &renamed {
+            text = text.replace(generated.as_str(), given);
+        }
+        let body: serde_json::Value = serde_json::from_str(&text)?;
+        post("/v1/access-policies", body)
             .await?
             .error_for_status()?;
         progress.inc(1);
