@@ -23,6 +23,8 @@ use crate::state::AppState;
 /// A request's facts and the tenant's policies they are evaluated against.
 pub struct Judged {
     pub tenant: TenantId,
+    /// The network the address belongs to, when a database tells it.
+    pub asn: Option<u32>,
     pub current: Arc<Current>,
     pub request: Request,
 }
@@ -70,9 +72,10 @@ pub async fn for_user(
         administrator: any && current.engine.is_administrator(principal, instant),
         guest: user.kind == UserKind::Guest,
     };
-    let request = request(who, application, client_type, origin, now);
+    let (request, asn) = request(state, who, application, client_type, origin, now);
     Ok(Judged {
         tenant: user.tenant_id,
+        asn,
         current,
         request,
     })
@@ -86,7 +89,8 @@ pub async fn for_workload(
     origin: &Origin,
 ) -> Result<Judged, EngineError> {
     let current = snapshot(state, tenant, Freshness::Any).await?;
-    let request = request(
+    let (request, asn) = request(
+        state,
         Who::ServicePrincipal(client),
         Application::Client(client),
         ClientType::Workload,
@@ -95,6 +99,7 @@ pub async fn for_workload(
     );
     Ok(Judged {
         tenant,
+        asn,
         current,
         request,
     })
@@ -113,25 +118,30 @@ async fn snapshot(
 }
 
 fn request(
+    state: &AppState,
     who: Who,
     application: Application,
     client_type: ClientType,
     origin: &Origin,
     at: time::OffsetDateTime,
-) -> Request {
-    Request {
+) -> (Request, Option<u32>) {
+    let address = address(origin);
+    let geo = &state.config.geo;
+    let place = address.map(|a| geo.locate(a)).unwrap_or_default();
+    let request = Request {
         who,
         application,
-        address: address(origin),
-        country: None,
-        geo_known: false,
+        address,
+        country: place.country,
+        geo_known: geo.knows_countries(),
         platform: platform(origin),
         device: DeviceState::Unregistered,
         client_type,
         sign_in_risk: RiskLevel::None,
         user_risk: RiskLevel::None,
         at,
-    }
+    };
+    (request, place.asn)
 }
 
 /// The sign-in log's account of a request: its context, and each policy that applied with its
@@ -158,6 +168,7 @@ pub fn log_details(judged: &Judged, evaluation: &Evaluation) -> serde_json::Valu
         "application": request.application,
         "client_type": request.client_type,
         "country": request.country,
+        "asn": judged.asn,
         "platform": request.platform,
         "device": request.device,
         "sign_in_risk": request.sign_in_risk,

@@ -132,6 +132,17 @@ pub struct Settings {
         value_name = "CIDR"
     )]
     pub trusted_proxies: Option<Vec<String>>,
+
+    /// A MaxMind-format database of countries by address (`.mmdb`): GeoLite2-Country or -City,
+    /// or the free `@ip-location-db/geo-whois-asn-country-mmdb`. Without it, conditional access
+    /// conditions on countries never match, and the what-if tool says so.
+    #[arg(long, env = "PORTCULLIS_GEOIP_COUNTRY", value_name = "FILE")]
+    pub geoip_country: Option<PathBuf>,
+
+    /// A MaxMind-format database of networks (ASN) by address (`.mmdb`): GeoLite2-ASN or the
+    /// free `@ip-location-db/asn-mmdb`. Recorded in the sign-in log.
+    #[arg(long, env = "PORTCULLIS_GEOIP_ASN", value_name = "FILE")]
+    pub geoip_asn: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -179,6 +190,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log: String,
     pub trusted_proxies: std::sync::Arc<TrustedProxies>,
+    /// Countries and networks of addresses, from the configured `.mmdb` files.
+    pub geo: std::sync::Arc<crate::geo::Geo>,
 }
 
 impl Config {
@@ -251,6 +264,8 @@ impl Settings {
             log_format: self.log_format.or(lower.log_format),
             log: self.log.or(lower.log),
             trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
+            geoip_country: self.geoip_country.or(lower.geoip_country),
+            geoip_asn: self.geoip_asn.or(lower.geoip_asn),
         }
     }
 
@@ -309,6 +324,8 @@ impl Settings {
         let trusted_proxies =
             TrustedProxies::parse(self.trusted_proxies.as_deref().unwrap_or_default())
                 .map_err(|e| ConfigError::Invalid(format!("{}: {}", e.field, e.message)))?;
+        let geo = crate::geo::Geo::open(self.geoip_country.as_deref(), self.geoip_asn.as_deref())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(Config {
             listen,
             public_url,
@@ -335,6 +352,7 @@ impl Settings {
             log_format: self.log_format.unwrap_or(LogFormat::Json),
             log: self.log.unwrap_or_else(|| "info".into()),
             trusted_proxies: std::sync::Arc::new(trusted_proxies),
+            geo: std::sync::Arc::new(geo),
         })
     }
 }

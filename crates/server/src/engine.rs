@@ -89,8 +89,13 @@ impl Engines {
 
     /// The tenant's engine built from the store, with any membership cycle in it reported:
     /// logged, counted and audited when it first appears on this node, and logged when gone.
-    async fn build(&self, store: &Store, tenant: TenantId) -> Result<Current, EngineError> {
-        let current = build(store, tenant).await?;
+    async fn build(
+        &self,
+        store: &Store,
+        tenant: TenantId,
+        access: Option<Arc<Compiled>>,
+    ) -> Result<Current, EngineError> {
+        let current = build(store, tenant, access).await?;
         let cycles = current.engine.membership_cycles();
         let quarantined = current.engine.quarantined_principals();
         let affected = quarantined.len();
@@ -165,7 +170,7 @@ impl Engines {
         }
         let seen = store.local_commits();
         let fresh = Arc::new(Slot {
-            current: ArcSwap::from_pointee(self.build(store, tenant).await?),
+            current: ArcSwap::from_pointee(self.build(store, tenant, None).await?),
             rebuilding: tokio::sync::Mutex::new(()),
             seen_commits: seen.into(),
         });
@@ -248,18 +253,22 @@ impl Engines {
             let changed = store
                 .changed_between(tenant, current.revision, head)
                 .await?;
-            let mut next = if changed.authorization {
-                self.build(store, tenant).await?
+            // Each part is rebuilt only when a change touched it: a sign-in (which updates
+            // its user) must not recompile hundreds of policies.
+            let access = if changed.conditional_access {
+                Arc::new(compile_access(store, tenant).await?)
+            } else {
+                current.access.clone()
+            };
+            let next = if changed.authorization {
+                self.build(store, tenant, Some(access)).await?
             } else {
                 Current {
                     engine: current.engine.clone(),
-                    access: current.access.clone(),
+                    access,
                     revision: head,
                 }
             };
-            if changed.conditional_access && !changed.authorization {
-                next.access = Arc::new(compile_access(store, tenant).await?);
-            }
             slot.current.store(Arc::new(next));
             self.refreshed.notify_waiters();
         }
@@ -300,13 +309,20 @@ async fn compile_access(store: &Store, tenant: TenantId) -> Result<Compiled, Eng
     ))
 }
 
-/// The tenant's engine built from the store, timed, and its conditional access. The policies
-/// are read after the revision: a change between the two reads is then compiled in and read
-/// again at the next revision, never missed.
-async fn build(store: &Store, tenant: TenantId) -> Result<Current, EngineError> {
+/// The tenant's engine built from the store, timed, and its conditional access (`access`, or
+/// compiled from the store). The policies are read after the revision: a change between the
+/// two reads is then compiled in and read again at the next revision, never missed.
+async fn build(
+    store: &Store,
+    tenant: TenantId,
+    access: Option<Arc<Compiled>>,
+) -> Result<Current, EngineError> {
     let started = Instant::now();
     let (source, revision) = store.authz_source(tenant).await?;
-    let access = Arc::new(compile_access(store, tenant).await?);
+    let access = match access {
+        Some(kept) => kept,
+        None => Arc::new(compile_access(store, tenant).await?),
+    };
     let engine = TenantEngine::build(source)?;
     metrics::histogram!("portcullis_authz_snapshot_build_seconds")
         .record(started.elapsed().as_secs_f64());

@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod extract;
+pub mod geo;
 pub mod lifecycle;
 pub mod oauth;
 mod pages;

@@ -685,3 +685,136 @@ async fn an_application_that_policy_says_needs_mfa_sends_a_password_session_to_s
     assert!(page.location().contains("/step-up"), "{}", page.location());
     assert!(page.location().contains("mfa"), "{}", page.location());
 }
+
+/// Writes a country and a network database: 198.51.100.0/24 in New Zealand (written as the
+/// free ip-location-db files write it) on AS64500, 203.0.113.0/24 in Germany (as MaxMind
+/// writes it).
+fn geo_databases(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let mut countries = mmdb_writer::Writer::new("Test-Country");
+    countries
+        .insert(
+            "198.51.100.0/24".parse::<ipnet::IpNet>().unwrap(),
+            &json!({"country_code": "NZ"}),
+        )
+        .unwrap();
+    countries
+        .insert(
+            "203.0.113.0/24".parse::<ipnet::IpNet>().unwrap(),
+            &json!({"country": {"iso_code": "DE", "names": {"en": "Germany"}}}),
+        )
+        .unwrap();
+    let mut networks = mmdb_writer::Writer::new("Test-ASN");
+    networks
+        .insert(
+            "198.51.100.0/24".parse::<ipnet::IpNet>().unwrap(),
+            &json!({"autonomous_system_number": 64500, "autonomous_system_organization": "Example"}),
+        )
+        .unwrap();
+    let (country_file, asn_file) = (dir.join("country.mmdb"), dir.join("asn.mmdb"));
+    std::fs::write(&country_file, countries.to_bytes().unwrap()).unwrap();
+    std::fs::write(&asn_file, networks.to_bytes().unwrap()).unwrap();
+    (country_file, asn_file)
+}
+
+#[tokio::test]
+async fn countries_come_from_the_geoip_database_and_only_allowed_ones_get_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (countries, networks) = geo_databases(dir.path());
+    let server = TestServer::start_with(|mut s| {
+        s.trusted_proxies = Some(vec!["127.0.0.1/32".into()]);
+        s.geoip_country = Some(countries);
+        s.geoip_asn = Some(networks);
+        s
+    })
+    .await;
+    let admin = server.admin();
+    let bob = user_with_password(&server, "bob", false).await;
+    let glass = user_with_password(&server, "glass", false).await;
+    admin
+        .send(
+            Method::PUT,
+            "/v1/access-policy-settings",
+            Some(json!({"emergency_accounts": [glass]})),
+            &[],
+        )
+        .await
+        .expect(200);
+    let allowed = admin
+        .post(
+            "/v1/named-locations",
+            json!({"name": "allowed countries", "countries": ["DE"]}),
+        )
+        .await
+        .expect(201);
+    let template = admin
+        .post(
+            "/v1/access-policy-templates/allowed-countries-only",
+            json!({"location": allowed["id"]}),
+        )
+        .await
+        .expect(201);
+    let mut policy = template.clone();
+    policy["state"] = json!("enabled");
+    let path = format!("/v1/access-policies/{}", template["id"].as_str().unwrap());
+    admin
+        .send(Method::PUT, &path, Some(policy), &[])
+        .await
+        .expect(200);
+
+    let mut germany = browser_from(&server, "203.0.113.40");
+    assert_eq!(
+        germany.sign_in("operator", "bob", PASSWORD).await.status,
+        303
+    );
+    let event = last_sign_in(&admin, &bob, "success").await;
+    assert_eq!(event["details"]["country"], "DE", "{event}");
+
+    let mut new_zealand = browser_from(&server, "198.51.100.40");
+    let refused = new_zealand.sign_in("operator", "bob", PASSWORD).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let event = last_sign_in(&admin, &bob, "failure").await;
+    assert_eq!(event["details"]["country"], "NZ", "{event}");
+    assert_eq!(event["details"]["asn"], 64500, "{event}");
+
+    // An address no database lists is in no allowed country either.
+    let mut nowhere = browser_from(&server, "192.0.2.40");
+    assert_eq!(
+        nowhere.sign_in("operator", "bob", PASSWORD).await.status,
+        403
+    );
+
+    let answer = admin
+        .post(
+            "/v1/access-policies/what-if",
+            json!({"user": bob, "address": "198.51.100.1"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(answer["country"], "NZ", "{answer}");
+    assert_eq!(
+        answer["evaluation"]["decision"]["kind"], "block",
+        "{answer}"
+    );
+}
+
+/// The free country database `.ci/run` installs from npm, when `PORTCULLIS_TEST_GEOIP_DIR`
+/// names the `node_modules` it is in: the server reads it, and a well-known public resolver's
+/// address is in the United States. (ip-location-db publishes no ASN database to npm; the
+/// network lookup is tested with the files written above.)
+#[tokio::test]
+async fn the_free_ip_location_country_database_is_read_when_installed() {
+    let Ok(dir) = std::env::var("PORTCULLIS_TEST_GEOIP_DIR") else {
+        eprintln!("PORTCULLIS_TEST_GEOIP_DIR is not set: skipped");
+        return;
+    };
+    let file = std::path::Path::new(&dir)
+        .join("@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb");
+    let geo = portcullis_server::geo::Geo::open(Some(&file), None).unwrap();
+    let place = geo.locate("8.8.8.8".parse().unwrap());
+    assert_eq!(
+        place.country.map(|c| c.to_string()).as_deref(),
+        Some("US"),
+        "{place:?}"
+    );
+    assert_eq!(geo.locate("192.0.2.1".parse().unwrap()).country, None);
+}
