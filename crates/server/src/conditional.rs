@@ -88,7 +88,7 @@ pub async fn for_workload(
     client: ServicePrincipalId,
     origin: &Origin,
 ) -> Result<Judged, EngineError> {
-    let current = snapshot(state, tenant, Freshness::Any).await?;
+    let current = snapshot(state, tenant, Freshness::Held).await?;
     let (request, asn) = request(
         state,
         Who::ServicePrincipal(client),
@@ -105,7 +105,8 @@ pub async fn for_workload(
     })
 }
 
-async fn snapshot(
+/// The tenant's snapshot (its engine and compiled policies) at `freshness`.
+pub async fn snapshot(
     state: &AppState,
     tenant: TenantId,
     freshness: Freshness,

@@ -56,7 +56,11 @@ pub enum EngineError {
 /// What the caller demands of a decision's freshness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freshness {
-    /// Whatever this node holds now.
+    /// Whatever this node holds now, even if this node has committed a change since: the
+    /// change-feed tail, woken by every local commit, catches up within milliseconds. For
+    /// paths that must not pay a database read per request (token issuance).
+    Held,
+    /// Whatever this node holds now, and no older than this node's own writes.
     Any,
     /// At least this revision (from an earlier decision or write).
     AtLeast(i64),
@@ -199,6 +203,7 @@ impl Engines {
         let unseen_local_write = slot.seen_commits.load(Ordering::Acquire) < store.local_commits();
         // The revision to reach; `None`: the database's head when first read.
         let mut wanted = match freshness {
+            Freshness::Held => return Ok(current),
             Freshness::Any if !unseen_local_write => return Ok(current),
             Freshness::AtLeast(at) if !unseen_local_write && current.revision >= at => {
                 return Ok(current);

@@ -47,7 +47,7 @@ async fn admitted(
         Application::Client(client.id),
         client_type,
         origin,
-        crate::engine::Freshness::Any,
+        crate::engine::Freshness::Held,
     )
     .await
     .map_err(ApiError::from)?;

@@ -36,6 +36,18 @@ async fn may_change(state: &AppState, caller: &Caller) -> ApiResult<()> {
         .await
 }
 
+/// Brings this node's compiled policies up to the write just made, so that when the API
+/// answers the change is in force here (token requests read what the node holds without
+/// asking the database); other nodes follow through the change feed within milliseconds.
+async fn in_force(state: &AppState, caller: &Caller) -> ApiResult<()> {
+    let wait = std::time::Duration::from_millis(state.config.authz_max_wait_ms);
+    state
+        .engines
+        .fresh(&state.store, caller.tenant_id(), Freshness::Any, wait)
+        .await?;
+    Ok(())
+}
+
 fn tagged<T>(stored: Versioned<T>, status: StatusCode) -> Tagged<Versioned<T>> {
     Tagged {
         status,
@@ -72,6 +84,7 @@ pub async fn create_named_location(
         .store
         .save_named_location(&ctx, location, None)
         .await?;
+    in_force(&state, &caller).await?;
     Ok(tagged(saved, StatusCode::CREATED))
 }
 
@@ -108,6 +121,7 @@ pub async fn put_named_location(
         .save_named_location(&ctx, location, Some(version))
         .await
         .map_err(|e| concurrent(e, &precondition))?;
+    in_force(&state, &caller).await?;
     Ok(tagged(saved, StatusCode::OK))
 }
 
@@ -129,6 +143,7 @@ pub async fn delete_named_location(
         .delete_named_location(&ctx, id, expected)
         .await
         .map_err(|e| concurrent(e, &precondition))?;
+    in_force(&state, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -157,6 +172,7 @@ pub async fn create_access_policy(
     policy.id = AccessPolicyId::generate();
     let ctx = caller.write_context(&state);
     let saved = state.store.save_access_policy(&ctx, policy, None).await?;
+    in_force(&state, &caller).await?;
     Ok(tagged(saved, StatusCode::CREATED))
 }
 
@@ -193,6 +209,7 @@ pub async fn put_access_policy(
         .save_access_policy(&ctx, policy, Some(version))
         .await
         .map_err(|e| concurrent(e, &precondition))?;
+    in_force(&state, &caller).await?;
     Ok(tagged(saved, StatusCode::OK))
 }
 
@@ -213,6 +230,7 @@ pub async fn delete_access_policy(
         .delete_access_policy(&ctx, id, expected)
         .await
         .map_err(|e| concurrent(e, &precondition))?;
+    in_force(&state, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -245,6 +263,7 @@ pub async fn create_from_template(
     let policy = instantiate(&name, body.location)?;
     let ctx = caller.write_context(&state);
     let saved = state.store.save_access_policy(&ctx, policy, None).await?;
+    in_force(&state, &caller).await?;
     Ok(tagged(saved, StatusCode::CREATED))
 }
 
@@ -275,12 +294,12 @@ pub async fn put_settings(
 ) -> ApiResult<Json<AccessPolicySettings>> {
     may_change(&state, &caller).await?;
     let ctx = caller.write_context(&state);
-    Ok(Json(
-        state
-            .store
-            .set_access_policy_settings(&ctx, settings)
-            .await?,
-    ))
+    let saved = state
+        .store
+        .set_access_policy_settings(&ctx, settings)
+        .await?;
+    in_force(&state, &caller).await?;
+    Ok(Json(saved))
 }
 
 fn application(text: Option<&str>) -> ApiResult<Application> {
