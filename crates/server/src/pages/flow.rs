@@ -29,6 +29,11 @@ pub(super) enum Finished {
 }
 
 impl Finished {
+    /// Whether the sign-in goes on to the code page.
+    pub(super) fn asks_for_a_code(&self) -> bool {
+        matches!(self, Self::Challenge(_))
+    }
+
     /// The response, with a refusal rendered on the page the step came from.
     pub(super) fn respond(self, page: impl FnOnce(String) -> Response) -> Response {
         match self {

@@ -25,8 +25,8 @@ use portcullis_store::{NewSession, StoreError, WriteContext};
 
 use crate::error::ApiError;
 use crate::extract::RequestOrigin;
-use crate::throttle::{Backoff, BackoffPolicy, Settle, settle};
-use flow::Finished;
+use crate::throttle::BackoffPolicy;
+use password::PasswordAttempt;
 use portcullis_core::signin::{Opening, Step};
 
 mod authorize;
@@ -36,6 +36,7 @@ mod flow;
 mod logout;
 mod mfa;
 mod passkeys;
+mod password;
 mod step_up;
 use crate::state::AppState;
 
@@ -533,35 +534,20 @@ async fn sign_in(
     check_csrf(&state, &headers, &form.csrf)?;
     let (csrf, _) = csrf_token(&state, &headers)?;
     let user_name = form.user_name.trim().chars().take(256).collect::<String>();
-    let account_key = account_backoff_key(tenant.id, &user_name);
-    let address_key = origin.source_ip.clone().unwrap_or_default();
     let settings = state.store.sign_in_settings(tenant.id).await?;
-    let offer_passkeys = passkeys::available(&state, &settings).is_some();
     let page = |error: String| SignInPage {
         tenant: &tenant.name,
         csrf: &csrf,
         user_name: &user_name,
-        passkeys: offer_passkeys,
+        passkeys: passkeys::available(&state, &settings).is_some(),
         error: Some(error),
         notice: None,
     };
-
-    // Reserved before the password is checked: of simultaneous guesses, only as many as the
-    // back-off allows are ever verified.
-    let reserved = Backoff::reserve_both(
-        (
-            &state.sign_in_accounts,
-            &account_key,
-            &account_backoff(&settings),
-        ),
-        (&state.sign_in_addresses, &address_key, &ADDRESS_BACKOFF),
-        state.clock.now(),
-    )
-    .await?;
-    let (account_attempt, address_attempt) = match reserved {
-        Ok(reservations) => reservations,
+    let attempt = match PasswordAttempt::reserve(&state, &tenant, &settings, &user_name, &origin)
+        .await?
+    {
+        Ok(attempt) => attempt,
         Err(wait) => {
-            note_throttled(&state, &tenant, Some(&user_name), "pwd", &origin);
             return Ok(too_many(wait, |seconds| {
                 html(&page(format!(
                     "Too many failed attempts. Wait {seconds} seconds before trying your password again, or sign in with a passkey."
@@ -569,69 +555,20 @@ async fn sign_in(
             }));
         }
     };
-
-    // Unknown, and checked at the same cost as any unknown name below.
-    let subject = if could_be_stored(&user_name) {
-        state
-            .store
-            .sign_in_subject(tenant.id, &name_key(&user_name))
-            .await?
-    } else {
-        None
-    };
     let password = SecretString::from(form.password);
-    let stored = subject
-        .as_ref()
-        .and_then(|s| s.password.as_ref())
-        .map(|p| p.hash.clone());
-    let check = verify_password(&state, password.clone(), stored).await?;
-    let user = subject.as_ref().map(|s| &s.user);
-    let now = state.clock.now();
-    if let Some(reason) = refusal(user, &check, now) {
-        // The reservations stay counted as failures.
-        drop((account_attempt, address_attempt));
-        record_failure(&state, &tenant, user, reason, "pwd", &origin).await?;
-        let message =
-            "That user name and password do not match. Check both and try again.".to_owned();
-        return Ok((StatusCode::UNAUTHORIZED, html(&page(message))).into_response());
-    }
-    let (Some(subject), PasswordCheck::Match { rehash }) = (subject, check) else {
-        return Err(PageError::Internal(
-            "refusal() let a failed check through".into(),
-        ));
+    let Some((attempt, user)) = attempt
+        .check(&tenant, &user_name, password, &origin)
+        .await?
+    else {
+        let message = "That user name and password do not match. Check both and try again.";
+        return Ok((StatusCode::UNAUTHORIZED, html(&page(message.into()))).into_response());
     };
-    if rehash {
-        // Right password, outdated parameters: store a hash made with today's, whichever
-        // factors follow.
-        let hash = hash_password(&state, password).await?;
-        let ctx = user_context(&tenant, &subject.user, origin.clone(), now);
-        state
-            .store
-            .upgrade_password_hash(&ctx, subject.user.id, hash)
-            .await?;
-    }
-    let step = Step::Password { at: now };
-    let finished = flow::complete(
-        &state,
-        &tenant,
-        &settings,
-        &subject.user,
-        step,
-        origin,
-        &headers,
-    )
-    .await?;
-    // The password was right: this address did nothing wrong. The account's failures stay
-    // while a code is still to come: they are its codes' back-off too.
-    let account = match &finished {
-        Finished::Challenge(_) => Settle::Refund,
-        _ => Settle::Forget,
+    let step = Step::Password {
+        at: state.clock.now(),
     };
-    settle(vec![
-        (account_attempt, account),
-        (address_attempt, Settle::Refund),
-    ])
-    .await;
+    let finished =
+        flow::complete(&state, &tenant, &settings, &user, step, origin, &headers).await?;
+    attempt.settle(finished.asks_for_a_code()).await;
     Ok(finished.respond(|message| html(&page(message))))
 }
 
