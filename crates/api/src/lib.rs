@@ -19,6 +19,7 @@ pub mod directory;
 pub mod groups;
 pub mod ops;
 pub mod resources;
+pub mod risk;
 pub mod roles;
 pub mod service_principals;
 pub mod signing_keys;

@@ -140,6 +140,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: conditional::AccessPolicyCommand,
     },
+    /// Identity protection: detections, risky users, verdicts, the leaked-password list.
+    Risk {
+        #[command(subcommand)]
+        command: crate::risk::RiskCommand,
+    },
 }
 
 /// Paging flags of list commands.
@@ -763,6 +768,9 @@ fn removal(command: &AdminCommand) -> Option<String> {
                     ..
                 }),
         } => format!("delete access policy {name}"),
+        A::Risk {
+            command: crate::risk::RiskCommand::ConfirmCompromised { user, .. },
+        } => format!("confirm {user} compromised (every session of theirs ends)"),
         _ => return None,
     })
 }
@@ -937,7 +945,8 @@ async fn resolve_names(command: &mut AdminCommand, api: &Api) -> anyhow::Result<
         | AdminCommand::SigningKey { .. }
         | AdminCommand::OAuthClient { .. }
         | AdminCommand::Location { .. }
-        | AdminCommand::AccessPolicy { .. } => {}
+        | AdminCommand::AccessPolicy { .. }
+        | AdminCommand::Risk { .. } => {}
     }
     for (name, kind) in names {
         *name = resolve(api, kind, name).await?;
@@ -1281,6 +1290,7 @@ pub async fn run(
         AdminCommand::OAuthClient { command } => settings::oauth_client(&api, command).await?,
         AdminCommand::Location { command } => conditional::location(&api, command).await?,
         AdminCommand::AccessPolicy { command } => conditional::access_policy(&api, command).await?,
+        AdminCommand::Risk { command } => crate::risk::run(&api, command).await?,
     };
     if let Some(what) = removing {
         eprintln!("Done: {what}.");

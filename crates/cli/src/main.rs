@@ -13,6 +13,7 @@ mod conditional;
 mod login;
 mod names;
 mod output;
+mod risk;
 mod serve;
 mod settings;
 

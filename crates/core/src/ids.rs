@@ -123,3 +123,7 @@ id_type!(
     /// A conditional access policy.
     AccessPolicyId
 );
+id_type!(
+    /// A finding of identity protection: a risky sign-in or a reason a user is at risk.
+    RiskDetectionId
+);

@@ -21,6 +21,7 @@ pub mod page;
 pub mod passkey;
 pub mod password;
 pub mod resources;
+pub mod risk;
 pub mod secrets;
 pub mod session;
 pub mod signin;

@@ -14,17 +14,21 @@ use portcullis_core::conditional::{
     Outcome, Platform, Proofs, Request, RiskLevel, Who,
 };
 use portcullis_core::identity::{PrincipalRef, User, UserKind};
+use portcullis_core::risk::{self, Detection, Sighting};
 use portcullis_core::session::Strength;
 use portcullis_core::{ServicePrincipalId, TenantId};
 
 use crate::engine::{Current, EngineError, Freshness};
+use crate::geo::Place;
 use crate::state::AppState;
 
 /// A request's facts and the tenant's policies they are evaluated against.
 pub struct Judged {
     pub tenant: TenantId,
-    /// The network the address belongs to, when a database tells it.
-    pub asn: Option<u32>,
+    /// What is known of the address: country, network, coordinates, anonymity.
+    pub place: Place,
+    /// What identity protection found in this sign-in (empty off the sign-in pages).
+    pub detections: Vec<Detection>,
     pub current: Arc<Current>,
     pub request: Request,
 }
@@ -72,13 +76,39 @@ pub async fn for_user(
         administrator: any && current.engine.is_administrator(principal, instant),
         guest: user.kind == UserKind::Guest,
     };
-    let (request, asn) = request(state, who, application, client_type, origin, now);
+    let (mut request, place) = request(state, who, application, client_type, origin, now);
+    // An interactive sign-in always knows its user's risk (the sign-in log shows it); a token
+    // request reads it only when a policy asks.
+    if freshness == Freshness::Latest || current.access.uses_user_risk() {
+        request.user_risk = state.store.user_risk(user.tenant_id, user.id).await?;
+    }
     Ok(Judged {
         tenant: user.tenant_id,
-        asn,
+        place,
+        detections: Vec::new(),
         current,
         request,
     })
+}
+
+/// Judges a sign-in against the user's earlier ones: the detections go into `judged` and make
+/// its sign-in risk. Returns what the sign-in looked like, to be remembered once it succeeds.
+pub async fn assess_sign_in(
+    state: &AppState,
+    judged: &mut Judged,
+    user: &User,
+) -> Result<Sighting, portcullis_store::StoreError> {
+    let seen = Sighting {
+        at: judged.request.at,
+        country: judged.place.country,
+        asn: judged.place.asn,
+        coordinates: judged.place.coordinates,
+        platform: judged.request.platform,
+    };
+    let history = state.store.sightings(user.tenant_id, user.id).await?;
+    judged.detections = risk::assess(&seen, &history, judged.place.anonymous);
+    judged.request.sign_in_risk = risk::sign_in_level(&judged.detections);
+    Ok(seen)
 }
 
 /// The facts of a workload's token request.
@@ -89,7 +119,7 @@ pub async fn for_workload(
     origin: &Origin,
 ) -> Result<Judged, EngineError> {
     let current = snapshot(state, tenant, Freshness::Held).await?;
-    let (request, asn) = request(
+    let (request, place) = request(
         state,
         Who::ServicePrincipal(client),
         Application::Client(client),
@@ -99,7 +129,8 @@ pub async fn for_workload(
     );
     Ok(Judged {
         tenant,
-        asn,
+        place,
+        detections: Vec::new(),
         current,
         request,
     })
@@ -125,7 +156,7 @@ fn request(
     client_type: ClientType,
     origin: &Origin,
     at: time::OffsetDateTime,
-) -> (Request, Option<u32>) {
+) -> (Request, Place) {
     let address = address(origin);
     let geo = &state.config.geo;
     let place = address.map(|a| geo.locate(a)).unwrap_or_default();
@@ -142,7 +173,7 @@ fn request(
         user_risk: RiskLevel::None,
         at,
     };
-    (request, place.asn)
+    (request, place)
 }
 
 /// The sign-in log's account of a request: its context, and each policy that applied with its
@@ -169,11 +200,12 @@ pub fn log_details(judged: &Judged, evaluation: &Evaluation) -> serde_json::Valu
         "application": request.application,
         "client_type": request.client_type,
         "country": request.country,
-        "asn": judged.asn,
+        "asn": judged.place.asn,
         "platform": request.platform,
         "device": request.device,
         "sign_in_risk": request.sign_in_risk,
         "user_risk": request.user_risk,
+        "risk_detections": judged.detections.iter().map(|d| d.kind).collect::<Vec<_>>(),
         "conditional_access": {
             "applied": applied,
             "not_applied": evaluation.results.len() - applied_count(evaluation),

@@ -143,6 +143,12 @@ pub struct Settings {
     /// free `@ip-location-db/asn-mmdb`. Recorded in the sign-in log.
     #[arg(long, env = "PORTCULLIS_GEOIP_ASN", value_name = "FILE")]
     pub geoip_asn: Option<PathBuf>,
+
+    /// A list of anonymising networks (open proxies, VPN exits, Tor exit nodes): one CIDR
+    /// range or address per line, `#` comments allowed. A sign-in from one of them is a
+    /// medium sign-in risk. Read at start.
+    #[arg(long, env = "PORTCULLIS_ANONYMOUS_NETWORKS", value_name = "FILE")]
+    pub anonymous_networks: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -266,6 +272,7 @@ impl Settings {
             trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
             geoip_country: self.geoip_country.or(lower.geoip_country),
             geoip_asn: self.geoip_asn.or(lower.geoip_asn),
+            anonymous_networks: self.anonymous_networks.or(lower.anonymous_networks),
         }
     }
 
@@ -324,8 +331,12 @@ impl Settings {
         let trusted_proxies =
             TrustedProxies::parse(self.trusted_proxies.as_deref().unwrap_or_default())
                 .map_err(|e| ConfigError::Invalid(format!("{}: {}", e.field, e.message)))?;
-        let geo = crate::geo::Geo::open(self.geoip_country.as_deref(), self.geoip_asn.as_deref())
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let geo = crate::geo::Geo::open(
+            self.geoip_country.as_deref(),
+            self.geoip_asn.as_deref(),
+            self.anonymous_networks.as_deref(),
+        )
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(Config {
             listen,
             public_url,

@@ -14,6 +14,7 @@ pub mod geo;
 pub mod lifecycle;
 pub mod oauth;
 mod pages;
+pub mod risk;
 pub mod routes;
 pub mod state;
 pub mod throttle;

@@ -106,6 +106,7 @@ id_args!(
     portcullis_core::RecordId,
     portcullis_core::ShareId,
     portcullis_core::DenyAssignmentId,
+    portcullis_core::RiskDetectionId,
     uuid::Uuid
 );
 

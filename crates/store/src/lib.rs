@@ -21,6 +21,7 @@ mod oauth;
 mod passkeys;
 mod passwords;
 mod principals;
+mod risk;
 mod roles;
 pub mod scratch;
 mod secrets;
@@ -54,6 +55,7 @@ pub use principals::{
     ApiKeyCredential, MAX_ACTIVE_KEYS, NewApiKey, NewUser, ServicePrincipalChanges, UserChanges,
     UserFilter,
 };
+pub use risk::{DetectionFilter, FailureCounts, Finding};
 pub use roles::AssignmentFilter;
 pub use sessions::{NewSession, SignInSubject, StoredPassword};
 pub use tenants::CreatedTenant;

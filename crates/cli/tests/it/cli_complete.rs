@@ -514,6 +514,31 @@ async fn tour(cli: &Cli) {
     cli.ok(&["--yes", "location", "delete", "tour-office"])
         .await;
 
+    // Identity protection.
+    cli.ok(&["risk", "detections", "--level", "high"]).await;
+    let confirmed = cli
+        .ok(&[
+            "--yes",
+            "risk",
+            "confirm-compromised",
+            "ada",
+            "--note",
+            "tour",
+        ])
+        .await;
+    assert_eq!(confirmed["level"], "high", "{confirmed}");
+    let users = cli.ok(&["risk", "users"]).await;
+    assert_eq!(users["items"][0]["user_name"], "ada", "{users}");
+    cli.ok(&["risk", "dismiss", "ada"]).await;
+    let loaded = cli
+        .ok_with_input(
+            &["risk", "leaked-passwords", "load", "-"],
+            "# one\n5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:1\n",
+        )
+        .await;
+    assert_eq!(loaded["added"], 1, "{loaded}");
+    cli.ok(&["risk", "leaked-passwords", "count"]).await;
+
     // The audit trail.
     cli.ok(&["audit", "list", "--limit", "5"]).await;
     cli.ok(&["audit", "sign-ins"]).await;

@@ -12,7 +12,7 @@ use crate::signin::{Browser, PASSWORD, user_with_password};
 
 const OFFICE: &str = "203.0.113.0/24";
 
-async fn behind_a_proxy() -> TestServer {
+pub(crate) async fn behind_a_proxy() -> TestServer {
     TestServer::start_with(|mut s| {
         s.trusted_proxies = Some(vec!["127.0.0.1/32".into()]);
         s
@@ -40,14 +40,14 @@ fn mfa_outside_the_office() -> Value {
     })
 }
 
-fn browser_from(server: &TestServer, address: &str) -> Browser {
+pub(crate) fn browser_from(server: &TestServer, address: &str) -> Browser {
     let mut browser = Browser::new(server);
     browser.forwarded_for = Some(address.into());
     browser
 }
 
 /// The newest sign-in event of `user` with this outcome.
-async fn last_sign_in(admin: &Admin, user: &str, outcome: &str) -> Value {
+pub(crate) async fn last_sign_in(admin: &Admin, user: &str, outcome: &str) -> Value {
     admin
         .audit("signin")
         .await
@@ -809,7 +809,7 @@ async fn the_free_ip_location_country_database_is_read_when_installed() {
     };
     let file = std::path::Path::new(&dir)
         .join("@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb");
-    let geo = portcullis_server::geo::Geo::open(Some(&file), None).unwrap();
+    let geo = portcullis_server::geo::Geo::open(Some(&file), None, None).unwrap();
     let place = geo.locate("8.8.8.8".parse().unwrap());
     assert_eq!(
         place.country.map(|c| c.to_string()).as_deref(),

@@ -35,6 +35,7 @@ mod passkeys;
 mod passwords;
 mod process;
 mod proxies;
+mod risk;
 mod signin;
 mod soft_passkey;
 mod stepup;

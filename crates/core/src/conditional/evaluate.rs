@@ -305,6 +305,14 @@ impl Compiled {
         self.policies.is_empty()
     }
 
+    /// Whether any policy has a user-risk condition: only then does a token request, which
+    /// must stay fast, need to look the user's risk up.
+    pub fn uses_user_risk(&self) -> bool {
+        self.policies
+            .iter()
+            .any(|p| p.policy.conditions.user_risk.is_some())
+    }
+
     pub fn policy(&self, id: AccessPolicyId) -> Option<&AccessPolicy> {
         self.policies.iter().map(|p| &p.policy).find(|p| p.id == id)
     }

@@ -330,6 +330,12 @@ impl RiskLevel {
             Self::High => "high",
         }
     }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::None, Self::Low, Self::Medium, Self::High]
+            .into_iter()
+            .find(|l| l.as_str() == text)
+    }
 }
 
 /// The state of the device a request comes from.

@@ -189,9 +189,8 @@ pub(super) async fn submit(
         return Ok(render(&page, StatusCode::UNPROCESSABLE_ENTITY));
     }
     let password = SecretString::from(form.new_password);
-    if let Err(ValidationError { message, .. }) = settings
-        .password_policy
-        .check(&password, &user.known_words())
+    if let Err(ValidationError { message, .. }) =
+        crate::risk::check_new_password(&state, &settings.password_policy, &user, &password).await?
     {
         page.error = Some(format!("The password {message}."));
         return Ok(render(&page, StatusCode::UNPROCESSABLE_ENTITY));

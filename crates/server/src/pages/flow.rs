@@ -88,9 +88,9 @@ pub(super) async fn complete(
     origin: Origin,
     headers: &HeaderMap,
 ) -> Result<Finished, PageError> {
-    let facts = gather(state, tenant, settings, user, &step, &origin).await?;
-    let (judged, evaluation) = (facts.1, facts.2);
-    match signin::next(&step, &facts.0) {
+    let (facts, judged, evaluation, seen) =
+        gather(state, tenant, settings, user, &step, &origin).await?;
+    match signin::next(&step, &facts) {
         Next::SecondFactor => Ok(Finished::Challenge(mfa::challenge(
             state,
             tenant,
@@ -98,6 +98,7 @@ pub(super) async fn complete(
             state.clock.now(),
         )?)),
         Next::Open(opening) => {
+            crate::risk::signed_in(state, &judged, user, Some(&seen), &origin).await?;
             let context = conditional::log_details(&judged, &evaluation);
             if judged.policies().is_emergency_account(user.id) {
                 emergency_sign_in(state, tenant, user, &origin).await?;
@@ -111,6 +112,7 @@ pub(super) async fn complete(
             Ok(Finished::Opened(response))
         }
         Next::Refuse(refusal) => {
+            crate::risk::signed_in(state, &judged, user, None, &origin).await?;
             let context = conditional::log_details(&judged, &evaluation.refused());
             let mut details = json!({ "method": step_method(&step), "refusal": refusal });
             if let (Some(details), Some(context)) = (details.as_object_mut(), context.as_object()) {
@@ -133,7 +135,12 @@ pub(super) async fn complete(
     }
 }
 
-type Gathered = (Facts, Judged, portcullis_core::conditional::Evaluation);
+type Gathered = (
+    Facts,
+    Judged,
+    portcullis_core::conditional::Evaluation,
+    portcullis_core::risk::Sighting,
+);
 
 async fn gather(
     state: &AppState,
@@ -156,7 +163,7 @@ async fn gather(
             .password(tenant.id, user.id)
             .await?
             .is_some_and(|p| p.must_change);
-    let judged = conditional::for_user(
+    let mut judged = conditional::for_user(
         state,
         user,
         Application::Account,
@@ -166,6 +173,7 @@ async fn gather(
     )
     .await
     .map_err(crate::error::ApiError::from)?;
+    let seen = conditional::assess_sign_in(state, &mut judged, user).await?;
     let proofs = Proofs {
         strength: Some(step.strength()),
         ..Proofs::default()
@@ -178,7 +186,7 @@ async fn gather(
         must_change_password,
         access: evaluation.decision.clone(),
     };
-    Ok((facts, judged, evaluation))
+    Ok((facts, judged, evaluation, seen))
 }
 
 fn step_method(step: &Step) -> &'static str {

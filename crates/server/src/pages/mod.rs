@@ -1249,7 +1249,9 @@ async fn change_password(
         .sign_in_settings(me.tenant.id)
         .await?
         .password_policy;
-    if let Err(ValidationError { message, .. }) = policy.check(&new, &me.user.known_words()) {
+    if let Err(ValidationError { message, .. }) =
+        crate::risk::check_new_password(&state, &policy, &me.user, &new).await?
+    {
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
             html(&again(format!("The new password {message}."))),
@@ -1262,6 +1264,9 @@ async fn change_password(
         .store
         .change_own_password(&ctx, &me.session, hash)
         .await?;
+    if me.session.strength >= portcullis_core::session::Strength::Mfa {
+        crate::risk::password_replaced(&state, &ctx, me.user.id).await?;
+    }
     let next = match continue_to(&state, &me.tenant.name, &headers) {
         Some(to) if !me.session.must_enrol_mfa => to,
         _ => format!("/t/{}/account", me.tenant.name),

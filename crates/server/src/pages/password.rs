@@ -83,6 +83,11 @@ impl<'a> PasswordAttempt<'a> {
         let now = state.clock.now();
         let user = subject.as_ref().map(|s| &s.user);
         if let Some(reason) = refusal(user, &check, now) {
+            if !matches!(check, PasswordCheck::Match { .. }) {
+                let account = account_backoff_key(tenant.id, user_name);
+                crate::risk::wrong_password(state, tenant, &account, user, &password, origin)
+                    .await?;
+            }
             // Dropped, the reservations stay counted as failures.
             record_failure(state, tenant, user, reason, "pwd", origin).await?;
             return Ok(None);
@@ -92,6 +97,7 @@ impl<'a> PasswordAttempt<'a> {
                 "refusal() let a failed check through".into(),
             ));
         };
+        crate::risk::right_password(state, tenant, &subject.user, &password, origin).await?;
         if rehash {
             let hash = hash_password(state, password).await?;
             let ctx = user_context(tenant, &subject.user, origin.clone(), now);

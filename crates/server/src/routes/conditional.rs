@@ -357,7 +357,7 @@ pub async fn what_if(
     request.device = body.device.unwrap_or(DeviceState::Unregistered);
     request.client_type = body.client_type.unwrap_or(request.client_type);
     request.sign_in_risk = body.sign_in_risk.unwrap_or(RiskLevel::None);
-    request.user_risk = body.user_risk.unwrap_or(RiskLevel::None);
+    request.user_risk = body.user_risk.unwrap_or(request.user_risk);
     if let Some(at) = body.at {
         request.at = at;
     }

@@ -9,6 +9,7 @@ mod directory;
 mod groups;
 mod ops;
 mod resources;
+mod risk;
 mod roles;
 mod service_principals;
 mod signing_keys;
@@ -56,6 +57,7 @@ use crate::state::AppState;
         (name = "authorization", description = "The authorization engine: resource types, custom roles, records, shares, deny assignments, and the AuthZEN decision API."),
         (name = "audit", description = "The hash-chained audit trail."),
         (name = "conditional access", description = "Policies on who may sign in and get tokens from where, with which device, client and risk; named locations; the what-if tool."),
+        (name = "identity protection", description = "Risk: detections (brute force, password spray, impossible travel, new country, unfamiliar properties, anonymous addresses, leaked credentials), risky users and an administrator's verdict on them, and the leaked-password list."),
         (name = "operations", description = "Health, readiness, metrics.")
     )
 )]
@@ -166,6 +168,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(
             conditional::get_settings,
             conditional::put_settings
+        ))
+        .routes(routes!(risk::list_detections))
+        .routes(routes!(risk::list_risky_users))
+        .routes(routes!(risk::confirm_compromised))
+        .routes(routes!(risk::dismiss))
+        .routes(routes!(
+            risk::leaked_password_count,
+            risk::add_leaked_passwords
         ))
         .routes(routes!(signing_keys::list_signing_keys))
         .routes(routes!(signing_keys::rotate_signing_key))

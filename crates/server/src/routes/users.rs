@@ -328,12 +328,13 @@ pub async fn set_password(
         .await?;
     let password = SecretString::from(body.password);
     let user = state.store.user(caller.tenant_id(), id).await?;
-    state
+    let policy = state
         .store
         .sign_in_settings(caller.tenant_id())
         .await?
-        .password_policy
-        .check(&password, &user.known_words())
+        .password_policy;
+    crate::risk::check_new_password(&state, &policy, &user, &password)
+        .await?
         .map_err(ApiError::Validation)?;
     let hash = hash_password(&state, password).await?;
     let ctx = caller.write_context(&state);
@@ -341,6 +342,7 @@ pub async fn set_password(
         .store
         .set_password(&ctx, id, hash, body.must_change.unwrap_or(true))
         .await?;
+    crate::risk::password_replaced(&state, &ctx, id).await?;
     tell_applications_sessions_ended(&state, &caller, id, ctx.origin).await?;
     Ok(StatusCode::NO_CONTENT)
 }
