@@ -88,11 +88,14 @@ pub async fn wrong_password(
     origin: &Origin,
 ) -> Result<(), StoreError> {
     let mac = password_mac(state, password);
+    // A keyed hash of the name too: people type passwords into the name field, and a name
+    // may hold bytes no database column takes.
+    let account = hex::encode(state.hasher.hash(account_key.as_bytes()));
     let counts = state
         .store
         .record_password_failure(
             tenant.id,
-            account_key,
+            &account,
             mac.clone(),
             origin.source_ip.as_deref(),
             state.clock.now(),

@@ -523,6 +523,21 @@ async fn templates_make_report_only_policies() {
         .problem(404);
 }
 
+/// A policy made from a template (report-only, as templates make them) and then enabled.
+pub(crate) async fn enabled_from_template(admin: &Admin, template: &str, body: Value) {
+    let made = admin
+        .post(&format!("/v1/access-policy-templates/{template}"), body)
+        .await
+        .expect(201);
+    let mut policy = made.clone();
+    policy["state"] = json!("enabled");
+    let path = format!("/v1/access-policies/{}", made["id"].as_str().unwrap());
+    admin
+        .send(Method::PUT, &path, Some(policy), &[])
+        .await
+        .expect(200);
+}
+
 /// A token request through the trusted proxy, as from `address`.
 async fn token_from(
     server: &TestServer,
@@ -746,20 +761,12 @@ async fn countries_come_from_the_geoip_database_and_only_allowed_ones_get_in() {
         )
         .await
         .expect(201);
-    let template = admin
-        .post(
-            "/v1/access-policy-templates/allowed-countries-only",
-            json!({"location": allowed["id"]}),
-        )
-        .await
-        .expect(201);
-    let mut policy = template.clone();
-    policy["state"] = json!("enabled");
-    let path = format!("/v1/access-policies/{}", template["id"].as_str().unwrap());
-    admin
-        .send(Method::PUT, &path, Some(policy), &[])
-        .await
-        .expect(200);
+    enabled_from_template(
+        &admin,
+        "allowed-countries-only",
+        json!({"location": allowed["id"]}),
+    )
+    .await;
 
     let mut germany = browser_from(&server, "203.0.113.40");
     assert_eq!(

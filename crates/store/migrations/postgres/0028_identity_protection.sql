@@ -34,8 +34,8 @@ CREATE TABLE sign_in_sightings (
     PRIMARY KEY (tenant_id, user_id, at)
 );
 
--- Wrong passwords of the last hour: the account tried, a keyed hash of the password (never the
--- password, and no unkeyed hash that a list could reverse) and the address it came from.
+-- Wrong passwords of the last hour: keyed hashes of the account name tried and of the password
+-- (never either in clear, and no unkeyed hash that a list could reverse), and the address.
 CREATE TABLE password_failures (
     tenant_id TEXT NOT NULL REFERENCES tenants (id),
     at BIGINT NOT NULL,
