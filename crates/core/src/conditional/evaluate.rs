@@ -106,6 +106,7 @@ pub struct Compiled {
     policies: Vec<CompiledPolicy>,
     locations: LocationIndex,
     emergency: Vec<UserId>,
+    uses_user_risk: bool,
 }
 
 /// The result of one policy for one request, as the sign-in log records it.
@@ -277,7 +278,7 @@ impl Compiled {
                 .filter_map(|w| CompiledWindow::compile(w).ok())
                 .collect()
         };
-        let policies = policies
+        let policies: Vec<CompiledPolicy> = policies
             .into_iter()
             .map(|policy| CompiledPolicy {
                 locations: policy.conditions.locations.as_ref().map(|s| {
@@ -294,10 +295,14 @@ impl Compiled {
                 policy,
             })
             .collect();
+        let uses_user_risk = policies
+            .iter()
+            .any(|p| p.policy.conditions.user_risk.is_some());
         Self {
             policies,
             locations: index,
             emergency: settings.emergency_accounts.clone(),
+            uses_user_risk,
         }
     }
 
@@ -308,9 +313,7 @@ impl Compiled {
     /// Whether any policy has a user-risk condition: only then does a token request, which
     /// must stay fast, need to look the user's risk up.
     pub fn uses_user_risk(&self) -> bool {
-        self.policies
-            .iter()
-            .any(|p| p.policy.conditions.user_risk.is_some())
+        self.uses_user_risk
     }
 
     pub fn policy(&self, id: AccessPolicyId) -> Option<&AccessPolicy> {

@@ -722,3 +722,14 @@ fn every_template_makes_a_valid_report_only_policy() {
     }
     assert!(instantiate("everything", None).is_err());
 }
+
+#[test]
+fn only_a_user_risk_condition_makes_token_requests_look_the_risk_up() {
+    let settings = AccessPolicySettings::default();
+    let mut risky = policy(mfa());
+    risky.conditions.sign_in_risk = Some(vec![RiskLevel::High]);
+    assert!(!Compiled::build(vec![risky.clone()], &[], &settings).uses_user_risk());
+    risky.conditions.user_risk = Some(vec![RiskLevel::High]);
+    assert!(Compiled::build(vec![policy(mfa()), risky], &[], &settings).uses_user_risk());
+    assert!(!Compiled::default().uses_user_risk());
+}
