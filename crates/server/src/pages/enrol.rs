@@ -50,6 +50,37 @@ pub(super) struct EnrolForm {
     confirm_password: String,
 }
 
+/// Sets the password the person chose (typed twice) and uses the link up, or says why not.
+async fn redeem(
+    state: &AppState,
+    ctx: &portcullis_store::WriteContext,
+    settings: &portcullis_core::session::SignInSettings,
+    user: &portcullis_core::identity::User,
+    token: &str,
+    (new_password, confirm_password): (String, String),
+) -> Result<Result<(), (StatusCode, String)>, PageError> {
+    if new_password != confirm_password {
+        let message = "The two passwords differ. Type the same one twice.";
+        return Ok(Err((StatusCode::UNPROCESSABLE_ENTITY, message.into())));
+    }
+    let password = SecretString::from(new_password);
+    if let Err(ValidationError { message, .. }) =
+        crate::risk::check_new_password(state, &settings.password_policy, user, &password).await?
+    {
+        let message = format!("The password {message}.");
+        return Ok(Err((StatusCode::UNPROCESSABLE_ENTITY, message)));
+    }
+    let hash = hash_password(state, password).await?;
+    let redeemed = state
+        .store
+        .redeem_enrolment_link(ctx, &token_hash(state, token), hash)
+        .await?;
+    Ok(redeemed.map(|_| ()).map_err(|why| {
+        let (status, message) = unusable(why);
+        (status, message.to_owned())
+    }))
+}
+
 /// What the person is told about a link that cannot be used, and with which status.
 fn unusable(why: UnusableLink) -> (StatusCode, &'static str) {
     match why {
@@ -120,6 +151,15 @@ fn render(page: &EnrolPage<'_>, status: StatusCode) -> Response {
     (status, html(page)).into_response()
 }
 
+/// The page again, saying why the enrolment did not go through.
+fn refuse(
+    page: &mut EnrolPage<'_>,
+    (status, message): (StatusCode, impl Into<String>),
+) -> Response {
+    page.error = Some(message.into());
+    render(page, status)
+}
+
 pub(super) async fn page(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -177,41 +217,17 @@ pub(super) async fn submit(
     };
     let user = match link_user(&state, &tenant, &form.token, &address).await? {
         Ok(user) => user,
-        Err(why) => {
-            let (status, message) = unusable(why);
-            page.error = Some(message.into());
-            return Ok(render(&page, status));
-        }
+        Err(why) => return Ok(refuse(&mut page, unusable(why))),
     };
     page.user_name = Some(&user.user_name);
-    if form.new_password != form.confirm_password {
-        page.error = Some("The two passwords differ. Type the same one twice.".into());
-        return Ok(render(&page, StatusCode::UNPROCESSABLE_ENTITY));
-    }
-    let password = SecretString::from(form.new_password);
-    if let Err(ValidationError { message, .. }) =
-        crate::risk::check_new_password(&state, &settings.password_policy, &user, &password).await?
-    {
-        page.error = Some(format!("The password {message}."));
-        return Ok(render(&page, StatusCode::UNPROCESSABLE_ENTITY));
-    }
-    let hash = hash_password(&state, password).await?;
     let now = state.clock.now();
     let ctx = user_context(&tenant, &user, origin.clone(), now);
-    let redeemed = state
-        .store
-        .redeem_enrolment_link(&ctx, &token_hash(&state, &form.token), hash)
-        .await?;
-    if let Err(why) = redeemed {
-        let (status, message) = unusable(why);
-        page.error = Some(message.into());
-        return Ok(render(&page, status));
+    let chosen = (form.new_password, form.confirm_password);
+    if let Err(refusal) = redeem(&state, &ctx, &settings, &user, &form.token, chosen).await? {
+        return Ok(refuse(&mut page, refusal));
     }
     let step = Step::Enrolment { at: now };
     let finished =
         flow::complete(&state, &tenant, &settings, &user, step, origin, &headers).await?;
-    Ok(finished.respond(|message| {
-        page.error = Some(message);
-        render(&page, StatusCode::FORBIDDEN)
-    }))
+    Ok(finished.respond(|message| refuse(&mut page, (StatusCode::FORBIDDEN, message))))
 }

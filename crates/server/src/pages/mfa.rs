@@ -19,8 +19,8 @@ use portcullis_core::{TenantId, UserId};
 use portcullis_store::StoreError;
 
 use super::{
-    NotSignedIn, PageError, PageKind, active_tenant, check_csrf, cookie_name, csrf_token, flow,
-    html, read_cookie, set_cookie, signed_in, user_context, with_cookies,
+    NotSignedIn, PageError, PageKind, Tried, active_tenant, check_csrf, cookie_name, csrf_token,
+    flow, html, read_cookie, set_cookie, signed_in, user_context, with_cookies,
 };
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
@@ -147,21 +147,68 @@ pub(super) async fn submit_code(
 ) -> Result<Response, PageError> {
     let tenant = active_tenant(&state, &tenant).await?;
     check_csrf(&state, &headers, &form.csrf)?;
-    let Some((user_id, password_at)) = read_challenge(&state, &tenant, &headers) else {
+    let Some((user, password_at)) = challenged_user(&state, &tenant, &headers).await? else {
         return Ok(Redirect::to(&format!("/t/{}/sign-in", tenant.name)).into_response());
     };
-    // Disabled, deleted or past a guest's expiry since the password step: start again.
-    let user = match state.store.user(tenant.id, user_id).await {
-        Ok(user) if user.is_usable(state.clock.now()) => user,
-        Ok(_) | Err(StoreError::NotFound) => {
-            return Ok(Redirect::to(&format!("/t/{}/sign-in", tenant.name)).into_response());
-        }
-        Err(e) => return Err(e.into()),
-    };
     let (csrf, _) = csrf_token(&state, &headers)?;
-    // Reserved before the code is checked: of simultaneous guesses, only as many as the
-    // back-off allows are ever tried.
-    let attempt = match super::reserve_account(&state, tenant.id, &user.user_name).await? {
+    let page = |error: String| code_page_with_error(&tenant.name, &csrf, error);
+    let at = state.clock.now();
+    let wrong =
+        "That code is not right, or was already used. Enter the current code from your app.";
+    let wait = |seconds| format!("Too many wrong codes. Wait {seconds} seconds and try again.");
+    let tried = attempt_code(&state, &tenant, &user, &form, &origin).await?;
+    let method = match tried.or_page(page, wrong, wait) {
+        Ok(method) => method,
+        Err(response) => return Ok(*response),
+    };
+    let settings = state.store.sign_in_settings(tenant.id).await?;
+    let step = Step::SecondFactor {
+        password_at,
+        method,
+        at,
+    };
+    let finished =
+        flow::complete(&state, &tenant, &settings, &user, step, origin, &headers).await?;
+    Ok(finished.respond(page))
+}
+
+fn code_page_with_error(tenant: &str, csrf: &str, error: String) -> Response {
+    html(&CodePage {
+        tenant,
+        csrf,
+        error: Some(error),
+        notice: None,
+    })
+}
+
+/// The user whose password step this browser completed, while they may still sign in;
+/// `None` sends the browser back to the start (no challenge, or the user was disabled,
+/// deleted or reached a guest's expiry since).
+async fn challenged_user(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+) -> Result<Option<(User, time::OffsetDateTime)>, PageError> {
+    let Some((user_id, password_at)) = read_challenge(state, tenant, headers) else {
+        return Ok(None);
+    };
+    match state.store.user(tenant.id, user_id).await {
+        Ok(user) if user.is_usable(state.clock.now()) => Ok(Some((user, password_at))),
+        Ok(_) | Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One code attempt, reserved against the account's back-off before the code is checked: of
+/// simultaneous guesses, only as many as the back-off allows are ever tried.
+async fn attempt_code(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+    form: &CodeForm,
+    origin: &portcullis_core::audit::Origin,
+) -> Result<Tried<&'static str>, PageError> {
+    let attempt = match super::reserve_account(state, tenant.id, &user.user_name).await? {
         Ok(attempt) => attempt,
         Err(wait) => {
             let method = if form.code.as_deref().is_some_and(|c| !c.trim().is_empty()) {
@@ -169,22 +216,12 @@ pub(super) async fn submit_code(
             } else {
                 "recovery_code"
             };
-            super::note_throttled(&state, &tenant, Some(&user.user_name), method, &origin);
-            return Ok(super::too_many(wait, |seconds| {
-                html(&CodePage {
-                    tenant: &tenant.name,
-                    csrf: &csrf,
-                    error: Some(format!(
-                        "Too many wrong codes. Wait {seconds} seconds and try again."
-                    )),
-                    notice: None,
-                })
-            }));
+            super::note_throttled(state, tenant, Some(&user.user_name), method, origin);
+            return Ok(Tried::Wait(wait));
         }
     };
-    let now = state.clock.now();
     let (accepted, method, reason) = check_code(
-        &state,
+        state,
         tenant.id,
         user.id,
         form.code.as_deref(),
@@ -193,32 +230,11 @@ pub(super) async fn submit_code(
     .await?;
     if !accepted {
         drop(attempt);
-        super::record_failure(&state, &tenant, Some(&user), reason, method, &origin).await?;
-        let page = CodePage {
-            tenant: &tenant.name,
-            csrf: &csrf,
-            error: Some("That code is not right, or was already used. Enter the current code from your app.".into()),
-            notice: None,
-        };
-        return Ok((StatusCode::UNAUTHORIZED, html(&page)).into_response());
+        super::record_failure(state, tenant, Some(user), reason, method, origin).await?;
+        return Ok(Tried::Refused);
     }
     attempt.succeeded().await;
-    let settings = state.store.sign_in_settings(tenant.id).await?;
-    let step = Step::SecondFactor {
-        password_at,
-        method,
-        at: now,
-    };
-    let finished =
-        flow::complete(&state, &tenant, &settings, &user, step, origin, &headers).await?;
-    Ok(finished.respond(|message| {
-        html(&CodePage {
-            tenant: &tenant.name,
-            csrf: &csrf,
-            error: Some(message),
-            notice: None,
-        })
-    }))
+    Ok(Tried::Accepted(method))
 }
 
 /// Checks a code from the authenticator app, or else a recovery code, using it up if right.

@@ -469,6 +469,20 @@ struct SignInPage<'a> {
     notice: Option<String>,
 }
 
+impl SignInPage<'_> {
+    /// The sign-in form again, with what went wrong.
+    fn again(tenant: &str, csrf: &str, user_name: &str, passkeys: bool, error: String) -> Response {
+        html(&SignInPage {
+            tenant,
+            csrf,
+            user_name,
+            passkeys,
+            error: Some(error),
+            notice: None,
+        })
+    }
+}
+
 #[derive(Deserialize)]
 struct SignInQuery {
     /// The user name to fill in (OpenID Connect `login_hint`).
@@ -535,33 +549,19 @@ async fn sign_in(
     let (csrf, _) = csrf_token(&state, &headers)?;
     let user_name = form.user_name.trim().chars().take(256).collect::<String>();
     let settings = state.store.sign_in_settings(tenant.id).await?;
-    let page = |error: String| SignInPage {
-        tenant: &tenant.name,
-        csrf: &csrf,
-        user_name: &user_name,
-        passkeys: passkeys::available(&state, &settings).is_some(),
-        error: Some(error),
-        notice: None,
-    };
-    let attempt = match PasswordAttempt::reserve(&state, &tenant, &settings, &user_name, &origin)
-        .await?
-    {
-        Ok(attempt) => attempt,
-        Err(wait) => {
-            return Ok(too_many(wait, |seconds| {
-                html(&page(format!(
-                    "Too many failed attempts. Wait {seconds} seconds before trying your password again, or sign in with a passkey."
-                )))
-            }));
-        }
-    };
+    let passkeys = passkeys::available(&state, &settings).is_some();
+    let page = |error| SignInPage::again(&tenant.name, &csrf, &user_name, passkeys, error);
     let password = SecretString::from(form.password);
-    let Some((attempt, user)) = attempt
-        .check(&tenant, &user_name, password, &origin)
-        .await?
-    else {
-        let message = "That user name and password do not match. Check both and try again.";
-        return Ok((StatusCode::UNAUTHORIZED, html(&page(message.into()))).into_response());
+    let tried = PasswordAttempt::make(&state, &tenant, &settings, &user_name, password, &origin);
+    let wrong = "That user name and password do not match. Check both and try again.";
+    let wait = |seconds| {
+        format!(
+            "Too many failed attempts. Wait {seconds} seconds before trying your password again, or sign in with a passkey."
+        )
+    };
+    let (attempt, user) = match tried.await?.or_page(page, wrong, wait) {
+        Ok(found) => found,
+        Err(response) => return Ok(*response),
     };
     let step = Step::Password {
         at: state.clock.now(),
@@ -569,7 +569,7 @@ async fn sign_in(
     let finished =
         flow::complete(&state, &tenant, &settings, &user, step, origin, &headers).await?;
     attempt.settle(finished.asks_for_a_code()).await;
-    Ok(finished.respond(|message| html(&page(message))))
+    Ok(finished.respond(page))
 }
 
 /// Source addresses get more room than accounts: many people can share one (offices, carrier
@@ -752,6 +752,39 @@ fn note_throttled(
 }
 
 /// The page `render` makes for a refusal while backing off, as 429 with `Retry-After`.
+/// How one credential attempt at a sign-in step went.
+pub(super) enum Tried<T> {
+    /// Right: what it proved.
+    Accepted(T),
+    /// Wrong (audited, and counted against the back-off).
+    Refused,
+    /// Backing off: how long to wait first.
+    Wait(std::time::Duration),
+}
+
+impl<T> Tried<T> {
+    /// The accepted value, or the page telling the person: `wrong` for a refused attempt (401),
+    /// `wait`'s words with the seconds to wait for a throttled one (429 with `Retry-After`).
+    pub(super) fn or_page(
+        self,
+        page: impl Fn(String) -> Response,
+        wrong: &str,
+        wait: impl FnOnce(u64) -> String,
+    ) -> Result<T, Box<Response>> {
+        match self {
+            Tried::Accepted(value) => Ok(value),
+            Tried::Refused => {
+                let mut response = page(wrong.to_owned());
+                *response.status_mut() = StatusCode::UNAUTHORIZED;
+                Err(Box::new(response))
+            }
+            Tried::Wait(duration) => {
+                Err(Box::new(too_many(duration, |seconds| page(wait(seconds)))))
+            }
+        }
+    }
+}
+
 fn too_many(wait: std::time::Duration, render: impl FnOnce(u64) -> Response) -> Response {
     let seconds = wait.as_secs().max(1);
     let mut response = render(seconds);

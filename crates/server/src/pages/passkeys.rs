@@ -24,8 +24,8 @@ use portcullis_core::signin::Step;
 use portcullis_store::{CeremonyPurpose, NewCeremony, SessionsAfterRemoval, StoreError};
 
 use super::{
-    NotSignedIn, PageError, PageKind, SignInPage, SignedIn, active_tenant, check_csrf, csrf_token,
-    flow, html, is_token, record_failure, signed_in, user_context, with_cookies,
+    NotSignedIn, PageError, PageKind, SignInPage, SignedIn, Tried, active_tenant, check_csrf,
+    csrf_token, flow, html, is_token, record_failure, signed_in, user_context, with_cookies,
 };
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
@@ -147,25 +147,44 @@ pub(super) async fn sign_in(
     let tenant = active_tenant(&state, &tenant).await?;
     check_csrf(&state, &headers, &form.csrf)?;
     let (csrf, _) = csrf_token(&state, &headers)?;
-    let address_key = origin.source_ip.clone().unwrap_or_default();
     let rp = relying_party(&state, &tenant).await?;
+    let passkeys = rp.is_some();
     let refused = |status: StatusCode, message: &str| {
-        let page = SignInPage {
-            tenant: &tenant.name,
-            csrf: &csrf,
-            user_name: "",
-            passkeys: rp.is_some(),
-            error: Some(message.to_owned()),
-            notice: None,
-        };
-        (status, html(&page)).into_response()
+        let page = SignInPage::again(&tenant.name, &csrf, "", passkeys, message.to_owned());
+        (status, page).into_response()
     };
     let Some(rp) = rp else {
-        return Ok(refused(
-            StatusCode::FORBIDDEN,
-            "Passkeys are not in use here. Sign in with your password.",
-        ));
+        let message = "Passkeys are not in use here. Sign in with your password.";
+        return Ok(refused(StatusCode::FORBIDDEN, message));
     };
+    let at = state.clock.now();
+    let wrong = "That passkey could not sign you in. Try again, or use your password.";
+    let wait = |seconds| {
+        format!("Too many failed attempts from your network. Wait {seconds} seconds and try again.")
+    };
+    let tried = attempt_passkey(&state, &tenant, rp, &form, &origin).await?;
+    let user = match tried.or_page(|m| refused(StatusCode::OK, &m), wrong, wait) {
+        Ok(user) => user,
+        Err(response) => return Ok(*response),
+    };
+    let settings = state.store.sign_in_settings(tenant.id).await?;
+    let step = Step::Passkey { at };
+    let finished =
+        flow::complete(&state, &tenant, &settings, &user, step, origin, &headers).await?;
+    Ok(finished.respond(|message| refused(StatusCode::FORBIDDEN, &message)))
+}
+
+/// One passkey answer, reserved against the address's back-off before it is verified. Only
+/// the address backs off: a passkey failure is no reason to slow the account's owner, and the
+/// account's password back-off must not stop a passkey.
+async fn attempt_passkey(
+    state: &AppState,
+    tenant: &Tenant,
+    rp: &RelyingParty,
+    form: &AnswerForm,
+    origin: &portcullis_core::audit::Origin,
+) -> Result<Tried<portcullis_core::identity::User>, PageError> {
+    let address_key = origin.source_ip.clone().unwrap_or_default();
     let attempt = match state
         .sign_in_addresses
         .reserve(&address_key, state.clock.now(), &super::ADDRESS_BACKOFF)
@@ -173,30 +192,18 @@ pub(super) async fn sign_in(
     {
         Ok(attempt) => attempt,
         Err(wait) => {
-            super::note_throttled(&state, &tenant, None, "hwk", &origin);
-            return Ok(super::too_many(wait, |seconds| {
-                refused(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    &format!(
-                        "Too many failed attempts from your network. Wait {seconds} seconds and try again."
-                    ),
-                )
-            }));
+            super::note_throttled(state, tenant, None, "hwk", origin);
+            return Ok(Tried::Wait(wait));
         }
     };
     let now = state.clock.now();
-    let verdict = verify_sign_in(&state, &tenant, rp, &form.ceremony, &form.credential).await?;
+    let verdict = verify_sign_in(state, tenant, rp, &form.ceremony, &form.credential).await?;
     let (passkey, user) = match verdict {
         Ok(found) => found,
         Err((reason, user)) => {
-            // Only the address backs off: a passkey failure is no reason to slow the account's
-            // owner, and the account's password back-off must not stop a passkey.
             drop(attempt);
-            record_failure(&state, &tenant, user.as_ref(), reason, "hwk", &origin).await?;
-            return Ok(refused(
-                StatusCode::UNAUTHORIZED,
-                "That passkey could not sign you in. Try again, or use your password.",
-            ));
+            record_failure(state, tenant, user.as_ref(), reason, "hwk", origin).await?;
+            return Ok(Tried::Refused);
         }
     };
     attempt.refund().await;
@@ -204,11 +211,7 @@ pub(super) async fn sign_in(
         .store
         .passkey_used(tenant.id, passkey.0, passkey.1, now)
         .await?;
-    let settings = state.store.sign_in_settings(tenant.id).await?;
-    let step = Step::Passkey { at: now };
-    let finished =
-        flow::complete(&state, &tenant, &settings, &user, step, origin, &headers).await?;
-    Ok(finished.respond(|message| refused(StatusCode::FORBIDDEN, &message)))
+    Ok(Tried::Accepted(user))
 }
 
 /// A verified sign-in: the passkey used (and its moved counter) and its usable owner.

@@ -12,7 +12,7 @@ use portcullis_core::password::PasswordCheck;
 use portcullis_core::session::SignInSettings;
 
 use super::{
-    ADDRESS_BACKOFF, PageError, account_backoff, account_backoff_key, could_be_stored,
+    ADDRESS_BACKOFF, PageError, Tried, account_backoff, account_backoff_key, could_be_stored,
     hash_password, note_throttled, record_failure, refusal, user_context, verify_password,
 };
 use crate::state::AppState;
@@ -25,8 +25,30 @@ pub(super) struct PasswordAttempt<'a> {
 }
 
 impl<'a> PasswordAttempt<'a> {
+    /// An attempt with `password` at `user_name`'s account from `origin`: reserved, then
+    /// checked. Accepted, it is to be settled once the sign-in step ends.
+    pub(super) async fn make(
+        state: &'a AppState,
+        tenant: &Tenant,
+        settings: &SignInSettings,
+        user_name: &str,
+        password: SecretString,
+        origin: &Origin,
+    ) -> Result<Tried<(Self, User)>, PageError> {
+        let attempt = match Self::reserve(state, tenant, settings, user_name, origin).await? {
+            Ok(attempt) => attempt,
+            Err(wait) => return Ok(Tried::Wait(wait)),
+        };
+        Ok(
+            match attempt.check(tenant, user_name, password, origin).await? {
+                Some(found) => Tried::Accepted(found),
+                None => Tried::Refused,
+            },
+        )
+    }
+
     /// An attempt at `user_name`'s password from `origin`, or how long to wait first.
-    pub(super) async fn reserve(
+    async fn reserve(
         state: &'a AppState,
         tenant: &Tenant,
         settings: &SignInSettings,
@@ -58,7 +80,7 @@ impl<'a> PasswordAttempt<'a> {
     /// The user whose password this is, or `None` (audited, and still counted as a failure)
     /// when the name is unknown, the password wrong or the user may not sign in. A right
     /// password hashed with outdated parameters is hashed again with today's.
-    pub(super) async fn check(
+    async fn check(
         self,
         tenant: &Tenant,
         user_name: &str,
