@@ -11,7 +11,7 @@ use serde_json::json;
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome as AuditOutcome, Target};
 use portcullis_core::conditional::{
     Application, ClientType, Compiled, Control, Decision, DeviceState, Evaluation, Operator,
-    Outcome, Platform, Proofs, Request, RiskLevel, Who,
+    Outcome, Platform, Proofs, Request, RiskLevel, SessionControls, Who,
 };
 use portcullis_core::identity::{PrincipalRef, User, UserKind};
 use portcullis_core::risk::{self, Detection, Sighting};
@@ -336,19 +336,20 @@ pub async fn record_refusal(
     state.audit.append(event).await.map(|_| ())
 }
 
-/// Conditional access on a token request: `Ok(None)` to go ahead, else why it is refused
-/// (already recorded). No step-up is possible here: a demand for more than the sign-in behind
-/// a token proved is a refusal, and the client must send the person to sign in again.
+/// Conditional access on a token request: the session controls to issue under, or why it is
+/// refused (already recorded). No step-up is possible here: a demand for more than the
+/// sign-in behind a token proved is a refusal, and the client must send the person to sign in
+/// again.
 pub async fn token_refusal(
     state: &AppState,
     judged: &Judged,
     proofs: &Proofs,
     kind: &str,
     origin: &Origin,
-) -> Result<Option<String>, portcullis_store::StoreError> {
+) -> Result<Result<SessionControls, String>, portcullis_store::StoreError> {
     let (verdict, evaluation) = verdict(judged, proofs);
     let why = match verdict {
-        Verdict::Allow => return Ok(None),
+        Verdict::Allow => return Ok(Ok(evaluation.session)),
         Verdict::Refuse(why) => why,
         Verdict::StepUp(strength) => format!(
             "conditional access requires a {} sign-in here; sign in again",
@@ -356,5 +357,5 @@ pub async fn token_refusal(
         ),
     };
     record_refusal(state, judged, &evaluation.refused(), &why, kind, origin).await?;
-    Ok(Some(why))
+    Ok(Err(why))
 }

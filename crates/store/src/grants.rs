@@ -51,6 +51,8 @@ pub struct NewGrant {
     pub code_expires_at: OffsetDateTime,
     /// When the last refresh token of this grant must be dead, whatever happens.
     pub expires_at: OffsetDateTime,
+    /// The longest an access token from this grant may live, when a policy said so.
+    pub token_seconds: Option<u32>,
 }
 
 /// A grant as stored.
@@ -72,6 +74,8 @@ pub struct StoredGrant {
     pub code_expires_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
+    /// The longest an access token from this grant may live, when a policy said so.
+    pub token_seconds: Option<u32>,
 }
 
 impl StoredGrant {
@@ -87,7 +91,7 @@ impl StoredGrant {
 
 const GRANT_COLUMNS: &str = "g.id, g.tenant_id, g.client_id, g.user_id, g.session_id, g.scopes, \
      g.audience, g.auth_time, g.acr, g.amr, g.nonce, g.redirect_uri, g.code_challenge, \
-     g.code_expires_at, g.expires_at, g.revoked_at";
+     g.code_expires_at, g.expires_at, g.revoked_at, g.token_seconds";
 
 fn grant_from_row(row: &Row) -> Result<StoredGrant, StoreError> {
     Ok(StoredGrant {
@@ -108,6 +112,9 @@ fn grant_from_row(row: &Row) -> Result<StoredGrant, StoreError> {
         code_expires_at: row.time("code_expires_at")?,
         expires_at: row.time("expires_at")?,
         revoked_at: row.opt_time("revoked_at")?,
+        token_seconds: row
+            .opt_int("token_seconds")?
+            .and_then(|s| u32::try_from(s).ok()),
     })
 }
 
@@ -116,8 +123,8 @@ pub(crate) fn grant_insert(ctx: &WriteContext, grant: &NewGrant) -> (Query, NewA
     let insert = query(
         "INSERT INTO oauth_grants (id, tenant_id, client_id, user_id, session_id, scopes, audience, \
          auth_time, acr, amr, nonce, redirect_uri, code_challenge, code_hash, code_expires_at, \
-         created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         created_at, expires_at, token_seconds) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
     .bind(grant.id)
     .bind(ctx.tenant_id)
@@ -135,7 +142,8 @@ pub(crate) fn grant_insert(ctx: &WriteContext, grant: &NewGrant) -> (Query, NewA
     .bind(grant.code_hash.clone())
     .bind(grant.code_expires_at)
     .bind(ctx.now)
-    .bind(grant.expires_at);
+    .bind(grant.expires_at)
+    .bind(grant.token_seconds.map(i64::from));
     let event = ctx.event(
         "oauth.authorize",
         Target::new("oauth_grant", grant.id),

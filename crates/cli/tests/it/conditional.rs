@@ -825,3 +825,141 @@ async fn the_free_ip_location_country_database_is_read_when_installed() {
     );
     assert_eq!(geo.locate("192.0.2.1".parse().unwrap()).country, None);
 }
+
+/// The `Max-Age` of the session cookie a response sets, if it sets one with an expiry.
+fn session_cookie_age(page: &crate::signin::Page) -> Option<i64> {
+    page.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("portcullis_session="))
+        .and_then(|v| v.split("Max-Age=").nth(1))
+        .and_then(|age| age.split(';').next()?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn session_controls_bound_the_session_its_cookie_and_every_token() {
+    let server = behind_a_proxy().await;
+    let admin = server.admin();
+    let (client, _) = crate::authorize::app(&server, "web", json!({"client_type": "public"})).await;
+    let (workload, secret) = crate::oauth::client(&server, "batch").await;
+    user_with_password(&server, "ada", false).await;
+    // Before any policy the session cookie ends with the browser.
+    let mut before = Browser::new(&server);
+    let opened = before.sign_in("operator", "ada", PASSWORD).await;
+    assert_eq!(session_cookie_age(&opened), None);
+
+    admin
+        .post(
+            "/v1/access-policies",
+            json!({"name": "Hourly sign-in, short tokens", "state": "enabled",
+                   "include": {"all_users": true}, "applications": {"include": ["all"]},
+                   "grant": {"kind": "require", "controls": []},
+                   "session": {"sign_in_frequency_minutes": 60, "max_token_lifetime_minutes": 5,
+                               "persistent_browser": true}}),
+        )
+        .await
+        .expect(201);
+    admin
+        .post(
+            "/v1/access-policies",
+            json!({"name": "Workload tokens for two minutes", "state": "enabled",
+                   "include": {"all_service_principals": true}, "applications": {"include": ["all"]},
+                   "grant": {"kind": "require", "controls": []},
+                   "session": {"max_token_lifetime_minutes": 2}}),
+        )
+        .await
+        .expect(201);
+
+    let mut browser = Browser::new(&server);
+    let opened = browser.sign_in("operator", "ada", PASSWORD).await;
+    assert_eq!(opened.status, 303, "{}", opened.body);
+    let age = session_cookie_age(&opened).expect("a persistent session cookie");
+    assert!((3_590..=3_600).contains(&age), "kept for the hour: {age}");
+    let code = crate::authorize::code_for(&mut browser, &client, &[]).await;
+    let (status, tokens) = crate::authorize::exchange(&server, &client, None, &code).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["expires_in"], 300, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let (status, refreshed) = token_from(&server, "192.0.2.1", &client, None, &form).await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_eq!(refreshed["expires_in"], 300, "{refreshed}");
+    let form = [("grant_type", "client_credentials")];
+    let (status, minted) = token_from(&server, "192.0.2.1", &workload, Some(&secret), &form).await;
+    assert_eq!(status, 200, "{minted}");
+    assert_eq!(minted["expires_in"], 120, "{minted}");
+
+    // An hour and a minute later: the session is over, the refresh token's sign-in too old,
+    // and the authorization endpoint sends the person to sign in again.
+    server.advance(time::Duration::minutes(61));
+    let newer = refreshed["refresh_token"].as_str().unwrap().to_owned();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", newer.as_str()),
+    ];
+    let (status, refused) = token_from(&server, "192.0.2.1", &client, None, &form).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"], "invalid_grant");
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("sign in again"),
+        "{refused}"
+    );
+    let account = browser.get("/t/operator/account").await;
+    assert!(
+        account.location().contains("/sign-in"),
+        "{}",
+        account.location()
+    );
+    let page = browser
+        .get(&crate::authorize::authorize_path(&client, &[]))
+        .await;
+    assert!(page.location().contains("/sign-in"), "{}", page.location());
+
+    // A session that is still alive but older than a frequency added later is sent back too.
+    let mut fresh = Browser::new(&server);
+    assert_eq!(fresh.sign_in("operator", "ada", PASSWORD).await.status, 303);
+    let set = |minutes: u32| {
+        json!({"name": "Hourly sign-in, short tokens", "state": "enabled",
+               "include": {"all_users": true}, "applications": {"include": ["all"]},
+               "grant": {"kind": "require", "controls": []},
+               "session": {"sign_in_frequency_minutes": minutes}})
+    };
+    let policies = admin.get("/v1/access-policies").await.expect(200);
+    let hourly = policies["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Hourly sign-in, short tokens")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.advance(time::Duration::minutes(10));
+    admin
+        .send(
+            Method::PUT,
+            &format!("/v1/access-policies/{hourly}"),
+            Some(set(5)),
+            &[],
+        )
+        .await
+        .expect(200);
+    let page = fresh
+        .get(&crate::authorize::authorize_path(
+            &client,
+            &[("prompt", "none")],
+        ))
+        .await;
+    assert!(
+        page.location().contains("error=login_required"),
+        "{}",
+        page.location()
+    );
+}

@@ -353,7 +353,11 @@ impl Compiled {
                     Grant::Require { operator, controls } => {
                         let satisfied = match operator {
                             Operator::All => controls.iter().all(|c| c.satisfied_by(proofs)),
-                            Operator::Any => controls.iter().any(|c| c.satisfied_by(proofs)),
+                            // No controls: the policy only sets session controls.
+                            Operator::Any => {
+                                controls.is_empty()
+                                    || controls.iter().any(|c| c.satisfied_by(proofs))
+                            }
                         };
                         if satisfied {
                             outcome = Outcome::Success;

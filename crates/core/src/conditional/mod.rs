@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use crate::ValidationError;
 use crate::ids::{AccessPolicyId, GroupId, NamedLocationId, ServicePrincipalId, UserId};
-use crate::session::Strength;
+use crate::session::{SessionTimeouts, Strength};
 
 pub use evaluate::{
     Check, Compiled, Condition, Decision, Evaluation, Explanation, Outcome, PolicyResult,
@@ -504,6 +504,46 @@ impl SessionControls {
             },
         }
     }
+
+    fn frequency(&self) -> Option<time::Duration> {
+        self.sign_in_frequency_minutes
+            .map(|m| time::Duration::minutes(i64::from(m)))
+    }
+
+    /// A browser session's timeouts under these controls: none longer than the sign-in
+    /// frequency, so the session ends when the person must sign in again.
+    pub fn timeouts(&self, base: SessionTimeouts) -> SessionTimeouts {
+        match self.frequency() {
+            Some(frequency) => SessionTimeouts {
+                idle: base.idle.min(frequency),
+                absolute: base.absolute.min(frequency),
+            },
+            None => base,
+        }
+    }
+
+    /// Whether a sign-in made at `authenticated_at` is older at `now` than the sign-in
+    /// frequency allows.
+    pub fn sign_in_too_old(
+        &self,
+        authenticated_at: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+    ) -> bool {
+        self.frequency()
+            .is_some_and(|frequency| now - authenticated_at > frequency)
+    }
+
+    /// How many seconds an access token may live: the client's `configured` lifetime, or the
+    /// maximum token lifetime if that is shorter.
+    pub fn token_seconds(&self, configured: u32) -> u32 {
+        self.max_token_lifetime_minutes
+            .map_or(configured, |m| configured.min(m.saturating_mul(60)))
+    }
+
+    /// Whether the browser session is to outlive the browser (a cookie with an expiry).
+    pub fn keeps_browser_session(&self) -> bool {
+        self.persistent_browser == Some(true)
+    }
 }
 
 /// A conditional access policy.
@@ -628,18 +668,22 @@ impl AccessPolicy {
         if let Some((field, _)) = lists.iter().find(|(_, n)| *n > MAX_POLICY_LIST) {
             return Err(E::new(*field, format!("at most {MAX_POLICY_LIST} entries")));
         }
+        // A grant with no controls is how a policy only sets session controls.
+        let session_only = self.session != SessionControls::default();
         match &self.grant {
-            Grant::Require { controls, .. } if controls.is_empty() => {
+            Grant::Require { controls, .. } if controls.is_empty() && !session_only => {
                 return Err(E::new(
                     "grant.controls",
-                    "name at least one control, or make the grant a block",
+                    "name at least one control, set session controls, or make the grant a block",
                 ));
             }
-            Grant::Require { .. } if self.include.names_workloads() => {
+            Grant::Require { controls, .. }
+                if !controls.is_empty() && self.include.names_workloads() =>
+            {
                 // A workload has no second factor or device to show: only a block can apply.
                 return Err(E::new(
                     "grant",
-                    "a policy for service principals can only block; write a separate policy for people",
+                    "a policy for service principals can only block or set session controls; write a separate policy for people",
                 ));
             }
             _ => {}

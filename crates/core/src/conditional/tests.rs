@@ -688,6 +688,30 @@ fn policies_that_cannot_work_are_refused_with_the_field_named() {
     });
     assert_eq!(no_controls.validate().unwrap_err().field, "grant.controls");
     assert!(policy(mfa()).validate().is_ok());
+    // No controls but session controls: a policy that only bounds sessions and tokens, for
+    // people or for workloads.
+    let mut session_only = no_controls.clone();
+    session_only.session.max_token_lifetime_minutes = Some(5);
+    assert!(session_only.validate().is_ok());
+    session_only.include = Principals {
+        all_service_principals: true,
+        ..Default::default()
+    };
+    assert!(session_only.validate().is_ok());
+}
+
+#[test]
+fn a_session_only_policy_allows_and_bounds() {
+    let mut bounded = policy(Grant::Require {
+        operator: Operator::Any,
+        controls: vec![],
+    });
+    bounded.session.sign_in_frequency_minutes = Some(15);
+    let compiled = Compiled::build(vec![bounded], &[], &AccessPolicySettings::default());
+    let evaluation = compiled.evaluate(&request(), &Proofs::default());
+    assert_eq!(evaluation.decision, Decision::Allow);
+    assert_eq!(evaluation.results[0].outcome, Outcome::Success);
+    assert_eq!(evaluation.session.sign_in_frequency_minutes, Some(15));
 }
 
 #[test]
@@ -732,4 +756,37 @@ fn only_a_user_risk_condition_makes_token_requests_look_the_risk_up() {
     risky.conditions.user_risk = Some(vec![RiskLevel::High]);
     assert!(Compiled::build(vec![policy(mfa()), risky], &[], &settings).uses_user_risk());
     assert!(!Compiled::default().uses_user_risk());
+}
+
+#[test]
+fn session_controls_bound_sessions_and_tokens() {
+    let controls = SessionControls {
+        sign_in_frequency_minutes: Some(60),
+        max_token_lifetime_minutes: Some(5),
+        persistent_browser: Some(true),
+    };
+    let base = crate::session::SessionTimeouts::default();
+    let bounded = controls.timeouts(base);
+    assert_eq!(bounded.absolute, time::Duration::minutes(60));
+    assert_eq!(
+        bounded.idle, base.idle,
+        "30 minutes idle is already shorter"
+    );
+    assert_eq!(SessionControls::default().timeouts(base), base);
+    let signed_in = at("2026-12-02T10:00:00Z");
+    assert!(!controls.sign_in_too_old(signed_in, signed_in + time::Duration::minutes(60)));
+    assert!(controls.sign_in_too_old(signed_in, signed_in + time::Duration::minutes(61)));
+    assert!(
+        !SessionControls::default()
+            .sign_in_too_old(signed_in, signed_in + time::Duration::days(400))
+    );
+    assert_eq!(controls.token_seconds(3600), 300);
+    assert_eq!(
+        controls.token_seconds(60),
+        60,
+        "never longer than the client's own"
+    );
+    assert_eq!(SessionControls::default().token_seconds(3600), 3600);
+    assert!(controls.keeps_browser_session());
+    assert!(!SessionControls::default().keeps_browser_session());
 }

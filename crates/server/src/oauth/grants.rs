@@ -9,7 +9,7 @@ use time::{Duration, OffsetDateTime};
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::authorize::{IdTokenClaims, at_hash, pkce_matches};
 use portcullis_core::authz::RoleRef;
-use portcullis_core::conditional::{Application, ClientType, Proofs};
+use portcullis_core::conditional::{Application, ClientType, Proofs, SessionControls};
 use portcullis_core::identity::{PrincipalRef, Tenant, User};
 use portcullis_core::oauth::{
     AccessTokenClaims, ClientSettings, GrantType, OAuthError, UserAuthentication,
@@ -29,14 +29,16 @@ pub(crate) fn secret_hash(state: &AppState, token: &str) -> String {
 }
 
 /// Conditional access on a user's token: the grant's sign-in, to this client, from where the
-/// request comes now (so a refresh from a place a policy now blocks fails).
+/// request comes now (so a refresh from a place a policy now blocks fails, and so does one
+/// whose sign-in is older than a policy's sign-in frequency). Returns the session controls
+/// the tokens are issued under.
 async fn admitted(
     state: &AppState,
     client: &Client,
     grant: &StoredGrant,
     user: &User,
     origin: &Origin,
-) -> Result<(), Issue> {
+) -> Result<SessionControls, Issue> {
     let client_type = match client.settings.client_type {
         portcullis_core::oauth::ClientType::Public => ClientType::Native,
         portcullis_core::oauth::ClientType::Confidential => ClientType::Browser,
@@ -55,10 +57,15 @@ async fn admitted(
         strength: Strength::parse(&grant.acr),
         ..Proofs::default()
     };
-    match crate::conditional::token_refusal(state, &judged, &proofs, "token", origin).await? {
-        Some(why) => Err(invalid_grant(&why)),
-        None => Ok(()),
+    let controls = crate::conditional::token_refusal(state, &judged, &proofs, "token", origin)
+        .await?
+        .map_err(|why: String| invalid_grant(&why))?;
+    if controls.sign_in_too_old(grant.auth_time, state.clock.now()) {
+        return Err(invalid_grant(
+            "conditional access asks for a new sign-in at this interval; sign in again",
+        ));
     }
+    Ok(controls)
 }
 
 fn invalid_grant(why: &str) -> Issue {
@@ -146,6 +153,9 @@ async fn redeem(
         scopes: &grant.scopes,
         nonce: grant.nonce.as_deref(),
         refresh,
+        // Judged at the authorization endpoint, from the person's browser, and kept with the
+        // grant: the code comes back from the application, wherever it runs.
+        controls: SessionControls::default(),
     };
     mint(state, tenant, origin, client, minted).await
 }
@@ -231,7 +241,7 @@ pub(super) async fn refresh_token(
         return Err(invalid_grant("the refresh token has expired"));
     }
     let (user, session_live) = usable_user(state, &grant, now).await?;
-    admitted(state, client, &grant, &user, &origin).await?;
+    let controls = admitted(state, client, &grant, &user, &origin).await?;
     if !grant.has_scope(portcullis_core::oauth::OFFLINE_ACCESS) && !session_live {
         return Err(invalid_grant(
             "the sign-in session this token belongs to has ended (ask for offline_access to outlive it)",
@@ -269,6 +279,7 @@ pub(super) async fn refresh_token(
         scopes: &scopes,
         nonce: None,
         refresh: Some(next),
+        controls,
     };
     mint(state, tenant, origin, client, minted).await
 }
@@ -393,6 +404,8 @@ struct Mint<'a> {
     scopes: &'a [String],
     nonce: Option<&'a str>,
     refresh: Option<String>,
+    /// The session controls judged for this request, on top of those kept with the grant.
+    controls: SessionControls,
 }
 
 /// The access token of a user grant has this `jti`: the grant's id, a dot, a random part, so
@@ -415,8 +428,16 @@ async fn mint(
         scopes,
         nonce,
         refresh,
+        controls,
     } = minted;
     let settings = &client.settings;
+    let lifetime = controls.token_seconds(
+        grant
+            .token_seconds
+            .map_or(settings.access_token_seconds, |cap| {
+                cap.min(settings.access_token_seconds)
+            }),
+    );
     let issuer = issuer(state, tenant);
     let key = current_key(state, tenant, settings.signing_alg, origin).await?;
     let (groups, roles) = directory_claims(state, tenant, settings, user).await?;
@@ -426,7 +447,7 @@ async fn mint(
         grant.audience.clone(),
         scopes,
         state.clock.now(),
-        settings.access_token_seconds,
+        lifetime,
         format!("{}.{}", grant.id, new_jti()?),
     );
     access.sub = user.id.to_string();
@@ -444,7 +465,7 @@ async fn mint(
     let mut body = json!({
         "access_token": access_token,
         "token_type": "Bearer",
-        "expires_in": settings.access_token_seconds,
+        "expires_in": lifetime,
         "scope": scopes.join(" "),
     });
     if scopes.iter().any(|s| s == "openid") {

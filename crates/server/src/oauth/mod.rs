@@ -786,11 +786,9 @@ async fn client_credentials_grant(
         .await
         .map_err(ApiError::from)?;
     let proofs = portcullis_core::conditional::Proofs::default();
-    if let Some(why) =
-        crate::conditional::token_refusal(state, &judged, &proofs, "workload", &origin).await?
-    {
-        return Err(OAuthError::UnauthorizedClient(why).into());
-    }
+    let controls = crate::conditional::token_refusal(state, &judged, &proofs, "workload", &origin)
+        .await?
+        .map_err(OAuthError::UnauthorizedClient)?;
     let settings = &client.settings;
     let scopes = settings.grant_scopes(form.get("scope"), false)?;
     let issuer = issuer(state, tenant);
@@ -802,7 +800,7 @@ async fn client_credentials_grant(
         audience,
         &scopes,
         state.clock.now(),
-        settings.access_token_seconds,
+        controls.token_seconds(settings.access_token_seconds),
         new_jti()?,
     );
     let token = key
@@ -811,7 +809,7 @@ async fn client_credentials_grant(
     let mut body = json!({
         "access_token": token,
         "token_type": "Bearer",
-        "expires_in": settings.access_token_seconds,
+        "expires_in": claims.exp - claims.iat,
     });
     if !scopes.is_empty() {
         body["scope"] = json!(scopes.join(" "));

@@ -23,7 +23,7 @@ use time::Duration;
 use portcullis_core::authorize::{
     AuthorizationRequest, AuthorizeError, REQUEST_URI_PREFIX, acr_value,
 };
-use portcullis_core::conditional::{Application, ClientType, Proofs};
+use portcullis_core::conditional::{Application, ClientType, Proofs, SessionControls};
 use portcullis_core::identity::{LifecycleState, Tenant};
 use portcullis_core::oauth::{ClientSettings, GrantType};
 use portcullis_core::session::{Assurance, Session, StepUp, new_session_token};
@@ -330,7 +330,8 @@ async fn decide(
         }
         return ask(state, tenant, headers, pending, Ask::StepUp).await;
     }
-    match admitted(state, tenant, &origin, &pending, &session).await? {
+    let (verdict, controls) = admitted(state, tenant, &origin, &pending, &session).await?;
+    match verdict {
         Verdict::Allow => {}
         Verdict::Refuse(why) => {
             return Ok(refuse(state, tenant, request, "access_denied", &why));
@@ -352,6 +353,14 @@ async fn decide(
             return ask(state, tenant, headers, pending, Ask::StepUpTo(need)).await;
         }
     }
+    // A policy's sign-in frequency: a session signed in longer ago signs in again.
+    if controls.sign_in_too_old(session.authenticated_at(), now) {
+        if none {
+            let why = "conditional access asks for a new sign-in";
+            return Ok(refuse(state, tenant, request, "login_required", why));
+        }
+        return ask(state, tenant, headers, pending, Ask::SignIn).await;
+    }
     if pending.settings.require_consent {
         let approved = state.store.consent(session.user_id, pending.client).await?;
         let covers = approved.is_some_and(|(scopes, at)| {
@@ -371,7 +380,7 @@ async fn decide(
             return ask(state, tenant, headers, pending, Ask::Consent(&session)).await;
         }
     }
-    issue_code(state, tenant, origin, &session, pending).await
+    issue_code(state, tenant, origin, &session, (pending, controls)).await
 }
 
 /// Sends the browser back to the client with an error (RFC 6749 §4.1.2.1).
@@ -461,13 +470,13 @@ async fn admitted(
     origin: &portcullis_core::audit::Origin,
     pending: &Pending,
     session: &Session,
-) -> Result<Verdict, PageError> {
+) -> Result<(Verdict, SessionControls), PageError> {
     // Most tenants have no policies: then nothing more is read.
     let held = conditional::snapshot(state, tenant.id, Freshness::Held)
         .await
         .map_err(crate::error::ApiError::from)?;
     if held.access.is_empty() {
-        return Ok(Verdict::Allow);
+        return Ok((Verdict::Allow, SessionControls::default()));
     }
     let user = state.store.user(tenant.id, session.user_id).await?;
     let client_type = match pending.settings.client_type {
@@ -489,6 +498,7 @@ async fn admitted(
         ..Proofs::default()
     };
     let (verdict, evaluation) = conditional::verdict(&judged, &proofs);
+    let controls = evaluation.session;
     if let Verdict::Refuse(why) = &verdict {
         conditional::record_refusal(
             state,
@@ -500,7 +510,7 @@ async fn admitted(
         )
         .await?;
     }
-    Ok(verdict)
+    Ok((verdict, controls))
 }
 
 /// Keeps the request (if not kept yet) and sends the user where they must act; that page
@@ -602,6 +612,7 @@ pub(super) fn session_grant(
         code_hash,
         code_expires_at,
         expires_at: code_expires_at + Duration::seconds(lifetime),
+        token_seconds: None,
     }
 }
 
@@ -610,7 +621,7 @@ async fn issue_code(
     tenant: &Tenant,
     origin: portcullis_core::audit::Origin,
     session: &Session,
-    pending: Pending,
+    (pending, controls): (Pending, SessionControls),
 ) -> Result<Response, PageError> {
     let now = state.clock.now();
     let request = pending.request;
@@ -623,6 +634,9 @@ async fn issue_code(
         nonce: request.nonce.clone(),
         redirect_uri: request.redirect_uri.clone(),
         code_challenge: request.code_challenge.clone(),
+        token_seconds: controls
+            .max_token_lifetime_minutes
+            .map(|m| m.saturating_mul(60)),
         ..session_grant(
             session,
             pending.client,

@@ -107,8 +107,16 @@ pub(super) async fn complete(
                 Step::Enrolment { .. } => Some(enrolment_landing(state, tenant, settings)),
                 _ => continue_to(state, &tenant.name, headers),
             };
-            let response =
-                open_session(state, tenant, user, origin, opening, context, landing).await?;
+            let response = open_session(
+                state,
+                tenant,
+                user,
+                origin,
+                (opening, evaluation.session),
+                context,
+                landing,
+            )
+            .await?;
             Ok(Finished::Opened(response))
         }
         Next::Refuse(refusal) => {

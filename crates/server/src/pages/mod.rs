@@ -14,6 +14,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
+use portcullis_core::conditional::SessionControls;
 use portcullis_core::identity::{LifecycleState, PrincipalRef, Tenant, User};
 use portcullis_core::names::name_key;
 use portcullis_core::password::PasswordCheck;
@@ -638,7 +639,7 @@ async fn open_session(
     tenant: &Tenant,
     user: &User,
     origin: Origin,
-    opened: Opening,
+    (opened, controls): (Opening, SessionControls),
     context: serde_json::Value,
     landing: Option<String>,
 ) -> Result<Response, PageError> {
@@ -655,7 +656,7 @@ async fn open_session(
                 methods: opened.methods,
                 must_change_password: opened.must_change_password,
                 must_enrol_mfa: opened.must_enrol_mfa,
-                timeouts: SessionTimeouts::default(),
+                timeouts: controls.timeouts(SessionTimeouts::default()),
                 context,
             },
         )
@@ -670,7 +671,10 @@ async fn open_session(
         format!("/t/{}/account", tenant.name)
     };
     // A new token at every sign-in: a token planted before it (fixation) is worth nothing.
-    let cookie = set_cookie(state, SESSION_COOKIE, &token, None);
+    // Without a policy keeping it, the session cookie ends with the browser.
+    let kept = controls.keeps_browser_session();
+    let lifetime = kept.then(|| (session.absolute_expires_at - state.clock.now()).whole_seconds());
+    let cookie = set_cookie(state, SESSION_COOKIE, &token, lifetime);
     let cleared = set_cookie(state, mfa::CHALLENGE_COOKIE, "", Some(0));
     let mut cookies = vec![cookie, cleared];
     if !session.must_change_password && !session.must_enrol_mfa {
