@@ -74,6 +74,9 @@ pub struct SignInQuery {
     /// Attempts on this user (id).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// Token requests of this workload (service principal id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_principal_id: Option<String>,
     /// `success` or `failure`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,

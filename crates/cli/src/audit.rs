@@ -46,8 +46,11 @@ pub enum AuditCommand {
     /// and reason), newest first.
     SignIns {
         /// Only this user (name, e-mail or id).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "service_principal")]
         user: Option<String>,
+        /// Only this workload's token requests (name or id).
+        #[arg(long)]
+        service_principal: Option<String>,
         #[command(flatten)]
         search: Search,
     },
@@ -250,16 +253,25 @@ pub async fn run(command: AuditCommand, connection: &Connection) -> anyhow::Resu
             let api = Api::new(connection)?;
             crate::output::print(&api.get("/v1/audit", &query).await?)
         }
-        AuditCommand::SignIns { user, search } => {
+        AuditCommand::SignIns {
+            user,
+            service_principal,
+            search,
+        } => {
             let api = Api::new(connection)?;
             let user_id = match user {
                 Some(user) => Some(resolve(&api, Kind::User, &user).await?),
+                None => None,
+            };
+            let service_principal_id = match service_principal {
+                Some(name) => Some(resolve(&api, Kind::ServicePrincipal, &name).await?),
                 None => None,
             };
             let query = SignInQuery {
                 from: instant("from", search.from)?,
                 to: instant("to", search.to)?,
                 user_id,
+                service_principal_id,
                 outcome: optional("outcome", search.outcome)?,
                 cursor: search.cursor,
                 limit: search.limit,

@@ -176,6 +176,34 @@ fn request(
     (request, place)
 }
 
+/// A workload's successful token requests are counted per client and address, and written to
+/// the sign-in log once a sweep (a minute by default) with their count: the token path stays
+/// an in-memory count, and the log still shows every client, from where and how often.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WorkloadSignIn {
+    pub tenant: TenantId,
+    pub client: ServicePrincipalId,
+    pub address: Option<String>,
+}
+
+/// Counts a workload's token request from `address` for the sign-in log.
+pub fn note_workload_sign_in(
+    state: &AppState,
+    tenant: TenantId,
+    client: ServicePrincipalId,
+    address: Option<String>,
+) {
+    metrics::counter!("portcullis_workload_sign_ins_total").increment(1);
+    let key = WorkloadSignIn {
+        tenant,
+        client,
+        address,
+    };
+    if !state.workload_sign_ins.count(key, state.clock.now()) {
+        metrics::counter!("portcullis_workload_sign_ins_unrecorded_total").increment(1);
+    }
+}
+
 /// The sign-in log's account of a request: its context, and each policy that applied with its
 /// result (the ones that did not apply are counted, not listed, so a tenant with hundreds of
 /// policies keeps its log small).

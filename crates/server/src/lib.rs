@@ -235,6 +235,7 @@ impl Server {
             sign_in_accounts,
             sign_in_addresses,
             throttled: throttle::ThrottledAttempts::default(),
+            workload_sign_ins: throttle::Tally::default(),
             relying_party,
             passkey_starts: FailureThrottle::new(PASSKEY_STARTS_PER_MINUTE),
             signing_keys: oauth::SigningKeys::default(),
@@ -278,6 +279,9 @@ impl Server {
         tail.abort();
         if let Err(error) = lifecycle::record_throttled(&self.state).await {
             tracing::warn!(%error, "could not record the last throttled attempts");
+        }
+        if let Err(error) = lifecycle::record_workload_sign_ins(&self.state).await {
+            tracing::warn!(%error, "could not record the last workload sign-ins");
         }
         self.state.store.close().await;
         served.map_err(io_error(Path::new("listener")))

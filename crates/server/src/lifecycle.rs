@@ -63,6 +63,45 @@ pub async fn record_throttled(state: &AppState) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Writes one `signin` event of kind `workload` per (tenant, client, address) for the token
+/// requests workloads made since the last call, with their count, first and last time, and
+/// where the address is.
+pub async fn record_workload_sign_ins(state: &AppState) -> Result<(), StoreError> {
+    for (key, counted) in state.workload_sign_ins.take() {
+        let place = key
+            .address
+            .as_deref()
+            .and_then(|a| a.parse().ok())
+            .map(|a| state.config.geo.locate(a))
+            .unwrap_or_default();
+        let event = NewAuditEvent {
+            tenant_id: key.tenant,
+            at: state.clock.now(),
+            actor: Actor::service_principal(key.client),
+            action: "signin".into(),
+            target: Some(Target::new("service_principal", key.client)),
+            outcome: Outcome::Success,
+            reason: None,
+            origin: Origin {
+                source_ip: key.address.clone(),
+                ..Origin::default()
+            },
+            details: serde_json::json!({
+                "kind": "workload",
+                "application": {"kind": "client", "id": key.client},
+                "client_type": "workload",
+                "country": place.country,
+                "asn": place.asn,
+                "count": counted.count,
+                "first_at": rfc3339(counted.first),
+                "last_at": rfc3339(counted.last),
+            }),
+        };
+        state.audit.append(event).await?;
+    }
+    Ok(())
+}
+
 fn rfc3339(at: time::OffsetDateTime) -> Option<String> {
     at.format(&time::format_description::well_known::Rfc3339)
         .ok()
@@ -72,6 +111,7 @@ fn rfc3339(at: time::OffsetDateTime) -> Option<String> {
 pub async fn sweep(state: &AppState) -> Result<(usize, usize), StoreError> {
     let store: &Store = &state.store;
     record_throttled(state).await?;
+    record_workload_sign_ins(state).await?;
     let now = state.clock.now();
     let expired = store.users_past_expiry(now, BATCH).await?;
     for user in &expired {

@@ -36,6 +36,8 @@ pub struct Shared {
     pub sign_in_addresses: crate::throttle::Backoff,
     /// Attempts refused while throttled, summarised into the audit trail by the sweeper.
     pub throttled: crate::throttle::ThrottledAttempts,
+    /// Workloads' token requests, summarised into the sign-in log by the sweeper.
+    pub workload_sign_ins: crate::throttle::Tally<crate::conditional::WorkloadSignIn>,
     /// The WebAuthn relying party; `None` when the public URL's host is an IP address, where
     /// browsers refuse passkeys.
     pub relying_party: Option<portcullis_core::passkey::RelyingParty>,

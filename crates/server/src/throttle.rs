@@ -258,13 +258,63 @@ impl Backoff {
     }
 }
 
+/// Events counted per key between two sweeps, with the first and last time of each, so that
+/// the audit trail gets one event per key and window instead of one per request. At most
+/// [`MAX_TRACKED`] keys are held; `count` says whether a new key still fitted.
+#[derive(Debug)]
+pub struct Tally<K> {
+    pending: Mutex<HashMap<K, Tallied>>,
+}
+
+impl<K> Default for Tally<K> {
+    fn default() -> Self {
+        Self {
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Tallied {
+    pub first: time::OffsetDateTime,
+    pub last: time::OffsetDateTime,
+    pub count: u64,
+}
+
+impl<K: Eq + std::hash::Hash> Tally<K> {
+    /// Counts one event under `key`; `false` when the tally is full and `key` new to it.
+    pub fn count(&self, key: K, at: time::OffsetDateTime) -> bool {
+        let mut pending = locked(&self.pending);
+        if pending.len() >= MAX_TRACKED && !pending.contains_key(&key) {
+            return false;
+        }
+        pending
+            .entry(key)
+            .and_modify(|c| {
+                c.last = at;
+                c.count += 1;
+            })
+            .or_insert(Tallied {
+                first: at,
+                last: at,
+                count: 1,
+            });
+        true
+    }
+
+    /// Everything counted since the last call.
+    pub fn take(&self) -> Vec<(K, Tallied)> {
+        locked(&self.pending).drain().collect()
+    }
+}
+
 /// Attempts refused because their key was throttled, counted per (tenant, account, address,
 /// method) and written to the audit trail as one `authn.throttled` event per key and window
 /// with the count, instead of one event per refused request: a flood of refused attempts
 /// must not flood the audit trail.
 #[derive(Debug, Default)]
 pub struct ThrottledAttempts {
-    pending: Mutex<HashMap<ThrottledKey, ThrottledCount>>,
+    tally: Tally<ThrottledKey>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -277,32 +327,12 @@ pub struct ThrottledKey {
     pub method: &'static str,
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct ThrottledCount {
-    pub first: time::OffsetDateTime,
-    pub last: time::OffsetDateTime,
-    pub count: u64,
-}
-
 impl ThrottledAttempts {
     pub fn note(&self, key: ThrottledKey, at: time::OffsetDateTime) {
         metrics::counter!("portcullis_auth_throttled_total", "method" => key.method).increment(1);
-        let mut pending = locked(&self.pending);
-        if pending.len() >= MAX_TRACKED && !pending.contains_key(&key) {
+        if !self.tally.count(key, at) {
             metrics::counter!("portcullis_auth_throttled_unrecorded_total").increment(1);
-            return;
         }
-        pending
-            .entry(key)
-            .and_modify(|c| {
-                c.last = at;
-                c.count += 1;
-            })
-            .or_insert(ThrottledCount {
-                first: at,
-                last: at,
-                count: 1,
-            });
     }
 
     /// Counts an attempt refused while `account` (a user name, key prefix or client id, when
@@ -325,8 +355,8 @@ impl ThrottledAttempts {
     }
 
     /// Everything counted since the last call.
-    pub fn take(&self) -> Vec<(ThrottledKey, ThrottledCount)> {
-        locked(&self.pending).drain().collect()
+    pub fn take(&self) -> Vec<(ThrottledKey, Tallied)> {
+        self.tally.take()
     }
 }
 

@@ -963,3 +963,62 @@ async fn session_controls_bound_the_session_its_cookie_and_every_token() {
         page.location()
     );
 }
+
+/// A workload's token requests are in the sign-in log as one event per client, address and
+/// sweep, with the count: the token path only counts in memory.
+#[tokio::test]
+async fn workload_token_requests_are_in_the_sign_in_log_counted_per_client_and_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let (countries, networks) = geo_databases(dir.path());
+    let server = TestServer::start_with(|mut s| {
+        s.trusted_proxies = Some(vec!["127.0.0.1/32".into()]);
+        s.geoip_country = Some(countries);
+        s.geoip_asn = Some(networks);
+        s.sweep_interval_seconds = Some(1);
+        s
+    })
+    .await;
+    let admin = server.admin();
+    let (id, secret) = crate::oauth::client(&server, "batch").await;
+    let form = [("grant_type", "client_credentials")];
+    for address in [
+        "198.51.100.9",
+        "198.51.100.9",
+        "198.51.100.9",
+        "203.0.113.9",
+    ] {
+        let (status, body) = token_from(&server, address, &id, Some(&secret), &form).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let total = |events: &[Value]| -> u64 {
+        events
+            .iter()
+            .filter(|e| e["details"]["kind"] == "workload" && e["outcome"] == "success")
+            .map(|e| e["details"]["count"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let events = admin
+        .audit_once("signin", |events| total(events) >= 4)
+        .await;
+    assert_eq!(total(&events), 4, "{events:?}");
+    let from_new_zealand = events
+        .iter()
+        .find(|e| e["origin"]["source_ip"] == "198.51.100.9" && e["details"]["kind"] == "workload")
+        .expect("the address's event");
+    assert_eq!(
+        from_new_zealand["details"]["count"], 3,
+        "{from_new_zealand}"
+    );
+    assert_eq!(from_new_zealand["details"]["country"], "NZ");
+    assert_eq!(from_new_zealand["details"]["asn"], 64500);
+    assert_eq!(from_new_zealand["actor"]["id"], id.as_str());
+    assert_eq!(from_new_zealand["target"]["id"], id.as_str());
+    let sign_ins = admin
+        .get(&format!("/v1/sign-ins?service_principal_id={id}"))
+        .await
+        .expect(200);
+    assert!(
+        !sign_ins["items"].as_array().unwrap().is_empty(),
+        "the sign-in log lists them: {sign_ins}"
+    );
+}

@@ -793,6 +793,7 @@ async fn client_credentials_grant(
     let scopes = settings.grant_scopes(form.get("scope"), false)?;
     let issuer = issuer(state, tenant);
     let audience = settings.audience(&form.resources, &issuer)?;
+    let address = origin.source_ip.clone();
     let key = current_key(state, tenant, settings.signing_alg, origin).await?;
     let claims = AccessTokenClaims::for_client(
         &issuer,
@@ -814,5 +815,6 @@ async fn client_credentials_grant(
     if !scopes.is_empty() {
         body["scope"] = json!(scopes.join(" "));
     }
+    crate::conditional::note_workload_sign_in(state, tenant.id, client.id, address);
     Ok(token_response(body))
 }

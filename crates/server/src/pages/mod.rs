@@ -755,7 +755,6 @@ fn note_throttled(
         .note_refused(tenant.id, account, origin, method, now);
 }
 
-/// The page `render` makes for a refusal while backing off, as 429 with `Retry-After`.
 /// How one credential attempt at a sign-in step went.
 pub(super) enum Tried<T> {
     /// Right: what it proved.
@@ -789,6 +788,7 @@ impl<T> Tried<T> {
     }
 }
 
+/// The page `render` makes for a refusal while backing off, as 429 with `Retry-After`.
 fn too_many(wait: std::time::Duration, render: impl FnOnce(u64) -> Response) -> Response {
     let seconds = wait.as_secs().max(1);
     let mut response = render(seconds);

@@ -85,7 +85,8 @@ pub async fn chain(
 }
 
 /// The sign-in log: every sign-in attempt, successful or not, with its reason, method,
-/// strength, source address and user agent. Newest first.
+/// strength, source address and user agent, and workloads' token requests counted per client,
+/// address and minute. Newest first.
 #[utoipa::path(get, path = "/v1/sign-ins", tag = "audit", params(SignInQuery),
     responses((status = 200, body = Page<AuditRecord>), (status = 400, body = Problem), (status = 403, body = Problem)))]
 pub async fn sign_ins(
@@ -93,11 +94,15 @@ pub async fn sign_ins(
     caller: Caller,
     ApiQuery(q): ApiQuery<SignInQuery>,
 ) -> ApiResult<Json<Page<AuditRecord>>> {
+    if q.user_id.is_some() && q.service_principal_id.is_some() {
+        let why = "name a user_id or a service_principal_id, not both";
+        return Err(ValidationError::new("service_principal_id", why).into());
+    }
     let filter = AuditFilter {
         from: q.from,
         to: q.to,
         actor_id: None,
-        target_id: q.user_id,
+        target_id: q.user_id.or(q.service_principal_id),
         action: Some("signin".into()),
         outcome: q.outcome,
     };
