@@ -26,7 +26,7 @@ use portcullis_core::lockout::Removal;
 use portcullis_core::oauth::OFFLINE_ACCESS;
 use portcullis_core::secrets::PresentedApiKey;
 use portcullis_core::session::StepUp;
-use portcullis_core::{ServicePrincipalId, SessionId, TenantId};
+use portcullis_core::{ServicePrincipalId, SessionId, TenantId, UserId};
 use portcullis_store::{ApiKeyCredential, RoleAssignerGuard, WriteContext};
 
 use crate::cache::TtlCache;
@@ -67,9 +67,101 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = authenticate(parts, state).await?;
+        conditional_access(state, &caller).await?;
         note_api_use(state, &caller);
         Ok(caller)
     }
+}
+
+/// Conditional access on the admin API: the tenant's policies for `admin_api` (or every
+/// application), judged for the person or workload behind the request, from where it comes,
+/// with what its sign-in proved. A tenant without policies pays one atomic load.
+async fn conditional_access(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    use crate::conditional::Verdict as Access;
+    use portcullis_core::conditional::{Application, ClientType, Proofs};
+    use portcullis_core::session::{Assurance, Strength};
+    let held = crate::conditional::snapshot(state, caller.tenant.id, Freshness::Held).await?;
+    if held.access.is_empty() {
+        return Ok(());
+    }
+    let tenant = caller.tenant.id;
+    let authentication = caller.actor.authentication.as_ref();
+    let judged = match caller.principal.kind {
+        PrincipalKind::User => {
+            let user = state
+                .store
+                .user(tenant, UserId::from_uuid(caller.principal.id))
+                .await?;
+            let client_type = match authentication.map(|a| a.method.as_str()) {
+                Some("session") => ClientType::Browser,
+                _ => ClientType::Native,
+            };
+            let (application, origin) = (Application::AdminApi, &caller.origin);
+            crate::conditional::for_user(
+                state,
+                &user,
+                application,
+                client_type,
+                origin,
+                Freshness::Held,
+            )
+            .await?
+        }
+        _ => {
+            let workload = ServicePrincipalId::from_uuid(caller.principal.id);
+            crate::conditional::for_workload(
+                state,
+                tenant,
+                workload,
+                Application::AdminApi,
+                &caller.origin,
+            )
+            .await?
+        }
+    };
+    let strength = authentication
+        .and_then(|a| a.acr.as_deref())
+        .and_then(Strength::parse);
+    let proofs = Proofs {
+        strength,
+        ..Proofs::default()
+    };
+    let (verdict, evaluation) = crate::conditional::verdict(&judged, &proofs);
+    let why = match verdict {
+        Access::Allow => {
+            let signed_in = caller.session.map(|(_, at)| at);
+            let controls = evaluation.session;
+            return match signed_in.filter(|at| controls.sign_in_too_old(*at, state.clock.now())) {
+                None => Ok(()),
+                Some(_) => Err(ApiError::InsufficientUserAuthentication {
+                    need: Assurance {
+                        strength: strength.unwrap_or(Strength::Password),
+                        max_age: controls
+                            .sign_in_frequency_minutes
+                            .map(|m| Duration::minutes(i64::from(m))),
+                    },
+                    detail: "Conditional access asks for a more recent sign-in for the admin API. Sign in again.".into(),
+                }),
+            };
+        }
+        Access::StepUp(need) => {
+            return Err(ApiError::InsufficientUserAuthentication {
+                need: Assurance {
+                    strength: need,
+                    max_age: None,
+                },
+                detail: format!(
+                    "Conditional access requires a {} sign-in for the admin API. Sign in again with it.",
+                    need.as_str().replace('_', "-")
+                ),
+            });
+        }
+        Access::Refuse(why) => why,
+    };
+    let refused = evaluation.refused();
+    crate::conditional::record_refusal(state, &judged, &refused, &why, "admin_api", &caller.origin)
+        .await?;
+    Err(ApiError::Forbidden(format!("refused: {why}")))
 }
 
 /// When a principal last used the API, per method, is kept by the minute: this node writes

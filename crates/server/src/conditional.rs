@@ -111,18 +111,20 @@ pub async fn assess_sign_in(
     Ok(seen)
 }
 
-/// The facts of a workload's token request.
+/// The facts of a workload's request to `application`: its own token, or the admin API with
+/// its API key.
 pub async fn for_workload(
     state: &AppState,
     tenant: TenantId,
     client: ServicePrincipalId,
+    application: Application,
     origin: &Origin,
 ) -> Result<Judged, EngineError> {
     let current = snapshot(state, tenant, Freshness::Held).await?;
     let (request, place) = request(
         state,
         Who::ServicePrincipal(client),
-        Application::Client(client),
+        application,
         ClientType::Workload,
         origin,
         state.clock.now(),

@@ -23,7 +23,7 @@ pub(crate) async fn console(server: &TestServer) -> (String, String) {
 }
 
 /// Gives a user a built-in role across the tenant.
-async fn assign(server: &TestServer, user: &str, role: &str) {
+pub(crate) async fn assign(server: &TestServer, user: &str, role: &str) {
     server
         .admin()
         .post(
@@ -35,7 +35,7 @@ async fn assign(server: &TestServer, user: &str, role: &str) {
 }
 
 /// A signed-in person's access token for the admin API, through the code flow.
-async fn person_token(
+pub(crate) async fn person_token(
     server: &TestServer,
     browser: &mut Browser,
     client: &str,

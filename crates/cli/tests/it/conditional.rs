@@ -1022,3 +1022,124 @@ async fn workload_token_requests_are_in_the_sign_in_log_counted_per_client_and_a
         "the sign-in log lists them: {sign_ins}"
     );
 }
+
+/// Policies for the admin API hold people's tokens and workloads' API keys to account on every
+/// request, from where it comes: blocked outside the office, a stronger sign-in demanded with
+/// RFC 9470's challenge, a workload's key refused, each refusal in the sign-in log.
+#[tokio::test]
+async fn the_admin_api_is_held_to_its_policies_for_tokens_and_keys() {
+    let server = behind_a_proxy().await;
+    let admin = server.admin();
+    admin
+        .send(
+            Method::PUT,
+            "/v1/administrator-policy",
+            Some(json!({"mfa": "none", "recent_actions": []})),
+            &[],
+        )
+        .await
+        .expect(200);
+    let glass = user_with_password(&server, "glass", false).await;
+    admin
+        .send(
+            Method::PUT,
+            "/v1/access-policy-settings",
+            Some(json!({"emergency_accounts": [glass]})),
+            &[],
+        )
+        .await
+        .expect(200);
+    let (console, secret) = crate::admin_tokens::console(&server).await;
+    let (mut browser, alice) = crate::authorize::signed_in(&server, "alice").await;
+    crate::admin_tokens::assign(&server, &alice, "user_administrator").await;
+    let token = crate::admin_tokens::person_token(&server, &mut browser, &console, &secret).await;
+    let as_alice = server.client(&token);
+    let (batch, key) = admin
+        .principal_with_role("batch", "user_administrator", "tenant")
+        .await;
+    let as_batch = server.client(&key);
+    let from = |address: &'static str| [("x-forwarded-for", address)];
+    let office = office(&admin).await;
+    admin
+        .post(
+            "/v1/access-policies",
+            json!({"name": "Admin API from the office only", "state": "enabled",
+                   "include": {"all_users": true}, "applications": {"include": ["admin_api"]},
+                   "conditions": {"locations": {"include": ["any"], "exclude": [office["id"]]}},
+                   "grant": {"kind": "block"}}),
+        )
+        .await
+        .expect(201);
+
+    as_alice
+        .send(Method::GET, "/v1/users", None, &from("203.0.113.7"))
+        .await
+        .expect(200);
+    let refused = as_alice
+        .send(Method::GET, "/v1/users", None, &from("198.51.100.7"))
+        .await
+        .problem(403);
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Admin API from the office only"),
+        "{refused}"
+    );
+    let event = last_sign_in(&admin, &alice, "failure").await;
+    assert_eq!(event["details"]["kind"], "admin_api", "{event}");
+    assert_eq!(
+        event["details"]["application"]["kind"], "admin_api",
+        "{event}"
+    );
+    // A workload's key is not a person: the people's policy leaves it alone...
+    as_batch
+        .send(Method::GET, "/v1/users", None, &from("198.51.100.7"))
+        .await
+        .expect(200);
+    // ...and its own policy holds it.
+    admin
+        .post(
+            "/v1/access-policies",
+            json!({"name": "Batch on the admin API from the office", "state": "enabled",
+                   "include": {"service_principals": [batch]}, "applications": {"include": ["admin_api"]},
+                   "conditions": {"locations": {"include": ["any"], "exclude": [office["id"]]}},
+                   "grant": {"kind": "block"}}),
+        )
+        .await
+        .expect(201);
+    as_batch
+        .send(Method::GET, "/v1/users", None, &from("198.51.100.7"))
+        .await
+        .problem(403);
+    as_batch
+        .send(Method::GET, "/v1/users", None, &from("203.0.113.8"))
+        .await
+        .expect(200);
+
+    // A second factor for the admin API: Alice's password-only token is asked to step up.
+    admin
+        .post(
+            "/v1/access-policies",
+            json!({"name": "MFA for the admin API", "state": "enabled",
+                   "include": {"all_users": true}, "applications": {"include": ["admin_api"]},
+                   "grant": {"kind": "require", "controls": ["mfa"]}}),
+        )
+        .await
+        .expect(201);
+    let reply = as_alice
+        .send(Method::GET, "/v1/users", None, &from("203.0.113.7"))
+        .await;
+    let challenge = reply
+        .headers
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        challenge.contains("insufficient_user_authentication")
+            && challenge.contains("acr_values=\"mfa\""),
+        "{challenge}"
+    );
+    reply.problem(401);
+}

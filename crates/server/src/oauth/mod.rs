@@ -782,9 +782,15 @@ async fn client_credentials_grant(
     form: &TokenForm,
 ) -> Result<Response, Issue> {
     require_grant(client, GrantType::ClientCredentials, "client_credentials")?;
-    let judged = crate::conditional::for_workload(state, tenant.id, client.id, &origin)
-        .await
-        .map_err(ApiError::from)?;
+    let judged = crate::conditional::for_workload(
+        state,
+        tenant.id,
+        client.id,
+        portcullis_core::conditional::Application::Client(client.id),
+        &origin,
+    )
+    .await
+    .map_err(ApiError::from)?;
     let proofs = portcullis_core::conditional::Proofs::default();
     let controls = crate::conditional::token_refusal(state, &judged, &proofs, "workload", &origin)
         .await?

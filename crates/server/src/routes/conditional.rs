@@ -341,7 +341,12 @@ pub async fn what_if(
         }
         (None, Some(client)) => {
             state.store.service_principal(tenant, client).await?;
-            conditional::for_workload(&state, tenant, client, &origin).await?
+            // A workload's own token unless another application is named.
+            let app = match body.application {
+                None => Application::Client(client),
+                Some(_) => app,
+            };
+            conditional::for_workload(&state, tenant, client, app, &origin).await?
         }
         _ => {
             return Err(
