@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 pub mod access;
 pub mod audit;
 pub mod conditional;
+pub mod devices;
 pub mod directory;
 pub mod groups;
 pub mod ops;

@@ -140,6 +140,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: conditional::AccessPolicyCommand,
     },
+    /// Registered devices: register yours, list them, mark them compliant, remove them.
+    Device {
+        #[command(subcommand)]
+        command: crate::devices::DeviceCommand,
+    },
     /// Identity protection: detections, risky users, verdicts, the leaked-password list.
     Risk {
         #[command(subcommand)]
@@ -768,6 +773,9 @@ fn removal(command: &AdminCommand) -> Option<String> {
                     ..
                 }),
         } => format!("delete access policy {name}"),
+        A::Device {
+            command: crate::devices::DeviceCommand::Remove { id },
+        } => format!("remove device {id}"),
         A::Risk {
             command: crate::risk::RiskCommand::ConfirmCompromised { user, .. },
         } => format!("confirm {user} compromised (every session of theirs ends)"),
@@ -946,6 +954,7 @@ async fn resolve_names(command: &mut AdminCommand, api: &Api) -> anyhow::Result<
         | AdminCommand::OAuthClient { .. }
         | AdminCommand::Location { .. }
         | AdminCommand::AccessPolicy { .. }
+        | AdminCommand::Device { .. }
         | AdminCommand::Risk { .. } => {}
     }
     for (name, kind) in names {
@@ -1290,6 +1299,7 @@ pub async fn run(
         AdminCommand::OAuthClient { command } => settings::oauth_client(&api, command).await?,
         AdminCommand::Location { command } => conditional::location(&api, command).await?,
         AdminCommand::AccessPolicy { command } => conditional::access_policy(&api, command).await?,
+        AdminCommand::Device { command } => crate::devices::run(&api, command).await?,
         AdminCommand::Risk { command } => crate::risk::run(&api, command).await?,
     };
     if let Some(what) = removing {

@@ -10,6 +10,7 @@ mod audit;
 mod authorization;
 mod bench;
 mod conditional;
+mod devices;
 mod login;
 mod names;
 mod output;

@@ -127,3 +127,7 @@ id_type!(
     /// A finding of identity protection: a risky sign-in or a reason a user is at risk.
     RiskDetectionId
 );
+id_type!(
+    /// A device registered for a user, known by the key it keeps.
+    RegisteredDeviceId
+);

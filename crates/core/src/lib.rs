@@ -9,6 +9,7 @@ pub mod authz;
 pub mod backoff;
 pub mod conditional;
 pub mod device;
+pub mod device_key;
 pub mod engine;
 pub mod identity;
 pub mod ids;

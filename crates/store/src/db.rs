@@ -107,6 +107,7 @@ id_args!(
     portcullis_core::ShareId,
     portcullis_core::DenyAssignmentId,
     portcullis_core::RiskDetectionId,
+    portcullis_core::RegisteredDeviceId,
     uuid::Uuid
 );
 

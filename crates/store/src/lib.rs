@@ -21,6 +21,7 @@ mod oauth;
 mod passkeys;
 mod passwords;
 mod principals;
+mod registered_devices;
 mod risk;
 mod roles;
 pub mod scratch;
@@ -55,6 +56,7 @@ pub use principals::{
     ApiKeyCredential, MAX_ACTIVE_KEYS, NewApiKey, NewUser, ServicePrincipalChanges, UserChanges,
     UserFilter,
 };
+pub use registered_devices::NewDevice;
 pub use risk::{DetectionFilter, FailureCounts, Finding};
 pub use roles::AssignmentFilter;
 pub use sessions::{NewSession, SignInSubject, StoredPassword};

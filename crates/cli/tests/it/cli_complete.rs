@@ -514,6 +514,35 @@ async fn tour(cli: &Cli) {
     cli.ok(&["--yes", "location", "delete", "tour-office"])
         .await;
 
+    // Registered devices: a key is a person's to register; the tour's key is a workload's.
+    let key = cli.file(
+        "device-key.json",
+        &portcullis_core::jose::generate_es256().unwrap().public_jwk,
+    );
+    let said = cli
+        .fails(&[
+            "device",
+            "register",
+            "--name",
+            "tour",
+            "--platform",
+            "linux",
+            "--file",
+            &key,
+        ])
+        .await;
+    assert!(said.contains("only a person"), "{said}");
+    cli.ok(&["device", "list", "--user", "ada"]).await;
+    let nothing = "01900000-0000-7000-8000-000000000000";
+    for args in [
+        vec!["device", "get", nothing],
+        vec!["device", "compliance", nothing, "--compliant", "true"],
+        vec!["--yes", "device", "remove", nothing],
+    ] {
+        let said = cli.fails(&args).await;
+        assert!(said.contains("No such object"), "{said}");
+    }
+
     // Identity protection.
     cli.ok(&["risk", "detections", "--level", "high"]).await;
     let confirmed = cli

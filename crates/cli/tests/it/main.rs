@@ -17,6 +17,7 @@ mod conditional;
 mod csrf;
 mod defences;
 mod device;
+mod devices;
 mod enrolment;
 mod escalation;
 mod forgery;

@@ -105,12 +105,21 @@ impl Browser {
     }
 
     pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let response = self
-            .request(reqwest::Method::POST, path)
-            .form(form)
-            .send()
-            .await
-            .unwrap();
+        self.post_with(path, form, &[]).await
+    }
+
+    /// Posts a form with extra request headers (a native client's, or a script's).
+    pub(crate) async fn post_with(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut request = self.request(reqwest::Method::POST, path).form(form);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
         self.absorb(response).await
     }
 

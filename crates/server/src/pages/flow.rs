@@ -8,7 +8,10 @@ use axum::response::Response;
 use serde_json::json;
 
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
-use portcullis_core::conditional::{Application, ClientType, Compiled, Control, Proofs};
+use portcullis_core::conditional::{
+    Application, ClientType, Compiled, Control, DeviceState, Proofs,
+};
+use portcullis_core::device_key::{RegisteredDevice, verify_proof};
 use portcullis_core::identity::{Tenant, User};
 use portcullis_core::session::SignInSettings;
 use portcullis_core::signin::{self, Facts, Next, Refusal, Step};
@@ -89,7 +92,7 @@ pub(super) async fn complete(
     headers: &HeaderMap,
 ) -> Result<Finished, PageError> {
     let (facts, judged, evaluation, seen) =
-        gather(state, tenant, settings, user, &step, &origin).await?;
+        gather(state, (tenant, settings), user, &step, &origin, headers).await?;
     match signin::next(&step, &facts) {
         Next::SecondFactor => Ok(Finished::Challenge(mfa::challenge(
             state,
@@ -152,11 +155,11 @@ type Gathered = (
 
 async fn gather(
     state: &AppState,
-    tenant: &Tenant,
-    settings: &SignInSettings,
+    (tenant, settings): (&Tenant, &SignInSettings),
     user: &User,
     step: &Step,
     origin: &Origin,
+    headers: &HeaderMap,
 ) -> Result<Gathered, PageError> {
     let store = &state.store;
     let has_totp = settings.allow_totp
@@ -182,8 +185,18 @@ async fn gather(
     .await
     .map_err(crate::error::ApiError::from)?;
     let seen = conditional::assess_sign_in(state, &mut judged, user).await?;
+    let device = proven_device(state, tenant, user, headers).await?;
+    if let Some(device) = &device {
+        judged.request.device = if device.compliant {
+            DeviceState::Compliant
+        } else {
+            DeviceState::Registered
+        };
+        judged.request.platform = device.platform;
+    }
     let proofs = Proofs {
         strength: Some(step.strength()),
+        compliant_device: device.is_some_and(|d| d.compliant),
         ..Proofs::default()
     };
     let evaluation = judged.policies().evaluate(&judged.request, &proofs);
@@ -195,6 +208,44 @@ async fn gather(
         access: evaluation.decision.clone(),
     };
     Ok((facts, judged, evaluation, seen))
+}
+
+/// The header a device's proof comes in (see `portcullis_core::device_key`).
+pub(super) const DEVICE_PROOF_HEADER: &str = "portcullis-device-proof";
+
+/// The user's registered device this sign-in step proved it comes from, if any: a proof in
+/// [`DEVICE_PROOF_HEADER`], for this tenant, bound to this browser's anti-forgery token, fresh,
+/// by a key registered to this user. Anything less is a sign-in from an unregistered device,
+/// not an error: policies decide what that means.
+async fn proven_device(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+    headers: &HeaderMap,
+) -> Result<Option<RegisteredDevice>, PageError> {
+    let Some(proof) = headers
+        .get(DEVICE_PROOF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| p.len() <= 4096)
+    else {
+        return Ok(None);
+    };
+    let (binding, _) = super::csrf_token(state, headers)?;
+    let audience = crate::oauth::issuer(state, tenant);
+    let now = state.clock.now();
+    let thumbprint = match verify_proof(proof, &audience, &binding, now) {
+        Ok(thumbprint) => thumbprint,
+        Err(why) => {
+            tracing::info!(tenant = %tenant.id, user = %user.id, %why, "a device proof was not accepted");
+            return Ok(None);
+        }
+    };
+    let found = state.store.device_by_key(tenant.id, &thumbprint).await?;
+    let Some((device, _)) = found.filter(|(d, _)| d.user_id == user.id) else {
+        return Ok(None);
+    };
+    state.store.device_seen(tenant.id, device.id, now).await?;
+    Ok(Some(device))
 }
 
 fn step_method(step: &Step) -> &'static str {

@@ -5,6 +5,7 @@
 pub(crate) mod access;
 mod audit;
 mod conditional;
+mod devices;
 mod directory;
 mod groups;
 mod ops;
@@ -57,6 +58,7 @@ use crate::state::AppState;
         (name = "authorization", description = "The authorization engine: resource types, custom roles, records, shares, deny assignments, and the AuthZEN decision API."),
         (name = "audit", description = "The hash-chained audit trail."),
         (name = "conditional access", description = "Policies on who may sign in and get tokens from where, with which device, client and risk; named locations; the what-if tool."),
+        (name = "devices", description = "Devices registered by their users with a key pair they keep, proven at sign-in, and marked compliant by administrators or an MDM."),
         (name = "identity protection", description = "Risk: detections (brute force, password spray, impossible travel, new country, unfamiliar properties, anonymous addresses, leaked credentials), risky users and an administrator's verdict on them, and the leaked-password list."),
         (name = "operations", description = "Health, readiness, metrics.")
     )
@@ -169,6 +171,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             conditional::get_settings,
             conditional::put_settings
         ))
+        .routes(routes!(devices::register))
+        .routes(routes!(devices::list))
+        .routes(routes!(devices::get, devices::remove))
+        .routes(routes!(devices::set_compliance))
         .routes(routes!(risk::list_detections))
         .routes(routes!(risk::list_risky_users))
         .routes(routes!(risk::confirm_compromised))
