@@ -58,6 +58,10 @@ pub struct Session {
     /// The tenant requires a second factor the user has not set up: until they do, this
     /// session reaches only the authenticator set-up page.
     pub must_enrol_mfa: bool,
+    /// A policy asks for the tenant's terms of use: until they are accepted, this session
+    /// reaches only the terms page.
+    #[serde(default)]
+    pub must_accept_terms: bool,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -363,6 +367,7 @@ mod tests {
                 .collect(),
             must_change_password: false,
             must_enrol_mfa: false,
+            must_accept_terms: false,
             source_ip: None,
             user_agent: None,
             created_at: start,

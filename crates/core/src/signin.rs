@@ -77,6 +77,8 @@ pub struct Opening {
     pub must_change_password: bool,
     /// Held at the second-factor page until one is set up.
     pub must_enrol_mfa: bool,
+    /// Held at the terms page until the tenant's terms of use are accepted.
+    pub must_accept_terms: bool,
 }
 
 /// Why the sign-in cannot go on.
@@ -122,6 +124,8 @@ enum Remedy {
     Met,
     /// Open the session held until the password changes.
     ChangePassword,
+    /// Open the session held until the terms of use are accepted.
+    AcceptTerms,
     /// Ask for the code now.
     AskCode,
     /// Open the session held until a second factor is set up.
@@ -144,6 +148,7 @@ fn remedy(control: Control, step: &Step, facts: &Facts) -> Remedy {
         Control::PhishingResistant if facts.has_passkey => Remedy::UsePasskey,
         Control::PhishingResistant | Control::CompliantDevice => Remedy::Impossible,
         Control::PasswordChange => Remedy::ChangePassword,
+        Control::TermsOfUse => Remedy::AcceptTerms,
     }
 }
 
@@ -151,7 +156,7 @@ fn control_met(control: Control, step: &Step) -> bool {
     match control {
         Control::Mfa => step.strength() >= Strength::Mfa,
         Control::PhishingResistant => step.strength() >= Strength::PhishingResistant,
-        Control::CompliantDevice | Control::PasswordChange => false,
+        Control::CompliantDevice | Control::PasswordChange | Control::TermsOfUse => false,
     }
 }
 
@@ -198,6 +203,7 @@ pub fn next(step: &Step, facts: &Facts) -> Next {
         methods: step.methods(),
         must_change_password: facts.must_change_password || needs(Remedy::ChangePassword),
         must_enrol_mfa: needs(Remedy::Enrol),
+        must_accept_terms: needs(Remedy::AcceptTerms),
     })
 }
 
@@ -247,6 +253,18 @@ mod tests {
             Next::Open(opening) => opening,
             other => panic!("expected a session, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn terms_of_use_hold_the_session_until_accepted() {
+        let asked = Facts {
+            access: requiring(Operator::All, &[Control::TermsOfUse]),
+            ..facts()
+        };
+        let opening = opened(next(&password(), &asked));
+        assert!(opening.must_accept_terms);
+        assert!(!opening.must_change_password && !opening.must_enrol_mfa);
+        assert!(!opened(next(&password(), &facts())).must_accept_terms);
     }
 
     #[test]
@@ -417,6 +435,7 @@ mod tests {
         control_met(control, step)
             || (control == Control::Mfa && opening.must_enrol_mfa)
             || (control == Control::PasswordChange && opening.must_change_password)
+            || (control == Control::TermsOfUse && opening.must_accept_terms)
     }
 
     proptest! {

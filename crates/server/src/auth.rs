@@ -122,8 +122,16 @@ async fn conditional_access(state: &AppState, caller: &Caller) -> Result<(), Api
     let strength = authentication
         .and_then(|a| a.acr.as_deref())
         .and_then(Strength::parse);
+    let terms_accepted = match caller.principal.kind {
+        PrincipalKind::User => {
+            let user = UserId::from_uuid(caller.principal.id);
+            crate::conditional::terms_accepted(state, &judged, user).await?
+        }
+        _ => false,
+    };
     let proofs = Proofs {
         strength,
+        terms_accepted,
         ..Proofs::default()
     };
     let (verdict, evaluation) = crate::conditional::verdict(&judged, &proofs);

@@ -91,6 +91,23 @@ pub async fn for_user(
     })
 }
 
+/// Whether `user` accepted the tenant's current terms of use (never, when it has none).
+pub async fn terms_accepted(
+    state: &AppState,
+    judged: &Judged,
+    user: portcullis_core::UserId,
+) -> Result<bool, portcullis_store::StoreError> {
+    match judged.policies().terms_version() {
+        Some(version) => {
+            state
+                .store
+                .has_accepted_terms(judged.tenant, user, version)
+                .await
+        }
+        None => Ok(false),
+    }
+}
+
 /// Judges a sign-in against the user's earlier ones: the detections go into `judged` and make
 /// its sign-in risk. Returns what the sign-in looked like, to be remembered once it succeeds.
 pub async fn assess_sign_in(
@@ -294,7 +311,10 @@ pub fn verdict(judged: &Judged, proofs: &Proofs) -> (Verdict, Evaluation) {
                 let strength = |c: &Control| match c {
                     Control::Mfa => Some(Strength::Mfa),
                     Control::PhishingResistant => Some(Strength::PhishingResistant),
-                    Control::CompliantDevice | Control::PasswordChange => None,
+                    // Met at the sign-in pages only: a token request cannot stop for them.
+                    Control::CompliantDevice | Control::PasswordChange | Control::TermsOfUse => {
+                        None
+                    }
                 };
                 let reachable: Vec<Option<Strength>> =
                     requirement.controls.iter().map(strength).collect();

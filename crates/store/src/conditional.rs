@@ -217,6 +217,13 @@ impl Store {
         if let Some(why) = policy.locks_out(&settings.emergency_accounts) {
             return Err(StoreError::conflict("state", why));
         }
+        if policy.asks_for_terms() && settings.terms_of_use.is_none() {
+            return Err(ValidationError::new(
+                "grant.controls",
+                "terms_of_use needs the tenant's terms: set terms_of_use in the access policy settings first",
+            )
+            .into());
+        }
         let saved = save(&mut w, &policy, expected_version).await?;
         w.commit().await?;
         Ok(saved)
@@ -284,6 +291,15 @@ impl Store {
             }
         }
         for policy in policies_in(&mut w).await? {
+            if policy.asks_for_terms() && settings.terms_of_use.is_none() {
+                return Err(StoreError::conflict(
+                    "terms_of_use",
+                    format!(
+                        "the policy {:?} asks for the terms of use: change it before removing them",
+                        policy.name
+                    ),
+                ));
+            }
             if let Some(why) = policy.locks_out(&settings.emergency_accounts) {
                 return Err(StoreError::conflict(
                     "emergency_accounts",

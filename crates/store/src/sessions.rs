@@ -20,7 +20,7 @@ use crate::{Store, StoreError, WriteContext};
 macro_rules! session_columns {
     () => {
         "s.id, s.tenant_id, s.user_id, s.strength, s.methods, s.must_change_password, s.must_enrol_mfa, s.source_ip, \
-         s.user_agent, s.created_at, s.last_seen_at, s.idle_expires_at, s.absolute_expires_at"
+         s.user_agent, s.created_at, s.last_seen_at, s.idle_expires_at, s.absolute_expires_at, s.must_accept_terms"
     };
 }
 
@@ -35,6 +35,7 @@ fn session_from_row(row: &Row) -> Result<Session, StoreError> {
         methods,
         must_change_password: row.boolean("must_change_password")?,
         must_enrol_mfa: row.boolean("must_enrol_mfa")?,
+        must_accept_terms: row.boolean("must_accept_terms")?,
         source_ip: row.opt_text("source_ip")?,
         user_agent: row.opt_text("user_agent")?,
         created_at: row.time("created_at")?,
@@ -63,6 +64,7 @@ pub struct NewSession {
     pub methods: Vec<MethodUse>,
     pub must_change_password: bool,
     pub must_enrol_mfa: bool,
+    pub must_accept_terms: bool,
     pub timeouts: SessionTimeouts,
     /// What the sign-in log adds about the sign-in (its application, location, client and
     /// each conditional access policy's result): an object, merged into the event's details.
@@ -121,6 +123,7 @@ impl Store {
             methods: new.methods,
             must_change_password: new.must_change_password,
             must_enrol_mfa: new.must_enrol_mfa,
+            must_accept_terms: new.must_accept_terms,
             source_ip: ctx.origin.source_ip.clone(),
             user_agent: ctx.origin.user_agent.clone(),
             created_at: now,
@@ -131,8 +134,8 @@ impl Store {
         w.execute(
             query(
                 "INSERT INTO sessions (id, token_hash, tenant_id, user_id, strength, methods, must_change_password, \
-                 source_ip, user_agent, created_at, last_seen_at, idle_expires_at, absolute_expires_at, must_enrol_mfa) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 source_ip, user_agent, created_at, last_seen_at, idle_expires_at, absolute_expires_at, must_enrol_mfa, \
+                 must_accept_terms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             )
             .bind(session.id)
             .bind(new.token_hash)
@@ -147,7 +150,8 @@ impl Store {
             .bind(now)
             .bind(session.idle_expires_at)
             .bind(session.absolute_expires_at)
-            .bind(session.must_enrol_mfa),
+            .bind(session.must_enrol_mfa)
+            .bind(session.must_accept_terms),
         )
         .await?;
         w.execute(
@@ -490,4 +494,63 @@ fn signin_details(mut base: serde_json::Value, context: &serde_json::Value) -> s
         }
     }
     base
+}
+
+impl Store {
+    /// Whether the user accepted this version of the tenant's terms of use.
+    pub async fn has_accepted_terms(
+        &self,
+        tenant_id: TenantId,
+        user_id: UserId,
+        version: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .pools
+            .fetch_optional(
+                query(
+                    "SELECT accepted_at FROM terms_acceptances WHERE tenant_id = $1 AND user_id = $2 AND version = $3",
+                )
+                .bind(tenant_id)
+                .bind(user_id)
+                .bind(version),
+            )
+            .await?
+            .is_some())
+    }
+
+    /// Records the user's acceptance of `version` and releases their held sessions.
+    pub async fn accept_terms(
+        &self,
+        ctx: &WriteContext,
+        user_id: UserId,
+        version: &str,
+    ) -> Result<(), StoreError> {
+        let mut w = self.write(ctx).await?;
+        w.execute(
+            query(
+                "INSERT INTO terms_acceptances (tenant_id, user_id, version, accepted_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(ctx.tenant_id)
+            .bind(user_id)
+            .bind(version)
+            .bind(ctx.now),
+        )
+        .await?;
+        w.execute(
+            query("UPDATE sessions SET must_accept_terms = FALSE WHERE tenant_id = $1 AND user_id = $2")
+                .bind(ctx.tenant_id)
+                .bind(user_id),
+        )
+        .await?;
+        w.record(
+            "terms.accept",
+            "user",
+            user_id,
+            "update",
+            json!({"version": version}),
+        );
+        w.commit().await?;
+        Ok(())
+    }
 }

@@ -1143,3 +1143,111 @@ async fn the_admin_api_is_held_to_its_policies_for_tokens_and_keys() {
     );
     reply.problem(401);
 }
+
+#[tokio::test]
+async fn a_terms_of_use_policy_holds_the_session_until_the_current_terms_are_accepted() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let policy = json!({"name": "Terms for everyone", "state": "enabled",
+                        "include": {"all_users": true}, "applications": {"include": ["all"]},
+                        "grant": {"kind": "require", "controls": ["terms_of_use"]}});
+    let refused = admin
+        .post("/v1/access-policies", policy.clone())
+        .await
+        .problem(422);
+    assert!(
+        refused["detail"].as_str().unwrap().contains("terms"),
+        "{refused}"
+    );
+    let terms = |version: &str| {
+        json!({"emergency_accounts": [],
+               "terms_of_use": {"version": version, "text": "Be kind.\n\nNever share your password."}})
+    };
+    admin
+        .send(
+            Method::PUT,
+            "/v1/access-policy-settings",
+            Some(terms("2026-12")),
+            &[],
+        )
+        .await
+        .expect(200);
+    admin.post("/v1/access-policies", policy).await.expect(201);
+    let ada = user_with_password(&server, "ada", false).await;
+
+    let mut browser = Browser::new(&server);
+    let held = browser.sign_in("operator", "ada", PASSWORD).await;
+    assert_eq!(
+        held.location(),
+        "/t/operator/account/terms",
+        "{}",
+        held.body
+    );
+    assert_eq!(
+        browser.get("/t/operator/account").await.location(),
+        "/t/operator/account/terms"
+    );
+    let page = browser.get("/t/operator/account/terms").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Never share your password."));
+    // A stale version (the terms changed while the page was open) is not accepted.
+    let stale = browser
+        .post(
+            "/t/operator/account/terms",
+            &[("csrf", &page.csrf()), ("version", "2026-01")],
+        )
+        .await;
+    assert_eq!(stale.location(), "/t/operator/account/terms");
+    let accepted = browser
+        .post(
+            "/t/operator/account/terms",
+            &[("csrf", &page.csrf()), ("version", "2026-12")],
+        )
+        .await;
+    assert_eq!(
+        accepted.location(),
+        "/t/operator/account",
+        "{}",
+        accepted.body
+    );
+    assert_eq!(browser.get("/t/operator/account").await.status, 200);
+    let audited = admin.audit("terms.accept").await;
+    assert_eq!(audited.len(), 1);
+    assert_eq!(audited[0]["target"]["id"], ada.as_str());
+    assert_eq!(audited[0]["details"]["version"], "2026-12");
+
+    // Accepted once, not asked again; a new version asks everyone again.
+    let mut again = Browser::new(&server);
+    let opened = again.sign_in("operator", "ada", PASSWORD).await;
+    assert_eq!(opened.location(), "/t/operator/account", "{}", opened.body);
+    admin
+        .send(
+            Method::PUT,
+            "/v1/access-policy-settings",
+            Some(terms("2027-01")),
+            &[],
+        )
+        .await
+        .expect(200);
+    let mut later = Browser::new(&server);
+    let held = later.sign_in("operator", "ada", PASSWORD).await;
+    assert_eq!(held.location(), "/t/operator/account/terms");
+
+    // The terms cannot go while a policy asks for them.
+    let removed = admin
+        .send(
+            Method::PUT,
+            "/v1/access-policy-settings",
+            Some(json!({"emergency_accounts": []})),
+            &[],
+        )
+        .await
+        .problem(409);
+    assert!(
+        removed["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Terms for everyone"),
+        "{removed}"
+    );
+}

@@ -394,6 +394,12 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             ],
         ),
         Case::new(
+            "/t/{tenant}/account/terms",
+            Victim,
+            "/t/operator/account/terms".into(),
+            &[("version", "2026-12")],
+        ),
+        Case::new(
             "/t/{tenant}/account/mfa/recovery-codes",
             Victim,
             "/t/operator/account/mfa/recovery-codes".into(),

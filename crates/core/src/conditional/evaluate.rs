@@ -107,6 +107,7 @@ pub struct Compiled {
     locations: LocationIndex,
     emergency: Vec<UserId>,
     uses_user_risk: bool,
+    terms_version: Option<String>,
 }
 
 /// The result of one policy for one request, as the sign-in log records it.
@@ -303,6 +304,7 @@ impl Compiled {
             locations: index,
             emergency: settings.emergency_accounts.clone(),
             uses_user_risk,
+            terms_version: settings.terms_version().map(str::to_owned),
         }
     }
 
@@ -314,6 +316,11 @@ impl Compiled {
     /// must stay fast, need to look the user's risk up.
     pub fn uses_user_risk(&self) -> bool {
         self.uses_user_risk
+    }
+
+    /// The version of the tenant's terms of use a `terms_of_use` control asks for.
+    pub fn terms_version(&self) -> Option<&str> {
+        self.terms_version.as_deref()
     }
 
     pub fn policy(&self, id: AccessPolicyId) -> Option<&AccessPolicy> {

@@ -413,14 +413,17 @@ pub enum Control {
     CompliantDevice,
     /// A new password, chosen in this sign-in (for a user at risk).
     PasswordChange,
+    /// The tenant's current terms of use, accepted by the user.
+    TermsOfUse,
 }
 
 impl Control {
-    pub const ALL: [Control; 4] = [
+    pub const ALL: [Control; 5] = [
         Self::Mfa,
         Self::PhishingResistant,
         Self::CompliantDevice,
         Self::PasswordChange,
+        Self::TermsOfUse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -429,6 +432,7 @@ impl Control {
             Self::PhishingResistant => "phishing_resistant",
             Self::CompliantDevice => "compliant_device",
             Self::PasswordChange => "password_change",
+            Self::TermsOfUse => "terms_of_use",
         }
     }
 
@@ -439,6 +443,7 @@ impl Control {
             Self::PhishingResistant => proofs.strength >= Some(Strength::PhishingResistant),
             Self::CompliantDevice => proofs.compliant_device,
             Self::PasswordChange => proofs.password_changed,
+            Self::TermsOfUse => proofs.terms_accepted,
         }
     }
 }
@@ -633,6 +638,13 @@ impl utoipa::ToSchema for ApplicationRef {}
 pub const MAX_POLICY_LIST: usize = 1_000;
 
 impl AccessPolicy {
+    /// Whether the policy's grant names the terms of use.
+    pub fn asks_for_terms(&self) -> bool {
+        matches!(&self.grant, Grant::Require { controls, .. } if controls.contains(&Control::TermsOfUse))
+    }
+}
+
+impl AccessPolicy {
     /// The rules a policy must keep to be saved, whatever else the tenant holds.
     pub fn validate(&self) -> Result<(), ValidationError> {
         use ValidationError as E;
@@ -781,6 +793,8 @@ pub struct Proofs {
     pub compliant_device: bool,
     /// Whether the user chose a new password in this sign-in.
     pub password_changed: bool,
+    /// Whether the user has accepted the tenant's current terms of use.
+    pub terms_accepted: bool,
 }
 
 /// Who is asking.
@@ -822,6 +836,21 @@ pub struct AccessPolicySettings {
     /// Emergency access ("break-glass") accounts: left out of every policy that does not name
     /// them in `include.users`, and every sign-in of theirs is audited as high severity.
     pub emergency_accounts: Vec<UserId>,
+    /// The terms a `terms_of_use` control asks people to accept. A new `version` asks everyone
+    /// again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms_of_use: Option<TermsOfUse>,
+}
+
+/// A tenant's terms of use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TermsOfUse {
+    /// Names this text: people accept a version (1–64 characters, such as `2026-12`).
+    pub version: String,
+    /// What people are asked to accept, as plain text (up to 20,000 characters).
+    pub text: String,
 }
 
 impl AccessPolicySettings {
@@ -832,7 +861,30 @@ impl AccessPolicySettings {
                 "at most 10 emergency access accounts; they are for emergencies",
             ));
         }
+        if let Some(terms) = &self.terms_of_use {
+            let version = terms.version.trim();
+            if version.is_empty()
+                || version.chars().count() > 64
+                || version.chars().any(char::is_control)
+            {
+                return Err(ValidationError::new(
+                    "terms_of_use.version",
+                    "must be 1 to 64 characters, none of them control characters",
+                ));
+            }
+            if terms.text.trim().is_empty() || terms.text.chars().count() > 20_000 {
+                return Err(ValidationError::new(
+                    "terms_of_use.text",
+                    "must be 1 to 20,000 characters",
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The version people must have accepted, when the tenant has terms.
+    pub fn terms_version(&self) -> Option<&str> {
+        self.terms_of_use.as_ref().map(|t| t.version.as_str())
     }
 }
 

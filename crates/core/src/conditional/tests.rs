@@ -545,6 +545,7 @@ fn session_controls_take_the_strictest_of_the_policies_that_applied() {
 fn emergency_accounts_escape_every_policy_that_does_not_name_them() {
     let settings = AccessPolicySettings {
         emergency_accounts: vec![alice()],
+        ..AccessPolicySettings::default()
     };
     let block = policy(Grant::Block);
     let mut naming = policy(Grant::Block);

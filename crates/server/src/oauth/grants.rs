@@ -55,6 +55,7 @@ async fn admitted(
     .map_err(ApiError::from)?;
     let proofs = Proofs {
         strength: Strength::parse(&grant.acr),
+        terms_accepted: crate::conditional::terms_accepted(state, &judged, user.id).await?,
         ..Proofs::default()
     };
     let controls = crate::conditional::token_refusal(state, &judged, &proofs, "token", origin)

@@ -286,7 +286,7 @@ async fn decide(
         }
         return ask(state, tenant, headers, pending, Ask::SignIn).await;
     };
-    if session.must_change_password || session.must_enrol_mfa {
+    if session.must_change_password || session.must_enrol_mfa || session.must_accept_terms {
         if none {
             return Ok(refuse(
                 state,
@@ -298,8 +298,10 @@ async fn decide(
         }
         let page = if session.must_change_password {
             "password"
-        } else {
+        } else if session.must_enrol_mfa {
             "mfa"
+        } else {
+            "terms"
         };
         return ask(state, tenant, headers, pending, Ask::Page(page)).await;
     }
@@ -495,6 +497,7 @@ async fn admitted(
     .map_err(crate::error::ApiError::from)?;
     let proofs = Proofs {
         strength: Some(session.strength),
+        terms_accepted: conditional::terms_accepted(state, &judged, user.id).await?,
         ..Proofs::default()
     };
     let (verdict, evaluation) = conditional::verdict(&judged, &proofs);

@@ -72,6 +72,7 @@ fn explain(refusal: &Refusal, policies: &Compiled) -> String {
                 Control::PhishingResistant => "a passkey, and you have none set up",
                 Control::CompliantDevice => "a device your organisation manages",
                 Control::PasswordChange => "a new password",
+                Control::TermsOfUse => "the terms of use accepted",
             };
             format!(
                 "This sign-in needs {needs}{}. Ask your administrator for help.",
@@ -197,6 +198,7 @@ async fn gather(
     let proofs = Proofs {
         strength: Some(step.strength()),
         compliant_device: device.is_some_and(|d| d.compliant),
+        terms_accepted: conditional::terms_accepted(state, &judged, user.id).await?,
         ..Proofs::default()
     };
     let evaluation = judged.policies().evaluate(&judged.request, &proofs);

@@ -39,6 +39,7 @@ mod mfa;
 mod passkeys;
 mod password;
 mod step_up;
+mod terms;
 use crate::state::AppState;
 
 const SESSION_COOKIE: &str = "portcullis_session";
@@ -120,6 +121,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(change_password_page).post(change_password),
         )
         .route("/t/{tenant}/account/sessions/{id}/end", post(end_session))
+        .route(
+            "/t/{tenant}/account/terms",
+            get(terms::page).post(terms::accept),
+        )
         .route("/t/{tenant}/enrol", get(enrol::page).post(enrol::submit))
         .route(
             "/t/{tenant}/account/applications/{id}/withdraw",
@@ -656,6 +661,7 @@ async fn open_session(
                 methods: opened.methods,
                 must_change_password: opened.must_change_password,
                 must_enrol_mfa: opened.must_enrol_mfa,
+                must_accept_terms: opened.must_accept_terms,
                 timeouts: controls.timeouts(SessionTimeouts::default()),
                 context,
             },
@@ -665,6 +671,8 @@ async fn open_session(
         format!("/t/{}/account/password", tenant.name)
     } else if session.must_enrol_mfa {
         format!("/t/{}/account/mfa", tenant.name)
+    } else if session.must_accept_terms {
+        format!("/t/{}/account/terms", tenant.name)
     } else if let Some(to) = landing {
         to
     } else {
@@ -677,7 +685,7 @@ async fn open_session(
     let cookie = set_cookie(state, SESSION_COOKIE, &token, lifetime);
     let cleared = set_cookie(state, mfa::CHALLENGE_COOKIE, "", Some(0));
     let mut cookies = vec![cookie, cleared];
-    if !session.must_change_password && !session.must_enrol_mfa {
+    if !session.must_change_password && !session.must_enrol_mfa && !session.must_accept_terms {
         cookies.push(set_cookie(state, CONTINUE_COOKIE, "", Some(0)));
     }
     Ok(with_cookies(Redirect::to(&next).into_response(), cookies))
@@ -920,6 +928,8 @@ enum PageKind {
     Ordinary,
     /// Setting up a second factor: also serves sessions held back for want of one.
     Enrolment,
+    /// The terms of use: also serves sessions held back until they are accepted.
+    Terms,
     /// Changing the password, signing out: serves every session.
     Always,
 }
@@ -1002,10 +1012,10 @@ pub(crate) async fn admin_api_session(
     else {
         return Err(ended);
     };
-    if session.must_change_password || session.must_enrol_mfa {
+    if session.must_change_password || session.must_enrol_mfa || session.must_accept_terms {
         return Err(ApiError::Forbidden(
-            "refused: this session must first change its password or set up a second factor, \
-             on the account pages"
+            "refused: this session must first change its password, set up a second factor or \
+             accept the terms of use, on the account pages"
                 .into(),
         ));
     }
@@ -1046,6 +1056,8 @@ async fn signed_in(
         Some("password")
     } else if session.must_enrol_mfa && kind == PageKind::Ordinary {
         Some("mfa")
+    } else if session.must_accept_terms && kind == PageKind::Ordinary {
+        Some("terms")
     } else {
         None
     };
