@@ -8,3 +8,4 @@ node tests/browser/signin.mjs
 node tests/browser/authorize.mjs
 node tests/browser/device.mjs
 node tests/browser/enrol.mjs
+node tests/browser/terms.mjs
