@@ -149,16 +149,7 @@ async fn a_block_refuses_the_right_password_and_names_itself_in_the_sign_in_log(
         .send(Method::PUT, &path, Some(policy.clone()), &[])
         .await
         .problem(409);
-    let glass = user_with_password(&server, "glass", false).await;
-    admin
-        .send(
-            Method::PUT,
-            "/v1/access-policy-settings",
-            Some(json!({"emergency_accounts": [glass]})),
-            &[],
-        )
-        .await
-        .expect(200);
+    emergency_account(&server).await;
     admin
         .send(Method::PUT, &path, Some(policy), &[("if-match", "\"1\"")])
         .await
@@ -383,17 +374,8 @@ async fn no_policy_may_lock_out_every_administrator_and_the_emergency_account_ge
             .contains("no emergency access account"),
         "{refused}"
     );
-    let glass = user_with_password(&server, "glass", false).await;
+    emergency_account(&server).await;
     user_with_password(&server, "bob", false).await;
-    admin
-        .send(
-            Method::PUT,
-            "/v1/access-policy-settings",
-            Some(json!({"emergency_accounts": [glass]})),
-            &[],
-        )
-        .await
-        .expect(200);
     admin
         .post("/v1/access-policies", block_everyone())
         .await
@@ -521,6 +503,23 @@ async fn templates_make_report_only_policies() {
         .post("/v1/access-policy-templates/everything", json!({}))
         .await
         .problem(404);
+}
+
+/// A user named "glass", made the tenant's emergency access account: what the lock-out guard
+/// asks for before any policy may block everyone.
+pub(crate) async fn emergency_account(server: &TestServer) -> String {
+    let glass = user_with_password(server, "glass", false).await;
+    server
+        .admin()
+        .send(
+            Method::PUT,
+            "/v1/access-policy-settings",
+            Some(json!({"emergency_accounts": [glass]})),
+            &[],
+        )
+        .await
+        .expect(200);
+    glass
 }
 
 /// A policy made from a template (report-only, as templates make them) and then enabled.
@@ -744,16 +743,7 @@ async fn countries_come_from_the_geoip_database_and_only_allowed_ones_get_in() {
     .await;
     let admin = server.admin();
     let bob = user_with_password(&server, "bob", false).await;
-    let glass = user_with_password(&server, "glass", false).await;
-    admin
-        .send(
-            Method::PUT,
-            "/v1/access-policy-settings",
-            Some(json!({"emergency_accounts": [glass]})),
-            &[],
-        )
-        .await
-        .expect(200);
+    emergency_account(&server).await;
     let allowed = admin
         .post(
             "/v1/named-locations",
@@ -1039,16 +1029,7 @@ async fn the_admin_api_is_held_to_its_policies_for_tokens_and_keys() {
         )
         .await
         .expect(200);
-    let glass = user_with_password(&server, "glass", false).await;
-    admin
-        .send(
-            Method::PUT,
-            "/v1/access-policy-settings",
-            Some(json!({"emergency_accounts": [glass]})),
-            &[],
-        )
-        .await
-        .expect(200);
+    emergency_account(&server).await;
     let (console, secret) = crate::admin_tokens::console(&server).await;
     let (mut browser, alice) = crate::authorize::signed_in(&server, "alice").await;
     crate::admin_tokens::assign(&server, &alice, "user_administrator").await;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::concurrency::all_at_once;
 use crate::conditional::last_sign_in;
 use crate::harness::{Client, TestServer};
-use crate::signin::{Browser, PASSWORD, user_with_password};
+use crate::signin::{Browser, PASSWORD};
 
 /// A device's key pair: the public JWK to register, and the key that signs its proofs.
 struct Device {
@@ -138,16 +138,7 @@ async fn only_a_compliant_registered_device_that_proves_itself_gets_in() {
         .expect(200);
     assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
 
-    let glass = user_with_password(&server, "glass", false).await;
-    admin
-        .send(
-            Method::PUT,
-            "/v1/access-policy-settings",
-            Some(json!({"emergency_accounts": [glass]})),
-            &[],
-        )
-        .await
-        .expect(200);
+    crate::conditional::emergency_account(&server).await;
     admin
         .post(
             "/v1/access-policies",
