@@ -9,7 +9,7 @@ use portcullis_core::audit::{Actor, Origin};
 use portcullis_core::conditional::RiskLevel;
 use portcullis_core::identity::{Tenant, User};
 use portcullis_core::password::PasswordPolicy;
-use portcullis_core::risk::{self, Detection, DetectionKind, RiskState, Sighting};
+use portcullis_core::risk::{self, Detection, DetectionKind, RiskState};
 use portcullis_core::{TenantId, UserId, ValidationError};
 use portcullis_store::{Finding, StoreError, WriteContext};
 
@@ -157,13 +157,12 @@ pub async fn right_password(
     record(state, tenant.id, origin, &findings).await
 }
 
-/// Records what a finished sign-in showed: its detections (with the user, so their risky
-/// sign-ins can be listed) and, when it succeeded, the sighting the next one is judged by.
-pub async fn signed_in(
+/// Records what a finished sign-in showed: its detections, with the user, so their risky
+/// sign-ins can be listed. (Where a successful one was seen is kept with its session.)
+pub async fn judged_sign_in(
     state: &AppState,
     judged: &Judged,
     user: &User,
-    seen: Option<&Sighting>,
     origin: &Origin,
 ) -> Result<(), StoreError> {
     let at = judged.request.at;
@@ -181,14 +180,7 @@ pub async fn signed_in(
             )
         })
         .collect();
-    record(state, user.tenant_id, origin, &findings).await?;
-    if let Some(seen) = seen {
-        state
-            .store
-            .record_sighting(user.tenant_id, user.id, seen)
-            .await?;
-    }
-    Ok(())
+    record(state, user.tenant_id, origin, &findings).await
 }
 
 /// Whether `password` may become `user`'s: the tenant's policy, and not on the leaked-password

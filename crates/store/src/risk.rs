@@ -100,6 +100,44 @@ fn sighting(row: &Row) -> Result<Sighting, StoreError> {
     })
 }
 
+/// Remembers where and how a user signed in, in `tx` (the session's own transaction), keeping
+/// their latest [`HISTORY`].
+pub(crate) async fn record_sighting(
+    tx: &mut Tx,
+    tenant_id: TenantId,
+    user_id: UserId,
+    seen: &Sighting,
+) -> Result<(), StoreError> {
+    let micro = |degrees: f64| (degrees * MICRODEGREES).round() as i64;
+    tx.execute(
+        query(
+            "INSERT INTO sign_in_sightings (tenant_id, user_id, at, country, asn, latitude_micro, \
+             longitude_micro, platform) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(seen.at)
+        .bind(seen.country.map(|c| c.as_str().to_owned()))
+        .bind(seen.asn.map(i64::from))
+        .bind(seen.coordinates.map(|c| micro(c.latitude)))
+        .bind(seen.coordinates.map(|c| micro(c.longitude)))
+        .bind(platform_text(seen.platform)),
+    )
+    .await?;
+    tx.execute(
+        query(
+            "DELETE FROM sign_in_sightings WHERE tenant_id = $1 AND user_id = $2 AND at < \
+             (SELECT MIN(at) FROM (SELECT at FROM sign_in_sightings WHERE tenant_id = $1 \
+             AND user_id = $2 ORDER BY at DESC LIMIT $3) AS kept)",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(HISTORY as i64),
+    )
+    .await?;
+    Ok(())
+}
+
 /// The user's open detections' level, as `tx` sees them.
 async fn user_level_in(
     tx: &mut Tx,
@@ -567,44 +605,6 @@ impl Store {
             )
             .await?;
         rows.iter().map(sighting).collect()
-    }
-
-    /// Remembers a sign-in, keeping the user's latest [`HISTORY`].
-    pub async fn record_sighting(
-        &self,
-        tenant_id: TenantId,
-        user_id: UserId,
-        seen: &Sighting,
-    ) -> Result<(), StoreError> {
-        let micro = |degrees: f64| (degrees * MICRODEGREES).round() as i64;
-        let mut tx = self.pools.begin().await?;
-        tx.execute(
-            query(
-                "INSERT INTO sign_in_sightings (tenant_id, user_id, at, country, asn, latitude_micro, \
-                 longitude_micro, platform) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-            )
-            .bind(tenant_id)
-            .bind(user_id)
-            .bind(seen.at)
-            .bind(seen.country.map(|c| c.as_str().to_owned()))
-            .bind(seen.asn.map(i64::from))
-            .bind(seen.coordinates.map(|c| micro(c.latitude)))
-            .bind(seen.coordinates.map(|c| micro(c.longitude)))
-            .bind(platform_text(seen.platform)),
-        )
-        .await?;
-        tx.execute(
-            query(
-                "DELETE FROM sign_in_sightings WHERE tenant_id = $1 AND user_id = $2 AND at < \
-                 (SELECT MIN(at) FROM (SELECT at FROM sign_in_sightings WHERE tenant_id = $1 \
-                 AND user_id = $2 ORDER BY at DESC LIMIT $3) AS kept)",
-            )
-            .bind(tenant_id)
-            .bind(user_id)
-            .bind(HISTORY as i64),
-        )
-        .await?;
-        tx.commit().await
     }
 
     /// Whether a password with this SHA-1 is on the leaked-password list.

@@ -66,6 +66,8 @@ pub struct NewSession {
     pub must_enrol_mfa: bool,
     pub must_accept_terms: bool,
     pub timeouts: SessionTimeouts,
+    /// Where and how the sign-in was seen, remembered for judging the user's next ones.
+    pub sighting: Option<portcullis_core::risk::Sighting>,
     /// What the sign-in log adds about the sign-in (its application, location, client and
     /// each conditional access policy's result): an object, merged into the event's details.
     pub context: serde_json::Value,
@@ -161,6 +163,9 @@ impl Store {
                 .bind(now),
         )
         .await?;
+        if let Some(seen) = &new.sighting {
+            crate::risk::record_sighting(&mut w.tx, ctx.tenant_id, new.user_id, seen).await?;
+        }
         let amr: Vec<&str> = session.methods.iter().map(|m| m.method.as_str()).collect();
         w.record(
             "signin",

@@ -102,7 +102,7 @@ pub(super) async fn complete(
             state.clock.now(),
         )?)),
         Next::Open(opening) => {
-            crate::risk::signed_in(state, &judged, user, Some(&seen), &origin).await?;
+            crate::risk::judged_sign_in(state, &judged, user, &origin).await?;
             let context = conditional::log_details(&judged, &evaluation);
             if judged.policies().is_emergency_account(user.id) {
                 emergency_sign_in(state, tenant, user, &origin).await?;
@@ -116,7 +116,7 @@ pub(super) async fn complete(
                 tenant,
                 user,
                 origin,
-                (opening, evaluation.session),
+                (opening, evaluation.session, seen),
                 context,
                 landing,
             )
@@ -124,7 +124,7 @@ pub(super) async fn complete(
             Ok(Finished::Opened(response))
         }
         Next::Refuse(refusal) => {
-            crate::risk::signed_in(state, &judged, user, None, &origin).await?;
+            crate::risk::judged_sign_in(state, &judged, user, &origin).await?;
             let context = conditional::log_details(&judged, &evaluation.refused());
             let mut details = json!({ "method": step_method(&step), "refusal": refusal });
             if let (Some(details), Some(context)) = (details.as_object_mut(), context.as_object()) {

@@ -644,7 +644,7 @@ async fn open_session(
     tenant: &Tenant,
     user: &User,
     origin: Origin,
-    (opened, controls): (Opening, SessionControls),
+    (opened, controls, seen): (Opening, SessionControls, portcullis_core::risk::Sighting),
     context: serde_json::Value,
     landing: Option<String>,
 ) -> Result<Response, PageError> {
@@ -663,6 +663,7 @@ async fn open_session(
                 must_enrol_mfa: opened.must_enrol_mfa,
                 must_accept_terms: opened.must_accept_terms,
                 timeouts: controls.timeouts(SessionTimeouts::default()),
+                sighting: Some(seen),
                 context,
             },
         )
