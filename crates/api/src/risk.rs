@@ -66,7 +66,7 @@ pub struct UserRisk {
 }
 
 /// Hashes to add to the leaked-password list: the SHA-1 of each password as 40 hexadecimal
-/// digits, optionally followed by `:count` (the Pwned Passwords form). At most 10,000 a request.
+/// digits, optionally followed by `:count` (the Pwned Passwords form). At most 1,000 a request.
 #[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeakedPasswords {

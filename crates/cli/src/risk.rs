@@ -15,8 +15,9 @@ use crate::api::{Api, NO_QUERY};
 use crate::args::{instant, optional, typed};
 use crate::names::{Kind, resolve};
 
-/// Hashes sent per request when loading a list (the server takes at most 10,000).
-const BATCH: usize = 10_000;
+/// Hashes sent per request when loading a list (the server takes at most 1,000: a batch must
+/// fit its 64 KiB request body).
+const BATCH: usize = 1_000;
 
 #[derive(Subcommand)]
 pub enum RiskCommand {

@@ -329,6 +329,33 @@ async fn a_leaked_password_is_refused_at_every_change_and_puts_its_user_at_risk_
     );
     let count = admin.get("/v1/leaked-passwords").await.expect(200);
     assert_eq!(count["total"], 2, "the refused batch added nothing");
+    let oversized: Vec<String> = (0..1_001).map(|n| format!("{n:040X}")).collect();
+    admin
+        .post("/v1/leaked-passwords", json!({"hashes": oversized}))
+        .await
+        .problem(422);
+    // A corpus longer than one request goes in batches, each within the body limit.
+    let long: String = (0..2_500).map(|n| format!("{n:040X}:1\n")).collect();
+    let bulk = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bulk.path(), long).unwrap();
+    let bulk_path = bulk.path().to_str().unwrap().to_owned();
+    let (status, out, err) = cli(
+        &server,
+        &server.admin_key,
+        &[
+            "risk",
+            "leaked-passwords",
+            "load",
+            &bulk_path,
+            "--output",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(status, 0, "{out}{err}");
+    let loaded: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(loaded["added"], 2_500, "{loaded}");
+    assert_eq!(loaded["total"], 2_502, "{loaded}");
     // Another tenant's administrator may not touch the deployment's list.
     let (_, other_key) = admin.create_tenant("acme").await;
     server

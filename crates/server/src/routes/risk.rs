@@ -25,9 +25,9 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::routes::items;
 use crate::state::AppState;
 
-/// The most hashes one request may add; a whole corpus goes in batches (`portcullis risk
-/// leaked-passwords load` does that).
-pub const LEAKED_BATCH: usize = 10_000;
+/// The most hashes one request may add: 1,000 lines of up to 50 bytes fit the default 64 KiB
+/// request body. A whole corpus goes in batches (`portcullis risk leaked-passwords load`).
+pub const LEAKED_BATCH: usize = 1_000;
 
 async fn may_read(state: &AppState, caller: &Caller) -> ApiResult<()> {
     caller
