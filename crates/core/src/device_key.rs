@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use crate::conditional::Platform;
+use crate::conditional::{DeviceState, Platform};
 use crate::{RegisteredDeviceId, UserId, ValidationError};
 
 /// The most devices one user may register.
@@ -56,6 +56,17 @@ pub struct ProofClaims {
     pub iat: i64,
     /// The value the proof is bound to: the sign-in form's anti-forgery token.
     pub bind: String,
+}
+
+impl RegisteredDevice {
+    /// What conditional access sees of a request this device proved it made.
+    pub fn state(&self) -> DeviceState {
+        if self.compliant {
+            DeviceState::Compliant
+        } else {
+            DeviceState::Registered
+        }
+    }
 }
 
 /// Why a device proof was not accepted.

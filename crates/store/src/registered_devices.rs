@@ -25,21 +25,12 @@ pub struct NewDevice {
 const COLUMNS: &str = "id, user_id, name, platform, key_thumbprint, compliant, compliance_note, \
      registered_at, last_seen_at";
 
-fn platform_text(platform: Platform) -> String {
-    serde_json::to_value(platform)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 fn device(row: &Row) -> Result<RegisteredDevice, StoreError> {
-    let platform = row.text("platform")?;
     Ok(RegisteredDevice {
         id: row.parse("id")?,
         user_id: row.parse("user_id")?,
         name: row.text("name")?,
-        platform: serde_json::from_value(json!(platform))
-            .map_err(|_| StoreError::Corrupt(format!("device platform {platform:?}")))?,
+        platform: row.named("platform", Platform::parse)?,
         compliant: row.boolean("compliant")?,
         compliance_note: row.opt_text("compliance_note")?,
         key_thumbprint: row.text("key_thumbprint")?,
@@ -108,7 +99,7 @@ impl Store {
             .bind(ctx.tenant_id)
             .bind(new.user_id)
             .bind(new.name.clone())
-            .bind(platform_text(new.platform))
+            .bind(new.platform.as_str())
             .bind(new.public_key)
             .bind(new.key_thumbprint.clone())
             .bind(ctx.now),
@@ -161,14 +152,14 @@ impl Store {
         rows.iter().map(device).collect()
     }
 
-    /// The device whose key has this thumbprint, and that key (JWK as JSON).
+    /// The device whose key has this thumbprint.
     pub async fn device_by_key(
         &self,
         tenant_id: TenantId,
         thumbprint: &str,
-    ) -> Result<Option<(RegisteredDevice, String)>, StoreError> {
+    ) -> Result<Option<RegisteredDevice>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS}, public_key FROM registered_devices WHERE tenant_id = $1 AND key_thumbprint = $2"
+            "SELECT {COLUMNS} FROM registered_devices WHERE tenant_id = $1 AND key_thumbprint = $2"
         );
         let row = self
             .pools
@@ -178,8 +169,7 @@ impl Store {
                     .bind(thumbprint),
             )
             .await?;
-        row.map(|r| Ok((device(&r)?, r.text("public_key")?)))
-            .transpose()
+        row.as_ref().map(device).transpose()
     }
 
     /// Notes a proven sign-in from the device (not audited: the sign-in is).

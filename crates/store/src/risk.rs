@@ -76,13 +76,6 @@ type OpenDetection = (DetectionKind, RiskLevel, RiskState);
 
 const MICRODEGREES: f64 = 1_000_000.0;
 
-fn platform_text(platform: Platform) -> String {
-    serde_json::to_value(platform)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 fn sighting(row: &Row) -> Result<Sighting, StoreError> {
     let degrees = |col| -> Result<Option<f64>, StoreError> {
         Ok(row.opt_int(col)?.map(|v| v as f64 / MICRODEGREES))
@@ -96,7 +89,7 @@ fn sighting(row: &Row) -> Result<Sighting, StoreError> {
         country: row.opt_text("country")?.as_deref().and_then(Country::parse),
         asn: row.opt_int("asn")?.and_then(|asn| u32::try_from(asn).ok()),
         coordinates,
-        platform: serde_json::from_value(json!(row.text("platform")?)).unwrap_or(Platform::Other),
+        platform: row.named("platform", Platform::parse)?,
     })
 }
 
@@ -121,7 +114,7 @@ pub(crate) async fn record_sighting(
         .bind(seen.asn.map(i64::from))
         .bind(seen.coordinates.map(|c| micro(c.latitude)))
         .bind(seen.coordinates.map(|c| micro(c.longitude)))
-        .bind(platform_text(seen.platform)),
+        .bind(seen.platform.as_str()),
     )
     .await?;
     tx.execute(

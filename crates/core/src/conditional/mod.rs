@@ -271,6 +271,30 @@ pub enum Platform {
 }
 
 impl Platform {
+    pub const ALL: [Self; 6] = [
+        Self::Android,
+        Self::Ios,
+        Self::Windows,
+        Self::Macos,
+        Self::Linux,
+        Self::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Android => "android",
+            Self::Ios => "ios",
+            Self::Windows => "windows",
+            Self::Macos => "macos",
+            Self::Linux => "linux",
+            Self::Other => "other",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == text)
+    }
+
     /// The platform a browser's or app's `User-Agent` names; `Other` when it names none. A
     /// client can claim any platform, so this serves to include platforms (require more of
     /// them), not to trust one.

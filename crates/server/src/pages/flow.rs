@@ -8,9 +8,7 @@ use axum::response::Response;
 use serde_json::json;
 
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
-use portcullis_core::conditional::{
-    Application, ClientType, Compiled, Control, DeviceState, Proofs,
-};
+use portcullis_core::conditional::{Application, ClientType, Compiled, Control, Proofs};
 use portcullis_core::device_key::{RegisteredDevice, verify_proof};
 use portcullis_core::identity::{Tenant, User};
 use portcullis_core::session::SignInSettings;
@@ -188,11 +186,7 @@ async fn gather(
     let seen = conditional::assess_sign_in(state, &mut judged, user).await?;
     let device = proven_device(state, tenant, user, headers).await?;
     if let Some(device) = &device {
-        judged.request.device = if device.compliant {
-            DeviceState::Compliant
-        } else {
-            DeviceState::Registered
-        };
+        judged.request.device = device.state();
         judged.request.platform = device.platform;
     }
     let proofs = Proofs {
@@ -243,7 +237,7 @@ async fn proven_device(
         }
     };
     let found = state.store.device_by_key(tenant.id, &thumbprint).await?;
-    let Some((device, _)) = found.filter(|(d, _)| d.user_id == user.id) else {
+    let Some(device) = found.filter(|d| d.user_id == user.id) else {
         return Ok(None);
     };
     state.store.device_seen(tenant.id, device.id, now).await?;
