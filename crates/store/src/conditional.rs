@@ -378,7 +378,7 @@ async fn locations_in(w: &mut Write) -> Result<Vec<NamedLocation>, StoreError> {
     documents_in(w).await
 }
 
-async fn settings_in(w: &mut Write) -> Result<AccessPolicySettings, StoreError> {
+pub(crate) async fn settings_in(w: &mut Write) -> Result<AccessPolicySettings, StoreError> {
     let tenant = w.ctx.tenant_id;
     let row = w
         .fetch_optional(

@@ -523,7 +523,9 @@ impl Store {
             .is_some())
     }
 
-    /// Records the user's acceptance of `version` and releases their held sessions.
+    /// Records the user's acceptance of `version` and releases their held sessions: a
+    /// `Conflict` unless `version` is the tenant's current terms, read in the same write, so
+    /// that terms replaced a moment earlier are never taken as accepted.
     pub async fn accept_terms(
         &self,
         ctx: &WriteContext,
@@ -531,6 +533,13 @@ impl Store {
         version: &str,
     ) -> Result<(), StoreError> {
         let mut w = self.write(ctx).await?;
+        let settings = crate::conditional::settings_in(&mut w).await?;
+        if settings.terms_version() != Some(version) {
+            return Err(StoreError::conflict(
+                "version",
+                "these are not the tenant's current terms of use",
+            ));
+        }
         w.execute(
             query(
                 "INSERT INTO terms_acceptances (tenant_id, user_id, version, accepted_at) \

@@ -69,14 +69,20 @@ pub(super) async fn accept(
         Ok(me) => me,
         Err(not) => return Ok(not.into_response()),
     };
-    let settings = state.store.access_policy_settings(me.tenant.id).await?;
-    let current = settings.terms_version().map(str::to_owned);
     let back = format!("/t/{}/account/terms", me.tenant.name);
-    let Some(version) = current.filter(|v| *v == form.version) else {
-        return Ok((StatusCode::SEE_OTHER, Redirect::to(&back)).into_response());
-    };
     let ctx = user_context(&me.tenant, &me.user, me.origin.clone(), state.clock.now());
-    state.store.accept_terms(&ctx, me.user.id, &version).await?;
+    match state
+        .store
+        .accept_terms(&ctx, me.user.id, &form.version)
+        .await
+    {
+        Ok(()) => {}
+        // The terms changed while the page was open: show the new ones.
+        Err(portcullis_store::StoreError::Conflict { .. }) => {
+            return Ok((StatusCode::SEE_OTHER, Redirect::to(&back)).into_response());
+        }
+        Err(other) => return Err(other.into()),
+    }
     let next = continue_to(&state, &me.tenant.name, &headers)
         .unwrap_or_else(|| format!("/t/{}/account", me.tenant.name));
     Ok(Redirect::to(&next).into_response())
