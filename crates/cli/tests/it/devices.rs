@@ -158,6 +158,25 @@ async fn only_a_compliant_registered_device_that_proves_itself_gets_in() {
     assert_eq!(event["details"]["device"], "registered", "{event}");
     assert_eq!(event["details"]["platform"], "macos", "{event}");
 
+    // Another tenant's administrator can neither see nor mark it.
+    let (_, other_key) = admin.create_tenant("acme").await;
+    let other = server.client(&other_key);
+    other
+        .get(&format!("/v1/devices/{device}"))
+        .await
+        .problem(404);
+    other
+        .send(
+            Method::PUT,
+            &format!("/v1/devices/{device}/compliance"),
+            Some(json!({"compliant": true})),
+            &[],
+        )
+        .await
+        .problem(404);
+    let theirs = other.get("/v1/devices").await.expect(200);
+    assert_eq!(theirs["items"], json!([]), "{theirs}");
+
     // The MDM marks it compliant; now the laptop gets in, and only the laptop.
     let marked = admin
         .send(
