@@ -28,6 +28,7 @@ use portcullis_store::scratch::ScratchDatabase;
 
 mod access;
 mod conditional;
+mod console;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
@@ -45,6 +46,9 @@ pub enum BenchCommand {
     /// Conditional access policy evaluation in process: a tenant's worth of policies and named
     /// locations, each request timed.
     Conditional(conditional::ConditionalBench),
+    /// The admin console's user list, searches and user page in a tenant of many users, one
+    /// request at a time.
+    Console(console::ConsoleBench),
 }
 
 #[derive(clap::Args)]
@@ -116,6 +120,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::SignIn(bench) => ("sign-in", bench.backend.postgres.clone()),
         BenchCommand::Access(bench) => ("access", bench.backend.postgres.clone()),
         BenchCommand::Propagation(bench) => ("propagation", Some(bench.postgres.clone())),
+        BenchCommand::Console(bench) => ("console", bench.backend.postgres.clone()),
         BenchCommand::Conditional(_) => unreachable!("answered above"),
     };
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
@@ -145,6 +150,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             access::access(&bench, dir.path(), &database_url, store_name).await
         }
         BenchCommand::Conditional(_) => Ok(()),
+        BenchCommand::Console(bench) => {
+            console::console(&bench, dir.path(), &database_url, store_name).await
+        }
         BenchCommand::Propagation(bench) => {
             access::propagation(&bench, dir.path(), &database_url).await
         }

@@ -28,6 +28,7 @@ pub mod session;
 pub mod signin;
 pub mod time_util;
 pub mod totp;
+pub mod user_agent;
 
 pub use ids::*;
 

@@ -292,6 +292,20 @@ fn session_caller(signed_in: crate::pages::ApiSession, origin: Origin) -> Caller
     }
 }
 
+/// The console's caller: the person signed in to the browser session, held to conditional
+/// access for the admin API and to the tenant's policy for administrators exactly as the same
+/// session is on `/v1` (the console calls the API's own handlers with it).
+pub(crate) async fn console_caller(
+    state: &AppState,
+    signed_in: crate::pages::ApiSession,
+    origin: Origin,
+) -> Result<Caller, ApiError> {
+    let caller = session_caller(signed_in, origin);
+    conditional_access(state, &caller).await?;
+    note_api_use(state, &caller);
+    Ok(caller)
+}
+
 /// The resource (RFC 8707) that access tokens for the admin API are issued for: their `aud`.
 /// A client gets such tokens only if it lists this among its `resources`.
 pub(crate) fn admin_api_resource(state: &AppState) -> String {

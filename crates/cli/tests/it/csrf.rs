@@ -14,20 +14,33 @@ use crate::passkeys::{origin, register, start};
 use crate::signin::{Browser, PASSWORD, user_with_password};
 use crate::soft_passkey::SoftPasskey;
 
-/// The pages' router, to list its POST routes.
-const PAGES_ROUTER: &str = include_str!("../../../server/src/pages/mod.rs");
+/// The pages' routers (the sign-in and account pages', the console's), to list their POST
+/// routes.
+const PAGES_ROUTERS: [(&str, &str); 2] = [
+    (
+        include_str!("../../../server/src/pages/mod.rs"),
+        "pub fn router(",
+    ),
+    (
+        include_str!("../../../server/src/pages/console/mod.rs"),
+        "pub(super) fn routes(",
+    ),
+];
 
-/// Every path the pages' router serves with POST, as written in the router.
+/// Every path the pages' routers serve with POST, as written in the routers.
 fn post_routes() -> BTreeSet<String> {
-    let start = PAGES_ROUTER
-        .find("pub fn router(")
-        .expect("the pages have a router");
-    let body = &PAGES_ROUTER[start..];
-    let body = &body[..body.find(".layer(").unwrap_or(body.len())];
-    body.split(".route(")
-        .skip(1)
-        .filter(|route| route.contains("post("))
-        .filter_map(|route| route.split('"').nth(1).map(str::to_owned))
+    PAGES_ROUTERS
+        .iter()
+        .flat_map(|(source, router)| {
+            let start = source.find(router).expect("the pages have a router");
+            let body = &source[start..];
+            let body = &body[..body.find(".layer(").unwrap_or(body.len())];
+            body.split(".route(")
+                .skip(1)
+                .filter(|route| route.contains("post("))
+                .filter_map(|route| route.split('"').nth(1).map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -494,6 +507,54 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             Victim,
             "/t/operator/device".into(),
             &[("user_code", user_code.as_str())],
+        ),
+        Case::new(
+            "/t/{tenant}/console/users/new",
+            Victim,
+            "/t/operator/console/users/new".into(),
+            &[("user_name", "mallory")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/users/{id}/edit",
+            Victim,
+            format!("/t/operator/console/users/{ada}/edit"),
+            &[("version", "1"), ("display_name", "Mallory"), ("email", "")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/users/{id}/state",
+            Victim,
+            format!("/t/operator/console/users/{ada}/state"),
+            &[("version", "1"), ("state", "disabled")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/users/{id}/delete",
+            Victim,
+            format!("/t/operator/console/users/{ada}/delete"),
+            &[("version", "1")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/users/{id}/restore",
+            Victim,
+            format!("/t/operator/console/users/{ada}/restore"),
+            &[],
+        ),
+        Case::new(
+            "/t/{tenant}/console/users/{id}/sessions/end",
+            Victim,
+            format!("/t/operator/console/users/{ada}/sessions/end"),
+            &[],
+        ),
+        Case::new(
+            "/t/{tenant}/console/users/{id}/unlock",
+            Victim,
+            format!("/t/operator/console/users/{ada}/unlock"),
+            &[("reason", "forged")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/users/{id}/enrolment-link",
+            Victim,
+            format!("/t/operator/console/users/{ada}/enrolment-link"),
+            &[("hours", "24")],
         ),
         Case::new(
             "/t/{tenant}/device/decision",

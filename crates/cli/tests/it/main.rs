@@ -14,6 +14,7 @@ mod cli_complete;
 mod cli_output;
 mod concurrency;
 mod conditional;
+mod console;
 mod csrf;
 mod defences;
 mod device;

@@ -31,6 +31,7 @@ use password::PasswordAttempt;
 use portcullis_core::signin::{Opening, Step};
 
 mod authorize;
+mod console;
 mod device;
 mod enrol;
 mod flow;
@@ -144,6 +145,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             post(mfa::regenerate_recovery_codes),
         )
         .route("/assets/passkey.js", get(passkey_script))
+        .merge(console::routes())
         .route(
             "/t/{tenant}/oauth/authorize",
             get(authorize::authorize_get).post(authorize::authorize_post),
@@ -1075,6 +1077,14 @@ async fn signed_in(
     })
 }
 
+/// A time as pages show it: to the minute, in UTC.
+fn minute(at: &time::OffsetDateTime) -> String {
+    at.format(time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute] UTC"
+    ))
+    .unwrap_or_default()
+}
+
 struct SessionRow {
     id: String,
     started: String,
@@ -1111,12 +1121,7 @@ async fn account(
         .into_iter()
         .map(|s| SessionRow {
             id: s.id.to_string(),
-            started: s
-                .created_at
-                .format(time::macros::format_description!(
-                    "[year]-[month]-[day] [hour]:[minute] UTC"
-                ))
-                .unwrap_or_default(),
+            started: minute(&s.created_at),
             source: s.source_ip.clone().unwrap_or_else(|| "unknown".into()),
             browser: s.user_agent.clone().unwrap_or_else(|| "unknown".into()),
             strength: s.strength.as_str(),

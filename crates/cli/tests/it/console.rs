@@ -1,0 +1,451 @@
+//! The admin console, driven as a browser without JavaScript drives it: it is the admin API
+//! for a person signed in to their browser, with the same authorization, step-up, audit and
+//! refusals, and no way around them.
+
+use serde_json::{Value, json};
+
+use crate::administrators::give_role;
+use crate::harness::TestServer;
+use crate::mfa::between;
+use crate::signin::{Browser, PASSWORD, user_with_password};
+
+/// Writes from a password session: the tenant asks for no second factor (the step-up test
+/// below keeps the default, which does).
+async fn no_mfa_for_administrators(server: &TestServer) {
+    server
+        .admin()
+        .send(
+            reqwest::Method::PUT,
+            "/v1/administrator-policy",
+            Some(json!({"mfa": "none", "recent_actions": []})),
+            &[],
+        )
+        .await
+        .expect(200);
+}
+
+/// A signed-in browser of a person holding `role`.
+async fn administrator(server: &TestServer, name: &str, role: &str) -> (String, Browser) {
+    let id = user_with_password(server, name, false).await;
+    give_role(server, &id, role).await;
+    let mut browser = Browser::new(server);
+    assert_eq!(
+        browser.sign_in("operator", name, PASSWORD).await.status,
+        303
+    );
+    (id, browser)
+}
+
+async fn user(server: &TestServer, id: &str) -> Value {
+    server
+        .admin()
+        .get(&format!("/v1/users/{id}"))
+        .await
+        .expect(200)
+}
+
+#[tokio::test]
+async fn an_administrator_finds_creates_changes_and_disables_users_as_themselves() {
+    let server = TestServer::start().await;
+    no_mfa_for_administrators(&server).await;
+    let (alice, mut browser) = administrator(&server, "alice", "user_administrator").await;
+    for name in ["carol", "carla", "dave"] {
+        server.admin().create_user(name).await;
+    }
+
+    // The tenant's address leads her to the console.
+    let landing = browser.get("/t/operator").await;
+    assert_eq!(landing.status, 303);
+    assert_eq!(landing.location(), "/t/operator/console");
+    let home = browser.get("/t/operator/console").await;
+    assert_eq!(home.status, 200, "{}", home.body);
+    assert!(home.body.contains("/t/operator/console/users"));
+
+    // Search by the start of the name; paging carries the search along.
+    let found = browser.get("/t/operator/console/users?q=CAR").await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert!(found.body.contains(">carol</a>") && found.body.contains(">carla</a>"));
+    assert!(!found.body.contains(">dave</a>"), "{}", found.body);
+    let everyone = browser
+        .get("/t/operator/console/users?q=&state=active")
+        .await;
+    assert!(everyone.body.contains(">dave</a>") && everyone.body.contains(">alice</a>"));
+
+    // Create a user through the form: the API's validation, the audit trail names her.
+    let form = browser.get("/t/operator/console/users/new").await;
+    let csrf = form.csrf();
+    let created = browser
+        .post(
+            "/t/operator/console/users/new",
+            &[
+                ("csrf", &csrf),
+                ("user_name", "bob"),
+                ("display_name", "Bob Builder"),
+                ("email", "bob@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    let bob_page = created.location().to_owned();
+    assert!(bob_page.ends_with("?done=created"), "{bob_page}");
+    let bob = between(&bob_page, "/console/users/", "?")[0].to_owned();
+    let shown = browser.get(&bob_page).await;
+    assert!(shown.body.contains("The user was created."));
+    assert!(shown.body.contains("Bob Builder") && shown.body.contains("bob@example.com"));
+    let event = server
+        .admin()
+        .audit("user.create")
+        .await
+        .into_iter()
+        .find(|e| e["target"]["id"] == bob.as_str())
+        .expect("the creation is audited");
+    assert_eq!(event["actor"]["id"], alice.as_str());
+    assert_eq!(event["actor"]["authentication"]["method"], "session");
+
+    // A mistake is shown on the form, with what was typed kept, and creates nothing.
+    let again = browser
+        .post(
+            "/t/operator/console/users/new",
+            &[
+                ("csrf", &csrf),
+                ("user_name", "BOB"),
+                ("display_name", "Another Bob"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, 422, "{}", again.body);
+    assert!(again.body.contains("role=\"alert\""), "{}", again.body);
+    assert!(
+        again.body.contains("value=\"Another Bob\""),
+        "{}",
+        again.body
+    );
+    let bad_email = browser
+        .post(
+            "/t/operator/console/users/new",
+            &[
+                ("csrf", &csrf),
+                ("user_name", "erin"),
+                ("email", "not an address"),
+            ],
+        )
+        .await;
+    assert_eq!(bad_email.status, 422);
+    assert!(bad_email.body.contains("The email"), "{}", bad_email.body);
+    let bobs = server.admin().get("/v1/users?prefix=bob").await.expect(200);
+    assert_eq!(bobs["items"].as_array().unwrap().len(), 1);
+    assert!(
+        server
+            .admin()
+            .get("/v1/users?prefix=erin")
+            .await
+            .expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Edit against the version shown; a change made meanwhile is not overwritten.
+    let version = user(&server, &bob).await["version"].to_string();
+    let edited = browser
+        .post(
+            &format!("/t/operator/console/users/{bob}/edit"),
+            &[
+                ("csrf", &csrf),
+                ("version", &version),
+                ("display_name", "Robert"),
+                ("email", ""),
+            ],
+        )
+        .await;
+    assert_eq!(edited.status, 303, "{}", edited.body);
+    let now = user(&server, &bob).await;
+    assert_eq!(now["display_name"], "Robert");
+    assert!(now["email"].is_null(), "an empty field clears it: {now}");
+    let stale = browser
+        .post(
+            &format!("/t/operator/console/users/{bob}/state"),
+            &[
+                ("csrf", &csrf),
+                ("version", &version),
+                ("state", "disabled"),
+            ],
+        )
+        .await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    assert!(stale.body.contains("changed while you were on this page"));
+    assert_eq!(user(&server, &bob).await["state"], "active");
+
+    // Disable, then delete and restore.
+    let version = user(&server, &bob).await["version"].to_string();
+    let disabled = browser
+        .post(
+            &format!("/t/operator/console/users/{bob}/state"),
+            &[
+                ("csrf", &csrf),
+                ("version", &version),
+                ("state", "disabled"),
+            ],
+        )
+        .await;
+    assert_eq!(disabled.status, 303, "{}", disabled.body);
+    assert_eq!(user(&server, &bob).await["state"], "disabled");
+    let version = user(&server, &bob).await["version"].to_string();
+    let deleted = browser
+        .post(
+            &format!("/t/operator/console/users/{bob}/delete"),
+            &[("csrf", &csrf), ("version", &version)],
+        )
+        .await;
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+    assert_eq!(user(&server, &bob).await["state"], "deleted");
+    let page = browser
+        .get(&format!("/t/operator/console/users/{bob}"))
+        .await;
+    assert!(page.body.contains("/restore"), "{}", page.body);
+    let restored = browser
+        .post(
+            &format!("/t/operator/console/users/{bob}/restore"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(restored.status, 303, "{}", restored.body);
+    assert_eq!(user(&server, &bob).await["state"], "disabled");
+
+    // A value the form never offers is refused, not guessed at.
+    let version = user(&server, &bob).await["version"].to_string();
+    let odd = browser
+        .post(
+            &format!("/t/operator/console/users/{bob}/state"),
+            &[("csrf", &csrf), ("version", &version), ("state", "deleted")],
+        )
+        .await;
+    assert_eq!(odd.status, 400, "{}", odd.body);
+    let garbage = browser
+        .post(
+            &format!("/t/operator/console/users/{bob}/state"),
+            &[("csrf", &csrf), ("version", "many"), ("state", "active")],
+        )
+        .await;
+    assert_eq!(garbage.status, 422, "{}", garbage.body);
+    assert_eq!(user(&server, &bob).await["state"], "disabled");
+    let nobody = browser.get("/t/operator/console/users/not-a-user-id").await;
+    assert_eq!(nobody.status, 404);
+}
+
+#[tokio::test]
+async fn the_help_desk_ends_sessions_and_hands_over_an_enrolment_link_shown_once() {
+    let server = TestServer::start().await;
+    no_mfa_for_administrators(&server).await;
+    let (_, mut browser) = administrator(&server, "alice", "user_administrator").await;
+    let dan = user_with_password(&server, "dan", false).await;
+    let mut dans_browser = Browser::new(&server);
+    dans_browser.sign_in("operator", "dan", PASSWORD).await;
+    let page = browser
+        .get(&format!("/t/operator/console/users/{dan}"))
+        .await;
+    assert!(page.body.contains("End all sessions"), "{}", page.body);
+    assert!(
+        !page.body.contains("reqwest"),
+        "devices are named, not shown as raw user agents"
+    );
+    let csrf = page.csrf();
+
+    let ended = browser
+        .post(
+            &format!("/t/operator/console/users/{dan}/sessions/end"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(ended.status, 303, "{}", ended.body);
+    assert_eq!(dans_browser.get("/t/operator/account").await.status, 303);
+
+    let link = browser
+        .post(
+            &format!("/t/operator/console/users/{dan}/enrolment-link"),
+            &[("csrf", &csrf), ("hours", "24")],
+        )
+        .await;
+    assert_eq!(link.status, 200, "{}", link.body);
+    assert_eq!(link.headers["cache-control"], "no-store");
+    let url = between(&link.body, "readonly value=\"", "\"")[0].replace("&#x3D;", "=");
+    assert!(url.contains("/t/operator/enrol?token="), "{url}");
+    let path = &url[url.find("/t/operator/enrol").unwrap()..];
+    let enrol = Browser::new(&server).get(path).await;
+    assert_eq!(enrol.status, 200, "the link works: {}", enrol.body);
+    let too_long = browser
+        .post(
+            &format!("/t/operator/console/users/{dan}/enrolment-link"),
+            &[("csrf", &csrf), ("hours", "100000")],
+        )
+        .await;
+    assert_eq!(too_long.status, 422, "{}", too_long.body);
+
+    let unlock = browser
+        .post(
+            &format!("/t/operator/console/users/{dan}/unlock"),
+            &[("csrf", &csrf), ("reason", "")],
+        )
+        .await;
+    assert_eq!(unlock.status, 422, "a reason is required: {}", unlock.body);
+    let unlocked = browser
+        .post(
+            &format!("/t/operator/console/users/{dan}/unlock"),
+            &[("csrf", &csrf), ("reason", "ticket 42, called back")],
+        )
+        .await;
+    assert_eq!(unlocked.status, 303, "{}", unlocked.body);
+    let event = server.admin().audit("user.unlock").await;
+    assert_eq!(event[0]["reason"], "ticket 42, called back", "{event:?}");
+}
+
+#[tokio::test]
+async fn a_change_that_needs_a_second_factor_goes_through_step_up_and_back_to_the_form() {
+    let server = TestServer::start().await;
+    // The tenant's default: changes need a multi-factor sign-in; reads do not.
+    let (_, mut browser) = administrator(&server, "alice", "user_administrator").await;
+    let form = browser.get("/t/operator/console/users/new").await;
+    assert_eq!(form.status, 200, "reading needs no second factor");
+    let refused = browser
+        .post(
+            "/t/operator/console/users/new",
+            &[("csrf", &form.csrf()), ("user_name", "bob")],
+        )
+        .await;
+    assert_eq!(refused.status, 303, "{}", refused.body);
+    assert_eq!(
+        refused.location(),
+        "/t/operator/step-up?to=/t/operator/console/users/new&strength=mfa"
+    );
+    assert!(
+        server.admin().get("/v1/users?prefix=bob").await.expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let asked = browser.get(refused.location()).await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+}
+
+#[tokio::test]
+async fn people_without_an_administrative_role_get_their_account_not_the_console() {
+    let server = TestServer::start().await;
+    user_with_password(&server, "pat", false).await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in("operator", "pat", PASSWORD).await;
+    assert_eq!(
+        browser.get("/t/operator").await.location(),
+        "/t/operator/account"
+    );
+    let home = browser.get("/t/operator/console").await;
+    assert_eq!(home.status, 403, "{}", home.body);
+    let users = browser.get("/t/operator/console/users").await;
+    assert_eq!(users.status, 403, "{}", users.body);
+    assert!(!users.body.contains(">pat</a>"));
+    let refusal = server
+        .admin()
+        .audit("user.read")
+        .await
+        .into_iter()
+        .find(|e| e["outcome"] == "denied");
+    assert!(refusal.is_some(), "the refusal is audited as on the API");
+}
+
+#[tokio::test]
+async fn a_browser_that_is_not_signed_in_signs_in_and_comes_back_to_the_console_page() {
+    let server = TestServer::start().await;
+    let alice = user_with_password(&server, "alice", false).await;
+    give_role(&server, &alice, "user_administrator").await;
+    let mut browser = Browser::new(&server);
+    assert_eq!(
+        browser.get("/t/operator").await.location(),
+        "/t/operator/sign-in"
+    );
+    let asked = browser.get("/t/operator/console/users?q=al").await;
+    assert_eq!(asked.status, 303);
+    assert_eq!(asked.location(), "/t/operator/sign-in");
+    let signed_in = browser.sign_in("operator", "alice", PASSWORD).await;
+    assert_eq!(signed_in.location(), "/t/operator/console/users?q=al");
+
+    // `/` asks for the organisation and never lists any.
+    let mut stranger = Browser::new(&server);
+    let root = stranger.get("/").await;
+    assert_eq!(root.status, 200);
+    assert!(!root.body.contains("operator"), "{}", root.body);
+    assert_eq!(
+        stranger.get("/?tenant=%20Operator%20").await.location(),
+        "/t/operator"
+    );
+    let bad = stranger.get("/?tenant=..%2Fv1%2Fusers").await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert_eq!(stranger.get("/t/no-such-tenant").await.status, 404);
+}
+
+#[tokio::test]
+async fn another_tenants_administrator_sees_nothing_of_this_tenant() {
+    let server = TestServer::start().await;
+    no_mfa_for_administrators(&server).await;
+    let victim = user_with_password(&server, "victim", false).await;
+    let (_, key) = server.admin().create_tenant("acme").await;
+    let acme = server.client(&key);
+    let mallory = acme.create_user("mallory").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    acme.send(
+        reqwest::Method::PUT,
+        &format!("/v1/users/{mallory}/password"),
+        Some(json!({"password": PASSWORD, "must_change": false})),
+        &[],
+    )
+    .await
+    .expect(204);
+    acme.post(
+        "/v1/role-assignments",
+        json!({"principal": {"kind": "user", "id": mallory}, "role": "tenant_administrator"}),
+    )
+    .await
+    .expect(201);
+    acme.send(
+        reqwest::Method::PUT,
+        "/v1/administrator-policy",
+        Some(json!({"mfa": "none", "recent_actions": []})),
+        &[],
+    )
+    .await
+    .expect(200);
+    let mut browser = Browser::new(&server);
+    assert_eq!(
+        browser.sign_in("acme", "mallory", PASSWORD).await.status,
+        303
+    );
+    assert_eq!(browser.get("/t/acme/console/users").await.status, 200);
+
+    // Her session is no session in the operator tenant, and the victim is no user of hers.
+    let theirs = browser.get("/t/operator/console/users").await;
+    assert_eq!(theirs.location(), "/t/operator/sign-in");
+    let by_id = browser
+        .get(&format!("/t/acme/console/users/{victim}"))
+        .await;
+    assert_eq!(by_id.status, 404, "{} {}", by_id.location(), by_id.body);
+    let csrf = browser.get("/t/acme/console/users/new").await.csrf();
+    let version = user(&server, &victim).await["version"].to_string();
+    let disable = browser
+        .post(
+            &format!("/t/acme/console/users/{victim}/state"),
+            &[
+                ("csrf", &csrf),
+                ("version", &version),
+                ("state", "disabled"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        disable.status,
+        404,
+        "{} {}",
+        disable.location(),
+        disable.body
+    );
+    assert_eq!(user(&server, &victim).await["state"], "active");
+}

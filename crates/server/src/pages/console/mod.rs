@@ -1,0 +1,373 @@
+//! The admin console: the tenant in the browser, for people who administer it.
+//!
+//! There is no second way in. Every console page turns the signed-in person's browser session
+//! into the same `Caller` the admin API builds for that session (conditional access for the
+//! admin API included), then calls the API's own handler: the same validation, authorization,
+//! policy for administrators and audit trail, and the same refusals. A refusal the API would
+//! answer with RFC 9470's step-up challenge sends the browser to the step-up page and back.
+//! Pages are HTML that works without JavaScript; htmx, served from this server, only makes
+//! searching and paging swap the results in place.
+
+use askama::Template;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Router, routing::get, routing::post};
+use serde::Deserialize;
+
+use portcullis_core::authz::{Action, Scope};
+use portcullis_core::session::Assurance;
+
+use super::step_up::Target;
+use super::{
+    CONTINUE_COOKIE, CONTINUE_SECONDS, NotSignedIn, PageError, PageKind, SignedIn, check_csrf,
+    csrf_token, html, set_cookie, signed_in, with_cookies,
+};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::RequestOrigin;
+use crate::state::AppState;
+
+mod users;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(choose_tenant))
+        .route("/t/{tenant}", get(landing))
+        .route("/t/{tenant}/console", get(home))
+        .route("/t/{tenant}/console/users", get(users::list))
+        .route(
+            "/t/{tenant}/console/users/new",
+            get(users::new_page).post(users::create),
+        )
+        .route("/t/{tenant}/console/users/{id}", get(users::detail))
+        .route("/t/{tenant}/console/users/{id}/edit", post(users::edit))
+        .route(
+            "/t/{tenant}/console/users/{id}/state",
+            post(users::set_state),
+        )
+        .route("/t/{tenant}/console/users/{id}/delete", post(users::delete))
+        .route(
+            "/t/{tenant}/console/users/{id}/restore",
+            post(users::restore),
+        )
+        .route(
+            "/t/{tenant}/console/users/{id}/sessions/end",
+            post(users::end_sessions),
+        )
+        .route("/t/{tenant}/console/users/{id}/unlock", post(users::unlock))
+        .route(
+            "/t/{tenant}/console/users/{id}/enrolment-link",
+            post(users::enrolment_link),
+        )
+        .route("/assets/htmx.min.js", get(htmx))
+        .layer(axum::middleware::from_fn(step_up_returns_here))
+}
+
+async fn htmx() -> Response {
+    super::asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../../assets/htmx.min.js"),
+    )
+}
+
+/// A signed-in person on a console page: their session, the API caller made from it, and the
+/// browser's CSRF token for the page's forms.
+struct Console {
+    me: SignedIn,
+    caller: Caller,
+    csrf: String,
+    new_csrf_cookie: Option<HeaderValue>,
+}
+
+impl Console {
+    /// The person behind the request, or the way to sign in and come back to `here`.
+    async fn enter(
+        state: &AppState,
+        tenant: &str,
+        headers: &HeaderMap,
+        origin: portcullis_core::audit::Origin,
+        here: &str,
+    ) -> Result<Self, ConsoleError> {
+        let me = match signed_in(state, tenant, headers, origin, PageKind::Ordinary).await {
+            Ok(me) => me,
+            Err(NotSignedIn::Redirect(response)) => {
+                let back = set_cookie(state, CONTINUE_COOKIE, here, Some(CONTINUE_SECONDS));
+                return Err(ConsoleError(with_cookies(response, [back])));
+            }
+            Err(NotSignedIn::Error(e)) => return Err(e.into()),
+        };
+        let (csrf, new_csrf_cookie) = csrf_token(state, headers)?;
+        let session = crate::pages::ApiSession {
+            tenant: me.tenant.clone(),
+            session: me.session.clone(),
+            user: me.user.clone(),
+        };
+        let caller = crate::auth::console_caller(state, session, me.origin.clone()).await?;
+        Ok(Self {
+            me,
+            caller,
+            csrf,
+            new_csrf_cookie,
+        })
+    }
+
+    /// A form's post: the person, once its CSRF token is this browser's.
+    async fn post(
+        state: &AppState,
+        tenant: &str,
+        headers: &HeaderMap,
+        origin: portcullis_core::audit::Origin,
+        csrf: &str,
+    ) -> Result<Self, ConsoleError> {
+        check_csrf(state, headers, csrf)?;
+        let here = format!("/t/{tenant}/console");
+        Self::enter(state, tenant, headers, origin, &here).await
+    }
+
+    fn tenant(&self) -> &str {
+        &self.me.tenant.name
+    }
+
+    fn frame(&self, section: Section) -> Frame<'_> {
+        Frame {
+            tenant: &self.me.tenant.name,
+            tenant_display: self
+                .me
+                .tenant
+                .display_name
+                .as_deref()
+                .unwrap_or(&self.me.tenant.name),
+            user_name: &self.me.user.user_name,
+            csrf: &self.csrf,
+            section,
+        }
+    }
+
+    fn page(&self, template: &impl Template) -> Response {
+        with_cookies(html(template), self.new_csrf_cookie.clone())
+    }
+}
+
+/// What every console page shows around its content: the tenant, the person, the sections.
+struct Frame<'a> {
+    tenant: &'a str,
+    tenant_display: &'a str,
+    user_name: &'a str,
+    csrf: &'a str,
+    section: Section,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Overview,
+    Users,
+}
+
+impl Frame<'_> {
+    /// `aria-current` for the navigation link of `section`.
+    fn current(&self, section: Section) -> &'static str {
+        if self.section == section {
+            "page"
+        } else {
+            "false"
+        }
+    }
+}
+
+/// A console page's refusal, already a response: a problem page, or a redirect to sign in or
+/// to step up.
+struct ConsoleError(Response);
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+/// Marks a response whose request needs a stronger or fresher sign-in; `step_up_returns_here`
+/// turns it into the redirect, because only it knows which page to come back to.
+#[derive(Clone, Copy)]
+struct StepUpNeeded(Assurance);
+
+impl From<ApiError> for ConsoleError {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::InsufficientUserAuthentication { need, .. } => {
+                let mut response = StatusCode::SEE_OTHER.into_response();
+                response.extensions_mut().insert(StepUpNeeded(need));
+                ConsoleError(response)
+            }
+            other => ConsoleError(PageError::from(other).into_response()),
+        }
+    }
+}
+
+impl From<PageError> for ConsoleError {
+    fn from(e: PageError) -> Self {
+        ConsoleError(e.into_response())
+    }
+}
+
+impl From<portcullis_store::StoreError> for ConsoleError {
+    fn from(e: portcullis_store::StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+/// Sends a request that needs a stronger or fresher sign-in to the step-up page, and from there
+/// back to the page it came from: a page itself, or for a form's post the page the form is on
+/// (its path without the last segment, or the path itself for a form that posts to its page).
+async fn step_up_returns_here(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let response = next.run(request).await;
+    let Some(StepUpNeeded(need)) = response.extensions().get::<StepUpNeeded>().copied() else {
+        return response;
+    };
+    let path = uri.path();
+    let Some(tenant) = path
+        .strip_prefix("/t/")
+        .and_then(|rest| rest.split('/').next())
+    else {
+        return response;
+    };
+    let back = if method == Method::GET {
+        uri.path_and_query()
+            .map_or_else(|| path.to_owned(), |pq| pq.as_str().to_owned())
+    } else if path.ends_with("/new") {
+        path.to_owned()
+    } else {
+        path.rsplit_once('/')
+            .map_or_else(|| path.to_owned(), |(page, _)| page.to_owned())
+    };
+    Redirect::to(&Target::link(tenant, &back, need)).into_response()
+}
+
+#[derive(Deserialize)]
+struct TenantChoice {
+    tenant: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "choose_tenant.html")]
+struct ChooseTenantPage<'a> {
+    tenant: &'a str,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+/// `/`: which organisation? Never a list of tenants (that would tell anyone who is here); the
+/// person types the name they were given.
+async fn choose_tenant(Query(choice): Query<TenantChoice>) -> Response {
+    let name = choice.tenant.unwrap_or_default();
+    let name = name.trim().to_ascii_lowercase();
+    if name.is_empty() {
+        return html(&ChooseTenantPage {
+            tenant: "Portcullis",
+            error: None,
+            notice: None,
+        });
+    }
+    if portcullis_core::names::parse_slug("tenant", &name).is_err() {
+        let page = ChooseTenantPage {
+            tenant: "Portcullis",
+            error: Some(
+                "That is not an organisation name: names are lower-case letters, digits and hyphens, starting with a letter. Check the name you were given."
+                    .into(),
+            ),
+            notice: None,
+        };
+        return (StatusCode::UNPROCESSABLE_ENTITY, html(&page)).into_response();
+    }
+    Redirect::to(&format!("/t/{name}")).into_response()
+}
+
+/// `/t/{tenant}`: the console for someone who administers the tenant, their account for
+/// everyone else, and the sign-in page for a browser that is not signed in.
+async fn landing(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+) -> Result<Response, ConsoleError> {
+    let console = format!("/t/{tenant}/console");
+    let active = super::active_tenant(&state, &tenant).await?;
+    if super::current_session(&state, &active, &headers)
+        .await?
+        .is_none()
+    {
+        return Ok(Redirect::to(&format!("/t/{}/sign-in", active.name)).into_response());
+    }
+    let me = match Console::enter(&state, &tenant, &headers, origin, &console).await {
+        Ok(me) => me,
+        // Conditional access may keep a person out of the admin API and not out of their
+        // account; whatever else holds the session up, the account page deals with.
+        Err(_) => return Ok(Redirect::to(&format!("/t/{}/account", active.name)).into_response()),
+    };
+    let to = if administers(&state, &me.caller).await? {
+        console
+    } else {
+        format!("/t/{}/account", me.tenant())
+    };
+    Ok(Redirect::to(&to).into_response())
+}
+
+/// Whether the person may read anything the console shows: its directory, its roles or its
+/// audit trail.
+async fn administers(state: &AppState, caller: &Caller) -> Result<bool, ApiError> {
+    for action in [Action::UserRead, Action::RoleRead, Action::AuditRead] {
+        if caller.decide(state, action, Scope::Tenant).await?.allowed {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+#[derive(Template)]
+#[template(path = "console/home.html")]
+struct HomePage<'a> {
+    frame: Frame<'a>,
+    sections: Vec<SectionCard>,
+}
+
+struct SectionCard {
+    title: &'static str,
+    href: String,
+    about: &'static str,
+}
+
+async fn home(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+) -> Result<Response, ConsoleError> {
+    let here = format!("/t/{tenant}/console");
+    let me = Console::enter(&state, &tenant, &headers, origin, &here).await?;
+    if !administers(&state, &me.caller).await? {
+        return Err(PageError::NotAllowed(
+            "You hold no administrative role in this organisation, so the console has nothing to show you. Your own account is at the account page.",
+        )
+        .into());
+    }
+    let mut sections = Vec::new();
+    if me
+        .caller
+        .decide(&state, Action::UserRead, Scope::Tenant)
+        .await?
+        .allowed
+    {
+        sections.push(SectionCard {
+            title: "Users",
+            href: format!("/t/{}/console/users", me.tenant()),
+            about: "Find people, create and invite them, disable, delete and restore them, end their sessions and unlock their accounts.",
+        });
+    }
+    let page = HomePage {
+        frame: me.frame(Section::Overview),
+        sections,
+    };
+    Ok(me.page(&page))
+}
