@@ -1,6 +1,7 @@
 // What the browser tests share: the server under test, where screenshots go, failures, the
 // admin API for setting up, and launching Debian's Chromium.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
 export const base = process.env.PORTCULLIS_URL;
@@ -30,4 +31,28 @@ export function launch() {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: ["--no-sandbox"],
   });
+}
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/**
+ * Runs axe-core on the page as it is now (WCAG 2.1 A and AA, and axe's best practices) and fails
+ * on any violation, naming the rule and the elements. The page's context must bypass the CSP
+ * (`newContext({ bypassCSP: true })`), since axe is injected as an inline script.
+ */
+export async function accessible(page, name) {
+  await page.addScriptTag({ content: axeSource });
+  const { violations } = await page.evaluate(() =>
+    globalThis.axe.run(document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] },
+    }),
+  );
+  const found = violations.map((v) => `${v.id} (${v.help}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+  check(found.length === 0, `${name}: accessibility violations: ${found.join("; ")}`);
+}
+
+/** Fails when the page scrolls sideways (at a phone's 320 px, say). */
+export async function noSidewaysScroll(page, name) {
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `${name}: scrolls sideways by ${overflow}px`);
 }

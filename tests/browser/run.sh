@@ -9,3 +9,4 @@ node tests/browser/authorize.mjs
 node tests/browser/device.mjs
 node tests/browser/enrol.mjs
 node tests/browser/terms.mjs
+node tests/browser/console.mjs

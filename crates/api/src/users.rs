@@ -77,7 +77,8 @@ pub struct UserQuery {
     pub state: Option<LifecycleState>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<UserKind>,
-    /// Users whose user name or e-mail starts with this (case-insensitive).
+    /// Users whose user name or e-mail starts with this (case-insensitive), ordered by the
+    /// name or address that matched instead of by creation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -166,9 +166,13 @@ pub mod bound {
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    /// The position a token resumes `query` at.
-    pub fn position(query: &[u8], token: &str) -> Result<String, ValidationError> {
-        let foreign = || ValidationError::new("page.token", "is not a token this server gave");
+    /// The position a token resumes `query` at; `field` names the token in errors.
+    pub fn position(
+        query: &[u8],
+        token: &str,
+        field: &'static str,
+    ) -> Result<String, ValidationError> {
+        let foreign = || ValidationError::new(field, "is not a token this server gave");
         let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| foreign())?;
         if bytes.len() < DIGEST_BYTES {
             return Err(foreign());
@@ -177,8 +181,8 @@ pub mod bound {
         let (bound_to, position) = bytes.split_at(DIGEST_BYTES);
         if bound_to != digest(query) {
             return Err(ValidationError::new(
-                "page.token",
-                "was given for a different search; send the same subject, resource and action as the request that returned it, or start again without a token",
+                field,
+                "was given for a different search; repeat the request that returned it unchanged, or start again without it",
             ));
         }
         String::from_utf8(position.to_vec()).map_err(|_| foreign())
@@ -191,11 +195,14 @@ pub mod bound {
         #[test]
         fn a_token_resumes_only_its_own_query() {
             let t = token(b"who may read doc-1", "u-42");
-            assert_eq!(position(b"who may read doc-1", &t).unwrap(), "u-42");
-            let e = position(b"who may read doc-2", &t).unwrap_err();
+            assert_eq!(
+                position(b"who may read doc-1", &t, "page.token").unwrap(),
+                "u-42"
+            );
+            let e = position(b"who may read doc-2", &t, "page.token").unwrap_err();
             assert!(e.message.contains("different search"), "{e:?}");
-            assert!(position(b"who may read doc-1", "not base64!").is_err());
-            assert!(position(b"who may read doc-1", "AAAA").is_err());
+            assert!(position(b"who may read doc-1", "not base64!", "page.token").is_err());
+            assert!(position(b"who may read doc-1", "AAAA", "page.token").is_err());
         }
     }
 }

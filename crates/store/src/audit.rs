@@ -81,24 +81,19 @@ impl Store {
         filter: &AuditFilter,
         page: PageRequest<i64>,
     ) -> Result<Page<AuditRecord>, StoreError> {
-        const SQL: &str = select_records!(
-            " WHERE tenant_id = $1 AND ($2 IS NULL OR seq < $2) AND ($3 IS NULL OR at >= $3) \
-             AND ($4 IS NULL OR at < $4) AND ($5 IS NULL OR actor_id = $5) AND ($6 IS NULL OR target_id = $6) \
-             AND ($7 IS NULL OR action = $7) AND ($8 IS NULL OR outcome = $8) ORDER BY seq DESC LIMIT $9"
-        );
         let rows = self
             .pools
             .fetch_all(
-                query(SQL)
+                query(select_records!(" WHERE tenant_id = $1"))
                     .bind(tenant_id)
-                    .bind(page.after)
-                    .bind(filter.from)
-                    .bind(filter.to)
-                    .bind(filter.actor_id.clone())
-                    .bind(filter.target_id.clone())
-                    .bind(filter.action.clone())
-                    .bind(filter.outcome.map(Outcome::as_str))
-                    .bind(page.fetch_limit()),
+                    .and("seq <", page.after)
+                    .and("at >=", filter.from)
+                    .and("at <", filter.to)
+                    .and("actor_id =", filter.actor_id.clone())
+                    .and("target_id =", filter.target_id.clone())
+                    .and("action =", filter.action.clone())
+                    .and("outcome =", filter.outcome.map(Outcome::as_str))
+                    .then_bind(" ORDER BY seq DESC LIMIT ", page.fetch_limit()),
             )
             .await?;
         let records = rows

@@ -140,6 +140,26 @@ impl Query {
         self
     }
 
+    /// Appends ` AND {condition} $n` with `value` bound as `$n`, only when there is a value.
+    /// A filter left out is then no condition at all, rather than `($n IS NULL OR …)`, which
+    /// keeps the planners (SQLite's above all) from using the filter's index.
+    pub(crate) fn and<T: Into<Arg>>(mut self, condition: &'static str, value: Option<T>) -> Self {
+        if let Some(value) = value {
+            self.args.push(value.into());
+            let placeholder = format!(" AND {condition} ${}", self.args.len());
+            self.sql.to_mut().push_str(&placeholder);
+        }
+        self
+    }
+
+    /// Appends `fragment` and then `$n` with `value` bound (a limit after an `ORDER BY`).
+    pub(crate) fn then_bind(mut self, fragment: &'static str, value: impl Into<Arg>) -> Self {
+        self.args.push(value.into());
+        let placeholder = format!("{fragment}${}", self.args.len());
+        self.sql.to_mut().push_str(&placeholder);
+        self
+    }
+
     fn sqlite(self) -> sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments> {
         let mut q = sqlx::query(AssertSqlSafe(self.sql));
         for arg in self.args {

@@ -54,7 +54,7 @@ pub use passkeys::{
 };
 pub use principals::{
     ApiKeyCredential, MAX_ACTIVE_KEYS, NewApiKey, NewUser, ServicePrincipalChanges, UserChanges,
-    UserFilter,
+    UserFilter, UserMatch,
 };
 pub use registered_devices::NewDevice;
 pub use risk::{DetectionFilter, FailureCounts, Finding};

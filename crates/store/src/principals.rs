@@ -157,9 +157,15 @@ pub struct ServicePrincipalChanges {
 pub struct UserFilter {
     pub state: Option<LifecycleState>,
     pub kind: Option<UserKind>,
-    /// Matches the start of the user name or e-mail address, compared on their keys.
-    pub prefix: Option<String>,
     pub business_unit_id: Option<BusinessUnitId>,
+}
+
+/// Where a search of users stands: the key (user name or e-mail) that matched last, and that
+/// user's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserMatch {
+    pub key: String,
+    pub id: UserId,
 }
 
 /// An API key to store: its public prefix and the keyed hash of its secret.
@@ -421,6 +427,9 @@ impl Store {
         user_from_row(&row)
     }
 
+    /// A page of the tenant's users in creation order, filtered by state, kind and unit (the
+    /// prefix is `search_users`'). Each filter has an index that starts with the tenant, so a
+    /// page reads about as many rows as it returns.
     pub async fn users(
         &self,
         tenant_id: TenantId,
@@ -433,18 +442,14 @@ impl Store {
                 query(concat!(
                     "SELECT ",
                     user_columns!(),
-                    " FROM users WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) AND ($3 IS NULL OR state = $3) \
-                     AND ($4 IS NULL OR kind = $4) AND ($5 IS NULL OR business_unit_id = $5) \
-                     AND ($6 IS NULL OR user_name_key LIKE $6 ESCAPE '\\' OR email_key LIKE $6 ESCAPE '\\') \
-                     ORDER BY id LIMIT $7"
+                    " FROM users WHERE tenant_id = $1"
                 ))
                 .bind(tenant_id)
-                .bind(page.after)
-                .bind(filter.state.map(LifecycleState::as_str))
-                .bind(filter.kind.map(UserKind::as_str))
-                .bind(filter.business_unit_id)
-                .bind(filter.prefix.as_deref().map(|p| like_prefix(&portcullis_core::names::name_key(p))))
-                .bind(page.fetch_limit()),
+                .and("id >", page.after)
+                .and("state =", filter.state.map(LifecycleState::as_str))
+                .and("kind =", filter.kind.map(UserKind::as_str))
+                .and("business_unit_id =", filter.business_unit_id)
+                .then_bind(" ORDER BY id LIMIT ", page.fetch_limit()),
             )
             .await?;
         let users = rows
@@ -452,6 +457,73 @@ impl Store {
             .map(user_from_row)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(page.finish(users, |u| u.id))
+    }
+
+    /// Users whose user name or e-mail address starts with `prefix` (compared on their keys),
+    /// filtered as `users` is, ordered by the key that matched and then by id, resumed after
+    /// `after`; and where the next page starts, when there is one. Each key's index is read as
+    /// one range from where the page starts, so a page costs time that grows with the page,
+    /// not with the tenant or with how many users match.
+    pub async fn search_users(
+        &self,
+        tenant_id: TenantId,
+        prefix: &str,
+        filter: &UserFilter,
+        after: Option<&UserMatch>,
+        limit: u32,
+    ) -> Result<(Vec<User>, Option<UserMatch>), StoreError> {
+        let low = portcullis_core::names::name_key(prefix);
+        // Above every key that starts with `low`: no character sorts after U+10FFFF, in
+        // UTF-8 bytes (SQLite) or the "C" collation (PostgreSQL).
+        let high = format!("{low}\u{10FFFF}");
+        let (start, after_id) = match after {
+            Some(m) if m.key.as_str() >= low.as_str() => (m.key.clone(), m.id.to_string()),
+            _ => (low.clone(), String::new()),
+        };
+        let rows = self
+            .pools
+            .fetch_all(
+                query(concat!(
+                    "SELECT * FROM (SELECT * FROM (SELECT user_name_key AS match_key, ",
+                    user_columns!(),
+                    " FROM users WHERE tenant_id = $1 AND user_name_key >= $2 AND user_name_key < $3 \
+                     AND (user_name_key > $2 OR id > $4) \
+                     AND ($5 IS NULL OR state = $5) AND ($6 IS NULL OR kind = $6) AND ($7 IS NULL OR business_unit_id = $7) \
+                     ORDER BY user_name_key LIMIT $8) AS by_name \
+                     UNION ALL SELECT * FROM (SELECT email_key AS match_key, ",
+                    user_columns!(),
+                    " FROM users WHERE tenant_id = $1 AND email_key >= $2 AND email_key < $3 \
+                     AND (email_key > $2 OR id > $4) \
+                     AND NOT (user_name_key >= $9 AND user_name_key < $3) \
+                     AND ($5 IS NULL OR state = $5) AND ($6 IS NULL OR kind = $6) AND ($7 IS NULL OR business_unit_id = $7) \
+                     ORDER BY email_key LIMIT $8) AS by_email) AS found \
+                     ORDER BY match_key, id LIMIT $8"
+                ))
+                .bind(tenant_id)
+                .bind(&start)
+                .bind(&high)
+                .bind(&after_id)
+                .bind(filter.state.map(LifecycleState::as_str))
+                .bind(filter.kind.map(UserKind::as_str))
+                .bind(filter.business_unit_id)
+                .bind(i64::from(limit) + 1)
+                .bind(&low),
+            )
+            .await?;
+        let mut found = rows
+            .iter()
+            .map(|row| Ok((row.text("match_key")?, user_from_row(row)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let more = found.len() > limit as usize;
+        found.truncate(limit as usize);
+        let next = more
+            .then(|| found.last())
+            .flatten()
+            .map(|(key, user)| UserMatch {
+                key: key.clone(),
+                id: user.id,
+            });
+        Ok((found.into_iter().map(|(_, user)| user).collect(), next))
     }
 
     /// Reads a user inside a write for update, checking it exists and has the expected version.

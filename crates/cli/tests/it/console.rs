@@ -449,3 +449,98 @@ async fn another_tenants_administrator_sees_nothing_of_this_tenant() {
     );
     assert_eq!(user(&server, &victim).await["state"], "active");
 }
+
+#[tokio::test]
+async fn a_search_pages_through_every_match_once_by_name_or_address_and_resumes_only_itself() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    // 60 names that match, 5 that match only by their address, 1 that matches both ways and
+    // 10 that do not match at all.
+    for i in 0..60 {
+        admin.create_user(&format!("kim-{i:03}")).await;
+    }
+    for i in 0..5 {
+        admin
+            .post(
+                "/v1/users",
+                json!({"user_name": format!("other-{i}"), "email": format!("kim.{i}@example.com")}),
+            )
+            .await
+            .expect(201);
+    }
+    admin
+        .post(
+            "/v1/users",
+            json!({"user_name": "KIMBERLEY", "email": "kimberley@example.com"}),
+        )
+        .await
+        .expect(201);
+    for i in 0..10 {
+        admin.create_user(&format!("lee-{i}")).await;
+    }
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/users?prefix=Kim&limit=25&cursor={c}"),
+            None => "/v1/users?prefix=Kim&limit=25".to_owned(),
+        };
+        let page = admin.get(&path).await.expect(200);
+        pages += 1;
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["user_name"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 66, "{seen:?}");
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 66, "each match once: {seen:?}");
+    assert!(!seen.iter().any(|n| n.starts_with("lee-")));
+    // Every name and every address-only match is there: 60 + 5 + 1.
+    for i in 0..60 {
+        assert!(
+            seen.contains(&format!("kim-{i:03}")),
+            "kim-{i:03}: {seen:?}"
+        );
+    }
+    for i in 0..5 {
+        assert!(seen.contains(&format!("other-{i}")), "other-{i}: {seen:?}");
+    }
+    assert!(seen.contains(&"KIMBERLEY".to_owned()));
+
+    // A filter applies to the search; a cursor resumes only the search that gave it.
+    let first = admin.get("/v1/users?prefix=kim&limit=10").await.expect(200);
+    let token = first["next_cursor"].as_str().unwrap().to_owned();
+    let other = admin
+        .get(&format!("/v1/users?prefix=lee&limit=10&cursor={token}"))
+        .await
+        .problem(422);
+    assert!(
+        other["detail"]
+            .as_str()
+            .unwrap()
+            .contains("different search"),
+        "{other}"
+    );
+    admin
+        .get("/v1/users?prefix=kim&cursor=not-a-cursor")
+        .await
+        .problem(422);
+    let disabled = admin
+        .get("/v1/users?prefix=kim&state=disabled")
+        .await
+        .expect(200);
+    assert!(disabled["items"].as_array().unwrap().is_empty());
+}

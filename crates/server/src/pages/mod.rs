@@ -1089,7 +1089,7 @@ struct SessionRow {
     id: String,
     started: String,
     source: String,
-    browser: String,
+    device: String,
     strength: &'static str,
     current: bool,
 }
@@ -1123,7 +1123,7 @@ async fn account(
             id: s.id.to_string(),
             started: minute(&s.created_at),
             source: s.source_ip.clone().unwrap_or_else(|| "unknown".into()),
-            browser: s.user_agent.clone().unwrap_or_else(|| "unknown".into()),
+            device: portcullis_core::user_agent::describe(s.user_agent.as_deref()),
             strength: s.strength.as_str(),
             current: s.id == me.session.id,
         })

@@ -489,7 +489,7 @@ fn page_of(endpoint: &str, body: &SearchBody) -> ApiResult<SearchPage> {
     let after = page
         .and_then(|p| p.token.as_deref())
         .filter(|t| !t.is_empty())
-        .map(|t| bound::position(&query, t))
+        .map(|t| bound::position(&query, t, "page.token"))
         .transpose()
         .map_err(|e| ApiError::bad_request(e.field, e.message))?
         // The empty position is the start: what a limit of 0 on a first page hands back.

@@ -27,7 +27,7 @@ use portcullis_core::password::PasswordStatus;
 use portcullis_core::session::Session;
 use portcullis_core::{PasskeyId, ServicePrincipalId, UserId, ValidationError};
 use portcullis_store::{
-    AuditFilter, NewUser, SessionsAfterRemoval, StoreError, UserChanges, UserFilter,
+    AuditFilter, NewUser, SessionsAfterRemoval, StoreError, UserChanges, UserFilter, UserMatch,
 };
 
 use crate::auth::Caller;
@@ -84,16 +84,57 @@ pub async fn list_users(
     caller
         .authorize(&state, Action::UserRead, Scope::Tenant, None)
         .await?;
-    let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
     let filter = UserFilter {
         state: q.state,
         kind: q.kind,
-        prefix: q.prefix,
         business_unit_id: q.business_unit_id,
     };
-    Ok(Json(
-        state.store.users(caller.tenant_id(), &filter, page).await?,
-    ))
+    let tenant = caller.tenant_id();
+    let Some(prefix) = q.prefix.filter(|p| !p.is_empty()) else {
+        let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
+        return Ok(Json(state.store.users(tenant, &filter, page).await?));
+    };
+    // A search pages by the key that matched: its cursor holds that key and the user's id,
+    // bound to the search so that it resumes no other.
+    let limit = PageRequest::parse(None, q.limit)?.limit;
+    let search = search_binding(&prefix, &filter);
+    let after = q
+        .cursor
+        .as_deref()
+        .map(|cursor| {
+            let position =
+                portcullis_core::page::bound::position(search.as_bytes(), cursor, "cursor")?;
+            position
+                .split_once(' ')
+                .and_then(|(id, key)| {
+                    Some(UserMatch {
+                        id: id.parse().ok()?,
+                        key: key.to_owned(),
+                    })
+                })
+                .ok_or_else(|| {
+                    ValidationError::new("cursor", "is not a cursor this server returned")
+                })
+        })
+        .transpose()?;
+    let (items, next) = state
+        .store
+        .search_users(tenant, &prefix, &filter, after.as_ref(), limit)
+        .await?;
+    Ok(Json(Page {
+        items,
+        next_cursor: next.map(|m| {
+            portcullis_core::page::bound::token(search.as_bytes(), &format!("{} {}", m.id, m.key))
+        }),
+    }))
+}
+
+/// What a search's cursor is bound to: the prefix and every filter.
+fn search_binding(prefix: &str, filter: &UserFilter) -> String {
+    format!(
+        "users\n{prefix}\n{:?}\n{:?}\n{:?}",
+        filter.state, filter.kind, filter.business_unit_id
+    )
 }
 
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser,

@@ -35,6 +35,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(choose_tenant))
         .route("/t/{tenant}", get(landing))
+        .route("/t/{tenant}/", get(landing))
         .route("/t/{tenant}/console", get(home))
         .route("/t/{tenant}/console/users", get(users::list))
         .route(
@@ -298,7 +299,12 @@ async fn landing(
         .await?
         .is_none()
     {
-        return Ok(Redirect::to(&format!("/t/{}/sign-in", active.name)).into_response());
+        // Signed in, the browser comes back here to be sent on (`/t/{tenant}/`: the sign-in
+        // returns only to paths under the tenant's own).
+        let back = format!("/t/{}/", active.name);
+        let back = set_cookie(&state, CONTINUE_COOKIE, &back, Some(CONTINUE_SECONDS));
+        let to = format!("/t/{}/sign-in", active.name);
+        return Ok(with_cookies(Redirect::to(&to).into_response(), [back]));
     }
     let me = match Console::enter(&state, &tenant, &headers, origin, &console).await {
         Ok(me) => me,

@@ -1,0 +1,127 @@
+// The admin console in headless Chromium, as an administrator uses it: finds the organisation
+// from `/`, signs in with a password, adds a passkey and signs in with it (the console's changes
+// need a multi-factor sign-in), searches users as she types, creates a user, opens their page
+// and makes them an enrolment link. Every page is checked with axe-core and for sideways
+// scrolling, at desktop and phone widths, and saved as a screenshot in target/screenshots/.
+// Needs PORTCULLIS_URL and PORTCULLIS_API_KEY.
+import { accessible, api, base, check, launch, noSidewaysScroll, password, shots } from "./common.mjs";
+
+const stamp = Date.now();
+const admin = await api("POST", "/v1/users", { user_name: `console-admin-${stamp}` });
+await api("PUT", `/v1/users/${admin.id}/password`, { password, must_change: false });
+await api("POST", "/v1/role-assignments", {
+  principal: { kind: "user", id: admin.id },
+  role: "user_administrator",
+  scope: "tenant",
+});
+for (const name of ["ravi", "rachel", "rowan", "sasha"]) {
+  await api("POST", "/v1/users", { user_name: `${name}-${stamp}`, email: `${name}-${stamp}@example.com` });
+}
+
+const browser = await launch();
+// axe-core is injected as an inline script, which the pages' CSP rightly refuses.
+const context = await browser.newContext({ bypassCSP: true, viewport: { width: 1280, height: 800 } });
+const page = await context.newPage();
+const errors = [];
+page.on("console", (m) => m.type() === "error" && !m.text().startsWith("Failed to load resource") && errors.push(m.text()));
+page.on("pageerror", (e) => errors.push(String(e)));
+
+let shot = 30;
+/** Checks the page as it is, at desktop and phone widths, with a screenshot of each. */
+async function look(name) {
+  for (const [width, height, label] of [[1280, 800, "desktop"], [320, 700, "phone"]]) {
+    await page.setViewportSize({ width, height });
+    await accessible(page, `${name} at ${width}px`);
+    await noSidewaysScroll(page, `${name} at ${width}px`);
+    await page.screenshot({ path: `${shots}/${shot}-console-${name}-${label}.png`, fullPage: true });
+  }
+  shot += 1;
+  await page.setViewportSize({ width: 1280, height: 800 });
+}
+
+// `/` asks for the organisation; the tenant's address sends her to sign in and back.
+await page.goto(`${base}/`);
+await look("organisation");
+await page.getByLabel("Organisation").fill("operator");
+await Promise.all([page.waitForURL(/\/t\/operator\/sign-in$/), page.getByRole("button", { name: "Continue" }).click()]);
+await page.getByLabel("User name").fill(admin.user_name);
+await page.getByLabel("Password", { exact: true }).fill(password);
+await Promise.all([page.waitForURL(/\/t\/operator\/console$/), page.getByRole("button", { name: "Sign in", exact: true }).click()]);
+
+// A passkey, then a sign-in with it alone: a phishing-resistant session, which the tenant's
+// policy for administrators accepts for changes.
+const devtools = await context.newCDPSession(page);
+await devtools.send("WebAuthn.enable");
+await devtools.send("WebAuthn.addVirtualAuthenticator", {
+  options: {
+    protocol: "ctap2",
+    transport: "internal",
+    hasResidentKey: true,
+    hasUserVerification: true,
+    isUserVerified: true,
+    automaticPresenceSimulation: true,
+  },
+});
+await page.goto(`${base}/t/operator/account/passkeys`);
+await page.getByLabel(/Name it after the device/).fill("Console laptop");
+await Promise.all([page.waitForURL(/added=1/), page.getByRole("button", { name: "Add a passkey" }).click()]);
+await page.goto(`${base}/t/operator/account`);
+await page.getByRole("button", { name: "Sign out", exact: true }).click();
+await page.goto(`${base}/t/operator`);
+await Promise.all([
+  page.waitForURL(/\/t\/operator\/console$/),
+  page.getByRole("button", { name: "Sign in with a passkey" }).click(),
+]);
+await look("overview");
+
+// Keyboard first: the first Tab reaches the skip link, which moves focus to the content.
+await page.keyboard.press("Tab");
+check(await page.evaluate(() => document.activeElement?.textContent === "Skip to content"), "Tab reaches the skip link first");
+await page.keyboard.press("Enter");
+check(await page.evaluate(() => document.activeElement?.id === "content"), "the skip link moves focus to the content");
+
+// Users: the search narrows the list as she types, without a page load, and the address follows.
+await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Users" }).click();
+await page.waitForURL(/\/console\/users$/);
+await look("users");
+// A mark on the window survives a swap in place and dies with a page load.
+await page.evaluate(() => { globalThis.stillThisPage = true; });
+await page.getByLabel("Search").pressSequentially("r", { delay: 50 });
+await page.waitForURL(/q=r/);
+await page.getByRole("link", { name: `sasha-${stamp}` }).waitFor({ state: "detached" });
+check((await page.getByRole("link", { name: `rachel-${stamp}` }).count()) === 1, "rachel is found");
+check(await page.evaluate(() => globalThis.stillThisPage === true), "searching swapped the results in place, without loading a page");
+await look("users-search");
+
+// A new user, created through the form; a mistake first.
+await page.goto(`${base}/t/operator/console/users/new`);
+await page.getByLabel("User name").fill(`rachel-${stamp}`);
+await page.getByRole("button", { name: "Create user" }).click();
+check((await page.getByRole("alert").textContent()).includes("user name"), "a taken name is refused on the form");
+await look("new-user-error");
+const newName = `nadia-${stamp}`;
+await page.getByLabel("User name").fill(newName);
+await page.getByLabel(/^Name/).fill("Nadia Novak");
+await page.getByLabel(/^E-mail/).fill(`${newName}@example.com`);
+await Promise.all([page.waitForURL(/done=created/), page.getByRole("button", { name: "Create user" }).click()]);
+check((await page.getByRole("status").first().textContent()).includes("The user was created."), "told it was created");
+await look("user");
+const created = (await api("GET", `/v1/users?prefix=${newName}`)).items[0];
+check(created?.display_name === "Nadia Novak", "the user exists with her name");
+const audit = await api("GET", `/v1/audit?action=user.create&limit=50`);
+const event = audit.items.find((e) => e.target?.id === created.id);
+check(event?.actor?.id === admin.id && event.actor.authentication?.method === "session", "audited as the administrator's session");
+
+// An enrolment link to hand over, shown once.
+await Promise.all([page.waitForURL(/enrolment-link$/), page.getByRole("button", { name: "Create enrolment link" }).click()]);
+check((await page.getByLabel("Link").inputValue()).includes("/t/operator/enrol?token="), "the link is shown");
+await look("enrolment-link");
+
+// Disabling asks nothing more of a phishing-resistant session and takes effect at once.
+await page.goto(`${base}/t/operator/console/users/${created.id}`);
+await Promise.all([page.waitForURL(/done=disabled/), page.getByRole("button", { name: "Disable" }).click()]);
+check((await api("GET", `/v1/users/${created.id}`)).state === "disabled", "the user is disabled");
+
+check(errors.length === 0, `no script or policy errors: ${errors.join("; ")}`);
+await browser.close();
+console.log(`browser: OK: console journey in Chromium, axe-clean at desktop and phone widths; screenshots ${30}-${shot - 1}`);
