@@ -117,6 +117,18 @@ await Promise.all([page.waitForURL(/enrolment-link$/), page.getByRole("button", 
 check((await page.getByLabel("Link").inputValue()).includes("/t/operator/enrol?token="), "the link is shown");
 await look("enrolment-link");
 
+// A group, and the new user in it, named rather than picked by id.
+await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Groups" }).click();
+await page.getByRole("link", { name: "New group" }).click();
+await page.getByLabel(/^Name/).fill(`Support ${stamp}`);
+await Promise.all([page.waitForURL(/done=created/), page.getByRole("button", { name: "Create group" }).click()]);
+await page.getByLabel("Named").fill(newName);
+await Promise.all([page.waitForURL(/done=added/), page.getByRole("button", { name: "Add member" }).click()]);
+check((await page.getByRole("link", { name: newName }).count()) === 1, "the member is listed by name");
+await look("group");
+await page.goto(`${base}/t/operator/console/groups`);
+await look("groups");
+
 // Disabling asks nothing more of a phishing-resistant session and takes effect at once.
 await page.goto(`${base}/t/operator/console/users/${created.id}`);
 await Promise.all([page.waitForURL(/done=disabled/), page.getByRole("button", { name: "Disable" }).click()]);

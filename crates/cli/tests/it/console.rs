@@ -544,3 +544,174 @@ async fn a_search_pages_through_every_match_once_by_name_or_address_and_resumes_
         .expect(200);
     assert!(disabled["items"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn groups_are_made_and_filled_by_name_with_the_apis_rules() {
+    let server = TestServer::start().await;
+    no_mfa_for_administrators(&server).await;
+    let (_, mut browser) = administrator(&server, "alice", "user_administrator").await;
+    let carol = server
+        .admin()
+        .post(
+            "/v1/users",
+            json!({"user_name": "carol", "email": "carol@example.com"}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dave = server.admin().create_user("dave").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let csrf = browser.get("/t/operator/console/groups/new").await.csrf();
+    let create = |name: &'static str| [("csrf", csrf.clone()), ("name", name.to_owned())];
+    let made = browser
+        .post(
+            "/t/operator/console/groups/new",
+            &pairs(&create("Engineering")),
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let engineering = between(made.location(), "/console/groups/", "?")[0].to_owned();
+    let platform = browser
+        .post(
+            "/t/operator/console/groups/new",
+            &pairs(&create("Platform")),
+        )
+        .await;
+    let platform = between(platform.location(), "/console/groups/", "?")[0].to_owned();
+    let taken = browser
+        .post(
+            "/t/operator/console/groups/new",
+            &pairs(&create("engineering")),
+        )
+        .await;
+    assert_eq!(taken.status, 422, "{}", taken.body);
+
+    // Members by user name, by e-mail address, and a nested group by its name.
+    let members_of = |group: &str| {
+        let path = format!("/v1/groups/{group}/members");
+        let admin = server.admin();
+        async move {
+            admin.get(&path).await.expect(200)["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["member"]["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let add = |kind: &'static str, name: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("kind", kind.to_owned()),
+            ("name", name.to_owned()),
+        ]
+    };
+    let add_to = format!("/t/operator/console/groups/{engineering}/members");
+    for (kind, name) in [("user", "CAROL"), ("user", "dave"), ("group", "platform")] {
+        let added = browser.post(&add_to, &pairs(&add(kind, name))).await;
+        assert_eq!(added.status, 303, "{name}: {}", added.body);
+    }
+    let mut members = members_of(&engineering).await;
+    members.sort();
+    let mut expected = vec![carol.clone(), dave.clone(), platform.clone()];
+    expected.sort();
+    assert_eq!(members, expected);
+    let by_email = browser
+        .post(
+            &format!("/t/operator/console/groups/{platform}/members"),
+            &pairs(&add("user", "carol@example.com")),
+        )
+        .await;
+    assert_eq!(by_email.status, 303, "{}", by_email.body);
+    assert_eq!(members_of(&platform).await, vec![carol.clone()]);
+
+    // A name that is nobody, a kind the form never offers and a cycle are refused, changing
+    // nothing.
+    let nobody = browser.post(&add_to, &pairs(&add("user", "nobody"))).await;
+    assert_eq!(nobody.status, 422, "{}", nobody.body);
+    assert!(nobody.body.contains("no user named"), "{}", nobody.body);
+    let odd = browser
+        .post(&add_to, &pairs(&add("service_principal", "x")))
+        .await;
+    assert_eq!(odd.status, 400);
+    let cycle = browser
+        .post(
+            &format!("/t/operator/console/groups/{platform}/members"),
+            &pairs(&add("group", "Engineering")),
+        )
+        .await;
+    assert_eq!(cycle.status, 409, "{}", cycle.body);
+    assert_eq!(members_of(&platform).await, vec![carol.clone()]);
+
+    // The group's page lists them by name; one is removed.
+    let page = browser
+        .get(&format!("/t/operator/console/groups/{engineering}"))
+        .await;
+    assert!(page.body.contains(">carol</a>") && page.body.contains(">Platform</a>"));
+    let removed = browser
+        .post(
+            &format!("/t/operator/console/groups/{engineering}/members/user/{dave}/remove"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    assert!(!members_of(&engineering).await.contains(&dave));
+
+    // Renamed against the version shown; then deleted.
+    let version = server
+        .admin()
+        .get(&format!("/v1/groups/{engineering}"))
+        .await
+        .expect(200)["version"]
+        .to_string();
+    let renamed = browser
+        .post(
+            &format!("/t/operator/console/groups/{engineering}/edit"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("version", version.as_str()),
+                ("name", "Engineers"),
+                ("description", "Everyone who builds"),
+            ],
+        )
+        .await;
+    assert_eq!(renamed.status, 303, "{}", renamed.body);
+    let stale = browser
+        .post(
+            &format!("/t/operator/console/groups/{engineering}/delete"),
+            &[("csrf", csrf.as_str()), ("version", version.as_str())],
+        )
+        .await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    let listed = browser.get("/t/operator/console/groups?q=eng").await;
+    assert!(listed.body.contains(">Engineers</a>"), "{}", listed.body);
+    let version = server
+        .admin()
+        .get(&format!("/v1/groups/{engineering}"))
+        .await
+        .expect(200)["version"]
+        .to_string();
+    let deleted = browser
+        .post(
+            &format!("/t/operator/console/groups/{engineering}/delete"),
+            &[("csrf", csrf.as_str()), ("version", version.as_str())],
+        )
+        .await;
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+    server
+        .admin()
+        .get(&format!("/v1/groups/{engineering}"))
+        .await
+        .problem(404);
+}
+
+/// A form's fields as the browser helper takes them.
+fn pairs<'a, const N: usize>(
+    fields: &'a [(&'static str, String); N],
+) -> Vec<(&'static str, &'a str)> {
+    fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}

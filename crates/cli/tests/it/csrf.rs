@@ -557,6 +557,36 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             &[("hours", "24")],
         ),
         Case::new(
+            "/t/{tenant}/console/groups/new",
+            Victim,
+            "/t/operator/console/groups/new".into(),
+            &[("name", "mallory's group")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/groups/{id}/edit",
+            Victim,
+            format!("/t/operator/console/groups/{ada}/edit"),
+            &[("version", "1"), ("name", "x")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/groups/{id}/delete",
+            Victim,
+            format!("/t/operator/console/groups/{ada}/delete"),
+            &[("version", "1")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/groups/{id}/members",
+            Victim,
+            format!("/t/operator/console/groups/{ada}/members"),
+            &[("kind", "user"), ("name", "ada")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/groups/{id}/members/{kind}/{member_id}/remove",
+            Victim,
+            format!("/t/operator/console/groups/{ada}/members/user/{ada}/remove"),
+            &[],
+        ),
+        Case::new(
             "/t/{tenant}/device/decision",
             Victim,
             "/t/operator/device/decision".into(),

@@ -7,7 +7,7 @@ mod audit;
 mod conditional;
 mod devices;
 mod directory;
-mod groups;
+pub(crate) mod groups;
 mod ops;
 mod resources;
 mod risk;

@@ -29,6 +29,7 @@ use crate::error::ApiError;
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
 
+mod groups;
 mod users;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -61,6 +62,25 @@ pub(super) fn routes() -> Router<AppState> {
         .route(
             "/t/{tenant}/console/users/{id}/enrolment-link",
             post(users::enrolment_link),
+        )
+        .route("/t/{tenant}/console/groups", get(groups::list))
+        .route(
+            "/t/{tenant}/console/groups/new",
+            get(groups::new_page).post(groups::create),
+        )
+        .route("/t/{tenant}/console/groups/{id}", get(groups::detail))
+        .route("/t/{tenant}/console/groups/{id}/edit", post(groups::edit))
+        .route(
+            "/t/{tenant}/console/groups/{id}/delete",
+            post(groups::delete),
+        )
+        .route(
+            "/t/{tenant}/console/groups/{id}/members",
+            post(groups::add_member),
+        )
+        .route(
+            "/t/{tenant}/console/groups/{id}/members/{kind}/{member_id}/remove",
+            post(groups::remove_member),
         )
         .route("/assets/htmx.min.js", get(htmx))
         .layer(axum::middleware::from_fn(step_up_returns_here))
@@ -164,6 +184,7 @@ struct Frame<'a> {
 enum Section {
     Overview,
     Users,
+    Groups,
 }
 
 impl Frame<'_> {
@@ -244,6 +265,55 @@ async fn step_up_returns_here(request: Request, next: Next) -> Response {
             .map_or_else(|| path.to_owned(), |(page, _)| page.to_owned())
     };
     Redirect::to(&Target::link(tenant, &back, need)).into_response()
+}
+
+/// Empty text in a form means "none".
+fn given(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// The version of the object the form was filled in against: a change made meanwhile by
+/// someone else is refused (409), not overwritten.
+fn as_shown(version: i64) -> crate::extract::Precondition {
+    crate::extract::Precondition::Versions(vec![version])
+}
+
+/// A refusal of a form's content, said on the form.
+fn form_error(refusal: &ApiError) -> String {
+    match refusal {
+        ApiError::Validation(e) => format!("The {} {}.", e.field.replace('_', " "), e.message),
+        other => format!("{}.", other.problem().detail),
+    }
+}
+
+/// A form that only carries the CSRF token.
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+/// A form that acts on an object as the page showed it.
+#[derive(Deserialize)]
+struct VersionForm {
+    csrf: String,
+    version: i64,
+}
+
+/// A list page's address with its search `params`, resumed `after` a cursor when given.
+fn list_link(page: &str, params: &[(&str, &str)], after: Option<&str>) -> String {
+    let mut link = page.to_owned();
+    let pairs = params
+        .iter()
+        .copied()
+        .chain(after.map(|cursor| ("after", cursor)));
+    for (i, (name, value)) in pairs.enumerate() {
+        link.push(if i == 0 { '?' } else { '&' });
+        link.push_str(name);
+        link.push('=');
+        link.push_str(&super::urlencode(value));
+    }
+    link
 }
 
 #[derive(Deserialize)]
@@ -369,6 +439,18 @@ async fn home(
             title: "Users",
             href: format!("/t/{}/console/users", me.tenant()),
             about: "Find people, create and invite them, disable, delete and restore them, end their sessions and unlock their accounts.",
+        });
+    }
+    if me
+        .caller
+        .decide(&state, Action::GroupRead, Scope::Tenant)
+        .await?
+        .allowed
+    {
+        sections.push(SectionCard {
+            title: "Groups",
+            href: format!("/t/{}/console/groups", me.tenant()),
+            about: "Gather people (and other groups) so that roles and access can be given to all of them at once.",
         });
     }
     let page = HomePage {

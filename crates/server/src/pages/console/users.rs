@@ -17,9 +17,11 @@ use portcullis_core::identity::{Group, LifecycleState, User, UserKind};
 use portcullis_core::password::PasswordStatus;
 use portcullis_core::session::Session;
 
-use super::{Console, ConsoleError, Frame, Section};
+use super::{
+    Console, ConsoleError, CsrfForm, Frame, Section, VersionForm, as_shown, given, list_link,
+};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, RequestOrigin};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestOrigin};
 use crate::pages::PageError;
 use crate::routes::users as api;
 use crate::state::AppState;
@@ -72,17 +74,11 @@ pub(super) async fn list(
     };
     let Json(page) = api::list_users(State(state), me.caller.clone(), ApiQuery(api_query)).await?;
     let search = |after: Option<&str>| {
-        let mut link = format!(
-            "{here}?q={}&state={}&kind={}",
-            super::super::urlencode(q),
-            super::super::urlencode(&query.state),
-            super::super::urlencode(&query.kind)
-        );
-        if let Some(after) = after {
-            link.push_str("&after=");
-            link.push_str(&super::super::urlencode(after));
-        }
-        link
+        list_link(
+            &here,
+            &[("q", q), ("state", &query.state), ("kind", &query.kind)],
+            after,
+        )
     };
     let page = ListPage {
         frame: me.frame(Section::Users),
@@ -224,12 +220,6 @@ pub(super) async fn new_page(
     Ok(me.page(&page))
 }
 
-/// Empty text in a form means "none".
-fn given(text: &str) -> Option<String> {
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_owned())
-}
-
 pub(super) async fn create(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -253,27 +243,15 @@ pub(super) async fn create(
         .into_response()),
         // A mistake in the form is shown on the form, with what was typed kept.
         Err(refusal @ (ApiError::Validation(_) | ApiError::Conflict { .. })) => {
-            let error = match &refusal {
-                ApiError::Validation(e) => {
-                    format!("The {} {}.", e.field.replace('_', " "), e.message)
-                }
-                other => format!("{}.", other.problem().detail),
-            };
             let page = NewPage {
                 frame: me.frame(Section::Users),
                 form,
-                error: Some(error),
+                error: Some(super::form_error(&refusal)),
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, me.page(&page)).into_response())
         }
         Err(other) => Err(other.into()),
     }
-}
-
-/// The version of the user the form was filled in against: a change made meanwhile by someone
-/// else is refused (412 on the API), not overwritten.
-fn as_shown(version: i64) -> Precondition {
-    Precondition::Versions(vec![version])
 }
 
 fn back_to(me: &Console, id: UserId, done: &str) -> Response {
@@ -360,12 +338,6 @@ pub(super) async fn set_state(
     Ok(back_to(&me, id, done))
 }
 
-#[derive(Deserialize)]
-pub(super) struct VersionForm {
-    csrf: String,
-    version: i64,
-}
-
 pub(super) async fn delete(
     State(state): State<AppState>,
     Path((tenant, id)): Path<(String, String)>,
@@ -383,11 +355,6 @@ pub(super) async fn delete(
     )
     .await?;
     Ok(back_to(&me, id, "deleted"))
-}
-
-#[derive(Deserialize)]
-pub(super) struct CsrfForm {
-    csrf: String,
 }
 
 pub(super) async fn restore(
