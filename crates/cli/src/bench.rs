@@ -446,33 +446,19 @@ async fn api(
         server.rss_mib()?
     );
 
-    let (base, key) = (server.base.clone(), server.admin_key.clone());
-    let (created, bodies) = load(
+    let ids = create_users(
         &http,
+        &server,
         bench.users,
         bench.connections,
-        201,
-        move |http, i| {
-            http.post(format!("{base}/v1/users"))
-                .bearer_auth(&key)
-                .json(&CreateUser {
-                    user_name: format!("bench-user-{i}"),
-                    email: Some(format!("bench-user-{i}@example.com")),
-                    ..CreateUser::default()
-                })
+        store_name,
+        |i| CreateUser {
+            user_name: format!("bench-user-{i}"),
+            email: Some(format!("bench-user-{i}@example.com")),
+            ..CreateUser::default()
         },
     )
     .await?;
-    created.report("create user", store_name);
-    let ids: Arc<Vec<String>> = Arc::new(
-        bodies
-            .iter()
-            .filter_map(|b| b["id"].as_str().map(str::to_owned))
-            .collect(),
-    );
-    if ids.len() != bench.users {
-        bail!("{} of {} creations returned an id", ids.len(), bench.users);
-    }
 
     let (base, key) = (server.base.clone(), server.admin_key.clone());
     let picks = ids.clone();
@@ -497,6 +483,34 @@ async fn api(
         server.rss_mib()?
     );
     Ok(())
+}
+
+/// Creates `count` users over the admin API, `user(i)` each, with `connections` workers; reports
+/// the rate and returns their ids in the order made.
+async fn create_users(
+    http: &reqwest::Client,
+    server: &ServerProcess,
+    count: usize,
+    connections: usize,
+    store_name: &str,
+    user: fn(usize) -> CreateUser,
+) -> anyhow::Result<Arc<Vec<String>>> {
+    let (base, key) = (server.base.clone(), server.admin_key.clone());
+    let (created, bodies) = load(http, count, connections, 201, move |http, i| {
+        http.post(format!("{base}/v1/users"))
+            .bearer_auth(&key)
+            .json(&user(i))
+    })
+    .await?;
+    created.report("create user", store_name);
+    let ids: Vec<String> = bodies
+        .iter()
+        .filter_map(|b| b["id"].as_str().map(str::to_owned))
+        .collect();
+    if ids.len() != count {
+        bail!("{} of {count} creations returned an id", ids.len());
+    }
+    Ok(Arc::new(ids))
 }
 
 /// The same reads by one service principal (`security_reader`), alternately with its API key

@@ -4,7 +4,6 @@
 //! figure is the page's own time (server work plus a loopback round trip), not queueing.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -12,7 +11,7 @@ use serde_json::json;
 
 use portcullis_api::users::{CreateUser, SetPassword};
 
-use super::{BENCH_PASSWORD, Phase, ServerProcess, load};
+use super::{BENCH_PASSWORD, Phase, ServerProcess, create_users};
 
 #[derive(clap::Args)]
 pub struct ConsoleBench {
@@ -104,32 +103,21 @@ pub async fn console(
     let admin = reqwest::Client::builder()
         .pool_max_idle_per_host(bench.connections)
         .build()?;
-    let (base, key) = (server.base.clone(), server.admin_key.clone());
     eprintln!("creating {} users over the admin API", bench.users);
-    let (created, bodies) = load(
+    let ids = create_users(
         &admin,
+        &server,
         bench.users,
         bench.connections,
-        201,
-        move |http, i| {
-            http.post(format!("{base}/v1/users"))
-                .bearer_auth(&key)
-                .json(&CreateUser {
-                    user_name: user_name(i),
-                    email: Some(format!("{}@example.com", user_name(i))),
-                    display_name: Some(format!("Person {i}")),
-                    ..CreateUser::default()
-                })
+        store_name,
+        |i| CreateUser {
+            user_name: user_name(i),
+            email: Some(format!("{}@example.com", user_name(i))),
+            display_name: Some(format!("Person {i}")),
+            ..CreateUser::default()
         },
     )
     .await?;
-    created.report("create user", store_name);
-    let ids: Arc<Vec<String>> = Arc::new(
-        bodies
-            .iter()
-            .filter_map(|b| b["id"].as_str().map(str::to_owned))
-            .collect(),
-    );
 
     let browser = sign_in_administrator(&server).await?;
     let users = bench.users;
