@@ -306,10 +306,11 @@ async fn a_change_that_needs_a_second_factor_goes_through_step_up_and_back_to_th
     let (_, mut browser) = administrator(&server, "alice", "user_administrator").await;
     let form = browser.get("/t/operator/console/users/new").await;
     assert_eq!(form.status, 200, "reading needs no second factor");
+    let form_csrf = form.csrf();
     let refused = browser
         .post(
             "/t/operator/console/users/new",
-            &[("csrf", &form.csrf()), ("user_name", "bob")],
+            &[("csrf", &form_csrf), ("user_name", "bob")],
         )
         .await;
     assert_eq!(refused.status, 303, "{}", refused.body);
@@ -325,6 +326,56 @@ async fn a_change_that_needs_a_second_factor_goes_through_step_up_and_back_to_th
     );
     let asked = browser.get(refused.location()).await;
     assert_eq!(asked.status, 200, "{}", asked.body);
+
+    // A form deeper under its page returns to that page, not to a path that is no page.
+    let dan = server.admin().create_user("dan").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let group = server
+        .admin()
+        .post("/v1/groups", json!({"name": "ops"}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .admin()
+        .post(
+            &format!("/v1/groups/{group}/members"),
+            json!({"kind": "user", "id": dan}),
+        )
+        .await
+        .expect(201);
+    for (form, page) in [
+        (
+            format!("/t/operator/console/users/{dan}/sessions/end"),
+            format!("/t/operator/console/users/{dan}"),
+        ),
+        (
+            format!("/t/operator/console/groups/{group}/members/user/{dan}/remove"),
+            format!("/t/operator/console/groups/{group}"),
+        ),
+    ] {
+        let refused = browser.post(&form, &[("csrf", &form_csrf)]).await;
+        assert_eq!(refused.status, 303, "{form}: {}", refused.body);
+        assert_eq!(
+            refused.location(),
+            format!("/t/operator/step-up?to={page}&strength=mfa")
+        );
+        assert_eq!(browser.get(&page).await.status, 200, "{page} is a page");
+    }
+    let members = server
+        .admin()
+        .get(&format!("/v1/groups/{group}/members"))
+        .await
+        .expect(200);
+    assert_eq!(
+        members["items"].as_array().unwrap().len(),
+        1,
+        "nothing removed"
+    );
 }
 
 #[tokio::test]
@@ -367,8 +418,28 @@ async fn a_browser_that_is_not_signed_in_signs_in_and_comes_back_to_the_console_
     let signed_in = browser.sign_in("operator", "alice", PASSWORD).await;
     assert_eq!(signed_in.location(), "/t/operator/console/users?q=al");
 
-    // `/` asks for the organisation and never lists any.
+    // The address asked for becomes a cookie only as a plain path: a `;` cannot smuggle in
+    // cookie attributes, and such an address is simply not returned to.
     let mut stranger = Browser::new(&server);
+    let smuggled = stranger
+        .get("/t/operator/console/users?q=x;Domain=evil.example;Max-Age=999999")
+        .await;
+    assert_eq!(smuggled.location(), "/t/operator/sign-in");
+    let cookies: Vec<_> = smuggled
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        cookies
+            .iter()
+            .all(|c| !c.contains("evil.example") && !c.contains("999999")),
+        "{cookies:?}"
+    );
+    assert!(!stranger.cookies.contains_key("portcullis_continue"));
+
+    // `/` asks for the organisation and never lists any.
     let root = stranger.get("/").await;
     assert_eq!(root.status, 200);
     assert!(!root.body.contains("operator"), "{}", root.body);

@@ -114,8 +114,11 @@ impl Console {
         let me = match signed_in(state, tenant, headers, origin, PageKind::Ordinary).await {
             Ok(me) => me,
             Err(NotSignedIn::Redirect(response)) => {
-                let back = set_cookie(state, CONTINUE_COOKIE, here, Some(CONTINUE_SECONDS));
-                return Err(ConsoleError(with_cookies(response, [back])));
+                // `here` holds the address as the browser sent it: only a plain path of this
+                // tenant's becomes the cookie (no `;` to smuggle in cookie attributes).
+                let back = super::same_tenant_path(tenant, here)
+                    .map(|back| set_cookie(state, CONTINUE_COOKIE, &back, Some(CONTINUE_SECONDS)));
+                return Err(ConsoleError(with_cookies(response, back)));
             }
             Err(NotSignedIn::Error(e)) => return Err(e.into()),
         };
@@ -239,8 +242,7 @@ impl From<portcullis_store::StoreError> for ConsoleError {
 }
 
 /// Sends a request that needs a stronger or fresher sign-in to the step-up page, and from there
-/// back to the page it came from: a page itself, or for a form's post the page the form is on
-/// (its path without the last segment, or the path itself for a form that posts to its page).
+/// back to the page it came from: a page itself, or for a form's post the page the form is on.
 async fn step_up_returns_here(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let uri = request.uri().clone();
@@ -258,11 +260,8 @@ async fn step_up_returns_here(request: Request, next: Next) -> Response {
     let back = if method == Method::GET {
         uri.path_and_query()
             .map_or_else(|| path.to_owned(), |pq| pq.as_str().to_owned())
-    } else if path.ends_with("/new") {
-        path.to_owned()
     } else {
-        path.rsplit_once('/')
-            .map_or_else(|| path.to_owned(), |(page, _)| page.to_owned())
+        form_page(path)
     };
     Redirect::to(&Target::link(tenant, &back, need)).into_response()
 }
@@ -314,6 +313,13 @@ fn list_link(page: &str, params: &[(&str, &str)], after: Option<&str>) -> String
         link.push_str(&super::urlencode(value));
     }
     link
+}
+
+/// The page a console form is on: every form posts to a path under its object's page,
+/// `/t/{tenant}/console/{section}/{id}` (or `…/{section}/new`), whose first six segments those
+/// are.
+fn form_page(path: &str) -> String {
+    path.split('/').take(6).collect::<Vec<_>>().join("/")
 }
 
 #[derive(Deserialize)]
