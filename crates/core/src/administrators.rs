@@ -71,6 +71,10 @@ impl ApiKeyUse {
     }
 }
 
+/// What lets a person into the admin console: reading the tenant's directory, its roles or its
+/// audit trail. Everyone else gets their account page.
+pub const CONSOLE_ACTIONS: [Action; 3] = [Action::UserRead, Action::RoleRead, Action::AuditRead];
+
 /// A tenant's rules for people who administer it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

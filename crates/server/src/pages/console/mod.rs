@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Router, routing::get, routing::post};
 use serde::Deserialize;
 
+use portcullis_core::administrators::CONSOLE_ACTIONS;
 use portcullis_core::authz::{Action, Scope};
 use portcullis_core::session::Assurance;
 
@@ -103,7 +104,8 @@ struct Console {
 }
 
 impl Console {
-    /// The person behind the request, or the way to sign in and come back to `here`.
+    /// The person behind the request as the API's caller, or the way to sign in and come back
+    /// to `here`.
     async fn enter(
         state: &AppState,
         tenant: &str,
@@ -111,17 +113,38 @@ impl Console {
         origin: portcullis_core::audit::Origin,
         here: &str,
     ) -> Result<Self, ConsoleError> {
-        let me = match signed_in(state, tenant, headers, origin, PageKind::Ordinary).await {
-            Ok(me) => me,
+        let me = Self::person(state, tenant, headers, origin, here).await?;
+        Self::as_caller(state, headers, me).await
+    }
+
+    /// The signed-in person, or the redirect to sign in (and come back to `here`) or to the
+    /// page that holds their session up.
+    async fn person(
+        state: &AppState,
+        tenant: &str,
+        headers: &HeaderMap,
+        origin: portcullis_core::audit::Origin,
+        here: &str,
+    ) -> Result<SignedIn, ConsoleError> {
+        match signed_in(state, tenant, headers, origin, PageKind::Ordinary).await {
+            Ok(me) => Ok(me),
             Err(NotSignedIn::Redirect(response)) => {
                 // `here` holds the address as the browser sent it: only a plain path of this
                 // tenant's becomes the cookie (no `;` to smuggle in cookie attributes).
                 let back = super::same_tenant_path(tenant, here)
                     .map(|back| set_cookie(state, CONTINUE_COOKIE, &back, Some(CONTINUE_SECONDS)));
-                return Err(ConsoleError(with_cookies(response, back)));
+                Err(ConsoleError(with_cookies(response, back)))
             }
-            Err(NotSignedIn::Error(e)) => return Err(e.into()),
-        };
+            Err(NotSignedIn::Error(e)) => Err(e.into()),
+        }
+    }
+
+    /// The person as the admin API's caller: held to conditional access for the admin API.
+    async fn as_caller(
+        state: &AppState,
+        headers: &HeaderMap,
+        me: SignedIn,
+    ) -> Result<Self, ConsoleError> {
         let (csrf, new_csrf_cookie) = csrf_token(state, headers)?;
         let session = crate::pages::ApiSession {
             tenant: me.tenant.clone(),
@@ -369,42 +392,30 @@ async fn landing(
     RequestOrigin(origin): RequestOrigin,
     headers: HeaderMap,
 ) -> Result<Response, ConsoleError> {
-    let console = format!("/t/{tenant}/console");
-    let active = super::active_tenant(&state, &tenant).await?;
-    if super::current_session(&state, &active, &headers)
-        .await?
-        .is_none()
-    {
-        // Signed in, the browser comes back here to be sent on (`/t/{tenant}/`: the sign-in
-        // returns only to paths under the tenant's own).
-        let back = format!("/t/{}/", active.name);
-        let back = set_cookie(&state, CONTINUE_COOKIE, &back, Some(CONTINUE_SECONDS));
-        let to = format!("/t/{}/sign-in", active.name);
-        return Ok(with_cookies(Redirect::to(&to).into_response(), [back]));
-    }
-    let me = match Console::enter(&state, &tenant, &headers, origin, &console).await {
-        Ok(me) => me,
+    // Signed in, the browser comes back here to be sent on (`/t/{tenant}/`: the sign-in returns
+    // only to paths under the tenant's own).
+    let me = Console::person(&state, &tenant, &headers, origin, &format!("/t/{tenant}/")).await?;
+    let account = format!("/t/{}/account", me.tenant.name);
+    let console = format!("/t/{}/console", me.tenant.name);
+    let to = match Console::as_caller(&state, &headers, me).await {
+        Ok(me) if administers(&state, &me.caller).await? => console,
         // Conditional access may keep a person out of the admin API and not out of their
-        // account; whatever else holds the session up, the account page deals with.
-        Err(_) => return Ok(Redirect::to(&format!("/t/{}/account", active.name)).into_response()),
-    };
-    let to = if administers(&state, &me.caller).await? {
-        console
-    } else {
-        format!("/t/{}/account", me.tenant())
+        // account.
+        _ => account,
     };
     Ok(Redirect::to(&to).into_response())
 }
 
-/// Whether the person may read anything the console shows: its directory, its roles or its
-/// audit trail.
+/// Whether the person may enter the console (core's `CONSOLE_ACTIONS`), decided by the engine
+/// on the request's snapshot, tenant-wide or in any environment.
 async fn administers(state: &AppState, caller: &Caller) -> Result<bool, ApiError> {
-    for action in [Action::UserRead, Action::RoleRead, Action::AuditRead] {
-        if caller.decide(state, action, Scope::Tenant).await?.allowed {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    let current = caller
+        .engine(state, crate::engine::Freshness::Latest)
+        .await?;
+    let now = portcullis_core::engine::tenant::instant(state.clock.now());
+    Ok(current
+        .engine
+        .holds_any(caller.principal, CONSOLE_ACTIONS, now))
 }
 
 #[derive(Template)]
