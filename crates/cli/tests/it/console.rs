@@ -609,6 +609,11 @@ async fn a_search_pages_through_every_match_once_by_name_or_address_and_resumes_
         .get("/v1/users?prefix=kim&cursor=not-a-cursor")
         .await
         .problem(422);
+    let huge = "k".repeat(257);
+    admin
+        .get(&format!("/v1/users?prefix={huge}"))
+        .await
+        .problem(422);
     let disabled = admin
         .get("/v1/users?prefix=kim&state=disabled")
         .await

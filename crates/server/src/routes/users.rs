@@ -90,6 +90,19 @@ pub async fn list_users(
         business_unit_id: q.business_unit_id,
     };
     let tenant = caller.tenant_id();
+    if q.prefix
+        .as_ref()
+        .is_some_and(|p| p.chars().count() > portcullis_core::names::MAX_NAME_CHARS)
+    {
+        return Err(ValidationError::new(
+            "prefix",
+            format!(
+                "must be at most {} characters, as long as the longest user name",
+                portcullis_core::names::MAX_NAME_CHARS
+            ),
+        )
+        .into());
+    }
     let Some(prefix) = q.prefix.filter(|p| !p.is_empty()) else {
         let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
         return Ok(Json(state.store.users(tenant, &filter, page).await?));
