@@ -112,8 +112,13 @@ const audit = await api("GET", `/v1/audit?action=user.create&limit=50`);
 const event = audit.items.find((e) => e.target?.id === created.id);
 check(event?.actor?.id === admin.id && event.actor.authentication?.method === "session", "audited as the administrator's session");
 
-// An enrolment link to hand over, shown once.
-await Promise.all([page.waitForURL(/enrolment-link$/), page.getByRole("button", { name: "Create enrolment link" }).click()]);
+// An invitation by mail, when the server sends mail; and a link to hand over, shown once.
+if (process.env.PORTCULLIS_MAIL_DIR) {
+  await Promise.all([page.waitForURL(/done=invited/), page.getByRole("button", { name: "Send invitation by e-mail" }).click()]);
+  check((await page.getByRole("status").first().textContent()).includes("The invitation is on its way"), "told the invitation is sent");
+  await look("user-invited");
+}
+await Promise.all([page.waitForURL(/enrolment-link$/), page.getByRole("button", { name: "Show a link to hand over" }).click()]);
 check((await page.getByLabel("Link").inputValue()).includes("/t/operator/enrol?token="), "the link is shown");
 await look("enrolment-link");
 

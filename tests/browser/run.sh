@@ -10,3 +10,4 @@ node tests/browser/device.mjs
 node tests/browser/enrol.mjs
 node tests/browser/terms.mjs
 node tests/browser/console.mjs
+node tests/browser/recovery.mjs

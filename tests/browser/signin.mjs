@@ -68,7 +68,9 @@ await page.screenshot({ path: `${shots}/05-recovery-codes.png`, fullPage: true }
 
 await page.goto(`${base}/t/operator/account`);
 await page.getByRole("button", { name: "Sign out", exact: true }).click();
-check(page.url().endsWith("/t/operator/sign-in"), "signed out");
+check(page.url().endsWith("/t/operator/sign-in?done=signed-out"), "signed out");
+check((await page.getByRole("status").first().textContent()).includes("You are signed out."), "and told so");
+await page.screenshot({ path: `${shots}/05b-signed-out.png`, fullPage: true });
 
 await signInWithPassword();
 check(page.url().endsWith("/t/operator/sign-in/code"), `asked for a code, at ${page.url()}`);
@@ -107,7 +109,7 @@ check(credentials.length === 1 && credentials[0].isResidentCredential, "a discov
 
 await page.goto(`${base}/t/operator/account`);
 await page.getByRole("button", { name: "Sign out", exact: true }).click();
-check(page.url().endsWith("/t/operator/sign-in"), "signed out again");
+check(page.url().endsWith("/t/operator/sign-in?done=signed-out"), "signed out again");
 await Promise.all([
   page.waitForURL(/\/t\/operator\/account$/),
   page.getByRole("button", { name: "Sign in with a passkey" }).click(),

@@ -17,6 +17,10 @@ pub struct CreateUser {
     pub user_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// You vouch that the address is the user's (default false: it becomes proven when they
+    /// use a link mailed to it). Sent as the `email_verified` claim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
     /// `member` (default) or `guest`.
@@ -48,6 +52,10 @@ pub struct UpdateUser {
     #[schema(value_type = Option<String>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<Option<String>>,
+    /// Whether you vouch that the address is the user's. Left out, a proven address stays
+    /// proven only if it is unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,15 +151,32 @@ pub struct EnrolmentLinkRequest {
     /// How long the link works: 1–720 hours (default 72).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_in_hours: Option<u32>,
+    /// Mail the link to the user's address (an invitation) instead of returning it. Needs
+    /// the server's SMTP settings and an address on the user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send: Option<bool>,
 }
 
 /// A link with which the user chooses their own password, then adds a passkey or an
-/// authenticator app. Shown once: only its keyed hash is kept.
+/// authenticator app. Shown once (only its keyed hash is kept), or mailed to the user.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct EnrolmentLink {
-    pub url: String,
+    /// The link, when it was not mailed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The address it was mailed to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_to: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// How many unused links of the user's this one replaced (they no longer work).
     pub replaced: u64,
+}
+
+/// A link mailed to the user with which they prove their address is theirs.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EmailVerification {
+    pub sent_to: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
 }

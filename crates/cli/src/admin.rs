@@ -321,6 +321,10 @@ pub enum UserCommand {
         /// E-mail address, unique in the tenant.
         #[arg(long)]
         email: Option<String>,
+        /// You vouch that the address is the user's (otherwise it is proven when they use a
+        /// link mailed to it).
+        #[arg(long)]
+        email_verified: bool,
         /// Name shown to people.
         #[arg(long)]
         display_name: Option<String>,
@@ -350,6 +354,9 @@ pub enum UserCommand {
         /// An empty value clears it.
         #[arg(long)]
         email: Option<String>,
+        /// true: you vouch that the address is the user's; false: it is not proven.
+        #[arg(long)]
+        email_verified: Option<bool>,
         /// An empty value clears it.
         #[arg(long)]
         display_name: Option<String>,
@@ -417,13 +424,22 @@ pub enum UserCommand {
     },
     /// Create an enrolment link: the user opens it, chooses their own password and adds a
     /// passkey. It works once, until it expires; a new link replaces an unused one. The link
-    /// is printed on standard output.
+    /// is printed on standard output, or with --send mailed to the user's address.
     Invite {
         /// The user: user name, e-mail address or id.
         id: String,
         /// Hours the link works (1–720).
         #[arg(long, default_value_t = 72)]
         hours: u32,
+        /// Mail it to the user's address instead of printing it (needs the server's SMTP
+        /// settings).
+        #[arg(long)]
+        send: bool,
+    },
+    /// Mail the user a link to confirm that the address on their account is theirs.
+    VerifyEmail {
+        /// The user: user name, e-mail address or id.
+        id: String,
     },
     /// Set or reset the user's password, read from standard input.
     ///
@@ -852,6 +868,7 @@ async fn resolve_names(command: &mut AdminCommand, api: &Api) -> anyhow::Result<
             | UserCommand::Lockout { id }
             | UserCommand::Unlock { id, .. }
             | UserCommand::Invite { id, .. }
+            | UserCommand::VerifyEmail { id }
             | UserCommand::SetPassword { id, .. }
             | UserCommand::Password { id }
             | UserCommand::RemovePassword { id }
@@ -1330,6 +1347,7 @@ async fn run_user(command: UserCommand, api: &Api) -> anyhow::Result<Value> {
         UserCommand::Create {
             user_name,
             email,
+            email_verified,
             display_name,
             guest,
             sponsor,
@@ -1340,6 +1358,7 @@ async fn run_user(command: UserCommand, api: &Api) -> anyhow::Result<Value> {
             let body = CreateUser {
                 user_name,
                 email,
+                email_verified: email_verified.then_some(true),
                 display_name,
                 kind: Some(if guest {
                     UserKind::Guest
@@ -1357,6 +1376,7 @@ async fn run_user(command: UserCommand, api: &Api) -> anyhow::Result<Value> {
             id,
             user_name,
             email,
+            email_verified,
             display_name,
             state,
             sponsor,
@@ -1368,6 +1388,7 @@ async fn run_user(command: UserCommand, api: &Api) -> anyhow::Result<Value> {
             let body = UpdateUser {
                 user_name,
                 email: clearable("email", email)?,
+                email_verified,
                 display_name: clearable("display-name", display_name)?,
                 state: optional("state", state)?,
                 sponsor_id: optional("sponsor", sponsor)?,
@@ -1402,9 +1423,10 @@ async fn run_user(command: UserCommand, api: &Api) -> anyhow::Result<Value> {
             );
             Value::Null
         }
-        UserCommand::Invite { id, hours } => {
+        UserCommand::Invite { id, hours, send } => {
             let body = EnrolmentLinkRequest {
                 expires_in_hours: Some(hours),
+                send: Some(send),
             };
             let link: EnrolmentLink = serde_json::from_value(
                 api.post(&format!("/v1/users/{id}/enrolment-link"), &body)
@@ -1413,14 +1435,27 @@ async fn run_user(command: UserCommand, api: &Api) -> anyhow::Result<Value> {
             .context(
                 "the server's enrolment link is not what this version of portcullis expects",
             )?;
-            println!("{}", link.url);
-            eprintln!(
-                "Give this link to the user over a channel you trust: it sets their password, once, until {}.",
-                link.expires_at
-                    .format(&Rfc3339)
-                    .unwrap_or_else(|_| "it expires".into())
-            );
+            let until = link
+                .expires_at
+                .format(&Rfc3339)
+                .unwrap_or_else(|_| "it expires".into());
+            match (link.url, link.sent_to) {
+                (Some(url), _) => {
+                    println!("{url}");
+                    eprintln!(
+                        "Give this link to the user over a channel you trust: it sets their password, once, until {until}."
+                    );
+                }
+                (None, sent_to) => eprintln!(
+                    "The invitation is on its way to {}: its link works once, until {until}.",
+                    sent_to.as_deref().unwrap_or("the user's address")
+                ),
+            }
             Value::Null
+        }
+        UserCommand::VerifyEmail { id } => {
+            api.act(&format!("/v1/users/{id}/email-verification"))
+                .await?
         }
         UserCommand::Lockout { id } => {
             api.get(&format!("/v1/users/{id}/lockout"), NO_QUERY)

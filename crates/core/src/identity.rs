@@ -120,6 +120,10 @@ pub struct User {
     pub tenant_id: TenantId,
     pub user_name: String,
     pub email: Option<String>,
+    /// Whether `email` is proven to be the user's: they used a link mailed to it, or an
+    /// administrator said so. Changing the address makes it unproven again.
+    #[serde(default)]
+    pub email_verified: bool,
     pub display_name: Option<String>,
     pub kind: UserKind,
     pub sponsor_id: Option<UserId>,
@@ -148,6 +152,22 @@ pub fn parse_external_id(raw: Option<String>) -> Result<Option<String>, crate::V
         crate::resources::validate_external_id(id)?;
     }
     Ok(raw)
+}
+
+/// Whether a user's address is proven theirs after an edit: an administrator may say so (or
+/// not) outright; otherwise proof carries over only while the address stays the same one.
+pub fn email_verified_after(
+    before: (Option<&str>, bool),
+    after: Option<&str>,
+    stated: Option<bool>,
+) -> bool {
+    let Some(after) = after else {
+        return false;
+    };
+    match stated {
+        Some(stated) => stated,
+        None => before.1 && before.0 == Some(after),
+    }
 }
 
 impl User {
@@ -456,6 +476,7 @@ mod tests {
             tenant_id: TenantId::generate(),
             user_name: "g".into(),
             email: None,
+            email_verified: false,
             display_name: None,
             kind: UserKind::Guest,
             sponsor_id: None,
@@ -477,6 +498,29 @@ mod tests {
     }
 
     #[test]
+    fn an_address_stays_proven_only_while_it_is_the_same_one() {
+        let proven = (Some("a@example.com"), true);
+        assert!(email_verified_after(proven, Some("a@example.com"), None));
+        assert!(!email_verified_after(proven, Some("b@example.com"), None));
+        assert!(!email_verified_after(proven, None, Some(true)));
+        assert!(email_verified_after(
+            (None, false),
+            Some("b@example.com"),
+            Some(true)
+        ));
+        assert!(!email_verified_after(
+            proven,
+            Some("a@example.com"),
+            Some(false)
+        ));
+        assert!(!email_verified_after(
+            (Some("a@example.com"), false),
+            Some("a@example.com"),
+            None
+        ));
+    }
+
+    #[test]
     fn guests_need_an_active_member_sponsor_and_an_expiry() {
         let now = OffsetDateTime::now_utc();
         let sponsor = User {
@@ -484,6 +528,7 @@ mod tests {
             tenant_id: TenantId::generate(),
             user_name: "s".into(),
             email: None,
+            email_verified: false,
             display_name: None,
             kind: UserKind::Member,
             sponsor_id: None,

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod ids;
 pub mod jose;
 pub mod lockout;
+pub mod mail;
 pub mod names;
 pub mod network;
 pub mod oauth;

@@ -149,6 +149,31 @@ pub struct Settings {
     /// medium sign-in risk. Read at start.
     #[arg(long, env = "PORTCULLIS_ANONYMOUS_NETWORKS", value_name = "FILE")]
     pub anonymous_networks: Option<PathBuf>,
+
+    /// The SMTP server that delivers mail (invitations, password resets, address checks,
+    /// notices): smtps://HOST[:465] (TLS from the start) or smtp://HOST[:587] (STARTTLS,
+    /// required). smtp://HOST:PORT?tls=none sends in the clear, outside production only.
+    /// Without it, links are shown to the administrator and nobody can reset a forgotten
+    /// password by mail.
+    #[arg(long, env = "PORTCULLIS_SMTP_URL", value_name = "URL")]
+    pub smtp_url: Option<String>,
+
+    /// The user name to sign in to the SMTP server with.
+    #[arg(long, env = "PORTCULLIS_SMTP_USER", value_name = "NAME")]
+    pub smtp_user: Option<String>,
+
+    /// File holding the SMTP password (PORTCULLIS_SMTP_PASSWORD, holding it itself, wins).
+    #[arg(long, env = "PORTCULLIS_SMTP_PASSWORD_FILE", value_name = "FILE")]
+    pub smtp_password_file: Option<PathBuf>,
+
+    /// A PEM certificate authority to trust for the SMTP server besides the system's (a
+    /// private CA).
+    #[arg(long, env = "PORTCULLIS_SMTP_CA_FILE", value_name = "FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
+
+    /// The sender of mail: an address, or "Name <address>". Required with smtp_url.
+    #[arg(long, env = "PORTCULLIS_MAIL_FROM", value_name = "ADDRESS")]
+    pub mail_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -198,6 +223,8 @@ pub struct Config {
     pub trusted_proxies: std::sync::Arc<TrustedProxies>,
     /// Countries and networks of addresses, from the configured `.mmdb` files.
     pub geo: std::sync::Arc<crate::geo::Geo>,
+    /// How mail is delivered; `None` when no SMTP server is configured.
+    pub mail: Option<std::sync::Arc<crate::mail::MailSettings>>,
 }
 
 impl Config {
@@ -273,6 +300,11 @@ impl Settings {
             geoip_country: self.geoip_country.or(lower.geoip_country),
             geoip_asn: self.geoip_asn.or(lower.geoip_asn),
             anonymous_networks: self.anonymous_networks.or(lower.anonymous_networks),
+            smtp_url: self.smtp_url.or(lower.smtp_url),
+            smtp_user: self.smtp_user.or(lower.smtp_user),
+            smtp_password_file: self.smtp_password_file.or(lower.smtp_password_file),
+            smtp_ca_file: self.smtp_ca_file.or(lower.smtp_ca_file),
+            mail_from: self.mail_from.or(lower.mail_from),
         }
     }
 
@@ -337,6 +369,17 @@ impl Settings {
             self.anonymous_networks.as_deref(),
         )
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mail = crate::mail::MailSettings::resolve(
+            crate::mail::SmtpSettings {
+                url: self.smtp_url,
+                user: self.smtp_user,
+                password_file: self.smtp_password_file,
+                ca_file: self.smtp_ca_file,
+                from: self.mail_from,
+            },
+            production,
+        )?
+        .map(std::sync::Arc::new);
         Ok(Config {
             listen,
             public_url,
@@ -364,6 +407,7 @@ impl Settings {
             log: self.log.unwrap_or_else(|| "info".into()),
             trusted_proxies: std::sync::Arc::new(trusted_proxies),
             geo: std::sync::Arc::new(geo),
+            mail,
         })
     }
 }

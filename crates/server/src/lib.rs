@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod geo;
 pub mod lifecycle;
+pub mod mail;
 pub mod oauth;
 mod pages;
 pub mod risk;
@@ -269,6 +270,11 @@ impl Server {
             .map_err(io_error(Path::new("listener")))?;
         let sweeper = tokio::spawn(lifecycle::run(self.state.clone()));
         let tail = tokio::spawn(engine::run(self.state.clone()));
+        let sender = self.state.config.mail.clone().map(|settings| {
+            tracing::info!(smtp = %settings.describe(), "mail is delivered");
+            self.state.store.enable_mail();
+            tokio::spawn(mail::run(self.state.clone(), settings))
+        });
         let app =
             routes::app(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         tracing::info!(%address, "serving");
@@ -277,6 +283,9 @@ impl Server {
             .await;
         sweeper.abort();
         tail.abort();
+        if let Some(sender) = sender {
+            sender.abort();
+        }
         if let Err(error) = lifecycle::record_throttled(&self.state).await {
             tracing::warn!(%error, "could not record the last throttled attempts");
         }

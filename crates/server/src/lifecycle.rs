@@ -1,7 +1,8 @@
 //! The lifecycle sweeper: disables users past their expiry date (guests, contractors), purges
 //! users deleted longer ago than the retention window, schedules the next token signing key
 //! when a key's time is up, forgets OAuth requests, grants and revoked tokens past their end,
-//! and writes this node's count of throttled authentication attempts to the audit trail. Runs
+//! forgets outbox messages older than a month, and writes this node's count of throttled
+//! authentication attempts to the audit trail. Runs
 //! on every node; each change is a conditional update, so two nodes sweeping at once do each
 //! thing once.
 
@@ -13,6 +14,9 @@ use portcullis_store::{Store, StoreError, WriteContext};
 use crate::state::AppState;
 
 const BATCH: u32 = 500;
+/// How long the outbox remembers a message (delivered or not): long enough to answer "did
+/// they get the invitation?".
+const MAIL_KEPT: time::Duration = time::Duration::days(30);
 
 fn system_context(state: &AppState, tenant_id: portcullis_core::TenantId) -> WriteContext {
     WriteContext {
@@ -136,6 +140,7 @@ pub async fn sweep(state: &AppState) -> Result<(usize, usize), StoreError> {
     let remembered =
         time::Duration::seconds(portcullis_core::authorize::REMEMBER_EXPIRED_REQUEST_SECONDS);
     store.backoff_sweep(now).await?;
+    store.forget_mail(now - MAIL_KEPT).await?;
     let forgotten = store.sweep_oauth(now, now - remembered).await?;
     if forgotten > 0 {
         tracing::debug!(

@@ -1,15 +1,18 @@
-//! Enrolment links: instead of being told a first password, a user gets a single-use,
-//! expiring link with which they choose their own. Only the keyed hash of the link's secret
-//! is stored. Redeeming it marks it used, sets the password and ends the user's sessions in
-//! one transaction, so of two simultaneous redemptions exactly one succeeds.
+//! Single-use links: an invitation to choose a first password, a reset of a forgotten one, a
+//! proof that an address is the user's. Only the keyed hash of the link's secret is stored.
+//! Creating one replaces the user's unused links of the same journey, and may post it by mail
+//! in the same transaction. Using one is checked again inside the transaction that acts on
+//! it, so of two simultaneous uses exactly one succeeds.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use portcullis_core::identity::LifecycleState;
+use portcullis_core::mail::{LINKS_PER_HOUR, LinkPurpose};
 use portcullis_core::{TenantId, UserId};
 
-use crate::db::query;
+use crate::db::{assembled_query, query};
+use crate::mail::Letter;
 use crate::{Store, StoreError, WriteContext};
 
 /// Why a link cannot be used: the page says which, as none of them reveals anything to whoever
@@ -22,24 +25,63 @@ pub enum UnusableLink {
     Used,
     /// Its user is disabled, deleted or past their expiry.
     UserInactive,
+    /// A verification link for an address the account no longer has.
+    AddressChanged,
+}
+
+/// A link to create for a user.
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    pub user_id: UserId,
+    pub purpose: LinkPurpose,
+    pub token_hash: String,
+    pub expires_at: OffsetDateTime,
+    /// Mail it to the address on the user's account: the link sealed with the key-encryption
+    /// key, and what else the message says. `None`: it is shown to whoever created it.
+    pub mail: Option<MailedLink>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailedLink {
+    pub sealed_link: String,
+    pub params: Value,
+}
+
+/// What creating a link did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedLink {
+    /// How many unused links of the same journey it replaced (they no longer work).
+    pub replaced: u64,
+    /// The address it was posted to.
+    pub sent_to: Option<String>,
+}
+
+/// The audit action of creating a link for `purpose`.
+fn created_action(purpose: LinkPurpose) -> &'static str {
+    match purpose {
+        LinkPurpose::Enrol => "user.enrolment_link.create",
+        LinkPurpose::Reset => "user.password_reset.request",
+        LinkPurpose::Verify => "user.email_verification.send",
+    }
 }
 
 impl Store {
-    /// Creates the user's enrolment link, replacing any unused one. The user must be active.
-    /// Returns how many unused links it replaced.
-    pub async fn create_enrolment_link(
+    /// Creates a link for an active user, replacing their unused links of the same journey,
+    /// and posts it to the address on their account when `new.mail` says so. At most
+    /// `LINKS_PER_HOUR` reset (or verification) messages go to one account in an hour: beyond
+    /// that the write is refused (a conflict on `limit`), checked inside the transaction so
+    /// simultaneous requests cannot all pass.
+    pub async fn create_link(
         &self,
         ctx: &WriteContext,
-        user_id: UserId,
-        token_hash: &str,
-        expires_at: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
+        new: NewLink,
+    ) -> Result<CreatedLink, StoreError> {
         let mut w = self.write(ctx).await?;
         let row = w
             .fetch_optional(
-                query("SELECT state FROM users WHERE tenant_id = $1 AND id = $2")
+                query("SELECT state, email FROM users WHERE tenant_id = $1 AND id = $2")
                     .bind(ctx.tenant_id)
-                    .bind(user_id),
+                    .bind(new.user_id),
             )
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -49,42 +91,98 @@ impl Store {
                 "the user is not active; enable or restore it first",
             ));
         }
-        let replaced = w
-            .execute(
-                query(
-                    "DELETE FROM enrolment_links WHERE tenant_id = $1 AND user_id = $2 AND used_at IS NULL",
+        let email = row.opt_text("email")?;
+        let sent_to = match (&new.mail, email) {
+            (None, _) => None,
+            (Some(_), Some(email)) => Some(email),
+            (Some(_), None) => {
+                return Err(StoreError::conflict(
+                    "email",
+                    "the user has no e-mail address to send it to",
+                ));
+            }
+        };
+        if new.purpose.limited() && sent_to.is_some() {
+            let recent = w
+                .fetch_one(
+                    query(
+                        "SELECT COUNT(*) AS n FROM mail_outbox WHERE tenant_id = $1 AND user_id = $2 \
+                         AND kind = $3 AND created_at > $4",
+                    )
+                    .bind(ctx.tenant_id)
+                    .bind(new.user_id)
+                    .bind(new.purpose.message().as_str())
+                    .bind(ctx.now - time::Duration::hours(1)),
                 )
-                .bind(ctx.tenant_id)
-                .bind(user_id),
-            )
-            .await?;
+                .await?
+                .int("n")?;
+            if recent >= LINKS_PER_HOUR {
+                return Err(StoreError::conflict(
+                    "limit",
+                    format!(
+                        "{LINKS_PER_HOUR} such messages were sent to this account in the last hour; try again later"
+                    ),
+                ));
+            }
+        }
+        let replaces = new.purpose.replaces();
+        let placeholders: Vec<String> =
+            (0..replaces.len()).map(|i| format!("${}", i + 3)).collect();
+        let mut replace = assembled_query(format!(
+            "DELETE FROM enrolment_links WHERE tenant_id = $1 AND user_id = $2 AND used_at IS NULL \
+             AND purpose IN ({})",
+            placeholders.join(", ")
+        ))
+        .bind(ctx.tenant_id)
+        .bind(new.user_id);
+        for purpose in replaces {
+            replace = replace.bind(*purpose);
+        }
+        let replaced = w.execute(replace).await?;
         w.execute(
             query(
-                "INSERT INTO enrolment_links (token_hash, tenant_id, user_id, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO enrolment_links (token_hash, tenant_id, user_id, created_at, expires_at, purpose, sent_to) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
-            .bind(token_hash)
+            .bind(new.token_hash)
             .bind(ctx.tenant_id)
-            .bind(user_id)
+            .bind(new.user_id)
             .bind(ctx.now)
-            .bind(expires_at),
+            .bind(new.expires_at)
+            .bind(new.purpose.as_str())
+            .bind(sent_to.clone()),
         )
         .await?;
+        if let (Some(mail), Some(recipient)) = (new.mail, &sent_to) {
+            w.post(Letter {
+                user_id: new.user_id,
+                recipient: recipient.clone(),
+                kind: new.purpose.message(),
+                params: mail.params,
+                sealed_link: Some(mail.sealed_link),
+            })
+            .await?;
+        }
         w.record(
-            "user.enrolment_link.create",
+            created_action(new.purpose),
             "user",
-            user_id,
+            new.user_id,
             "update",
-            json!({"expires_at": expires_at.unix_timestamp(), "replaced": replaced}),
+            json!({
+                "expires_at": new.expires_at.unix_timestamp(),
+                "replaced": replaced,
+                "mailed": sent_to.is_some(),
+            }),
         );
         w.commit().await?;
-        Ok(replaced)
+        Ok(CreatedLink { replaced, sent_to })
     }
 
-    /// The user a link is for, if it can be used now.
-    pub async fn enrolment_link_user(
+    /// The user a link of `purpose` is for, if it can be used now.
+    pub async fn link_user(
         &self,
         tenant_id: TenantId,
+        purpose: LinkPurpose,
         token_hash: &str,
         now: OffsetDateTime,
     ) -> Result<Result<UserId, UnusableLink>, StoreError> {
@@ -94,10 +192,11 @@ impl Store {
                 query(
                     "SELECT l.user_id, l.expires_at, l.used_at, u.state, u.expires_at AS user_expires_at \
                      FROM enrolment_links l JOIN users u ON u.id = l.user_id \
-                     WHERE l.tenant_id = $1 AND l.token_hash = $2",
+                     WHERE l.tenant_id = $1 AND l.token_hash = $2 AND l.purpose = $3",
                 )
                 .bind(tenant_id)
-                .bind(token_hash),
+                .bind(token_hash)
+                .bind(purpose.as_str()),
             )
             .await?;
         let Some(row) = row else {
@@ -117,31 +216,30 @@ impl Store {
         Ok(Ok(row.parse("user_id")?))
     }
 
-    /// Uses the link: marks it used, sets the user's password (`hash`) and ends their sessions,
-    /// all or nothing. Checked again inside the transaction, so a link is used once however
-    /// many redemptions race.
-    pub async fn redeem_enrolment_link(
+    /// Uses up the link in `w`: marks it used and returns its user and the address it was
+    /// mailed to, if it can be used; else why not, with nothing changed.
+    async fn take_link(
         &self,
-        ctx: &WriteContext,
+        w: &mut crate::write::Write,
+        purpose: LinkPurpose,
         token_hash: &str,
-        hash: String,
-    ) -> Result<Result<UserId, UnusableLink>, StoreError> {
-        let mut w = self.write(ctx).await?;
+    ) -> Result<Result<(UserId, Option<String>), UnusableLink>, StoreError> {
+        let (tenant_id, now) = (w.ctx.tenant_id, w.ctx.now);
         let taken = w
             .fetch_optional(
                 query(
                     "UPDATE enrolment_links SET used_at = $3 WHERE tenant_id = $1 AND token_hash = $2 \
-                     AND used_at IS NULL AND expires_at > $3 RETURNING user_id",
+                     AND purpose = $4 AND used_at IS NULL AND expires_at > $3 RETURNING user_id, sent_to",
                 )
-                .bind(ctx.tenant_id)
+                .bind(tenant_id)
                 .bind(token_hash)
-                .bind(ctx.now),
+                .bind(now)
+                .bind(purpose.as_str()),
             )
             .await?;
         let Some(taken) = taken else {
-            drop(w);
             return Ok(Err(self
-                .enrolment_link_user(ctx.tenant_id, token_hash, ctx.now)
+                .link_user(tenant_id, purpose, token_hash, now)
                 .await?
                 .err()
                 .unwrap_or(UnusableLink::Used)));
@@ -150,25 +248,120 @@ impl Store {
         let user = w
             .fetch_optional(
                 query("SELECT state, expires_at FROM users WHERE tenant_id = $1 AND id = $2")
-                    .bind(ctx.tenant_id)
+                    .bind(tenant_id)
                     .bind(user_id),
             )
             .await?
             .ok_or(StoreError::NotFound)?;
         let active = user.text("state")? == LifecycleState::Active.as_str()
-            && user.opt_time("expires_at")?.is_none_or(|at| at > ctx.now);
+            && user.opt_time("expires_at")?.is_none_or(|at| at > now);
         if !active {
             return Ok(Err(UnusableLink::UserInactive));
         }
+        Ok(Ok((user_id, taken.opt_text("sent_to")?)))
+    }
+
+    /// Uses an invitation or reset link: marks it used, sets the user's password (`hash`) and
+    /// ends their sessions, all or nothing. A link that came by mail to the address the
+    /// account still has proves that address too.
+    pub async fn redeem_password_link(
+        &self,
+        ctx: &WriteContext,
+        purpose: LinkPurpose,
+        token_hash: &str,
+        hash: String,
+    ) -> Result<Result<UserId, UnusableLink>, StoreError> {
+        let mut w = self.write(ctx).await?;
+        let (user_id, sent_to) = match self.take_link(&mut w, purpose, token_hash).await? {
+            Ok(taken) => taken,
+            Err(why) => return Ok(Err(why)),
+        };
         let ended = crate::passwords::write_password(&mut w, user_id, hash, false).await?;
+        let verified = prove_address(&mut w, user_id, sent_to.as_deref()).await?;
+        let (action, details) = match purpose {
+            LinkPurpose::Reset => (
+                "user.password.reset",
+                json!({"sessions_ended": ended, "email_verified": verified}),
+            ),
+            _ => (
+                "user.enrolment_link.redeem",
+                json!({"password_set": true, "sessions_ended": ended, "email_verified": verified}),
+            ),
+        };
+        w.record(action, "user", user_id, "update", details);
+        w.commit().await?;
+        Ok(Ok(user_id))
+    }
+
+    /// Uses a verification link: the address it was mailed to is proven the user's, if the
+    /// account still has it.
+    pub async fn redeem_verification_link(
+        &self,
+        ctx: &WriteContext,
+        token_hash: &str,
+    ) -> Result<Result<UserId, UnusableLink>, StoreError> {
+        let mut w = self.write(ctx).await?;
+        let (user_id, sent_to) = match self
+            .take_link(&mut w, LinkPurpose::Verify, token_hash)
+            .await?
+        {
+            Ok(taken) => taken,
+            Err(why) => return Ok(Err(why)),
+        };
+        if !prove_address(&mut w, user_id, sent_to.as_deref()).await? {
+            return Ok(Err(UnusableLink::AddressChanged));
+        }
         w.record(
-            "user.enrolment_link.redeem",
+            "user.email.verify",
             "user",
             user_id,
             "update",
-            json!({"password_set": true, "sessions_ended": ended}),
+            json!({"email": sent_to}),
         );
         w.commit().await?;
         Ok(Ok(user_id))
+    }
+}
+
+/// Marks the user's address proven if it is still `sent_to`. Returns whether it is.
+async fn prove_address(
+    w: &mut crate::write::Write,
+    user_id: UserId,
+    sent_to: Option<&str>,
+) -> Result<bool, StoreError> {
+    let Some(sent_to) = sent_to else {
+        return Ok(false);
+    };
+    let (tenant_id, now) = (w.ctx.tenant_id, w.ctx.now);
+    let proven = w
+        .execute(
+            query(
+                "UPDATE users SET email_verified = $4, updated_at = $5, version = version + 1 \
+                 WHERE tenant_id = $1 AND id = $2 AND email = $3 AND email_verified = $6",
+            )
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(sent_to)
+            .bind(true)
+            .bind(now)
+            .bind(false),
+        )
+        .await?;
+    if proven > 0 {
+        return Ok(true);
+    }
+    let already = w
+        .fetch_optional(
+            query(
+                "SELECT email_verified FROM users WHERE tenant_id = $1 AND id = $2 AND email = $3",
+            )
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(sent_to),
+        )
+        .await?;
+    match already {
+        Some(row) => row.boolean("email_verified"),
+        None => Ok(false),
     }
 }

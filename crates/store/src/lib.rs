@@ -16,6 +16,7 @@ mod directory;
 mod enrolment;
 mod grants;
 mod lockout;
+mod mail;
 mod mfa;
 mod oauth;
 mod passkeys;
@@ -42,11 +43,12 @@ pub use administrators::UnexpiringFirstKey;
 pub use audit::{AuditFilter, AuditSink};
 pub use conditional::ConditionalAccess;
 pub use device::{DeviceAuthorization, DeviceDecision, NewDeviceAuthorization, Poll};
-pub use enrolment::UnusableLink;
+pub use enrolment::{CreatedLink, MailedLink, NewLink, UnusableLink};
 pub use grants::{
     KeptRequest, NewGrant, PendingRequest, Redemption, RefreshTokenRecord, StoredGrant,
 };
 pub use lockout::RoleAssignerGuard;
+pub use mail::{Letter, QueuedMail, SentMail};
 pub use mfa::StoredTotp;
 pub use oauth::StoredSigningKey;
 pub use passkeys::{
@@ -159,6 +161,8 @@ pub struct Store {
     /// How many changes this process has committed, so its readers can tell whether they
     /// have seen them all.
     commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Whether mail is delivered, and the sender's wake-up.
+    mail: std::sync::Arc<mail::MailState>,
 }
 
 impl std::fmt::Debug for Store {
@@ -193,6 +197,7 @@ impl Store {
                 group: Default::default(),
                 committed: Default::default(),
                 commits: Default::default(),
+                mail: Default::default(),
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             // Writes and reads draw on separate pools: a write transaction that reads through
@@ -214,6 +219,7 @@ impl Store {
                 group: Default::default(),
                 committed: Default::default(),
                 commits: Default::default(),
+                mail: Default::default(),
             })
         } else {
             Err(StoreError::UnsupportedUrl(redact_url(url)))

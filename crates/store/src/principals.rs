@@ -28,8 +28,8 @@ pub const MAX_ACTIVE_KEYS: i64 = 10;
 #[doc(hidden)]
 macro_rules! user_columns {
     () => {
-        "id, tenant_id, user_name, email, display_name, kind, sponsor_id, expires_at, business_unit_id, \
-         state, deleted_at, last_sign_in_at, created_at, updated_at, version, external_id"
+        "id, tenant_id, user_name, email, email_verified, display_name, kind, sponsor_id, expires_at, \
+         business_unit_id, state, deleted_at, last_sign_in_at, created_at, updated_at, version, external_id"
     };
 }
 
@@ -60,6 +60,7 @@ pub(crate) fn user_from_row(row: &Row) -> Result<User, StoreError> {
         tenant_id: row.parse("tenant_id")?,
         user_name: row.text("user_name")?,
         email: row.opt_text("email")?,
+        email_verified: row.boolean("email_verified")?,
         display_name: row.opt_text("display_name")?,
         kind: row.named("kind", UserKind::parse)?,
         sponsor_id: row.opt_parse("sponsor_id")?,
@@ -123,6 +124,8 @@ pub struct NewUser {
     /// The id another system knows the user by (validated).
     pub external_id: Option<String>,
     pub email: Option<Name>,
+    /// The administrator vouches that the address is the user's.
+    pub email_verified: bool,
     pub display_name: Option<String>,
     pub kind: UserKind,
     pub sponsor_id: Option<UserId>,
@@ -136,6 +139,9 @@ pub struct UserChanges {
     pub user_name: Name,
     pub external_id: Option<String>,
     pub email: Option<Name>,
+    /// Set: the administrator says whether the address is the user's. Unset: it stays proven
+    /// only if the address is unchanged.
+    pub email_verified: Option<bool>,
     pub display_name: Option<String>,
     pub state: LifecycleState,
     pub sponsor_id: Option<UserId>,
@@ -371,14 +377,16 @@ impl Store {
     // ---- users ----
 
     pub async fn create_user(&self, ctx: &WriteContext, new: NewUser) -> Result<User, StoreError> {
+        let has_email = new.email.is_some();
         let mut w = self.write(ctx).await?;
         require_business_unit(&mut w, new.business_unit_id).await?;
         let row = w
             .fetch_one(
                 query(concat!(
                     "INSERT INTO users (id, tenant_id, user_name, user_name_key, email, email_key, display_name, kind, \
-                     sponsor_id, expires_at, business_unit_id, state, created_at, updated_at, version, external_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $12, 1, $13) RETURNING ",
+                     sponsor_id, expires_at, business_unit_id, state, created_at, updated_at, version, external_id, \
+                     email_verified) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $12, 1, $13, $14) RETURNING ",
                     user_columns!()
                 ))
                 .bind(UserId::generate())
@@ -393,7 +401,8 @@ impl Store {
                 .bind(new.expires_at)
                 .bind(new.business_unit_id)
                 .bind(ctx.now)
-                .bind(new.external_id),
+                .bind(new.external_id)
+                .bind(new.email_verified && has_email),
             )
             .await
             .map_err(|e| e.on_unique(USER_UNIQUES))?;
@@ -526,6 +535,30 @@ impl Store {
         Ok((found.into_iter().map(|(_, user)| user).collect(), next))
     }
 
+    /// The user whose user name, or else whose e-mail address, has this normalized key.
+    pub async fn user_by_name_or_email(
+        &self,
+        tenant_id: TenantId,
+        key: &str,
+    ) -> Result<Option<User>, StoreError> {
+        for column in ["user_name_key", "email_key"] {
+            let row = self
+                .pools
+                .fetch_optional(
+                    crate::db::assembled_query(format!(
+                        "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND {column} = $2"
+                    ))
+                    .bind(tenant_id)
+                    .bind(key),
+                )
+                .await?;
+            if let Some(row) = row {
+                return user_from_row(&row).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
     /// Reads a user inside a write for update, checking it exists and has the expected version.
     async fn user_for_update(
         w: &mut Write,
@@ -572,12 +605,26 @@ impl Store {
         if changes.business_unit_id != before.business_unit_id {
             require_business_unit(&mut w, changes.business_unit_id).await?;
         }
+        let email_key_before = w
+            .fetch_one(
+                query("SELECT email_key FROM users WHERE tenant_id = $1 AND id = $2")
+                    .bind(ctx.tenant_id)
+                    .bind(id),
+            )
+            .await?
+            .opt_text("email_key")?;
+        let email_verified = portcullis_core::identity::email_verified_after(
+            (email_key_before.as_deref(), before.email_verified),
+            changes.email.as_ref().map(|e| e.key.as_str()),
+            changes.email_verified,
+        );
         let row = w
             .fetch_optional(
                 query(concat!(
                     "UPDATE users SET user_name = $3, user_name_key = $4, email = $5, email_key = $6, display_name = $7, \
                      state = $8, sponsor_id = $9, expires_at = $10, business_unit_id = $11, updated_at = $12, \
-                     external_id = $14, version = version + 1 WHERE tenant_id = $1 AND id = $2 AND version = $13 RETURNING ",
+                     external_id = $14, email_verified = $15, version = version + 1 \
+                     WHERE tenant_id = $1 AND id = $2 AND version = $13 RETURNING ",
                     user_columns!()
                 ))
                 .bind(ctx.tenant_id)
@@ -593,7 +640,8 @@ impl Store {
                 .bind(changes.business_unit_id)
                 .bind(ctx.now)
                 .bind(expected_version)
-                .bind(changes.external_id),
+                .bind(changes.external_id)
+                .bind(email_verified),
             )
             .await
             .map_err(|e| e.on_unique(USER_UNIQUES))?

@@ -57,6 +57,9 @@ pub(crate) struct Write {
     changes: Vec<Change>,
     committed: std::sync::Arc<tokio::sync::Notify>,
     commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    mail: std::sync::Arc<crate::mail::MailState>,
+    /// A message was posted in this write: the sender is woken once it commits.
+    pub(crate) posted: bool,
 }
 
 impl Store {
@@ -82,6 +85,8 @@ impl Store {
             changes: Vec::new(),
             committed: self.committed.clone(),
             commits: self.commits.clone(),
+            mail: self.mail.clone(),
+            posted: false,
         })
     }
 }
@@ -98,6 +103,15 @@ fn tenant_write_lock(tenant_id: TenantId) -> i64 {
 }
 
 impl Write {
+    pub(crate) fn mail_enabled(&self) -> bool {
+        self.mail.enabled()
+    }
+
+    /// The events recorded so far.
+    pub(crate) fn events(&self) -> &[NewAuditEvent] {
+        &self.events
+    }
+
     pub(crate) async fn execute(&mut self, q: Query) -> Result<u64, StoreError> {
         self.tx.execute(q).await
     }
@@ -204,11 +218,15 @@ impl Write {
         if let Some(guard) = self.ctx.keep_role_assigner.clone() {
             self.check_role_assigner(&guard).await?;
         }
+        self.post_notices().await?;
         let events = std::mem::take(&mut self.events);
         let changes = std::mem::take(&mut self.changes);
         let changed = !changes.is_empty();
         let records = append(&mut self.tx, events, changes).await?;
         self.tx.commit().await?;
+        if self.posted {
+            self.mail.posted.notify_one();
+        }
         if changed {
             self.commits
                 .fetch_add(1, std::sync::atomic::Ordering::AcqRel);

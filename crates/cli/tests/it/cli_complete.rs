@@ -225,6 +225,9 @@ async fn tour(cli: &Cli) {
     assert!(said.contains("not found"), "{said}");
     let link = cli.ok(&["user", "invite", "ada"]).await;
     assert!(link.as_str().unwrap().contains("/enrol?token="), "{link}");
+    // This server sends no mail.
+    let said = cli.fails(&["user", "verify-email", "ada"]).await;
+    assert!(said.contains("smtp_url"), "{said}");
 
     // Groups.
     cli.ok(&["group", "create", "tour-group"]).await;

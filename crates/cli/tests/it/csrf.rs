@@ -503,6 +503,34 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             ],
         ),
         Case::new(
+            "/t/{tenant}/reset",
+            Anonymous,
+            "/t/operator/reset".into(),
+            &[
+                ("token", enrolment_token.as_str()),
+                ("new_password", new_password),
+                ("confirm_password", new_password),
+            ],
+        ),
+        Case::new(
+            "/t/{tenant}/forgot",
+            Anonymous,
+            "/t/operator/forgot".into(),
+            &[("account", "ada")],
+        ),
+        Case::new(
+            "/t/{tenant}/verify-email",
+            Anonymous,
+            "/t/operator/verify-email".into(),
+            &[("token", enrolment_token.as_str())],
+        ),
+        Case::new(
+            "/t/{tenant}/account/email-verification",
+            Victim,
+            "/t/operator/account/email-verification".into(),
+            &[],
+        ),
+        Case::new(
             "/t/{tenant}/device",
             Victim,
             "/t/operator/device".into(),
@@ -555,6 +583,12 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             Victim,
             format!("/t/operator/console/users/{ada}/enrolment-link"),
             &[("hours", "24")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/users/{id}/email-verification",
+            Victim,
+            format!("/t/operator/console/users/{ada}/email-verification"),
+            &[],
         ),
         Case::new(
             "/t/{tenant}/console/groups/new",

@@ -30,6 +30,7 @@ mod keys;
 mod keys_rotation;
 mod lockout;
 mod login;
+mod mail;
 mod mfa;
 mod not_found;
 mod oauth;

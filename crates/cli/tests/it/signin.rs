@@ -454,15 +454,22 @@ async fn signing_out_ends_the_session_here_or_everywhere() {
             &[("csrf", &csrf), ("everywhere", "false")],
         )
         .await;
-    assert_eq!(out.location(), "/t/operator/sign-in");
+    assert_eq!(out.location(), "/t/operator/sign-in?done=signed-out");
     assert!(!one.cookies.contains_key("portcullis_session"));
+    let told = one.get(out.location()).await;
+    assert!(told.body.contains("You are signed out."), "{}", told.body);
     assert_eq!(two.get("/t/operator/account").await.status, 200);
     let csrf = two.get("/t/operator/account").await.csrf();
-    two.post(
-        "/t/operator/sign-out",
-        &[("csrf", &csrf), ("everywhere", "true")],
-    )
-    .await;
+    let out = two
+        .post(
+            "/t/operator/sign-out",
+            &[("csrf", &csrf), ("everywhere", "true")],
+        )
+        .await;
+    assert_eq!(
+        out.location(),
+        "/t/operator/sign-in?done=signed-out-everywhere"
+    );
     assert_eq!(
         three.get("/t/operator/account").await.status,
         303,

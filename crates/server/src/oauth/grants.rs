@@ -519,6 +519,7 @@ pub(crate) fn profile_claims(user: &User, scopes: &[String]) -> Map<String, Valu
         && let Some(email) = &user.email
     {
         claims.insert("email".into(), json!(email));
+        claims.insert("email_verified".into(), json!(user.email_verified));
     }
     claims
 }

@@ -249,7 +249,7 @@ async fn discovery(
         // Each client chooses the algorithm its tokens are signed with; RS256 is among them, as
         // OpenID Connect Discovery requires.
         "id_token_signing_alg_values_supported": SigningAlgorithm::ALL.map(SigningAlgorithm::as_str),
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "name", "preferred_username", "email", "groups", "roles"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "name", "preferred_username", "email", "email_verified", "groups", "roles"],
         "acr_values_supported": ["password", "mfa", "phishing_resistant"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": true,

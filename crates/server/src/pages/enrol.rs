@@ -1,7 +1,9 @@
-//! Enrolment links: a user an administrator created opens the link they were given, chooses
-//! their own password, and is signed in and sent on to add a passkey (or an authenticator
-//! app). The link is used once: the store marks it used, sets the password and ends the
-//! user's other sessions in one transaction.
+//! Links to choose a password. With an invitation (enrolment link), a user an administrator
+//! created chooses their own password, and is signed in and sent on to add a passkey (or an
+//! authenticator app). With a reset link, a user who forgot their password chooses a new one
+//! and is sent to sign in with it, so a second factor they have is still asked for. Either
+//! link is used once: the store marks it used, sets the password and ends the user's other
+//! sessions in one transaction.
 
 use askama::Template;
 use axum::Form;
@@ -13,6 +15,7 @@ use serde::Deserialize;
 
 use portcullis_core::ValidationError;
 use portcullis_core::identity::{Tenant, User};
+use portcullis_core::mail::LinkPurpose;
 use portcullis_core::signin::Step;
 use portcullis_store::UnusableLink;
 
@@ -27,6 +30,8 @@ use crate::state::AppState;
 #[template(path = "enrol.html")]
 struct EnrolPage<'a> {
     tenant: &'a str,
+    /// A forgotten password's reset, rather than a first password.
+    reset: bool,
     csrf: &'a str,
     token: &'a str,
     /// The account the link is for; `None` when the link cannot be used.
@@ -56,7 +61,7 @@ async fn redeem(
     ctx: &portcullis_store::WriteContext,
     settings: &portcullis_core::session::SignInSettings,
     user: &portcullis_core::identity::User,
-    token: &str,
+    (purpose, token): (LinkPurpose, &str),
     (new_password, confirm_password): (String, String),
 ) -> Result<Result<(), (StatusCode, String)>, PageError> {
     if new_password != confirm_password {
@@ -73,24 +78,37 @@ async fn redeem(
     let hash = hash_password(state, password).await?;
     let redeemed = state
         .store
-        .redeem_enrolment_link(ctx, &token_hash(state, token), hash)
+        .redeem_password_link(ctx, purpose, &token_hash(state, token), hash)
         .await?;
     Ok(redeemed.map(|_| ()).map_err(|why| {
-        let (status, message) = unusable(why);
+        let (status, message) = unusable(why, purpose);
         (status, message.to_owned())
     }))
 }
 
 /// What the person is told about a link that cannot be used, and with which status.
-fn unusable(why: UnusableLink) -> (StatusCode, &'static str) {
+pub(super) fn unusable(why: UnusableLink, purpose: LinkPurpose) -> (StatusCode, &'static str) {
+    let reset = purpose == LinkPurpose::Reset;
     match why {
+        UnusableLink::Unknown if reset => (
+            StatusCode::NOT_FOUND,
+            "This link is not valid: check that you opened all of it. A newer link replaces older ones, so use the latest message, or ask for a new link on the sign-in page.",
+        ),
         UnusableLink::Unknown => (
             StatusCode::NOT_FOUND,
             "This link is not valid: check that you opened all of it, or ask your administrator for a new one. A newer link replaces older ones.",
         ),
+        UnusableLink::Expired if reset => (
+            StatusCode::GONE,
+            "This link has expired. Ask for a new one on the sign-in page (Forgot your password?).",
+        ),
         UnusableLink::Expired => (
             StatusCode::GONE,
             "This link has expired. Ask your administrator for a new one.",
+        ),
+        UnusableLink::Used if reset => (
+            StatusCode::GONE,
+            "This link has already been used. Sign in with the password you chose, or ask for a new link on the sign-in page.",
         ),
         UnusableLink::Used => (
             StatusCode::GONE,
@@ -100,15 +118,19 @@ fn unusable(why: UnusableLink) -> (StatusCode, &'static str) {
             StatusCode::FORBIDDEN,
             "This account is not active. Ask your administrator.",
         ),
+        UnusableLink::AddressChanged => (
+            StatusCode::GONE,
+            "This link was sent to an address the account no longer has. Ask for a new link.",
+        ),
     }
 }
 
 /// The link's user, if it can be used; a guess at a link (one that names nothing) counts
 /// against the source address like a wrong password, so links cannot be tried in bulk.
-async fn link_user(
+pub(super) async fn link_user(
     state: &AppState,
     tenant: &Tenant,
-    token: &str,
+    (purpose, token): (LinkPurpose, &str),
     address: &str,
 ) -> Result<Result<User, UnusableLink>, PageError> {
     let attempt = match state
@@ -130,7 +152,12 @@ async fn link_user(
     let found = if is_token(token) {
         state
             .store
-            .enrolment_link_user(tenant.id, &token_hash(state, token), state.clock.now())
+            .link_user(
+                tenant.id,
+                purpose,
+                &token_hash(state, token),
+                state.clock.now(),
+            )
             .await?
     } else {
         Err(UnusableLink::Unknown)
@@ -161,6 +188,47 @@ fn refuse(
 }
 
 pub(super) async fn page(
+    state: State<AppState>,
+    tenant: Path<String>,
+    origin: RequestOrigin,
+    query: Query<EnrolQuery>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    show(LinkPurpose::Enrol, state, tenant, origin, query, headers).await
+}
+
+pub(super) async fn reset_page(
+    state: State<AppState>,
+    tenant: Path<String>,
+    origin: RequestOrigin,
+    query: Query<EnrolQuery>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    show(LinkPurpose::Reset, state, tenant, origin, query, headers).await
+}
+
+pub(super) async fn submit(
+    state: State<AppState>,
+    tenant: Path<String>,
+    origin: RequestOrigin,
+    headers: HeaderMap,
+    form: Form<EnrolForm>,
+) -> Result<Response, PageError> {
+    choose(LinkPurpose::Enrol, state, tenant, origin, headers, form).await
+}
+
+pub(super) async fn reset_submit(
+    state: State<AppState>,
+    tenant: Path<String>,
+    origin: RequestOrigin,
+    headers: HeaderMap,
+    form: Form<EnrolForm>,
+) -> Result<Response, PageError> {
+    choose(LinkPurpose::Reset, state, tenant, origin, headers, form).await
+}
+
+async fn show(
+    purpose: LinkPurpose,
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     RequestOrigin(origin): RequestOrigin,
@@ -171,9 +239,10 @@ pub(super) async fn page(
     let (csrf, set) = csrf_token(&state, &headers)?;
     let address = origin.source_ip.unwrap_or_default();
     let settings = state.store.sign_in_settings(tenant.id).await?;
-    let user = link_user(&state, &tenant, &query.token, &address).await?;
+    let user = link_user(&state, &tenant, (purpose, &query.token), &address).await?;
     let mut page = EnrolPage {
         tenant: &tenant.name,
+        reset: purpose == LinkPurpose::Reset,
         csrf: &csrf,
         token: &query.token,
         user_name: None,
@@ -187,7 +256,7 @@ pub(super) async fn page(
             render(&page, StatusCode::OK)
         }
         Err(why) => {
-            let (status, message) = unusable(*why);
+            let (status, message) = unusable(*why, purpose);
             page.error = Some(message.into());
             render(&page, status)
         }
@@ -195,7 +264,8 @@ pub(super) async fn page(
     Ok(with_cookies(response, set))
 }
 
-pub(super) async fn submit(
+async fn choose(
+    purpose: LinkPurpose,
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     RequestOrigin(origin): RequestOrigin,
@@ -208,6 +278,7 @@ pub(super) async fn submit(
     let settings = state.store.sign_in_settings(tenant.id).await?;
     let mut page = EnrolPage {
         tenant: &tenant.name,
+        reset: purpose == LinkPurpose::Reset,
         csrf: &form.csrf,
         token: &form.token,
         user_name: None,
@@ -215,16 +286,25 @@ pub(super) async fn submit(
         error: None,
         notice: None,
     };
-    let user = match link_user(&state, &tenant, &form.token, &address).await? {
+    let user = match link_user(&state, &tenant, (purpose, &form.token), &address).await? {
         Ok(user) => user,
-        Err(why) => return Ok(refuse(&mut page, unusable(why))),
+        Err(why) => return Ok(refuse(&mut page, unusable(why, purpose))),
     };
     page.user_name = Some(&user.user_name);
     let now = state.clock.now();
     let ctx = user_context(&tenant, &user, origin.clone(), now);
     let chosen = (form.new_password, form.confirm_password);
-    if let Err(refusal) = redeem(&state, &ctx, &settings, &user, &form.token, chosen).await? {
+    let link = (purpose, form.token.as_str());
+    if let Err(refusal) = redeem(&state, &ctx, &settings, &user, link, chosen).await? {
         return Ok(refuse(&mut page, refusal));
+    }
+    if purpose == LinkPurpose::Reset {
+        // Signing in is a separate step, so a second factor the user has is still asked for.
+        let signed_out = axum::response::Redirect::to(&format!(
+            "/t/{}/sign-in?done=password-reset",
+            tenant.name
+        ));
+        return Ok(signed_out.into_response());
     }
     let step = Step::Enrolment { at: now };
     let finished =

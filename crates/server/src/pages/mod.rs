@@ -39,6 +39,7 @@ mod logout;
 mod mfa;
 mod passkeys;
 mod password;
+mod recovery;
 mod step_up;
 mod terms;
 use crate::state::AppState;
@@ -127,6 +128,22 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(terms::page).post(terms::accept),
         )
         .route("/t/{tenant}/enrol", get(enrol::page).post(enrol::submit))
+        .route(
+            "/t/{tenant}/reset",
+            get(enrol::reset_page).post(enrol::reset_submit),
+        )
+        .route(
+            "/t/{tenant}/forgot",
+            get(recovery::forgot_page).post(recovery::forgot_submit),
+        )
+        .route(
+            "/t/{tenant}/verify-email",
+            get(recovery::verify_page).post(recovery::verify_submit),
+        )
+        .route(
+            "/t/{tenant}/account/email-verification",
+            post(recovery::account_verification),
+        )
         .route(
             "/t/{tenant}/account/applications/{id}/withdraw",
             post(withdraw_application),
@@ -473,18 +490,27 @@ struct SignInPage<'a> {
     user_name: &'a str,
     /// Whether to offer the passkey button.
     passkeys: bool,
+    /// Whether to offer "Forgot your password?" (the server mails reset links).
+    forgot: bool,
     error: Option<String>,
     notice: Option<String>,
 }
 
 impl SignInPage<'_> {
     /// The sign-in form again, with what went wrong.
-    fn again(tenant: &str, csrf: &str, user_name: &str, passkeys: bool, error: String) -> Response {
+    fn again(
+        state: &AppState,
+        (tenant, csrf): (&str, &str),
+        user_name: &str,
+        passkeys: bool,
+        error: String,
+    ) -> Response {
         html(&SignInPage {
             tenant,
             csrf,
             user_name,
             passkeys,
+            forgot: state.config.mail.is_some(),
             error: Some(error),
             notice: None,
         })
@@ -495,6 +521,21 @@ impl SignInPage<'_> {
 struct SignInQuery {
     /// The user name to fill in (OpenID Connect `login_hint`).
     login_hint: Option<String>,
+    /// What just happened, told in fixed words (nothing from the address is shown).
+    done: Option<String>,
+}
+
+/// The sign-in page's notice after signing out or choosing a new password.
+fn sign_in_notice(done: Option<&str>) -> Option<String> {
+    let words = match done? {
+        "signed-out" => "You are signed out.",
+        "signed-out-everywhere" => "You are signed out on every device.",
+        "password-reset" => {
+            "Your password was changed and every session of your account was signed out. Sign in with the new password."
+        }
+        _ => return None,
+    };
+    Some(words.to_owned())
 }
 
 async fn sign_in_page(
@@ -517,8 +558,9 @@ async fn sign_in_page(
         csrf: &csrf,
         user_name: &hint,
         passkeys: passkeys::relying_party(&state, &tenant).await?.is_some(),
+        forgot: state.config.mail.is_some(),
         error: None,
-        notice: None,
+        notice: sign_in_notice(query.done.as_deref()),
     };
     Ok(with_cookies(html(&page), set))
 }
@@ -558,7 +600,8 @@ async fn sign_in(
     let user_name = form.user_name.trim().chars().take(256).collect::<String>();
     let settings = state.store.sign_in_settings(tenant.id).await?;
     let passkeys = passkeys::available(&state, &settings).is_some();
-    let page = |error| SignInPage::again(&tenant.name, &csrf, &user_name, passkeys, error);
+    let page =
+        |error| SignInPage::again(&state, (&tenant.name, &csrf), &user_name, passkeys, error);
     let password = SecretString::from(form.password);
     let tried = PasswordAttempt::make(&state, &tenant, &settings, &user_name, password, &origin);
     let wrong = "That user name and password do not match. Check both and try again.";
@@ -1100,16 +1143,26 @@ struct AccountPage<'a> {
     tenant: &'a str,
     csrf: &'a str,
     user_name: &'a str,
+    email: Option<&'a str>,
+    email_verified: bool,
+    /// Whether the server mails links, so the address can be confirmed.
+    mail: bool,
     sessions: Vec<SessionRow>,
     applications: Vec<portcullis_core::oauth::ConsentSummary>,
     error: Option<String>,
     notice: Option<String>,
 }
 
+#[derive(Deserialize)]
+struct AccountQuery {
+    done: Option<String>,
+}
+
 async fn account(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     RequestOrigin(origin): RequestOrigin,
+    Query(query): Query<AccountQuery>,
     headers: HeaderMap,
 ) -> Result<Response, NotSignedIn> {
     let me = signed_in(&state, &tenant, &headers, origin, PageKind::Ordinary).await?;
@@ -1133,10 +1186,16 @@ async fn account(
         tenant: &me.tenant.name,
         csrf: &csrf,
         user_name: &me.user.user_name,
+        email: me.user.email.as_deref(),
+        email_verified: me.user.email_verified,
+        mail: state.config.mail.is_some(),
         sessions,
         applications,
         error: None,
-        notice: None,
+        notice: (query.done.as_deref() == Some("verification")).then(|| {
+            "A link to confirm your address is on its way to it. It works once, for three days."
+                .to_owned()
+        }),
     };
     Ok(with_cookies(html(&page), set))
 }
@@ -1164,7 +1223,12 @@ async fn sign_out(
         .await
         .map_err(PageError::from)?;
     let cleared = set_cookie(&state, SESSION_COOKIE, "", Some(0));
-    let to = format!("/t/{}/sign-in", me.tenant.name);
+    let done = if everywhere {
+        "signed-out-everywhere"
+    } else {
+        "signed-out"
+    };
+    let to = format!("/t/{}/sign-in?done={done}", me.tenant.name);
     Ok(with_cookies(Redirect::to(&to).into_response(), [cleared]))
 }
 

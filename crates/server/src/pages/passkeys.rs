@@ -150,7 +150,13 @@ pub(super) async fn sign_in(
     let rp = relying_party(&state, &tenant).await?;
     let passkeys = rp.is_some();
     let refused = |status: StatusCode, message: &str| {
-        let page = SignInPage::again(&tenant.name, &csrf, "", passkeys, message.to_owned());
+        let page = SignInPage::again(
+            &state,
+            (&tenant.name, &csrf),
+            "",
+            passkeys,
+            message.to_owned(),
+        );
         (status, page).into_response()
     };
     let Some(rp) = rp else {

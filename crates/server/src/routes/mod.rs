@@ -136,6 +136,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::lockout))
         .routes(routes!(users::unlock))
         .routes(routes!(users::create_enrolment_link))
+        .routes(routes!(users::send_email_verification))
         .routes(routes!(users::list_consents))
         .routes(routes!(users::withdraw_consent))
         .routes(routes!(

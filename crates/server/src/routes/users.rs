@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis_api::Items;
 use portcullis_api::users::{
-    AccountLockout, CreateUser, EndedSessions, EnrolmentLink, EnrolmentLinkRequest, SetPassword,
-    UnlockRequest, UpdateUser, UserQuery,
+    AccountLockout, CreateUser, EmailVerification, EndedSessions, EnrolmentLink,
+    EnrolmentLinkRequest, SetPassword, UnlockRequest, UpdateUser, UserQuery,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -19,6 +19,7 @@ use portcullis_core::identity::{
     Group, LifecycleState, PrincipalRef, User, UserKind, parse_external_id, validate_sponsorship,
 };
 use portcullis_core::lockout::Removal;
+use portcullis_core::mail::LinkPurpose;
 use portcullis_core::names::{Name, parse_description, parse_email, parse_name};
 use portcullis_core::oauth::ConsentSummary;
 use portcullis_core::page::{Page, PageRequest};
@@ -150,6 +151,17 @@ fn search_binding(prefix: &str, filter: &UserFilter) -> String {
     )
 }
 
+/// Refuses vouching for an address the user does not have.
+fn vouched_address(email: Option<&Name>, email_verified: Option<bool>) -> ApiResult<()> {
+    if email_verified == Some(true) && email.is_none() {
+        return Err(ApiError::Validation(ValidationError::new(
+            "email_verified",
+            "only an address can be verified: give email too",
+        )));
+    }
+    Ok(())
+}
+
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser,
     responses((status = 201, body = User), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_user(
@@ -169,9 +181,11 @@ pub async fn create_user(
         Some(id) => id,
         None => state.store.root_business_unit(caller.tenant_id()).await?.id,
     };
+    vouched_address(email.as_ref(), body.email_verified)?;
     let new = NewUser {
         user_name,
         external_id: parse_external_id(body.external_id)?,
+        email_verified: body.email_verified.unwrap_or(false),
         email,
         display_name,
         kind,
@@ -238,12 +252,14 @@ pub async fn update_user(
     if body.sponsor_id.is_some() || body.expires_at.is_some() {
         check_sponsorship(&state, &caller, current.kind, sponsor_id, expires_at).await?;
     }
+    vouched_address(email.as_ref(), body.email_verified)?;
     let changes = UserChanges {
         user_name,
         external_id: match body.external_id {
             None => current.external_id.clone(),
             Some(value) => parse_external_id(value)?,
         },
+        email_verified: body.email_verified,
         email,
         display_name,
         state: new_state,
@@ -643,8 +659,9 @@ const DEFAULT_LINK_HOURS: u32 = 72;
 const MAX_LINK_HOURS: u32 = 30 * 24;
 
 /// Creates a single-use, expiring enrolment link for an active user, replacing any unused one.
-/// Using it sets their password and ends their sessions. Give it to the user over a channel
-/// you trust: whoever holds it can set the password.
+/// Using it sets their password and ends their sessions. With `send`, it is mailed to the
+/// user's address (an invitation); otherwise it is returned: give it to the user over a
+/// channel you trust, as whoever holds it can set the password.
 #[utoipa::path(post, path = "/v1/users/{id}/enrolment-link", tag = "users",
     params(("id" = UserId, Path)), request_body = EnrolmentLinkRequest,
     responses((status = 201, body = EnrolmentLink), (status = 403, body = Problem),
@@ -662,32 +679,78 @@ pub async fn create_enrolment_link(
             format!("must be between 1 and {MAX_LINK_HOURS}"),
         )));
     }
+    let send = body.send.unwrap_or(false);
+    if send {
+        mail_delivered(&state, "send")?;
+    }
     caller
         .authorize_change_to(&state, Action::UserCredentialReset, PrincipalRef::user(id))
         .await?;
-    let token = portcullis_core::session::new_session_token()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let ctx = caller.write_context(&state);
-    let expires_at = ctx.now + time::Duration::hours(i64::from(hours));
-    let replaced = state
-        .store
-        .create_enrolment_link(
-            &ctx,
-            id,
-            &crate::pages::token_hash(&state, &token),
-            expires_at,
-        )
-        .await?;
-    let url = format!(
-        "{}/t/{}/enrol?token={token}",
-        state.config.public_url, caller.tenant.name
-    );
+    let issued = crate::mail::issue_link(
+        &state,
+        &ctx,
+        &caller.tenant.name,
+        (id, LinkPurpose::Enrol),
+        hours,
+        send,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(EnrolmentLink {
-            url,
-            expires_at,
-            replaced,
+            url: issued.url,
+            sent_to: issued.created.sent_to,
+            expires_at: issued.expires_at,
+            replaced: issued.created.replaced,
+        }),
+    ))
+}
+
+/// Refuses a request that needs mail on a server that sends none.
+fn mail_delivered(state: &AppState, field: &str) -> ApiResult<()> {
+    if state.config.mail.is_none() {
+        return Err(ApiError::Conflict {
+            field: Some(field.to_owned()),
+            detail: "this server sends no mail: its operator has not set smtp_url".into(),
+        });
+    }
+    Ok(())
+}
+
+const VERIFICATION_LINK_HOURS: u32 = 72;
+
+/// Mails the user a link with which they prove the address on their account is theirs (the
+/// `email_verified` claim), replacing any unused one.
+#[utoipa::path(post, path = "/v1/users/{id}/email-verification", tag = "users",
+    params(("id" = UserId, Path)),
+    responses((status = 202, body = EmailVerification), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn send_email_verification(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<(StatusCode, Json<EmailVerification>)> {
+    mail_delivered(&state, "email")?;
+    caller
+        .authorize_change_to(&state, Action::UserUpdate, PrincipalRef::user(id))
+        .await?;
+    let ctx = caller.write_context(&state);
+    let issued = crate::mail::issue_link(
+        &state,
+        &ctx,
+        &caller.tenant.name,
+        (id, LinkPurpose::Verify),
+        VERIFICATION_LINK_HOURS,
+        true,
+    )
+    .await?;
+    let sent_to = issued.created.sent_to.unwrap_or_default();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(EmailVerification {
+            sent_to,
+            expires_at: issued.expires_at,
         }),
     ))
 }

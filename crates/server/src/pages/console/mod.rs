@@ -64,6 +64,10 @@ pub(super) fn routes() -> Router<AppState> {
             "/t/{tenant}/console/users/{id}/enrolment-link",
             post(users::enrolment_link),
         )
+        .route(
+            "/t/{tenant}/console/users/{id}/email-verification",
+            post(users::email_verification),
+        )
         .route("/t/{tenant}/console/groups", get(groups::list))
         .route(
             "/t/{tenant}/console/groups/new",

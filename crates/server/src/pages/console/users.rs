@@ -102,6 +102,8 @@ struct DetailPage<'a> {
     password: PasswordStatus,
     locked: bool,
     failures: u32,
+    /// Whether the server delivers mail, so links can be sent instead of shown.
+    mail: bool,
     notice: Option<&'static str>,
 }
 
@@ -129,6 +131,10 @@ fn done_notice(done: Option<&str>) -> Option<&'static str> {
         "restored" => "The user is restored.",
         "sessions" => "All the user's sessions have ended.",
         "unlocked" => "The account is unlocked: the user may try to sign in again at once.",
+        "invited" => {
+            "The invitation is on its way to the user's address. It replaces any unused link."
+        }
+        "verification" => "A link to confirm the address is on its way to it.",
         _ => return None,
     })
 }
@@ -161,6 +167,7 @@ pub(super) async fn detail(
         password,
         locked: lockout.locked,
         failures: lockout.failures,
+        mail: state.config.mail.is_some(),
         notice: done_notice(query.done.as_deref()),
     };
     Ok(me.page(&page))
@@ -406,10 +413,27 @@ pub(super) async fn unlock(
     Ok(back_to(&me, id, "unlocked"))
 }
 
+/// Mails the user a link to confirm their address.
+pub(super) async fn email_verification(
+    State(state): State<AppState>,
+    Path((tenant, id)): Path<(String, String)>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    let me = Console::post(&state, &tenant, &headers, origin, &form.csrf).await?;
+    let id = user_id(&id)?;
+    let (_, Json(_)) =
+        api::send_email_verification(State(state), me.caller.clone(), ApiPath(id)).await?;
+    Ok(back_to(&me, id, "verification"))
+}
+
 #[derive(Deserialize)]
 pub(super) struct LinkForm {
     csrf: String,
     hours: Option<u32>,
+    /// `mail` to send it to the user's address; otherwise it is shown.
+    delivery: Option<String>,
 }
 
 #[derive(Template)]
@@ -433,8 +457,10 @@ pub(super) async fn enrolment_link(
 ) -> Result<Response, ConsoleError> {
     let me = Console::post(&state, &tenant, &headers, origin, &form.csrf).await?;
     let id = user_id(&id)?;
+    let send = form.delivery.as_deref() == Some("mail");
     let body = EnrolmentLinkRequest {
         expires_in_hours: form.hours,
+        send: Some(send),
     };
     let (_, Json(link)) = api::create_enrolment_link(
         State(state.clone()),
@@ -443,11 +469,14 @@ pub(super) async fn enrolment_link(
         ApiJson(body),
     )
     .await?;
+    let Some(url) = link.url else {
+        return Ok(back_to(&me, id, "invited"));
+    };
     let user = state.store.user(me.caller.tenant_id(), id).await?;
     let page = LinkPage {
         frame: me.frame(Section::Users),
         user,
-        url: link.url,
+        url,
         expires: super::super::minute(&link.expires_at),
         replaced: link.replaced,
     };
