@@ -93,6 +93,7 @@ mod tests {
         let patch = UpdateUser {
             user_name: None,
             email: Some(None),
+            email_verified: None,
             display_name: Some(Some("Ada".into())),
             state: None,
             sponsor_id: None,

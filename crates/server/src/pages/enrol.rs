@@ -187,44 +187,34 @@ fn refuse(
     render(page, status)
 }
 
-pub(super) async fn page(
+/// The link's page: an invitation (`RESET` false) or a reset of a forgotten password.
+pub(super) async fn page<const RESET: bool>(
     state: State<AppState>,
     tenant: Path<String>,
     origin: RequestOrigin,
     query: Query<EnrolQuery>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    show(LinkPurpose::Enrol, state, tenant, origin, query, headers).await
+    show(purpose(RESET), state, tenant, origin, query, headers).await
 }
 
-pub(super) async fn reset_page(
-    state: State<AppState>,
-    tenant: Path<String>,
-    origin: RequestOrigin,
-    query: Query<EnrolQuery>,
-    headers: HeaderMap,
-) -> Result<Response, PageError> {
-    show(LinkPurpose::Reset, state, tenant, origin, query, headers).await
-}
-
-pub(super) async fn submit(
+/// The password chosen on the link's page.
+pub(super) async fn submit<const RESET: bool>(
     state: State<AppState>,
     tenant: Path<String>,
     origin: RequestOrigin,
     headers: HeaderMap,
     form: Form<EnrolForm>,
 ) -> Result<Response, PageError> {
-    choose(LinkPurpose::Enrol, state, tenant, origin, headers, form).await
+    choose(purpose(RESET), state, tenant, origin, headers, form).await
 }
 
-pub(super) async fn reset_submit(
-    state: State<AppState>,
-    tenant: Path<String>,
-    origin: RequestOrigin,
-    headers: HeaderMap,
-    form: Form<EnrolForm>,
-) -> Result<Response, PageError> {
-    choose(LinkPurpose::Reset, state, tenant, origin, headers, form).await
+fn purpose(reset: bool) -> LinkPurpose {
+    if reset {
+        LinkPurpose::Reset
+    } else {
+        LinkPurpose::Enrol
+    }
 }
 
 async fn show(

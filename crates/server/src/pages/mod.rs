@@ -127,10 +127,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/t/{tenant}/account/terms",
             get(terms::page).post(terms::accept),
         )
-        .route("/t/{tenant}/enrol", get(enrol::page).post(enrol::submit))
+        .route(
+            "/t/{tenant}/enrol",
+            get(enrol::page::<false>).post(enrol::submit::<false>),
+        )
         .route(
             "/t/{tenant}/reset",
-            get(enrol::reset_page).post(enrol::reset_submit),
+            get(enrol::page::<true>).post(enrol::submit::<true>),
         )
         .route(
             "/t/{tenant}/forgot",
