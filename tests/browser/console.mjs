@@ -9,11 +9,9 @@ import { accessible, api, base, check, launch, noSidewaysScroll, password, shots
 const stamp = Date.now();
 const admin = await api("POST", "/v1/users", { user_name: `console-admin-${stamp}` });
 await api("PUT", `/v1/users/${admin.id}/password`, { password, must_change: false });
-await api("POST", "/v1/role-assignments", {
-  principal: { kind: "user", id: admin.id },
-  role: "user_administrator",
-  scope: "tenant",
-});
+for (const role of ["user_administrator", "auditor"]) {
+  await api("POST", "/v1/role-assignments", { principal: { kind: "user", id: admin.id }, role, scope: "tenant" });
+}
 for (const name of ["ravi", "rachel", "rowan", "sasha"]) {
   await api("POST", "/v1/users", { user_name: `${name}-${stamp}`, email: `${name}-${stamp}@example.com` });
 }
@@ -138,6 +136,22 @@ await look("groups");
 await page.goto(`${base}/t/operator/console/users/${created.id}`);
 await Promise.all([page.waitForURL(/done=disabled/), page.getByRole("button", { name: "Disable" }).click()]);
 check((await api("GET", `/v1/users/${created.id}`)).state === "disabled", "the user is disabled");
+
+// The logs: the day's sign-ins drawn, the trail filtered and exported, the chain checked.
+await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Sign-in log" }).click();
+check((await page.getByRole("img", { name: "Sign-ins per hour by outcome" }).count()) === 1, "the day's sign-ins are drawn");
+await look("sign-ins");
+await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Audit log" }).click();
+await page.getByLabel("Action").fill("user.disable");
+await Promise.all([page.waitForURL(/action=user.disable/), page.getByRole("button", { name: "Filter" }).click()]);
+await page.getByText("user.disable", { exact: true }).first().click();
+check((await page.locator("details[open] pre").first().textContent()).includes("state"), "an event opens in place to its details");
+await look("audit-log");
+const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "CSV" }).click()]);
+check(download.suggestedFilename().endsWith(".csv"), `the export downloads as CSV: ${download.suggestedFilename()}`);
+await page.getByRole("link", { name: "Check the chain" }).click();
+check((await page.getByRole("status").first().textContent()).includes("Intact"), "the chain is intact");
+await look("audit-chain");
 
 check(errors.length === 0, `no script or policy errors: ${errors.join("; ")}`);
 await browser.close();

@@ -791,3 +791,151 @@ fn pairs<'a, const N: usize>(
 ) -> Vec<(&'static str, &'a str)> {
     fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
+
+#[tokio::test]
+async fn an_auditor_reads_filters_exports_and_checks_the_logs_and_others_cannot() {
+    let server = TestServer::start().await;
+    no_mfa_for_administrators(&server).await;
+    let (_, mut auditor) = administrator(&server, "audrey", "auditor").await;
+    let (_, mut helpdesk) = administrator(&server, "hal", "user_administrator").await;
+    let victim = server.admin().create_user("mallory").await;
+    let victim_id = victim["id"].as_str().unwrap();
+    // A value a spreadsheet would run as a formula, written into the trail by a person.
+    server
+        .admin()
+        .post(
+            &format!("/v1/users/{victim_id}/lockout/unlock"),
+            json!({"reason": "=HYPERLINK(\"http://evil.example\",\"click\")"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        Browser::new(&server)
+            .sign_in("operator", "mallory", "wrong password")
+            .await
+            .status,
+        401
+    );
+
+    let home = auditor.get("/t/operator/console").await;
+    assert!(
+        home.body.contains("/t/operator/console/logs"),
+        "{}",
+        home.body
+    );
+    let filtered = auditor
+        .get("/t/operator/console/logs?action=user.unlock&outcome=success")
+        .await;
+    assert_eq!(filtered.status, 200, "{}", filtered.body);
+    assert!(filtered.body.contains("user.unlock"));
+    assert!(
+        !filtered.body.contains("<summary>user.create</summary>"),
+        "only the action asked for"
+    );
+    let bad_date = auditor.get("/t/operator/console/logs?from=yesterday").await;
+    assert!(
+        bad_date.body.contains("must be a date"),
+        "{}",
+        bad_date.body
+    );
+
+    let csv = auditor
+        .get("/t/operator/console/logs/export?action=user.unlock&format=csv")
+        .await;
+    assert_eq!(csv.status, 200, "{}", csv.body);
+    assert!(
+        csv.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        csv.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    assert_eq!(csv.headers["cache-control"], "no-store");
+    let mut lines = csv.body.lines();
+    assert!(lines.next().unwrap().starts_with("seq,at,action,outcome"));
+    let event = lines.next().expect("the unlock event");
+    assert!(
+        event.contains("\"'=HYPERLINK("),
+        "the formula is defused: {event}"
+    );
+    assert!(lines.next().is_none(), "only the filtered event");
+    let json = auditor
+        .get("/t/operator/console/logs/export?format=json&action=user.unlock")
+        .await;
+    let records: Vec<Value> = serde_json::from_str(&json.body).unwrap();
+    assert_eq!(records.len(), 1);
+    assert!(
+        records[0]["hash"].is_string(),
+        "the records keep their hashes"
+    );
+
+    let sign_ins = auditor.get("/t/operator/console/sign-ins").await;
+    assert_eq!(sign_ins.status, 200, "{}", sign_ins.body);
+    assert!(sign_ins.body.contains("<svg"), "the day is drawn");
+    assert!(sign_ins.body.contains("Failed sign-ins by reason"));
+    // An auditor may not read users, so names are not looked up for them; ids are.
+    let by_name = auditor
+        .get("/t/operator/console/sign-ins?user=Mallory&outcome=failure")
+        .await;
+    assert!(
+        by_name.body.contains("give the user&#39;s id"),
+        "{}",
+        by_name.body
+    );
+    let by_id = auditor
+        .get(&format!(
+            "/t/operator/console/sign-ins?user={victim_id}&outcome=failure"
+        ))
+        .await;
+    assert!(
+        by_id.body.contains(&format!("user {victim_id}")),
+        "{}",
+        by_id.body
+    );
+    let (_, mut reader) = administrator(&server, "rhea", "security_reader").await;
+    let by_name = reader
+        .get("/t/operator/console/sign-ins?user=Mallory&outcome=failure")
+        .await;
+    assert!(
+        by_name.body.contains(&format!("user {victim_id}")),
+        "{}",
+        by_name.body
+    );
+    let nobody = reader.get("/t/operator/console/sign-ins?user=nobody").await;
+    assert!(nobody.body.contains("No user is named"), "{}", nobody.body);
+
+    let chain = auditor.get("/t/operator/console/logs/chain").await;
+    assert!(chain.body.contains("Intact"), "{}", chain.body);
+    // A record altered behind the database's back (its append-only trigger dropped) is found.
+    let lift = if server.db.is_postgres() {
+        "ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_change"
+    } else {
+        "DROP TRIGGER audit_events_no_update"
+    };
+    server.db.execute(lift).await.unwrap();
+    let changed = server
+        .db
+        .execute("UPDATE audit_events SET reason = 'nothing to see' WHERE action = 'user.unlock'")
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    let chain = auditor.get("/t/operator/console/logs/chain").await;
+    assert!(chain.body.contains("The chain is broken"), "{}", chain.body);
+
+    // Without audit.read, the logs are the API's refusal.
+    for path in [
+        "/t/operator/console/logs",
+        "/t/operator/console/logs/export?format=csv",
+        "/t/operator/console/sign-ins",
+        "/t/operator/console/logs/chain",
+    ] {
+        let refused = helpdesk.get(path).await;
+        assert_eq!(refused.status, 403, "{path}: {}", refused.body);
+        assert!(!refused.body.contains("user.unlock"));
+    }
+}

@@ -3,7 +3,7 @@
 //! passes through.
 
 pub(crate) mod access;
-mod audit;
+pub(crate) mod audit;
 mod conditional;
 mod devices;
 mod directory;

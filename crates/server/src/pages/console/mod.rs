@@ -31,6 +31,7 @@ use crate::extract::RequestOrigin;
 use crate::state::AppState;
 
 mod groups;
+mod logs;
 mod users;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -68,6 +69,10 @@ pub(super) fn routes() -> Router<AppState> {
             "/t/{tenant}/console/users/{id}/email-verification",
             post(users::email_verification),
         )
+        .route("/t/{tenant}/console/logs", get(logs::audit))
+        .route("/t/{tenant}/console/logs/export", get(logs::export))
+        .route("/t/{tenant}/console/logs/chain", get(logs::chain))
+        .route("/t/{tenant}/console/sign-ins", get(logs::sign_ins))
         .route("/t/{tenant}/console/groups", get(groups::list))
         .route(
             "/t/{tenant}/console/groups/new",
@@ -215,6 +220,8 @@ enum Section {
     Overview,
     Users,
     Groups,
+    Logs,
+    SignIns,
 }
 
 impl Frame<'_> {
@@ -472,6 +479,23 @@ async fn home(
             title: "Groups",
             href: format!("/t/{}/console/groups", me.tenant()),
             about: "Gather people (and other groups) so that roles and access can be given to all of them at once.",
+        });
+    }
+    if me
+        .caller
+        .decide(&state, Action::AuditRead, Scope::Tenant)
+        .await?
+        .allowed
+    {
+        sections.push(SectionCard {
+            title: "Sign-in log",
+            href: format!("/t/{}/console/sign-ins", me.tenant()),
+            about: "Who signed in and who failed, and why, with the last day drawn hour by hour.",
+        });
+        sections.push(SectionCard {
+            title: "Audit log",
+            href: format!("/t/{}/console/logs", me.tenant()),
+            about: "Every change and refusal, filtered and exported as CSV or JSON, and a check that nobody altered the trail.",
         });
     }
     let page = HomePage {
