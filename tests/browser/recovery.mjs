@@ -21,12 +21,22 @@ function messages() {
     .map((name) => readFileSync(`${mailDir}/${name}`, "utf8"));
 }
 
+/** The HTML of the message whose text is `text`. */
+function htmlOf(text) {
+  const name = readdirSync(mailDir).find((n) => n.endsWith(".txt") && readFileSync(`${mailDir}/${n}`, "utf8") === text);
+  return readFileSync(`${mailDir}/${name.replace(/\.txt$/, ".html")}`, "utf8");
+}
+
+/** The last message with a link found by `linkFor`, as HTML. */
+let lastHtml = "";
+
 /** Waits for a message to `name` with a link to `prefix` on this server, and returns the link's path. */
 async function linkFor(name, prefix) {
   for (let i = 0; i < 200; i++) {
     for (const text of messages().filter((t) => t.includes(name))) {
       const url = text.match(/http:\/\/localhost:\d+\/\S+/);
       if (url && url[0].includes(prefix)) {
+        lastHtml = htmlOf(text);
         return new URL(url[0]).pathname + new URL(url[0]).search;
       }
     }
@@ -60,6 +70,12 @@ for (const [width, height, label] of [[1280, 800, "desktop"], [320, 640, "phone"
 
   const reset = await linkFor(name, "/reset?token=");
   check(reset.startsWith("/t/operator/reset?token="), `a reset link: ${reset}`);
+  // The message as a mail program shows it: its button carries the same link.
+  await page.setContent(lastHtml);
+  check((await page.getByRole("link", { name: "Choose a new password" }).getAttribute("href")).endsWith(reset), "the button carries the link");
+  await accessible(page, `reset message (${label})`);
+  await noSidewaysScroll(page, `reset message (${label})`);
+  await page.screenshot({ path: `${shots}/51b-reset-message-${label}.png`, fullPage: true });
   await page.goto(`${base}${reset}`);
   check((await page.getByRole("heading", { level: 1 }).textContent()) === "Choose a new password", "the reset page");
   await accessible(page, `reset (${label})`);

@@ -7,7 +7,8 @@ With --cert and --key it offers STARTTLS and refuses mail before it (or, with --
 speaks TLS from the first byte). --defer N answers the first N messages with 451 (try again
 later). With --user and --password it requires AUTH (over TLS). Each accepted message is
 written to DIR/<n>.eml with the envelope recipient in an X-Envelope-To line first, and its
-decoded plain-text part to DIR/<n>.txt (for scripts without a MIME parser). The chosen port
+decoded plain-text and HTML parts to DIR/<n>.txt and DIR/<n>.html (for scripts without a
+MIME parser). The chosen port
 is written to FILE once the server listens. Stops when its standard input closes (or, with
 --forever, when it is killed).
 """
@@ -43,9 +44,10 @@ class Sink:
             out.write(envelope.original_content or envelope.content)
         os.replace(path + ".part", path)
         message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
-        text = message.get_body(preferencelist=("plain",))
-        with open(path[:-4] + ".txt", "w") as out:
-            out.write(text.get_content() if text else "")
+        for kind, extension in (("plain", ".txt"), ("html", ".html")):
+            part = message.get_body(preferencelist=(kind,))
+            with open(path[:-4] + extension, "w") as out:
+                out.write(part.get_content() if part else "")
         return "250 2.0.0 stored"
 
 
