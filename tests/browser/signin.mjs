@@ -3,6 +3,7 @@
 // in with it alone. Saves a screenshot of every page to target/screenshots/.
 // Needs PORTCULLIS_URL and PORTCULLIS_API_KEY (an administrator of the operator tenant).
 import { createHmac } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { api, base, check, launch, password, shots } from "./common.mjs";
 
 // RFC 6238 TOTP (SHA-1, 6 digits, 30 s), written here independently of the server.
@@ -50,6 +51,14 @@ await page.goto(`${base}/t/operator/sign-in`);
 await page.screenshot({ path: `${shots}/01-sign-in.png`, fullPage: true });
 await page.getByLabel("User name").fill(user.user_name);
 await page.getByLabel("Password").fill("not the right one at all");
+// "Show password" shows what was typed, says so to screen readers, and hides it again.
+const reveal = page.getByRole("button", { name: "Show password" });
+await reveal.click();
+check((await page.getByLabel("Password").getAttribute("type")) === "text", "the password is shown");
+check((await reveal.getAttribute("aria-pressed")) === "true", "the button says it is pressed");
+await page.screenshot({ path: `${shots}/01b-sign-in-password-shown.png`, fullPage: true });
+await reveal.click();
+check((await page.getByLabel("Password").getAttribute("type")) === "password", "and hidden again");
 await page.getByRole("button", { name: "Sign in", exact: true }).click();
 check((await page.getByRole("alert").textContent()).includes("do not match"), "a wrong password is explained");
 await page.screenshot({ path: `${shots}/02-sign-in-error.png`, fullPage: true });
@@ -65,6 +74,11 @@ await page.getByLabel("6-digit code from the app").fill(totp(secret));
 await page.getByRole("button", { name: "Turn on" }).click();
 check((await page.locator("ul.codes li").count()) === 10, "ten recovery codes are shown");
 await page.screenshot({ path: `${shots}/05-recovery-codes.png`, fullPage: true });
+const [saved] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download them" }).click()]);
+const savedText = readFileSync(await saved.path(), "utf8").trim().split("\n");
+check(savedText.length === 10, `the download holds the ten codes: ${savedText.length}`);
+check(savedText[0] === (await page.locator("ul.codes li code").first().textContent()).trim(), "the codes shown");
+check((await page.getByRole("status").last().textContent()).includes("Downloaded"), "the download is confirmed");
 
 await page.goto(`${base}/t/operator/account`);
 await page.getByRole("button", { name: "Sign out", exact: true }).click();

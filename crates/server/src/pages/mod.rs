@@ -165,6 +165,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             post(mfa::regenerate_recovery_codes),
         )
         .route("/assets/passkey.js", get(passkey_script))
+        .route("/assets/forms.js", get(forms_script))
         .merge(console::routes())
         .route(
             "/t/{tenant}/oauth/authorize",
@@ -227,6 +228,13 @@ async fn passkey_script() -> Response {
     asset(
         "text/javascript; charset=utf-8",
         include_str!("../../assets/passkey.js"),
+    )
+}
+
+async fn forms_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/forms.js"),
     )
 }
 
