@@ -171,8 +171,7 @@ pub(super) async fn audit(
     headers: HeaderMap,
 ) -> Result<Response, ConsoleError> {
     let here = format!("/t/{tenant}/console/logs");
-    let asked = uri.path_and_query().map_or(here.as_str(), |pq| pq.as_str());
-    let me = Console::enter(&state, &tenant, &headers, origin, asked).await?;
+    let me = Console::enter_asked(&state, &tenant, &headers, origin, &uri).await?;
     let link = |path: &str, extra: &[(&str, &str)], after: Option<&str>| {
         let mut params: Vec<(&str, &str)> = form.params().to_vec();
         params.extend_from_slice(extra);
@@ -266,9 +265,7 @@ pub(super) async fn export(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ConsoleError> {
-    let here = format!("/t/{tenant}/console/logs");
-    let asked = uri.path_and_query().map_or(here.as_str(), |pq| pq.as_str());
-    let me = Console::enter(&state, &tenant, &headers, origin, asked).await?;
+    let me = Console::enter_asked(&state, &tenant, &headers, origin, &uri).await?;
     let json = match form.format.as_str() {
         "json" => true,
         "csv" => false,
@@ -436,8 +433,7 @@ pub(super) async fn sign_ins(
     headers: HeaderMap,
 ) -> Result<Response, ConsoleError> {
     let here = format!("/t/{tenant}/console/sign-ins");
-    let asked = uri.path_and_query().map_or(here.as_str(), |pq| pq.as_str());
-    let me = Console::enter(&state, &tenant, &headers, origin, asked).await?;
+    let me = Console::enter_asked(&state, &tenant, &headers, origin, &uri).await?;
     let link = |after: Option<&str>| {
         list_link(
             &here,

@@ -113,6 +113,19 @@ struct Console {
 }
 
 impl Console {
+    /// `enter` for a page reached by GET: a sign-in comes back to the address asked for,
+    /// query and all.
+    async fn enter_asked(
+        state: &AppState,
+        tenant: &str,
+        headers: &HeaderMap,
+        origin: portcullis_core::audit::Origin,
+        uri: &axum::http::Uri,
+    ) -> Result<Self, ConsoleError> {
+        let asked = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+        Self::enter(state, tenant, headers, origin, asked).await
+    }
+
     /// The person behind the request as the API's caller, or the way to sign in and come back
     /// to `here`.
     async fn enter(

@@ -61,8 +61,7 @@ pub(super) async fn list(
     headers: HeaderMap,
 ) -> Result<Response, ConsoleError> {
     let here = format!("/t/{tenant}/console/users");
-    let asked = uri.path_and_query().map_or(here.as_str(), |pq| pq.as_str());
-    let me = Console::enter(&state, &tenant, &headers, origin, asked).await?;
+    let me = Console::enter_asked(&state, &tenant, &headers, origin, &uri).await?;
     let q = query.q.trim();
     let api_query = UserQuery {
         state: LifecycleState::parse(&query.state),
