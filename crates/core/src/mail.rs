@@ -47,6 +47,16 @@ impl LinkPurpose {
         }
     }
 
+    /// How long a link of this purpose works unless its creator says otherwise: a reset
+    /// short enough that an old mailbox holds nothing useful, the others long enough to be
+    /// found after a weekend.
+    pub fn default_hours(self) -> u32 {
+        match self {
+            Self::Reset => 1,
+            Self::Enrol | Self::Verify => 72,
+        }
+    }
+
     /// The message that carries a link of this purpose.
     pub fn message(self) -> MailKind {
         match self {

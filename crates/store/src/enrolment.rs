@@ -79,16 +79,18 @@ impl Store {
         let mut w = self.write(ctx).await?;
         let row = w
             .fetch_optional(
-                query("SELECT state, email FROM users WHERE tenant_id = $1 AND id = $2")
-                    .bind(ctx.tenant_id)
-                    .bind(new.user_id),
+                query(
+                    "SELECT state, expires_at, email FROM users WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(ctx.tenant_id)
+                .bind(new.user_id),
             )
             .await?
             .ok_or(StoreError::NotFound)?;
-        if row.text("state")? != LifecycleState::Active.as_str() {
+        if !usable(&row, ctx.now)? {
             return Err(StoreError::conflict(
                 "state",
-                "the user is not active; enable or restore it first",
+                "the user is not active (disabled, deleted or past their expiry); enable, restore or extend it first",
             ));
         }
         let email = row.opt_text("email")?;
@@ -208,9 +210,7 @@ impl Store {
         if row.time("expires_at")? <= now {
             return Ok(Err(UnusableLink::Expired));
         }
-        let active = row.text("state")? == LifecycleState::Active.as_str()
-            && row.opt_time("user_expires_at")?.is_none_or(|at| at > now);
-        if !active {
+        if !usable_as(&row, "user_expires_at", now)? {
             return Ok(Err(UnusableLink::UserInactive));
         }
         Ok(Ok(row.parse("user_id")?))
@@ -253,9 +253,7 @@ impl Store {
             )
             .await?
             .ok_or(StoreError::NotFound)?;
-        let active = user.text("state")? == LifecycleState::Active.as_str()
-            && user.opt_time("expires_at")?.is_none_or(|at| at > now);
-        if !active {
+        if !usable(&user, now)? {
             return Ok(Err(UnusableLink::UserInactive));
         }
         Ok(Ok((user_id, taken.opt_text("sent_to")?)))
@@ -321,6 +319,20 @@ impl Store {
         w.commit().await?;
         Ok(Ok(user_id))
     }
+}
+
+/// Whether the user in `row` (its `state` and `expires_at`) may act at `now`.
+fn usable(row: &crate::db::Row, now: OffsetDateTime) -> Result<bool, StoreError> {
+    usable_as(row, "expires_at", now)
+}
+
+fn usable_as(
+    row: &crate::db::Row,
+    expires_column: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    Ok(row.text("state")? == LifecycleState::Active.as_str()
+        && row.opt_time(expires_column)?.is_none_or(|at| at > now))
 }
 
 /// Marks the user's address proven if it is still `sent_to`. Returns whether it is.

@@ -241,6 +241,17 @@ async fn a_forgotten_password_is_reset_with_a_mailed_link_once_and_every_session
     assert!(message.html.contains("Choose a new password"));
     let link = message.link();
     assert!(link.starts_with("/t/operator/reset?token="), "{link}");
+    // Another tenant's reset page knows nothing of it.
+    server.admin().create_tenant("elsewhere").await;
+    let elsewhere = browser
+        .get(&link.replace("/t/operator/", "/t/elsewhere/"))
+        .await;
+    assert!(
+        elsewhere.body.contains("This link is not valid"),
+        "{}",
+        elsewhere.body
+    );
+    assert_eq!(elsewhere.status, 404, "{}", elsewhere.body);
 
     let done = choose_password(&mut browser, &link, NEW_PASSWORD).await;
     assert_eq!(done.status, 303);
@@ -307,6 +318,18 @@ async fn a_reset_request_answers_the_same_for_any_name_and_an_account_gets_few_m
     let unknown = forgot(&mut browser, "nobody-here").await;
     assert_eq!(known.status, unknown.status);
     assert_eq!(known.body, unknown.body, "the answer tells nothing");
+    let oversized = forgot(&mut browser, &"a".repeat(257)).await;
+    assert_eq!(oversized.status, 422, "{}", oversized.body);
+    // A guest past their expiry is refused inside the write, like a disabled user.
+    let guest = person(&server, "gone").await;
+    server
+        .db
+        .execute(&format!(
+            "UPDATE users SET expires_at = 1 WHERE id = '{guest}'"
+        ))
+        .await
+        .unwrap();
+    forgot(&mut browser, "gone").await;
 
     // Twenty requests at once for one account: the limit is checked inside the write.
     let csrf = browser.get("/t/operator/forgot").await.csrf();
@@ -320,9 +343,9 @@ async fn a_reset_request_answers_the_same_for_any_name_and_an_account_gets_few_m
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let admin = server.admin();
     let requests = admin
-        .audit_once("user.password_reset.request", |events| events.len() >= 22)
+        .audit_once("user.password_reset.request", |events| events.len() >= 23)
         .await;
-    assert_eq!(requests.len(), 22, "every request is audited");
+    assert_eq!(requests.len(), 23, "every request is audited");
     let granted = requests
         .iter()
         .filter(|e| e["outcome"] == "success")
@@ -333,6 +356,10 @@ async fn a_reset_request_answers_the_same_for_any_name_and_an_account_gets_few_m
         .filter_map(|e| e["reason"].as_str())
         .collect();
     assert!(reasons.contains(&"no such account"), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("past their expiry")),
+        "{reasons:?}"
+    );
     let messages = sink.wait_for(3).await;
     assert_eq!(messages.len(), 3);
     assert!(messages.iter().all(|m| m.to == "otto@example.com"));

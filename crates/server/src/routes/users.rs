@@ -655,7 +655,6 @@ pub async fn unlock(
     lockout(State(state), caller, ApiPath(id)).await
 }
 
-const DEFAULT_LINK_HOURS: u32 = 72;
 const MAX_LINK_HOURS: u32 = 30 * 24;
 
 /// Creates a single-use, expiring enrolment link for an active user, replacing any unused one.
@@ -672,7 +671,9 @@ pub async fn create_enrolment_link(
     ApiPath(id): ApiPath<UserId>,
     ApiJson(body): ApiJson<EnrolmentLinkRequest>,
 ) -> ApiResult<(StatusCode, Json<EnrolmentLink>)> {
-    let hours = body.expires_in_hours.unwrap_or(DEFAULT_LINK_HOURS);
+    let hours = body
+        .expires_in_hours
+        .unwrap_or(LinkPurpose::Enrol.default_hours());
     if !(1..=MAX_LINK_HOURS).contains(&hours) {
         return Err(ApiError::Validation(ValidationError::new(
             "expires_in_hours",
@@ -718,8 +719,6 @@ fn mail_delivered(state: &AppState, field: &str) -> ApiResult<()> {
     Ok(())
 }
 
-const VERIFICATION_LINK_HOURS: u32 = 72;
-
 /// Mails the user a link with which they prove the address on their account is theirs (the
 /// `email_verified` claim), replacing any unused one.
 #[utoipa::path(post, path = "/v1/users/{id}/email-verification", tag = "users",
@@ -741,7 +740,7 @@ pub async fn send_email_verification(
         &ctx,
         &caller.tenant.name,
         (id, LinkPurpose::Verify),
-        VERIFICATION_LINK_HOURS,
+        LinkPurpose::Verify.default_hours(),
         true,
     )
     .await?;
