@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use portcullis_api::audit::{AuditQuery, ChainQuery, SignInQuery};
 use portcullis_core::ValidationError;
 use portcullis_core::audit::{AuditRecord, ChainVerifier, Outcome};
+use portcullis_core::page::Page;
 
 use super::{Console, ConsoleError, Frame, Section, list_link};
 use crate::extract::{ApiQuery, RequestOrigin};
@@ -276,21 +277,17 @@ pub(super) async fn export(
             .into());
         }
     };
-    let mut records: Vec<AuditRecord> = Vec::new();
-    let mut cursor = None;
-    loop {
-        let query = form
-            .query(cursor, portcullis_core::page::MAX_LIMIT)
-            .map_err(crate::pages::PageError::from)?;
-        let Json(found) =
-            api::list_events(State(state.clone()), me.caller.clone(), ApiQuery(query)).await?;
-        records.extend(found.items);
-        cursor = found.next_cursor;
-        if cursor.is_none() || records.len() >= MAX_EXPORT {
-            break;
-        }
-    }
-    records.truncate(MAX_EXPORT);
+    let query = form
+        .query(None, portcullis_core::page::MAX_LIMIT)
+        .map_err(crate::pages::PageError::from)?;
+    let (records, _) = up_to(MAX_EXPORT, |cursor| {
+        let query = AuditQuery {
+            cursor,
+            ..query.clone()
+        };
+        api::list_events(State(state.clone()), me.caller.clone(), ApiQuery(query))
+    })
+    .await?;
     let stamp = state
         .clock
         .now()
@@ -317,6 +314,27 @@ pub(super) async fn export(
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
+}
+
+/// Reads pages of events with `fetch` (given each page's cursor) until none are left or
+/// `most` are read; returns at most `most` events, and whether there were more.
+async fn up_to<F, Fut>(most: usize, mut fetch: F) -> Result<(Vec<AuditRecord>, bool), ConsoleError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = crate::error::ApiResult<Json<Page<AuditRecord>>>>,
+{
+    let mut records = Vec::new();
+    let mut cursor = None;
+    loop {
+        let Json(found) = fetch(cursor).await?;
+        records.extend(found.items);
+        cursor = found.next_cursor;
+        if cursor.is_none() || records.len() >= most {
+            let more = cursor.is_some() || records.len() > most;
+            records.truncate(most);
+            return Ok((records, more));
+        }
+    }
 }
 
 /// The filters of the sign-in log.
@@ -484,9 +502,7 @@ pub(super) async fn sign_ins(
     page.next = found.next_cursor.as_deref().map(|c| link(Some(c)));
 
     let now = state.clock.now();
-    let mut day = Vec::new();
-    let mut cursor = None;
-    loop {
+    let (day, sampled) = up_to(MAX_CHARTED, |cursor| {
         let query = SignInQuery {
             from: Some(now - time::Duration::hours(24)),
             user_id: user_id.clone(),
@@ -494,15 +510,10 @@ pub(super) async fn sign_ins(
             limit: Some(portcullis_core::page::MAX_LIMIT),
             ..SignInQuery::default()
         };
-        let Json(found) =
-            api::sign_ins(State(state.clone()), me.caller.clone(), ApiQuery(query)).await?;
-        day.extend(found.items);
-        cursor = found.next_cursor;
-        if cursor.is_none() || day.len() >= MAX_CHARTED {
-            page.sampled = cursor.is_some();
-            break;
-        }
-    }
+        api::sign_ins(State(state.clone()), me.caller.clone(), ApiQuery(query))
+    })
+    .await?;
+    page.sampled = sampled;
     page.day_successes = day.iter().filter(|r| r.outcome == Outcome::Success).count();
     page.day_failures = day.len() - page.day_successes;
     (page.hours, page.reasons) = charts(&day, now);
