@@ -57,3 +57,68 @@ pub struct CreateRoleAssignment {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ends_at: Option<OffsetDateTime>,
 }
+
+/// A record or one of Portcullis's own objects, as the access explorer names it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExplorerResource {
+    /// A resource type the tenant registered (`document`), or one of Portcullis's own by its
+    /// bare name (`user`, `group`, `environment`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The record's external id; for Portcullis's own objects, any id (they are decided on the
+    /// tenant's configuration), an environment's id for `environment`.
+    pub id: String,
+}
+
+/// May this principal do this on this resource, and why?
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessQuestion {
+    pub principal: PrincipalRef,
+    /// An action of the resource's type: `read`, or `document.read`.
+    pub action: String,
+    pub resource: ExplorerResource,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AccessAnswer {
+    pub allowed: bool,
+    /// What allowed or refused it: `kind` and the ids it names (as AuthZEN decisions carry).
+    #[schema(value_type = Object)]
+    pub reason: portcullis_core::engine::tenant::Reason,
+    /// The reason in words.
+    pub reason_text: String,
+    /// When the assignment or share that decided it is held by a group: the groups through
+    /// which the principal is in it, from one it is directly in to the holder. Empty when the
+    /// principal holds it itself.
+    pub through: Vec<PrincipalRef>,
+    /// The change-feed revision the answer was made at.
+    pub revision: i64,
+}
+
+/// Who may do this on this resource?
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhoCanQuestion {
+    pub action: String,
+    pub resource: ExplorerResource,
+    /// Only principals of these kinds (all kinds when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kinds: Option<Vec<PrincipalKind>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// At most this many (default 50, at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WhoCanAnswer {
+    /// In (kind, id) order.
+    pub principals: Vec<PrincipalRef>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    pub revision: i64,
+}

@@ -30,6 +30,11 @@ pub struct ExplainArgs {
     resource: String,
     #[command(flatten)]
     freshness: Freshness,
+    /// Ask the admin API's access explorer (needs `role.read`) instead of the AuthZEN endpoint
+    /// (needs `access.evaluate`); it decides on the latest revision and names every group
+    /// between the subject and the group that holds the access.
+    #[arg(long, conflicts_with = "min_revision")]
+    explorer: bool,
     /// Print the server's JSON answer instead.
     #[arg(long)]
     json: bool,
@@ -50,6 +55,10 @@ pub struct WhoCanArgs {
     page: Page,
     #[command(flatten)]
     freshness: Freshness,
+    /// Ask the admin API's access explorer (needs `role.read`) instead of the AuthZEN search
+    /// (needs `access.evaluate`). Its pages hold at most 500.
+    #[arg(long, conflicts_with = "min_revision")]
+    explorer: bool,
 }
 
 #[derive(clap::Args)]
@@ -221,19 +230,37 @@ fn action(name: &str) -> ActionBody {
 pub async fn explain(args: ExplainArgs, connection: &Connection) -> anyhow::Result<ExitCode> {
     let pdp = Pdp::new(connection).await?;
     let subject = pdp.subject(&args.subject).await?;
-    let body = EvaluationBody {
-        subject: Some(subject.clone()),
-        action: Some(action(&args.action)),
-        resource: Some(resource(&args.resource)?),
-        context: Some(args.freshness.context()?),
+    let on = resource(&args.resource)?;
+    let (answer, decided) = if args.explorer {
+        let body = json!({
+            "principal": {"kind": subject.kind, "id": subject.id},
+            "action": args.action,
+            "resource": {"type": on.kind, "id": on.id},
+        });
+        let answer = pdp.api.post("/v1/access-explorer/check", &body).await?;
+        let decided = answer.clone();
+        (answer, decided)
+    } else {
+        let body = EvaluationBody {
+            subject: Some(subject.clone()),
+            action: Some(action(&args.action)),
+            resource: Some(on),
+            context: Some(args.freshness.context()?),
+        };
+        let answer = pdp.ask("evaluation", &body).await?;
+        let decided = json!({
+            "allowed": answer["decision"],
+            "reason": answer["context"]["reason"],
+            "reason_text": answer["context"]["reason_text"],
+            "revision": answer["context"]["revision"],
+        });
+        (answer, decided)
     };
-    let answer = pdp.ask("evaluation", &body).await?;
     if args.json || crate::output::json_asked() {
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let allowed = answer["decision"].as_bool() == Some(true);
-    let reason = &answer["context"]["reason"];
+    let allowed = decided["allowed"].as_bool() == Some(true);
     let subject = json!(subject);
     let who = pdp.name_of(&subject).await;
     println!(
@@ -245,14 +272,14 @@ pub async fn explain(args: ExplainArgs, connection: &Connection) -> anyhow::Resu
     );
     println!(
         "  because {}",
-        answer["context"]["reason_text"].as_str().unwrap_or("?")
+        decided["reason_text"].as_str().unwrap_or("?")
     );
-    for line in chain(&pdp, &subject, &who, reason).await {
+    for line in chain(&pdp, &subject, &who, &decided).await {
         println!("  {line}");
     }
     println!(
         "  (snapshot revision {})",
-        answer["context"]["revision"].as_i64().unwrap_or(-1)
+        decided["revision"].as_i64().unwrap_or(-1)
     );
     // Scripts can branch on the exit code, as with `test`.
     Ok(if allowed {
@@ -262,16 +289,30 @@ pub async fn explain(args: ExplainArgs, connection: &Connection) -> anyhow::Resu
     })
 }
 
-/// The links from the subject to what decided: the group it holds through, the role by name,
-/// and what the role grants.
-async fn chain(pdp: &Pdp, subject: &Value, who: &str, reason: &Value) -> Vec<String> {
+/// The links from the subject to what decided: the groups it holds through, the role by
+/// name, and what the role grants.
+async fn chain(pdp: &Pdp, subject: &Value, who: &str, decided: &Value) -> Vec<String> {
+    let reason = &decided["reason"];
     let mut lines = Vec::new();
     let holder = &reason["principal"];
-    if holder.is_object() && holder["id"] != subject["id"] {
-        lines.push(format!(
+    match decided["through"].as_array() {
+        Some(through) if !through.is_empty() => {
+            let mut line = who.to_owned();
+            for (i, group) in through.iter().enumerate() {
+                let joins = if i == 0 {
+                    "is a member of"
+                } else {
+                    ", which is in"
+                };
+                line.push_str(&format!(" {joins} {}", pdp.name_of(group).await));
+            }
+            lines.push(line);
+        }
+        _ if holder.is_object() && holder["id"] != subject["id"] => lines.push(format!(
             "{who} is a member of {} (directly or through nested groups)",
             pdp.name_of(holder).await
-        ));
+        )),
+        _ => {}
     }
     if !reason["role"].is_null() {
         let mut line = format!("role {}", pdp.role_name(&reason["role"]).await);
@@ -296,6 +337,24 @@ async fn chain(pdp: &Pdp, subject: &Value, who: &str, reason: &Value) -> Vec<Str
 
 pub async fn who_can(args: WhoCanArgs, connection: &Connection) -> anyhow::Result<ExitCode> {
     let pdp = Pdp::new(connection).await?;
+    let on = resource(&args.resource)?;
+    if args.explorer {
+        let body = json!({
+            "action": args.action,
+            "resource": {"type": on.kind, "id": on.id},
+            "kinds": [args.kind],
+            "cursor": args.page.page_token,
+            "limit": args.page.limit,
+        });
+        let answer = pdp.api.post("/v1/access-explorer/who-can", &body).await?;
+        for found in answer["principals"].as_array().into_iter().flatten() {
+            println!("{}", pdp.name_of(found).await);
+        }
+        if let Some(token) = answer["next_cursor"].as_str() {
+            eprintln!("more: pass --page-token {token} for the next page");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let body = SearchBody {
         subject: Some(SubjectBody {
             kind: args.kind,
@@ -303,7 +362,7 @@ pub async fn who_can(args: WhoCanArgs, connection: &Connection) -> anyhow::Resul
             properties: None,
         }),
         action: Some(action(&args.action)),
-        resource: Some(resource(&args.resource)?),
+        resource: Some(on),
         context: Some(args.freshness.context()?),
         page: Some(args.page.body()),
     };

@@ -392,6 +392,32 @@ async fn tour(cli: &Cli) {
         "document:d-1",
     ])
     .await;
+    // The same two questions through the admin API's access explorer.
+    let (code, said, _) = cli
+        .run(
+            &[
+                "explain",
+                "--explorer",
+                "--subject",
+                "user:bob",
+                "--action",
+                "document.read",
+                "--resource",
+                "document:d-1",
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(code, 0, "the explorer agrees: {said}");
+    cli.ok(&[
+        "who-can",
+        "--explorer",
+        "--action",
+        "document.read",
+        "--resource",
+        "document:d-1",
+    ])
+    .await;
     cli.ok(&[
         "what-can",
         "--subject",

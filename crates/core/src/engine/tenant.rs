@@ -495,6 +495,42 @@ impl TenantEngine {
             .collect()
     }
 
+    /// How `member` comes to be in `group`: the groups from one `member` is directly in to
+    /// `group` itself, each directly in the next. Empty when `member` is `group` or not in it.
+    /// Read from the closure alone (no direct edges are kept): among the groups that lead to
+    /// `group`, one that no other of them leads to is a direct membership, or it would have one
+    /// of them before it.
+    pub fn membership_path(&self, member: PrincipalRef, group: PrincipalRef) -> Vec<PrincipalRef> {
+        let (Some(mut at), Some(goal)) = (self.node(&member), self.node(&group)) else {
+            return Vec::new();
+        };
+        let within = |node: u32, of: u32| self.snapshot.groups_of(node).binary_search(&of).is_ok();
+        if !within(at, goal) {
+            return Vec::new();
+        }
+        let mut path = Vec::new();
+        while at != goal {
+            let leading: Vec<u32> = self
+                .snapshot
+                .groups_of(at)
+                .iter()
+                .copied()
+                .filter(|g| *g == goal || within(*g, goal))
+                .collect();
+            let Some(next) = leading
+                .iter()
+                .copied()
+                .find(|g| !leading.iter().any(|other| within(*other, *g)))
+            else {
+                // Only a cycle leaves no first step, and cycles are quarantined.
+                return Vec::new();
+            };
+            path.push(self.node_refs[next as usize]);
+            at = next;
+        }
+        path
+    }
+
     /// The memberships (member, group) that close a cycle, if the stored data holds any:
     /// removing them restores every principal they take out.
     pub fn membership_cycles(&self) -> Vec<(PrincipalRef, PrincipalRef)> {
@@ -1199,6 +1235,47 @@ mod tests {
         let engine = TenantEngine::build(plain).unwrap();
         assert!(check(&engine, t.bob, "read", doc("d-sales")).allowed);
         assert!(!check(&engine, t.bob, "read", doc("d-emea")).allowed);
+    }
+
+    #[test]
+    fn a_membership_path_goes_one_direct_membership_at_a_time() {
+        let mut t = tenant();
+        // alice → editors → writers → staff, and alice → staff directly too; bob in nothing.
+        let (writers, staff) = (GroupId::generate(), GroupId::generate());
+        for g in [writers, staff] {
+            t.source.principals.push((PrincipalRef::group(g), None));
+        }
+        t.source.memberships.extend([
+            (PrincipalRef::group(t.editors), writers),
+            (PrincipalRef::group(writers), staff),
+        ]);
+        let engine = TenantEngine::build(t.source.clone()).unwrap();
+        let g = PrincipalRef::group;
+        assert_eq!(
+            engine.membership_path(t.alice, g(staff)),
+            vec![g(t.editors), g(writers), g(staff)]
+        );
+        assert_eq!(
+            engine.membership_path(t.alice, g(t.editors)),
+            vec![g(t.editors)]
+        );
+        assert!(engine.membership_path(t.bob, g(staff)).is_empty());
+        assert!(engine.membership_path(g(staff), g(staff)).is_empty());
+        // With a direct membership as well, every step is still a direct one.
+        t.source.memberships.push((t.alice, staff));
+        let engine = TenantEngine::build(t.source.clone()).unwrap();
+        let path = engine.membership_path(t.alice, g(staff));
+        assert_eq!(path.last(), Some(&g(staff)));
+        let direct = |m: PrincipalRef, group: PrincipalRef| {
+            t.source
+                .memberships
+                .contains(&(m, GroupId::from_uuid(group.id)))
+        };
+        let mut from = t.alice;
+        for step in path {
+            assert!(direct(from, step), "{from:?} is not in {step:?}");
+            from = step;
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub(crate) mod audit;
 mod conditional;
 mod devices;
 mod directory;
+mod explorer;
 pub(crate) mod groups;
 mod ops;
 mod resources;
@@ -214,6 +215,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             service_principals::put_oauth_client
         ))
         .routes(routes!(roles::list_roles))
+        .routes(routes!(explorer::check))
+        .routes(routes!(explorer::who_can))
         .routes(routes!(
             roles::list_role_assignments,
             roles::create_role_assignment
