@@ -1264,7 +1264,7 @@ async fn the_access_explorer_draws_the_path_through_nested_groups_and_pages_who_
         .admin
         .post("/v1/access-explorer/check", ask(&t.alice, "fly", "d-emea"))
         .await
-        .expect(400);
+        .expect(422);
     assert_eq!(problem["field"], "action", "{problem}");
     let problem = t
         .admin
@@ -1273,7 +1273,7 @@ async fn the_access_explorer_draws_the_path_through_nested_groups_and_pages_who_
             ask(&t.alice, "read", "d-nowhere"),
         )
         .await
-        .expect(400);
+        .expect(422);
     assert_eq!(problem["field"], "resource.id", "{problem}");
     let problem = t
         .admin

@@ -939,3 +939,246 @@ async fn an_auditor_reads_filters_exports_and_checks_the_logs_and_others_cannot(
         assert!(!refused.body.contains("user.unlock"));
     }
 }
+
+#[tokio::test]
+async fn roles_are_assigned_scheduled_removed_and_explained_in_the_console() {
+    let server = TestServer::start().await;
+    no_mfa_for_administrators(&server).await;
+    let (pat, mut browser) = administrator(&server, "pat", "privileged_role_administrator").await;
+    let (audrey, mut auditor) = administrator(&server, "audrey", "auditor").await;
+    let admin = server.admin();
+    let bob = admin.create_user("bob").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let team = admin
+        .post("/v1/groups", json!({"name": "Night shift"}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin
+        .post(
+            &format!("/v1/groups/{team}/members"),
+            json!({"kind": "user", "id": bob}),
+        )
+        .await
+        .expect(201);
+    let assignments_of = |kind: &'static str, id: String| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .get(&format!(
+                    "/v1/role-assignments?principal_kind={kind}&principal_id={id}"
+                ))
+                .await
+                .expect(200)["items"]
+                .as_array()
+                .unwrap()
+                .clone()
+        }
+    };
+
+    let list = browser.get("/t/operator/console/access").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains("pat") && list.body.contains("Privileged role administrator"));
+    let csrf = browser
+        .get("/t/operator/console/access/assign")
+        .await
+        .csrf();
+    let assign = |kind: &str, name: &str, role: &str, scope: &str, starts: &str, ends: &str| {
+        [
+            ("csrf", csrf.clone()),
+            ("kind", kind.to_owned()),
+            ("name", name.to_owned()),
+            ("role", role.to_owned()),
+            ("scope", scope.to_owned()),
+            ("starts_at", starts.to_owned()),
+            ("ends_at", ends.to_owned()),
+        ]
+    };
+
+    // Mistakes are said on the form, with what was typed kept, and create nothing.
+    for (fields, said) in [
+        (
+            assign("user", "nobody", "auditor", "tenant", "", ""),
+            "There is no user named “nobody”",
+        ),
+        (
+            assign("group", "night shift", "auditor", "everywhere", "", ""),
+            "The scope must be",
+        ),
+        (
+            assign("group", "night shift", "auditor", "tenant", "tomorrow", ""),
+            "The start must be a date and time",
+        ),
+        (
+            assign(
+                "group",
+                "night shift",
+                "auditor",
+                "tenant",
+                "2030-01-02T00:00",
+                "2030-01-01T00:00",
+            ),
+            "ends at",
+        ),
+    ] {
+        let refused = browser
+            .post("/t/operator/console/access/assign", &pairs(&fields))
+            .await;
+        assert_eq!(refused.status, 422, "{said}: {}", refused.body);
+        assert!(refused.body.contains(said), "{said}: {}", refused.body);
+        assert!(refused.body.contains("value=\"night shift\"") || said.contains("nobody"));
+    }
+    assert!(assignments_of("group", team.clone()).await.is_empty());
+
+    // The group gets the auditor role by its name; the trail names pat.
+    let made = browser
+        .post(
+            "/t/operator/console/access/assign",
+            &pairs(&assign("group", "night shift", "auditor", "tenant", "", "")),
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    assert_eq!(made.location(), "/t/operator/console/access?done=assigned");
+    let held = assignments_of("group", team.clone()).await;
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0]["role"], "auditor");
+    let trail = admin
+        .get("/v1/audit?action=role_assignment.create&outcome=success")
+        .await
+        .expect(200);
+    assert_eq!(trail["items"][0]["actor"]["id"], pat.as_str(), "{trail}");
+    // A scheduled one for bob himself is listed as such.
+    let later = browser
+        .post(
+            "/t/operator/console/access/assign",
+            &pairs(&assign(
+                "user",
+                "BOB",
+                "security_reader",
+                "tenant",
+                "2099-01-01T09:00",
+                "",
+            )),
+        )
+        .await;
+    assert_eq!(later.status, 303, "{}", later.body);
+    let scheduled = assignments_of("user", bob.clone()).await;
+    assert_eq!(scheduled[0]["starts_at"], "2099-01-01T09:00:00Z");
+    let list = browser
+        .get("/t/operator/console/access?role=security_reader")
+        .await;
+    assert!(
+        list.body.contains("scheduled") && list.body.contains(">bob <"),
+        "{}",
+        list.body
+    );
+    assert!(!list.body.contains("Night shift"), "{}", list.body);
+
+    // The explorer draws bob → Night shift → assignment → Auditor → audit.read → tenant.
+    let why = browser
+        .get("/t/operator/console/access/explorer?ask=check&kind=user&name=bob&action=read&resource_type=audit&resource_id=-")
+        .await;
+    assert_eq!(why.status, 200, "{}", why.body);
+    let path = between(&why.body, "<ol class=\"path\"", "</ol>")[0];
+    let order = [
+        "bob",
+        "Night shift",
+        "Auditor",
+        "audit.read",
+        "the whole organisation",
+        "audit -",
+    ];
+    let mut at = 0;
+    for node in order {
+        let found = path[at..]
+            .find(node)
+            .unwrap_or_else(|| panic!("{node} after {at}: {path}"));
+        at += found;
+    }
+    assert!(why.body.contains("Allowed"), "{}", why.body);
+    // A denial names the node where the path broke.
+    let denied = browser
+        .get("/t/operator/console/access/explorer?ask=check&kind=user&name=bob&action=create&resource_type=user&resource_id=-")
+        .await;
+    assert!(
+        denied.body.contains("Denied") && denied.body.contains("class=\"broken\""),
+        "{}",
+        denied.body
+    );
+    // Who can read the trail: bob through the group, the group itself and audrey; not pat,
+    // whose role assigns roles and does not read the trail.
+    let who = browser
+        .get("/t/operator/console/access/explorer?ask=who&action=audit.read&resource_type=audit&resource_id=-")
+        .await;
+    assert_eq!(who.status, 200, "{}", who.body);
+    let listed = between(&who.body, "<ul class=\"plain\">", "</ul>")[0];
+    assert!(
+        listed.contains("bob") && listed.contains("audrey") && listed.contains("Night shift"),
+        "{listed}"
+    );
+    assert!(!listed.contains("pat"), "{listed}");
+    // A question that cannot be asked is said on the page.
+    let bad = browser
+        .get("/t/operator/console/access/explorer?ask=check&kind=user&name=bob&action=fly&resource_type=audit&resource_id=-")
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(
+        bad.body.contains("The action is not an action"),
+        "{}",
+        bad.body
+    );
+
+    // Roles are listed with what they allow, grouped by type.
+    let roles = browser.get("/t/operator/console/roles").await;
+    assert!(
+        roles.body.contains("Auditor") && roles.body.contains("portcullis:audit"),
+        "{}",
+        roles.body
+    );
+
+    // Removing the group's assignment ends bob's access at once.
+    let id = held[0]["id"].as_str().unwrap();
+    let removed = browser
+        .post(
+            &format!("/t/operator/console/access/{id}/remove"),
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    admin
+        .get(&format!("/v1/role-assignments/{id}"))
+        .await
+        .expect(404);
+    let why = browser
+        .get("/t/operator/console/access/explorer?ask=check&kind=user&name=bob&action=read&resource_type=audit&resource_id=-")
+        .await;
+    assert!(why.body.contains("Denied"), "{}", why.body);
+
+    // An auditor reads the trail, not who holds what: every access page is refused.
+    for page in [
+        "/t/operator/console/access",
+        "/t/operator/console/roles",
+        "/t/operator/console/access/explorer?ask=who&action=audit.read&resource_type=audit&resource_id=-",
+    ] {
+        assert_eq!(auditor.get(page).await.status, 403, "{page}");
+    }
+    let auditor_csrf = auditor.get("/t/operator/account").await.csrf();
+    let forged = auditor
+        .post(
+            "/t/operator/console/access/assign",
+            &pairs(&[
+                ("csrf", auditor_csrf),
+                ("kind", "user".to_owned()),
+                ("name", "audrey".to_owned()),
+                ("role", "tenant_administrator".to_owned()),
+                ("scope", "tenant".to_owned()),
+            ]),
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert_eq!(assignments_of("user", audrey).await.len(), 1);
+}

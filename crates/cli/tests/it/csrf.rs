@@ -621,6 +621,23 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             &[],
         ),
         Case::new(
+            "/t/{tenant}/console/access/assign",
+            Victim,
+            "/t/operator/console/access/assign".into(),
+            &[
+                ("kind", "user"),
+                ("name", "ada"),
+                ("role", "tenant_administrator"),
+                ("scope", "tenant"),
+            ],
+        ),
+        Case::new(
+            "/t/{tenant}/console/access/{id}/remove",
+            Victim,
+            format!("/t/operator/console/access/{ada}/remove"),
+            &[],
+        ),
+        Case::new(
             "/t/{tenant}/device/decision",
             Victim,
             "/t/operator/device/decision".into(),

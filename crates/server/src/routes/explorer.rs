@@ -9,6 +9,7 @@ use axum::extract::State;
 use portcullis_api::roles::{
     AccessAnswer, AccessQuestion, ExplorerResource, WhoCanAnswer, WhoCanQuestion,
 };
+use portcullis_core::ValidationError;
 use portcullis_core::authz::{Action, Scope};
 use portcullis_core::engine::tenant::{Reason, Resource, Subject, instant};
 use portcullis_core::identity::{PrincipalKind, PrincipalRef};
@@ -37,14 +38,14 @@ fn resource_of(body: &ExplorerResource) -> Resource<'_> {
 /// A question the engine could not ask, as the field to mend.
 fn unanswerable(reason: &Reason) -> Option<ApiError> {
     match reason {
-        Reason::UnknownAction => Some(ApiError::bad_request(
+        Reason::UnknownAction => Some(ApiError::Validation(ValidationError::new(
             "action",
             "is not an action of that resource type (or the type is not registered)",
-        )),
-        Reason::UnknownResource => Some(ApiError::bad_request(
+        ))),
+        Reason::UnknownResource => Some(ApiError::Validation(ValidationError::new(
             "resource.id",
             "names no record of that type registered with Portcullis",
-        )),
+        ))),
         _ => None,
     }
 }
@@ -53,7 +54,7 @@ fn unanswerable(reason: &Reason) -> Option<ApiError> {
 /// assignment that decided it, the groups through which the principal holds it, or the
 /// nearest miss. A principal that is not active is told `unknown_subject`.
 #[utoipa::path(post, path = "/v1/access-explorer/check", tag = "authorization", request_body = AccessQuestion,
-    responses((status = 200, body = AccessAnswer), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, body = AccessAnswer), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn check(
     State(state): State<AppState>,
     caller: Caller,
@@ -91,7 +92,7 @@ pub async fn check(
 
 /// The principals that may do the action on the resource, a page at a time.
 #[utoipa::path(post, path = "/v1/access-explorer/who-can", tag = "authorization", request_body = WhoCanQuestion,
-    responses((status = 200, body = WhoCanAnswer), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, body = WhoCanAnswer), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn who_can(
     State(state): State<AppState>,
     caller: Caller,

@@ -11,10 +11,8 @@ use serde::Deserialize;
 
 use portcullis_api::groups::{CreateGroup, GroupQuery, UpdateGroup};
 use portcullis_api::tenants::ListParams;
-use portcullis_api::users::UserQuery;
 use portcullis_core::GroupId;
-use portcullis_core::identity::{Group, GroupMember, PrincipalKind, PrincipalRef};
-use portcullis_core::names::name_key;
+use portcullis_core::identity::{Group, GroupMember, PrincipalKind};
 
 use super::{
     Console, ConsoleError, CsrfForm, Frame, Section, VersionForm, as_shown, given, list_link,
@@ -275,8 +273,7 @@ pub(super) struct AddMemberForm {
     name: String,
 }
 
-/// Adds a member named as people know them: a user by user name (or e-mail address), a group
-/// by name. The name is looked up with the API's own search, as the person's caller.
+/// Adds a member named as people know them (`access::find_principal`).
 pub(super) async fn add_member(
     State(state): State<AppState>,
     Path((tenant, id)): Path<(String, String)>,
@@ -286,57 +283,20 @@ pub(super) async fn add_member(
 ) -> Result<Response, ConsoleError> {
     let me = Console::post(&state, &tenant, &headers, origin, &form.csrf).await?;
     let id = group_id(&id)?;
+    if !matches!(form.kind.as_str(), "user" | "group") {
+        return Err(PageError::BadRequest(
+            "A member is a user or a group. Go back and choose one.".into(),
+        )
+        .into());
+    }
     let name = form.name.trim();
-    let wanted = name_key(name);
-    let member = match form.kind.as_str() {
-        "user" => {
-            let query = UserQuery {
-                prefix: Some(name.to_owned()),
-                limit: Some(2),
-                ..UserQuery::default()
-            };
-            let Json(found) = crate::routes::users::list_users(
-                State(state.clone()),
-                me.caller.clone(),
-                ApiQuery(query),
-            )
-            .await?;
-            found
-                .items
-                .into_iter()
-                .find(|u| {
-                    name_key(&u.user_name) == wanted
-                        || u.email.as_deref().is_some_and(|e| name_key(e) == wanted)
-                })
-                .map(|u| PrincipalRef::user(u.id))
-        }
-        "group" => {
-            let query = GroupQuery {
-                prefix: Some(name.to_owned()),
-                cursor: None,
-                limit: Some(portcullis_core::page::MAX_LIMIT),
-            };
-            let Json(found) =
-                api::list_groups(State(state.clone()), me.caller.clone(), ApiQuery(query)).await?;
-            found
-                .items
-                .into_iter()
-                .find(|g| name_key(&g.name) == wanted)
-                .map(|g| PrincipalRef::group(g.id))
-        }
-        _ => {
-            return Err(PageError::BadRequest(
-                "A member is a user or a group. Go back and choose one.".into(),
-            )
-            .into());
-        }
-    };
+    let member = super::access::find_principal(&state, &me, &form.kind, name).await?;
     let Some(member) = member else {
         return Err(PageError::Refused(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!(
                 "There is no {} named “{name}” in this organisation. Go back and check the name.",
-                form.kind
+                form.kind.replace('_', " ")
             ),
         )
         .into());

@@ -30,6 +30,7 @@ use crate::error::ApiError;
 use crate::extract::RequestOrigin;
 use crate::state::AppState;
 
+mod access;
 mod groups;
 mod logs;
 mod users;
@@ -69,6 +70,23 @@ pub(super) fn routes() -> Router<AppState> {
             "/t/{tenant}/console/users/{id}/email-verification",
             post(users::email_verification),
         )
+        .route("/t/{tenant}/console/access", get(access::assignments))
+        .route(
+            "/t/{tenant}/console/access/assign",
+            get(access::assign_page).post(access::assign),
+        )
+        // A form's page is the first six segments of where it posts (`form_page`): for an
+        // assignment, that is the list it was removed from.
+        .route("/t/{tenant}/console/access/{id}", get(access::to_list))
+        .route(
+            "/t/{tenant}/console/access/{id}/remove",
+            post(access::remove),
+        )
+        .route(
+            "/t/{tenant}/console/access/explorer",
+            get(access::explorer_page),
+        )
+        .route("/t/{tenant}/console/roles", get(access::roles_page))
         .route("/t/{tenant}/console/logs", get(logs::audit))
         .route("/t/{tenant}/console/logs/export", get(logs::export))
         .route("/t/{tenant}/console/logs/chain", get(logs::chain))
@@ -233,6 +251,9 @@ enum Section {
     Overview,
     Users,
     Groups,
+    Access,
+    Roles,
+    Explorer,
     Logs,
     SignIns,
 }
@@ -492,6 +513,23 @@ async fn home(
             title: "Groups",
             href: format!("/t/{}/console/groups", me.tenant()),
             about: "Gather people (and other groups) so that roles and access can be given to all of them at once.",
+        });
+    }
+    if me
+        .caller
+        .decide(&state, Action::RoleRead, Scope::Tenant)
+        .await?
+        .allowed
+    {
+        sections.push(SectionCard {
+            title: "Role assignments",
+            href: format!("/t/{}/console/access", me.tenant()),
+            about: "Who holds which role, where and until when: assign, schedule and remove roles.",
+        });
+        sections.push(SectionCard {
+            title: "Access explorer",
+            href: format!("/t/{}/console/access/explorer", me.tenant()),
+            about: "Why someone may or may not do something, drawn from them to the record, and who may.",
         });
     }
     if me
