@@ -1182,3 +1182,205 @@ async fn roles_are_assigned_scheduled_removed_and_explained_in_the_console() {
     assert_eq!(forged.status, 403, "{}", forged.body);
     assert_eq!(assignments_of("user", audrey).await.len(), 1);
 }
+
+#[tokio::test]
+async fn conditional_access_policies_are_written_tried_and_guarded_in_the_console() {
+    let server = TestServer::start().await;
+    no_mfa_for_administrators(&server).await;
+    let (_, mut browser) = administrator(&server, "sam", "security_administrator").await;
+    let (_, mut reader) = administrator(&server, "hal", "user_administrator").await;
+    let admin = server.admin();
+    let bob = admin.create_user("bob").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let policies = || async {
+        server.admin().get("/v1/access-policies").await.expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+
+    let list = browser.get("/t/operator/console/conditional-access").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(
+        list.body.contains("mfa-for-administrators"),
+        "{}",
+        list.body
+    );
+    let csrf = list.csrf();
+
+    // From a template: report-only, and the editor shows its document.
+    let made = browser
+        .post(
+            "/t/operator/console/conditional-access/new",
+            &[
+                ("csrf", csrf.as_str()),
+                ("template", "mfa-for-administrators"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let saved = policies().await;
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0]["state"], "report_only");
+    let page = browser.get(made.location()).await;
+    assert!(
+        page.body.contains("&#34;state&#34;: &#34;report_only&#34;"),
+        "{}",
+        page.body
+    );
+
+    // A document that is not JSON, or not a policy, is said on the form and creates nothing.
+    for (document, said) in [
+        ("{\"name\": ", "line 1"),
+        ("{\"name\": \"x\"}", "missing field"),
+    ] {
+        let refused = browser
+            .post(
+                "/t/operator/console/conditional-access/new",
+                &[("csrf", csrf.as_str()), ("document", document)],
+            )
+            .await;
+        assert_eq!(refused.status, 422, "{}", refused.body);
+        assert!(refused.body.contains(said), "{said}: {}", refused.body);
+    }
+    assert_eq!(policies().await.len(), 1);
+
+    // A written policy: block bob from his account page.
+    let block_bob = json!({
+        "name": "Keep bob out", "state": "enabled",
+        "include": {"users": [bob]}, "applications": {"include": ["account"]},
+        "grant": {"kind": "block"}
+    })
+    .to_string();
+    let made = browser
+        .post(
+            "/t/operator/console/conditional-access/new",
+            &[("csrf", csrf.as_str()), ("document", block_bob.as_str())],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let policy_page = made.location().split('?').next().unwrap().to_owned();
+    // The what-if tool beside it says what it would do, condition by condition.
+    let tried = browser
+        .get(&format!(
+            "{policy_page}?user=bob&application=account&address=203.0.113.9"
+        ))
+        .await;
+    assert_eq!(tried.status, 200, "{}", tried.body);
+    assert!(
+        tried.body.contains("Blocked by “Keep bob out”"),
+        "{}",
+        tried.body
+    );
+    let tried = browser.get(&format!("{policy_page}?user=nobody")).await;
+    assert_eq!(tried.status, 422);
+    assert!(
+        tried.body.contains("no user named “nobody”"),
+        "{}",
+        tried.body
+    );
+    let tried = browser
+        .get(&format!("{policy_page}?user=bob&address=somewhere"))
+        .await;
+    assert!(
+        tried.body.contains("is not an IP address"),
+        "{}",
+        tried.body
+    );
+
+    // Saved against the version shown; a stale version is refused, not overwritten.
+    let id = policy_page.rsplit('/').next().unwrap();
+    let stored = admin
+        .get(&format!("/v1/access-policies/{id}"))
+        .await
+        .expect(200);
+    let version = stored["version"].to_string();
+    let report_only = block_bob.replace("\"enabled\"", "\"report_only\"");
+    let edited = browser
+        .post(
+            &format!("{policy_page}/edit"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("version", version.as_str()),
+                ("document", report_only.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(edited.status, 303, "{}", edited.body);
+    let stale = browser
+        .post(
+            &format!("{policy_page}/edit"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("version", version.as_str()),
+                ("document", block_bob.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    let stored = admin
+        .get(&format!("/v1/access-policies/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(stored["state"], "report_only");
+
+    // A policy that would lock every administrator out is the API's 409, shown on the form.
+    let everyone = json!({
+        "name": "Block everyone", "state": "enabled",
+        "include": {"all_users": true}, "applications": {"include": ["all"]},
+        "grant": {"kind": "block"}
+    })
+    .to_string();
+    let refused = browser
+        .post(
+            "/t/operator/console/conditional-access/new",
+            &[("csrf", csrf.as_str()), ("document", everyone.as_str())],
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused.body.contains("emergency access account"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(policies().await.len(), 2);
+
+    // A user administrator may read the policies, not change them.
+    assert_eq!(
+        reader
+            .get("/t/operator/console/conditional-access")
+            .await
+            .status,
+        200
+    );
+    let reader_csrf = reader.get("/t/operator/account").await.csrf();
+    let forged = reader
+        .post(
+            "/t/operator/console/conditional-access/new",
+            &[
+                ("csrf", reader_csrf.as_str()),
+                ("template", "block-legacy-clients"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+
+    // Deleted against the version shown.
+    let stored = admin
+        .get(&format!("/v1/access-policies/{id}"))
+        .await
+        .expect(200);
+    let deleted = browser
+        .post(
+            &format!("{policy_page}/delete"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("version", stored["version"].to_string().as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+    assert_eq!(policies().await.len(), 1);
+}

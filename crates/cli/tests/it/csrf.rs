@@ -638,6 +638,24 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             &[],
         ),
         Case::new(
+            "/t/{tenant}/console/conditional-access/new",
+            Victim,
+            "/t/operator/console/conditional-access/new".into(),
+            &[("template", "mfa-for-administrators")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/conditional-access/{id}/edit",
+            Victim,
+            format!("/t/operator/console/conditional-access/{ada}/edit"),
+            &[("version", "1"), ("document", "{}")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/conditional-access/{id}/delete",
+            Victim,
+            format!("/t/operator/console/conditional-access/{ada}/delete"),
+            &[("version", "1")],
+        ),
+        Case::new(
             "/t/{tenant}/device/decision",
             Victim,
             "/t/operator/device/decision".into(),

@@ -4,7 +4,7 @@
 
 pub(crate) mod access;
 pub(crate) mod audit;
-mod conditional;
+pub(crate) mod conditional;
 mod devices;
 mod directory;
 pub(crate) mod explorer;

@@ -31,6 +31,7 @@ use crate::extract::RequestOrigin;
 use crate::state::AppState;
 
 mod access;
+mod conditional;
 mod groups;
 mod logs;
 mod users;
@@ -87,6 +88,26 @@ pub(super) fn routes() -> Router<AppState> {
             get(access::explorer_page),
         )
         .route("/t/{tenant}/console/roles", get(access::roles_page))
+        .route(
+            "/t/{tenant}/console/conditional-access",
+            get(conditional::list),
+        )
+        .route(
+            "/t/{tenant}/console/conditional-access/new",
+            get(conditional::new_page).post(conditional::create),
+        )
+        .route(
+            "/t/{tenant}/console/conditional-access/{id}",
+            get(conditional::detail),
+        )
+        .route(
+            "/t/{tenant}/console/conditional-access/{id}/edit",
+            post(conditional::edit),
+        )
+        .route(
+            "/t/{tenant}/console/conditional-access/{id}/delete",
+            post(conditional::delete),
+        )
         .route("/t/{tenant}/console/logs", get(logs::audit))
         .route("/t/{tenant}/console/logs/export", get(logs::export))
         .route("/t/{tenant}/console/logs/chain", get(logs::chain))
@@ -254,6 +275,7 @@ enum Section {
     Access,
     Roles,
     Explorer,
+    Conditional,
     Logs,
     SignIns,
 }
@@ -530,6 +552,18 @@ async fn home(
             title: "Access explorer",
             href: format!("/t/{}/console/access/explorer", me.tenant()),
             about: "Why someone may or may not do something, drawn from them to the record, and who may.",
+        });
+    }
+    if me
+        .caller
+        .decide(&state, Action::TenantUpdate, Scope::Tenant)
+        .await?
+        .allowed
+    {
+        sections.push(SectionCard {
+            title: "Conditional access",
+            href: format!("/t/{}/console/conditional-access", me.tenant()),
+            about: "Policies that decide what a sign-in must prove, from where and to which application, with a what-if tool to try them.",
         });
     }
     if me
