@@ -54,5 +54,13 @@ export async function accessible(page, name) {
 /** Fails when the page scrolls sideways (at a phone's 320 px, say). */
 export async function noSidewaysScroll(page, name) {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  check(overflow <= 0, `${name}: scrolls sideways by ${overflow}px`);
+  // Name the outermost elements that reach past the edge, so the fix is obvious.
+  const culprits = overflow <= 0 ? [] : await page.evaluate(() =>
+    [...document.querySelectorAll("body *")]
+      .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
+      .filter((e) => !(e.parentElement && e.parentElement.getBoundingClientRect().right > window.innerWidth + 1))
+      .slice(0, 5)
+      .map((e) => `${e.tagName.toLowerCase()}${e.className ? "." + e.className : ""}`),
+  );
+  check(overflow <= 0, `${name}: scrolls sideways by ${overflow}px (${culprits.join(", ")})`);
 }

@@ -9,7 +9,7 @@ import { accessible, api, base, check, launch, noSidewaysScroll, password, shots
 const stamp = Date.now();
 const admin = await api("POST", "/v1/users", { user_name: `console-admin-${stamp}` });
 await api("PUT", `/v1/users/${admin.id}/password`, { password, must_change: false });
-for (const role of ["user_administrator", "auditor"]) {
+for (const role of ["user_administrator", "auditor", "privileged_role_administrator", "security_administrator"]) {
   await api("POST", "/v1/role-assignments", { principal: { kind: "user", id: admin.id }, role, scope: "tenant" });
 }
 for (const name of ["ravi", "rachel", "rowan", "sasha"]) {
@@ -131,6 +131,50 @@ check((await page.getByRole("link", { name: newName }).count()) === 1, "the memb
 await look("group");
 await page.goto(`${base}/t/operator/console/groups`);
 await look("groups");
+
+// Access: the group gets a role by name; the explorer draws why its member may read the trail.
+await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Role assignments" }).click();
+await look("role-assignments");
+await page.getByRole("link", { name: "Assign a role" }).click();
+await page.getByLabel("Kind").selectOption("group");
+await page.getByLabel("Name").fill(`support ${stamp}`);
+await page.getByLabel("Role").selectOption("security_reader");
+await look("assign");
+await Promise.all([page.waitForURL(/done=assigned/), page.getByRole("button", { name: "Assign the role" }).click()]);
+check((await page.getByRole("status").first().textContent()).includes("The role was assigned"), "told the role was assigned");
+const rows = await page.locator("tbody").textContent();
+check(rows.includes(`Support ${stamp}`), `the group's assignment is listed by name: ${rows}`);
+await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Access explorer" }).click();
+const why = page.getByRole("form", { name: "Why may they, or not?" });
+await why.getByLabel("Name").fill(newName);
+await why.getByLabel("Action").fill("read");
+await why.getByLabel("Resource type").fill("audit");
+await why.getByLabel("Record id").fill("-");
+await Promise.all([page.waitForURL(/ask=check/), why.getByRole("button", { name: "Explain" }).click()]);
+const path = await page.getByRole("list", { name: "The path from the principal to the resource" }).textContent();
+check(path.includes(newName) && path.includes(`Support ${stamp}`) && path.includes("Security reader"), `the path runs through the group and the role: ${path}`);
+await look("explorer");
+await Promise.all([page.waitForURL(/ask=who/), page.getByRole("button", { name: "List who can" }).click()]);
+check((await page.getByRole("listitem").filter({ hasText: newName }).count()) === 1, "who can read the trail lists the member");
+await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Roles" }).click();
+await page.getByText("Security reader").click();
+await look("roles");
+
+// Conditional access: a policy from a template, tried with the what-if tool beside it.
+await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Conditional access" }).click();
+await look("conditional-access");
+await Promise.all([
+  page.waitForURL(/done=created/),
+  page.getByRole("button", { name: "Create from “mfa-for-administrators”" }).click(),
+]);
+check((await page.getByLabel("The policy, as the API takes it").inputValue()).includes('"report_only"'), "the new policy is report-only");
+await page.getByLabel("User", { exact: true }).fill(admin.user_name);
+await page.getByLabel("From the address").fill("203.0.113.9");
+await page.getByRole("button", { name: "Ask" }).click();
+await page.waitForURL(/user=/);
+const answer = await page.locator(".what-if .answer").textContent();
+check(answer.includes("applies") && answer.includes("Allowed"), `what-if: the report-only policy applies and enforces nothing: ${answer}`);
+await look("policy");
 
 // Disabling asks nothing more of a phishing-resistant session and takes effect at once.
 await page.goto(`${base}/t/operator/console/users/${created.id}`);

@@ -110,9 +110,19 @@ struct PolicyVerdict {
     name: String,
     state: String,
     applies: bool,
-    outcome: String,
+    outcome: &'static str,
     /// Each condition: its name, whether it lets the policy apply, why.
     checks: Vec<(String, bool, String)>,
+}
+
+/// A policy's result in words: "interrupted" means it asks the sign-in for more.
+fn outcome_words(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Success => "satisfied",
+        Outcome::Failure => "refuses it",
+        Outcome::NotApplied => "not applied",
+        Outcome::Interrupted => "asks for more",
+    }
 }
 
 struct WhatIfResult {
@@ -208,12 +218,14 @@ async fn what_if(
             name: p.name.clone(),
             state: name_of(&p.state),
             applies: p.applies,
-            outcome: answer
-                .evaluation
-                .results
-                .iter()
-                .find(|r| r.policy == p.policy)
-                .map_or_else(|| name_of(&Outcome::NotApplied), |r| name_of(&r.outcome)),
+            outcome: outcome_words(
+                answer
+                    .evaluation
+                    .results
+                    .iter()
+                    .find(|r| r.policy == p.policy)
+                    .map_or(Outcome::NotApplied, |r| r.outcome),
+            ),
             checks: p
                 .checks
                 .iter()
