@@ -402,6 +402,11 @@ pub enum UserCommand {
         /// The user: user name, e-mail address or id.
         id: String,
     },
+    /// Which second factors the user has: an authenticator app, recovery codes left, passkeys.
+    Mfa {
+        /// The user: user name, e-mail address or id.
+        id: String,
+    },
     /// Reset the user's second factor (a lost phone): their authenticator app and recovery
     /// codes are removed and their sessions end.
     ResetMfa {
@@ -865,6 +870,7 @@ async fn resolve_names(command: &mut AdminCommand, api: &Api) -> anyhow::Result<
             | UserCommand::Delete { id, .. }
             | UserCommand::Groups { id }
             | UserCommand::ResetMfa { id }
+            | UserCommand::Mfa { id }
             | UserCommand::Lockout { id }
             | UserCommand::Unlock { id, .. }
             | UserCommand::Invite { id, .. }
@@ -1472,6 +1478,7 @@ async fn run_user(command: UserCommand, api: &Api) -> anyhow::Result<Value> {
             api.get(&format!("/v1/users/{id}/password"), NO_QUERY)
                 .await?
         }
+        UserCommand::Mfa { id } => api.get(&format!("/v1/users/{id}/mfa"), NO_QUERY).await?,
         UserCommand::RemovePassword { id } => {
             api.delete(&format!("/v1/users/{id}/password"), None)
                 .await?

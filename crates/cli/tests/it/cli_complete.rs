@@ -221,6 +221,9 @@ async fn tour(cli: &Cli) {
     cli.ok(&["user", "lockout", "ada"]).await;
     cli.ok(&["user", "unlock", "ada", "--reason", "tour"]).await;
     // Nor a second factor to reset.
+    let status = cli.ok(&["user", "mfa", "ada"]).await;
+    assert_eq!(status["authenticator_app"], false, "{status}");
+    assert_eq!(status["recovery_codes_left"], 0, "{status}");
     let said = cli.fails(&["--yes", "user", "reset-mfa", "ada"]).await;
     assert!(said.contains("not found"), "{said}");
     let link = cli.ok(&["user", "invite", "ada"]).await;

@@ -1384,3 +1384,110 @@ async fn conditional_access_policies_are_written_tried_and_guarded_in_the_consol
     assert_eq!(deleted.status, 303, "{}", deleted.body);
     assert_eq!(policies().await.len(), 1);
 }
+
+#[tokio::test]
+async fn the_help_desk_resets_a_lost_phone_and_removes_a_lost_passkey_and_a_reader_cannot() {
+    let server = TestServer::start().await;
+    no_mfa_for_administrators(&server).await;
+    let (hal, mut helpdesk) = administrator(&server, "hal", "user_administrator").await;
+    let (_, mut reader) = administrator(&server, "rita", "security_reader").await;
+    let admin = server.admin();
+    crate::mfa::enrolled(&server, "zoe").await;
+    let zoe = admin.get("/v1/users?prefix=zoe").await.expect(200)["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut key = crate::soft_passkey::SoftPasskey::new();
+    let yuri = crate::passkeys::user_with_passkey(&server, "yuri", &mut key).await;
+    let status = |id: String| {
+        let admin = admin.clone();
+        async move { admin.get(&format!("/v1/users/{id}/mfa")).await.expect(200) }
+    };
+    let before = status(zoe.clone()).await;
+    assert_eq!(before["authenticator_app"], true, "{before}");
+    assert_eq!(before["recovery_codes_left"], 10, "{before}");
+    assert_eq!(status(yuri.clone()).await["passkeys"], 1);
+
+    // The page says what the user has; a reader sees it and cannot reset it.
+    let page = reader
+        .get(&format!("/t/operator/console/users/{zoe}"))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains("<dt>Authenticator app</dt><dd>set up</dd>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("10 unused"), "{}", page.body);
+    let refused = reader
+        .post(
+            &format!("/t/operator/console/users/{zoe}/mfa/reset"),
+            &[("csrf", page.csrf().as_str())],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(status(zoe.clone()).await["authenticator_app"], true);
+
+    // The help desk resets the lost phone: app and codes gone, sessions ended, audited as hal.
+    let csrf = helpdesk
+        .get(&format!("/t/operator/console/users/{zoe}"))
+        .await
+        .csrf();
+    let reset = helpdesk
+        .post(
+            &format!("/t/operator/console/users/{zoe}/mfa/reset"),
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(reset.status, 303, "{}", reset.body);
+    assert_eq!(
+        reset.location(),
+        format!("/t/operator/console/users/{zoe}?done=mfa-reset")
+    );
+    let after = status(zoe.clone()).await;
+    assert_eq!(
+        (
+            after["authenticator_app"].as_bool(),
+            after["recovery_codes_left"].as_i64()
+        ),
+        (Some(false), Some(0)),
+        "{after}"
+    );
+    let sessions = admin
+        .get(&format!("/v1/users/{zoe}/sessions"))
+        .await
+        .expect(200);
+    assert_eq!(sessions["items"], json!([]), "{sessions}");
+    let trail = admin
+        .get("/v1/audit?action=user.mfa.reset")
+        .await
+        .expect(200);
+    assert_eq!(trail["items"][0]["actor"]["id"], hal.as_str(), "{trail}");
+    // With nothing left to reset, the page offers no reset.
+    let page = helpdesk
+        .get(&format!("/t/operator/console/users/{zoe}"))
+        .await;
+    assert!(!page.body.contains("/mfa/reset"), "{}", page.body);
+
+    // A lost passkey, removed by its row.
+    let page = helpdesk
+        .get(&format!("/t/operator/console/users/{yuri}"))
+        .await;
+    assert!(page.body.contains(">Laptop<"), "{}", page.body);
+    let passkey = admin
+        .get(&format!("/v1/users/{yuri}/passkeys"))
+        .await
+        .expect(200)["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let removed = helpdesk
+        .post(
+            &format!("/t/operator/console/users/{yuri}/passkeys/{passkey}/remove"),
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    assert_eq!(status(yuri).await["passkeys"], 0);
+}

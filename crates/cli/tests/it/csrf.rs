@@ -621,6 +621,18 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             &[],
         ),
         Case::new(
+            "/t/{tenant}/console/users/{id}/mfa/reset",
+            Victim,
+            format!("/t/operator/console/users/{ada}/mfa/reset"),
+            &[],
+        ),
+        Case::new(
+            "/t/{tenant}/console/users/{id}/passkeys/{passkey_id}/remove",
+            Victim,
+            format!("/t/operator/console/users/{ada}/passkeys/{passkey}/remove"),
+            &[],
+        ),
+        Case::new(
             "/t/{tenant}/console/access/assign",
             Victim,
             "/t/operator/console/access/assign".into(),

@@ -133,7 +133,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::list_sessions, users::end_sessions))
         .routes(routes!(users::list_passkeys))
         .routes(routes!(users::remove_passkey))
-        .routes(routes!(users::reset_mfa))
+        .routes(routes!(users::mfa_status, users::reset_mfa))
         .routes(routes!(users::lockout))
         .routes(routes!(users::unlock))
         .routes(routes!(users::create_enrolment_link))

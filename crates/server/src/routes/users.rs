@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use portcullis_api::Items;
 use portcullis_api::users::{
     AccountLockout, CreateUser, EmailVerification, EndedSessions, EnrolmentLink,
-    EnrolmentLinkRequest, SetPassword, UnlockRequest, UpdateUser, UserQuery,
+    EnrolmentLinkRequest, MfaStatus, SetPassword, UnlockRequest, UpdateUser, UserQuery,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -526,6 +526,28 @@ pub async fn remove_passkey(
         .await?;
     tell_applications_sessions_ended(&state, &caller, id, ctx.origin).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which second factors the user has: an authenticator app, how many recovery codes are left,
+/// how many passkeys. Never a secret.
+#[utoipa::path(get, path = "/v1/users/{id}/mfa", tag = "users", params(("id" = UserId, Path)),
+    responses((status = 200, body = MfaStatus), (status = 404, body = Problem)))]
+pub async fn mfa_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<Json<MfaStatus>> {
+    caller
+        .authorize(&state, Action::UserRead, Scope::Tenant, user_target(id))
+        .await?;
+    let tenant = caller.tenant_id();
+    state.store.user(tenant, id).await?;
+    let app = state.store.totp(tenant, id).await?;
+    Ok(Json(MfaStatus {
+        authenticator_app: app.is_some_and(|app| app.confirmed),
+        recovery_codes_left: state.store.recovery_codes_left(tenant, id).await?,
+        passkeys: state.store.passkeys(tenant, id).await?.len(),
+    }))
 }
 
 /// Resets the user's second factor (a lost or stolen phone): their authenticator app and

@@ -64,6 +64,14 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route("/t/{tenant}/console/users/{id}/unlock", post(users::unlock))
         .route(
+            "/t/{tenant}/console/users/{id}/mfa/reset",
+            post(users::reset_mfa),
+        )
+        .route(
+            "/t/{tenant}/console/users/{id}/passkeys/{passkey_id}/remove",
+            post(users::remove_passkey),
+        )
+        .route(
             "/t/{tenant}/console/users/{id}/enrolment-link",
             post(users::enrolment_link),
         )

@@ -10,12 +10,13 @@ use axum::{Form, Json};
 use serde::Deserialize;
 
 use portcullis_api::users::{
-    CreateUser, EnrolmentLinkRequest, UnlockRequest, UpdateUser, UserQuery,
+    CreateUser, EnrolmentLinkRequest, MfaStatus, UnlockRequest, UpdateUser, UserQuery,
 };
-use portcullis_core::UserId;
 use portcullis_core::identity::{Group, LifecycleState, User, UserKind};
+use portcullis_core::passkey::PasskeySummary;
 use portcullis_core::password::PasswordStatus;
 use portcullis_core::session::Session;
+use portcullis_core::{PasskeyId, UserId};
 
 use super::{
     Console, ConsoleError, CsrfForm, Frame, Section, VersionForm, as_shown, given, list_link,
@@ -99,6 +100,8 @@ struct DetailPage<'a> {
     groups: Vec<Group>,
     sessions: Vec<SessionRow>,
     password: PasswordStatus,
+    mfa: MfaStatus,
+    passkeys: Vec<PasskeySummary>,
     locked: bool,
     failures: u32,
     /// Whether the server delivers mail, so links can be sent instead of shown.
@@ -134,6 +137,10 @@ fn done_notice(done: Option<&str>) -> Option<&'static str> {
             "The invitation is on its way to the user's address. It replaces any unused link."
         }
         "verification" => "A link to confirm the address is on its way to it.",
+        "mfa-reset" => {
+            "The authenticator app and recovery codes are removed and the user's sessions ended. Where a second factor is required, they set up a new one at their next sign-in."
+        }
+        "passkey-removed" => "The passkey no longer works, and the user's sessions ended.",
         _ => return None,
     })
 }
@@ -158,12 +165,17 @@ pub(super) async fn detail(
     let Json(password) =
         api::password_status(State(state.clone()), me.caller.clone(), ApiPath(id)).await?;
     let Json(lockout) = api::lockout(State(state.clone()), me.caller.clone(), ApiPath(id)).await?;
+    let Json(mfa) = api::mfa_status(State(state.clone()), me.caller.clone(), ApiPath(id)).await?;
+    let Json(passkeys) =
+        api::list_passkeys(State(state.clone()), me.caller.clone(), ApiPath(id)).await?;
     let page = DetailPage {
         frame: me.frame(Section::Users),
         user,
         groups: groups.items,
         sessions: sessions.items.iter().map(session_row).collect(),
         password,
+        mfa,
+        passkeys: passkeys.items,
         locked: lockout.locked,
         failures: lockout.failures,
         mail: state.config.mail.is_some(),
@@ -387,6 +399,38 @@ pub(super) async fn end_sessions(
     let id = user_id(&id)?;
     let Json(_) = api::end_sessions(State(state), me.caller.clone(), ApiPath(id)).await?;
     Ok(back_to(&me, id, "sessions"))
+}
+
+/// Removes the user's authenticator app and recovery codes (a lost phone), ending their
+/// sessions.
+pub(super) async fn reset_mfa(
+    State(state): State<AppState>,
+    Path((tenant, id)): Path<(String, String)>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    let me = Console::post(&state, &tenant, &headers, origin, &form.csrf).await?;
+    let id = user_id(&id)?;
+    api::reset_mfa(State(state), me.caller.clone(), ApiPath(id)).await?;
+    Ok(back_to(&me, id, "mfa-reset"))
+}
+
+/// Removes one passkey (a lost device), ending the user's sessions.
+pub(super) async fn remove_passkey(
+    State(state): State<AppState>,
+    Path((tenant, id, passkey)): Path<(String, String, String)>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ConsoleError> {
+    let me = Console::post(&state, &tenant, &headers, origin, &form.csrf).await?;
+    let id = user_id(&id)?;
+    let passkey = passkey.parse::<PasskeyId>().map_err(|_| {
+        PageError::NotFound("There is no such passkey. It may have been removed already.")
+    })?;
+    api::remove_passkey(State(state), me.caller.clone(), ApiPath((id, passkey))).await?;
+    Ok(back_to(&me, id, "passkey-removed"))
 }
 
 #[derive(Deserialize)]
