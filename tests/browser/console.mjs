@@ -197,6 +197,13 @@ await page.getByRole("link", { name: "Check the chain" }).click();
 check((await page.getByRole("status").first().textContent()).includes("Intact"), "the chain is intact");
 await look("audit-chain");
 
+// Her own account: how she signs in (the passkey by name) and what she may do, and why.
+await page.getByRole("navigation", { name: "Your account" }).getByRole("link", { name: admin.user_name }).click();
+const held = await page.getByRole("table", { name: "The roles you hold" }).textContent();
+check(held.includes("Security administrator") && held.includes("given to you"), `her roles are listed: ${held}`);
+check((await page.locator("dl.facts").textContent()).includes("Console laptop"), "her passkey is named");
+await look("account");
+
 check(errors.length === 0, `no script or policy errors: ${errors.join("; ")}`);
 await browser.close();
 console.log(`browser: OK: console journey in Chromium, axe-clean at desktop and phone widths; screenshots ${30}-${shot - 1}`);

@@ -67,7 +67,7 @@ await signInWithPassword();
 check(page.url().endsWith("/t/operator/account"), `signed in, at ${page.url()}`);
 await page.screenshot({ path: `${shots}/03-account.png`, fullPage: true });
 
-await page.getByRole("link", { name: "Authenticator app and recovery codes" }).click();
+await page.getByRole("link", { name: "Set up an authenticator app" }).click();
 await page.screenshot({ path: `${shots}/04-authenticator-setup.png`, fullPage: true });
 const secret = (await page.locator("#manual code").textContent()).trim();
 await page.getByLabel("6-digit code from the app").fill(totp(secret));
@@ -111,7 +111,7 @@ const { authenticatorId } = await devtools.send("WebAuthn.addVirtualAuthenticato
   },
 });
 await page.goto(`${base}/t/operator/account`);
-await page.getByRole("link", { name: "Passkeys" }).click();
+await page.getByRole("link", { name: /Add a passkey|Manage my passkeys/ }).click();
 await page.screenshot({ path: `${shots}/08-passkeys.png`, fullPage: true });
 await page.getByLabel(/Name it after the device/).fill("Headless Chromium");
 await Promise.all([page.waitForURL(/added=1/), page.getByRole("button", { name: "Add a passkey" }).click()]);

@@ -181,14 +181,4 @@ pub struct EmailVerification {
     pub expires_at: OffsetDateTime,
 }
 
-/// Which second factors a user has: what the help desk needs to know before a reset. Never a
-/// secret or a code.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct MfaStatus {
-    /// An authenticator app is set up (and confirmed).
-    pub authenticator_app: bool,
-    /// Recovery codes not used yet.
-    pub recovery_codes_left: i64,
-    /// Passkeys registered (`GET /v1/users/{id}/passkeys` lists them).
-    pub passkeys: usize,
-}
+pub use portcullis_core::totp::MfaStatus;

@@ -304,6 +304,22 @@ impl BuiltinRole {
         Self::ALL.iter().copied().find(|r| r.as_str() == s)
     }
 
+    /// The role's name for people.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::TenantAdministrator => "Tenant administrator",
+            Self::PrivilegedRoleAdministrator => "Privileged role administrator",
+            Self::UserAdministrator => "User administrator",
+            Self::SecurityReader => "Security reader",
+            Self::Auditor => "Auditor",
+            Self::SecurityAdministrator => "Security administrator",
+            Self::EnvironmentAdmin => "Environment admin",
+            Self::EnvironmentMaker => "Environment maker",
+            Self::BasicUser => "Basic user",
+            Self::AccessEvaluator => "Access evaluator",
+        }
+    }
+
     pub fn description(self) -> &'static str {
         match self {
             Self::TenantAdministrator => {

@@ -10,6 +10,19 @@ use crate::secrets::{SecretError, random_bytes};
 /// Seconds per step.
 pub const STEP_SECONDS: u64 = 30;
 
+/// Which second factors a user has: what the help desk needs before a reset and what the user
+/// sees of themselves. Never a secret or a code.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MfaStatus {
+    /// An authenticator app is set up (and confirmed).
+    pub authenticator_app: bool,
+    /// Recovery codes not used yet.
+    pub recovery_codes_left: i64,
+    /// Passkeys registered (`GET /v1/users/{id}/passkeys` lists them).
+    pub passkeys: usize,
+}
+
 /// A TOTP secret: 160 random bits, as RFC 4226 recommends.
 pub struct TotpSecret(Zeroizing<[u8; 20]>);
 

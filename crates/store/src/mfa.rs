@@ -196,6 +196,20 @@ impl Store {
         row.map_or(Ok(0), |r| r.int("n"))
     }
 
+    /// Which second factors the user has.
+    pub async fn mfa_status(
+        &self,
+        tenant_id: TenantId,
+        user_id: UserId,
+    ) -> Result<portcullis_core::totp::MfaStatus, StoreError> {
+        let app = self.totp(tenant_id, user_id).await?;
+        Ok(portcullis_core::totp::MfaStatus {
+            authenticator_app: app.is_some_and(|app| app.confirmed),
+            recovery_codes_left: self.recovery_codes_left(tenant_id, user_id).await?,
+            passkeys: self.passkeys(tenant_id, user_id).await?.len(),
+        })
+    }
+
     /// Removes the user's authenticator and recovery codes.
     pub async fn remove_mfa(&self, ctx: &WriteContext, user_id: UserId) -> Result<(), StoreError> {
         let mut w = self.write(ctx).await?;

@@ -1491,3 +1491,99 @@ async fn the_help_desk_resets_a_lost_phone_and_removes_a_lost_passkey_and_a_read
     assert_eq!(removed.status, 303, "{}", removed.body);
     assert_eq!(status(yuri).await["passkeys"], 0);
 }
+
+#[tokio::test]
+async fn the_account_page_shows_a_person_how_they_sign_in_and_what_they_may_do_and_why() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let (key, codes) = crate::mfa::enrolled(&server, "zoe").await;
+    assert!(!key.is_empty() && codes.len() == 10);
+    let zoe = admin.get("/v1/users?prefix=zoe").await.expect(200)["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // zoe → Night shift → Operations, which holds auditor; zoe holds a scheduled role herself.
+    let group = |name: &'static str| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .post("/v1/groups", json!({"name": name}))
+                .await
+                .expect(201)["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (night, ops) = (group("Night shift").await, group("Operations").await);
+    for (into, kind, member) in [(&night, "user", &zoe), (&ops, "group", &night)] {
+        admin
+            .post(
+                &format!("/v1/groups/{into}/members"),
+                json!({"kind": kind, "id": member}),
+            )
+            .await
+            .expect(201);
+    }
+    for (kind, id, role, starts) in [
+        ("group", &ops, "auditor", None),
+        (
+            "user",
+            &zoe,
+            "security_reader",
+            Some("2099-01-01T00:00:00Z"),
+        ),
+    ] {
+        admin
+            .post(
+                "/v1/role-assignments",
+                json!({"principal": {"kind": kind, "id": id}, "role": role, "starts_at": starts}),
+            )
+            .await
+            .expect(201);
+    }
+
+    // She signs in with her password and her authenticator.
+    let mut browser = Browser::new(&server);
+    let step = browser.sign_in("operator", "zoe", PASSWORD).await;
+    assert_eq!(step.location(), "/t/operator/sign-in/code");
+    let csrf = browser.get("/t/operator/sign-in/code").await.csrf();
+    let next = crate::mfa::code(&key, 1);
+    let done = browser
+        .post(
+            "/t/operator/sign-in/code",
+            &[("csrf", csrf.as_str()), ("code", next.as_str())],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let page = browser.get("/t/operator/account").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let body = &page.body;
+    assert!(
+        body.contains("<dt>Authenticator app</dt><dd>set up"),
+        "{body}"
+    );
+    assert!(body.contains("10 unused"), "{body}");
+    assert!(body.contains("<dt>Password</dt><dd>set"), "{body}");
+    let roles = between(body, "<caption>The roles you hold</caption>", "</table>")[0];
+    assert!(
+        roles.contains("Auditor") && roles.contains("through the group Operations"),
+        "{roles}"
+    );
+    assert!(
+        roles.contains("Security reader")
+            && roles.contains("not now")
+            && roles.contains("given to you"),
+        "{roles}"
+    );
+    // Someone with nothing is told so, and sees nothing of zoe's.
+    user_with_password(&server, "yann", false).await;
+    let mut other = Browser::new(&server);
+    assert_eq!(
+        other.sign_in("operator", "yann", PASSWORD).await.status,
+        303
+    );
+    let theirs = other.get("/t/operator/account").await;
+    assert!(theirs.body.contains("You hold no roles"), "{}", theirs.body);
+    assert!(!theirs.body.contains("Operations"), "{}", theirs.body);
+}

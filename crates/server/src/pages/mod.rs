@@ -39,6 +39,7 @@ mod logout;
 mod mfa;
 mod passkeys;
 mod password;
+mod portal;
 mod recovery;
 mod step_up;
 mod terms;
@@ -1132,6 +1133,17 @@ async fn signed_in(
 }
 
 /// A time as pages show it: to the minute, in UTC.
+/// A role assignment's scope in words: the whole tenant, or which environment, unit or record.
+fn scope_words(scope: &portcullis_core::authz::Scope) -> String {
+    use portcullis_core::authz::Scope;
+    match scope {
+        Scope::Tenant => "the whole organisation".to_owned(),
+        Scope::Environment(id) => format!("environment {id}"),
+        Scope::BusinessUnit(id) => format!("business unit {id} and those below it"),
+        Scope::Record(id) => format!("record {id}"),
+    }
+}
+
 fn minute(at: &time::OffsetDateTime) -> String {
     at.format(time::macros::format_description!(
         "[year]-[month]-[day] [hour]:[minute] UTC"
@@ -1160,6 +1172,7 @@ struct AccountPage<'a> {
     mail: bool,
     sessions: Vec<SessionRow>,
     applications: Vec<portcullis_core::oauth::ConsentSummary>,
+    myself: portal::Myself,
     error: Option<String>,
     notice: Option<String>,
 }
@@ -1202,6 +1215,7 @@ async fn account(
         mail: state.config.mail.is_some(),
         sessions,
         applications,
+        myself: portal::myself(&state, &me).await?,
         error: None,
         notice: (query.done.as_deref() == Some("verification")).then(|| {
             "A link to confirm your address is on its way to it. It works once, for three days."

@@ -540,14 +540,8 @@ pub async fn mfa_status(
     caller
         .authorize(&state, Action::UserRead, Scope::Tenant, user_target(id))
         .await?;
-    let tenant = caller.tenant_id();
-    state.store.user(tenant, id).await?;
-    let app = state.store.totp(tenant, id).await?;
-    Ok(Json(MfaStatus {
-        authenticator_app: app.is_some_and(|app| app.confirmed),
-        recovery_codes_left: state.store.recovery_codes_left(tenant, id).await?,
-        passkeys: state.store.passkeys(tenant, id).await?.len(),
-    }))
+    state.store.user(caller.tenant_id(), id).await?;
+    Ok(Json(state.store.mfa_status(caller.tenant_id(), id).await?))
 }
 
 /// Resets the user's second factor (a lost or stolen phone): their authenticator app and

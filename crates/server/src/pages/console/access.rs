@@ -51,7 +51,7 @@ async fn role_choices(state: &AppState, me: &Console) -> Result<Vec<RoleChoice>,
         .iter()
         .map(|role| RoleChoice {
             value: role.as_str().to_owned(),
-            label: builtin_label(*role),
+            label: role.title().to_owned(),
             builtin: true,
         })
         .collect();
@@ -63,16 +63,6 @@ async fn role_choices(state: &AppState, me: &Console) -> Result<Vec<RoleChoice>,
         builtin: false,
     }));
     Ok(choices)
-}
-
-/// `tenant_administrator` → "Tenant administrator".
-fn builtin_label(role: BuiltinRole) -> String {
-    let words = role.as_str().replace('_', " ");
-    let mut chars = words.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 fn role_label(choices: &[RoleChoice], role: &RoleRef) -> String {
@@ -259,16 +249,6 @@ fn status_of(assignment: &RoleAssignment, now: OffsetDateTime) -> &'static str {
     }
 }
 
-/// A scope in words: the whole tenant, or which environment, unit or record.
-fn scope_words(scope: &Scope) -> String {
-    match scope {
-        Scope::Tenant => "the whole organisation".to_owned(),
-        Scope::Environment(id) => format!("environment {id}"),
-        Scope::BusinessUnit(id) => format!("business unit {id} and those below it"),
-        Scope::Record(id) => format!("record {id}"),
-    }
-}
-
 pub(super) async fn assignments(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
@@ -306,7 +286,7 @@ pub(super) async fn assignments(
         rows.push(AssignmentRow {
             principal: principal_name(&state, &me, assignment.principal).await,
             role: role_label(&choices, &assignment.role),
-            scope: scope_words(&assignment.scope),
+            scope: crate::pages::scope_words(&assignment.scope),
             status: status_of(&assignment, now),
             assignment,
         });
@@ -574,7 +554,7 @@ pub(super) async fn roles_page(
         .items
         .into_iter()
         .map(|role| RoleCard {
-            label: builtin_label(role.name),
+            label: role.name.title().to_owned(),
             about: role.description.to_owned(),
             builtin: true,
             groups: grouped(role.permissions.iter().map(|a| (*a, None))),
@@ -819,7 +799,7 @@ async fn path_of(
         if let Some(scope) = scope {
             steps.push(step(
                 "Scope",
-                scope_words(scope),
+                crate::pages::scope_words(scope),
                 (broke == Some("scope")).then(|| "does not cover the record".into()),
                 broke == Some("scope"),
             ));
