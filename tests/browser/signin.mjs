@@ -69,7 +69,8 @@ await page.screenshot({ path: `${shots}/03-account.png`, fullPage: true });
 
 await page.getByRole("link", { name: "Set up an authenticator app" }).click();
 await page.screenshot({ path: `${shots}/04-authenticator-setup.png`, fullPage: true });
-const secret = (await page.locator("#manual code").textContent()).trim();
+const secret = (await page.locator("#manual code").textContent()).replaceAll(" ", "");
+check(/^([A-Z2-7]{4} )+[A-Z2-7]{1,4}$/.test(await page.locator("#manual code").textContent()), "the key is shown in groups of four");
 await page.getByLabel("6-digit code from the app").fill(totp(secret));
 await page.getByRole("button", { name: "Turn on" }).click();
 check((await page.locator("ul.codes li").count()) === 10, "ten recovery codes are shown");

@@ -10,6 +10,17 @@ use crate::secrets::{SecretError, random_bytes};
 /// Seconds per step.
 pub const STEP_SECONDS: u64 = 30;
 
+/// A key to type by hand, in groups of four characters, as authenticator apps show and accept
+/// it (they ignore the spaces).
+pub fn grouped(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    chars
+        .chunks(4)
+        .map(|group| group.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Which second factors a user has: what the help desk needs before a reset and what the user
 /// sees of themselves. Never a secret or a code.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -95,6 +106,12 @@ impl TotpSecret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_is_grouped_in_fours() {
+        assert_eq!(grouped("ABCDEFGHIJ"), "ABCD EFGH IJ");
+        assert_eq!(grouped(""), "");
+    }
 
     #[test]
     fn rfc_6238_sha1_vector() {

@@ -10,7 +10,7 @@ use crate::admin_tokens::admin_api;
 use crate::authorize::{post_form, token};
 use crate::device::command_line;
 use crate::harness::{BIN, Reply, TestServer, cli};
-use crate::mfa::{between, code};
+use crate::mfa::code;
 use crate::signin::{Browser, PASSWORD, user_with_password};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -222,7 +222,7 @@ async fn a_person_steps_up_for_changes_and_signs_in_again_for_privileged_ones() 
     // She sets up an authenticator; her session is still a password one, so she is asked for
     // the code alone, and her new token carries both.
     let setup = browser.get("/t/operator/account/mfa").await;
-    let key = between(&setup.body, "instead: <code>", "</code>")[0].to_owned();
+    let key = crate::mfa::manual_key(&setup.body);
     let enrolled = browser
         .post(
             "/t/operator/account/mfa",

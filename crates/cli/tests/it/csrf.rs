@@ -255,7 +255,7 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
 
     // First the authenticator app's set-up, which only a pending (unconfirmed) secret accepts.
     let setup = victim.get("/t/operator/account/mfa").await;
-    let totp_key = between(&setup.body, "instead: <code>", "</code>")[0].to_owned();
+    let totp_key = crate::mfa::manual_key(&setup.body);
     let enrol = Case::new(
         "/t/{tenant}/account/mfa",
         Who::Victim,

@@ -206,7 +206,7 @@ async fn server_generated_secrets_are_stored_only_as_keyed_hashes_or_sealed() {
     let (mut browser, ada) = signed_in(&server, "ada").await;
     let session = browser.cookies[SESSION].clone();
     let setup = browser.get("/t/operator/account/mfa").await;
-    let totp_key = between(&setup.body, "instead: <code>", "</code>")[0].to_owned();
+    let totp_key = crate::mfa::manual_key(&setup.body);
     let done = browser
         .post(
             "/t/operator/account/mfa",

@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::administrators::approve;
 use crate::authorize::signed_in;
 use crate::harness::{BIN, TestServer};
-use crate::mfa::{between, code as totp_code};
+use crate::mfa::code as totp_code;
 
 /// Runs the binary with no API key, in a directory without a bootstrap credential, keeping its
 /// login in `config`.
@@ -151,7 +151,7 @@ async fn a_person_logs_the_command_line_in_with_a_device_code_and_out_again() {
     // factor, she gives the code from the authenticator she has just set up, and the command
     // goes through on its own.
     let setup = browser.get("/t/operator/account/mfa").await;
-    let key = between(&setup.body, "instead: <code>", "</code>")[0].to_owned();
+    let key = crate::mfa::manual_key(&setup.body);
     let enrolled = browser
         .post(
             "/t/operator/account/mfa",

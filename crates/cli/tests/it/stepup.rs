@@ -137,7 +137,7 @@ async fn a_password_session_that_needs_mfa_is_asked_only_for_the_code() {
     browser.sign_in("operator", "ada", PASSWORD).await;
     // The authenticator is set up after the password sign-in: the session is still "password".
     let setup = browser.get("/t/operator/account/mfa").await;
-    let key = between(&setup.body, "instead: <code>", "</code>")[0].to_owned();
+    let key = crate::mfa::manual_key(&setup.body);
     let csrf = setup.csrf();
     // Kept, so that the replay below is this very code even if a 30-second step ends between.
     let enrolment_code = code(&key, 0);

@@ -345,7 +345,7 @@ async fn render_mfa_page(
                 &me.user.user_name,
             )
             .ok_or_else(|| PageError::Internal("cannot build the otpauth URL".into()))?;
-        (qr_svg(&url)?, key)
+        (qr_svg(&url)?, portcullis_core::totp::grouped(&key))
     };
     let page = MfaPage {
         tenant: &me.tenant.name,
