@@ -668,6 +668,51 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             &[("version", "1")],
         ),
         Case::new(
+            "/t/{tenant}/console/applications/new",
+            Victim,
+            "/t/operator/console/applications/new".into(),
+            &[("name", "mallory's app"), ("kind", "keys")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/applications/{id}/edit",
+            Victim,
+            format!("/t/operator/console/applications/{ada}/edit"),
+            &[("version", "1"), ("name", "x")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/applications/{id}/state",
+            Victim,
+            format!("/t/operator/console/applications/{ada}/state"),
+            &[("version", "1"), ("state", "disabled")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/applications/{id}/delete",
+            Victim,
+            format!("/t/operator/console/applications/{ada}/delete"),
+            &[("version", "1")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/applications/{id}/secrets",
+            Victim,
+            format!("/t/operator/console/applications/{ada}/secrets"),
+            &[("days", "730")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/applications/{id}/secrets/{key_id}/revoke",
+            Victim,
+            format!("/t/operator/console/applications/{ada}/secrets/{ada}/revoke"),
+            &[],
+        ),
+        Case::new(
+            "/t/{tenant}/console/applications/{id}/client",
+            Victim,
+            format!("/t/operator/console/applications/{ada}/client"),
+            &[
+                ("grant_client_credentials", "on"),
+                ("resources", "https://evil.example.com"),
+            ],
+        ),
+        Case::new(
             "/t/{tenant}/device/decision",
             Victim,
             "/t/operator/device/decision".into(),

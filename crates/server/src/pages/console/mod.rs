@@ -31,6 +31,7 @@ use crate::extract::RequestOrigin;
 use crate::state::AppState;
 
 mod access;
+mod applications;
 mod conditional;
 mod groups;
 mod logs;
@@ -78,6 +79,39 @@ pub(super) fn routes() -> Router<AppState> {
         .route(
             "/t/{tenant}/console/users/{id}/email-verification",
             post(users::email_verification),
+        )
+        .route("/t/{tenant}/console/applications", get(applications::list))
+        .route(
+            "/t/{tenant}/console/applications/new",
+            get(applications::new_page).post(applications::create),
+        )
+        .route(
+            "/t/{tenant}/console/applications/{id}",
+            get(applications::detail),
+        )
+        .route(
+            "/t/{tenant}/console/applications/{id}/edit",
+            post(applications::edit),
+        )
+        .route(
+            "/t/{tenant}/console/applications/{id}/state",
+            post(applications::set_state),
+        )
+        .route(
+            "/t/{tenant}/console/applications/{id}/delete",
+            post(applications::delete),
+        )
+        .route(
+            "/t/{tenant}/console/applications/{id}/secrets",
+            post(applications::new_secret),
+        )
+        .route(
+            "/t/{tenant}/console/applications/{id}/secrets/{key_id}/revoke",
+            post(applications::revoke_secret),
+        )
+        .route(
+            "/t/{tenant}/console/applications/{id}/client",
+            post(applications::save_client),
         )
         .route("/t/{tenant}/console/access", get(access::assignments))
         .route(
@@ -264,6 +298,16 @@ impl Console {
     fn page(&self, template: &impl Template) -> Response {
         with_cookies(html(template), self.new_csrf_cookie.clone())
     }
+
+    /// A page that shows a secret once: no cache or proxy may keep it.
+    fn page_no_store(&self, template: &impl Template) -> Response {
+        let mut response = self.page(template);
+        response.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
+        response
+    }
 }
 
 /// What every console page shows around its content: the tenant, the person, the sections.
@@ -280,6 +324,7 @@ enum Section {
     Overview,
     Users,
     Groups,
+    Applications,
     Access,
     Roles,
     Explorer,
@@ -520,76 +565,77 @@ async fn home(
         )
         .into());
     }
+    // What each section needs to be shown: (permission, title, path under the console, about).
+    let cards: [(Action, &str, &str, &str); 9] = [
+        (
+            Action::UserRead,
+            "Users",
+            "users",
+            "Find people, create and invite them, disable, delete and restore them, end their sessions and unlock their accounts.",
+        ),
+        (
+            Action::GroupRead,
+            "Groups",
+            "groups",
+            "Gather people (and other groups) so that roles and access can be given to all of them at once.",
+        ),
+        (
+            Action::ServicePrincipalRead,
+            "Applications",
+            "applications",
+            "The applications that sign people in or get tokens for themselves: redirect URIs, grants, secrets and their rotation.",
+        ),
+        (
+            Action::RoleRead,
+            "Role assignments",
+            "access",
+            "Who holds which role, where and until when: assign, schedule and remove roles.",
+        ),
+        (
+            Action::RoleRead,
+            "Access explorer",
+            "access/explorer",
+            "Why someone may or may not do something, drawn from them to the record, and who may.",
+        ),
+        (
+            Action::TenantUpdate,
+            "Conditional access",
+            "conditional-access",
+            "Policies that decide what a sign-in must prove, from where and to which application, with a what-if tool to try them.",
+        ),
+        (
+            Action::AuditRead,
+            "Sign-in log",
+            "sign-ins",
+            "Who signed in and who failed, and why, with the last day drawn hour by hour.",
+        ),
+        (
+            Action::AuditRead,
+            "Audit log",
+            "logs",
+            "Every change and refusal, filtered and exported as CSV or JSON, and a check that nobody altered the trail.",
+        ),
+        (
+            Action::RoleRead,
+            "Roles",
+            "roles",
+            "The built-in roles and the permissions each one grants, by kind of object.",
+        ),
+    ];
     let mut sections = Vec::new();
-    if me
-        .caller
-        .decide(&state, Action::UserRead, Scope::Tenant)
-        .await?
-        .allowed
-    {
-        sections.push(SectionCard {
-            title: "Users",
-            href: format!("/t/{}/console/users", me.tenant()),
-            about: "Find people, create and invite them, disable, delete and restore them, end their sessions and unlock their accounts.",
-        });
-    }
-    if me
-        .caller
-        .decide(&state, Action::GroupRead, Scope::Tenant)
-        .await?
-        .allowed
-    {
-        sections.push(SectionCard {
-            title: "Groups",
-            href: format!("/t/{}/console/groups", me.tenant()),
-            about: "Gather people (and other groups) so that roles and access can be given to all of them at once.",
-        });
-    }
-    if me
-        .caller
-        .decide(&state, Action::RoleRead, Scope::Tenant)
-        .await?
-        .allowed
-    {
-        sections.push(SectionCard {
-            title: "Role assignments",
-            href: format!("/t/{}/console/access", me.tenant()),
-            about: "Who holds which role, where and until when: assign, schedule and remove roles.",
-        });
-        sections.push(SectionCard {
-            title: "Access explorer",
-            href: format!("/t/{}/console/access/explorer", me.tenant()),
-            about: "Why someone may or may not do something, drawn from them to the record, and who may.",
-        });
-    }
-    if me
-        .caller
-        .decide(&state, Action::TenantUpdate, Scope::Tenant)
-        .await?
-        .allowed
-    {
-        sections.push(SectionCard {
-            title: "Conditional access",
-            href: format!("/t/{}/console/conditional-access", me.tenant()),
-            about: "Policies that decide what a sign-in must prove, from where and to which application, with a what-if tool to try them.",
-        });
-    }
-    if me
-        .caller
-        .decide(&state, Action::AuditRead, Scope::Tenant)
-        .await?
-        .allowed
-    {
-        sections.push(SectionCard {
-            title: "Sign-in log",
-            href: format!("/t/{}/console/sign-ins", me.tenant()),
-            about: "Who signed in and who failed, and why, with the last day drawn hour by hour.",
-        });
-        sections.push(SectionCard {
-            title: "Audit log",
-            href: format!("/t/{}/console/logs", me.tenant()),
-            about: "Every change and refusal, filtered and exported as CSV or JSON, and a check that nobody altered the trail.",
-        });
+    for (action, title, path, about) in cards {
+        if me
+            .caller
+            .decide(&state, action, Scope::Tenant)
+            .await?
+            .allowed
+        {
+            sections.push(SectionCard {
+                title,
+                href: format!("/t/{}/console/{path}", me.tenant()),
+                about,
+            });
+        }
     }
     let page = HomePage {
         frame: me.frame(Section::Overview),

@@ -523,10 +523,5 @@ pub(super) async fn enrolment_link(
         expires: super::super::minute(&link.expires_at),
         replaced: link.replaced,
     };
-    let mut response = me.page(&page);
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
+    Ok(me.page_no_store(&page))
 }
