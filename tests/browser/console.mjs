@@ -160,6 +160,23 @@ await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name
 await page.getByText("Security reader").click();
 await look("roles");
 
+// An application that signs people in, and its first secret, shown once.
+await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Applications" }).click();
+await page.getByRole("link", { name: "New application" }).click();
+await page.getByLabel("Name", { exact: true }).fill(`Wiki ${stamp}`);
+await page.getByLabel("A web application").check();
+await page.getByLabel(/^Redirect URI/).fill("https://wiki.example.com/callback");
+await look("application-new");
+await Promise.all([page.waitForURL(/done=created/), page.getByRole("button", { name: "Create application" }).click()]);
+check((await page.getByLabel("Redirect URIs").inputValue()).includes("https://wiki.example.com/callback"), "the redirect URI is kept");
+await look("application");
+await page.getByRole("button", { name: "Make a new secret" }).click();
+await page.waitForURL(/\/secrets$/);
+check((await page.getByLabel("Secret", { exact: true }).inputValue()).startsWith("pcs_"), "the secret is shown once");
+await look("application-secret");
+await page.goto(`${base}/t/operator/console/applications`);
+await look("applications");
+
 // Conditional access: a policy from a template, tried with the what-if tool beside it.
 await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Conditional access" }).click();
 await look("conditional-access");

@@ -1901,4 +1901,7 @@ async fn applications_are_made_for_what_they_are_with_secrets_shown_once_and_rot
         .await;
     assert_eq!(disabled.status, 303, "{}", disabled.body);
     server.client(&second).get("/v1/me").await.expect(401);
+    let list = browser.get("/t/operator/console/applications").await;
+    let portal_row = between(&list.body, ">Portal</a>", "</tr>")[0];
+    assert!(portal_row.contains("badge disabled"), "{portal_row}");
 }
