@@ -82,3 +82,39 @@ pub struct UpdateTenant {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<LifecycleState>,
 }
+
+/// The tenant's branding as shown on its sign-in pages, console and messages.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BrandingView {
+    /// The colour of buttons and links, `#rrggbb`; absent: the default blue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colour: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo: Option<LogoView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LogoView {
+    /// `image/png`, `image/jpeg` or `image/webp`.
+    pub media_type: String,
+    /// Names this version of the image.
+    pub digest: String,
+    /// Where browsers fetch it (public: it is shown on the sign-in page).
+    pub url: String,
+}
+
+/// A change to the branding.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetBranding {
+    /// `#rrggbb`, dark enough for white text on it (contrast ≥ 4.5:1); null or absent: the
+    /// default.
+    #[serde(default)]
+    pub colour: Option<String>,
+    /// A `data:image/png;base64,…` URL (PNG, JPEG or WebP, at most 100 KiB; SVG is refused);
+    /// null removes the logo; absent keeps it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo: Option<Option<String>>,
+}

@@ -29,7 +29,9 @@ use crate::authorization::{
     ShareCommand,
 };
 use crate::conditional;
-use crate::settings::{self, OAuthClientCommand, SettingsCommand, SigningKeyCommand};
+use crate::settings::{
+    self, BrandingCommand, OAuthClientCommand, SettingsCommand, SigningKeyCommand,
+};
 
 #[derive(Subcommand)]
 pub enum AdminCommand {
@@ -118,6 +120,11 @@ pub enum AdminCommand {
     AccessSettings {
         #[command(subcommand)]
         command: SettingsCommand,
+    },
+    /// The tenant's colour and logo on its sign-in pages, console and messages.
+    Branding {
+        #[command(subcommand)]
+        command: BrandingCommand,
     },
     /// The keys that sign the tenant's tokens, and their rotation.
     SigningKey {
@@ -974,6 +981,7 @@ async fn resolve_names(command: &mut AdminCommand, api: &Api) -> anyhow::Result<
         | AdminCommand::AdministratorPolicy { .. }
         | AdminCommand::AccessSettings { .. }
         | AdminCommand::SigningKey { .. }
+        | AdminCommand::Branding { .. }
         | AdminCommand::OAuthClient { .. }
         | AdminCommand::Location { .. }
         | AdminCommand::AccessPolicy { .. }
@@ -1319,6 +1327,7 @@ pub async fn run(
         }
         AdminCommand::AccessSettings { command } => settings::access(&api, command).await?,
         AdminCommand::SigningKey { command } => settings::signing_key(&api, command).await?,
+        AdminCommand::Branding { command } => settings::branding(&api, command).await?,
         AdminCommand::OAuthClient { command } => settings::oauth_client(&api, command).await?,
         AdminCommand::Location { command } => conditional::location(&api, command).await?,
         AdminCommand::AccessPolicy { command } => conditional::access_policy(&api, command).await?,

@@ -45,6 +45,27 @@ pub enum SigningKeyCommand {
 }
 
 #[derive(Subcommand)]
+pub enum BrandingCommand {
+    /// Print the colour and the logo's type and address.
+    Get,
+    /// Change the colour or the logo; what is not named stays as it is.
+    Set {
+        /// The colour of buttons and links, `#rrggbb`, dark enough for white text on it.
+        #[arg(long, conflicts_with = "default_colour")]
+        colour: Option<String>,
+        /// Go back to the default colour.
+        #[arg(long)]
+        default_colour: bool,
+        /// A PNG, JPEG or WebP file of at most 100 KiB.
+        #[arg(long, value_name = "FILE", conflicts_with = "no_logo")]
+        logo: Option<std::path::PathBuf>,
+        /// Remove the logo.
+        #[arg(long)]
+        no_logo: bool,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum OAuthClientCommand {
     /// Print a service principal's OAuth client registration.
     Get {
@@ -108,6 +129,45 @@ pub async fn signing_key(api: &Api, command: SigningKeyCommand) -> anyhow::Resul
                 publish_seconds,
             };
             api.post("/v1/signing-keys/rotate", &rotation).await
+        }
+    }
+}
+
+pub async fn branding(api: &Api, command: BrandingCommand) -> anyhow::Result<Value> {
+    use anyhow::Context as _;
+    use base64::Engine as _;
+    match command {
+        BrandingCommand::Get => api.get("/v1/branding", NO_QUERY).await,
+        BrandingCommand::Set {
+            colour,
+            default_colour,
+            logo,
+            no_logo,
+        } => {
+            let current = api.get("/v1/branding", NO_QUERY).await?;
+            let colour = match (colour, default_colour) {
+                (Some(colour), _) => Some(colour),
+                (None, true) => None,
+                (None, false) => current["colour"].as_str().map(String::from),
+            };
+            let logo = match (logo, no_logo) {
+                (Some(file), _) => {
+                    let bytes = std::fs::read(&file)
+                        .with_context(|| format!("cannot read the logo {}", file.display()))?;
+                    // The server checks the bytes; the declared type only has to agree.
+                    let media_type = match bytes.get(..4) {
+                        Some([0x89, b'P', b'N', b'G']) => "image/png",
+                        Some([0xff, 0xd8, 0xff, _]) => "image/jpeg",
+                        _ => "image/webp",
+                    };
+                    let data = base64::engine::general_purpose::STANDARD.encode(bytes);
+                    Some(Some(format!("data:{media_type};base64,{data}")))
+                }
+                (None, true) => Some(None),
+                (None, false) => None,
+            };
+            let body = portcullis_api::tenants::SetBranding { colour, logo };
+            api.put("/v1/branding", &body, None).await
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod authorize;
 pub mod authz;
 pub mod backoff;
+pub mod branding;
 pub mod conditional;
 pub mod device;
 pub mod device_key;

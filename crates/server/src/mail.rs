@@ -10,7 +10,7 @@ use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lettre::message::header::ContentType;
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -18,6 +18,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
+use portcullis_core::branding::Logo;
 use portcullis_core::mail::{LinkPurpose, MailKind, Notice};
 use portcullis_store::{MailedLink, NewLink, QueuedMail, StoreError, WriteContext};
 
@@ -298,6 +299,10 @@ struct TextLetter<'a> {
 #[template(path = "mail/letter.html")]
 struct HtmlLetter<'a> {
     words: &'a Words,
+    /// The tenant's brand colour for the button, or the default.
+    colour: String,
+    /// Whether the tenant's logo goes with the message (as the inline part `logo`).
+    logo: bool,
 }
 
 /// What one message says.
@@ -457,6 +462,25 @@ enum Undelivered {
     Store(#[from] StoreError),
 }
 
+/// The button colour of a tenant without branding: the design system's primary.
+const DEFAULT_BUTTON_COLOUR: &str = "#0b57d0";
+
+/// The HTML part, with the tenant's logo beside it as an inline image it refers to by
+/// `cid:logo` (mail readers do not fetch images from the server, and should not).
+fn html_part(html: String, logo: Option<Logo>) -> Result<MultiPart, Undelivered> {
+    let html = SinglePart::builder()
+        .header(ContentType::TEXT_HTML)
+        .body(html);
+    let Some(logo) = logo else {
+        return Ok(MultiPart::related().singlepart(html));
+    };
+    let kind = ContentType::parse(logo.media_type.as_str())
+        .map_err(|e| Undelivered::Permanent(format!("the logo's type: {e}")))?;
+    Ok(MultiPart::related()
+        .singlepart(html)
+        .singlepart(Attachment::new_inline("logo".into()).body(logo.bytes, kind)))
+}
+
 /// Builds the message of one queued mail.
 async fn compose(
     state: &AppState,
@@ -498,9 +522,20 @@ async fn compose(
     let text = TextLetter { words: &words }
         .render()
         .map_err(|e| Undelivered::Permanent(e.to_string()))?;
-    let html = HtmlLetter { words: &words }
-        .render()
-        .map_err(|e| Undelivered::Permanent(e.to_string()))?;
+    let branding = state.store.branding(tenant.id).await?;
+    let logo = match branding.logo {
+        Some(_) => state.store.branding_logo(tenant.id).await?,
+        None => None,
+    };
+    let html = HtmlLetter {
+        words: &words,
+        colour: branding
+            .colour
+            .map_or_else(|| DEFAULT_BUTTON_COLOUR.to_owned(), |c| c.to_string()),
+        logo: logo.is_some(),
+    }
+    .render()
+    .map_err(|e| Undelivered::Permanent(e.to_string()))?;
     let to: Mailbox = mail
         .recipient
         .parse()
@@ -518,11 +553,7 @@ async fn compose(
                         .header(ContentType::TEXT_PLAIN)
                         .body(text),
                 )
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_HTML)
-                        .body(html),
-                ),
+                .multipart(html_part(html, logo)?),
         )
         .map_err(|e| Undelivered::Permanent(e.to_string()))
 }

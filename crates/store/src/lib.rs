@@ -8,6 +8,7 @@ mod administrators;
 mod api_use;
 mod audit;
 mod backoff;
+mod branding;
 mod cli_client;
 mod conditional;
 mod db;
@@ -41,6 +42,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use access::{Changed, NewDenyAssignment};
 pub use administrators::UnexpiringFirstKey;
 pub use audit::{AuditFilter, AuditSink};
+pub use branding::LogoChange;
 pub use conditional::ConditionalAccess;
 pub use device::{DeviceAuthorization, DeviceDecision, NewDeviceAuthorization, Poll};
 pub use enrolment::{CreatedLink, MailedLink, NewLink, UnusableLink};

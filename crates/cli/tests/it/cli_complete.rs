@@ -479,6 +479,22 @@ async fn tour(cli: &Cli) {
     }
     cli.ok(&["signing-key", "list"]).await;
     cli.ok(&["signing-key", "rotate"]).await;
+    let logo = cli.dir.join("logo.png");
+    std::fs::write(&logo, crate::branding::TINY_PNG).unwrap();
+    let branded = cli
+        .ok(&[
+            "branding",
+            "set",
+            "--colour",
+            "#7b1fa2",
+            "--logo",
+            &logo.display().to_string(),
+        ])
+        .await;
+    assert_eq!(branded["logo"]["media_type"], "image/png", "{branded}");
+    let kept = cli.ok(&["branding", "set", "--no-logo"]).await;
+    assert_eq!(kept["colour"], "#7b1fa2", "{kept}");
+    assert!(cli.ok(&["branding", "get"]).await.get("logo").is_none());
 
     // Conditional access.
     let office = cli.file(

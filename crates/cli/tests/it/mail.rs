@@ -27,6 +27,8 @@ pub(crate) struct Received {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// The image sent inline as `cid:logo`: its type and bytes.
+    pub logo: Option<(String, Vec<u8>)>,
 }
 
 impl Received {
@@ -146,18 +148,27 @@ fn parse(raw: &[u8]) -> Received {
             .map(|h| h.get_value())
             .unwrap_or_default()
     };
+    // Parts at any depth: the HTML sits beside its inline images in a multipart/related.
     let part = |mime: &str| {
-        mail.subparts
-            .iter()
+        mail.parts()
             .find(|p| p.ctype.mimetype == mime)
             .map(|p| p.get_body().unwrap())
             .unwrap_or_default()
     };
+    let logo = mail
+        .parts()
+        .find(|p| {
+            p.headers.iter().any(|h| {
+                h.get_key().eq_ignore_ascii_case("Content-ID") && h.get_value() == "<logo>"
+            })
+        })
+        .map(|p| (p.ctype.mimetype.clone(), p.get_body_raw().unwrap()));
     Received {
         to: header("X-Envelope-To"),
         subject: header("Subject"),
         text: part("text/plain"),
         html: part("text/html"),
+        logo,
     }
 }
 

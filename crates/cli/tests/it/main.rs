@@ -10,6 +10,7 @@ mod audit;
 mod authorize;
 mod authz;
 mod authzen;
+mod branding;
 mod cli_complete;
 mod cli_output;
 mod concurrency;

@@ -8,6 +8,7 @@
 //! form a pushed request (RFC 9126) takes. Until the client and redirect URI are known good,
 //! errors are shown here and never sent anywhere (no open redirect).
 
+use crate::pages::TenantFace;
 use std::collections::HashMap;
 
 use askama::Template;
@@ -668,7 +669,7 @@ async fn issue_code(
 #[derive(Template)]
 #[template(path = "consent.html")]
 struct ConsentPage<'a> {
-    tenant: &'a str,
+    tenant: TenantFace<'a>,
     csrf: &'a str,
     application: &'a str,
     user_name: &'a str,
@@ -705,7 +706,7 @@ async fn consent_page(
     let user = state.store.user(tenant.id, session.user_id).await?;
     let (csrf, set) = csrf_token(state, headers)?;
     let page = ConsentPage {
-        tenant: &tenant.name,
+        tenant: TenantFace::of(tenant),
         csrf: &csrf,
         application: &application.name,
         user_name: &user.user_name,

@@ -3,6 +3,7 @@
 //! denies it. Wrong codes count against the address and the user (the per-minute failure
 //! limit), so user codes cannot be guessed at speed; a code is answered once.
 
+use crate::pages::TenantFace;
 use std::time::Instant;
 
 use askama::Template;
@@ -29,7 +30,7 @@ use crate::state::AppState;
 #[derive(Template)]
 #[template(path = "device.html")]
 struct DevicePage<'a> {
-    tenant: &'a str,
+    tenant: TenantFace<'a>,
     csrf: &'a str,
     user_name: &'a str,
     /// What the user typed, to show again with an error.
@@ -204,7 +205,7 @@ pub(super) async fn decide(
     };
     let (csrf, set) = csrf_token(&state, &headers)?;
     let page = DevicePage {
-        tenant: &me.tenant.name,
+        tenant: TenantFace::of(&me.tenant),
         csrf: &csrf,
         user_name: &me.user.user_name,
         typed: "",
@@ -305,7 +306,7 @@ fn render(
         StatusCode::OK
     };
     let page = DevicePage {
-        tenant: &me.tenant.name,
+        tenant: TenantFace::of(&me.tenant),
         csrf: &csrf,
         user_name: &me.user.user_name,
         typed,

@@ -5,6 +5,7 @@
 //! link is used once: the store marks it used, sets the password and ends the user's other
 //! sessions in one transaction.
 
+use crate::pages::TenantFace;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -29,7 +30,7 @@ use crate::state::AppState;
 #[derive(Template)]
 #[template(path = "enrol.html")]
 struct EnrolPage<'a> {
-    tenant: &'a str,
+    tenant: TenantFace<'a>,
     /// A forgotten password's reset, rather than a first password.
     reset: bool,
     csrf: &'a str,
@@ -231,7 +232,7 @@ async fn show(
     let settings = state.store.sign_in_settings(tenant.id).await?;
     let user = link_user(&state, &tenant, (purpose, &query.token), &address).await?;
     let mut page = EnrolPage {
-        tenant: &tenant.name,
+        tenant: TenantFace::of(&tenant),
         reset: purpose == LinkPurpose::Reset,
         csrf: &csrf,
         token: &query.token,
@@ -267,7 +268,7 @@ async fn choose(
     let address = origin.source_ip.clone().unwrap_or_default();
     let settings = state.store.sign_in_settings(tenant.id).await?;
     let mut page = EnrolPage {
-        tenant: &tenant.name,
+        tenant: TenantFace::of(&tenant),
         reset: purpose == LinkPurpose::Reset,
         csrf: &form.csrf,
         token: &form.token,

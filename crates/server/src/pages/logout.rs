@@ -4,6 +4,7 @@
 //! a link on another site cannot sign anyone out. Ending the session tells every application
 //! that got tokens from it (back-channel logout).
 
+use crate::pages::TenantFace;
 use std::collections::HashMap;
 
 use askama::Template;
@@ -67,7 +68,7 @@ pub(super) async fn confirm(
 #[derive(Template)]
 #[template(path = "logout.html")]
 struct LogoutPage<'a> {
-    tenant: &'a str,
+    tenant: TenantFace<'a>,
     csrf: &'a str,
     application: Option<String>,
     user_name: &'a str,
@@ -215,7 +216,7 @@ fn confirmation(
         .filter_map(|name| params.get(*name).map(|v| (*name, v.clone())))
         .collect();
     let page = LogoutPage {
-        tenant: &tenant.name,
+        tenant: TenantFace::of(tenant),
         csrf: &csrf,
         application,
         user_name,

@@ -2,6 +2,7 @@
 //! step that asks for a code after the password. Between the two steps the browser holds a
 //! short-lived challenge, MACed by the server, naming the user and when the password was right.
 
+use crate::pages::TenantFace;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
@@ -84,7 +85,7 @@ fn read_challenge(
 #[derive(Template)]
 #[template(path = "sign_in_code.html")]
 struct CodePage<'a> {
-    tenant: &'a str,
+    tenant: TenantFace<'a>,
     csrf: &'a str,
     error: Option<String>,
     notice: Option<String>,
@@ -101,7 +102,7 @@ pub(super) async fn code_page(
     }
     let (csrf, set) = csrf_token(&state, &headers)?;
     let page = CodePage {
-        tenant: &tenant.name,
+        tenant: TenantFace::of(&tenant),
         csrf: &csrf,
         error: None,
         notice: None,
@@ -151,7 +152,7 @@ pub(super) async fn submit_code(
         return Ok(Redirect::to(&format!("/t/{}/sign-in", tenant.name)).into_response());
     };
     let (csrf, _) = csrf_token(&state, &headers)?;
-    let page = |error: String| code_page_with_error(&tenant.name, &csrf, error);
+    let page = |error: String| code_page_with_error(TenantFace::of(&tenant), &csrf, error);
     let at = state.clock.now();
     let wrong =
         "That code is not right, or was already used. Enter the current code from your app.";
@@ -172,7 +173,7 @@ pub(super) async fn submit_code(
     Ok(finished.respond(page))
 }
 
-fn code_page_with_error(tenant: &str, csrf: &str, error: String) -> Response {
+fn code_page_with_error(tenant: TenantFace<'_>, csrf: &str, error: String) -> Response {
     html(&CodePage {
         tenant,
         csrf,
@@ -281,7 +282,7 @@ pub(super) async fn check_code(
 #[derive(Template)]
 #[template(path = "mfa.html")]
 struct MfaPage<'a> {
-    tenant: &'a str,
+    tenant: TenantFace<'a>,
     csrf: &'a str,
     enrolled: bool,
     recovery_codes_left: i64,
@@ -348,7 +349,7 @@ async fn render_mfa_page(
         (qr_svg(&url)?, portcullis_core::totp::grouped(&key))
     };
     let page = MfaPage {
-        tenant: &me.tenant.name,
+        tenant: TenantFace::of(&me.tenant),
         csrf,
         enrolled,
         recovery_codes_left: state
@@ -389,7 +390,7 @@ pub(super) struct EnrolForm {
 #[derive(Template)]
 #[template(path = "recovery_codes.html")]
 struct RecoveryCodesPage<'a> {
-    tenant: &'a str,
+    tenant: TenantFace<'a>,
     codes: Vec<String>,
     error: Option<String>,
     notice: Option<String>,
@@ -446,7 +447,7 @@ pub(super) async fn enrol(
         .confirm_totp(&ctx, me.user.id, step as i64, hashes)
         .await?;
     let page = RecoveryCodesPage {
-        tenant: &me.tenant.name,
+        tenant: TenantFace::of(&me.tenant),
         codes,
         error: None,
         notice: Some("Authenticator app turned on.".into()),
@@ -514,7 +515,7 @@ pub(super) async fn regenerate_recovery_codes(
         .regenerate_recovery_codes(&ctx, me.user.id, hashes)
         .await?;
     let page = RecoveryCodesPage {
-        tenant: &me.tenant.name,
+        tenant: TenantFace::of(&me.tenant),
         codes,
         error: None,
         notice: Some("New recovery codes made. The old ones no longer work.".into()),

@@ -116,6 +116,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let hsts = state.config.secure_cookies();
     let router = Router::new()
         .route("/assets/portcullis.css", get(stylesheet))
+        .route("/t/{tenant}/branding.css", get(branding_style_sheet))
+        .route("/t/{tenant}/branding/logo", get(branding_logo))
         .route("/t/{tenant}/sign-in", get(sign_in_page).post(sign_in))
         .route("/t/{tenant}/sign-out", post(sign_out))
         .route("/t/{tenant}/account", get(account))
@@ -316,7 +318,7 @@ impl From<ValidationError> for PageError {
     ext = "html"
 )]
 struct ProblemPage<'a> {
-    tenant: &'a str,
+    tenant: TenantFace<'a>,
     title: &'a str,
     message: &'a str,
     error: Option<String>,
@@ -363,7 +365,7 @@ impl IntoResponse for PageError {
             tracing::error!(error = %e, "page failed");
         }
         let page = ProblemPage {
-            tenant: "Portcullis",
+            tenant: TenantFace::NONE,
             title,
             message: &message,
             error: None,
@@ -377,7 +379,7 @@ impl IntoResponse for PageError {
 /// decode): the same page as every other refusal, with `status`.
 pub(crate) fn refusal_page(status: StatusCode, message: &str) -> Response {
     let page = ProblemPage {
-        tenant: "Portcullis",
+        tenant: TenantFace::NONE,
         title: "Cannot continue",
         message,
         error: None,
@@ -483,6 +485,101 @@ fn could_be_stored(text: &str) -> bool {
     !text.chars().any(char::is_control)
 }
 
+/// The tenant as a page shows it: `{{ tenant }}` writes its name as addresses spell it, and
+/// `tenant.title()` the name people read (its display name, if it has one).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TenantFace<'a> {
+    slug: &'a str,
+    title: &'a str,
+    /// Whether pages link the tenant's branding (a page for no tenant has none).
+    branded: bool,
+}
+
+impl<'a> TenantFace<'a> {
+    /// For pages that belong to no tenant (an unknown address, a refusal before routing).
+    pub(crate) const NONE: TenantFace<'static> = TenantFace {
+        slug: "Portcullis",
+        title: "Portcullis",
+        branded: false,
+    };
+
+    pub(crate) fn of(tenant: &'a Tenant) -> Self {
+        Self {
+            slug: &tenant.name,
+            title: tenant.display_name.as_deref().unwrap_or(&tenant.name),
+            branded: true,
+        }
+    }
+
+    pub(crate) fn title(&self) -> &str {
+        self.title
+    }
+
+    pub(crate) fn branded(&self) -> bool {
+        self.branded
+    }
+}
+
+impl std::fmt::Display for TenantFace<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.slug)
+    }
+}
+
+/// The tenant's branding as a style sheet over the design system, linked from every page of
+/// the tenant. Kept by browsers for a minute, so a change shows within one.
+async fn branding_style_sheet(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+) -> Result<Response, PageError> {
+    let tenant = active_tenant(&state, &tenant).await?;
+    let branding = state.store.branding(tenant.id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=60"),
+        ],
+        branding.style_sheet(&tenant.name),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct LogoQuery {
+    v: Option<String>,
+}
+
+/// The tenant's logo. Its address names the version (`?v=` its digest), so browsers keep it
+/// for a year; it is served as the image type its bytes were checked to be, in a sandbox.
+async fn branding_logo(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    Query(query): Query<LogoQuery>,
+) -> Result<Response, PageError> {
+    let tenant = active_tenant(&state, &tenant).await?;
+    let Some(logo) = state.store.branding_logo(tenant.id).await? else {
+        return Err(PageError::NotFound("This organisation has no logo."));
+    };
+    let cache = if query.v.as_deref() == Some(logo.digest().as_str()) {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=60"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, logo.media_type.as_str()),
+            (header::CACHE_CONTROL, cache),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox",
+            ),
+            (header::CONTENT_DISPOSITION, "inline; filename=\"logo\""),
+        ],
+        logo.bytes,
+    )
+        .into_response())
+}
+
 async fn active_tenant(state: &AppState, name: &str) -> Result<Tenant, PageError> {
     if !could_be_stored(name) {
         return Err(PageError::NoTenant);
@@ -497,7 +594,7 @@ async fn active_tenant(state: &AppState, name: &str) -> Result<Tenant, PageError
 #[derive(Template)]
 #[template(path = "sign_in.html")]
 struct SignInPage<'a> {
-    tenant: &'a str,
+    tenant: TenantFace<'a>,
     csrf: &'a str,
     user_name: &'a str,
     /// Whether to offer the passkey button.
@@ -512,7 +609,7 @@ impl SignInPage<'_> {
     /// The sign-in form again, with what went wrong.
     fn again(
         state: &AppState,
-        (tenant, csrf): (&str, &str),
+        (tenant, csrf): (TenantFace<'_>, &str),
         user_name: &str,
         passkeys: bool,
         error: String,
@@ -566,7 +663,7 @@ async fn sign_in_page(
         .take(256)
         .collect();
     let page = SignInPage {
-        tenant: &tenant.name,
+        tenant: TenantFace::of(&tenant),
         csrf: &csrf,
         user_name: &hint,
         passkeys: passkeys::relying_party(&state, &tenant).await?.is_some(),
@@ -612,8 +709,15 @@ async fn sign_in(
     let user_name = form.user_name.trim().chars().take(256).collect::<String>();
     let settings = state.store.sign_in_settings(tenant.id).await?;
     let passkeys = passkeys::available(&state, &settings).is_some();
-    let page =
-        |error| SignInPage::again(&state, (&tenant.name, &csrf), &user_name, passkeys, error);
+    let page = |error| {
+        SignInPage::again(
+            &state,
+            (TenantFace::of(&tenant), &csrf),
+            &user_name,
+            passkeys,
+            error,
+        )
+    };
     let password = SecretString::from(form.password);
     let tried = PasswordAttempt::make(&state, &tenant, &settings, &user_name, password, &origin);
     let wrong = "That user name and password do not match. Check both and try again.";
@@ -1163,7 +1267,7 @@ struct SessionRow {
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
-    tenant: &'a str,
+    tenant: TenantFace<'a>,
     csrf: &'a str,
     user_name: &'a str,
     email: Option<&'a str>,
@@ -1207,7 +1311,7 @@ async fn account(
         .collect();
     let applications = state.store.consents(me.tenant.id, me.user.id).await?;
     let page = AccountPage {
-        tenant: &me.tenant.name,
+        tenant: TenantFace::of(&me.tenant),
         csrf: &csrf,
         user_name: &me.user.user_name,
         email: me.user.email.as_deref(),
@@ -1318,7 +1422,7 @@ async fn withdraw_application(
 #[derive(Template)]
 #[template(path = "change_password.html")]
 struct ChangePasswordPage<'a> {
-    tenant: &'a str,
+    tenant: TenantFace<'a>,
     csrf: &'a str,
     user_name: &'a str,
     required: bool,
@@ -1335,7 +1439,7 @@ async fn change_password_page(
     let me = signed_in(&state, &tenant, &headers, origin, PageKind::Always).await?;
     let (csrf, set) = csrf_token(&state, &headers)?;
     let page = ChangePasswordPage {
-        tenant: &me.tenant.name,
+        tenant: TenantFace::of(&me.tenant),
         csrf: &csrf,
         user_name: &me.user.user_name,
         required: me.session.must_change_password,
@@ -1364,7 +1468,7 @@ async fn change_password(
     check_csrf(&state, &headers, &form.csrf)?;
     let (csrf, _) = csrf_token(&state, &headers)?;
     let again = |error: String| ChangePasswordPage {
-        tenant: &me.tenant.name,
+        tenant: TenantFace::of(&me.tenant),
         csrf: &csrf,
         user_name: &me.user.user_name,
         required: me.session.must_change_password,

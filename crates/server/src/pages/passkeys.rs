@@ -3,6 +3,7 @@
 //! the browser talks to the authenticator, and the answer comes back in an ordinary form post.
 //! The challenge stays on the server and is used once.
 
+use crate::pages::TenantFace;
 use askama::Template;
 use axum::Form;
 use axum::Json;
@@ -152,7 +153,7 @@ pub(super) async fn sign_in(
     let refused = |status: StatusCode, message: &str| {
         let page = SignInPage::again(
             &state,
-            (&tenant.name, &csrf),
+            (TenantFace::of(&tenant), &csrf),
             "",
             passkeys,
             message.to_owned(),
@@ -291,7 +292,7 @@ struct PasskeyRow {
 #[derive(Template)]
 #[template(path = "passkeys.html")]
 struct PasskeysPage<'a> {
-    tenant: &'a str,
+    tenant: TenantFace<'a>,
     csrf: &'a str,
     available: bool,
     fresh: bool,
@@ -343,7 +344,7 @@ async fn render(
         })
         .collect();
     let page = PasskeysPage {
-        tenant: &me.tenant.name,
+        tenant: TenantFace::of(&me.tenant),
         csrf,
         step_up: super::step_up::Target::link(
             &me.tenant.name,

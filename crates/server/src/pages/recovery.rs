@@ -2,6 +2,7 @@
 //! link to the address on the account, answering the same whether or not there is one; a
 //! verification link proves the address is the user's (the `email_verified` claim).
 
+use crate::pages::TenantFace;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -26,7 +27,7 @@ use crate::state::AppState;
 #[derive(Template)]
 #[template(path = "forgot.html")]
 struct ForgotPage<'a> {
-    tenant: &'a str,
+    tenant: TenantFace<'a>,
     csrf: &'a str,
     /// Whether this server mails reset links at all.
     mail: bool,
@@ -44,7 +45,7 @@ pub(super) async fn forgot_page(
     let tenant = active_tenant(&state, &tenant).await?;
     let (csrf, set) = csrf_token(&state, &headers)?;
     let page = ForgotPage {
-        tenant: &tenant.name,
+        tenant: TenantFace::of(&tenant),
         csrf: &csrf,
         mail: state.config.mail.is_some(),
         sent: false,
@@ -74,7 +75,7 @@ pub(super) async fn forgot_submit(
     let tenant = active_tenant(&state, &tenant).await?;
     check_csrf(&state, &headers, &form.csrf)?;
     let mut page = ForgotPage {
-        tenant: &tenant.name,
+        tenant: TenantFace::of(&tenant),
         csrf: &form.csrf,
         mail: state.config.mail.is_some(),
         sent: false,
@@ -169,7 +170,7 @@ async fn request_reset(state: AppState, tenant: Tenant, key: String, origin: Ori
 #[derive(Template)]
 #[template(path = "verify_email.html")]
 struct VerifyPage<'a> {
-    tenant: &'a str,
+    tenant: TenantFace<'a>,
     csrf: &'a str,
     token: &'a str,
     /// The address to confirm, while the link can be used.
@@ -206,7 +207,7 @@ pub(super) async fn verify_page(
     )
     .await?;
     let mut page = VerifyPage {
-        tenant: &tenant.name,
+        tenant: TenantFace::of(&tenant),
         csrf: &csrf,
         token: &query.token,
         email: None,
@@ -247,7 +248,7 @@ pub(super) async fn verify_submit(
     check_csrf(&state, &headers, &form.csrf)?;
     let address = origin.source_ip.clone().unwrap_or_default();
     let mut page = VerifyPage {
-        tenant: &tenant.name,
+        tenant: TenantFace::of(&tenant),
         csrf: &form.csrf,
         token: &form.token,
         email: None,

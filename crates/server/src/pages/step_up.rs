@@ -3,6 +3,7 @@
 //! missing — the password again, the second factor alone, or a passkey — adds each proof to the
 //! session (with a new token), and returns to the page once nothing is missing.
 
+use crate::pages::TenantFace;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -82,7 +83,7 @@ impl Target {
 #[derive(Template)]
 #[template(path = "step_up.html")]
 struct StepUpPage<'a> {
-    tenant: &'a str,
+    tenant: TenantFace<'a>,
     csrf: &'a str,
     user_name: &'a str,
     ask: Ask,
@@ -138,7 +139,7 @@ async fn render(
         StepUp::SecondFactor | StepUp::Passkey => Ask::Nothing,
     };
     let page = StepUpPage {
-        tenant: &me.tenant.name,
+        tenant: TenantFace::of(&me.tenant),
         csrf,
         user_name: &me.user.user_name,
         ask,

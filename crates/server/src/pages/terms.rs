@@ -1,6 +1,7 @@
 //! The terms-of-use page: where a session a `terms_of_use` control holds back is sent, shows
 //! the tenant's current terms, and records the person's acceptance of that version.
 
+use crate::pages::TenantFace;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
@@ -18,7 +19,7 @@ use crate::state::AppState;
 #[derive(Template)]
 #[template(path = "terms.html")]
 struct TermsPage<'a> {
-    tenant: &'a str,
+    tenant: TenantFace<'a>,
     csrf: &'a str,
     version: &'a str,
     paragraphs: Vec<&'a str>,
@@ -40,7 +41,7 @@ pub(super) async fn page(
     };
     let (csrf, set) = csrf_token(&state, &headers)?;
     let page = TermsPage {
-        tenant: &me.tenant.name,
+        tenant: TenantFace::of(&me.tenant),
         csrf: &csrf,
         version: &terms.version,
         paragraphs: terms.text.split("\n\n").map(str::trim).collect(),

@@ -4,6 +4,7 @@
 
 pub(crate) mod access;
 pub(crate) mod audit;
+pub(crate) mod branding;
 pub(crate) mod conditional;
 mod devices;
 mod directory;
@@ -14,8 +15,8 @@ pub(crate) mod resources;
 mod risk;
 pub(crate) mod roles;
 pub(crate) mod service_principals;
-mod signing_keys;
-mod tenants;
+pub(crate) mod signing_keys;
+pub(crate) mod tenants;
 pub(crate) mod users;
 
 use std::sync::Arc;
@@ -261,6 +262,13 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             resources::put_access_settings
         ))
         .routes(routes!(access::evaluation))
+        .merge(
+            // A logo makes this body larger than the usual limit.
+            OpenApiRouter::new()
+                .routes(routes!(branding::get_branding, branding::put_branding))
+                .layer(Extension(BodyLimit(branding::BRANDING_BODY_BYTES)))
+                .layer(DefaultBodyLimit::max(branding::BRANDING_BODY_BYTES)),
+        )
         .merge(
             // A full batch of evaluations is larger than any other request body.
             OpenApiRouter::new()

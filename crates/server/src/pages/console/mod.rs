@@ -473,7 +473,7 @@ struct TenantChoice {
 #[derive(Template)]
 #[template(path = "choose_tenant.html")]
 struct ChooseTenantPage<'a> {
-    tenant: &'a str,
+    tenant: crate::pages::TenantFace<'a>,
     error: Option<String>,
     notice: Option<String>,
 }
@@ -485,14 +485,14 @@ async fn choose_tenant(Query(choice): Query<TenantChoice>) -> Response {
     let name = name.trim().to_ascii_lowercase();
     if name.is_empty() {
         return html(&ChooseTenantPage {
-            tenant: "Portcullis",
+            tenant: crate::pages::TenantFace::NONE,
             error: None,
             notice: None,
         });
     }
     if portcullis_core::names::parse_slug("tenant", &name).is_err() {
         let page = ChooseTenantPage {
-            tenant: "Portcullis",
+            tenant: crate::pages::TenantFace::NONE,
             error: Some(
                 "That is not an organisation name: names are lower-case letters, digits and hyphens, starting with a letter. Check the name you were given."
                     .into(),
