@@ -214,6 +214,32 @@ await page.getByRole("link", { name: "Check the chain" }).click();
 check((await page.getByRole("status").first().textContent()).includes("Intact"), "the chain is intact");
 await look("audit-chain");
 
+// Settings: the organisation's name, colour and logo, uploaded as a file; the sign-in page
+// wears them. Put back afterwards, so the journeys that follow see the defaults.
+await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Settings" }).click();
+await page.getByLabel("Name people see").fill("Operator Org");
+await Promise.all([page.waitForURL(/done=organisation/), page.getByRole("button", { name: "Save the name" }).click()]);
+await page.getByLabel("Colour of buttons and links").fill("#7b1fa2");
+await page.getByLabel("Logo").setInputFiles(new URL("../../crates/cli/tests/it/logo.png", import.meta.url).pathname);
+await Promise.all([page.waitForURL(/done=branding/), page.getByRole("button", { name: "Save the branding" }).click()]);
+check((await page.getByRole("img", { name: "The current logo" }).count()) === 1, "the logo is shown back");
+await look("settings");
+const visitor = await browser.newContext({ bypassCSP: true });
+const signInPage = await visitor.newPage();
+await signInPage.goto(`${base}/t/operator/sign-in`);
+check((await signInPage.getByRole("heading", { level: 1 }).textContent()).includes("Operator Org"), "the sign-in page has the name");
+const button = await signInPage.getByRole("button", { name: "Sign in", exact: true }).evaluate((b) => getComputedStyle(b).backgroundColor);
+check(button === "rgb(123, 31, 162)", `the sign-in button wears the colour: ${button}`);
+for (const [width, height, label] of [[1280, 800, "desktop"], [320, 700, "phone"]]) {
+  await signInPage.setViewportSize({ width, height });
+  await accessible(signInPage, `branded sign-in at ${width}px`);
+  await noSidewaysScroll(signInPage, `branded sign-in at ${width}px`);
+  await signInPage.screenshot({ path: `${shots}/${shot}-console-branded-sign-in-${label}.png`, fullPage: true });
+}
+shot += 1;
+await visitor.close();
+await api("PUT", "/v1/branding", { colour: null, logo: null });
+
 // Her own account: how she signs in (the passkey by name) and what she may do, and why.
 await page.getByRole("navigation", { name: "Your account" }).getByRole("link", { name: admin.user_name }).click();
 const held = await page.getByRole("table", { name: "The roles you hold" }).textContent();

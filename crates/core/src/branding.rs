@@ -236,6 +236,18 @@ pub struct Branding {
 }
 
 impl Branding {
+    /// Names this branding (an HTTP entity tag): it changes exactly when the style sheet does.
+    pub fn tag(&self) -> String {
+        let colour = self
+            .colour
+            .map_or_else(|| "default".into(), |c| c.to_string());
+        let logo = self
+            .logo
+            .as_ref()
+            .map_or("none", |(_, digest)| digest.as_str());
+        format!("\"{}-{logo}\"", colour.trim_start_matches('#'))
+    }
+
     /// The style sheet that applies it over the design system's defaults; empty without a
     /// colour or logo.
     pub fn style_sheet(&self, tenant: &str) -> String {
@@ -317,6 +329,7 @@ mod tests {
     #[test]
     fn the_style_sheet_carries_only_what_is_set() {
         assert_eq!(Branding::default().style_sheet("acme"), "");
+        assert_eq!(Branding::default().tag(), "\"default-none\"");
         let branding = Branding {
             colour: Some(Colour::parse("colour", "#7b1fa2").unwrap()),
             logo: Some((LogoType::Png, "00112233aabbccdd".into())),

@@ -170,7 +170,17 @@ async fn the_sign_in_pages_wear_the_tenants_name_colour_and_logo() {
     );
     let css = fetch(&server, "/t/operator/branding.css").await;
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    assert_eq!(css.headers()["cache-control"], "no-cache");
+    let tag = css.headers()["etag"].to_str().unwrap().to_owned();
     let css = css.text().await.unwrap();
+    // Asked again with its tag, it answers "not modified" in a few bytes.
+    let again = reqwest::Client::new()
+        .get(server.url("/t/operator/branding.css"))
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
     assert!(css.contains("--primary: #7b1fa2;"), "{css}");
     assert!(css.contains(&logo_url), "{css}");
 
@@ -178,6 +188,7 @@ async fn the_sign_in_pages_wear_the_tenants_name_colour_and_logo() {
     let logo = fetch(&server, &logo_url).await;
     assert_eq!(logo.status(), 200);
     assert_eq!(logo.headers()["content-type"], "image/png");
+    assert_eq!(logo.headers()["x-content-type-options"], "nosniff");
     assert_eq!(
         logo.headers()["content-security-policy"],
         "default-src 'none'; sandbox"
@@ -218,6 +229,13 @@ async fn the_sign_in_pages_wear_the_tenants_name_colour_and_logo() {
         .await
         .unwrap();
     assert!(css.contains("#7b1fa2") && !css.contains("logo"), "{css}");
+    let changed = reqwest::Client::new()
+        .get(server.url("/t/operator/branding.css"))
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200, "a new branding is sent whole");
 
     // Another tenant is not touched, and an unknown one has no branding to show.
     let (_, other) = admin.create_tenant("globex").await;

@@ -1905,3 +1905,199 @@ async fn applications_are_made_for_what_they_are_with_secrets_shown_once_and_rot
     let portal_row = between(&list.body, ">Portal</a>", "</tr>")[0];
     assert!(portal_row.contains("badge disabled"), "{portal_row}");
 }
+
+#[tokio::test]
+async fn tenant_settings_name_brand_sign_in_and_keys_from_the_console() {
+    let server = TestServer::start().await;
+    no_mfa_for_administrators(&server).await;
+    let (_, mut browser) = administrator(&server, "tess", "tenant_administrator").await;
+    let admin = server.admin();
+    let page = browser.get("/t/operator/console/settings").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = page.csrf();
+    let version = admin.get("/v1/me").await.expect(200)["tenant"]["version"].to_string();
+
+    // The name people see, on the console and the sign-in page.
+    let named = browser
+        .post(
+            "/t/operator/console/settings/organisation",
+            &[
+                ("csrf", csrf.as_str()),
+                ("version", version.as_str()),
+                ("display_name", "Acme Operations"),
+            ],
+        )
+        .await;
+    assert_eq!(named.status, 303, "{}", named.body);
+    let shown = browser.get("/t/operator/console/settings").await;
+    assert!(
+        shown.body.contains("Settings · Acme Operations console"),
+        "{}",
+        shown.body
+    );
+    let stale = browser
+        .post(
+            "/t/operator/console/settings/organisation",
+            &[
+                ("csrf", csrf.as_str()),
+                ("version", version.as_str()),
+                ("display_name", "Someone else's edit"),
+            ],
+        )
+        .await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
+
+    // Branding by upload: a light colour and an SVG are refused on the page, nothing saved.
+    let pale = browser
+        .post_multipart(
+            "/t/operator/console/settings/branding",
+            &[("csrf", csrf.as_str()), ("colour", "#fff59d")],
+            &[],
+        )
+        .await;
+    assert_eq!(pale.status, 422, "{}", pale.body);
+    assert!(pale.body.contains("darker shade"), "{}", pale.body);
+    let svg = browser
+        .post_multipart(
+            "/t/operator/console/settings/branding",
+            &[("csrf", csrf.as_str()), ("colour", "#7b1fa2")],
+            &[(
+                "logo",
+                "logo.svg",
+                "image/svg+xml",
+                b"<svg onload='alert(1)'/>",
+            )],
+        )
+        .await;
+    assert_eq!(svg.status, 422, "{}", svg.body);
+    assert_eq!(admin.get("/v1/branding").await.expect(200), json!({}));
+    let forged = browser
+        .post_multipart(
+            "/t/operator/console/settings/branding",
+            &[("csrf", "forged"), ("colour", "#7b1fa2")],
+            &[],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let branded = browser
+        .post_multipart(
+            "/t/operator/console/settings/branding",
+            &[("csrf", csrf.as_str()), ("colour", "#7b1fa2")],
+            &[("logo", "logo.png", "image/png", crate::branding::TINY_PNG)],
+        )
+        .await;
+    assert_eq!(branded.status, 303, "{}", branded.body);
+    let branding = admin.get("/v1/branding").await.expect(200);
+    assert_eq!(branding["colour"], "#7b1fa2");
+    assert_eq!(branding["logo"]["media_type"], "image/png");
+    let sign_in = Browser::new(&server).get("/t/operator/sign-in").await;
+    assert!(
+        sign_in.body.contains("Sign in to Acme Operations"),
+        "{}",
+        sign_in.body
+    );
+    // Saving the colour again leaves the logo; ticking "remove" takes it away.
+    browser
+        .post_multipart(
+            "/t/operator/console/settings/branding",
+            &[("csrf", csrf.as_str()), ("colour", "#7b1fa2")],
+            &[("logo", "", "application/octet-stream", b"")],
+        )
+        .await;
+    assert!(
+        admin
+            .get("/v1/branding")
+            .await
+            .expect(200)
+            .get("logo")
+            .is_some()
+    );
+    browser
+        .post_multipart(
+            "/t/operator/console/settings/branding",
+            &[
+                ("csrf", csrf.as_str()),
+                ("colour", ""),
+                ("remove_logo", "on"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(admin.get("/v1/branding").await.expect(200), json!({}));
+
+    // A scheduled rotation adds a key that is published before it signs.
+    let before = admin.get("/v1/signing-keys").await.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let rotated = browser
+        .post(
+            "/t/operator/console/settings/signing-keys/rotate",
+            &[("csrf", csrf.as_str()), ("alg", "ES256")],
+        )
+        .await;
+    assert_eq!(rotated.status, 303, "{}", rotated.body);
+    let keys = admin.get("/v1/signing-keys").await.expect(200);
+    assert_eq!(
+        keys["items"].as_array().unwrap().len(),
+        before + 1,
+        "{keys}"
+    );
+    assert_eq!(keys["items"][0]["status"], "scheduled", "{keys}");
+
+    // Someone who may only read sees the settings and is refused every change.
+    let (_, mut reader) = administrator(&server, "rory", "security_reader").await;
+    let seen = reader.get("/t/operator/console/settings").await;
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    let refused = reader
+        .post(
+            "/t/operator/console/settings/signing-keys/rotate",
+            &[("csrf", seen.csrf().as_str()), ("alg", "ES256")],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let unchanged = admin.get("/v1/signing-keys").await.expect(200);
+    assert_eq!(unchanged["items"].as_array().unwrap().len(), before + 1);
+    // Sign-in settings: what the API refuses is said on the form and changes nothing.
+    let sign_in_form = |min_length: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("mfa_required", "everyone".to_owned()),
+            ("allow_totp", "on".to_owned()),
+            ("allow_passkeys", "on".to_owned()),
+            ("min_length", min_length.to_owned()),
+            ("min_strength", "3".to_owned()),
+            ("free_failures", "4".to_owned()),
+            ("max_wait_seconds", "600".to_owned()),
+        ]
+    };
+    let short = browser
+        .post(
+            "/t/operator/console/settings/sign-in",
+            &pairs(&sign_in_form("6")),
+        )
+        .await;
+    assert_eq!(short.status, 422, "{}", short.body);
+    assert!(short.body.contains("between 8 and 128"), "{}", short.body);
+    assert_eq!(
+        admin.get("/v1/sign-in-settings").await.expect(200)["mfa_required"],
+        "nobody"
+    );
+    let saved = browser
+        .post(
+            "/t/operator/console/settings/sign-in",
+            &pairs(&sign_in_form("14")),
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let settings = admin.get("/v1/sign-in-settings").await.expect(200);
+    assert_eq!(
+        (
+            settings["mfa_required"].as_str(),
+            settings["password_policy"]["min_length"].as_i64(),
+            settings["lockout"]["free_failures"].as_i64()
+        ),
+        (Some("everyone"), Some(14), Some(4)),
+        "{settings}"
+    );
+}

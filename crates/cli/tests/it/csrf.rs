@@ -62,6 +62,8 @@ struct Case {
     who: Who,
     path: String,
     form: Vec<(&'static str, String)>,
+    /// Sent as `multipart/form-data` (a form with a file), not URL-encoded.
+    multipart: bool,
 }
 
 impl Case {
@@ -71,6 +73,15 @@ impl Case {
             who,
             path,
             form: form.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+            multipart: false,
+        }
+    }
+
+    /// A form that uploads a file.
+    fn upload(route: &'static str, path: String, form: &[(&'static str, &str)]) -> Self {
+        Case {
+            multipart: true,
+            ..Self::new(route, Who::Victim, path, form)
         }
     }
 }
@@ -181,7 +192,11 @@ async fn send(
     let mut form: Vec<(&str, &str)> = vec![("csrf", csrf)];
     form.extend(case.form.iter().map(|(k, v)| (*k, v.as_str())));
     let before = browser.cookies.get("portcullis_session").cloned();
-    let page = browser.post(&case.path, &form).await;
+    let page = if case.multipart {
+        browser.post_multipart(&case.path, &form, &[]).await
+    } else {
+        browser.post(&case.path, &form).await
+    };
     let after = browser.cookies.get("portcullis_session").cloned();
     (page, before, after)
 }
@@ -711,6 +726,35 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
                 ("grant_client_credentials", "on"),
                 ("resources", "https://evil.example.com"),
             ],
+        ),
+        Case::new(
+            "/t/{tenant}/console/settings/organisation",
+            Victim,
+            "/t/operator/console/settings/organisation".into(),
+            &[("version", "1"), ("display_name", "Mallory's")],
+        ),
+        Case::upload(
+            "/t/{tenant}/console/settings/branding",
+            "/t/operator/console/settings/branding".into(),
+            &[("colour", "#000000"), ("remove_logo", "on")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/settings/sign-in",
+            Victim,
+            "/t/operator/console/settings/sign-in".into(),
+            &[
+                ("mfa_required", "nobody"),
+                ("min_length", "8"),
+                ("min_strength", "0"),
+                ("free_failures", "100"),
+                ("max_wait_seconds", "1"),
+            ],
+        ),
+        Case::new(
+            "/t/{tenant}/console/settings/signing-keys/rotate",
+            Victim,
+            "/t/operator/console/settings/signing-keys/rotate".into(),
+            &[("alg", "ES256"), ("emergency", "on")],
         ),
         Case::new(
             "/t/{tenant}/device/decision",

@@ -527,18 +527,30 @@ impl std::fmt::Display for TenantFace<'_> {
 }
 
 /// The tenant's branding as a style sheet over the design system, linked from every page of
-/// the tenant. Kept by browsers for a minute, so a change shows within one.
+/// the tenant. Browsers ask again on every page and are told in a few bytes when it has not
+/// changed (its entity tag), so a change shows on the next page.
 async fn branding_style_sheet(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let tenant = active_tenant(&state, &tenant).await?;
     let branding = state.store.branding(tenant.id).await?;
+    let tag = branding.tag();
+    let cache = [
+        (header::CACHE_CONTROL, "no-cache".to_owned()),
+        (header::ETAG, tag.clone()),
+    ];
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|asked| asked.split(',').any(|t| t.trim() == tag));
+    if unchanged {
+        return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
+    }
     Ok((
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=60"),
-        ],
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8".to_owned())],
+        cache,
         branding.style_sheet(&tenant.name),
     )
         .into_response())

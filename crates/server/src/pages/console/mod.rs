@@ -35,6 +35,7 @@ mod applications;
 mod conditional;
 mod groups;
 mod logs;
+mod settings;
 mod users;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -79,6 +80,23 @@ pub(super) fn routes() -> Router<AppState> {
         .route(
             "/t/{tenant}/console/users/{id}/email-verification",
             post(users::email_verification),
+        )
+        .route("/t/{tenant}/console/settings", get(settings::page))
+        .route(
+            "/t/{tenant}/console/settings/organisation",
+            post(settings::organisation),
+        )
+        .route(
+            "/t/{tenant}/console/settings/branding",
+            settings::with_room_for_a_logo(post(settings::save_branding)),
+        )
+        .route(
+            "/t/{tenant}/console/settings/sign-in",
+            post(settings::save_sign_in),
+        )
+        .route(
+            "/t/{tenant}/console/settings/signing-keys/rotate",
+            post(settings::rotate_key),
         )
         .route("/t/{tenant}/console/applications", get(applications::list))
         .route(
@@ -325,6 +343,7 @@ enum Section {
     Users,
     Groups,
     Applications,
+    Settings,
     Access,
     Roles,
     Explorer,
@@ -566,7 +585,7 @@ async fn home(
         .into());
     }
     // What each section needs to be shown: (permission, title, path under the console, about).
-    let cards: [(Action, &str, &str, &str); 9] = [
+    let cards: [(Action, &str, &str, &str); 10] = [
         (
             Action::UserRead,
             "Users",
@@ -620,6 +639,12 @@ async fn home(
             "Roles",
             "roles",
             "The built-in roles and the permissions each one grants, by kind of object.",
+        ),
+        (
+            Action::TenantUpdate,
+            "Settings",
+            "settings",
+            "The organisation's name and branding, how people sign in, and the keys that sign its tokens.",
         ),
     ];
     let mut sections = Vec::new();
