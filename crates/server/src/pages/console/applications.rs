@@ -16,12 +16,14 @@ use portcullis_api::service_principals::{
     CreateApiKey, CreateServicePrincipal, UpdateServicePrincipal,
 };
 use portcullis_api::tenants::ListParams;
-use portcullis_core::identity::{ApiKey, LifecycleState, ServicePrincipal};
+use portcullis_core::identity::{ApiKey, ServicePrincipal};
 use portcullis_core::jose::SigningAlgorithm;
 use portcullis_core::oauth::{ClientSettings, ClientType, GrantType};
 use portcullis_core::{ApiKeyId, ServicePrincipalId};
 
-use super::{Console, ConsoleError, CsrfForm, Frame, Section, VersionForm, as_shown, given};
+use super::{
+    Console, ConsoleError, CsrfForm, Frame, Section, StateForm, VersionForm, as_shown, given,
+};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestOrigin};
 use crate::pages::PageError;
@@ -501,13 +503,6 @@ pub(super) async fn edit(
     }
 }
 
-#[derive(Deserialize)]
-pub(super) struct StateForm {
-    csrf: String,
-    version: i64,
-    state: String,
-}
-
 pub(super) async fn set_state(
     State(state): State<AppState>,
     Path((tenant, id)): Path<(String, String)>,
@@ -517,16 +512,8 @@ pub(super) async fn set_state(
 ) -> Result<Response, ConsoleError> {
     let me = Console::post(&state, &tenant, &headers, origin, &form.csrf).await?;
     let id = application_id(&id)?;
-    let (wanted, done) = match form.state.as_str() {
-        "active" => (LifecycleState::Active, "enabled"),
-        "disabled" => (LifecycleState::Disabled, "disabled"),
-        _ => {
-            return Err(PageError::BadRequest(
-                "An application is active or disabled. Go back and choose one.".into(),
-            )
-            .into());
-        }
-    };
+    let (wanted, done) =
+        form.wanted("An application is active or disabled. Go back and choose one.")?;
     let body = UpdateServicePrincipal {
         state: Some(wanted),
         ..UpdateServicePrincipal::default()

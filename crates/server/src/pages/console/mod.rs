@@ -454,6 +454,29 @@ struct CsrfForm {
     csrf: String,
 }
 
+/// A form that turns an object on or off, as the page showed it.
+#[derive(Deserialize)]
+struct StateForm {
+    csrf: String,
+    version: i64,
+    state: String,
+}
+
+impl StateForm {
+    /// The state asked for and the notice it leads to; `otherwise` tells what else to do.
+    fn wanted(
+        &self,
+        otherwise: &str,
+    ) -> Result<(portcullis_core::identity::LifecycleState, &'static str), PageError> {
+        use portcullis_core::identity::LifecycleState;
+        match self.state.as_str() {
+            "active" => Ok((LifecycleState::Active, "enabled")),
+            "disabled" => Ok((LifecycleState::Disabled, "disabled")),
+            _ => Err(PageError::BadRequest(otherwise.to_owned())),
+        }
+    }
+}
+
 /// A form that acts on an object as the page showed it.
 #[derive(Deserialize)]
 struct VersionForm {

@@ -19,7 +19,8 @@ use portcullis_core::session::Session;
 use portcullis_core::{PasskeyId, UserId};
 
 use super::{
-    Console, ConsoleError, CsrfForm, Frame, Section, VersionForm, as_shown, given, list_link,
+    Console, ConsoleError, CsrfForm, Frame, Section, StateForm, VersionForm, as_shown, given,
+    list_link,
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestOrigin};
@@ -315,13 +316,6 @@ pub(super) async fn edit(
     Ok(back_to(&me, id, "saved"))
 }
 
-#[derive(Deserialize)]
-pub(super) struct StateForm {
-    csrf: String,
-    version: i64,
-    state: String,
-}
-
 pub(super) async fn set_state(
     State(state): State<AppState>,
     Path((tenant, id)): Path<(String, String)>,
@@ -331,16 +325,8 @@ pub(super) async fn set_state(
 ) -> Result<Response, ConsoleError> {
     let me = Console::post(&state, &tenant, &headers, origin, &form.csrf).await?;
     let id = user_id(&id)?;
-    let (new_state, done) = match form.state.as_str() {
-        "active" => (LifecycleState::Active, "enabled"),
-        "disabled" => (LifecycleState::Disabled, "disabled"),
-        _ => {
-            return Err(PageError::BadRequest(
-                "A user can be made active or disabled here; to delete one, use Delete.".into(),
-            )
-            .into());
-        }
-    };
+    let (new_state, done) =
+        form.wanted("A user can be made active or disabled here; to delete one, use Delete.")?;
     let body = UpdateUser {
         state: Some(new_state),
         ..UpdateUser::default()
