@@ -321,6 +321,13 @@ pub enum UserCommand {
         /// The user: user name, e-mail address or id.
         id: String,
     },
+    /// Create users from a CSV file: a header line naming the columns (user_name, and any of
+    /// email, display_name, external_id, email_verified), then a user per line. Shows the
+    /// progress, then each line that failed and why.
+    Import {
+        /// The CSV file (at most 50,000 lines and 8 MiB).
+        file: std::path::PathBuf,
+    },
     /// Create a member, or a guest with a sponsor and an expiry.
     Create {
         /// Unique (case-insensitively) user name in the tenant.
@@ -894,7 +901,7 @@ async fn resolve_names(command: &mut AdminCommand, api: &Api) -> anyhow::Result<
                 names.push((id, Kind::User));
                 names.push((client, Kind::ServicePrincipal));
             }
-            UserCommand::List { .. } => {}
+            UserCommand::List { .. } | UserCommand::Import { .. } => {}
         },
         AdminCommand::Group { command } => match command {
             GroupCommand::Get { id }
@@ -1488,6 +1495,7 @@ async fn run_user(command: UserCommand, api: &Api) -> anyhow::Result<Value> {
                 .await?
         }
         UserCommand::Mfa { id } => api.get(&format!("/v1/users/{id}/mfa"), NO_QUERY).await?,
+        UserCommand::Import { file } => crate::imports::import_users(api, &file).await?,
         UserCommand::RemovePassword { id } => {
             api.delete(&format!("/v1/users/{id}/password"), None)
                 .await?

@@ -38,6 +38,12 @@ pub const NO_QUERY: &[(&str, &str)] = &[];
 /// No request body.
 const NO_BODY: Option<&()> = None;
 
+/// A request body as sent: its type and bytes.
+struct Payload {
+    content_type: &'static str,
+    bytes: Vec<u8>,
+}
+
 /// The default credential for a newcomer: the bootstrap key the first start wrote.
 const DEFAULT_KEY_FILE: &str = "data/bootstrap-credential";
 
@@ -106,6 +112,42 @@ impl Api {
         body: Option<&B>,
         if_match: Option<&str>,
     ) -> anyhow::Result<Value> {
+        let payload = body
+            .map(|body| {
+                serde_json::to_vec(body).map(|bytes| Payload {
+                    content_type: "application/json",
+                    bytes,
+                })
+            })
+            .transpose()
+            .context("cannot write the request as JSON")?;
+        self.call_with(method, path, query, payload.as_ref(), if_match)
+            .await
+    }
+
+    /// `POST`s a CSV file.
+    pub async fn post_csv<Q: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        query: &Q,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<Value> {
+        let payload = Payload {
+            content_type: "text/csv; charset=utf-8",
+            bytes,
+        };
+        self.call_with(Method::POST, path, query, Some(&payload), None)
+            .await
+    }
+
+    async fn call_with<Q: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &Q,
+        body: Option<&Payload>,
+        if_match: Option<&str>,
+    ) -> anyhow::Result<Value> {
         let send = || self.send(method.clone(), path, query, body, if_match);
         let mut answer = send().await?;
         if let (Some(step_up), Credential::Login(login)) = (&answer.step_up, &self.credential) {
@@ -168,12 +210,12 @@ impl Api {
         }
     }
 
-    async fn send<Q: Serialize + ?Sized, B: Serialize + ?Sized>(
+    async fn send<Q: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
         query: &Q,
-        body: Option<&B>,
+        body: Option<&Payload>,
         if_match: Option<&str>,
     ) -> anyhow::Result<Answer> {
         let url = format!("{}{path}", self.base);
@@ -183,7 +225,9 @@ impl Api {
             .bearer_auth(self.bearer().await?)
             .query(query);
         if let Some(body) = body {
-            request = request.json(body);
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, body.content_type)
+                .body(body.bytes.clone());
         }
         if let Some(tag) = if_match {
             request = request.header("if-match", format!("\"{}\"", tag.trim_matches('"')));

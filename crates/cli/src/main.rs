@@ -11,6 +11,7 @@ mod authorization;
 mod bench;
 mod conditional;
 mod devices;
+mod imports;
 mod login;
 mod names;
 mod output;

@@ -131,3 +131,7 @@ id_type!(
     /// A device registered for a user, known by the key it keeps.
     RegisteredDeviceId
 );
+id_type!(
+    /// A bulk import of users from a CSV file, and its report.
+    UserImportId
+);

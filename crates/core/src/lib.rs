@@ -14,6 +14,7 @@ pub mod device_key;
 pub mod engine;
 pub mod identity;
 pub mod ids;
+pub mod import;
 pub mod jose;
 pub mod lockout;
 pub mod mail;

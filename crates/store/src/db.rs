@@ -108,6 +108,7 @@ id_args!(
     portcullis_core::DenyAssignmentId,
     portcullis_core::RiskDetectionId,
     portcullis_core::RegisteredDeviceId,
+    portcullis_core::UserImportId,
     uuid::Uuid
 );
 

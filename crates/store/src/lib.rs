@@ -31,6 +31,7 @@ mod secrets;
 mod sessions;
 mod tenants;
 mod upgrades;
+mod user_imports;
 mod write;
 
 use std::str::FromStr;
@@ -65,6 +66,7 @@ pub use risk::{DetectionFilter, FailureCounts, Finding};
 pub use roles::AssignmentFilter;
 pub use sessions::{NewSession, SignInSubject, StoredPassword};
 pub use tenants::CreatedTenant;
+pub use user_imports::ImportProgress;
 pub use write::WriteContext;
 
 use db::Pools;

@@ -479,6 +479,20 @@ async fn tour(cli: &Cli) {
     }
     cli.ok(&["signing-key", "list"]).await;
     cli.ok(&["signing-key", "rotate"]).await;
+    let people = cli.dir.join("people.csv");
+    std::fs::write(
+        &people,
+        "user_name,email\nimported-1,imported-1@example.com\n,\n",
+    )
+    .unwrap();
+    let imported = cli
+        .ok(&["user", "import", &people.display().to_string()])
+        .await;
+    assert_eq!(
+        (imported["created"].as_u64(), imported["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{imported}"
+    );
     let logo = cli.dir.join("logo.png");
     std::fs::write(&logo, crate::branding::TINY_PNG).unwrap();
     let branded = cli

@@ -2101,3 +2101,77 @@ async fn tenant_settings_name_brand_sign_in_and_keys_from_the_console() {
         "{settings}"
     );
 }
+
+#[tokio::test]
+async fn users_are_imported_from_a_csv_file_with_progress_and_a_report_by_line() {
+    let server = TestServer::start().await;
+    no_mfa_for_administrators(&server).await;
+    let (_, mut browser) = administrator(&server, "ines", "user_administrator").await;
+    let form = browser.get("/t/operator/console/users/import").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let csrf = form.csrf();
+
+    // A file that is not a list of users is refused on the form.
+    let wrong = browser
+        .post_multipart(
+            "/t/operator/console/users/import",
+            &[("csrf", csrf.as_str())],
+            &[("file", "people.csv", "text/csv", b"name\nada\n")],
+        )
+        .await;
+    assert_eq!(wrong.status, 422, "{}", wrong.body);
+    assert!(
+        wrong.body.contains("this import does not know"),
+        "{}",
+        wrong.body
+    );
+
+    let file =
+        b"user_name,email\nada,ada@example.com\ngrace,not-an-address\nalan,alan@example.com\n";
+    let started = browser
+        .post_multipart(
+            "/t/operator/console/users/import",
+            &[("csrf", csrf.as_str())],
+            &[("file", "people.csv", "text/csv", file)],
+        )
+        .await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    let report_page = started.location().to_owned();
+    let id = report_page.rsplit('/').next().unwrap();
+    crate::imports::finished(&server.admin(), id).await;
+    let report = browser.get(&report_page).await;
+    assert_eq!(report.status, 200, "{}", report.body);
+    assert!(
+        report.body.contains("Import of people.csv"),
+        "{}",
+        report.body
+    );
+    assert!(
+        report.body.contains("<dt>Created</dt><dd>2</dd>")
+            && report.body.contains("<dt>Failed</dt><dd>1</dd>"),
+        "{}",
+        report.body
+    );
+    let failed = between(&report.body, "<tbody>", "</tbody>")[0];
+    assert!(failed.contains("<td>3</td><td>grace</td>"), "{failed}");
+    // Finished, the page stops asking for itself.
+    assert!(
+        !report.body.contains("hx-trigger=\"every 1s\""),
+        "{}",
+        report.body
+    );
+    let ada = server.admin().get("/v1/users?prefix=ada").await.expect(200);
+    assert_eq!(ada["items"][0]["email"], "ada@example.com");
+
+    // A reader may not import.
+    let (_, mut reader) = administrator(&server, "rex", "security_reader").await;
+    let seen = reader.get("/t/operator/console/users/import").await;
+    let refused = reader
+        .post_multipart(
+            "/t/operator/console/users/import",
+            &[("csrf", seen.csrf().as_str())],
+            &[("file", "people.csv", "text/csv", b"user_name\nmallory\n")],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+}

@@ -734,6 +734,11 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             &[("version", "1"), ("display_name", "Mallory's")],
         ),
         Case::upload(
+            "/t/{tenant}/console/users/import",
+            "/t/operator/console/users/import".into(),
+            &[],
+        ),
+        Case::upload(
             "/t/{tenant}/console/settings/branding",
             "/t/operator/console/settings/branding".into(),
             &[("colour", "#000000"), ("remove_logo", "on")],

@@ -431,6 +431,29 @@ impl Client {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
+        Self::answer(request).await
+    }
+
+    /// Sends a body that is not JSON (a CSV file), of `content_type`.
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(key) = &self.key {
+            request = request.bearer_auth(key);
+        }
+        Self::answer(request).await
+    }
+
+    async fn answer(request: reqwest::RequestBuilder) -> Reply {
         let response = request.send().await.expect("request reaches the server");
         let status = response.status();
         let headers = response.headers().clone();

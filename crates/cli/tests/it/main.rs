@@ -25,6 +25,7 @@ mod escalation;
 mod forgery;
 mod harness;
 mod identities;
+mod imports;
 mod input;
 mod isolation;
 mod keys;

@@ -17,6 +17,7 @@ pub(crate) mod roles;
 pub(crate) mod service_principals;
 pub(crate) mod signing_keys;
 pub(crate) mod tenants;
+pub(crate) mod user_imports;
 pub(crate) mod users;
 
 use std::sync::Arc;
@@ -262,6 +263,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             resources::put_access_settings
         ))
         .routes(routes!(access::evaluation))
+        .merge(
+            // A CSV file of users is larger than any JSON body.
+            OpenApiRouter::new()
+                .routes(routes!(user_imports::start_user_import))
+                .layer(Extension(BodyLimit(user_imports::IMPORT_BODY_BYTES)))
+                .layer(DefaultBodyLimit::max(user_imports::IMPORT_BODY_BYTES)),
+        )
+        .routes(routes!(user_imports::get_user_import))
         .merge(
             // A logo makes this body larger than the usual limit.
             OpenApiRouter::new()

@@ -34,6 +34,7 @@ mod access;
 mod applications;
 mod conditional;
 mod groups;
+mod imports;
 mod logs;
 mod settings;
 mod users;
@@ -80,6 +81,14 @@ pub(super) fn routes() -> Router<AppState> {
         .route(
             "/t/{tenant}/console/users/{id}/email-verification",
             post(users::email_verification),
+        )
+        .route(
+            "/t/{tenant}/console/users/import",
+            get(imports::upload_page).merge(imports::with_room_for_a_file(post(imports::upload))),
+        )
+        .route(
+            "/t/{tenant}/console/users/import/{id}",
+            get(imports::report),
         )
         .route("/t/{tenant}/console/settings", get(settings::page))
         .route(
