@@ -4,6 +4,9 @@
 // and makes them an enrolment link. Every page is checked with axe-core and for sideways
 // scrolling, at desktop and phone widths, and saved as a screenshot in target/screenshots/.
 // Needs PORTCULLIS_URL and PORTCULLIS_API_KEY.
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { accessible, api, base, check, launch, noSidewaysScroll, password, shots } from "./common.mjs";
 
 const stamp = Date.now();
@@ -213,6 +216,20 @@ check(download.suggestedFilename().endsWith(".csv"), `the export downloads as CS
 await page.getByRole("link", { name: "Check the chain" }).click();
 check((await page.getByRole("status").first().textContent()).includes("Intact"), "the chain is intact");
 await look("audit-chain");
+
+// Import users from a CSV file: the report follows the import in place and lists the line
+// that failed, by number.
+const people = join(tmpdir(), `people-${stamp}.csv`);
+writeFileSync(people, `user_name,email,display_name\nimp-a-${stamp},a-${stamp}@example.com,Imported A\nimp-b-${stamp},not-an-address,Imported B\nimp-c-${stamp},c-${stamp}@example.com,"Imported, C"\n`);
+await page.goto(`${base}/t/operator/console/users`);
+await page.getByRole("link", { name: "Import from CSV" }).click();
+await page.getByLabel("CSV file").setInputFiles(people);
+await look("import");
+await Promise.all([page.waitForURL(/\/users\/import\/[0-9a-f-]+$/), page.getByRole("button", { name: "Import", exact: true }).click()]);
+await page.getByText("Finished").waitFor();
+const failedLine = await page.getByRole("table", { name: "Lines that failed" }).textContent();
+check(failedLine.includes(`imp-b-${stamp}`) && failedLine.includes("3"), `the failed line is reported: ${failedLine}`);
+await look("import-report");
 
 // Settings: the organisation's name, colour and logo, uploaded as a file; the sign-in page
 // wears them. Put back afterwards, so the journeys that follow see the defaults.
