@@ -4,6 +4,7 @@
 // and makes them an enrolment link. Every page is checked with axe-core and for sideways
 // scrolling, at desktop and phone widths, and saved as a screenshot in target/screenshots/.
 // Needs PORTCULLIS_URL and PORTCULLIS_API_KEY.
+import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -216,6 +217,29 @@ check(download.suggestedFilename().endsWith(".csv"), `the export downloads as CS
 await page.getByRole("link", { name: "Check the chain" }).click();
 check((await page.getByRole("status").first().textContent()).includes("Intact"), "the chain is intact");
 await look("audit-chain");
+
+// Identity protection: a user whose password turned up in a breach signs in and is at risk;
+// the administrator sees why and dismisses it with a reason.
+const breached = "correct horse battery staple 1842";
+const risky = await api("POST", "/v1/users", { user_name: `risky-${stamp}` });
+await api("PUT", `/v1/users/${risky.id}/password`, { password: breached, must_change: false });
+await api("POST", "/v1/leaked-passwords", { hashes: [createHash("sha1").update(breached).digest("hex").toUpperCase()] });
+const victim = await browser.newContext();
+const victimPage = await victim.newPage();
+await victimPage.goto(`${base}/t/operator/sign-in`);
+await victimPage.getByLabel("User name").fill(`risky-${stamp}`);
+await victimPage.getByLabel("Password", { exact: true }).fill(breached);
+await victimPage.getByRole("button", { name: "Sign in", exact: true }).click();
+await victimPage.waitForLoadState();
+await victim.close();
+await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Identity protection" }).click();
+const atRisk = await page.getByRole("table", { name: "Users at risk, riskiest first" }).textContent();
+check(atRisk.includes(`risky-${stamp}`), `the breached user is at risk: ${atRisk}`);
+await look("risk");
+await page.getByText("Judge").first().click();
+await page.getByLabel(/^Why/).first().fill("Password reset by the help desk");
+await Promise.all([page.waitForURL(/done=dismissed/), page.getByRole("button", { name: "Dismiss" }).first().click()]);
+check((await page.getByRole("status").first().textContent()).includes("no longer at risk"), "told the risk was dismissed");
 
 // Import users from a CSV file: the report follows the import in place and lists the line
 // that failed, by number.

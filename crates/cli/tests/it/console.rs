@@ -2175,3 +2175,92 @@ async fn users_are_imported_from_a_csv_file_with_progress_and_a_report_by_line()
         .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
 }
+
+#[tokio::test]
+async fn users_at_risk_are_judged_in_the_console_and_a_reader_only_sees_them() {
+    let server = TestServer::start().await;
+    no_mfa_for_administrators(&server).await;
+    let admin = server.admin();
+    let (_, mut browser) = administrator(&server, "sec", "user_administrator").await;
+    let (_, mut reader) = administrator(&server, "rhea", "security_reader").await;
+    // Lena's password turns up in a breach; her next sign-in puts her at risk.
+    let lena = user_with_password(&server, "lena", false).await;
+    admin
+        .post(
+            "/v1/leaked-passwords",
+            json!({"hashes": [crate::risk::PASSWORD_SHA1]}),
+        )
+        .await
+        .expect(200);
+    Browser::new(&server)
+        .sign_in("operator", "lena", PASSWORD)
+        .await;
+    let page = browser.get("/t/operator/console/risk").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let at_risk = between(
+        &page.body,
+        "<caption class=\"visually-hidden\">Users at risk",
+        "</table>",
+    )[0];
+    assert!(at_risk.contains(">lena</a>"), "{at_risk}");
+    let seen = between(
+        &page.body,
+        "Risky sign-ins and other detections",
+        "</table>",
+    )[0];
+    assert!(
+        seen.contains("leaked credentials") && seen.contains("lena"),
+        "{seen}"
+    );
+
+    // A reader sees the same and is refused a verdict, which changes nothing.
+    let shown = reader.get("/t/operator/console/risk").await;
+    assert!(shown.body.contains(">lena</a>"), "{}", shown.body);
+    let refused = reader
+        .post(
+            &format!("/t/operator/console/risk/users/{lena}"),
+            &[
+                ("csrf", shown.csrf().as_str()),
+                ("verdict", "dismiss"),
+                ("note", ""),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let risky = admin.get("/v1/risk/users").await.expect(200);
+    assert_eq!(risky["items"].as_array().unwrap().len(), 1, "{risky}");
+
+    // Dismissed with a reason: no longer at risk, and the reason is in the trail.
+    let dismissed = browser
+        .post(
+            &format!("/t/operator/console/risk/users/{lena}"),
+            &[
+                ("csrf", page.csrf().as_str()),
+                ("verdict", "dismiss"),
+                ("note", "Password changed by phone with the help desk"),
+            ],
+        )
+        .await;
+    assert_eq!(dismissed.status, 303, "{}", dismissed.body);
+    let after = browser.get(dismissed.location()).await;
+    assert!(after.body.contains("no longer at risk"), "{}", after.body);
+    assert!(
+        after.body.contains("Nobody is at low risk"),
+        "{}",
+        after.body
+    );
+    let trail = admin.get("/v1/audit?limit=20").await.expect(200);
+    assert!(
+        trail
+            .to_string()
+            .contains("Password changed by phone with the help desk"),
+        "{trail}"
+    );
+    let odd = browser
+        .post(
+            &format!("/t/operator/console/risk/users/{lena}"),
+            &[("csrf", page.csrf().as_str()), ("verdict", "forgive")],
+        )
+        .await;
+    assert_eq!(odd.status, 400, "{}", odd.body);
+}

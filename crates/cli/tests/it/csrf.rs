@@ -762,6 +762,12 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             &[("alg", "ES256"), ("emergency", "on")],
         ),
         Case::new(
+            "/t/{tenant}/console/risk/users/{id}",
+            Victim,
+            format!("/t/operator/console/risk/users/{ada}"),
+            &[("verdict", "compromised"), ("note", "forged")],
+        ),
+        Case::new(
             "/t/{tenant}/device/decision",
             Victim,
             "/t/operator/device/decision".into(),

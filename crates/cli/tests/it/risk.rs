@@ -14,7 +14,7 @@ use crate::signin::{Browser, PASSWORD, user_with_password};
 
 /// The SHA-1 of `PASSWORD`, as a breach corpus lists it (computed apart from the server, with
 /// Python's hashlib).
-const PASSWORD_SHA1: &str = "618CF256E7324683D083B41EE08956FADEAC8ACF";
+pub(crate) const PASSWORD_SHA1: &str = "618CF256E7324683D083B41EE08956FADEAC8ACF";
 
 async fn detections(admin: &Admin, query: &str) -> Vec<Value> {
     admin

@@ -12,7 +12,7 @@ pub(crate) mod explorer;
 pub(crate) mod groups;
 mod ops;
 pub(crate) mod resources;
-mod risk;
+pub(crate) mod risk;
 pub(crate) mod roles;
 pub(crate) mod service_principals;
 pub(crate) mod signing_keys;

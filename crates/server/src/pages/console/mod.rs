@@ -36,6 +36,7 @@ mod conditional;
 mod groups;
 mod imports;
 mod logs;
+mod risk;
 mod settings;
 mod users;
 
@@ -90,6 +91,8 @@ pub(super) fn routes() -> Router<AppState> {
             "/t/{tenant}/console/users/import/{id}",
             get(imports::report),
         )
+        .route("/t/{tenant}/console/risk", get(risk::page))
+        .route("/t/{tenant}/console/risk/users/{id}", post(risk::judge))
         .route("/t/{tenant}/console/settings", get(settings::page))
         .route(
             "/t/{tenant}/console/settings/organisation",
@@ -353,6 +356,7 @@ enum Section {
     Groups,
     Applications,
     Settings,
+    Risk,
     Access,
     Roles,
     Explorer,
@@ -617,7 +621,7 @@ async fn home(
         .into());
     }
     // What each section needs to be shown: (permission, title, path under the console, about).
-    let cards: [(Action, &str, &str, &str); 10] = [
+    let cards: [(Action, &str, &str, &str); 11] = [
         (
             Action::UserRead,
             "Users",
@@ -671,6 +675,12 @@ async fn home(
             "Roles",
             "roles",
             "The built-in roles and the permissions each one grants, by kind of object.",
+        ),
+        (
+            Action::UserRead,
+            "Identity protection",
+            "risk",
+            "Users at risk and the risky sign-ins behind it: confirm a compromise or dismiss it.",
         ),
         (
             Action::TenantUpdate,
