@@ -2100,6 +2100,49 @@ async fn tenant_settings_name_brand_sign_in_and_keys_from_the_console() {
         (Some("everyone"), Some(14), Some(4)),
         "{settings}"
     );
+
+    // The rules for administrators: a nonsense value is said on the form and changes nothing;
+    // saved, a password-only session is asked to step up for its next change.
+    let administrators = |mfa: &'static str, minutes: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("mfa", mfa.to_owned()),
+            ("recent_minutes", minutes.to_owned()),
+            ("keys_for_privileged", "on".to_owned()),
+        ]
+    };
+    let zero = browser
+        .post(
+            "/t/operator/console/settings/administrators",
+            &pairs(&administrators("none", "0")),
+        )
+        .await;
+    assert_eq!(zero.status, 422, "{}", zero.body);
+    assert_eq!(
+        admin.get("/v1/administrator-policy").await.expect(200)["mfa"],
+        "none"
+    );
+    let saved = browser
+        .post(
+            "/t/operator/console/settings/administrators",
+            &pairs(&administrators("writes", "30")),
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let policy = admin.get("/v1/administrator-policy").await.expect(200);
+    assert_eq!(
+        (policy["mfa"].as_str(), policy["recent_minutes"].as_i64()),
+        (Some("writes"), Some(30)),
+        "{policy}"
+    );
+    let held = browser
+        .post(
+            "/t/operator/console/settings/signing-keys/rotate",
+            &[("csrf", csrf.as_str()), ("alg", "ES256")],
+        )
+        .await;
+    assert_eq!(held.status, 303, "{}", held.body);
+    assert!(held.location().contains("/step-up"), "{}", held.location());
 }
 
 #[tokio::test]

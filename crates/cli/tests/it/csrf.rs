@@ -756,6 +756,16 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             ],
         ),
         Case::new(
+            "/t/{tenant}/console/settings/administrators",
+            Victim,
+            "/t/operator/console/settings/administrators".into(),
+            &[
+                ("mfa", "none"),
+                ("recent_minutes", "720"),
+                ("keys_for_privileged", "on"),
+            ],
+        ),
+        Case::new(
             "/t/{tenant}/console/settings/signing-keys/rotate",
             Victim,
             "/t/operator/console/settings/signing-keys/rotate".into(),

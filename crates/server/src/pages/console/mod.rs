@@ -107,6 +107,10 @@ pub(super) fn routes() -> Router<AppState> {
             post(settings::save_sign_in),
         )
         .route(
+            "/t/{tenant}/console/settings/administrators",
+            post(settings::save_administrators),
+        )
+        .route(
             "/t/{tenant}/console/settings/signing-keys/rotate",
             post(settings::rotate_key),
         )

@@ -12,10 +12,11 @@ use serde::Deserialize;
 
 use portcullis_api::signing_keys::{KeyStatus, Rotation, SigningKeySummary};
 use portcullis_api::tenants::{BrandingView, UpdateTenant};
+use portcullis_core::administrators::{AdministratorPolicy, ApiKeyUse, MfaActions};
 use portcullis_core::branding::{Colour, Logo};
 use portcullis_core::identity::Tenant;
 use portcullis_core::jose::SigningAlgorithm;
-use portcullis_core::session::{LockoutPolicy, MfaRequired, SignInSettings};
+use portcullis_core::session::{LockoutPolicy, MfaRequired, SignInSettings, Strength};
 use portcullis_store::LogoChange;
 
 use super::{Console, ConsoleError, Frame, Section, as_shown, given};
@@ -32,6 +33,7 @@ struct SettingsPage<'a> {
     tenant: Tenant,
     branding: BrandingView,
     sign_in: SignInSettings,
+    administrators: AdministratorPolicy,
     keys: Vec<SigningKeySummary>,
     notice: Option<&'static str>,
     /// What was refused, and in which section (its heading's id).
@@ -58,6 +60,39 @@ impl SettingsPage<'_> {
         ]
         .map(|(choice, label)| (choice.as_str(), label, choice == now))
     }
+
+    fn admin_mfa_choices(&self) -> [(&'static str, &'static str, bool); 3] {
+        let now = self.administrators.mfa;
+        [
+            (
+                MfaActions::Writes,
+                "For every change (reading needs only a sign-in)",
+            ),
+            (MfaActions::All, "For everything, reading too"),
+            (
+                MfaActions::None,
+                "Never: a password alone may change what the roles allow",
+            ),
+        ]
+        .map(|(choice, label)| (choice.as_str(), label, choice == now))
+    }
+
+    fn phishing_resistant(&self) -> bool {
+        self.administrators.mfa_strength == Strength::PhishingResistant
+    }
+
+    fn keys_for_privileged(&self) -> bool {
+        self.administrators.api_keys == ApiKeyUse::Allowed
+    }
+
+    fn recent_actions(&self) -> String {
+        self.administrators
+            .recent_actions
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 fn key_word(status: &KeyStatus) -> &'static str {
@@ -82,6 +117,9 @@ fn done_notice(done: Option<&str>) -> Option<&'static str> {
         "organisation" => "The organisation's name was saved.",
         "branding" => "The branding was saved; every page of the organisation wears it now.",
         "sign-in" => "The sign-in settings were saved; they apply from the next sign-in.",
+        "administrators" => {
+            "The rules for administrators were saved; they apply from the next request, on every node."
+        }
         "rotated" => {
             "A new signing key was made. It is published first and signs once verifiers have fetched it."
         }
@@ -113,6 +151,8 @@ async fn settings_page(
     let Json(branding) = branding::get_branding(State(state.clone()), me.caller.clone()).await?;
     let Json(sign_in) =
         tenants::get_sign_in_settings(State(state.clone()), me.caller.clone()).await?;
+    let Json(administrators) =
+        tenants::get_administrator_policy(State(state.clone()), me.caller.clone()).await?;
     let Json(keys) =
         signing_keys::list_signing_keys(State(state.clone()), me.caller.clone()).await?;
     let status = if error.is_some() {
@@ -125,6 +165,7 @@ async fn settings_page(
         tenant,
         branding,
         sign_in,
+        administrators,
         keys: keys.items,
         notice,
         error,
@@ -318,6 +359,73 @@ pub(super) async fn save_sign_in(
         Ok(_) => Ok(back(&me, "sign-in", "sign-in")),
         Err(refusal @ ApiError::Validation(_)) => {
             let error = ("sign-in", super::form_error(&refusal));
+            settings_page(&state, &me, None, Some(error)).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct AdministratorsForm {
+    csrf: String,
+    mfa: String,
+    #[serde(default)]
+    phishing_resistant: Option<String>,
+    recent_minutes: String,
+    #[serde(default)]
+    keys_for_privileged: Option<String>,
+}
+
+pub(super) async fn save_administrators(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    RequestOrigin(origin): RequestOrigin,
+    headers: HeaderMap,
+    Form(form): Form<AdministratorsForm>,
+) -> Result<Response, ConsoleError> {
+    let me = Console::post(&state, &tenant, &headers, origin, &form.csrf).await?;
+    let Json(current) =
+        tenants::get_administrator_policy(State(state.clone()), me.caller.clone()).await?;
+    let policy = match (
+        MfaActions::parse(&form.mfa),
+        number::<u32>("how recent", &form.recent_minutes),
+    ) {
+        (Some(mfa), Ok(recent_minutes)) => AdministratorPolicy {
+            mfa,
+            mfa_strength: if form.phishing_resistant.is_some() {
+                Strength::PhishingResistant
+            } else {
+                Strength::Mfa
+            },
+            recent_minutes,
+            api_keys: if form.keys_for_privileged.is_some() {
+                ApiKeyUse::Allowed
+            } else {
+                ApiKeyUse::UnprivilegedOnly
+            },
+            ..current
+        },
+        (None, _) => {
+            let error = (
+                "administrators",
+                "Choose when a second factor is needed.".to_owned(),
+            );
+            return settings_page(&state, &me, None, Some(error)).await;
+        }
+        (_, Err(error)) => {
+            return settings_page(&state, &me, None, Some(("administrators", error))).await;
+        }
+    };
+    match tenants::put_administrator_policy(
+        State(state.clone()),
+        me.caller.clone(),
+        ApiJson(policy),
+    )
+    .await
+    {
+        Ok(_) => Ok(back(&me, "administrators", "administrators")),
+        Err(refusal @ (ApiError::Validation(_) | ApiError::Conflict { .. })) => {
+            let error = ("administrators", super::form_error(&refusal));
             settings_page(&state, &me, None, Some(error)).await
         }
         Err(other) => Err(other.into()),
