@@ -2307,3 +2307,63 @@ async fn users_at_risk_are_judged_in_the_console_and_a_reader_only_sees_them() {
         .await;
     assert_eq!(odd.status, 400, "{}", odd.body);
 }
+
+#[tokio::test]
+async fn a_report_only_policy_shows_what_it_would_have_done_day_by_day() {
+    let server = TestServer::start().await;
+    no_mfa_for_administrators(&server).await;
+    let (_, mut browser) = administrator(&server, "cora", "security_administrator").await;
+    let admin = server.admin();
+    let policy = admin
+        .post(
+            "/v1/access-policies",
+            json!({
+                "name": "MFA for everyone (trial)",
+                "state": "report_only",
+                "include": {"all_users": true},
+                "applications": {"include": ["all"]},
+                "conditions": {},
+                "grant": {"kind": "require", "controls": ["mfa"]}
+            }),
+        )
+        .await
+        .expect(201);
+    let id = policy["id"].as_str().unwrap();
+    let page = browser
+        .get(&format!("/t/operator/console/conditional-access/{id}"))
+        .await;
+    assert!(
+        page.body.contains("It applied to no sign-in"),
+        "{}",
+        page.body
+    );
+
+    // Two people sign in with a password: the policy would have asked each for more, and
+    // enforced nothing.
+    for name in ["dina", "emil"] {
+        user_with_password(&server, name, false).await;
+        let signed_in = Browser::new(&server)
+            .sign_in("operator", name, PASSWORD)
+            .await;
+        assert_eq!(signed_in.status, 303, "report-only enforces nothing");
+    }
+    let page = browser
+        .get(&format!("/t/operator/console/conditional-access/{id}"))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let table = between(&page.body, "The policy's results by day", "</table>")[0];
+    // Day, applied, met, not met, asked for more; summed over the days shown.
+    let mut sums = [0u32; 4];
+    for row in between(table, "<tr><td>", "</tr>") {
+        let cells: Vec<u32> = row
+            .split("<td>")
+            .skip(1)
+            .map(|cell| cell.trim_end_matches("</td>").parse().unwrap())
+            .collect();
+        for (sum, cell) in sums.iter_mut().zip(cells) {
+            *sum += cell;
+        }
+    }
+    assert_eq!(sums[0], 2, "{table}");
+    assert_eq!(sums[1], 0, "nothing met MFA: {table}");
+}

@@ -20,10 +20,11 @@ use portcullis_core::conditional::TEMPLATES;
 
 use super::{Console, ConsoleError, Frame, Section, VersionForm, as_shown};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, Precondition, RequestOrigin};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, RequestOrigin};
 use crate::pages::PageError;
 use crate::routes::conditional as api;
 use crate::state::AppState;
+use portcullis_core::authz::{Action, Scope};
 
 /// The largest policy document the editor accepts; real ones are a few hundred bytes.
 const MAX_DOCUMENT: usize = 64 * 1024;
@@ -331,6 +332,86 @@ struct EditorPage<'a> {
     what_if: Option<Result<WhatIfResult, String>>,
     here: String,
     notice: Option<&'static str>,
+    /// What the policy did over the last days; `None` for a new one.
+    results: Option<PolicyResults>,
+}
+
+/// Days of results a policy's page shows.
+const RESULT_DAYS: i64 = 7;
+
+/// One day of a policy's results, from the sign-in log.
+struct DayResults {
+    day: String,
+    /// Sign-ins it applied to, and how each ended for it.
+    applied: usize,
+    met: usize,
+    not_met: usize,
+    asked_for_more: usize,
+}
+
+struct PolicyResults {
+    days: Vec<DayResults>,
+    applied: usize,
+    /// More sign-ins happened than were counted.
+    sampled: bool,
+}
+
+/// What policy `id` did to the sign-ins of the last [`RESULT_DAYS`] days, day by day: for a
+/// report-only policy, what it would have done. Read from the sign-in log's record of each
+/// policy that applied, through the API as the person (`audit.read`).
+async fn policy_results(
+    state: &AppState,
+    me: &Console,
+    id: AccessPolicyId,
+) -> Result<PolicyResults, ConsoleError> {
+    let now = state.clock.now();
+    let from = (now - time::Duration::days(RESULT_DAYS - 1)).replace_time(time::Time::MIDNIGHT);
+    let (records, sampled) = super::logs::up_to(super::logs::MAX_CHARTED, |cursor| {
+        let query = portcullis_api::audit::SignInQuery {
+            from: Some(from),
+            cursor,
+            limit: Some(portcullis_core::page::MAX_LIMIT),
+            ..portcullis_api::audit::SignInQuery::default()
+        };
+        crate::routes::audit::sign_ins(State(state.clone()), me.caller.clone(), ApiQuery(query))
+    })
+    .await?;
+    let mut days: Vec<DayResults> = (0..RESULT_DAYS)
+        .map(|back| DayResults {
+            day: (now - time::Duration::days(back)).date().to_string(),
+            applied: 0,
+            met: 0,
+            not_met: 0,
+            asked_for_more: 0,
+        })
+        .collect();
+    let wanted = id.to_string();
+    let mut applied = 0;
+    for record in &records {
+        let day = record.at.date().to_string();
+        let Some(row) = days.iter_mut().find(|d| d.day == day) else {
+            continue;
+        };
+        let results = record.details["conditional_access"]["applied"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["policy"].as_str() == Some(wanted.as_str()));
+        for result in results {
+            applied += 1;
+            row.applied += 1;
+            match result["result"].as_str() {
+                Some("success") => row.met += 1,
+                Some("failure") => row.not_met += 1,
+                _ => row.asked_for_more += 1,
+            }
+        }
+    }
+    Ok(PolicyResults {
+        days,
+        applied,
+        sampled,
+    })
 }
 
 fn policy_id(text: &str) -> Result<AccessPolicyId, PageError> {
@@ -375,6 +456,16 @@ async fn editor(
         Some((id, ..)) => format!("/t/{}/console/conditional-access/{id}", me.tenant()),
         None => format!("/t/{}/console/conditional-access/new", me.tenant()),
     };
+    // The results need the audit trail; without `audit.read` the page shows the policy alone.
+    let reads_the_log = me
+        .caller
+        .decide(state, Action::AuditRead, Scope::Tenant)
+        .await?
+        .allowed;
+    let results = match &policy {
+        Some((id, ..)) if reads_the_log => Some(policy_results(state, me, *id).await?),
+        _ => None,
+    };
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -390,6 +481,7 @@ async fn editor(
         what_if,
         here,
         notice: done_notice(query.done.as_deref()),
+        results,
     };
     Ok((status, me.page(&page)).into_response())
 }

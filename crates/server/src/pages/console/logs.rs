@@ -28,7 +28,7 @@ const PAGE_SIZE: u32 = 50;
 /// Most events one export holds: larger ones are for `portcullis audit export`.
 const MAX_EXPORT: usize = 10_000;
 /// Most sign-ins the day's charts count.
-const MAX_CHARTED: usize = 5_000;
+pub(super) const MAX_CHARTED: usize = 5_000;
 /// Most records the console verifies in one look: longer chains are for `portcullis audit verify`.
 const MAX_VERIFIED: i64 = 50_000;
 
@@ -318,7 +318,10 @@ pub(super) async fn export(
 
 /// Reads pages of events with `fetch` (given each page's cursor) until none are left or
 /// `most` are read; returns at most `most` events, and whether there were more.
-async fn up_to<F, Fut>(most: usize, mut fetch: F) -> Result<(Vec<AuditRecord>, bool), ConsoleError>
+pub(super) async fn up_to<F, Fut>(
+    most: usize,
+    mut fetch: F,
+) -> Result<(Vec<AuditRecord>, bool), ConsoleError>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: std::future::Future<Output = crate::error::ApiResult<Json<Page<AuditRecord>>>>,
