@@ -163,6 +163,12 @@ check((await page.getByRole("listitem").filter({ hasText: newName }).count()) ==
 await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Roles" }).click();
 await page.getByText("Security reader").click();
 await look("roles");
+await page.getByRole("link", { name: "New role" }).click();
+await page.getByLabel("Name", { exact: true }).fill(`Readers ${stamp}`);
+await page.getByRole("group", { name: "portcullis:user · control plane" }).getByLabel("read", { exact: true }).check();
+await look("role-editor");
+await Promise.all([page.waitForURL(/\/console\/roles$/), page.getByRole("button", { name: "Create the role" }).click()]);
+check((await page.getByText(`Readers ${stamp}`, { exact: true }).count()) === 1, "the new role is listed");
 
 // An application that signs people in, and its first secret, shown once.
 await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Applications" }).click();

@@ -2367,3 +2367,147 @@ async fn a_report_only_policy_shows_what_it_would_have_done_day_by_day() {
     assert_eq!(sums[0], 2, "{table}");
     assert_eq!(sums[1], 0, "nothing met MFA: {table}");
 }
+
+#[tokio::test]
+async fn custom_roles_are_written_by_ticking_actions_grouped_by_type_and_reach() {
+    let server = TestServer::start().await;
+    no_mfa_for_administrators(&server).await;
+    let admin = server.admin();
+    admin
+        .post(
+            "/v1/resource-types",
+            json!({"name": "document", "actions": [
+                {"name": "read", "plane": "data"},
+                {"name": "delete", "plane": "data"}
+            ]}),
+        )
+        .await
+        .expect(201);
+    let (_, mut browser) = administrator(&server, "rita", "privileged_role_administrator").await;
+    let form = browser.get("/t/operator/console/roles/new").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(
+        form.body.contains("<legend>document</legend>"),
+        "{}",
+        form.body
+    );
+    assert!(
+        form.body.contains("value=\"portcullis:user.read\""),
+        "{}",
+        form.body
+    );
+    let csrf = form.csrf();
+
+    // An action nobody knows is refused on the form, with what was ticked kept.
+    let unknown = browser
+        .post(
+            "/t/operator/console/roles/new",
+            &[
+                ("csrf", csrf.as_str()),
+                ("name", "Editors"),
+                ("action", "document.read"),
+                ("action", "document.fly"),
+                ("depth:document", "business_unit"),
+            ],
+        )
+        .await;
+    assert_eq!(unknown.status, 422, "{}", unknown.body);
+    assert!(
+        unknown.body.contains("value=\"Editors\""),
+        "{}",
+        unknown.body
+    );
+    let made = browser
+        .post(
+            "/t/operator/console/roles/new",
+            &[
+                ("csrf", csrf.as_str()),
+                ("name", "Editors"),
+                ("description", "Read documents of their unit, and see users"),
+                ("action", "document.read"),
+                ("action", "portcullis:user.read"),
+                ("depth:document", "business_unit"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let roles = admin.get("/v1/custom-roles").await.expect(200);
+    let role = &roles["items"][0];
+    assert_eq!(role["name"], "Editors", "{roles}");
+    let permissions = role["permissions"].to_string();
+    assert!(
+        permissions.contains(r#"{"action":"document.read","depth":"business_unit"}"#),
+        "{permissions}"
+    );
+    assert!(
+        permissions.contains("portcullis:user.read"),
+        "{permissions}"
+    );
+
+    // Edited against the version shown; a second edit with the old version is refused.
+    let id = role["id"].as_str().unwrap();
+    let page = browser
+        .get(&format!("/t/operator/console/roles/{id}"))
+        .await;
+    assert!(
+        page.body
+            .contains("id=\"a-document.read\" name=\"action\" value=\"document.read\" checked"),
+        "{}",
+        page.body
+    );
+    let version = role["version"].to_string();
+    let edit = |description: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("version", version.clone()),
+            ("name", "Editors".to_owned()),
+            ("description", description.to_owned()),
+            ("action", "document.read".to_owned()),
+            ("action", "document.delete".to_owned()),
+            ("depth:document", "own".to_owned()),
+        ]
+    };
+    let saved = browser
+        .post(
+            &format!("/t/operator/console/roles/{id}/edit"),
+            &pairs(&edit("Their own documents")),
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let stale = browser
+        .post(
+            &format!("/t/operator/console/roles/{id}/edit"),
+            &pairs(&edit("Someone else's edit")),
+        )
+        .await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    let role = admin
+        .get(&format!("/v1/custom-roles/{id}"))
+        .await
+        .expect(200);
+    assert_eq!(role["description"], "Their own documents");
+    assert_eq!(role["permissions"].as_array().unwrap().len(), 2, "{role}");
+
+    // A reader may look, not write.
+    let (_, mut reader) = administrator(&server, "remy", "security_reader").await;
+    let seen = reader.get(&format!("/t/operator/console/roles/{id}")).await;
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    let refused = reader
+        .post(
+            &format!("/t/operator/console/roles/{id}/delete"),
+            &[("csrf", seen.csrf().as_str())],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let deleted = browser
+        .post(
+            &format!("/t/operator/console/roles/{id}/delete"),
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+    admin
+        .get(&format!("/v1/custom-roles/{id}"))
+        .await
+        .expect(404);
+}

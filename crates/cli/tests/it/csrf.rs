@@ -778,6 +778,28 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             &[("verdict", "compromised"), ("note", "forged")],
         ),
         Case::new(
+            "/t/{tenant}/console/roles/new",
+            Victim,
+            "/t/operator/console/roles/new".into(),
+            &[("name", "Mallory's"), ("action", "portcullis:role.assign")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/roles/{id}/edit",
+            Victim,
+            format!("/t/operator/console/roles/{ada}/edit"),
+            &[
+                ("version", "1"),
+                ("name", "x"),
+                ("action", "portcullis:role.assign"),
+            ],
+        ),
+        Case::new(
+            "/t/{tenant}/console/roles/{id}/delete",
+            Victim,
+            format!("/t/operator/console/roles/{ada}/delete"),
+            &[],
+        ),
+        Case::new(
             "/t/{tenant}/device/decision",
             Victim,
             "/t/operator/device/decision".into(),

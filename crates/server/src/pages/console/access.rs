@@ -461,6 +461,8 @@ pub(super) async fn to_list(Path((tenant, _)): Path<(String, String)>) -> Redire
 
 /// A role and what it allows, grouped by resource type and plane.
 struct RoleCard {
+    /// The editor of a custom role.
+    href: Option<String>,
     label: String,
     about: String,
     builtin: bool,
@@ -557,6 +559,7 @@ pub(super) async fn roles_page(
             label: role.name.title().to_owned(),
             about: role.description.to_owned(),
             builtin: true,
+            href: None,
             groups: grouped(role.permissions.iter().map(|a| (*a, None))),
         })
         .collect();
@@ -567,6 +570,7 @@ pub(super) async fn roles_page(
             label: role.name.clone(),
             about: role.description.clone().unwrap_or_default(),
             builtin: false,
+            href: Some(format!("/t/{}/console/roles/{}", me.tenant(), role.id)),
             groups: grouped(
                 role.permissions
                     .iter()

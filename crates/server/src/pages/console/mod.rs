@@ -37,6 +37,7 @@ mod groups;
 mod imports;
 mod logs;
 mod risk;
+mod role_editor;
 mod settings;
 mod users;
 
@@ -90,6 +91,19 @@ pub(super) fn routes() -> Router<AppState> {
         .route(
             "/t/{tenant}/console/users/import/{id}",
             get(imports::report),
+        )
+        .route(
+            "/t/{tenant}/console/roles/new",
+            get(role_editor::new_page).post(role_editor::create),
+        )
+        .route("/t/{tenant}/console/roles/{id}", get(role_editor::detail))
+        .route(
+            "/t/{tenant}/console/roles/{id}/edit",
+            post(role_editor::edit),
+        )
+        .route(
+            "/t/{tenant}/console/roles/{id}/delete",
+            post(role_editor::delete),
         )
         .route("/t/{tenant}/console/risk", get(risk::page))
         .route("/t/{tenant}/console/risk/users/{id}", post(risk::judge))
