@@ -4,7 +4,7 @@ use base64::Engine as _;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::harness::TestServer;
+use crate::harness::{Client, Reply, TestServer};
 use crate::mail::Sink;
 
 /// A real 160×48 PNG.
@@ -15,6 +15,12 @@ fn data_url(media_type: &str, bytes: &[u8]) -> String {
         "data:{media_type};base64,{}",
         base64::engine::general_purpose::STANDARD.encode(bytes)
     )
+}
+
+async fn put(client: &Client, body: serde_json::Value) -> Reply {
+    client
+        .send(Method::PUT, "/v1/branding", Some(body), &[])
+        .await
 }
 
 async fn fetch(server: &TestServer, path: &str) -> reqwest::Response {
@@ -30,60 +36,26 @@ async fn branding_is_checked_and_what_is_refused_changes_nothing() {
 
     // Too light for white text, not a colour, an SVG (script), a type the bytes belie, too
     // large: each refused with what to do, and nothing saved.
-    let pale = admin
-        .send(
-            Method::PUT,
-            "/v1/branding",
-            Some(json!({"colour": "#ffe082"})),
-            &[],
-        )
-        .await
-        .problem(422);
+    let pale = put(&admin, json!({"colour": "#ffe082"})).await.problem(422);
     assert!(
         pale["detail"].as_str().unwrap().contains("darker"),
         "{pale}"
     );
-    admin
-        .send(
-            Method::PUT,
-            "/v1/branding",
-            Some(json!({"colour": "purple"})),
-            &[],
-        )
-        .await
-        .problem(422);
+    put(&admin, json!({"colour": "purple"})).await.problem(422);
     let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"/>";
-    let script = admin
-        .send(
-            Method::PUT,
-            "/v1/branding",
-            Some(json!({"logo": data_url("image/png", svg)})),
-            &[],
-        )
+    let script = put(&admin, json!({"logo": data_url("image/png", svg)}))
         .await
         .problem(422);
     assert!(
         script["detail"].as_str().unwrap().contains("SVG"),
         "{script}"
     );
-    admin
-        .send(
-            Method::PUT,
-            "/v1/branding",
-            Some(json!({"logo": data_url("image/jpeg", TINY_PNG)})),
-            &[],
-        )
+    put(&admin, json!({"logo": data_url("image/jpeg", TINY_PNG)}))
         .await
         .problem(422);
     let mut big = TINY_PNG.to_vec();
     big.resize(101 * 1024, 0);
-    let large = admin
-        .send(
-            Method::PUT,
-            "/v1/branding",
-            Some(json!({"logo": data_url("image/png", &big)})),
-            &[],
-        )
+    let large = put(&admin, json!({"logo": data_url("image/png", &big)}))
         .await
         .problem(422);
     assert!(
@@ -91,13 +63,7 @@ async fn branding_is_checked_and_what_is_refused_changes_nothing() {
         "{large}"
     );
     big.resize(200 * 1024, 0);
-    admin
-        .send(
-            Method::PUT,
-            "/v1/branding",
-            Some(json!({"logo": data_url("image/png", &big)})),
-            &[],
-        )
+    put(&admin, json!({"logo": data_url("image/png", &big)}))
         .await
         .problem(413);
     assert_eq!(admin.get("/v1/branding").await.expect(200), json!({}));
@@ -113,14 +79,7 @@ async fn branding_is_checked_and_what_is_refused_changes_nothing() {
     let (_, reader) = admin
         .principal_with_role("brand-reader", "security_reader", "tenant")
         .await;
-    server
-        .client(&reader)
-        .send(
-            Method::PUT,
-            "/v1/branding",
-            Some(json!({"colour": "#7b1fa2"})),
-            &[],
-        )
+    put(&server.client(&reader), json!({"colour": "#7b1fa2"}))
         .await
         .problem(403);
 }
@@ -138,15 +97,12 @@ async fn the_sign_in_pages_wear_the_tenants_name_colour_and_logo() {
         )
         .await
         .expect(200);
-    let set = admin
-        .send(
-            Method::PUT,
-            "/v1/branding",
-            Some(json!({"colour": "#7B1FA2", "logo": data_url("image/png", TINY_PNG)})),
-            &[],
-        )
-        .await
-        .expect(200);
+    let set = put(
+        &admin,
+        json!({"colour": "#7B1FA2", "logo": data_url("image/png", TINY_PNG)}),
+    )
+    .await
+    .expect(200);
     assert_eq!(set["colour"], "#7b1fa2");
     let logo_url = set["logo"]["url"].as_str().unwrap().to_owned();
     assert!(
@@ -212,13 +168,7 @@ async fn the_sign_in_pages_wear_the_tenants_name_colour_and_logo() {
     assert!(details.to_string().len() < 400, "{details}");
 
     // Removing the logo keeps the colour; the logo is then gone.
-    let removed = admin
-        .send(
-            Method::PUT,
-            "/v1/branding",
-            Some(json!({"logo": null, "colour": "#7b1fa2"})),
-            &[],
-        )
+    let removed = put(&admin, json!({"logo": null, "colour": "#7b1fa2"}))
         .await
         .expect(200);
     assert!(removed.get("logo").is_none(), "{removed}");
@@ -254,15 +204,12 @@ async fn messages_carry_the_tenants_colour_and_logo() {
     };
     let server = TestServer::start_with(sink.settings()).await;
     let admin = server.admin();
-    admin
-        .send(
-            Method::PUT,
-            "/v1/branding",
-            Some(json!({"colour": "#7b1fa2", "logo": data_url("image/png", TINY_PNG)})),
-            &[],
-        )
-        .await
-        .expect(200);
+    put(
+        &admin,
+        json!({"colour": "#7b1fa2", "logo": data_url("image/png", TINY_PNG)}),
+    )
+    .await
+    .expect(200);
     let user = admin
         .post(
             "/v1/users",
