@@ -148,6 +148,13 @@ await Promise.all([page.waitForURL(/done=assigned/), page.getByRole("button", { 
 check((await page.getByRole("status").first().textContent()).includes("The role was assigned"), "told the role was assigned");
 const rows = await page.locator("tbody").textContent();
 check(rows.includes(`Support ${stamp}`), `the group's assignment is listed by name: ${rows}`);
+await page.getByRole("link", { name: "Deny assignments" }).click();
+await page.getByLabel("Name", { exact: true }).fill(`No purging ${stamp}`);
+await page.getByLabel("Who is refused").fill(`group support ${stamp}`);
+await page.getByLabel("Actions").fill("user.delete");
+await Promise.all([page.waitForURL(/done=created/), page.getByRole("button", { name: "Create the deny assignment" }).click()]);
+check((await page.getByRole("table", { name: "Deny assignments" }).textContent()).includes(`Support ${stamp}`), "the deny assignment names the group");
+await look("deny");
 await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Access explorer" }).click();
 const why = page.getByRole("form", { name: "Why may they, or not?" });
 await why.getByLabel("Name").fill(newName);

@@ -1,7 +1,7 @@
 // A forgotten password and an address to confirm, in headless Chromium, with the messages the
 // server mails read from the SMTP server start-server.sh started: the user clicks "Forgot your
 // password?", follows the link in the message, chooses a new password, signs in with it, and
-// confirms their address from their account. axe-core on every page; screenshots 60-66 at
+// confirms their address from their account. axe-core on every page; screenshots 70-76 at
 // desktop and phone widths go to target/screenshots/. Needs PORTCULLIS_URL, PORTCULLIS_API_KEY
 // and PORTCULLIS_MAIL_DIR (skipped, saying so, without it).
 import { readdirSync, readFileSync } from "node:fs";
@@ -62,11 +62,11 @@ for (const [width, height, label] of [[1280, 800, "desktop"], [320, 640, "phone"
   check(page.url().endsWith("/t/operator/forgot"), `on the forgot page, at ${page.url()}`);
   await accessible(page, `forgot (${label})`);
   await noSidewaysScroll(page, `forgot (${label})`);
-  await page.screenshot({ path: `${shots}/60-forgot-${label}.png`, fullPage: true });
+  await page.screenshot({ path: `${shots}/70-forgot-${label}.png`, fullPage: true });
   await page.getByLabel("User name or e-mail address").fill(`${name}@example.com`);
   await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Send me a link" }).click()]);
   check((await page.textContent("main")).includes("is on its way"), "told a link is on its way");
-  await page.screenshot({ path: `${shots}/61-forgot-sent-${label}.png`, fullPage: true });
+  await page.screenshot({ path: `${shots}/71-forgot-sent-${label}.png`, fullPage: true });
 
   const reset = await linkFor(name, "/reset?token=");
   check(reset.startsWith("/t/operator/reset?token="), `a reset link: ${reset}`);
@@ -75,19 +75,19 @@ for (const [width, height, label] of [[1280, 800, "desktop"], [320, 640, "phone"
   check((await page.getByRole("link", { name: "Choose a new password" }).getAttribute("href")).endsWith(reset), "the button carries the link");
   await accessible(page, `reset message (${label})`);
   await noSidewaysScroll(page, `reset message (${label})`);
-  await page.screenshot({ path: `${shots}/61b-reset-message-${label}.png`, fullPage: true });
+  await page.screenshot({ path: `${shots}/71b-reset-message-${label}.png`, fullPage: true });
   await page.goto(`${base}${reset}`);
   check((await page.getByRole("heading", { level: 1 }).textContent()) === "Choose a new password", "the reset page");
   await accessible(page, `reset (${label})`);
   await noSidewaysScroll(page, `reset (${label})`);
-  await page.screenshot({ path: `${shots}/62-reset-${label}.png`, fullPage: true });
+  await page.screenshot({ path: `${shots}/72-reset-${label}.png`, fullPage: true });
   await page.getByLabel("New password", { exact: true }).fill(newPassword);
   await page.getByLabel("New password again").fill(newPassword);
   await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Set new password" }).click()]);
   check(page.url().includes("/sign-in?done=password-reset"), `back to sign-in, at ${page.url()}`);
   check((await page.textContent("main")).includes("Your password was changed"), "told the password changed");
   await accessible(page, `sign-in after reset (${label})`);
-  await page.screenshot({ path: `${shots}/63-reset-done-${label}.png`, fullPage: true });
+  await page.screenshot({ path: `${shots}/73-reset-done-${label}.png`, fullPage: true });
 
   await page.getByLabel("User name").fill(name);
   await page.getByLabel("Password", { exact: true }).fill(newPassword);
@@ -102,7 +102,7 @@ for (const [width, height, label] of [[1280, 800, "desktop"], [320, 640, "phone"
   check((await page.textContent("main")).includes("not confirmed yet"), "a new address is not confirmed");
   await accessible(page, `account (${label})`);
   await noSidewaysScroll(page, `account (${label})`);
-  await page.screenshot({ path: `${shots}/64-account-address-${label}.png`, fullPage: true });
+  await page.screenshot({ path: `${shots}/74-account-address-${label}.png`, fullPage: true });
   await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Send me a link to confirm it" }).click()]);
   check((await page.textContent("main")).includes("on its way"), "told the link is on its way");
   const verify = await linkFor(name, "/verify-email?token=");
@@ -110,14 +110,14 @@ for (const [width, height, label] of [[1280, 800, "desktop"], [320, 640, "phone"
   await page.goto(`${base}${verify}`);
   await accessible(page, `verify (${label})`);
   await noSidewaysScroll(page, `verify (${label})`);
-  await page.screenshot({ path: `${shots}/65-verify-${label}.png`, fullPage: true });
+  await page.screenshot({ path: `${shots}/75-verify-${label}.png`, fullPage: true });
   await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Confirm my address" }).click()]);
   check((await page.textContent("main")).includes("is confirmed"), "the address is confirmed");
-  await page.screenshot({ path: `${shots}/66-verified-${label}.png`, fullPage: true });
+  await page.screenshot({ path: `${shots}/76-verified-${label}.png`, fullPage: true });
   const after = await api("GET", `/v1/users/${user.id}`);
   check(after.email_verified === true, "email_verified is set");
   await context.close();
 }
 check(errors.length === 0, `no script or policy errors: ${errors.join("; ")}`);
 await browser.close();
-console.log("browser: OK: forgotten password and address confirmation by mail in Chromium; screenshots 60-66");
+console.log("browser: OK: forgotten password and address confirmation by mail in Chromium; screenshots 70-76");

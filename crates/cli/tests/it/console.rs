@@ -2511,3 +2511,91 @@ async fn custom_roles_are_written_by_ticking_actions_grouped_by_type_and_reach()
         .await
         .expect(404);
 }
+
+#[tokio::test]
+async fn deny_assignments_are_made_by_name_refuse_at_once_and_are_removed() {
+    let server = TestServer::start().await;
+    no_mfa_for_administrators(&server).await;
+    let admin = server.admin();
+    let (_, mut browser) = administrator(&server, "tara", "tenant_administrator").await;
+    let (ulla, mut ulla_browser) = administrator(&server, "ulla", "user_administrator").await;
+    let target = admin.create_user("victor").await;
+    let target_id = target["id"].as_str().unwrap();
+    let form = browser.get("/t/operator/console/access/deny").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let csrf = form.csrf();
+    let deny = |principals: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("name", "No deleting people".to_owned()),
+            ("principals", principals.to_owned()),
+            ("excluded", String::new()),
+            ("actions", "user.delete".to_owned()),
+            ("scope", "tenant".to_owned()),
+        ]
+    };
+
+    // A name that is nobody is said on the form, and nothing is made.
+    let nobody = browser
+        .post(
+            "/t/operator/console/access/deny",
+            &pairs(&deny("user nobody-here")),
+        )
+        .await;
+    assert_eq!(nobody.status, 422, "{}", nobody.body);
+    assert!(nobody.body.contains("nobody-here"), "{}", nobody.body);
+    let listed = admin.get("/v1/deny-assignments").await.expect(200);
+    assert!(listed["items"].as_array().unwrap().is_empty(), "{listed}");
+
+    let made = browser
+        .post(
+            "/t/operator/console/access/deny",
+            &pairs(&deny("user ulla")),
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let listed = admin.get("/v1/deny-assignments").await.expect(200);
+    assert_eq!(
+        listed["items"][0]["principals"][0]["id"],
+        ulla.as_str(),
+        "{listed}"
+    );
+    let page = browser.get("/t/operator/console/access/deny").await;
+    assert!(page.body.contains("user ulla"), "{}", page.body);
+
+    // Ulla holds user_administrator, and is refused deleting anyone all the same.
+    let user_page = ulla_browser
+        .get(&format!("/t/operator/console/users/{target_id}"))
+        .await;
+    let version = target["version"].to_string();
+    let refused = ulla_browser
+        .post(
+            &format!("/t/operator/console/users/{target_id}/delete"),
+            &[
+                ("csrf", user_page.csrf().as_str()),
+                ("version", version.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+
+    // Removed, it refuses no more.
+    let id = listed["items"][0]["id"].as_str().unwrap();
+    let removed = browser
+        .post(
+            &format!("/t/operator/console/access/deny/{id}/remove"),
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    let deleted = ulla_browser
+        .post(
+            &format!("/t/operator/console/users/{target_id}/delete"),
+            &[
+                ("csrf", user_page.csrf().as_str()),
+                ("version", version.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+}

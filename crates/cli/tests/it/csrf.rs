@@ -800,6 +800,23 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             &[],
         ),
         Case::new(
+            "/t/{tenant}/console/access/deny",
+            Victim,
+            "/t/operator/console/access/deny".into(),
+            &[
+                ("name", "forged"),
+                ("principals", "user ada"),
+                ("actions", "user.read"),
+                ("scope", "tenant"),
+            ],
+        ),
+        Case::new(
+            "/t/{tenant}/console/access/deny/{id}/remove",
+            Victim,
+            format!("/t/operator/console/access/deny/{ada}/remove"),
+            &[],
+        ),
+        Case::new(
             "/t/{tenant}/device/decision",
             Victim,
             "/t/operator/device/decision".into(),

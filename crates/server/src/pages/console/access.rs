@@ -75,7 +75,11 @@ fn role_label(choices: &[RoleChoice], role: &RoleRef) -> String {
 
 /// A principal's name for people (user name, group or service principal name), or its id when
 /// the person may not read it or it is gone.
-async fn principal_name(state: &AppState, me: &Console, principal: PrincipalRef) -> String {
+pub(super) async fn principal_name(
+    state: &AppState,
+    me: &Console,
+    principal: PrincipalRef,
+) -> String {
     let caller = me.caller.clone();
     let state = State(state.clone());
     let name = match principal.kind {
@@ -193,7 +197,7 @@ pub(super) async fn find_principal(
     Ok(found)
 }
 
-fn no_such_principal(kind: &str, name: &str) -> String {
+pub(super) fn no_such_principal(kind: &str, name: &str) -> String {
     let kind = kind.replace('_', " ");
     format!("There is no {kind} named “{name}” in this organisation. Check the name.")
 }

@@ -33,6 +33,7 @@ use crate::state::AppState;
 mod access;
 mod applications;
 mod conditional;
+mod deny;
 mod groups;
 mod imports;
 mod logs;
@@ -104,6 +105,14 @@ pub(super) fn routes() -> Router<AppState> {
         .route(
             "/t/{tenant}/console/roles/{id}/delete",
             post(role_editor::delete),
+        )
+        .route(
+            "/t/{tenant}/console/access/deny",
+            get(deny::page).post(deny::create),
+        )
+        .route(
+            "/t/{tenant}/console/access/deny/{id}/remove",
+            post(deny::remove),
         )
         .route("/t/{tenant}/console/risk", get(risk::page))
         .route("/t/{tenant}/console/risk/users/{id}", post(risk::judge))
