@@ -170,6 +170,13 @@ check((await page.getByRole("listitem").filter({ hasText: newName }).count()) ==
 await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Roles" }).click();
 await page.getByText("Security reader").click();
 await look("roles");
+// Her roles do not let her register types (resource_type.write); one made with the API is
+// listed with its actions.
+await api("POST", "/v1/resource-types", { name: `ticket_${stamp}`, actions: [{ name: "read", plane: "data" }, { name: "configure", plane: "control" }] });
+await page.getByRole("link", { name: "Resource types" }).click();
+check((await page.getByRole("table", { name: "Resource types" }).textContent()).includes("configure · control"), "the type is listed with its actions");
+await look("resource-types");
+await page.getByRole("link", { name: "Roles", exact: true }).first().click();
 await page.getByRole("link", { name: "New role" }).click();
 await page.getByLabel("Name", { exact: true }).fill(`Readers ${stamp}`);
 await page.getByRole("group", { name: "portcullis:user · control plane" }).getByLabel("read", { exact: true }).check();

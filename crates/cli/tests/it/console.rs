@@ -2599,3 +2599,76 @@ async fn deny_assignments_are_made_by_name_refuse_at_once_and_are_removed() {
         .await;
     assert_eq!(deleted.status, 303, "{}", deleted.body);
 }
+
+#[tokio::test]
+async fn resource_types_are_registered_with_their_actions_and_removed() {
+    let server = TestServer::start().await;
+    no_mfa_for_administrators(&server).await;
+    let admin = server.admin();
+    let (_, mut browser) = administrator(&server, "tom", "tenant_administrator").await;
+    let form = browser.get("/t/operator/console/resource-types").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let csrf = form.csrf();
+    let register = |name: &'static str, actions: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("name", name.to_owned()),
+            ("description", "Invoices from billing".to_owned()),
+            ("actions", actions.to_owned()),
+        ]
+    };
+    // A plane nobody knows is said on the form, with what was typed kept.
+    let odd = browser
+        .post(
+            "/t/operator/console/resource-types",
+            &pairs(&register("invoice", "read\napprove sideways\n")),
+        )
+        .await;
+    assert_eq!(odd.status, 422, "{}", odd.body);
+    assert!(odd.body.contains("sideways"), "{}", odd.body);
+    assert!(odd.body.contains("read\napprove sideways"), "{}", odd.body);
+    admin.get("/v1/resource-types/invoice").await.expect(404);
+    let made = browser
+        .post(
+            "/t/operator/console/resource-types",
+            &pairs(&register(
+                "invoice",
+                "read\napprove data\nconfigure control\nlist public\n",
+            )),
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let stored = admin.get("/v1/resource-types/invoice").await.expect(200);
+    assert_eq!(
+        stored["actions"],
+        json!([
+            {"name": "read", "plane": "data", "public": false},
+            {"name": "approve", "plane": "data", "public": false},
+            {"name": "configure", "plane": "control", "public": false},
+            {"name": "list", "plane": "data", "public": true}
+        ]),
+        "{stored}"
+    );
+    let page = browser.get("/t/operator/console/resource-types").await;
+    assert!(page.body.contains("configure · control"), "{}", page.body);
+
+    // A reader may look, not remove.
+    let (_, mut reader) = administrator(&server, "rosa", "security_reader").await;
+    let seen = reader.get("/t/operator/console/resource-types").await;
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    let refused = reader
+        .post(
+            "/t/operator/console/resource-types/invoice/remove",
+            &[("csrf", seen.csrf().as_str())],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let removed = browser
+        .post(
+            "/t/operator/console/resource-types/invoice/remove",
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    admin.get("/v1/resource-types/invoice").await.expect(404);
+}

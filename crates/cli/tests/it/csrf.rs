@@ -817,6 +817,18 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             &[],
         ),
         Case::new(
+            "/t/{tenant}/console/resource-types",
+            Victim,
+            "/t/operator/console/resource-types".into(),
+            &[("name", "forged"), ("actions", "read")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/resource-types/{name}/remove",
+            Victim,
+            "/t/operator/console/resource-types/document/remove".into(),
+            &[],
+        ),
+        Case::new(
             "/t/{tenant}/device/decision",
             Victim,
             "/t/operator/device/decision".into(),

@@ -37,6 +37,7 @@ mod deny;
 mod groups;
 mod imports;
 mod logs;
+mod resource_types;
 mod risk;
 mod role_editor;
 mod settings;
@@ -113,6 +114,14 @@ pub(super) fn routes() -> Router<AppState> {
         .route(
             "/t/{tenant}/console/access/deny/{id}/remove",
             post(deny::remove),
+        )
+        .route(
+            "/t/{tenant}/console/resource-types",
+            get(resource_types::page).post(resource_types::create),
+        )
+        .route(
+            "/t/{tenant}/console/resource-types/{name}/remove",
+            post(resource_types::remove),
         )
         .route("/t/{tenant}/console/risk", get(risk::page))
         .route("/t/{tenant}/console/risk/users/{id}", post(risk::judge))
