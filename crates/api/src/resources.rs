@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewResourceType {
-    /// Lower-case letters, digits and `_`; not one of Portcullis's own (`user`, `group`, …).
+    /// Lower-case letters, digits and `_`, starting with a letter. It may share a name with one of
+    /// Portcullis's own types (`user`): their actions stay apart (`portcullis:user.read`).
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
