@@ -524,7 +524,11 @@ async fn compose(
         .map_err(|e| Undelivered::Permanent(e.to_string()))?;
     let branding = state.store.branding(tenant.id).await?;
     let logo = match branding.logo {
-        Some(_) => state.store.branding_logo(tenant.id).await?,
+        Some(_) => state
+            .store
+            .branding_logo(tenant.id)
+            .await?
+            .map(|(logo, _)| logo),
         None => None,
     };
     let html = HtmlLetter {

@@ -48,13 +48,16 @@ impl Store {
         Ok(Branding { colour, logo })
     }
 
-    /// The tenant's logo image, if it has one.
-    pub async fn branding_logo(&self, tenant_id: TenantId) -> Result<Option<Logo>, StoreError> {
+    /// The tenant's logo image and the digest it was stored with, if it has one.
+    pub async fn branding_logo(
+        &self,
+        tenant_id: TenantId,
+    ) -> Result<Option<(Logo, String)>, StoreError> {
         let row = self
             .pools
             .fetch_optional(
                 query(
-                    "SELECT logo_type, logo FROM tenant_branding \
+                    "SELECT logo_type, logo, logo_digest FROM tenant_branding \
                      WHERE tenant_id = $1 AND logo IS NOT NULL",
                 )
                 .bind(tenant_id),
@@ -62,11 +65,12 @@ impl Store {
             .await?;
         row.map(|row| {
             let kind = row.text("logo_type")?;
-            Ok(Logo {
+            let logo = Logo {
                 media_type: LogoType::parse(&kind)
                     .ok_or_else(|| StoreError::Corrupt(format!("column logo_type: {kind:?}")))?,
                 bytes: row.bytes("logo")?,
-            })
+            };
+            Ok((logo, row.text("logo_digest")?))
         })
         .transpose()
     }

@@ -569,10 +569,11 @@ async fn branding_logo(
     Query(query): Query<LogoQuery>,
 ) -> Result<Response, PageError> {
     let tenant = active_tenant(&state, &tenant).await?;
-    let Some(logo) = state.store.branding_logo(tenant.id).await? else {
+    let Some((logo, digest)) = state.store.branding_logo(tenant.id).await? else {
         return Err(PageError::NotFound("This organisation has no logo."));
     };
-    let cache = if query.v.as_deref() == Some(logo.digest().as_str()) {
+    // The digest kept with the image names its version; no need to hash it on every request.
+    let cache = if query.v.as_deref() == Some(digest.as_str()) {
         "public, max-age=31536000, immutable"
     } else {
         "public, max-age=60"

@@ -94,15 +94,25 @@ pub(super) async fn page(
     }
     found.sort_by_key(|d| std::cmp::Reverse(d.detected_at));
     found.truncate(DETECTIONS as usize);
+    // One lookup per user, however many of their detections are shown.
+    let mut user_names: std::collections::HashMap<UserId, Option<String>> =
+        std::collections::HashMap::new();
     let mut detections = Vec::with_capacity(found.len());
     for detection in found {
         let user_name = match detection.user_id {
-            Some(id) => state
-                .store
-                .user(me.caller.tenant_id(), id)
-                .await
-                .ok()
-                .map(|u| u.user_name),
+            Some(id) => match user_names.get(&id) {
+                Some(known) => known.clone(),
+                None => {
+                    let name = state
+                        .store
+                        .user(me.caller.tenant_id(), id)
+                        .await
+                        .ok()
+                        .map(|u| u.user_name);
+                    user_names.insert(id, name.clone());
+                    name
+                }
+            },
             None => None,
         };
         detections.push(Detection {
