@@ -1617,6 +1617,22 @@ async fn applications_are_made_for_what_they_are_with_secrets_shown_once_and_rot
         .await;
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert!(refused.body.contains("redirect URI") && refused.body.contains("value=\"Portal\""));
+    // A redirect URI the API refuses is said on the form before anything is made.
+    let ftp = browser
+        .post(
+            "/t/operator/console/applications/new",
+            &pairs(&new("Portal", "web", "ftp://portal.example.com/cb", "")),
+        )
+        .await;
+    assert_eq!(ftp.status, 422, "{}", ftp.body);
+    let none = admin
+        .get("/v1/service-principals?limit=100")
+        .await
+        .expect(200);
+    assert!(
+        !none.to_string().contains("\"Portal\""),
+        "nothing half-made: {none}"
+    );
     let made = browser
         .post(
             "/t/operator/console/applications/new",

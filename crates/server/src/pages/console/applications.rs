@@ -277,6 +277,13 @@ pub(super) async fn create(
         let error = "A workload needs the API its tokens are for (its resource), e.g. https://api.example.com.";
         return Ok(refused(&me, form, error.into()));
     }
+    // Settings the API would refuse are refused here, before the principal is made, so a
+    // mistyped redirect URI leaves no half-made application behind.
+    let settings = kind.settings(redirect_uri, resource);
+    if let Some(Err(refusal)) = settings.as_ref().map(ClientSettings::validate) {
+        let error = super::form_error(&ApiError::Validation(refusal));
+        return Ok(refused(&me, form, error));
+    }
     let body = CreateServicePrincipal {
         name: form.name.trim().to_owned(),
         description: given(&form.description),
@@ -293,7 +300,7 @@ pub(super) async fn create(
             }
             Err(other) => return Err(other.into()),
         };
-    if let Some(settings) = kind.settings(redirect_uri, resource) {
+    if let Some(settings) = settings {
         let saved = api::put_oauth_client(
             State(state.clone()),
             me.caller.clone(),
