@@ -6,6 +6,7 @@ use portcullis_core::resources::ResourceAction;
 use portcullis_core::resources::RolePermission;
 use serde::Deserialize;
 use serde::Serialize;
+use utoipa::IntoParams;
 use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -53,6 +54,20 @@ pub struct RecordBody {
     pub business_unit_id: BusinessUnitId,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub environment_id: Option<EnvironmentId>,
+}
+
+/// Which records of a type to list, in external-id order.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RecordQuery {
+    /// Records whose external id starts with this, compared exactly (case matters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -4,11 +4,12 @@
 
 use clap::Subcommand;
 use portcullis_api::resources::{
-    CloneRoleBody, CustomRoleBody, NewDenyAssignment, NewResourceType, RecordBody,
+    CloneRoleBody, CustomRoleBody, NewDenyAssignment, NewResourceType, RecordBody, RecordQuery,
     ResourceTypeBody, ShareBody,
 };
 use serde_json::Value;
 
+use crate::admin::Paging;
 use crate::api::{Api, NO_QUERY};
 use crate::args::{Document, optional, typed};
 use crate::names::{Kind, principal, resolve, resolve_scope};
@@ -90,6 +91,16 @@ pub enum CustomRoleCommand {
 
 #[derive(Subcommand)]
 pub enum RecordCommand {
+    /// List the records of a type in external-id order, a page at a time.
+    List {
+        /// The resource type, e.g. `document`.
+        resource_type: String,
+        /// Only records whose id starts with this (case matters).
+        #[arg(long)]
+        prefix: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
     /// Show a record: its owner, business unit and environment.
     Get {
         /// Its resource type, e.g. `document`.
@@ -255,14 +266,38 @@ pub async fn custom_role(api: &Api, command: CustomRoleCommand) -> anyhow::Resul
     }
 }
 
+/// A path from its segments, each percent-encoded: an application's record id may hold `/`,
+/// `?` or spaces.
+fn encoded_path(segments: &[&str]) -> String {
+    let mut url = reqwest::Url::parse("http://portcullis.invalid/").expect("a constant URL parses");
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.clear().extend(segments);
+    }
+    url.path().to_owned()
+}
+
 pub async fn record(api: &Api, command: RecordCommand) -> anyhow::Result<Value> {
     match command {
+        RecordCommand::List {
+            resource_type,
+            prefix,
+            paging,
+        } => {
+            let page = paging.query();
+            let query = RecordQuery {
+                prefix,
+                cursor: page.cursor,
+                limit: page.limit,
+            };
+            api.get(&encoded_path(&["v1", "records", &resource_type]), &query)
+                .await
+        }
         RecordCommand::Get {
             resource_type,
             external_id,
         } => {
             api.get(
-                &format!("/v1/records/{resource_type}/{external_id}"),
+                &encoded_path(&["v1", "records", &resource_type, &external_id]),
                 NO_QUERY,
             )
             .await
@@ -288,7 +323,7 @@ pub async fn record(api: &Api, command: RecordCommand) -> anyhow::Result<Value> 
                 environment_id: optional("environment", environment)?,
             };
             api.put(
-                &format!("/v1/records/{resource_type}/{external_id}"),
+                &encoded_path(&["v1", "records", &resource_type, &external_id]),
                 &body,
                 if_match.as_deref(),
             )
@@ -298,8 +333,11 @@ pub async fn record(api: &Api, command: RecordCommand) -> anyhow::Result<Value> 
             resource_type,
             external_id,
         } => {
-            api.delete(&format!("/v1/records/{resource_type}/{external_id}"), None)
-                .await
+            api.delete(
+                &encoded_path(&["v1", "records", &resource_type, &external_id]),
+                None,
+            )
+            .await
         }
     }
 }
@@ -311,7 +349,7 @@ pub async fn share(api: &Api, command: ShareCommand) -> anyhow::Result<Value> {
             external_id,
         } => {
             api.get(
-                &format!("/v1/records/{resource_type}/{external_id}/shares"),
+                &encoded_path(&["v1", "records", &resource_type, &external_id, "shares"]),
                 NO_QUERY,
             )
             .await
@@ -327,7 +365,7 @@ pub async fn share(api: &Api, command: ShareCommand) -> anyhow::Result<Value> {
                 actions,
             };
             api.post(
-                &format!("/v1/records/{resource_type}/{external_id}/shares"),
+                &encoded_path(&["v1", "records", &resource_type, &external_id, "shares"]),
                 &body,
             )
             .await

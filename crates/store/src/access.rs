@@ -677,6 +677,48 @@ impl Store {
         record_from_row(&row)
     }
 
+    /// Records of one type whose external id starts with `prefix`, in external-id order
+    /// (bytewise on both stores), resumed after the external id `after`; and whether more
+    /// follow. One range of the `(tenant, type, external id)` index, so a page costs time that
+    /// grows with the page, not with how many records the tenant holds.
+    pub async fn records_of(
+        &self,
+        tenant_id: TenantId,
+        resource_type: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<RecordEntry>, bool), StoreError> {
+        // Above every id that starts with `prefix`: no character sorts after U+10FFFF, in
+        // UTF-8 bytes (SQLite) or the "C" collation (PostgreSQL).
+        let high = format!("{prefix}\u{10FFFF}");
+        let rows = self
+            .pools
+            .fetch_all(
+                query(concat!(
+                    "SELECT ",
+                    record_columns!(),
+                    " FROM records WHERE tenant_id = $1 AND resource_type = $2 \
+                     AND external_id >= $3 AND external_id < $4 AND external_id > $5 \
+                     ORDER BY external_id LIMIT $6"
+                ))
+                .bind(tenant_id)
+                .bind(resource_type)
+                .bind(prefix)
+                .bind(&high)
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit) + 1),
+            )
+            .await?;
+        let mut records = rows
+            .iter()
+            .map(record_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = records.len() > limit as usize;
+        records.truncate(limit as usize);
+        Ok((records, more))
+    }
+
     /// Deletes a record, its shares (by cascade) and the role and deny assignments scoped to it.
     pub async fn delete_record(
         &self,

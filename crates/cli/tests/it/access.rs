@@ -408,6 +408,102 @@ async fn decisions_explain_themselves_and_follow_every_change() {
         .expect(204);
 }
 
+#[tokio::test]
+async fn records_are_listed_by_prefix_a_page_at_a_time_and_only_the_tenants_own() {
+    let server = TestServer::start().await;
+    let t = acme(&server, "records-listed").await;
+    for id in ["a-3", "a-1", "b-1", "A-1", "a-5", "a-2", "a-4"] {
+        t.admin
+            .send(
+                reqwest::Method::PUT,
+                &format!("/v1/records/document/{id}"),
+                Some(json!({"owner": {"kind": "group", "id": t.editors}, "business_unit_id": t.sales})),
+                &[],
+            )
+            .await
+            .expect(200);
+    }
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["external_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Everything, two at a time, in bytewise order ("A" before "a").
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/records/document?limit=2&cursor={c}"),
+            None => "/v1/records/document?limit=2".to_owned(),
+        };
+        let page = t.admin.get(&path).await.expect(200);
+        seen.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "A-1", "a-1", "a-2", "a-3", "a-4", "a-5", "b-1", "d-emea", "d-sales"
+        ]
+    );
+
+    // A prefix is a range: exact, case and all.
+    let first = t
+        .admin
+        .get("/v1/records/document?prefix=a-&limit=3")
+        .await
+        .expect(200);
+    assert_eq!(ids(&first), ["a-1", "a-2", "a-3"]);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let rest = t
+        .admin
+        .get(&format!(
+            "/v1/records/document?prefix=a-&limit=3&cursor={cursor}"
+        ))
+        .await
+        .expect(200);
+    assert_eq!(ids(&rest), ["a-4", "a-5"]);
+    assert!(rest.get("next_cursor").is_none(), "{rest}");
+
+    // A cursor resumes only the listing it came from.
+    let refused = t
+        .admin
+        .get(&format!("/v1/records/document?prefix=b&cursor={cursor}"))
+        .await
+        .problem(422);
+    assert!(
+        refused.to_string().contains("different search"),
+        "{refused}"
+    );
+    let long = "x".repeat(257);
+    t.admin
+        .get(&format!("/v1/records/document?prefix={long}"))
+        .await
+        .problem(422);
+    t.admin.get("/v1/records/invoice").await.problem(404);
+
+    // Another tenant with a type of the same name sees none of these.
+    let (_, key) = server.admin().create_tenant("records-elsewhere").await;
+    let other = server.client(&key);
+    other.get("/v1/records/document").await.problem(404);
+    other
+        .post(
+            "/v1/resource-types",
+            json!({"name": "document", "actions": [{"name": "read", "plane": "data"}]}),
+        )
+        .await
+        .expect(201);
+    let theirs = other.get("/v1/records/document").await.expect(200);
+    assert_eq!(theirs["items"], json!([]), "{theirs}");
+}
+
 /// `body` with `key` set to `value`.
 fn with(mut body: Value, key: &str, value: Value) -> Value {
     body[key] = value;

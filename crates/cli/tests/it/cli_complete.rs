@@ -357,6 +357,32 @@ async fn tour(cli: &Cli) {
     ])
     .await;
     cli.ok(&["record", "get", "document", "d-1"]).await;
+    // An application's id may hold a slash, a space or a question mark: the CLI encodes it.
+    let awkward = "reports/2026 Q1?";
+    cli.ok(&[
+        "record",
+        "set",
+        "document",
+        awkward,
+        "--owner",
+        "group:tour-group",
+        "--business-unit",
+        "tour-unit",
+    ])
+    .await;
+    assert_eq!(
+        cli.ok(&["record", "get", "document", awkward]).await["external_id"],
+        awkward
+    );
+    let listed = cli
+        .ok(&[
+            "record", "list", "document", "--prefix", "reports/", "--limit", "1",
+        ])
+        .await;
+    assert_eq!(listed["items"][0]["external_id"], awkward, "{listed}");
+    assert!(listed.get("next_cursor").is_none(), "{listed}");
+    cli.ok(&["--yes", "record", "delete", "document", awkward])
+        .await;
     let share = cli
         .ok(&[
             "share",

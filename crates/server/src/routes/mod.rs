@@ -7,7 +7,7 @@ pub(crate) mod audit;
 pub(crate) mod branding;
 pub(crate) mod conditional;
 mod devices;
-mod directory;
+pub(crate) mod directory;
 pub(crate) mod explorer;
 pub(crate) mod groups;
 mod ops;
@@ -245,6 +245,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             resources::put_custom_role,
             resources::delete_custom_role
         ))
+        .routes(routes!(resources::list_records))
         .routes(routes!(
             resources::get_record,
             resources::put_record,

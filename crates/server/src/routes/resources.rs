@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use portcullis_api::Items;
 use portcullis_api::resources::{
-    CloneRoleBody, CustomRoleBody, NewDenyAssignment, NewResourceType, RecordBody,
+    CloneRoleBody, CustomRoleBody, NewDenyAssignment, NewResourceType, RecordBody, RecordQuery,
     ResourceTypeBody, ShareBody,
 };
 
@@ -16,14 +16,16 @@ use portcullis_core::authz::{Action, RoleRef, Scope};
 use portcullis_core::engine::model::Depth;
 use portcullis_core::lockout::Removal;
 use portcullis_core::names::{parse_description, parse_name};
+use portcullis_core::page::{Page, PageRequest, bound};
 use portcullis_core::resources::{
-    AccessSettings, CustomRole, DenyAssignment, RecordEntry, ResourceType, RolePermission, Share,
+    AccessSettings, CustomRole, DenyAssignment, MAX_EXTERNAL_ID_CHARS, RecordEntry, ResourceType,
+    RolePermission, Share,
 };
-use portcullis_core::{DenyAssignmentId, RoleId, ShareId};
+use portcullis_core::{DenyAssignmentId, RoleId, ShareId, ValidationError};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiPath, Precondition, Tagged};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Precondition, Tagged};
 use crate::routes::concurrent;
 use crate::state::AppState;
 
@@ -280,6 +282,47 @@ pub async fn delete_custom_role(
 }
 
 // ---- records and shares ----
+
+/// The records of a type, in external-id order: all of them page by page, or those whose id
+/// starts with `prefix`.
+#[utoipa::path(get, path = "/v1/records/{resource_type}", tag = "authorization",
+    params(("resource_type" = String, Path), RecordQuery),
+    responses((status = 200, body = Page<RecordEntry>), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn list_records(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(resource_type): ApiPath<String>,
+    ApiQuery(q): ApiQuery<RecordQuery>,
+) -> ApiResult<Json<Page<RecordEntry>>> {
+    allow(&state, &caller, Action::RecordRead, None).await?;
+    let prefix = q.prefix.unwrap_or_default();
+    if prefix.chars().count() > MAX_EXTERNAL_ID_CHARS {
+        return Err(ValidationError::new(
+            "prefix",
+            format!("must be at most {MAX_EXTERNAL_ID_CHARS} characters, as long as the longest external id"),
+        )
+        .into());
+    }
+    let limit = PageRequest::parse(None, q.limit)?.limit;
+    // The type is looked up first so that a misspelt one is a 404, not an empty list.
+    let tenant = caller.tenant_id();
+    state.store.resource_type(tenant, &resource_type).await?;
+    let listing = format!("records\n{resource_type}\n{prefix}");
+    let after = q
+        .cursor
+        .as_deref()
+        .map(|cursor| bound::position(listing.as_bytes(), cursor, "cursor"))
+        .transpose()?;
+    let (items, more) = state
+        .store
+        .records_of(tenant, &resource_type, &prefix, after.as_deref(), limit)
+        .await?;
+    let next_cursor = more
+        .then(|| items.last())
+        .flatten()
+        .map(|last| bound::token(listing.as_bytes(), &last.external_id));
+    Ok(Json(Page { items, next_cursor }))
+}
 
 /// A record as the engine sees it.
 #[utoipa::path(get, path = "/v1/records/{resource_type}/{external_id}", tag = "authorization",
