@@ -2688,3 +2688,181 @@ async fn resource_types_are_registered_with_their_actions_and_removed() {
     assert_eq!(removed.status, 303, "{}", removed.body);
     admin.get("/v1/resource-types/invoice").await.expect(404);
 }
+
+#[tokio::test]
+async fn records_are_found_by_their_id_registered_moved_shared_and_deleted() {
+    let server = TestServer::start().await;
+    no_mfa_for_administrators(&server).await;
+    let admin = server.admin();
+    admin
+        .post(
+            "/v1/resource-types",
+            json!({"name": "invoice", "actions": [
+                {"name": "read", "plane": "data"},
+                {"name": "approve", "plane": "data"}
+            ]}),
+        )
+        .await
+        .expect(201);
+    admin.create_user("ines").await;
+    let billing = admin
+        .post("/v1/groups", json!({"name": "billing"}))
+        .await
+        .expect(201);
+    let units = admin.get("/v1/business-units").await.expect(200);
+    let root = units["items"][0]["id"].as_str().unwrap().to_owned();
+    let (_, mut browser) = administrator(&server, "rita", "tenant_administrator").await;
+
+    let empty = browser.get("/t/operator/console/records").await;
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    assert!(empty.body.contains("No invoice records"), "{}", empty.body);
+    let csrf = empty.csrf();
+    // An id with a slash, a space and a hash: it must survive the links and the forms.
+    let id = "inv/2026 #7";
+    let register = |owner: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("external_id", id.to_owned()),
+            ("owner_kind", "user".to_owned()),
+            ("owner", owner.to_owned()),
+            ("business_unit", root.clone()),
+            ("environment", String::new()),
+        ]
+    };
+
+    // A owner who is nobody is said on the form, with what was typed kept; nothing is made.
+    let nobody = browser
+        .post(
+            "/t/operator/console/records/invoice",
+            &pairs(&register("nobody-here")),
+        )
+        .await;
+    assert_eq!(nobody.status, 422, "{}", nobody.body);
+    assert!(nobody.body.contains("nobody-here"), "{}", nobody.body);
+    assert!(nobody.body.contains("inv/2026 #7"), "{}", nobody.body);
+    let none = admin.get("/v1/records/invoice").await.expect(200);
+    assert_eq!(none["items"], json!([]), "{none}");
+
+    let made = browser
+        .post(
+            "/t/operator/console/records/invoice",
+            &pairs(&register("ines")),
+        )
+        .await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let page_link = made.location().to_owned();
+    assert_eq!(
+        page_link,
+        "/t/operator/console/records/invoice/inv%2F2026%20%237?done=saved"
+    );
+    let page = browser.get(&page_link).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("ines"), "{}", page.body);
+    assert!(
+        page.body.contains("action=invoice.approve"),
+        "the explorer asks who may approve it: {}",
+        page.body
+    );
+    let base = "/t/operator/console/records/invoice/inv%2F2026%20%237";
+
+    // Found by the start of its id, exactly: case matters, as it does for the application.
+    let found = browser
+        .get("/t/operator/console/records/invoice?q=inv%2F")
+        .await;
+    assert!(found.body.contains(base), "{}", found.body);
+    let missed = browser
+        .get("/t/operator/console/records/invoice?q=INV")
+        .await;
+    assert!(!missed.body.contains(base), "{}", missed.body);
+    assert!(
+        missed.body.contains("No invoice records start with"),
+        "{}",
+        missed.body
+    );
+
+    // Shared with a group for one action; an action the type lacks is refused, nothing kept.
+    let odd = browser
+        .post(
+            &format!("{base}/shares"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("kind", "group"),
+                ("name", "billing"),
+                ("action", "fly"),
+            ],
+        )
+        .await;
+    assert_eq!(odd.status, 422, "{}", odd.body);
+    let api_shares = "/v1/records/invoice/inv%2F2026%20%237/shares";
+    assert_eq!(admin.get(api_shares).await.expect(200)["items"], json!([]));
+    let shared = browser
+        .post(
+            &format!("{base}/shares"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("kind", "group"),
+                ("name", "billing"),
+                ("action", "read"),
+                ("action", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(shared.status, 303, "{}", shared.body);
+    let shares = admin.get(api_shares).await.expect(200);
+    assert_eq!(
+        shares["items"][0]["principal"]["id"], billing["id"],
+        "{shares}"
+    );
+    assert_eq!(shares["items"][0]["actions"], json!(["read", "approve"]));
+
+    // Moved to the group from its own page.
+    let moved = browser
+        .post(
+            "/t/operator/console/records/invoice",
+            &[
+                ("csrf", csrf.as_str()),
+                ("external_id", id),
+                ("owner_kind", "group"),
+                ("owner", "billing"),
+                ("business_unit", root.as_str()),
+                ("environment", ""),
+                ("from_record", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(moved.status, 303, "{}", moved.body);
+    let record = admin
+        .get("/v1/records/invoice/inv%2F2026%20%237")
+        .await
+        .expect(200);
+    assert_eq!(record["owner"]["kind"], "group", "{record}");
+
+    // A reader sees it and may not change it.
+    let (_, mut reader) = administrator(&server, "rosa", "security_reader").await;
+    let seen = reader.get(base).await;
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    let refused = reader
+        .post(&format!("{base}/delete"), &[("csrf", seen.csrf().as_str())])
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+
+    // The share taken back, then the record deleted.
+    let share_id = shares["items"][0]["id"].as_str().unwrap();
+    let unshared = browser
+        .post(
+            &format!("{base}/shares/{share_id}/remove"),
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(unshared.status, 303, "{}", unshared.body);
+    assert_eq!(admin.get(api_shares).await.expect(200)["items"], json!([]));
+    let deleted = browser
+        .post(&format!("{base}/delete"), &[("csrf", csrf.as_str())])
+        .await;
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+    admin
+        .get("/v1/records/invoice/inv%2F2026%20%237")
+        .await
+        .expect(404);
+    assert_eq!(browser.get(base).await.status, 404);
+}

@@ -829,6 +829,34 @@ async fn every_page_form_refuses_a_post_without_the_browsers_csrf_token() {
             &[],
         ),
         Case::new(
+            "/t/{tenant}/console/records/{resource_type}",
+            Victim,
+            "/t/operator/console/records/document".into(),
+            &[
+                ("external_id", "forged"),
+                ("owner_kind", "user"),
+                ("owner", "ada"),
+            ],
+        ),
+        Case::new(
+            "/t/{tenant}/console/records/{resource_type}/{external_id}/delete",
+            Victim,
+            "/t/operator/console/records/document/d-1/delete".into(),
+            &[],
+        ),
+        Case::new(
+            "/t/{tenant}/console/records/{resource_type}/{external_id}/shares",
+            Victim,
+            "/t/operator/console/records/document/d-1/shares".into(),
+            &[("kind", "user"), ("name", "ada"), ("action", "read")],
+        ),
+        Case::new(
+            "/t/{tenant}/console/records/{resource_type}/{external_id}/shares/{share}/remove",
+            Victim,
+            format!("/t/operator/console/records/document/d-1/shares/{ada}/remove"),
+            &[],
+        ),
+        Case::new(
             "/t/{tenant}/device/decision",
             Victim,
             "/t/operator/device/decision".into(),

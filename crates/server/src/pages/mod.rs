@@ -880,7 +880,7 @@ fn same_tenant_path(tenant: &str, to: &str) -> Option<String> {
 }
 
 /// Percent-encodes everything but unreserved characters and `/`.
-fn urlencode(text: &str) -> String {
+pub(crate) fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {

@@ -37,6 +37,7 @@ mod deny;
 mod groups;
 mod imports;
 mod logs;
+mod records;
 mod resource_types;
 mod risk;
 mod role_editor;
@@ -196,6 +197,27 @@ pub(super) fn routes() -> Router<AppState> {
             get(access::explorer_page),
         )
         .route("/t/{tenant}/console/roles", get(access::roles_page))
+        .route("/t/{tenant}/console/records", get(records::first_type))
+        .route(
+            "/t/{tenant}/console/records/{resource_type}",
+            get(records::list).post(records::save),
+        )
+        .route(
+            "/t/{tenant}/console/records/{resource_type}/{external_id}",
+            get(records::detail),
+        )
+        .route(
+            "/t/{tenant}/console/records/{resource_type}/{external_id}/delete",
+            post(records::delete),
+        )
+        .route(
+            "/t/{tenant}/console/records/{resource_type}/{external_id}/shares",
+            post(records::share),
+        )
+        .route(
+            "/t/{tenant}/console/records/{resource_type}/{external_id}/shares/{share}/remove",
+            post(records::unshare),
+        )
         .route(
             "/t/{tenant}/console/conditional-access",
             get(conditional::list),
@@ -492,7 +514,20 @@ fn as_shown(version: i64) -> crate::extract::Precondition {
 /// A refusal of a form's content, said on the form.
 fn form_error(refusal: &ApiError) -> String {
     match refusal {
-        ApiError::Validation(e) => format!("The {} {}.", e.field.replace('_', " "), e.message),
+        ApiError::Validation(e) => {
+            // `redirect_uris` reads "redirect URIs", as the form's label says.
+            let field = e
+                .field
+                .split('_')
+                .map(|word| match word {
+                    "uri" => "URI",
+                    "uris" => "URIs",
+                    other => other,
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            format!("The {field} {}.", e.message)
+        }
         other => format!("{}.", other.problem().detail),
     }
 }
