@@ -321,6 +321,92 @@ fn is_resource(s: &str) -> bool {
     scheme_ok && s.len() <= 512 && !s.contains('#') && !s.chars().any(char::is_whitespace)
 }
 
+/// What an application is, as a person registering one thinks of it; it decides the OAuth
+/// settings the application starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplicationKind {
+    /// A server-side workload that gets tokens for itself.
+    Workload,
+    /// A server-side web application that signs users in.
+    Web,
+    /// A single-page or native app: public, PKCE only.
+    Public,
+    /// A device without a browser (RFC 8628).
+    Device,
+    /// A service principal that only uses API keys: no OAuth client at all.
+    KeysOnly,
+}
+
+impl ApplicationKind {
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "workload" => Self::Workload,
+            "web" => Self::Web,
+            "public" => Self::Public,
+            "device" => Self::Device,
+            "keys" => Self::KeysOnly,
+            _ => return None,
+        })
+    }
+
+    /// The client settings it starts with, checked as the API would check them; `None` for
+    /// keys only. `redirect_uri` is where an application that signs people in sends them
+    /// back to; `resource` is the API a workload's tokens are for. Each is required by the
+    /// kinds that need it, so nothing half-usable is registered.
+    pub fn starting_settings(
+        self,
+        redirect_uri: Option<String>,
+        resource: Option<String>,
+    ) -> Result<Option<ClientSettings>, ValidationError> {
+        if matches!(self, Self::Web | Self::Public) && redirect_uri.is_none() {
+            return Err(ValidationError::new(
+                "redirect_uri",
+                "is needed by an application that signs people in: the address to send them back to",
+            ));
+        }
+        if self == Self::Workload && resource.is_none() {
+            return Err(ValidationError::new(
+                "resource",
+                "is needed by a workload: the API its tokens are for, e.g. https://api.example.com",
+            ));
+        }
+        let signs_in = |client_type, grants: Vec<GrantType>| ClientSettings {
+            client_type,
+            grant_types: grants,
+            redirect_uris: redirect_uri.clone().into_iter().collect(),
+            scopes: ["openid", "profile", "email", "offline_access"]
+                .map(String::from)
+                .to_vec(),
+            ..ClientSettings::default()
+        };
+        let settings = match self {
+            Self::Workload => ClientSettings {
+                grant_types: vec![GrantType::ClientCredentials],
+                resources: resource.into_iter().collect(),
+                ..ClientSettings::default()
+            },
+            Self::Web => signs_in(
+                ClientType::Confidential,
+                vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            ),
+            Self::Public => signs_in(
+                ClientType::Public,
+                vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            ),
+            Self::Device => ClientSettings {
+                redirect_uris: Vec::new(),
+                ..signs_in(
+                    ClientType::Public,
+                    vec![GrantType::DeviceCode, GrantType::RefreshToken],
+                )
+            },
+            Self::KeysOnly => return Ok(None),
+        };
+        settings.validate()?;
+        Ok(Some(settings))
+    }
+}
+
 impl ClientSettings {
     pub fn validate(&self) -> Result<(), ValidationError> {
         if self.grant_types.is_empty() {
@@ -733,6 +819,50 @@ pub fn claimed_issuer(token: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_kind_of_application_starts_with_settings_the_api_accepts() {
+        let web = ApplicationKind::Web
+            .starting_settings(Some("https://app.example/cb".into()), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(web.client_type, ClientType::Confidential);
+        assert_eq!(web.redirect_uris, ["https://app.example/cb"]);
+        let device = ApplicationKind::Device
+            .starting_settings(None, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(device.grant_types[0], GrantType::DeviceCode);
+        assert!(device.redirect_uris.is_empty());
+        let workload = ApplicationKind::Workload
+            .starting_settings(None, Some("https://api.example".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(workload.resources, ["https://api.example"]);
+        assert!(matches!(
+            ApplicationKind::KeysOnly.starting_settings(None, None),
+            Ok(None)
+        ));
+    }
+
+    #[test]
+    fn an_application_missing_what_its_kind_needs_is_refused() {
+        for (kind, redirect, resource, field) in [
+            (ApplicationKind::Web, None, None, "redirect_uri"),
+            (ApplicationKind::Public, None, None, "redirect_uri"),
+            (ApplicationKind::Workload, None, None, "resource"),
+            (
+                ApplicationKind::Web,
+                Some("ftp://app.example/cb".to_owned()),
+                None,
+                "redirect_uris",
+            ),
+        ] {
+            let refusal = kind.starting_settings(redirect, resource).unwrap_err();
+            assert_eq!(refusal.field, field, "{kind:?}: {refusal:?}");
+        }
+        assert_eq!(ApplicationKind::parse("robot"), None);
+    }
+
     use super::*;
 
     #[test]

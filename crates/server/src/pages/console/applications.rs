@@ -18,7 +18,7 @@ use portcullis_api::service_principals::{
 use portcullis_api::tenants::ListParams;
 use portcullis_core::identity::{ApiKey, ServicePrincipal};
 use portcullis_core::jose::SigningAlgorithm;
-use portcullis_core::oauth::{ClientSettings, ClientType, GrantType};
+use portcullis_core::oauth::{ApplicationKind, ClientSettings, ClientType, GrantType};
 use portcullis_core::{ApiKeyId, ServicePrincipalId};
 
 use super::{
@@ -31,75 +31,6 @@ use crate::routes::service_principals as api;
 use crate::state::AppState;
 
 const PAGE_SIZE: u32 = 50;
-
-/// What an application is, and so the OAuth settings it starts with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// A server-side workload that gets tokens for itself.
-    Workload,
-    /// A server-side web application that signs users in.
-    Web,
-    /// A single-page or native app: public, PKCE only.
-    Public,
-    /// A device without a browser (RFC 8628).
-    Device,
-    /// A service principal that only uses API keys.
-    KeysOnly,
-}
-
-impl Kind {
-    fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "workload" => Self::Workload,
-            "web" => Self::Web,
-            "public" => Self::Public,
-            "device" => Self::Device,
-            "keys" => Self::KeysOnly,
-            _ => return None,
-        })
-    }
-
-    /// The OAuth settings it starts with; `None` for keys only. `resource` is the API a
-    /// workload's tokens are for.
-    fn settings(
-        self,
-        redirect_uri: Option<String>,
-        resource: Option<String>,
-    ) -> Option<ClientSettings> {
-        let signs_in = |client_type, grants: Vec<GrantType>| ClientSettings {
-            client_type,
-            grant_types: grants,
-            redirect_uris: redirect_uri.clone().into_iter().collect(),
-            scopes: ["openid", "profile", "email", "offline_access"]
-                .map(String::from)
-                .to_vec(),
-            ..ClientSettings::default()
-        };
-        Some(match self {
-            Self::Workload => ClientSettings {
-                grant_types: vec![GrantType::ClientCredentials],
-                resources: resource.into_iter().collect(),
-                ..ClientSettings::default()
-            },
-            Self::Web => signs_in(
-                ClientType::Confidential,
-                vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-            ),
-            Self::Public => signs_in(
-                ClientType::Public,
-                vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-            ),
-            Self::Device => ClientSettings {
-                redirect_uris: Vec::new(),
-                ..signs_in(
-                    ClientType::Public,
-                    vec![GrantType::DeviceCode, GrantType::RefreshToken],
-                )
-            },
-            Self::KeysOnly => return None,
-        })
-    }
-}
 
 fn application_id(text: &str) -> Result<ServicePrincipalId, PageError> {
     text.parse().map_err(|_| {
@@ -264,26 +195,18 @@ pub(super) async fn create(
         };
         (StatusCode::UNPROCESSABLE_ENTITY, me.page(&page)).into_response()
     };
-    let Some(kind) = Kind::parse(&form.kind) else {
+    let Some(kind) = ApplicationKind::parse(&form.kind) else {
         return Ok(refused(&me, form, "Choose what the application is.".into()));
     };
-    let redirect_uri = given(&form.redirect_uri);
-    if matches!(kind, Kind::Web | Kind::Public) && redirect_uri.is_none() {
-        let error = "An application that signs people in needs the address to send them back to (its redirect URI).";
-        return Ok(refused(&me, form, error.into()));
-    }
-    let resource = given(&form.resource);
-    if kind == Kind::Workload && resource.is_none() {
-        let error = "A workload needs the API its tokens are for (its resource), e.g. https://api.example.com.";
-        return Ok(refused(&me, form, error.into()));
-    }
     // Settings the API would refuse are refused here, before the principal is made, so a
     // mistyped redirect URI leaves no half-made application behind.
-    let settings = kind.settings(redirect_uri, resource);
-    if let Some(Err(refusal)) = settings.as_ref().map(ClientSettings::validate) {
-        let error = super::form_error(&ApiError::Validation(refusal));
-        return Ok(refused(&me, form, error));
-    }
+    let settings = match kind.starting_settings(given(&form.redirect_uri), given(&form.resource)) {
+        Ok(settings) => settings,
+        Err(refusal) => {
+            let error = super::form_error(&ApiError::Validation(refusal));
+            return Ok(refused(&me, form, error));
+        }
+    };
     let body = CreateServicePrincipal {
         name: form.name.trim().to_owned(),
         description: given(&form.description),
