@@ -197,7 +197,7 @@ pub(super) fn routes() -> Router<AppState> {
             get(access::explorer_page),
         )
         .route("/t/{tenant}/console/roles", get(access::roles_page))
-        .route("/t/{tenant}/console/records", get(records::first_type))
+        .route("/t/{tenant}/console/records", get(records::list))
         .route(
             "/t/{tenant}/console/records/{resource_type}",
             get(records::list).post(records::save),

@@ -278,38 +278,25 @@ fn new_record_form() -> RecordForm {
     }
 }
 
-/// `/console/records`: the first type's records.
-pub(super) async fn first_type(
-    State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    RequestOrigin(origin): RequestOrigin,
-    Query(query): Query<ListQuery>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response, ConsoleError> {
-    let me = Console::enter_asked(&state, &tenant, &headers, origin, &uri).await?;
-    let listing = Listing {
-        resource_type: None,
-        q: query.q.trim(),
-        after: query.after.clone(),
-        form: new_record_form(),
-        error: None,
-    };
-    list_page(&state, &me, listing).await
+/// Where the list is: `/console/records` (the first type) or `/console/records/{type}`.
+#[derive(Deserialize)]
+pub(super) struct ListPath {
+    tenant: String,
+    resource_type: Option<String>,
 }
 
-/// `/console/records/{type}`: that type's records, searched by the start of their id.
+/// A type's records, searched by the start of their id.
 pub(super) async fn list(
     State(state): State<AppState>,
-    Path((tenant, resource_type)): Path<(String, String)>,
+    Path(at): Path<ListPath>,
     RequestOrigin(origin): RequestOrigin,
     Query(query): Query<ListQuery>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ConsoleError> {
-    let me = Console::enter_asked(&state, &tenant, &headers, origin, &uri).await?;
+    let me = Console::enter_asked(&state, &at.tenant, &headers, origin, &uri).await?;
     let listing = Listing {
-        resource_type: Some(resource_type),
+        resource_type: at.resource_type,
         q: query.q.trim(),
         after: query.after.clone(),
         form: new_record_form(),
