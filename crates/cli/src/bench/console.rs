@@ -11,7 +11,7 @@ use serde_json::json;
 
 use portcullis_api::users::{CreateUser, SetPassword};
 
-use super::{BENCH_PASSWORD, Phase, ServerProcess, create_users};
+use super::{BENCH_PASSWORD, Phase, ServerProcess, create_users, load};
 
 #[derive(clap::Args)]
 pub struct ConsoleBench {
@@ -23,7 +23,11 @@ pub struct ConsoleBench {
     /// Requests per kind of page.
     #[arg(long, default_value_t = 1_000)]
     requests: usize,
-    /// Concurrent connections while creating the users.
+    /// Records of one resource type, each owned by one of the users, registered over the admin
+    /// API before measuring the records pages.
+    #[arg(long, default_value_t = 20_000)]
+    records: usize,
+    /// Concurrent connections while creating the users and records.
     #[arg(long, default_value_t = 32)]
     connections: usize,
 }
@@ -96,8 +100,10 @@ pub async fn console(
     database_url: &str,
     store_name: &str,
 ) -> anyhow::Result<()> {
-    if bench.users < 1_000 || bench.requests == 0 || bench.connections == 0 {
-        bail!("--users must be at least 1000, --requests and --connections at least 1");
+    if bench.users < 1_000 || bench.records < 100 || bench.requests == 0 || bench.connections == 0 {
+        bail!(
+            "--users must be at least 1000, --records at least 100 (two pages and more), --requests and --connections at least 1"
+        );
     }
     let server = ServerProcess::start(dir, database_url).await?;
     let admin = reqwest::Client::builder()
@@ -204,11 +210,104 @@ pub async fn console(
             |_| "Lifecycle".into(),
         )
         .await?;
+    records(bench, &server, &admin, &browser, &ids, store_name).await?;
     println!(
-        "memory        {store_name:<10} after {} users: {:.1} MiB resident",
+        "memory        {store_name:<10} after {} users and {} records: {:.1} MiB resident",
         bench.users,
+        bench.records,
         server.rss_mib()?
     );
+    Ok(())
+}
+
+fn record_id(i: usize) -> String {
+    format!("doc-{i:06}")
+}
+
+/// Registers `--records` documents, each owned by a user spread over the tenant, then measures
+/// the records list, a search for one record by the start of its id, and a record's page.
+async fn records(
+    bench: &ConsoleBench,
+    server: &ServerProcess,
+    admin: &reqwest::Client,
+    browser: &SignedIn,
+    owners: &[String],
+    store_name: &str,
+) -> anyhow::Result<()> {
+    let base = server.base.clone();
+    let key = server.admin_key.clone();
+    admin
+        .post(format!("{base}/v1/resource-types"))
+        .bearer_auth(&key)
+        .json(&json!({"name": "document", "actions": [{"name": "read", "plane": "data"}]}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let units: serde_json::Value = admin
+        .get(format!("{base}/v1/business-units"))
+        .bearer_auth(&key)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let unit = units["items"][0]["id"]
+        .as_str()
+        .context("no business unit")?
+        .to_owned();
+    let count = bench.records;
+    eprintln!("registering {count} records over the admin API");
+    let owners: Vec<String> = owners.to_vec();
+    let (registered, _) = load(admin, count, bench.connections, 200, move |http, i| {
+        http.put(format!("{base}/v1/records/document/{}", record_id(i)))
+            .bearer_auth(&key)
+            .json(&json!({
+                "owner": {"kind": "user", "id": owners[(i * 7919 + 13) % owners.len()]},
+                "business_unit_id": unit,
+            }))
+    })
+    .await?;
+    registered.report("register record", store_name);
+
+    let n = bench.requests;
+    let pick = move |i: usize| (i * 7919 + 13) % count;
+    browser
+        .measure(
+            "records page",
+            store_name,
+            n,
+            |_| "/t/operator/console/records/document".into(),
+            |_| "rel=\"next\"".into(),
+        )
+        .await?;
+    browser
+        .measure(
+            "records search",
+            store_name,
+            n,
+            |i| {
+                format!(
+                    "/t/operator/console/records/document?q={}",
+                    record_id(pick(i))
+                )
+            },
+            |i| format!(">{}</a>", record_id(pick(i))),
+        )
+        .await?;
+    browser
+        .measure(
+            "record page",
+            store_name,
+            n,
+            |i| {
+                format!(
+                    "/t/operator/console/records/document/{}",
+                    record_id(pick(i))
+                )
+            },
+            |_| "Shared with".into(),
+        )
+        .await?;
     Ok(())
 }
 
