@@ -15,7 +15,7 @@ use portcullis_core::{
     ApiKeyId, BusinessUnitId, GroupId, ServicePrincipalId, TenantId, UserId, ValidationError,
 };
 
-use crate::db::{Row, query};
+use crate::db::{Row, assembled_query, query};
 use crate::tenants::tenant_from_row;
 use crate::write::{Write, WriteContext, changed_fields};
 use crate::{Store, StoreError};
@@ -419,6 +419,57 @@ impl Store {
     }
 
     /// A user of the tenant, including soft-deleted ones (their state says so).
+    /// The names people know principals by (a user's user name, a group's or service
+    /// principal's name), one statement per kind asked about however many are asked. Ids of
+    /// another tenant, or of principals that no longer exist, are left out.
+    pub async fn principal_names(
+        &self,
+        tenant_id: TenantId,
+        principals: &[PrincipalRef],
+    ) -> Result<std::collections::HashMap<PrincipalRef, String>, StoreError> {
+        // Bounded so that a statement stays well under either store's limit on parameters.
+        const IDS_PER_STATEMENT: usize = 500;
+        let mut names = std::collections::HashMap::with_capacity(principals.len());
+        for (kind, from) in [
+            (
+                PrincipalKind::User,
+                "SELECT id, user_name AS name FROM users",
+            ),
+            (PrincipalKind::Group, "SELECT id, name FROM groups"),
+            (
+                PrincipalKind::ServicePrincipal,
+                "SELECT id, name FROM service_principals",
+            ),
+        ] {
+            let ids: std::collections::BTreeSet<Uuid> = principals
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| p.id)
+                .collect();
+            let ids: Vec<Uuid> = ids.into_iter().collect();
+            for chunk in ids.chunks(IDS_PER_STATEMENT) {
+                let placeholders: Vec<String> =
+                    (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+                let mut statement = assembled_query(format!(
+                    "{from} WHERE tenant_id = $1 AND id IN ({})",
+                    placeholders.join(", ")
+                ))
+                .bind(tenant_id);
+                for id in chunk {
+                    statement = statement.bind(*id);
+                }
+                for row in self.pools.fetch_all(statement).await? {
+                    let id = PrincipalRef {
+                        kind,
+                        id: row.parse::<Uuid>("id")?,
+                    };
+                    names.insert(id, row.text("name")?);
+                }
+            }
+        }
+        Ok(names)
+    }
+
     pub async fn user(&self, tenant_id: TenantId, id: UserId) -> Result<User, StoreError> {
         let row = self
             .pools

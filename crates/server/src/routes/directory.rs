@@ -1,5 +1,7 @@
 //! Environments and business units.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,7 +11,7 @@ use portcullis_api::directory::{
 
 use portcullis_core::audit::Target;
 use portcullis_core::authz::{Action, Scope};
-use portcullis_core::identity::{BusinessUnit, Environment};
+use portcullis_core::identity::{BusinessUnit, Environment, PrincipalKind, PrincipalRef};
 use portcullis_core::names::{parse_description, parse_name, parse_slug};
 use portcullis_core::page::{Page, PageRequest};
 use portcullis_core::{BusinessUnitId, EnvironmentId};
@@ -303,4 +305,34 @@ pub async fn delete_business_unit(
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The names of principals a page shows (an assignment's holder, a record's owner), read in
+/// one go instead of one `GET` each. Each kind is named only if the caller may read that kind
+/// (`user.read`, `group.read`, `service_principal.read`); the rest are left out, for the page
+/// to show by id. Not an endpoint: the listings that name principals answer with their ids.
+pub(crate) async fn principal_names(
+    state: &AppState,
+    caller: &Caller,
+    principals: &[PrincipalRef],
+) -> ApiResult<HashMap<PrincipalRef, String>> {
+    let mut readable = Vec::with_capacity(principals.len());
+    for (kind, action) in [
+        (PrincipalKind::User, Action::UserRead),
+        (PrincipalKind::Group, Action::GroupRead),
+        (
+            PrincipalKind::ServicePrincipal,
+            Action::ServicePrincipalRead,
+        ),
+    ] {
+        if principals.iter().any(|p| p.kind == kind)
+            && caller.decide(state, action, Scope::Tenant).await?.allowed
+        {
+            readable.extend(principals.iter().filter(|p| p.kind == kind).copied());
+        }
+    }
+    Ok(state
+        .store
+        .principal_names(caller.tenant_id(), &readable)
+        .await?)
 }

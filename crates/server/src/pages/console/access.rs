@@ -80,34 +80,33 @@ pub(super) async fn principal_name(
     me: &Console,
     principal: PrincipalRef,
 ) -> String {
-    let caller = me.caller.clone();
-    let state = State(state.clone());
-    let name = match principal.kind {
-        PrincipalKind::User => crate::routes::users::get_user(
-            state,
-            caller,
-            ApiPath(portcullis_core::UserId::from_uuid(principal.id)),
-        )
-        .await
-        .map(|u| u.body.user_name),
-        PrincipalKind::Group => crate::routes::groups::get_group(
-            state,
-            caller,
-            ApiPath(portcullis_core::GroupId::from_uuid(principal.id)),
-        )
-        .await
-        .map(|g| g.body.name),
-        PrincipalKind::ServicePrincipal => {
-            crate::routes::service_principals::get_service_principal(
-                state,
-                caller,
-                ApiPath(portcullis_core::ServicePrincipalId::from_uuid(principal.id)),
-            )
-            .await
-            .map(|s| s.body.name)
-        }
-    };
-    name.unwrap_or_else(|_| principal.id.to_string())
+    match Names::of(state, me, &[principal]).await {
+        Ok(names) => names.name(principal),
+        Err(_) => principal.id.to_string(),
+    }
+}
+
+/// The names of the principals a page shows, read at once; one the person may not read, or
+/// that is gone, is shown by its id.
+pub(super) struct Names(std::collections::HashMap<PrincipalRef, String>);
+
+impl Names {
+    pub(super) async fn of(
+        state: &AppState,
+        me: &Console,
+        principals: &[PrincipalRef],
+    ) -> Result<Self, ApiError> {
+        Ok(Self(
+            crate::routes::directory::principal_names(state, &me.caller, principals).await?,
+        ))
+    }
+
+    pub(super) fn name(&self, principal: PrincipalRef) -> String {
+        self.0
+            .get(&principal)
+            .cloned()
+            .unwrap_or_else(|| principal.id.to_string())
+    }
 }
 
 /// The principal of `kind` people know as `name`: a user by user name or e-mail address, a
@@ -285,10 +284,12 @@ pub(super) async fn assignments(
         roles::list_role_assignments(State(state.clone()), me.caller.clone(), ApiQuery(api_query))
             .await?;
     let now = state.clock.now();
+    let holders: Vec<PrincipalRef> = page.items.iter().map(|a| a.principal).collect();
+    let names = Names::of(&state, &me, &holders).await?;
     let mut rows = Vec::with_capacity(page.items.len());
     for assignment in page.items {
         rows.push(AssignmentRow {
-            principal: principal_name(&state, &me, assignment.principal).await,
+            principal: names.name(assignment.principal),
             role: role_label(&choices, &assignment.role),
             scope: crate::pages::scope_words(&assignment.scope),
             status: status_of(&assignment, now),
@@ -875,13 +876,12 @@ async fn who_can_page(
     };
     let Json(answer) =
         explorer::who_can(State(state.clone()), me.caller.clone(), ApiJson(question)).await?;
-    let mut names = Vec::with_capacity(answer.principals.len());
-    for principal in &answer.principals {
-        names.push((
-            kind_word(principal.kind).to_owned(),
-            principal_name(state, me, *principal).await,
-        ));
-    }
+    let known = Names::of(state, me, &answer.principals).await?;
+    let names: Vec<(String, String)> = answer
+        .principals
+        .iter()
+        .map(|principal| (kind_word(principal.kind).to_owned(), known.name(*principal)))
+        .collect();
     let here = format!("/t/{}/console/access/explorer", me.tenant());
     let params = [
         ("ask", "who"),

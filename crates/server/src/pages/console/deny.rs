@@ -15,7 +15,7 @@ use portcullis_core::DenyAssignmentId;
 use portcullis_core::authz::Scope;
 use portcullis_core::identity::PrincipalRef;
 
-use super::access::{find_principal, no_such_principal, principal_name};
+use super::access::{Names, find_principal, no_such_principal};
 use super::{Console, ConsoleError, CsrfForm, Frame, Section, given};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, RequestOrigin};
@@ -68,16 +68,12 @@ pub(super) struct DenyQuery {
     done: Option<String>,
 }
 
-async fn names(state: &AppState, me: &Console, principals: Vec<PrincipalRef>) -> Vec<String> {
-    let mut names = Vec::with_capacity(principals.len());
-    for principal in principals {
-        let kind = principal.kind.as_str().replace('_', " ");
-        names.push(format!(
-            "{kind} {}",
-            principal_name(state, me, principal).await
-        ));
-    }
-    names
+/// `user ada`, `group Contractors`: each principal's kind and name.
+fn named(names: &Names, principals: &[PrincipalRef]) -> Vec<String> {
+    principals
+        .iter()
+        .map(|p| format!("{} {}", p.kind.as_str().replace('_', " "), names.name(*p)))
+        .collect()
 }
 
 async fn deny_page(
@@ -88,18 +84,25 @@ async fn deny_page(
     notice: Option<&'static str>,
 ) -> Result<Response, ConsoleError> {
     let Json(found) = api::list_deny_assignments(State(state.clone()), me.caller.clone()).await?;
-    let mut rows = Vec::with_capacity(found.items.len());
-    for deny in found.items {
-        rows.push(Row {
+    let everyone: Vec<PrincipalRef> = found
+        .items
+        .iter()
+        .flat_map(|d| d.principals.iter().chain(&d.excluded).copied())
+        .collect();
+    let names = Names::of(state, me, &everyone).await?;
+    let rows = found
+        .items
+        .into_iter()
+        .map(|deny| Row {
             id: deny.id,
+            refused: named(&names, &deny.principals),
+            excepted: named(&names, &deny.excluded),
             name: deny.name,
             description: deny.description,
-            refused: names(state, me, deny.principals).await,
-            excepted: names(state, me, deny.excluded).await,
             actions: deny.actions,
             scope: crate::pages::scope_words(&deny.scope),
-        });
-    }
+        })
+        .collect();
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {

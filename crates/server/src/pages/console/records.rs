@@ -4,8 +4,6 @@
 //! through the API's handlers (`record.read` to see, `record.write` to change), so the engine
 //! hears of every change through the same change feed.
 
-use std::collections::HashMap;
-
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -20,7 +18,7 @@ use portcullis_core::page::MAX_LIMIT;
 use portcullis_core::resources::{RecordEntry, ResourceType};
 use portcullis_core::{BusinessUnitId, EnvironmentId, ShareId};
 
-use super::access::{find_principal, no_such_principal, principal_name};
+use super::access::{Names, find_principal, no_such_principal};
 use super::{Console, ConsoleError, CsrfForm, Frame, Section, list_link};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestOrigin};
@@ -95,21 +93,6 @@ impl Places {
     }
 }
 
-/// Principals' names, each looked up once however many rows name it.
-#[derive(Default)]
-struct Names(HashMap<PrincipalRef, String>);
-
-impl Names {
-    async fn of(&mut self, state: &AppState, me: &Console, principal: PrincipalRef) -> String {
-        if let Some(name) = self.0.get(&principal) {
-            return name.clone();
-        }
-        let name = principal_name(state, me, principal).await;
-        self.0.insert(principal, name.clone());
-        name
-    }
-}
-
 fn principal_link(tenant: &str, principal: PrincipalRef) -> Option<String> {
     let section = match principal.kind.as_str() {
         "user" => "users",
@@ -132,17 +115,11 @@ struct Shown {
 }
 
 impl Shown {
-    async fn of(
-        state: &AppState,
-        me: &Console,
-        names: &mut Names,
-        places: &Places,
-        record: &RecordEntry,
-    ) -> Self {
+    fn of(me: &Console, names: &Names, places: &Places, record: &RecordEntry) -> Self {
         Self {
             external_id: record.external_id.clone(),
             link: record_link(me.tenant(), &record.resource_type, &record.external_id),
-            owner: names.of(state, me, record.owner).await,
+            owner: names.name(record.owner),
             owner_kind: if record.owner.kind.as_str() == "group" {
                 "group"
             } else {
@@ -233,10 +210,13 @@ async fn list_page(
             ApiQuery(query),
         )
         .await?;
-        let mut names = Names::default();
-        for record in &page.items {
-            rows.push(Shown::of(state, me, &mut names, &places, record).await);
-        }
+        let owners: Vec<PrincipalRef> = page.items.iter().map(|r| r.owner).collect();
+        let names = Names::of(state, me, &owners).await?;
+        rows = page
+            .items
+            .iter()
+            .map(|record| Shown::of(me, &names, &places, record))
+            .collect();
         let here = format!("/t/{}/console/records/{resource_type}", me.tenant());
         next = page
             .next_cursor
@@ -409,18 +389,25 @@ async fn record_page(
     )
     .await?;
     let places = Places::load(state, me).await?;
-    let mut names = Names::default();
-    let mut rows = Vec::with_capacity(shares.items.len());
-    for share in shares.items {
-        rows.push(ShareRow {
+    let named: Vec<PrincipalRef> = shares
+        .items
+        .iter()
+        .map(|s| s.principal)
+        .chain([record.owner])
+        .collect();
+    let names = Names::of(state, me, &named).await?;
+    let rows = shares
+        .items
+        .into_iter()
+        .map(|share| ShareRow {
             id: share.id,
-            principal: names.of(state, me, share.principal).await,
+            principal: names.name(share.principal),
             kind: share.principal.kind.as_str().replace('_', " "),
             link: principal_link(me.tenant(), share.principal),
             actions: share.actions,
-        });
-    }
-    let shown = Shown::of(state, me, &mut names, &places, &record).await;
+        })
+        .collect();
+    let shown = Shown::of(me, &names, &places, &record);
     let (form, share) = edits;
     let form = form.unwrap_or_else(|| RecordForm {
         external_id: record.external_id.clone(),
