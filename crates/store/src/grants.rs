@@ -314,12 +314,13 @@ impl Store {
         if let Some((token_hash, expires_at)) = refresh {
             statements.push(
                 query(
-                    "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at, tenant_id) VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(token_hash)
                 .bind(grant.id)
                 .bind(now)
-                .bind(expires_at),
+                .bind(expires_at)
+                .bind(grant.tenant_id),
             );
         }
         Ok(if self.group_write_all(statements, Vec::new()).await? {
@@ -378,7 +379,8 @@ impl Store {
     ) -> Result<Option<RefreshTokenRecord>, StoreError> {
         let sql = format!(
             "SELECT {GRANT_COLUMNS}, r.expires_at AS token_expires_at, r.used_at FROM refresh_tokens r \
-             JOIN oauth_grants g ON g.id = r.grant_id WHERE r.token_hash = $1 AND g.tenant_id = $2"
+             JOIN oauth_grants g ON g.id = r.grant_id AND g.tenant_id = r.tenant_id \
+             WHERE r.token_hash = $1 AND r.tenant_id = $2"
         );
         let row = self
             .pools
@@ -398,6 +400,7 @@ impl Store {
     /// used meanwhile (a race with a copy of it), and nothing was issued.
     pub async fn rotate_refresh_token(
         &self,
+        tenant_id: TenantId,
         grant_id: GrantId,
         old_hash: &str,
         new_hash: &str,
@@ -405,18 +408,20 @@ impl Store {
         expires_at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let used = query(
-            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND grant_id = $3 AND used_at IS NULL",
+            "UPDATE refresh_tokens SET used_at = $1 WHERE tenant_id = $4 AND token_hash = $2 AND grant_id = $3 AND used_at IS NULL",
         )
         .bind(now)
         .bind(old_hash)
-        .bind(grant_id);
+        .bind(grant_id)
+        .bind(tenant_id);
         let next = query(
-            "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at, tenant_id) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(new_hash)
         .bind(grant_id)
         .bind(now)
-        .bind(expires_at);
+        .bind(expires_at)
+        .bind(tenant_id);
         self.group_write_all(vec![used, next], Vec::new()).await
     }
 

@@ -131,6 +131,7 @@ impl Store {
     /// used before — a replay. Expired ones are forgotten on the way.
     pub async fn use_assertion_jti(
         &self,
+        tenant_id: TenantId,
         client: ServicePrincipalId,
         jti: &str,
         expires_at: i64,
@@ -138,20 +139,22 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.pools.begin().await?;
         tx.execute(
-            query("DELETE FROM client_assertion_jtis WHERE client_id = $1 AND expires_at <= $2")
+            query("DELETE FROM client_assertion_jtis WHERE tenant_id = $3 AND client_id = $1 AND expires_at <= $2")
                 .bind(client)
-                .bind(now.unix_timestamp()),
+                .bind(now.unix_timestamp())
+                .bind(tenant_id),
         )
         .await?;
         let inserted = tx
             .execute(
                 query(
-                    "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) \
+                    "INSERT INTO client_assertion_jtis (client_id, jti, expires_at, tenant_id) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (client_id, jti) DO NOTHING",
                 )
                 .bind(client)
                 .bind(jti)
-                .bind(expires_at),
+                .bind(expires_at)
+                .bind(tenant_id),
             )
             .await?;
         tx.commit().await?;

@@ -582,6 +582,61 @@ impl Counts {
     }
 }
 
+/// Tables that belong to no tenant, with why. Every other table carries `tenant_id`, so that a
+/// tenant-sharded PostgreSQL (Citus, DESIGN's plan past one primary) can distribute it by
+/// tenant and every query can name its tenant. Checked on SQLite's schema; the parity test
+/// makes PostgreSQL's the same.
+const GLOBAL_TABLES: &[(&str, &str)] = &[
+    ("tenants", "the tenants themselves: their id is the key"),
+    (
+        "server_secrets",
+        "the server's own keys, sealed under the KEK",
+    ),
+    ("data_upgrades", "which one-off data upgrades have run"),
+    (
+        "leaked_passwords",
+        "the breached-password list, the same for every tenant",
+    ),
+    (
+        "auth_backoff",
+        "sign-in back-off: an account's key names its tenant; a network address is throttled across tenants",
+    ),
+];
+
+#[tokio::test]
+async fn every_tenant_scoped_table_carries_tenant_id() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("tenancy.db").display());
+    migrated(&url).await.expect("SQLite migrates");
+    let schema = sqlite_schema(&url).await.expect("read the SQLite schema");
+    assert!(
+        schema.len() > 40,
+        "the schema was read: {:?}",
+        schema.keys()
+    );
+    let is_global = |name: &str| GLOBAL_TABLES.iter().any(|(table, _)| *table == name);
+    let lacking: Vec<&str> = schema
+        .iter()
+        .filter(|(name, table)| !is_global(name) && !table.columns.contains_key("tenant_id"))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert!(
+        lacking.is_empty(),
+        "tenant-scoped tables without tenant_id: {lacking:?}. Add the column (NOT NULL, \
+         REFERENCES tenants) with a migration in both trees, or, if the table truly belongs to no \
+         tenant, list it in GLOBAL_TABLES with why"
+    );
+    for (name, _) in GLOBAL_TABLES {
+        let table = schema
+            .get(*name)
+            .unwrap_or_else(|| panic!("GLOBAL_TABLES names {name}, which no longer exists"));
+        assert!(
+            !table.columns.contains_key("tenant_id"),
+            "{name} carries tenant_id now: take it out of GLOBAL_TABLES"
+        );
+    }
+}
+
 async fn migrated(url: &str) -> Result<(), portcullis_store::StoreError> {
     let store = Store::connect(url, 2).await?;
     let result = store.migrate().await;

@@ -260,6 +260,7 @@ pub(super) async fn refresh_token(
     let rotated = state
         .store
         .rotate_refresh_token(
+            grant.tenant_id,
             grant.id,
             &old_hash,
             &secret_hash(state, &next),

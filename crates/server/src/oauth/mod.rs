@@ -652,7 +652,7 @@ async fn assertion_client(
     };
     if !state
         .store
-        .use_assertion_jti(id, &verified.jti, verified.expires_at, now)
+        .use_assertion_jti(tenant.id, id, &verified.jti, verified.expires_at, now)
         .await?
     {
         let replayed = "client_assertion replayed (jti already used)";
