@@ -126,6 +126,18 @@ pub(crate) fn query(sql: &'static str) -> Query {
     }
 }
 
+/// `$from, $from+1, …`: `count` placeholders for an `IN (…)` list in an assembled statement.
+pub(crate) fn placeholders(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How many ids one `IN (…)` list takes at most: well under either store's limit on a
+/// statement's parameters.
+pub(crate) const IDS_PER_STATEMENT: usize = 500;
+
 /// A statement assembled at run time — only ever from this crate's own constant fragments and
 /// generated placeholders, never from input.
 pub(crate) fn assembled_query(sql: String) -> Query {

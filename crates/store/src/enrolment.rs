@@ -11,7 +11,7 @@ use portcullis_core::identity::LifecycleState;
 use portcullis_core::mail::{LINKS_PER_HOUR, LinkPurpose};
 use portcullis_core::{TenantId, UserId};
 
-use crate::db::{assembled_query, query};
+use crate::db::{assembled_query, placeholders, query};
 use crate::mail::Letter;
 use crate::{Store, StoreError, WriteContext};
 
@@ -128,12 +128,10 @@ impl Store {
             }
         }
         let replaces = new.purpose.replaces();
-        let placeholders: Vec<String> =
-            (0..replaces.len()).map(|i| format!("${}", i + 3)).collect();
         let mut replace = assembled_query(format!(
             "DELETE FROM enrolment_links WHERE tenant_id = $1 AND user_id = $2 AND used_at IS NULL \
              AND purpose IN ({})",
-            placeholders.join(", ")
+            placeholders(3, replaces.len())
         ))
         .bind(ctx.tenant_id)
         .bind(new.user_id);

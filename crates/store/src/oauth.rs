@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use portcullis_core::oauth::ClientSettings;
 use portcullis_core::{ServicePrincipalId, TenantId};
 
-use crate::db::query;
+use crate::db::{IDS_PER_STATEMENT, assembled_query, placeholders, query};
 use crate::{Store, StoreError, WriteContext};
 
 /// A signing key as stored: the private half still sealed.
@@ -182,6 +182,32 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("oauth client settings: {e}")))
         })
         .transpose()
+    }
+
+    /// The OAuth client settings of those of `ids` that are clients, one statement per 500.
+    pub async fn oauth_clients(
+        &self,
+        tenant_id: TenantId,
+        ids: &[ServicePrincipalId],
+    ) -> Result<std::collections::HashMap<ServicePrincipalId, ClientSettings>, StoreError> {
+        let mut found = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let mut statement = assembled_query(format!(
+                "SELECT service_principal_id, settings FROM oauth_clients \
+                 WHERE tenant_id = $1 AND service_principal_id IN ({})",
+                placeholders(2, chunk.len())
+            ))
+            .bind(tenant_id);
+            for id in chunk {
+                statement = statement.bind(*id);
+            }
+            for row in self.pools.fetch_all(statement).await? {
+                let settings = serde_json::from_str(&row.text("settings")?)
+                    .map_err(|e| StoreError::Corrupt(format!("oauth client settings: {e}")))?;
+                found.insert(row.parse("service_principal_id")?, settings);
+            }
+        }
+        Ok(found)
     }
 
     /// Makes a service principal an OAuth client, or changes its settings.

@@ -15,7 +15,7 @@ use portcullis_core::{
     ApiKeyId, BusinessUnitId, GroupId, ServicePrincipalId, TenantId, UserId, ValidationError,
 };
 
-use crate::db::{Row, assembled_query, query};
+use crate::db::{IDS_PER_STATEMENT, Row, assembled_query, placeholders, query};
 use crate::tenants::tenant_from_row;
 use crate::write::{Write, WriteContext, changed_fields};
 use crate::{Store, StoreError};
@@ -427,8 +427,6 @@ impl Store {
         tenant_id: TenantId,
         principals: &[PrincipalRef],
     ) -> Result<std::collections::HashMap<PrincipalRef, String>, StoreError> {
-        // Bounded so that a statement stays well under either store's limit on parameters.
-        const IDS_PER_STATEMENT: usize = 500;
         let mut names = std::collections::HashMap::with_capacity(principals.len());
         for (kind, from) in [
             (
@@ -448,11 +446,9 @@ impl Store {
                 .collect();
             let ids: Vec<Uuid> = ids.into_iter().collect();
             for chunk in ids.chunks(IDS_PER_STATEMENT) {
-                let placeholders: Vec<String> =
-                    (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
                 let mut statement = assembled_query(format!(
                     "{from} WHERE tenant_id = $1 AND id IN ({})",
-                    placeholders.join(", ")
+                    placeholders(2, chunk.len())
                 ))
                 .bind(tenant_id);
                 for id in chunk {

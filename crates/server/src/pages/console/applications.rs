@@ -105,18 +105,20 @@ pub(super) async fn list(
     let Json(page) =
         api::list_service_principals(State(state.clone()), me.caller.clone(), ApiQuery(params))
             .await?;
-    let mut rows = Vec::with_capacity(page.items.len());
-    for application in page.items {
-        let grants = state
-            .store
-            .oauth_client(me.caller.tenant_id(), application.id)
-            .await?
-            .map(|settings| grant_words(&settings));
-        rows.push(Row {
+    // One read for the page's client settings; listing them was `service_principal.read`.
+    let ids: Vec<_> = page.items.iter().map(|a| a.id).collect();
+    let settings = state
+        .store
+        .oauth_clients(me.caller.tenant_id(), &ids)
+        .await?;
+    let rows = page
+        .items
+        .into_iter()
+        .map(|application| Row {
+            grants: settings.get(&application.id).map(grant_words),
             application,
-            grants,
-        });
-    }
+        })
+        .collect();
     let here = format!("/t/{}/console/applications", me.tenant());
     let page = ListPage {
         frame: me.frame(Section::Applications),
