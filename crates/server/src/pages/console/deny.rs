@@ -17,7 +17,6 @@ use portcullis_core::identity::PrincipalRef;
 
 use super::access::{Names, find_principal, no_such_principal};
 use super::{Console, ConsoleError, CsrfForm, Frame, Section, given};
-use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, RequestOrigin};
 use crate::pages::PageError;
 use crate::routes::resources as api;
@@ -201,18 +200,15 @@ pub(super) async fn create(
             .collect(),
         scope: Some(scope),
     };
-    match api::create_deny_assignment(State(state.clone()), me.caller.clone(), ApiJson(body)).await
-    {
+    let made =
+        api::create_deny_assignment(State(state.clone()), me.caller.clone(), ApiJson(body)).await;
+    match super::on_the_form(made)? {
         Ok(_) => Ok(Redirect::to(&format!(
             "/t/{}/console/access/deny?done=created",
             me.tenant()
         ))
         .into_response()),
-        Err(refusal @ (ApiError::Validation(_) | ApiError::Conflict { .. })) => {
-            let error = super::form_error(&refusal);
-            deny_page(&state, &me, form, Some(error), None).await
-        }
-        Err(other) => Err(other.into()),
+        Err(error) => deny_page(&state, &me, form, Some(error), None).await,
     }
 }
 

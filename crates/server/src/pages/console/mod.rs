@@ -511,6 +511,19 @@ fn as_shown(version: i64) -> crate::extract::Precondition {
     crate::extract::Precondition::Versions(vec![version])
 }
 
+/// The API's answer to a form: a refusal the person can mend there (a validation or a
+/// conflict) becomes the sentence the form shows; anything else (no right, step-up, gone)
+/// stays the API's refusal, answered as a page of its own.
+fn on_the_form<T>(answer: Result<T, ApiError>) -> Result<Result<T, String>, ApiError> {
+    match answer {
+        Ok(value) => Ok(Ok(value)),
+        Err(refusal @ (ApiError::Validation(_) | ApiError::Conflict { .. })) => {
+            Ok(Err(form_error(&refusal)))
+        }
+        Err(other) => Err(other),
+    }
+}
+
 /// A refusal of a form's content, said on the form.
 fn form_error(refusal: &ApiError) -> String {
     match refusal {

@@ -556,12 +556,9 @@ pub(super) async fn save(
                 ApiJson(body),
             )
             .await;
-            match saved {
+            match super::on_the_form(saved)? {
                 Ok(_) => return Ok(back_to_record(&me, &resource_type, &external_id, "saved")),
-                Err(refusal @ (ApiError::Validation(_) | ApiError::Conflict { .. })) => {
-                    super::form_error(&refusal)
-                }
-                Err(other) => return Err(other.into()),
+                Err(error) => error,
             }
         }
     };
@@ -641,12 +638,11 @@ pub(super) async fn share(
                     ApiJson(body),
                 )
                 .await;
-                match shared {
+                match super::on_the_form(shared)? {
                     Ok(_) => {
                         return Ok(back_to_record(&me, &resource_type, &external_id, "shared"));
                     }
-                    Err(refusal @ ApiError::Validation(_)) => super::form_error(&refusal),
-                    Err(other) => return Err(other.into()),
+                    Err(error) => error,
                 }
             }
         }

@@ -142,17 +142,15 @@ pub(super) async fn create(
         description: given(&form.description),
         actions,
     };
-    match api::create_resource_type(State(state.clone()), me.caller.clone(), ApiJson(body)).await {
+    let made =
+        api::create_resource_type(State(state.clone()), me.caller.clone(), ApiJson(body)).await;
+    match super::on_the_form(made)? {
         Ok(_) => Ok(Redirect::to(&format!(
             "/t/{}/console/resource-types?done=created",
             me.tenant()
         ))
         .into_response()),
-        Err(refusal @ (ApiError::Validation(_) | ApiError::Conflict { .. })) => {
-            let error = super::form_error(&refusal);
-            types_page(&state, &me, form, Some(error), None).await
-        }
-        Err(other) => Err(other.into()),
+        Err(error) => types_page(&state, &me, form, Some(error), None).await,
     }
 }
 
