@@ -427,17 +427,14 @@ pub(super) async fn assign(
         starts_at,
         ends_at,
     };
-    match roles::create_role_assignment(State(state.clone()), me.caller.clone(), ApiJson(body))
-        .await
-    {
+    match super::on_the_form(
+        roles::create_role_assignment(State(state.clone()), me.caller.clone(), ApiJson(body)).await,
+    )? {
         Ok(_) => Ok(
             Redirect::to(&format!("/t/{}/console/access?done=assigned", me.tenant()))
                 .into_response(),
         ),
-        Err(refusal @ (ApiError::Validation(_) | ApiError::Conflict { .. })) => {
-            refused(&me, form, super::form_error(&refusal)).await
-        }
-        Err(other) => Err(other.into()),
+        Err(error) => refused(&me, form, error).await,
     }
 }
 

@@ -17,7 +17,6 @@ use portcullis_core::identity::{Group, GroupMember, PrincipalKind};
 use super::{
     Console, ConsoleError, CsrfForm, Frame, Section, VersionForm, as_shown, given, list_link,
 };
-use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestOrigin};
 use crate::pages::PageError;
 use crate::routes::groups as api;
@@ -197,17 +196,18 @@ pub(super) async fn create(
         description: given(&form.description),
         business_unit_id: None,
     };
-    match api::create_group(State(state), me.caller.clone(), ApiJson(body)).await {
+    match super::on_the_form(
+        api::create_group(State(state), me.caller.clone(), ApiJson(body)).await,
+    )? {
         Ok(created) => Ok(back_to(&me, created.body.id, "created")),
-        Err(refusal @ (ApiError::Validation(_) | ApiError::Conflict { .. })) => {
+        Err(error) => {
             let page = NewPage {
                 frame: me.frame(Section::Groups),
                 form,
-                error: Some(super::form_error(&refusal)),
+                error: Some(error),
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, me.page(&page)).into_response())
         }
-        Err(other) => Err(other.into()),
     }
 }
 

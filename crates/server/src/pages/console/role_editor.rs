@@ -248,18 +248,16 @@ pub(super) async fn create(
     let form = RoleForm { fields };
     let me = Console::post(&state, &tenant, &headers, origin, &form.one("csrf")).await?;
     let body = form.body();
-    match api::create_custom_role(
-        State(state.clone()),
-        me.caller.clone(),
-        ApiJson(body.clone()),
-    )
-    .await
-    {
+    match super::on_the_form(
+        api::create_custom_role(
+            State(state.clone()),
+            me.caller.clone(),
+            ApiJson(body.clone()),
+        )
+        .await,
+    )? {
         Ok(_) => Ok(roles_page(&me)),
-        Err(refusal @ (ApiError::Validation(_) | ApiError::Conflict { .. })) => {
-            editor(&state, &me, None, body, Some(super::form_error(&refusal))).await
-        }
-        Err(other) => Err(other.into()),
+        Err(error) => editor(&state, &me, None, body, Some(error)).await,
     }
 }
 

@@ -416,19 +416,15 @@ pub(super) async fn save_administrators(
             return settings_page(&state, &me, None, Some(("administrators", error))).await;
         }
     };
-    match tenants::put_administrator_policy(
-        State(state.clone()),
-        me.caller.clone(),
-        ApiJson(policy),
-    )
-    .await
-    {
+    match super::on_the_form(
+        tenants::put_administrator_policy(State(state.clone()), me.caller.clone(), ApiJson(policy))
+            .await,
+    )? {
         Ok(_) => Ok(back(&me, "administrators", "administrators")),
-        Err(refusal @ (ApiError::Validation(_) | ApiError::Conflict { .. })) => {
-            let error = ("administrators", super::form_error(&refusal));
+        Err(error) => {
+            let error = ("administrators", error);
             settings_page(&state, &me, None, Some(error)).await
         }
-        Err(other) => Err(other.into()),
     }
 }
 

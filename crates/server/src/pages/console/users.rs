@@ -22,7 +22,6 @@ use super::{
     Console, ConsoleError, CsrfForm, Frame, Section, StateForm, VersionForm, as_shown, given,
     list_link,
 };
-use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RequestOrigin};
 use crate::pages::PageError;
 use crate::routes::users as api;
@@ -253,7 +252,9 @@ pub(super) async fn create(
         display_name: given(&form.display_name),
         ..CreateUser::default()
     };
-    match api::create_user(State(state), me.caller.clone(), ApiJson(body)).await {
+    match super::on_the_form(
+        api::create_user(State(state), me.caller.clone(), ApiJson(body)).await,
+    )? {
         Ok(created) => Ok(Redirect::to(&format!(
             "/t/{}/console/users/{}?done=created",
             me.tenant(),
@@ -261,15 +262,14 @@ pub(super) async fn create(
         ))
         .into_response()),
         // A mistake in the form is shown on the form, with what was typed kept.
-        Err(refusal @ (ApiError::Validation(_) | ApiError::Conflict { .. })) => {
+        Err(error) => {
             let page = NewPage {
                 frame: me.frame(Section::Users),
                 form,
-                error: Some(super::form_error(&refusal)),
+                error: Some(error),
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, me.page(&page)).into_response())
         }
-        Err(other) => Err(other.into()),
     }
 }
 
