@@ -103,13 +103,13 @@ impl CasbinEngine {
                 containers.push(vec![format!("unit{unit}"), above]);
             }
             let mut environments: Vec<u32> =
-                model.records.iter().filter_map(|r| r.environment).collect();
+                model.records.iter().flatten().filter_map(|r| r.environment).collect();
             environments.sort_unstable();
             environments.dedup();
             for env in environments {
                 containers.push(vec![format!("env{env}"), "tenant".to_string()]);
             }
-            for (id, r) in model.records.iter().enumerate() {
+            for (id, r) in model.records.iter().flatten().enumerate() {
                 containers.push(vec![format!("rec{id}"), format!("unit{}", r.business_unit)]);
                 if let Some(env) = r.environment {
                     containers.push(vec![format!("rec{id}"), format!("env{env}")]);
@@ -120,7 +120,7 @@ impl CasbinEngine {
                 .expect("container links");
 
             let mut lines: Vec<Vec<String>> = Vec::new();
-            for a in &model.assignments {
+            for a in model.assignments.iter().flatten() {
                 for p in &model.roles[a.role as usize] {
                     lines.push(vec![
                         principal(users, a.principal),
@@ -134,7 +134,7 @@ impl CasbinEngine {
                     ]);
                 }
             }
-            for s in &model.shares {
+            for s in model.shares.iter().flatten() {
                 for action in &s.actions {
                     lines.push(vec![
                         principal(users, s.principal),
@@ -175,7 +175,7 @@ impl CasbinEngine {
             enforcer,
             users,
             home_unit: model.home_unit.clone(),
-            records: model.records.clone(),
+            records: model.records.iter().flatten().copied().collect(),
         }
     }
 

@@ -175,7 +175,7 @@ impl CedarEngine {
                 .expect("a role template parses");
             policies.add_template(template).expect("a new template");
         }
-        for (index, a) in model.assignments.iter().enumerate() {
+        for (index, a) in model.assignments.iter().flatten().enumerate() {
             let id = PolicyId::new(format!("a{index}"));
             if a.starts_at.is_some() || a.ends_at.is_some() {
                 let policy = Policy::parse(Some(id), timed_policy(&names, model, a))
@@ -250,7 +250,7 @@ impl CedarEngine {
             .records
             .iter()
             .filter_map(|r| r.environment)
-            .chain(model.assignments.iter().filter_map(|a| match a.scope {
+            .chain(model.assignments.iter().flatten().filter_map(|a| match a.scope {
                 Scope::Environment(e) => Some(e),
                 _ => None,
             }))
@@ -267,7 +267,7 @@ impl CedarEngine {
         }
         // (record, action) → principals it is shared with.
         let mut shares: HashMap<u32, BTreeMap<u32, Vec<u32>>> = HashMap::new();
-        for s in &model.shares {
+        for s in model.shares.iter().flatten() {
             for a in &s.actions {
                 shares
                     .entry(s.record)
@@ -277,7 +277,7 @@ impl CedarEngine {
                     .push(s.principal);
             }
         }
-        for (id, r) in model.records.iter().enumerate() {
+        for (id, r) in model.records.iter().flatten().enumerate() {
             let id = id as u32;
             let mut parents = HashSet::from([uid(&unit_type, r.business_unit)]);
             if let Some(e) = r.environment {

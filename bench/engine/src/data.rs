@@ -289,9 +289,9 @@ impl Tenant {
                 home_unit,
                 unit_parents,
                 roles,
-                assignments,
-                records,
-                shares,
+                assignments: assignments.into_iter().map(Some).collect(),
+                records: records.into_iter().map(Some).collect(),
+                shares: shares.into_iter().map(Some).collect(),
                 denies,
             },
             users,
@@ -328,7 +328,8 @@ impl Tenant {
                         if held.is_empty() {
                             (user, rng.random_range(0..ACTIONS), random_record(&mut rng))
                         } else {
-                            let a = &m.assignments[held[rng.random_range(0..held.len())] as usize];
+                            let slot = held[rng.random_range(0..held.len())] as usize;
+                            let a = m.assignments[slot].expect("generated assignments are all present");
                             let perms = &m.roles[a.role as usize];
                             let action = perms[rng.random_range(0..perms.len())].action;
                             let record = self.record_in(a.scope, &mut rng);
@@ -336,7 +337,9 @@ impl Tenant {
                         }
                     }
                     40..50 => {
-                        let s = &m.shares[rng.random_range(0..m.shares.len())];
+                        let s = m.shares[rng.random_range(0..m.shares.len())]
+                            .as_ref()
+                            .expect("generated shares are all present");
                         let who = if s.principal < self.users {
                             s.principal
                         } else {

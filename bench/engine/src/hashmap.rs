@@ -59,7 +59,7 @@ impl HashMapIndex {
         closure.retain(|_, groups| !groups.is_empty());
 
         let mut grants: HashMap<(u32, Scope), Vec<Grant>> = HashMap::new();
-        for a in &model.assignments {
+        for a in model.assignments.iter().flatten() {
             grants
                 .entry((a.principal, a.scope))
                 .or_default()
@@ -77,7 +77,7 @@ impl HashMapIndex {
             }
         }
         let mut shares: HashMap<(u32, u32), HashSet<u32>> = HashMap::new();
-        for s in &model.shares {
+        for s in model.shares.iter().flatten() {
             shares
                 .entry((s.record, s.principal))
                 .or_default()
@@ -87,7 +87,7 @@ impl HashMapIndex {
             closure,
             grants,
             roles,
-            records: (0u32..).zip(model.records.iter().copied()).collect(),
+            records: (0u32..).zip(model.records.iter().flatten().copied()).collect(),
             home_unit: (0u32..)
                 .zip(&model.home_unit)
                 .filter_map(|(n, h)| h.map(|h| (n, h)))

@@ -9,6 +9,7 @@ mod casbin;
 mod cedar;
 mod data;
 mod hashmap;
+mod updates;
 
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -74,6 +75,10 @@ struct Options {
     /// same prefix.
     #[arg(long, default_value_t = 20.0)]
     budget: f64,
+    /// Changes of each kind applied to the Portcullis snapshot one at a time, to time an
+    /// update against a rebuild (0: none).
+    #[arg(long, default_value_t = 1000)]
+    updates: usize,
 }
 
 /// What one run of one engine measured.
@@ -405,12 +410,41 @@ fn main() -> ExitCode {
     }
 
     print_report(&options, &tenant, model_bytes, overhead, &summaries);
+    if options.updates > 0 {
+        eprintln!("engine-bench: updates, {} of each kind", options.updates);
+        print_updates(&updates::measure(&tenant, options.updates, options.seed));
+    }
     let mismatched: usize = summaries.iter().map(|s| s.mismatches).sum();
     if mismatched > 0 {
         eprintln!("engine-bench: {mismatched} answers differ from the Portcullis snapshot");
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+fn print_updates(u: &updates::Updates) {
+    let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+    println!();
+    println!(
+        "Updates: {} changes of each kind, each applied alone to the snapshot the last one produced. A rebuild (what every change cost before) took {:.2} s for a snapshot of {:.1} MiB.",
+        u.per_kind,
+        u.rebuild.as_secs_f64(),
+        mib(u.snapshot_bytes)
+    );
+    println!();
+    println!("| change | apply p50 | apply p99 | rebuild ÷ apply p50 | memory the next snapshot adds (median) | of the snapshot |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for k in &u.kinds {
+        println!(
+            "| {} | {} | {} | {:.0}× | {:.1} KiB | {:.3} % |",
+            k.name,
+            micros(k.p50.as_nanos() as f64),
+            micros(k.p99.as_nanos() as f64),
+            u.rebuild.as_secs_f64() / k.p50.as_secs_f64(),
+            k.added_bytes as f64 / 1024.0,
+            100.0 * k.added_bytes as f64 / u.snapshot_bytes as f64
+        );
+    }
 }
 
 fn print_report(

@@ -1,7 +1,13 @@
 //! Group closure: every group each node (user, service principal, team or group) belongs to,
-//! directly or through nested groups, computed once per snapshot and stored as sorted slices
-//! in one array (compressed sparse rows), so a membership test is a binary search in a short
-//! slice and the whole index is two allocations.
+//! directly or through nested groups, as a sorted list per node in blocks (`blocks::Lists`),
+//! so a membership test is a binary search in a short slice. The direct memberships and their
+//! reverse (each group's direct members) are kept beside it, so that a change of memberships
+//! recomputes only the closures of the nodes it moves: the changed nodes and everything
+//! nested under them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::blocks::Lists;
 
 /// Why a membership graph has no closure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,9 +20,12 @@ pub enum ClosureError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupClosure {
-    /// `groups[offsets[n]..offsets[n + 1]]` are node `n`'s groups, sorted.
-    offsets: Vec<u32>,
-    groups: Vec<u32>,
+    /// The groups each node is directly in, sorted.
+    direct: Lists<u32>,
+    /// Each group's direct members, sorted.
+    members: Lists<u32>,
+    /// Every group each node is in, directly or through others, sorted.
+    closure: Lists<u32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -26,52 +35,186 @@ enum Visit {
     Done,
 }
 
+fn canonical(groups: &[u32]) -> Vec<u32> {
+    let mut groups = groups.to_vec();
+    groups.sort_unstable();
+    groups.dedup();
+    groups
+}
+
+fn known(nodes: usize, node: u32, groups: &[u32]) -> Result<(), ClosureError> {
+    match groups.iter().find(|g| **g as usize >= nodes) {
+        Some(group) => Err(ClosureError::UnknownGroup {
+            node,
+            group: *group,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The union of `direct` and each one's own closure, sorted.
+fn closed<'a>(direct: &[u32], closure_of: impl Fn(u32) -> &'a [u32]) -> Vec<u32> {
+    let mut all: Vec<u32> = Vec::new();
+    for &group in direct {
+        all.push(group);
+        all.extend_from_slice(closure_of(group));
+    }
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
 impl GroupClosure {
     /// The closure of `direct`, where `direct[n]` lists the groups node `n` is directly in
     /// (groups are nodes too).
     pub fn build(direct: &[Vec<u32>]) -> Result<Self, ClosureError> {
         let n = direct.len();
+        let direct: Vec<Vec<u32>> = direct.iter().map(|g| canonical(g)).collect();
         for (node, groups) in direct.iter().enumerate() {
-            if let Some(group) = groups.iter().find(|g| **g as usize >= n) {
-                return Err(ClosureError::UnknownGroup {
-                    node: node as u32,
-                    group: *group,
-                });
-            }
+            known(n, node as u32, groups)?;
         }
         let mut closure: Vec<Vec<u32>> = vec![Vec::new(); n];
         walk(
-            direct,
+            &direct,
             |_, group| Err(ClosureError::Cycle(group)),
-            |node| {
-                // Every group of `node` is closed: its closure is them and theirs.
-                let mut all: Vec<u32> = Vec::new();
-                for &group in &direct[node] {
-                    all.push(group);
-                    all.extend_from_slice(&closure[group as usize]);
-                }
-                all.sort_unstable();
-                all.dedup();
-                closure[node] = all;
-            },
+            |node| closure[node] = closed(&direct[node], |g| &closure[g as usize]),
         )?;
-        let mut offsets = Vec::with_capacity(n + 1);
-        let mut groups = Vec::with_capacity(closure.iter().map(Vec::len).sum());
-        offsets.push(0);
-        for of_node in closure {
-            groups.extend(of_node);
-            offsets.push(groups.len() as u32);
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for (node, groups) in direct.iter().enumerate() {
+            for group in groups {
+                members[*group as usize].push(node as u32);
+            }
         }
-        Ok(Self { offsets, groups })
+        Ok(Self {
+            direct: Lists::from_lists(&direct),
+            members: Lists::from_lists(&members),
+            closure: Lists::from_lists(&closure),
+        })
+    }
+
+    /// The closure after the nodes in `changed` are directly in the groups given (each
+    /// replacing what it was in) and the graph holds `nodes` nodes (never fewer than now).
+    /// Only the changed nodes and their members, direct or nested, are recomputed; the rest
+    /// of the index is shared with `self`.
+    pub fn apply(
+        &self,
+        changed: &BTreeMap<u32, Vec<u32>>,
+        nodes: usize,
+    ) -> Result<Self, ClosureError> {
+        let nodes = nodes.max(self.direct.len());
+        let mut direct: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for (node, groups) in changed {
+            if *node as usize >= nodes {
+                return Err(ClosureError::UnknownGroup {
+                    node: *node,
+                    group: *node,
+                });
+            }
+            let groups = canonical(groups);
+            known(nodes, *node, &groups)?;
+            direct.insert(*node, groups);
+        }
+        let direct_of = |node: u32| -> &[u32] {
+            direct
+                .get(&node)
+                .map_or_else(|| self.direct.of(node), Vec::as_slice)
+        };
+        let mut members: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for (node, groups) in &direct {
+            let before = self.direct.of(*node);
+            for group in before.iter().chain(groups) {
+                let now_in = groups.binary_search(group).is_ok();
+                if now_in == before.binary_search(group).is_ok() {
+                    continue;
+                }
+                let list = members
+                    .entry(*group)
+                    .or_insert_with(|| self.members.of(*group).to_vec());
+                match (list.binary_search(node), now_in) {
+                    (Err(at), true) => list.insert(at, *node),
+                    (Ok(at), false) => {
+                        list.remove(at);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let members_of = |group: u32| -> &[u32] {
+            members
+                .get(&group)
+                .map_or_else(|| self.members.of(group), Vec::as_slice)
+        };
+        // Whose closure can move: the changed nodes and everything under them.
+        let mut affected: BTreeSet<u32> = BTreeSet::new();
+        let mut todo: Vec<u32> = direct.keys().copied().collect();
+        while let Some(node) = todo.pop() {
+            if affected.insert(node) {
+                todo.extend_from_slice(members_of(node));
+            }
+        }
+        let mut closure: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        let mut state: HashMap<u32, Visit> = HashMap::new();
+        for &start in &affected {
+            if state.contains_key(&start) {
+                continue;
+            }
+            state.insert(start, Visit::Open);
+            let mut stack: Vec<(u32, usize)> = vec![(start, 0)];
+            while let Some((node, next)) = stack.last_mut() {
+                let node = *node;
+                if let Some(&group) = direct_of(node).get(*next) {
+                    *next += 1;
+                    if affected.contains(&group) {
+                        match state.get(&group).copied().unwrap_or(Visit::New) {
+                            Visit::New => {
+                                state.insert(group, Visit::Open);
+                                stack.push((group, 0));
+                            }
+                            Visit::Open => return Err(ClosureError::Cycle(group)),
+                            Visit::Done => {}
+                        }
+                    }
+                    continue;
+                }
+                let all = closed(direct_of(node), |g| {
+                    closure
+                        .get(&g)
+                        .map_or_else(|| self.closure.of(g), Vec::as_slice)
+                });
+                closure.insert(node, all);
+                state.insert(node, Visit::Done);
+                stack.pop();
+            }
+        }
+        let mut next = self.clone();
+        next.direct.update(nodes, &direct);
+        next.members.update(nodes, &members);
+        next.closure.update(nodes, &closure);
+        Ok(next)
+    }
+
+    /// How many nodes the graph holds.
+    pub fn len(&self) -> usize {
+        self.direct.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.direct.is_empty()
     }
 
     /// Every group `node` is in, sorted; empty for a node outside the index.
     pub fn groups_of(&self, node: u32) -> &[u32] {
-        let n = node as usize;
-        match (self.offsets.get(n), self.offsets.get(n + 1)) {
-            (Some(start), Some(end)) => &self.groups[*start as usize..*end as usize],
-            _ => &[],
-        }
+        self.closure.of(node)
+    }
+
+    /// The groups `node` is directly in, sorted.
+    pub fn direct_groups_of(&self, node: u32) -> &[u32] {
+        self.direct.of(node)
+    }
+
+    /// The nodes directly in `group`, sorted.
+    pub fn members_of(&self, group: u32) -> &[u32] {
+        self.members.of(group)
     }
 
     pub fn is_member(&self, node: u32, group: u32) -> bool {
@@ -80,7 +223,7 @@ impl GroupClosure {
 
     /// Bytes held by the index.
     pub fn heap_bytes(&self) -> usize {
-        (self.offsets.capacity() + self.groups.capacity()) * std::mem::size_of::<u32>()
+        self.direct.heap_bytes() + self.members.heap_bytes() + self.closure.heap_bytes()
     }
 }
 
@@ -250,6 +393,39 @@ mod tests {
                 prop_assert_eq!(closure.groups_of(node), expected.as_slice());
                 for group in 0..direct.len() as u32 {
                     prop_assert_eq!(closure.is_member(node, group), expected.contains(&group));
+                }
+            }
+        }
+    }
+
+    proptest! {
+        /// Changing some nodes' memberships gives the closure a build of the changed graph
+        /// gives, and refuses a change exactly when the build refuses the changed graph.
+        #[test]
+        fn applied_changes_equal_a_fresh_build(
+            direct in graph(),
+            steps in prop::collection::vec(
+                prop::collection::btree_map(0u32..55, prop::collection::vec(0u32..55, 0..3), 1..4),
+                1..6,
+            ),
+        ) {
+            let mut graph = direct;
+            let mut closure = GroupClosure::build(&graph).unwrap();
+            for changed in steps {
+                let nodes = graph.len().max(changed.keys().last().map_or(0, |k| *k as usize + 1));
+                let mut next = graph.clone();
+                next.resize(nodes, Vec::new());
+                for (node, groups) in &changed {
+                    next[*node as usize] = groups.clone();
+                }
+                match (closure.apply(&changed, nodes), GroupClosure::build(&next)) {
+                    (Ok(applied), Ok(built)) => {
+                        prop_assert_eq!(&applied, &built);
+                        closure = applied;
+                        graph = next;
+                    }
+                    (Err(_), Err(_)) => {}
+                    (applied, built) => prop_assert!(false, "apply {:?}, build {:?}", applied, built),
                 }
             }
         }

@@ -3,6 +3,7 @@
 //! and read without locks or allocation. Each is checked against a naive reference by property
 //! tests.
 
+pub mod blocks;
 pub mod closure;
 pub mod model;
 #[cfg(test)]

@@ -93,10 +93,80 @@ pub struct Model {
     pub unit_parents: Vec<Option<u32>>,
     /// `roles[r]`: role `r`'s permissions.
     pub roles: Vec<Vec<Permission>>,
-    pub assignments: Vec<Assignment>,
-    pub records: Vec<Record>,
-    pub shares: Vec<Share>,
+    /// Assignments, records and shares by slot; `None` where one was removed, so the others
+    /// keep their numbers as the tenant changes.
+    pub assignments: Vec<Option<Assignment>>,
+    pub records: Vec<Option<Record>>,
+    pub shares: Vec<Option<Share>>,
     pub denies: Vec<Deny>,
+}
+
+/// One change to a model, as `Snapshot::apply` takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Node `node` is directly in `groups` and has `home_unit`. A node past the last adds it
+    /// (and any between, in nothing).
+    Node {
+        node: u32,
+        groups: Vec<u32>,
+        home_unit: Option<u32>,
+    },
+    /// The assignment in `slot` is now this one, or removed.
+    Assignment {
+        slot: u32,
+        assignment: Option<Assignment>,
+    },
+    Record {
+        slot: u32,
+        record: Option<Record>,
+    },
+    Share {
+        slot: u32,
+        share: Option<Share>,
+    },
+    /// The business units' parents, all of them (few, and a move reorders the tree).
+    Units(Vec<Option<u32>>),
+    /// Every role's permissions.
+    Roles(Vec<Vec<Permission>>),
+    /// Every deny assignment.
+    Denies(Vec<Deny>),
+}
+
+fn put<T: Clone>(list: &mut Vec<Option<T>>, slot: u32, value: Option<T>) {
+    let slot = slot as usize;
+    if list.len() <= slot {
+        list.resize(slot + 1, None);
+    }
+    list[slot] = value;
+}
+
+impl Model {
+    /// Makes `change`: what a snapshot's `apply` must agree with.
+    pub fn apply(&mut self, change: &Change) {
+        match change {
+            Change::Node {
+                node,
+                groups,
+                home_unit,
+            } => {
+                let n = *node as usize;
+                if self.memberships.len() <= n {
+                    self.memberships.resize(n + 1, Vec::new());
+                    self.home_unit.resize(n + 1, None);
+                }
+                self.memberships[n].clone_from(groups);
+                self.home_unit[n] = *home_unit;
+            }
+            Change::Assignment { slot, assignment } => {
+                put(&mut self.assignments, *slot, *assignment)
+            }
+            Change::Record { slot, record } => put(&mut self.records, *slot, *record),
+            Change::Share { slot, share } => put(&mut self.shares, *slot, share.clone()),
+            Change::Units(parents) => self.unit_parents.clone_from(parents),
+            Change::Roles(roles) => self.roles.clone_from(roles),
+            Change::Denies(denies) => self.denies.clone_from(denies),
+        }
+    }
 }
 
 /// A question: may `principal` do `action` on `record` at `now`?

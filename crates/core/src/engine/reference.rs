@@ -36,7 +36,9 @@ fn within(model: &Model, unit: u32, ancestor: u32) -> bool {
 }
 
 pub fn covers(model: &Model, scope: Scope, record: u32) -> bool {
-    let r = &model.records[record as usize];
+    let Some(r) = model.records[record as usize] else {
+        return false;
+    };
     match scope {
         Scope::Tenant => true,
         Scope::Environment(e) => r.environment == Some(e),
@@ -49,7 +51,9 @@ pub fn covers(model: &Model, scope: Scope, record: u32) -> bool {
 /// its groups), reaches `record`. Unit depths count from a team's unit when the holder is a
 /// group with one, from the asker's otherwise; `own` is always the asker's (and its groups').
 pub fn reaches(model: &Model, principal: u32, holder: u32, depth: Depth, record: u32) -> bool {
-    let r = &model.records[record as usize];
+    let Some(r) = model.records[record as usize] else {
+        return false;
+    };
     let team = model.home_unit[holder as usize].filter(|_| holder != principal);
     let home = team.or(model.home_unit[principal as usize]);
     match depth {
@@ -64,6 +68,13 @@ pub fn reaches(model: &Model, principal: u32, holder: u32, depth: Depth, record:
 /// assignment in force whose scope covers the record and whose role allows the action at a
 /// depth that reaches it.
 pub fn decide(model: &Model, check: Check) -> bool {
+    if model
+        .records
+        .get(check.record as usize)
+        .is_none_or(Option::is_none)
+    {
+        return false;
+    }
     let me = identities(model, check.principal);
     let denied = model.denies.iter().any(|d| {
         d.actions.contains(&check.action)
@@ -74,11 +85,11 @@ pub fn decide(model: &Model, check: Check) -> bool {
     if denied {
         return false;
     }
-    let shared = model.shares.iter().any(|s| {
+    let shared = model.shares.iter().flatten().any(|s| {
         s.record == check.record && s.actions.contains(&check.action) && me.contains(&s.principal)
     });
     shared
-        || model.assignments.iter().any(|a| {
+        || model.assignments.iter().flatten().any(|a| {
             me.contains(&a.principal)
                 && a.is_in_force(check.now)
                 && covers(model, a.scope, check.record)

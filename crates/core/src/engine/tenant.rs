@@ -436,9 +436,9 @@ impl TenantEngine {
             home_unit: home_unit.clone(),
             unit_parents,
             roles,
-            assignments: assignments.iter().map(|(_, _, a)| *a).collect(),
-            records: model_records,
-            shares: model_shares,
+            assignments: assignments.iter().map(|(_, _, a)| Some(*a)).collect(),
+            records: model_records.into_iter().map(Some).collect(),
+            shares: model_shares.into_iter().map(Some).collect(),
             denies: model_denies,
         };
         node_refs.push(PrincipalRef {
