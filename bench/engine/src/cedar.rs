@@ -203,6 +203,7 @@ impl CedarEngine {
         let mut shared_actions: Vec<u32> = model
             .shares
             .iter()
+            .flatten()
             .flat_map(|s| s.actions.iter().copied())
             .collect();
         shared_actions.sort_unstable();
@@ -249,6 +250,7 @@ impl CedarEngine {
         let environments = model
             .records
             .iter()
+            .flatten()
             .filter_map(|r| r.environment)
             .chain(model.assignments.iter().flatten().filter_map(|a| match a.scope {
                 Scope::Environment(e) => Some(e),

@@ -234,7 +234,7 @@ impl Tenant {
         }
 
         // Shares: 1–3 actions of a record with a user (70 %) or a group.
-        let shares = (0..sizes.shares)
+        let shares: Vec<Share> = (0..sizes.shares)
             .map(|_| {
                 let principal = if rng.random_bool(0.7) {
                     rng.random_range(0..users)

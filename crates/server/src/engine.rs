@@ -2,9 +2,12 @@
 //!
 //! A tenant's engine is built from the store on first use. The tail (`run`) wakes when this
 //! process commits, when PostgreSQL notifies that another node did, or at the poll interval;
-//! it reads every tenant's head revision and, for each loaded tenant that moved, rebuilds the
-//! engine if an authorization change is among the new rows (or only advances the revision if
-//! not). Readers take the current engine with one atomic load and never wait for a rebuild.
+//! it reads every tenant's head revision and, for each loaded tenant that moved, reads back
+//! what the new rows changed and applies it to the engine as a delta, which rewrites only
+//! what the changes touch (docs/design/engine-deltas.md). Only changes that reshape the
+//! engine (units, environments, resource types, roles), a membership cycle, or a node too
+//! far behind make it build the engine whole. Readers take the current engine with one
+//! atomic load and never wait for either.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -16,9 +19,9 @@ use arc_swap::ArcSwap;
 use portcullis_core::TenantId;
 use portcullis_core::audit::{Actor, NewAuditEvent, Origin, Outcome, Target};
 use portcullis_core::conditional::Compiled;
-use portcullis_core::engine::tenant::TenantEngine;
+use portcullis_core::engine::tenant::{Delta, Stale, TenantEngine};
 use portcullis_core::identity::PrincipalRef;
-use portcullis_store::{Store, StoreError};
+use portcullis_store::{AuthorizationChanges, Store, StoreError};
 
 use crate::state::AppState;
 
@@ -48,6 +51,9 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("the tenant's authorization data cannot be indexed: {0}")]
     Build(#[from] portcullis_core::engine::snapshot::SnapshotError),
+    /// The task building or moving the snapshot forward failed (it panicked).
+    #[error("the snapshot task failed: {0}")]
+    Task(String),
     /// The demanded revision is ahead of what the database holds after waiting.
     #[error("revision {wanted} has not been reached (the database is at {reached})")]
     NotReached { wanted: i64, reached: i64 },
@@ -255,23 +261,34 @@ impl Engines {
         let _rebuilding = slot.rebuilding.lock().await;
         let current = slot.current.load_full();
         if current.revision < head {
-            let changed = store
-                .changed_between(tenant, current.revision, head)
-                .await?;
-            // Each part is rebuilt only when a change touched it: a sign-in (which updates
+            let since = store.changes_since(tenant, current.revision).await?;
+            // Each part is remade only when a change touched it: a sign-in (which updates
             // its user) must not recompile hundreds of policies.
-            let access = if changed.conditional_access {
+            let access = if since.conditional_access {
                 Arc::new(compile_access(store, tenant).await?)
             } else {
                 current.access.clone()
             };
-            let next = if changed.authorization {
-                self.build(store, tenant, Some(access)).await?
-            } else {
-                Current {
-                    engine: current.engine.clone(),
-                    access,
-                    revision: head,
+            let moved = |engine| Current {
+                engine,
+                access: access.clone(),
+                revision: since.revision,
+            };
+            let next = match since.authorization {
+                AuthorizationChanges::Unchanged => moved(current.engine.clone()),
+                AuthorizationChanges::Delta(delta) => {
+                    match apply(current.engine.clone(), *delta).await? {
+                        Ok(engine) => moved(Arc::new(engine)),
+                        Err(stale) => {
+                            tracing::debug!(%tenant, reason = %stale, "the changes need the snapshot built again");
+                            metrics::counter!("portcullis_authz_snapshot_rebuilds_total", "tenant" => tenant.to_string(), "why" => "stale").increment(1);
+                            self.build(store, tenant, Some(access.clone())).await?
+                        }
+                    }
+                }
+                AuthorizationChanges::Rebuild => {
+                    metrics::counter!("portcullis_authz_snapshot_rebuilds_total", "tenant" => tenant.to_string(), "why" => "reshaped").increment(1);
+                    self.build(store, tenant, Some(access.clone())).await?
                 }
             };
             slot.current.store(Arc::new(next));
@@ -314,6 +331,21 @@ async fn compile_access(store: &Store, tenant: TenantId) -> Result<Compiled, Eng
     ))
 }
 
+/// The engine after `delta`, made off the async workers (a large delta is milliseconds of
+/// work), and timed; `Err(Stale)` when only a build takes the changes in.
+async fn apply(
+    engine: Arc<TenantEngine>,
+    delta: Delta,
+) -> Result<Result<TenantEngine, Stale>, EngineError> {
+    let started = Instant::now();
+    let applied = tokio::task::spawn_blocking(move || engine.apply(&delta))
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))?;
+    metrics::histogram!("portcullis_authz_snapshot_apply_seconds")
+        .record(started.elapsed().as_secs_f64());
+    Ok(applied)
+}
+
 /// The tenant's engine built from the store, timed, and its conditional access (`access`, or
 /// compiled from the store). The policies are read after the revision: a change between the
 /// two reads is then compiled in and read again at the next revision, never missed.
@@ -328,7 +360,9 @@ async fn build(
         Some(kept) => kept,
         None => Arc::new(compile_access(store, tenant).await?),
     };
-    let engine = TenantEngine::build(source)?;
+    let engine = tokio::task::spawn_blocking(move || TenantEngine::build(source))
+        .await
+        .map_err(|e| EngineError::Task(e.to_string()))??;
     metrics::histogram!("portcullis_authz_snapshot_build_seconds")
         .record(started.elapsed().as_secs_f64());
     tracing::debug!(%tenant, revision, "authorization snapshot built");

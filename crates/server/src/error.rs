@@ -199,6 +199,7 @@ impl From<crate::engine::EngineError> for ApiError {
             },
             EngineError::Store(s) => s.into(),
             EngineError::Build(b) => ApiError::Internal(b.to_string()),
+            EngineError::Task(t) => ApiError::Internal(t),
         }
     }
 }

@@ -2,13 +2,15 @@
 //! assignments; the whole of a tenant's authorization data read at one revision (`authz_source`);
 //! and the change feed that tells a node when to read it again.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use portcullis_core::authz::Scope;
 use portcullis_core::engine::subjects::Identifier;
-use portcullis_core::engine::tenant::Source;
+use portcullis_core::engine::tenant::{Delta, PrincipalNow, Source};
 use portcullis_core::identity::{PrincipalKind, PrincipalRef};
 use portcullis_core::names::Name;
 use portcullis_core::resources::{
@@ -21,6 +23,7 @@ use crate::db::{Row, Tx, query};
 use crate::principals::{principal_exists, require_business_unit};
 use crate::write::{Write, WriteContext};
 use crate::{Store, StoreError};
+use uuid::Uuid;
 
 /// The kinds of change that alter authorization data; other changes (keys, clients, sign-in
 /// settings) move the revision without a rebuild.
@@ -37,24 +40,26 @@ const AUTHORIZATION_KINDS: &[&str] = &[
     "share",
     "deny_assignment",
     "access_settings",
+    crate::principals::MEMBERSHIP_CHANGE,
 ];
 
-/// What is created holding nothing: a new user, service principal, group, unit, environment or
-/// unassigned role changes no decision until a later change (a membership, an assignment, a
-/// record) names it, and that change rebuilds the snapshot. Skipping these keeps bulk
-/// provisioning from rebuilding a large tenant once per created user (and the admin API, which
-/// waits for the latest revision, from waiting on each rebuild). The price: enforcement points
-/// find a new principal by name, and place an inline record it owns, only from the next
-/// authorization change; until then it is `unknown_subject`, which refuses what a principal
-/// holding nothing would be refused anyway.
-const CREATED_EMPTY: &[&str] = &[
-    "user",
-    "service_principal",
-    "group",
+/// The kinds of change a node takes in only by building the engine again: they reshape what
+/// the engine interns (units and their tree, environments, actions, roles).
+const REBUILD_KINDS: &[&str] = &[
     "business_unit",
     "environment",
+    "resource_type",
     "custom_role",
 ];
+
+/// The most change rows a node reads back as a delta; a node further behind builds the
+/// engine again instead (see docs/design/engine-deltas.md).
+pub const MAX_DELTA_CHANGES: usize = 20_000;
+
+/// Of the kinds only a rebuild takes in, those created holding nothing: a new unit,
+/// environment or unassigned role changes no decision until a later change names it, and
+/// that change (finding it unknown to the engine) asks for the rebuild.
+const CREATED_EMPTY: &[&str] = &["business_unit", "environment", "custom_role"];
 
 const ACCESS_SETTINGS: &str =
     "SELECT audit_allowed_one_in, subject_types FROM tenant_access_settings WHERE tenant_id = $1";
@@ -1015,46 +1020,326 @@ impl Store {
             .map(|r| Ok((r.parse("tenant_id")?, r.int("change_seq")?)))
             .collect()
     }
-
-    /// What the changes after `after` up to `until` touched: authorization data, conditional
-    /// access, both or neither.
-    pub async fn changed_between(
-        &self,
-        tenant_id: TenantId,
-        after: i64,
-        until: i64,
-    ) -> Result<Changed, StoreError> {
-        let rows = self
-            .pools
-            .fetch_all(
-                query("SELECT DISTINCT entity_kind, op FROM changes WHERE tenant_id = $1 AND seq > $2 AND seq <= $3")
-                    .bind(tenant_id)
-                    .bind(after)
-                    .bind(until),
-            )
-            .await?;
-        let mut changed = Changed::default();
-        for row in rows {
-            let kind = row.text("entity_kind")?;
-            let created_empty =
-                row.text("op")? == "create" && CREATED_EMPTY.contains(&kind.as_str());
-            changed.authorization |= AUTHORIZATION_KINDS.contains(&kind.as_str()) && !created_empty;
-            changed.conditional_access |= CONDITIONAL_ACCESS_KINDS.contains(&kind.as_str());
-        }
-        Ok(changed)
-    }
-}
-
-/// What a run of changes touched.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Changed {
-    pub authorization: bool,
-    pub conditional_access: bool,
 }
 
 /// The kinds of change that alter a tenant's conditional access.
 const CONDITIONAL_ACCESS_KINDS: &[&str] =
     &["access_policy", "named_location", "access_policy_settings"];
+
+/// Every principal of a kind, with what the engine needs of it (`principal_now`).
+const PRINCIPALS: [(PrincipalKind, &str); 3] = [
+    (
+        PrincipalKind::User,
+        "SELECT id, business_unit_id, user_name AS name, email, external_id, state FROM users WHERE tenant_id = $1",
+    ),
+    (
+        PrincipalKind::Group,
+        "SELECT id, business_unit_id, name, NULL AS email, NULL AS external_id, 'active' AS state FROM groups WHERE tenant_id = $1",
+    ),
+    (
+        PrincipalKind::ServicePrincipal,
+        "SELECT id, NULL AS business_unit_id, name, NULL AS email, external_id, state FROM service_principals WHERE tenant_id = $1",
+    ),
+];
+
+/// A principal as the engine takes it: whether it may act, its unit, and the names, e-mail
+/// address and external id enforcement points know it by.
+fn principal_now(
+    kind: PrincipalKind,
+    row: &Row,
+) -> Result<(PrincipalRef, PrincipalNow), StoreError> {
+    let principal = PrincipalRef {
+        kind,
+        id: row.parse("id")?,
+    };
+    let name = match kind {
+        PrincipalKind::User => Identifier::UserName,
+        _ => Identifier::Name,
+    };
+    let mut identifiers = Vec::new();
+    for (identifier, column) in [
+        (name, "name"),
+        (Identifier::Email, "email"),
+        (Identifier::ExternalId, "external_id"),
+    ] {
+        if let Some(value) = row.opt_text(column)? {
+            identifiers.push((identifier, value));
+        }
+    }
+    Ok((
+        principal,
+        PrincipalNow {
+            active: row.text("state")? == "active",
+            business_unit: row.opt_parse("business_unit_id")?,
+            identifiers,
+        },
+    ))
+}
+
+/// The rows of `select` (a statement whose only parameter is the tenant) whose `column` is
+/// one of `ids`, a statement per `IDS_PER_STATEMENT`.
+async fn rows_with(
+    tx: &mut Tx,
+    tenant_id: TenantId,
+    select: &str,
+    column: &str,
+    ids: &[String],
+) -> Result<Vec<Row>, StoreError> {
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(crate::db::IDS_PER_STATEMENT) {
+        let mut statement = crate::db::assembled_query(format!(
+            "{select} AND {column} IN ({})",
+            crate::db::placeholders(2, chunk.len())
+        ))
+        .bind(tenant_id);
+        for id in chunk {
+            statement = statement.bind(id.as_str());
+        }
+        rows.extend(tx.fetch_all(statement).await?);
+    }
+    Ok(rows)
+}
+
+/// Parses an id the change feed or a statement gave back.
+fn parsed<T: std::str::FromStr>(what: &str, id: &str) -> Result<T, StoreError> {
+    id.parse()
+        .map_err(|_| StoreError::Corrupt(format!("change of {what} {id:?}")))
+}
+
+/// What the changes after a revision did to a tenant, read back in one transaction.
+#[derive(Debug)]
+pub struct ChangesSince {
+    /// The revision the changes run to.
+    pub revision: i64,
+    pub authorization: AuthorizationChanges,
+    pub conditional_access: bool,
+}
+
+/// What the changes did to authorization.
+#[derive(Debug)]
+pub enum AuthorizationChanges {
+    /// Nothing decisions depend on.
+    Unchanged,
+    /// These things, each as it is now.
+    Delta(Box<Delta>),
+    /// Something only a build of the whole engine takes in, or more changes than a delta is
+    /// worth.
+    Rebuild,
+}
+
+/// What the change rows name, by kind.
+#[derive(Default)]
+struct Named {
+    touched: bool,
+    rebuild: bool,
+    conditional_access: bool,
+    principals: BTreeSet<(PrincipalKind, String)>,
+    members: BTreeSet<(PrincipalKind, String)>,
+    assignments: BTreeSet<String>,
+    records: BTreeSet<String>,
+    shares: BTreeSet<String>,
+    denies: bool,
+    settings: bool,
+}
+
+impl Named {
+    fn of(rows: &[Row]) -> Result<Self, StoreError> {
+        let mut named = Named {
+            rebuild: rows.len() > MAX_DELTA_CHANGES,
+            ..Named::default()
+        };
+        for row in rows {
+            let kind = row.text("entity_kind")?;
+            let id = row.text("entity_id")?;
+            named.conditional_access |= CONDITIONAL_ACCESS_KINDS.contains(&kind.as_str());
+            if !AUTHORIZATION_KINDS.contains(&kind.as_str()) {
+                continue;
+            }
+            named.touched = true;
+            match kind.as_str() {
+                k if REBUILD_KINDS.contains(&k) => {
+                    named.rebuild |= !(row.text("op")? == "create" && CREATED_EMPTY.contains(&k));
+                }
+                "role_assignment" => {
+                    named.assignments.insert(id);
+                }
+                "record" => {
+                    named.records.insert(id);
+                }
+                "share" => {
+                    named.shares.insert(id);
+                }
+                "deny_assignment" => named.denies = true,
+                "access_settings" => named.settings = true,
+                k if k == crate::principals::MEMBERSHIP_CHANGE => {
+                    let (kind, id) = id
+                        .split_once('/')
+                        .and_then(|(kind, id)| Some((PrincipalKind::parse(kind)?, id.to_owned())))
+                        .ok_or_else(|| StoreError::Corrupt(format!("membership change {id:?}")))?;
+                    named.members.insert((kind, id));
+                }
+                k => {
+                    let kind = PrincipalKind::parse(k)
+                        .ok_or_else(|| StoreError::Corrupt(format!("change of kind {k}")))?;
+                    named.principals.insert((kind, id));
+                }
+            }
+        }
+        Ok(named)
+    }
+
+    /// Reads back, in `tx`, each thing named as it is now.
+    async fn read(self, tx: &mut Tx, tenant_id: TenantId) -> Result<Delta, StoreError> {
+        let mut delta = Delta::default();
+        for (kind, select) in PRINCIPALS {
+            let ids: Vec<String> = self
+                .principals
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, id)| id.clone())
+                .collect();
+            let mut found: HashMap<Uuid, PrincipalNow> = HashMap::new();
+            for row in rows_with(tx, tenant_id, select, "id", &ids).await? {
+                let (principal, now) = principal_now(kind, &row)?;
+                found.insert(principal.id, now);
+            }
+            for id in &ids {
+                let id: Uuid = parsed("principal", id)?;
+                delta
+                    .principals
+                    .push((PrincipalRef { kind, id }, found.remove(&id)));
+            }
+            let members: Vec<String> = self
+                .members
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, id)| id.clone())
+                .collect();
+            let mut groups: BTreeMap<String, Vec<GroupId>> =
+                members.iter().map(|id| (id.clone(), Vec::new())).collect();
+            let select = format!(
+                "SELECT member_id, group_id FROM group_members WHERE tenant_id = $1 AND member_kind = '{}'",
+                kind.as_str()
+            );
+            for row in rows_with(tx, tenant_id, &select, "member_id", &members).await? {
+                if let Some(list) = groups.get_mut(&row.text("member_id")?) {
+                    list.push(row.parse("group_id")?);
+                }
+            }
+            for (id, groups) in groups {
+                let id = parsed("member", &id)?;
+                delta.memberships.push((PrincipalRef { kind, id }, groups));
+            }
+        }
+        let ids: Vec<String> = self.assignments.into_iter().collect();
+        let select = format!(
+            "SELECT {} FROM role_assignments WHERE tenant_id = $1",
+            crate::roles::ASSIGNMENT_COLUMNS
+        );
+        let mut found = HashMap::new();
+        for row in rows_with(tx, tenant_id, &select, "id", &ids).await? {
+            let a = crate::roles::assignment_from_row(&row)?;
+            found.insert(a.id, a);
+        }
+        for id in &ids {
+            let id: RoleAssignmentId = parsed("assignment", id)?;
+            delta.assignments.push((id, found.remove(&id)));
+        }
+        let ids: Vec<String> = self.records.into_iter().collect();
+        let select = concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM records WHERE tenant_id = $1"
+        );
+        let mut found = HashMap::new();
+        for row in rows_with(tx, tenant_id, select, "id", &ids).await? {
+            let r = record_from_row(&row)?;
+            found.insert(r.id, r);
+        }
+        for id in &ids {
+            let id: RecordId = parsed("record", id)?;
+            delta.records.push((id, found.remove(&id)));
+        }
+        let ids: Vec<String> = self.shares.into_iter().collect();
+        let select = concat!(
+            "SELECT ",
+            share_columns!(),
+            " FROM shares WHERE tenant_id = $1"
+        );
+        let mut found = HashMap::new();
+        for row in rows_with(tx, tenant_id, select, "id", &ids).await? {
+            let share = share_from_row(&row)?;
+            found.insert(share.id, share);
+        }
+        for id in &ids {
+            let id: ShareId = parsed("share", id)?;
+            delta.shares.push((id, found.remove(&id)));
+        }
+        if self.denies {
+            let select = concat!(
+                "SELECT ",
+                deny_columns!(),
+                " FROM deny_assignments WHERE tenant_id = $1"
+            );
+            let mut all = Vec::new();
+            for row in tx.fetch_all(query(select).bind(tenant_id)).await? {
+                all.push(deny_from_row(&row)?);
+            }
+            delta.denies = Some(all);
+        }
+        if self.settings {
+            delta.settings = Some(settings_from(
+                tx.fetch_optional(query(ACCESS_SETTINGS).bind(tenant_id))
+                    .await?
+                    .as_ref(),
+            )?);
+        }
+        Ok(delta)
+    }
+}
+
+impl Store {
+    /// What changed in the tenant after revision `after`, up to its head: authorization data
+    /// read back as it is now (only what changed), or word that the engine must be built
+    /// again; and whether conditional access changed. One read transaction, so the delta is
+    /// exactly the revision it names.
+    pub async fn changes_since(
+        &self,
+        tenant_id: TenantId,
+        after: i64,
+    ) -> Result<ChangesSince, StoreError> {
+        let mut tx = self.pools.begin_read().await?;
+        let revision = change_head_in(&mut tx, tenant_id).await?;
+        let rows = tx
+            .fetch_all(
+                query(
+                    "SELECT entity_kind, entity_id, op FROM changes \
+                     WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+                )
+                .bind(tenant_id)
+                .bind(after)
+                .bind(revision)
+                .bind(MAX_DELTA_CHANGES as i64 + 1),
+            )
+            .await?;
+        let named = Named::of(&rows)?;
+        // Past the limit, the rows read do not say whether conditional access changed.
+        let conditional_access = named.conditional_access || named.rebuild;
+        let authorization = if named.rebuild {
+            AuthorizationChanges::Rebuild
+        } else if !named.touched {
+            AuthorizationChanges::Unchanged
+        } else {
+            AuthorizationChanges::Delta(Box::new(named.read(&mut tx, tenant_id).await?))
+        };
+        tx.commit().await?;
+        Ok(ChangesSince {
+            revision,
+            authorization,
+            conditional_access,
+        })
+    }
+}
 
 /// The tenant's latest change-feed revision, read in `tx`.
 pub(crate) async fn change_head_in(tx: &mut Tx, tenant_id: TenantId) -> Result<i64, StoreError> {
@@ -1101,32 +1386,18 @@ pub(crate) async fn read_source(
     {
         source.environments.push(row.parse("id")?);
     }
-    for row in tx
-        .fetch_all(
-            query(
-                "SELECT 'user' AS kind, id, business_unit_id, user_name AS name, email, external_id FROM users \
-                 WHERE tenant_id = $1 AND state = 'active' \
-                 UNION ALL SELECT 'group', id, business_unit_id, name, NULL, NULL FROM groups WHERE tenant_id = $1 \
-                 UNION ALL SELECT 'service_principal', id, NULL, name, NULL, external_id FROM service_principals \
-                 WHERE tenant_id = $1 AND state = 'active'",
-            )
-            .bind(t()),
-        )
-        .await?
-    {
-        let principal = principal(&row, "kind", "id")?;
-        source.principals.push((principal, row.opt_parse("business_unit_id")?));
-        let name = match principal.kind {
-            PrincipalKind::User => Identifier::UserName,
-            _ => Identifier::Name,
-        };
-        for (identifier, column) in [
-            (name, "name"),
-            (Identifier::Email, "email"),
-            (Identifier::ExternalId, "external_id"),
-        ] {
-            if let Some(value) = row.opt_text(column)? {
-                source.identifiers.push((principal, identifier, value));
+    for (kind, select) in PRINCIPALS {
+        for row in tx.fetch_all(query(select).bind(t())).await? {
+            let (principal, now) = principal_now(kind, &row)?;
+            if now.active {
+                source.principals.push((principal, now.business_unit));
+                source.identifiers.extend(
+                    now.identifiers
+                        .into_iter()
+                        .map(|(identifier, value)| (principal, identifier, value)),
+                );
+            } else {
+                source.inactive.push((principal, now.business_unit));
             }
         }
     }

@@ -40,7 +40,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use access::{Changed, NewDenyAssignment};
+pub use access::{AuthorizationChanges, ChangesSince, MAX_DELTA_CHANGES, NewDenyAssignment};
 pub use administrators::UnexpiringFirstKey;
 pub use audit::{AuditFilter, AuditSink};
 pub use branding::LogoChange;

@@ -289,6 +289,10 @@ async fn principal_name(
 }
 
 /// Removes a principal from every group and every role assignment.
+/// The change-feed kind naming a principal whose direct groups changed (entity id:
+/// `kind/id`), so nodes re-read that member's groups alone, not the group's members.
+pub(crate) const MEMBERSHIP_CHANGE: &str = "membership";
+
 async fn detach_principal(w: &mut Write, principal: PrincipalRef) -> Result<(), StoreError> {
     let tenant = w.ctx.tenant_id;
     let kind = principal.kind.as_str();
@@ -1118,6 +1122,7 @@ impl Store {
             "update",
             json!({"member": member}),
         );
+        w.changed(MEMBERSHIP_CHANGE, member);
         w.commit().await?;
         Ok(GroupMember {
             group_id,
@@ -1153,6 +1158,7 @@ impl Store {
             "update",
             json!({"member": member}),
         );
+        w.changed(MEMBERSHIP_CHANGE, member);
         w.commit().await?;
         Ok(())
     }

@@ -187,6 +187,19 @@ impl Write {
         );
     }
 
+    /// Records a change in the actor's tenant that its audit event (recorded by `record`)
+    /// does not name: the change feed's own finer entry, such as the member whose groups a
+    /// `group.member.add` changed.
+    pub(crate) fn changed(&mut self, entity_kind: &'static str, entity_id: impl ToString) {
+        self.changes.push(Change {
+            tenant_id: self.ctx.tenant_id,
+            at: self.ctx.now,
+            entity_kind,
+            entity_id: entity_id.to_string(),
+            op: "update",
+        });
+    }
+
     /// Records a change in `tenant_id`, which may differ from the actor's (an operator creating
     /// a tenant writes the new tenant's first records).
     pub(crate) fn record_for(

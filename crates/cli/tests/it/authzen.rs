@@ -850,3 +850,98 @@ async fn simultaneous_claims_on_one_external_id_leave_exactly_one_owner() {
         .await;
     assert_eq!(stored.len(), 1);
 }
+
+/// The sum of a counter's series that name `tenant`.
+fn counted(metrics: &str, name: &str, tenant: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(tenant))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn principals_memberships_and_states_reach_decisions_without_a_rebuild() {
+    let server = TestServer::start().await;
+    let t = acme(&server, "acme").await;
+    let tenant = t.admin.get("/v1/me").await.expect(200)["tenant"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Settle: the set-up's resource types and roles reshaped the engine and rebuilt it.
+    evaluate(&t.pep, "acme", ask(&t.alice, "read", "d-emea")).await;
+    let rebuilds = counted(
+        &server.metrics().await,
+        "portcullis_authz_snapshot_rebuilds_total",
+        &tenant,
+    );
+
+    // A user created now is known by name at once: found, holding nothing.
+    let dave = t
+        .admin
+        .post(
+            "/v1/users",
+            json!({"user_name": "dave", "business_unit_id": t.emea}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let d = evaluate(&t.pep, "acme", ask("dave", "read", "d-emea")).await;
+    assert_eq!(d["context"]["reason"]["kind"], "no_role", "{d}");
+    // In the editors, dave reads what they read in his unit's tree; out of them, nothing.
+    let members = format!("/v1/groups/{}/members", t.editors);
+    t.admin
+        .post(&members, json!({"kind": "user", "id": dave}))
+        .await
+        .expect(201);
+    let d = evaluate(&t.pep, "acme", ask("dave", "read", "d-emea")).await;
+    assert_eq!(d["decision"], true, "{d}");
+    assert_eq!(
+        d["context"]["reason"]["principal"]["id"],
+        t.editors.as_str()
+    );
+    let d = evaluate(&t.pep, "acme", ask("dave", "read", "d-sales")).await;
+    assert_eq!(d["context"]["reason"]["kind"], "depth_too_shallow", "{d}");
+    // Disabled, dave is nobody; enabled again, what he held is his again.
+    let path = format!("/v1/users/{dave}");
+    t.admin
+        .patch(&path, json!({"state": "disabled"}))
+        .await
+        .expect(200);
+    let d = evaluate(&t.pep, "acme", ask(&dave, "read", "d-emea")).await;
+    assert_eq!(d["context"]["reason"]["kind"], "unknown_subject", "{d}");
+    t.admin
+        .patch(&path, json!({"state": "active"}))
+        .await
+        .expect(200);
+    let d = evaluate(&t.pep, "acme", ask("dave", "read", "d-emea")).await;
+    assert_eq!(d["decision"], true, "{d}");
+    t.admin
+        .delete(&format!("{members}/user/{dave}"))
+        .await
+        .expect(204);
+    let d = evaluate(&t.pep, "acme", ask("dave", "read", "d-emea")).await;
+    assert_eq!(d["context"]["reason"]["kind"], "no_role", "{d}");
+    // The group deleted takes alice's membership with it.
+    t.admin
+        .delete(&format!("/v1/groups/{}", t.editors))
+        .await
+        .expect(204);
+    let d = evaluate(&t.pep, "acme", ask(&t.alice, "read", "d-emea")).await;
+    assert_eq!(d["context"]["reason"]["kind"], "no_role", "{d}");
+
+    // None of it built the snapshot again: each change was applied as a delta.
+    let metrics = server.metrics().await;
+    assert_eq!(
+        counted(
+            &metrics,
+            "portcullis_authz_snapshot_rebuilds_total",
+            &tenant
+        ),
+        rebuilds,
+        "{metrics}"
+    );
+    assert!(metrics.contains("portcullis_authz_snapshot_apply_seconds"));
+}

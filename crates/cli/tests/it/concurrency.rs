@@ -135,11 +135,20 @@ async fn a_cycle_already_in_the_database_takes_out_only_the_principals_it_touche
         ))
         .await
         .unwrap();
-    // The next authorization change rebuilds the tenant's snapshot, cycle and all.
     admin
         .post(
             &format!("/v1/groups/{inner}/members"),
             json!({"kind": "user", "id": member}),
+        )
+        .await
+        .expect(201);
+    // Changes are applied as deltas, which read back only what the change feed names: the
+    // hand edit is taken in by the next build of the whole snapshot, which a change that
+    // reshapes the engine (a new resource type) brings.
+    admin
+        .post(
+            "/v1/resource-types",
+            json!({"name": "memo", "actions": [{"name": "read", "plane": "data"}]}),
         )
         .await
         .expect(201);

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::{ControlFlow, Range};
 use std::sync::Arc;
 
-use super::blocks::{BLOCK, Lists, Slots};
+use super::blocks::{Lists, Slots};
 use super::closure::{ClosureError, GroupClosure};
 use super::model::{Assignment, Change, Check, Deny, Depth, Model, Permission, Record, Scope};
 use super::tree::{TreeError, UnitTree};
@@ -179,8 +179,8 @@ fn role_actions(roles: &[Vec<Permission>]) -> Arc<Vec<Vec<(u32, u8)>>> {
 /// What each node holds, by action, so a check reads only the rows of the one action it asks
 /// about, found through the node's directory. An action's rows keep the model's order of
 /// assignments, so the first that allows and the nearest miss are those a walk over all
-/// assignments would find. In blocks of `BLOCK` nodes, each laid out as the whole index
-/// would be.
+/// assignments would find. In blocks of `HELD_BLOCK` nodes, each laid out as the whole
+/// index would be.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 struct Holdings {
     blocks: Arc<Vec<Arc<HeldBlock>>>,
@@ -193,12 +193,16 @@ struct HeldBlock {
     rows: Vec<Held>,
 }
 
+/// Nodes per block of holdings: fewer than other arrays', since a node holds tens of rows
+/// and a change rewrites its whole block.
+const HELD_BLOCK: usize = 64;
+
 /// The rows a node holds, sorted by action and then assignment.
 type NodeRows = Vec<(u32, Held)>;
 
 impl HeldBlock {
     fn build(nodes: impl Iterator<Item = NodeRows>) -> Self {
-        let mut directories = Vec::with_capacity(BLOCK);
+        let mut directories = Vec::with_capacity(HELD_BLOCK);
         let mut entries = Vec::new();
         let mut rows = Vec::new();
         let mut starts: Vec<(u32, u32)> = Vec::new();
@@ -236,10 +240,10 @@ impl HeldBlock {
 impl Holdings {
     /// The holdings of `nodes` nodes, each node's rows from `rows_of`.
     fn build(nodes: usize, rows_of: impl Fn(u32) -> NodeRows) -> Self {
-        let blocks = (0..nodes.div_ceil(BLOCK))
+        let blocks = (0..nodes.div_ceil(HELD_BLOCK))
             .map(|block| {
-                let first = block * BLOCK;
-                let last = (first + BLOCK).min(nodes);
+                let first = block * HELD_BLOCK;
+                let last = (first + HELD_BLOCK).min(nodes);
                 Arc::new(HeldBlock::build((first as u32..last as u32).map(&rows_of)))
             })
             .collect();
@@ -257,18 +261,19 @@ impl Holdings {
         rows_of: impl Fn(u32) -> NodeRows,
     ) -> Self {
         let before = self.blocks.len();
-        let mut blocks_to_write: Vec<usize> = dirty.iter().map(|n| *n as usize / BLOCK).collect();
+        let mut blocks_to_write: Vec<usize> =
+            dirty.iter().map(|n| *n as usize / HELD_BLOCK).collect();
         let had = self.nodes();
         if nodes > had {
-            blocks_to_write.extend(had / BLOCK..nodes.div_ceil(BLOCK));
+            blocks_to_write.extend(had / HELD_BLOCK..nodes.div_ceil(HELD_BLOCK));
         }
         blocks_to_write.sort_unstable();
         blocks_to_write.dedup();
         let mut next = self.clone();
         let blocks = Arc::make_mut(&mut next.blocks);
         for block in blocks_to_write {
-            let first = block * BLOCK;
-            let last = (first + BLOCK).min(nodes.max(had));
+            let first = block * HELD_BLOCK;
+            let last = (first + HELD_BLOCK).min(nodes.max(had));
             let old = self.blocks.get(block);
             let rebuilt = Arc::new(HeldBlock::build((first as u32..last as u32).map(|node| {
                 let at = node as usize - first;
@@ -294,7 +299,7 @@ impl Holdings {
 
     /// The rows of `action` held by `node` itself (not through its groups).
     fn of(&self, node: u32, action: u32) -> &[Held] {
-        let (block, at) = (node as usize / BLOCK, node as usize % BLOCK);
+        let (block, at) = (node as usize / HELD_BLOCK, node as usize % HELD_BLOCK);
         match self.blocks.get(block) {
             Some(b) => match b.directories.get(at) {
                 Some(directory) => &b.rows[directory.rows(&b.entries, action)],
@@ -683,12 +688,15 @@ impl Snapshot {
                 check_assignment(a.principal, a.role, nodes, next.roles.len())?;
             }
         }
-        if dirty_records
-            .iter()
-            .any(|record| *record as usize >= next.records.len())
+        if changed_shares
+            .values()
+            .flatten()
+            .any(|share| share.record as usize >= next.records.len())
         {
             return Err(SnapshotError::Dangling("a share's record"));
         }
+        // A share the batch put on a record that does not exist and then took away again.
+        dirty_records.retain(|record| (*record as usize) < next.records.len());
         next.groups = self.groups.apply(&memberships, nodes)?;
         next.held_by.update(nodes, &held_by);
         next.held = if roles_changed {
@@ -812,6 +820,21 @@ impl Snapshot {
     /// Every group `node` is in, directly or through nested groups, sorted.
     pub fn groups_of(&self, node: u32) -> &[u32] {
         self.groups.groups_of(node)
+    }
+
+    /// The groups `node` is directly in, sorted.
+    pub fn direct_groups_of(&self, node: u32) -> &[u32] {
+        self.groups.direct_groups_of(node)
+    }
+
+    /// The nodes directly in group `node`, sorted.
+    pub fn members_of(&self, node: u32) -> &[u32] {
+        self.groups.members_of(node)
+    }
+
+    /// The business unit of `node`, if it has one.
+    pub fn home_unit(&self, node: u32) -> Option<u32> {
+        self.home_unit.get(node).copied().flatten()
     }
 
     /// The record at `index`, as a check target.

@@ -5,7 +5,7 @@
 //! `account`), which a tenant maps onto its principal kinds. This index finds the one active
 //! principal an identifier names, and refuses to guess when it names more than one.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -73,30 +73,56 @@ pub enum Found {
     Several(Vec<PrincipalRef>),
 }
 
-/// Every active principal's identifiers other than its id.
-#[derive(Debug, Default)]
+/// Every active principal's identifiers other than its id. Persistent maps, so an engine's
+/// next revision shares it and changes only the principals that changed.
+#[derive(Debug, Default, Clone)]
 pub struct SubjectIndex {
-    entries: HashMap<String, Vec<(Identifier, PrincipalRef)>>,
+    entries: imbl::HashMap<String, Vec<(Identifier, PrincipalRef)>>,
+    /// Each principal's keys in `entries`, so a change can take them out.
+    keys: imbl::HashMap<PrincipalRef, Vec<(Identifier, String)>>,
 }
 
 impl SubjectIndex {
     pub fn build(identifiers: &[(PrincipalRef, Identifier, String)]) -> SubjectIndex {
-        let mut entries: HashMap<String, Vec<(Identifier, PrincipalRef)>> = HashMap::new();
+        let mut index = SubjectIndex::default();
         for (principal, identifier, value) in identifiers {
-            if *identifier == Identifier::Id {
-                continue;
-            }
-            let key = if identifier.folded() {
-                case_fold(value)
-            } else {
-                value.clone()
-            };
-            entries
-                .entry(key)
-                .or_default()
-                .push((*identifier, *principal));
+            index.add(*principal, *identifier, value);
         }
-        SubjectIndex { entries }
+        index
+    }
+
+    fn add(&mut self, principal: PrincipalRef, identifier: Identifier, value: &str) {
+        if identifier == Identifier::Id {
+            return;
+        }
+        let key = if identifier.folded() {
+            case_fold(value)
+        } else {
+            value.to_owned()
+        };
+        self.entries
+            .entry(key.clone())
+            .or_default()
+            .push((identifier, principal));
+        self.keys
+            .entry(principal)
+            .or_default()
+            .push((identifier, key));
+    }
+
+    /// Makes `identifiers` the whole of what `principal` answers to (none: it is not active).
+    pub fn replace(&mut self, principal: PrincipalRef, identifiers: &[(Identifier, String)]) {
+        for (identifier, key) in self.keys.remove(&principal).unwrap_or_default() {
+            if let Some(list) = self.entries.get_mut(&key) {
+                list.retain(|entry| *entry != (identifier, principal));
+                if list.is_empty() {
+                    self.entries.remove(&key);
+                }
+            }
+        }
+        for (identifier, value) in identifiers {
+            self.add(principal, *identifier, value);
+        }
     }
 
     /// The principals of `kinds` that `raw` names, by `only` that identifier or by any.

@@ -3,10 +3,17 @@
 //! into names for a reason. Built whole from the store and immutable; whoever holds it knows
 //! which change-feed revision it reflects.
 
+mod delta;
+
+pub use delta::{Delta, PrincipalNow, Stale};
+
 use std::collections::HashMap;
+use std::ops::Bound;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::blocks::Slots;
 use super::closure::{Quarantine, quarantine_cycles};
 use super::model::{
     Assignment, Deny, Depth, Model, Permission, Record, Scope as EngineScope, Share as EngineShare,
@@ -32,6 +39,10 @@ pub struct Source {
     pub environments: Vec<EnvironmentId>,
     /// Each principal and its business unit (users have one; groups and services may not).
     pub principals: Vec<(PrincipalRef, Option<BusinessUnitId>)>,
+    /// Principals that may not act now (disabled, or deleted and restorable), with their
+    /// business units: they keep their place, so what names them survives until they are
+    /// active again. Their identifiers are not listed.
+    pub inactive: Vec<(PrincipalRef, Option<BusinessUnitId>)>,
     /// The names, e-mail addresses and external ids enforcement points know principals by.
     pub identifiers: Vec<(PrincipalRef, Identifier, String)>,
     /// (member, group) edges.
@@ -193,14 +204,46 @@ pub struct Verdict {
     pub reason: Reason,
 }
 
-/// A tenant's decisions at one revision.
-#[derive(Debug)]
+/// A tenant's decisions at one revision. Cheap to clone: every part is shared (`Arc`, blocks,
+/// persistent maps), so `apply` makes the next revision by rewriting only what a change
+/// touches while readers keep the one they hold.
+#[derive(Debug, Clone)]
 pub struct TenantEngine {
     snapshot: Snapshot,
-    /// Node index → principal, sorted by (kind, id): a principal's node is found by binary
-    /// search, and searches page in this order. The last node stands for owners that are no
-    /// longer active.
-    node_refs: Vec<PrincipalRef>,
+    /// Node → principal. Node 0 stands for owners that are no longer there.
+    node_refs: Slots<PrincipalRef>,
+    /// Every principal the engine holds, active or not, → its node, in (kind, id) order:
+    /// searches page in this order.
+    nodes: imbl::OrdMap<PrincipalRef, u32>,
+    /// Whether each node may act (an active user or service principal, or a group). The
+    /// others keep their nodes, so what names them survives until they come back.
+    active: Slots<bool>,
+    /// Principals by the identifiers enforcement points send.
+    subjects: SubjectIndex,
+    /// What only a rebuild changes: units, environments, actions and roles.
+    shape: Arc<Shape>,
+    settings: Arc<AccessSettings>,
+    /// Resource type → external id → record slot: a record is found without allocating, and
+    /// a type's records are one ordered run.
+    records: Arc<HashMap<String, imbl::OrdMap<Arc<str>, u32>>>,
+    /// Record slot → (type, external id), and record id → slot; for changes by id.
+    record_names: Slots<Option<(Arc<str>, Arc<str>)>>,
+    record_slots: imbl::HashMap<RecordId, u32>,
+    /// Per assignment slot: its id and scope as stored, and holder and role as interned.
+    assignments: Slots<Option<NamedAssignment>>,
+    assignment_slots: imbl::HashMap<RoleAssignmentId, u32>,
+    shares: Slots<Option<ShareId>>,
+    share_slots: imbl::HashMap<ShareId, u32>,
+    denies: Arc<Vec<(DenyAssignmentId, String)>>,
+    /// The nodes a deny assignment names, as denied or as excepted, sorted.
+    deny_named: Arc<Vec<u32>>,
+    /// Principals on or under a membership cycle, refused everything.
+    quarantine: Arc<Quarantine>,
+}
+
+/// What only a rebuild changes (see docs/design/engine-deltas.md).
+#[derive(Debug)]
+struct Shape {
     units: HashMap<BusinessUnitId, u32>,
     environments: HashMap<EnvironmentId, u32>,
     /// Resource type → action name → action id (Portcullis's own under `portcullis:user`, …).
@@ -208,27 +251,20 @@ pub struct TenantEngine {
     public_actions: Vec<bool>,
     /// Action id → the Portcullis action it is, for Portcullis's own.
     own_actions: Vec<Option<Action>>,
-    /// Node index → its home business unit, where an inline record its owner sends sits.
-    home_units: Vec<Option<u32>>,
-    /// Principals by the identifiers enforcement points send.
-    subjects: SubjectIndex,
     /// The unit that stands for Portcullis's own configuration, outside every real unit: no
     /// assignment at a unit or a record reaches the control plane.
     control_unit: u32,
     operator: bool,
-    settings: AccessSettings,
     role_refs: Vec<RoleRef>,
-    /// Record index → (type, external id), sorted: a record is found by binary search, and a
-    /// type's records are one run.
-    record_keys: Vec<(String, String)>,
-    /// Per model assignment: its id and scope as stored, and its interned form.
-    assignments: Vec<(RoleAssignmentId, Scope, Assignment)>,
-    shares: Vec<ShareId>,
-    denies: Vec<(DenyAssignmentId, String)>,
-    /// Principals on or under a membership cycle, refused everything.
-    quarantine: Quarantine,
-    /// The nodes a deny assignment names, as denied or as excepted, sorted.
-    deny_named: Vec<u32>,
+    roles: HashMap<RoleRef, u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct NamedAssignment {
+    id: RoleAssignmentId,
+    scope: Scope,
+    principal: u32,
+    role: u32,
 }
 
 /// An instant as the engine compares them: milliseconds since the Unix epoch. Whole seconds
@@ -246,43 +282,19 @@ fn intern<K: std::hash::Hash + Eq + Clone>(keys: impl IntoIterator<Item = K>) ->
     map
 }
 
-impl TenantEngine {
-    pub fn build(mut source: Source) -> Result<Self, SnapshotError> {
-        source.principals.sort_by_key(|(p, _)| *p);
-        source.principals.dedup_by_key(|(p, _)| *p);
-        source.records.sort_by(|a, b| {
-            (&a.resource_type, &a.external_id).cmp(&(&b.resource_type, &b.external_id))
-        });
+/// The owner that stands for principals no longer there.
+const NOBODY: u32 = 0;
+
+impl Shape {
+    fn build(source: &Source) -> (Self, Vec<Vec<Permission>>, Vec<Option<u32>>) {
         let units = intern(source.business_units.iter().map(|(id, _)| *id));
         let environments = intern(source.environments.iter().copied());
-        let mut node_refs: Vec<PrincipalRef> = source.principals.iter().map(|(p, _)| *p).collect();
-        let nobody = node_refs.len() as u32;
-        let node = |p: &PrincipalRef| -> Option<u32> {
-            node_refs[..nobody as usize]
-                .binary_search(p)
-                .ok()
-                .map(|i| i as u32)
-        };
-
         let mut unit_parents = vec![None; units.len()];
         for (id, parent) in &source.business_units {
             unit_parents[units[id] as usize] = parent.and_then(|p| units.get(&p).copied());
         }
         let control_unit = unit_parents.len() as u32;
         unit_parents.push(None);
-        let mut home_unit: Vec<Option<u32>> = source
-            .principals
-            .iter()
-            .map(|(_, unit)| unit.and_then(|u| units.get(&u).copied()))
-            .collect();
-        home_unit.push(None);
-        let mut memberships = vec![Vec::new(); nobody as usize + 1];
-        for (member, group) in &source.memberships {
-            if let (Some(m), Some(g)) = (node(member), node(&PrincipalRef::group(*group))) {
-                memberships[m as usize].push(g);
-            }
-        }
-        let quarantine = quarantine_cycles(&mut memberships);
 
         let mut actions: HashMap<String, HashMap<String, u32>> = HashMap::new();
         let mut public_actions = Vec::new();
@@ -306,11 +318,17 @@ impl TenantEngine {
                 own_actions.push(own);
             }
         }
-        let action = |qualified: &str| -> Option<u32> {
-            let (ty, name) = qualified.split_once('.')?;
-            actions.get(ty)?.get(name).copied()
+        let mut shape = Self {
+            units,
+            environments,
+            actions,
+            public_actions,
+            own_actions,
+            control_unit,
+            operator: source.operator,
+            role_refs: Vec::new(),
+            roles: HashMap::new(),
         };
-
         let mut role_refs: Vec<RoleRef> = BuiltinRole::ALL
             .iter()
             .map(|r| RoleRef::Builtin(*r))
@@ -322,7 +340,7 @@ impl TenantEngine {
                     .iter()
                     .filter_map(|a| {
                         Some(Permission {
-                            action: action(&a.qualified())?,
+                            action: shape.action(&a.qualified())?,
                             depth: Depth::Tenant,
                         })
                     })
@@ -335,7 +353,7 @@ impl TenantEngine {
                 role.permissions
                     .iter()
                     .filter_map(|p| {
-                        action(&p.action).map(|a| Permission {
+                        shape.action(&p.action).map(|a| Permission {
                             action: a,
                             depth: p.depth,
                         })
@@ -343,131 +361,233 @@ impl TenantEngine {
                     .collect(),
             );
         }
-        let role_index: HashMap<RoleRef, u32> = intern(role_refs.iter().copied());
+        shape.roles = intern(role_refs.iter().copied());
+        shape.role_refs = role_refs;
+        (shape, roles, unit_parents)
+    }
 
-        let record_keys: Vec<(String, String)> = source
-            .records
-            .iter()
-            .map(|r| (r.resource_type.clone(), r.external_id.clone()))
-            .collect();
-        let records_by_id: HashMap<RecordId, u32> = intern(source.records.iter().map(|r| r.id));
-        let model_records: Vec<Record> = source
-            .records
-            .iter()
-            .filter_map(|r| {
-                Some(Record {
-                    owner: node(&r.owner).unwrap_or(nobody),
-                    business_unit: *units.get(&r.business_unit_id)?,
-                    environment: r.environment_id.and_then(|e| environments.get(&e).copied()),
-                })
-            })
-            .collect();
-        if model_records.len() != source.records.len() {
-            return Err(SnapshotError::Dangling("a record's business unit"));
-        }
+    /// An action by its qualified name (`document.read`).
+    fn action(&self, qualified: &str) -> Option<u32> {
+        let (ty, name) = qualified.split_once('.')?;
+        self.actions.get(ty)?.get(name).copied()
+    }
 
-        let scope = |s: Scope| -> Option<EngineScope> {
-            Some(match s {
-                Scope::Tenant => EngineScope::Tenant,
-                Scope::Environment(e) => EngineScope::Environment(*environments.get(&e)?),
-                Scope::BusinessUnit(u) => EngineScope::BusinessUnit(*units.get(&u)?),
-                Scope::Record(r) => EngineScope::Record(*records_by_id.get(&r)?),
-            })
-        };
-        let assignments: Vec<(RoleAssignmentId, Scope, Assignment)> = source
-            .assignments
-            .iter()
-            .filter_map(|a| {
-                Some((
-                    a.id,
-                    a.scope,
-                    Assignment {
-                        principal: node(&a.principal)?,
-                        role: *role_index.get(&a.role)?,
-                        scope: scope(a.scope)?,
-                        starts_at: a.starts_at.map(instant),
-                        ends_at: a.ends_at.map(instant),
-                    },
-                ))
-            })
-            .collect();
-        let mut shares = Vec::new();
-        let mut model_shares = Vec::new();
-        for share in &source.shares {
-            let (Some(record), Some(principal)) =
-                (records_by_id.get(&share.record_id), node(&share.principal))
-            else {
-                continue;
-            };
-            let ty = &record_keys[*record as usize].0;
-            shares.push(share.id);
-            model_shares.push(EngineShare {
-                record: *record,
-                principal,
-                actions: share
-                    .actions
-                    .iter()
-                    .filter_map(|a| actions.get(ty)?.get(a).copied())
-                    .collect(),
-            });
-        }
-        let mut denies = Vec::new();
-        let mut model_denies = Vec::new();
-        let mut deny_named = Vec::new();
-        for deny in &source.denies {
-            let Some(deny_scope) = scope(deny.scope) else {
-                continue;
-            };
-            let known =
-                |list: &[PrincipalRef]| -> Vec<u32> { list.iter().filter_map(node).collect() };
-            denies.push((deny.id, deny.name.clone()));
-            deny_named.extend(known(&deny.principals));
-            deny_named.extend(known(&deny.excluded));
-            model_denies.push(Deny {
-                principals: known(&deny.principals),
-                excluded: known(&deny.excluded),
-                actions: deny.actions.iter().filter_map(|a| action(a)).collect(),
-                scope: deny_scope,
-            });
-        }
+    /// An action of `ty` by its bare name.
+    fn action_of(&self, ty: &str, name: &str) -> Option<u32> {
+        self.actions.get(ty)?.get(name).copied()
+    }
+}
 
-        let model = Model {
-            memberships,
-            home_unit: home_unit.clone(),
-            unit_parents,
-            roles,
-            assignments: assignments.iter().map(|(_, _, a)| Some(*a)).collect(),
-            records: model_records.into_iter().map(Some).collect(),
-            shares: model_shares.into_iter().map(Some).collect(),
-            denies: model_denies,
-        };
-        node_refs.push(PrincipalRef {
+impl TenantEngine {
+    pub fn build(mut source: Source) -> Result<Self, SnapshotError> {
+        let (shape, roles, unit_parents) = Shape::build(&source);
+        let mut principals: Vec<(PrincipalRef, Option<BusinessUnitId>, bool)> = source
+            .principals
+            .iter()
+            .map(|(p, unit)| (*p, *unit, true))
+            .chain(source.inactive.iter().map(|(p, unit)| (*p, *unit, false)))
+            .collect();
+        principals.sort_by_key(|(p, _, _)| *p);
+        principals.dedup_by_key(|(p, _, _)| *p);
+        let nobody = PrincipalRef {
             kind: PrincipalKind::User,
             id: uuid::Uuid::nil(),
+        };
+        let node_refs: Vec<PrincipalRef> = std::iter::once(nobody)
+            .chain(principals.iter().map(|(p, _, _)| *p))
+            .collect();
+        let nodes: imbl::OrdMap<PrincipalRef, u32> = principals
+            .iter()
+            .enumerate()
+            .map(|(i, (p, _, _))| (*p, i as u32 + 1))
+            .collect();
+        let node = |p: &PrincipalRef| nodes.get(p).copied();
+        let home_unit: Vec<Option<u32>> = std::iter::once(None)
+            .chain(
+                principals
+                    .iter()
+                    .map(|(_, unit, _)| unit.and_then(|u| shape.units.get(&u).copied())),
+            )
+            .collect();
+        let active: Vec<bool> = std::iter::once(false)
+            .chain(principals.iter().map(|(_, _, active)| *active))
+            .collect();
+        let mut memberships = vec![Vec::new(); node_refs.len()];
+        for (member, group) in &source.memberships {
+            if let (Some(m), Some(g)) = (node(member), node(&PrincipalRef::group(*group))) {
+                memberships[m as usize].push(g);
+            }
+        }
+        let quarantine = quarantine_cycles(&mut memberships);
+
+        source.records.sort_by(|a, b| {
+            (&a.resource_type, &a.external_id).cmp(&(&b.resource_type, &b.external_id))
         });
-        deny_named.sort_unstable();
-        deny_named.dedup();
-        Ok(Self {
-            snapshot: Snapshot::build(&model)?,
+        let mut records: HashMap<String, imbl::OrdMap<Arc<str>, u32>> = HashMap::new();
+        let mut record_names = Vec::with_capacity(source.records.len());
+        let mut record_slots = imbl::HashMap::new();
+        let mut model_records = Vec::with_capacity(source.records.len());
+        let mut type_names: HashMap<&str, Arc<str>> = HashMap::new();
+        for (slot, r) in source.records.iter().enumerate() {
+            let slot = slot as u32;
+            let ty = type_names
+                .entry(r.resource_type.as_str())
+                .or_insert_with(|| Arc::from(r.resource_type.as_str()))
+                .clone();
+            let id: Arc<str> = Arc::from(r.external_id.as_str());
+            records
+                .entry(r.resource_type.clone())
+                .or_default()
+                .insert(id.clone(), slot);
+            record_names.push(Some((ty, id)));
+            record_slots.insert(r.id, slot);
+            model_records.push(Some(Record {
+                owner: node(&r.owner).unwrap_or(NOBODY),
+                business_unit: *shape
+                    .units
+                    .get(&r.business_unit_id)
+                    .ok_or(SnapshotError::Dangling("a record's business unit"))?,
+                environment: r
+                    .environment_id
+                    .and_then(|e| shape.environments.get(&e).copied()),
+            }));
+        }
+        let mut engine = Self {
+            snapshot: Snapshot::build(&Model::default())?,
+            node_refs: Slots::from_vec(node_refs),
+            nodes,
+            active: Slots::from_vec(active),
             subjects: SubjectIndex::build(&source.identifiers),
-            home_units: home_unit,
-            node_refs,
-            units,
-            environments,
-            record_keys,
-            public_actions,
-            own_actions,
-            control_unit,
-            operator: source.operator,
-            settings: source.settings,
-            actions,
-            role_refs,
+            shape: Arc::new(shape),
+            settings: Arc::new(source.settings),
+            records: Arc::new(records),
+            record_names: Slots::from_vec(record_names),
+            record_slots,
+            assignments: Slots::default(),
+            assignment_slots: imbl::HashMap::new(),
+            shares: Slots::default(),
+            share_slots: imbl::HashMap::new(),
+            denies: Arc::default(),
+            deny_named: Arc::default(),
+            quarantine: Arc::new(quarantine),
+        };
+        let mut assignments = Vec::with_capacity(source.assignments.len());
+        let mut named = Vec::with_capacity(source.assignments.len());
+        for a in &source.assignments {
+            if let Some((model, name)) = engine.intern_assignment(a) {
+                engine
+                    .assignment_slots
+                    .insert(a.id, assignments.len() as u32);
+                assignments.push(Some(model));
+                named.push(Some(name));
+            }
+        }
+        let mut shares = Vec::with_capacity(source.shares.len());
+        let mut share_ids = Vec::with_capacity(source.shares.len());
+        for share in &source.shares {
+            if let Some(model) = engine.intern_share(share) {
+                engine.share_slots.insert(share.id, shares.len() as u32);
+                shares.push(Some(model));
+                share_ids.push(Some(share.id));
+            }
+        }
+        let denies = engine.set_denies(&source.denies);
+        let model = Model {
+            memberships,
+            home_unit,
+            unit_parents,
+            roles,
             assignments,
+            records: model_records,
             shares,
             denies,
-            quarantine,
-            deny_named,
+        };
+        engine.assignments = Slots::from_vec(named);
+        engine.shares = Slots::from_vec(share_ids);
+        engine.snapshot = Snapshot::build(&model)?;
+        Ok(engine)
+    }
+
+    /// An assignment as the snapshot holds it, and as reasons name it; `None` if it names a
+    /// principal, role or scope the engine does not hold (it then holds nothing).
+    fn intern_assignment(&self, a: &RoleAssignment) -> Option<(Assignment, NamedAssignment)> {
+        let principal = self.nodes.get(&a.principal).copied()?;
+        let role = *self.shape.roles.get(&a.role)?;
+        let model = Assignment {
+            principal,
+            role,
+            scope: self.intern_scope(a.scope)?,
+            starts_at: a.starts_at.map(instant),
+            ends_at: a.ends_at.map(instant),
+        };
+        let name = NamedAssignment {
+            id: a.id,
+            scope: a.scope,
+            principal,
+            role,
+        };
+        Some((model, name))
+    }
+
+    fn intern_scope(&self, scope: Scope) -> Option<EngineScope> {
+        Some(match scope {
+            Scope::Tenant => EngineScope::Tenant,
+            Scope::Environment(e) => EngineScope::Environment(*self.shape.environments.get(&e)?),
+            Scope::BusinessUnit(u) => EngineScope::BusinessUnit(*self.shape.units.get(&u)?),
+            Scope::Record(r) => EngineScope::Record(*self.record_slots.get(&r)?),
         })
+    }
+
+    /// A share as the snapshot holds it; `None` if its record or principal is not held.
+    fn intern_share(&self, share: &Share) -> Option<EngineShare> {
+        let record = *self.record_slots.get(&share.record_id)?;
+        let principal = self.nodes.get(&share.principal).copied()?;
+        let (ty, _) = self.record_names.get(record)?.as_ref()?;
+        Some(EngineShare {
+            record,
+            principal,
+            actions: share
+                .actions
+                .iter()
+                .filter_map(|a| self.shape.action_of(ty, a))
+                .collect(),
+        })
+    }
+
+    /// Takes `denies` as the tenant's deny assignments (their names and whom they name) and
+    /// returns them as the snapshot holds them.
+    fn set_denies(&mut self, denies: &[DenyAssignment]) -> Vec<Deny> {
+        let mut names = Vec::new();
+        let mut model = Vec::new();
+        let mut named = Vec::new();
+        for deny in denies {
+            let Some(scope) = self.intern_scope(deny.scope) else {
+                continue;
+            };
+            let known = |list: &[PrincipalRef]| -> Vec<u32> {
+                list.iter()
+                    .filter_map(|p| self.nodes.get(p).copied())
+                    .collect()
+            };
+            names.push((deny.id, deny.name.clone()));
+            named.extend(known(&deny.principals));
+            named.extend(known(&deny.excluded));
+            model.push(Deny {
+                principals: known(&deny.principals),
+                excluded: known(&deny.excluded),
+                actions: deny
+                    .actions
+                    .iter()
+                    .filter_map(|a| self.shape.action(a))
+                    .collect(),
+                scope,
+            });
+        }
+        named.sort_unstable();
+        named.dedup();
+        self.denies = Arc::new(names);
+        self.deny_named = Arc::new(named);
+        model
     }
 
     /// Whether a deny assignment reaches `principal`: names it, as denied or as excepted, or
@@ -489,7 +609,7 @@ impl TenantEngine {
         self.snapshot
             .groups_of(node)
             .iter()
-            .filter_map(|g| self.node_refs.get(*g as usize))
+            .filter_map(|g| self.node_refs.get(*g))
             .filter(|g| g.kind == PrincipalKind::Group)
             .map(|g| crate::ids::GroupId::from_uuid(g.id))
             .collect()
@@ -525,7 +645,7 @@ impl TenantEngine {
                 // Only a cycle leaves no first step, and cycles are quarantined.
                 return Vec::new();
             };
-            path.push(self.node_refs[next as usize]);
+            path.push(self.node_ref(next));
             at = next;
         }
         path
@@ -538,12 +658,7 @@ impl TenantEngine {
             .quarantine
             .closing_edges
             .iter()
-            .map(|(member, group)| {
-                (
-                    self.node_refs[*member as usize],
-                    self.node_refs[*group as usize],
-                )
-            })
+            .map(|(member, group)| (self.node_ref(*member), self.node_ref(*group)))
             .collect();
         edges.sort_unstable();
         edges
@@ -554,7 +669,7 @@ impl TenantEngine {
         self.quarantine
             .affected
             .iter()
-            .zip(&self.node_refs)
+            .zip(self.node_refs.iter())
             .filter(|(affected, _)| **affected)
             .map(|(_, principal)| *principal)
             .collect()
@@ -595,34 +710,48 @@ impl TenantEngine {
 
     /// The node of an active principal.
     fn node(&self, principal: &PrincipalRef) -> Option<u32> {
-        self.node_refs[..self.nobody() as usize]
-            .binary_search(principal)
-            .ok()
-            .map(|i| i as u32)
+        self.nodes
+            .get(principal)
+            .copied()
+            .filter(|n| self.is_active(*n))
+    }
+
+    fn is_active(&self, node: u32) -> bool {
+        self.active.get(node).copied().unwrap_or(false)
+    }
+
+    fn node_ref(&self, node: u32) -> PrincipalRef {
+        self.node_refs.get(node).copied().unwrap_or_else(|| {
+            self.node_refs.get(NOBODY).copied().unwrap_or(PrincipalRef {
+                kind: PrincipalKind::User,
+                id: uuid::Uuid::nil(),
+            })
+        })
     }
 
     /// The type a check names, as the engine keys it: one the tenant registered, else one of
     /// Portcullis's own by its bare name (`environment` for `portcullis:environment`).
     fn resource_type<'a>(&'a self, name: &str) -> Option<(&'a str, &'a HashMap<String, u32>)> {
-        if let Some((key, actions)) = self.actions.get_key_value(name) {
+        if let Some((key, actions)) = self.shape.actions.get_key_value(name) {
             return Some((key.as_str(), actions));
         }
         if name.contains(':') {
             return None;
         }
-        self.actions
+        self.shape
+            .actions
             .get_key_value(format!("{OWN_TYPE_PREFIX}{name}").as_str())
             .map(|(key, actions)| (key.as_str(), actions))
     }
 
     /// The record a check is about, of the type `resource_type` resolved to.
     fn target(&self, resource_type: &str, resource: &Resource) -> Option<Target> {
-        let wanted = (resource_type, resource.external_id);
-        if let Ok(index) = self
-            .record_keys
-            .binary_search_by(|(ty, id)| (ty.as_str(), id.as_str()).cmp(&wanted))
+        if let Some(slot) = self
+            .records
+            .get(resource_type)
+            .and_then(|of_type| of_type.get(resource.external_id))
         {
-            return self.snapshot.target(index as u32);
+            return self.snapshot.target(*slot);
         }
         if let Some(own_type) = resource_type.strip_prefix(OWN_TYPE_PREFIX) {
             // An environment is named by its id; other settings may say which environment
@@ -638,17 +767,17 @@ impl TenantEngine {
         let owner = props.owner.and_then(|o| self.node(&o));
         // Without a unit of its own, the record sits in its owner's home unit.
         let business_unit = match props.business_unit_id {
-            Some(unit) => *self.units.get(&unit)?,
-            None => self.home_units[owner? as usize]?,
+            Some(unit) => *self.shape.units.get(&unit)?,
+            None => self.snapshot.home_unit(owner?)?,
         };
         Some(Target {
             index: None,
             record: Record {
-                owner: owner.unwrap_or(self.nobody()),
+                owner: owner.unwrap_or(NOBODY),
                 business_unit,
                 environment: props
                     .environment_id
-                    .and_then(|e| self.environments.get(&e).copied()),
+                    .and_then(|e| self.shape.environments.get(&e).copied()),
             },
         })
     }
@@ -659,9 +788,9 @@ impl TenantEngine {
         Target {
             index: None,
             record: Record {
-                owner: self.nobody(),
-                business_unit: self.control_unit,
-                environment: environment.and_then(|e| self.environments.get(&e).copied()),
+                owner: NOBODY,
+                business_unit: self.shape.control_unit,
+                environment: environment.and_then(|e| self.shape.environments.get(&e).copied()),
             },
         }
     }
@@ -670,10 +799,16 @@ impl TenantEngine {
     /// held per environment is asked about tenant-wide, and one that manages tenants is
     /// refused outside the operator tenant.
     fn as_asked(&self, action: u32, target: &Target) -> Result<Target, Reason> {
-        let Some(own) = self.own_actions.get(action as usize).copied().flatten() else {
+        let Some(own) = self
+            .shape
+            .own_actions
+            .get(action as usize)
+            .copied()
+            .flatten()
+        else {
             return Ok(*target);
         };
-        if own.is_platform() && !self.operator {
+        if own.is_platform() && !self.shape.operator {
             return Err(Reason::PlatformOnly);
         }
         let mut target = *target;
@@ -704,6 +839,7 @@ impl TenantEngine {
             reason,
         };
         let id = self
+            .shape
             .own_actions
             .iter()
             .position(|own| *own == Some(action))
@@ -733,6 +869,7 @@ impl TenantEngine {
         now: i64,
     ) -> bool {
         let environments: Vec<Scope> = self
+            .shape
             .environments
             .keys()
             .map(|e| Scope::Environment(*e))
@@ -753,17 +890,16 @@ impl TenantEngine {
     /// tenant-wide now: someone who can still give the tenant administrator role to whoever
     /// needs it. A tenant without one is locked out of its own configuration.
     pub fn has_role_assigner(&self, except: Option<PrincipalRef>, now: i64) -> bool {
-        self.node_refs[..self.nobody() as usize]
+        self.nodes
             .iter()
-            .filter(|p| p.kind != PrincipalKind::Group && Some(**p) != except)
+            .filter(|(p, node)| {
+                self.is_active(**node) && p.kind != PrincipalKind::Group && Some(**p) != except
+            })
+            .map(|(p, _)| p)
             .any(|p| {
                 self.check_control(*p, Action::RoleAssign, Scope::Tenant, now)
                     .allowed
             })
-    }
-
-    fn nobody(&self) -> u32 {
-        self.node_refs.len() as u32 - 1
     }
 
     /// May `subject` do `action` (a name of the resource's type: `read`) on `resource` at
@@ -791,7 +927,8 @@ impl TenantEngine {
     }
 
     fn is_public(&self, action: u32) -> bool {
-        self.public_actions
+        self.shape
+            .public_actions
             .get(action as usize)
             .copied()
             .unwrap_or(false)
@@ -854,19 +991,30 @@ impl TenantEngine {
     }
 
     fn name(&self, decision: Decision) -> Reason {
-        let assignment = |index: usize| &self.assignments[index];
+        let assignment = |index: usize| {
+            self.assignments
+                .get(index as u32)
+                .copied()
+                .flatten()
+                .expect("a decision names an assignment the engine holds")
+        };
         match decision {
             Decision::Allowed(Grounds::Share { share, principal }) => Reason::Share {
-                share_id: self.shares[share],
-                principal: self.node_refs[principal as usize],
+                share_id: self
+                    .shares
+                    .get(share as u32)
+                    .copied()
+                    .flatten()
+                    .expect("a decision names a share the engine holds"),
+                principal: self.node_ref(principal),
             },
             Decision::Allowed(Grounds::Assignment(index)) => {
-                let (id, scope, a) = assignment(index);
+                let a = assignment(index);
                 Reason::Assignment {
-                    assignment_id: *id,
-                    role: self.role_refs[a.role as usize],
-                    scope: *scope,
-                    principal: self.node_refs[a.principal as usize],
+                    assignment_id: a.id,
+                    role: self.shape.role_refs[a.role as usize],
+                    scope: a.scope,
+                    principal: self.node_ref(a.principal),
                 }
             }
             Decision::Denied(Refusal::DenyAssignment(index)) => {
@@ -878,25 +1026,25 @@ impl TenantEngine {
             }
             Decision::Denied(Refusal::NoRole) => Reason::NoRole,
             Decision::Denied(Refusal::ScopeMismatch { assignment: index }) => {
-                let (id, scope, a) = assignment(index);
+                let a = assignment(index);
                 Reason::ScopeMismatch {
-                    assignment_id: *id,
-                    role: self.role_refs[a.role as usize],
-                    scope: *scope,
+                    assignment_id: a.id,
+                    role: self.shape.role_refs[a.role as usize],
+                    scope: a.scope,
                 }
             }
             Decision::Denied(Refusal::DepthTooShallow { assignment: index }) => {
-                let (id, _, a) = assignment(index);
+                let a = assignment(index);
                 Reason::DepthTooShallow {
-                    assignment_id: *id,
-                    role: self.role_refs[a.role as usize],
+                    assignment_id: a.id,
+                    role: self.shape.role_refs[a.role as usize],
                 }
             }
             Decision::Denied(Refusal::OutsideWindow { assignment: index }) => {
-                let (id, _, a) = assignment(index);
+                let a = assignment(index);
                 Reason::OutsideWindow {
-                    assignment_id: *id,
-                    role: self.role_refs[a.role as usize],
+                    assignment_id: a.id,
+                    role: self.shape.role_refs[a.role as usize],
                 }
             }
             Decision::Denied(Refusal::UnknownRecord) => Reason::UnknownResource,
@@ -920,17 +1068,17 @@ impl TenantEngine {
         let target = self
             .target(resource_type, resource)
             .ok_or(Reason::UnknownResource)?;
-        let people = &self.node_refs[..self.nobody() as usize];
         let from = match after {
-            Some(after) => people.partition_point(|p| *p <= after),
-            None => 0,
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
         };
-        let mut found = people[from..]
-            .iter()
-            .filter(|p| kinds.contains(&p.kind))
-            .filter(|p| self.allowed(Subject::Principal(**p), action, &target, now))
+        let mut found = self
+            .nodes
+            .range((from, Bound::Unbounded))
+            .filter(|(p, node)| kinds.contains(&p.kind) && self.is_active(**node))
+            .map(|(p, _)| *p)
+            .filter(|p| self.allowed(Subject::Principal(*p), action, &target, now))
             .take(limit + 1)
-            .copied()
             .collect::<Vec<_>>();
         let more = found.len() > limit;
         found.truncate(limit);
@@ -951,20 +1099,23 @@ impl TenantEngine {
         let (resource_type, action) = self
             .action_id(resource_type, action)
             .ok_or(Reason::UnknownAction)?;
-        let from = self.record_keys.partition_point(|(ty, id)| match after {
-            Some(after) => (ty.as_str(), id.as_str()) <= (resource_type, after),
-            None => ty.as_str() < resource_type,
-        });
+        let Some(of_type) = self.records.get(resource_type) else {
+            return Ok((Vec::new(), false));
+        };
+        let from = match after {
+            Some(after) => Bound::Excluded(after),
+            None => Bound::Unbounded,
+        };
         let mut found = Vec::new();
-        for (index, (ty, id)) in self.record_keys.iter().enumerate().skip(from) {
-            if ty != resource_type || found.len() > limit {
+        for (id, slot) in of_type.range::<_, str>((from, Bound::Unbounded)) {
+            if found.len() > limit {
                 break;
             }
-            let Some(target) = self.snapshot.target(index as u32) else {
-                break;
+            let Some(target) = self.snapshot.target(*slot) else {
+                continue;
             };
             if self.allowed(subject, action, &target, now) {
-                found.push(id.clone());
+                found.push(id.to_string());
             }
         }
         let more = found.len() > limit;
@@ -1094,6 +1245,7 @@ mod tests {
                 (carol, Some(root)),
                 (PrincipalRef::group(editors), None),
             ],
+            inactive: vec![],
             identifiers: vec![
                 (alice, Identifier::UserName, "alice".into()),
                 (alice, Identifier::Email, "alice@example.com".into()),
@@ -1771,6 +1923,230 @@ mod tests {
         assert_eq!(
             check(&engine, t.carol, "read", doc("d-root")).reason,
             Reason::UnknownSubject
+        );
+    }
+
+    /// Everything the engine can be asked about `who` and `records` here: each check with its
+    /// reason, who may read each record, and what each may read.
+    fn answers(engine: &TenantEngine, who: &[PrincipalRef], records: &[&str]) -> Vec<String> {
+        let mut seen = Vec::new();
+        for p in who {
+            for id in records {
+                for action in ["read", "delete"] {
+                    seen.push(format!(
+                        "{p} {action} {id}: {:?}",
+                        check(engine, *p, action, doc(id))
+                    ));
+                }
+            }
+            seen.push(format!(
+                "{p} reads {:?}",
+                engine.resources(Subject::Principal(*p), "read", "document", NOW, None, 50)
+            ));
+            seen.push(format!("{p} groups {:?}", engine.groups_of(*p)));
+            seen.push(format!("{p} admin {}", engine.is_administrator(*p, NOW)));
+        }
+        for id in records {
+            seen.push(format!(
+                "readers of {id}: {:?}",
+                engine.subjects(
+                    &[PrincipalKind::User, PrincipalKind::Group],
+                    "read",
+                    &doc(id),
+                    NOW,
+                    None,
+                    50
+                )
+            ));
+        }
+        for name in ["dave", "bob", "alice@example.com"] {
+            seen.push(format!(
+                "{name}: {:?}",
+                engine.find_subject("user", name, None)
+            ));
+        }
+        seen
+    }
+
+    #[test]
+    fn each_change_applied_as_a_delta_decides_as_a_fresh_build() {
+        let mut t = tenant();
+        let mut engine = TenantEngine::build(t.source.clone()).unwrap();
+        let dave = PrincipalRef::user(UserId::generate());
+        let who = [
+            t.alice,
+            t.bob,
+            t.carol,
+            dave,
+            PrincipalRef::group(t.editors),
+        ];
+        let records = ["d-emea", "d-sales", "d-root", "d-new", "n-1"];
+        let now = |unit, names: &[(Identifier, &str)]| PrincipalNow {
+            active: true,
+            business_unit: unit,
+            identifiers: names.iter().map(|(i, v)| (*i, v.to_string())).collect(),
+        };
+        let step = |source: &Source, engine: &mut TenantEngine, delta: Delta| {
+            *engine = engine.apply(&delta).unwrap();
+            let built = TenantEngine::build(source.clone()).unwrap();
+            assert_eq!(
+                answers(engine, &who, &records),
+                answers(&built, &who, &records)
+            );
+        };
+
+        // A new user in the editors, holding the reader role over sales.
+        t.source.principals.push((dave, Some(t.emea)));
+        t.source
+            .identifiers
+            .push((dave, Identifier::UserName, "dave".into()));
+        t.source.memberships.push((dave, t.editors));
+        let held = assign(
+            dave,
+            RoleRef::Custom(t.reader),
+            Scope::BusinessUnit(t.sales),
+        );
+        t.source.assignments.push(held.clone());
+        step(
+            &t.source,
+            &mut engine,
+            Delta {
+                principals: vec![(
+                    dave,
+                    Some(now(Some(t.emea), &[(Identifier::UserName, "dave")])),
+                )],
+                memberships: vec![(dave, vec![t.editors])],
+                assignments: vec![(held.id, Some(held.clone()))],
+                ..Delta::default()
+            },
+        );
+
+        // A record of dave's, and d-root shared with him to delete.
+        let new = record("document", "d-new", dave, t.emea, None);
+        let share = Share {
+            id: ShareId::generate(),
+            record_id: t.source.records[2].id,
+            principal: dave,
+            actions: vec!["delete".into()],
+            created_at: at(NOW),
+        };
+        t.source.records.push(new.clone());
+        t.source.shares.push(share.clone());
+        step(
+            &t.source,
+            &mut engine,
+            Delta {
+                records: vec![(new.id, Some(new.clone()))],
+                shares: vec![(share.id, Some(share.clone()))],
+                ..Delta::default()
+            },
+        );
+
+        // Bob is disabled; alice leaves the editors; a deny stops dave deleting in emea.
+        t.source.principals.retain(|(p, _)| *p != t.bob);
+        t.source.inactive.push((t.bob, Some(t.sales)));
+        t.source.identifiers.retain(|(p, _, _)| *p != t.bob);
+        t.source.memberships.retain(|(m, _)| *m != t.alice);
+        let guard = DenyAssignment {
+            id: DenyAssignmentId::generate(),
+            name: "no deleting in emea".into(),
+            description: None,
+            principals: vec![dave],
+            excluded: vec![],
+            actions: vec!["document.delete".into()],
+            scope: Scope::BusinessUnit(t.emea),
+            created_at: at(NOW),
+        };
+        t.source.denies.push(guard.clone());
+        step(
+            &t.source,
+            &mut engine,
+            Delta {
+                principals: vec![(
+                    t.bob,
+                    Some(PrincipalNow {
+                        active: false,
+                        ..now(Some(t.sales), &[])
+                    }),
+                )],
+                memberships: vec![(t.alice, vec![])],
+                denies: Some(t.source.denies.clone()),
+                ..Delta::default()
+            },
+        );
+
+        // Bob is back, dave's assignment moves to the whole tenant, d-emea is deleted, the
+        // share is taken back.
+        t.source.inactive.clear();
+        t.source.principals.push((t.bob, Some(t.sales)));
+        t.source
+            .identifiers
+            .push((t.bob, Identifier::UserName, "bob".into()));
+        let moved = RoleAssignment {
+            scope: Scope::Tenant,
+            ..held.clone()
+        };
+        t.source.assignments.retain(|a| a.id != held.id);
+        t.source.assignments.push(moved.clone());
+        let gone = t.source.records.remove(0);
+        t.source.shares.clear();
+        step(
+            &t.source,
+            &mut engine,
+            Delta {
+                principals: vec![(
+                    t.bob,
+                    Some(now(Some(t.sales), &[(Identifier::UserName, "bob")])),
+                )],
+                assignments: vec![(moved.id, Some(moved.clone()))],
+                records: vec![(gone.id, None)],
+                shares: vec![(share.id, None)],
+                ..Delta::default()
+            },
+        );
+
+        // The editors group is deleted: its memberships go with it, unannounced.
+        t.source
+            .principals
+            .retain(|(p, _)| *p != PrincipalRef::group(t.editors));
+        t.source.memberships.clear();
+        step(
+            &t.source,
+            &mut engine,
+            Delta {
+                principals: vec![(PrincipalRef::group(t.editors), None)],
+                ..Delta::default()
+            },
+        );
+
+        // A membership that closes a cycle cannot be applied: the engine must be rebuilt.
+        let (outer, inner) = (GroupId::generate(), GroupId::generate());
+        let groups = |g| (PrincipalRef::group(g), Some(now(None, &[])));
+        let nested = engine
+            .apply(&Delta {
+                principals: vec![groups(outer), groups(inner)],
+                memberships: vec![(PrincipalRef::group(inner), vec![outer])],
+                ..Delta::default()
+            })
+            .unwrap();
+        assert_eq!(
+            nested
+                .apply(&Delta {
+                    memberships: vec![(PrincipalRef::group(outer), vec![inner])],
+                    ..Delta::default()
+                })
+                .err(),
+            Some(Stale::Cycle)
+        );
+        // A unit the engine has never seen is a change only a rebuild takes in.
+        assert_eq!(
+            engine
+                .apply(&Delta {
+                    principals: vec![(dave, Some(now(Some(BusinessUnitId::generate()), &[])))],
+                    ..Delta::default()
+                })
+                .err(),
+            Some(Stale::Unknown("a business unit"))
         );
     }
 
