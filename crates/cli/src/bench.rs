@@ -29,6 +29,7 @@ use portcullis_store::scratch::ScratchDatabase;
 mod access;
 mod conditional;
 mod console;
+mod scale;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
@@ -49,6 +50,9 @@ pub enum BenchCommand {
     /// The admin console's user list, searches and user page in a tenant of many users, one
     /// request at a time.
     Console(console::ConsoleBench),
+    /// A tenant of bench/engine's size loaded straight through the store, then the server
+    /// measured on it: taking the load in, start-up to the first decision, writes as deltas.
+    Scale(scale::ScaleBench),
 }
 
 #[derive(clap::Args)]
@@ -121,6 +125,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Access(bench) => ("access", bench.backend.postgres.clone()),
         BenchCommand::Propagation(bench) => ("propagation", Some(bench.postgres.clone())),
         BenchCommand::Console(bench) => ("console", bench.backend.postgres.clone()),
+        BenchCommand::Scale(bench) => ("scale", bench.backend.postgres.clone()),
         BenchCommand::Conditional(_) => unreachable!("answered above"),
     };
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
@@ -155,6 +160,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         }
         BenchCommand::Propagation(bench) => {
             access::propagation(&bench, dir.path(), &database_url).await
+        }
+        BenchCommand::Scale(bench) => {
+            scale::scale(&bench, dir.path(), &database_url, store_name).await
         }
     };
     if let Some(scratch) = scratch {

@@ -41,6 +41,7 @@ const AUTHORIZATION_KINDS: &[&str] = &[
     "deny_assignment",
     "access_settings",
     crate::principals::MEMBERSHIP_CHANGE,
+    BULK_LOAD_CHANGE,
 ];
 
 /// The kinds of change a node takes in only by building the engine again: they reshape what
@@ -50,7 +51,11 @@ const REBUILD_KINDS: &[&str] = &[
     "environment",
     "resource_type",
     "custom_role",
+    BULK_LOAD_CHANGE,
 ];
+
+/// The change a bulk load ends with (`Store::finish_bulk_load`).
+pub(crate) const BULK_LOAD_CHANGE: &str = "authorization_data";
 
 /// The most change rows a node reads back as a delta; a node further behind builds the
 /// engine again instead (see docs/design/engine-deltas.md).

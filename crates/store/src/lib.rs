@@ -9,6 +9,7 @@ mod api_use;
 mod audit;
 mod backoff;
 mod branding;
+mod bulk;
 mod cli_client;
 mod conditional;
 mod db;
@@ -44,6 +45,7 @@ pub use access::{AuthorizationChanges, ChangesSince, MAX_DELTA_CHANGES, NewDenyA
 pub use administrators::UnexpiringFirstKey;
 pub use audit::{AuditFilter, AuditSink};
 pub use branding::LogoChange;
+pub use bulk::{BulkRows, BulkUser};
 pub use conditional::ConditionalAccess;
 pub use device::{DeviceAuthorization, DeviceDecision, NewDeviceAuthorization, Poll};
 pub use enrolment::{CreatedLink, MailedLink, NewLink, UnusableLink};

@@ -249,8 +249,8 @@ impl Store {
                        AND ($5 OR starts_at IS NULL OR starts_at <= $4) AND (ends_at IS NULL OR ends_at > $4) \
                      UNION ALL \
                      SELECT ra.id, ra.role, ra.scope, ra.principal_id AS via_group FROM role_assignments ra \
-                       JOIN member_of m ON ra.principal_kind = 'group' AND ra.principal_id = m.group_id \
-                       WHERE ra.tenant_id = $1 \
+                       WHERE ra.tenant_id = $1 AND ra.principal_kind = 'group' \
+                       AND ra.principal_id IN (SELECT group_id FROM member_of) \
                        AND ($5 OR ra.starts_at IS NULL OR ra.starts_at <= $4) AND (ra.ends_at IS NULL OR ra.ends_at > $4)",
                 )
                 .bind(tenant_id)

@@ -65,14 +65,14 @@ const GROUPS: usize = 10;
 
 /// An HTTP client for one server, with a key.
 #[derive(Clone)]
-struct Session {
-    http: reqwest::Client,
-    base: String,
-    key: String,
+pub(super) struct Session {
+    pub(super) http: reqwest::Client,
+    pub(super) base: String,
+    pub(super) key: String,
 }
 
 impl Session {
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -98,12 +98,12 @@ impl Session {
         })
     }
 
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+    pub(super) async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 }
 
-fn id(value: &Value) -> anyhow::Result<String> {
+pub(super) fn id(value: &Value) -> anyhow::Result<String> {
     value["id"]
         .as_str()
         .map(str::to_owned)

@@ -1,0 +1,521 @@
+//! `portcullis bench scale`: a tenant of `bench/engine`'s shape (at `--scale` 1.0: 100k users,
+//! 10k groups, 1k roles, 1k business units, 1M role assignments, 1M records, 100k shares)
+//! written straight through the store, then the real server measured on it: how long the
+//! running node takes to take the load in, how long a restarted node takes to its first
+//! decision, and record registrations and membership changes through the admin API while
+//! the tenant is that large (each one applied to the snapshot as a delta).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use portcullis_core::audit::{Actor, Origin};
+use portcullis_core::authz::{Plane, RoleAssignment, RoleRef, Scope};
+use portcullis_core::engine::model::Depth;
+use portcullis_core::identity::PrincipalRef;
+use portcullis_core::names::{parse_email, parse_name};
+use portcullis_core::resources::{
+    CustomRole, RecordEntry, ResourceAction, ResourceType, RolePermission, Share,
+};
+use portcullis_core::secrets::Kek;
+use portcullis_core::*;
+use portcullis_server::{Server, Settings};
+use portcullis_store::WriteContext;
+use portcullis_store::{BulkRows, BulkUser};
+
+use super::access::{Session, id};
+use super::{ServerProcess, load};
+
+#[derive(clap::Args)]
+pub struct ScaleBench {
+    #[command(flatten)]
+    pub backend: super::Backend,
+    /// Fraction of the full tenant (1.0 = 100k users, 10k groups, 1k roles, 1k business
+    /// units, 1M role assignments, 1M records, 100k shares).
+    #[arg(long, default_value_t = 0.1)]
+    scale: f64,
+    /// Seed of the generated tenant.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Record registrations, and as many membership changes, through the admin API once the
+    /// tenant is loaded.
+    #[arg(long, default_value_t = 2_000)]
+    writes: usize,
+    /// Concurrent connections for those writes.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+}
+
+/// Actions of the generated `document` type.
+const ACTIONS: usize = 64;
+/// Rows handed to the store per transaction.
+const ROWS_PER_LOAD: usize = 50_000;
+
+/// SplitMix64: repeatable numbers for the generator (not for anything secret).
+struct Numbers(u64);
+
+impl Numbers {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn percent(&mut self) -> usize {
+        self.below(100)
+    }
+}
+
+fn part(full: f64, scale: f64, floor: usize) -> usize {
+    ((full * scale).round() as usize).max(floor)
+}
+
+fn action_name(a: usize) -> String {
+    format!("a{a:02}")
+}
+
+fn user_name(i: usize) -> String {
+    format!("user-{i:06}")
+}
+
+pub async fn scale(
+    bench: &ScaleBench,
+    dir: &Path,
+    database_url: &str,
+    store_name: &str,
+) -> anyhow::Result<()> {
+    if !(bench.scale > 0.0 && bench.scale <= 1.0) || bench.writes == 0 || bench.connections == 0 {
+        bail!("--scale must be in (0, 1], --writes and --connections at least 1");
+    }
+    let kek = Kek::generate_base64()?;
+    let node_dir = dir.join("node");
+    std::fs::create_dir_all(&node_dir)?;
+    let (node, key) =
+        ServerProcess::node(&node_dir, database_url, kek.expose_secret(), &[]).await?;
+    let admin = Session {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(bench.connections)
+            .build()?,
+        base: node.base.clone(),
+        key: key.context("the server printed no bootstrap key")?,
+    };
+    let me = admin.call(reqwest::Method::GET, "/v1/me", None).await?;
+    let tenant_name = me["tenant"]["name"]
+        .as_str()
+        .context("no tenant name")?
+        .to_owned();
+    let root = admin
+        .call(reqwest::Method::GET, "/v1/business-units", None)
+        .await?["items"]
+        .as_array()
+        .and_then(|units| units.iter().find(|u| u["parent_id"].is_null()))
+        .map(id)
+        .context("the tenant has no root business unit")??;
+    let pep = id(&admin
+        .post("/v1/service-principals", json!({"name": "bench-pep"}))
+        .await?)?;
+    admin
+        .post(
+            "/v1/role-assignments",
+            json!({"principal": {"kind": "service_principal", "id": pep}, "role": "access_evaluator", "scope": "tenant"}),
+        )
+        .await?;
+    let pep_key = admin
+        .post(&format!("/v1/service-principals/{pep}/api-keys"), json!({}))
+        .await?["secret"]
+        .as_str()
+        .context("no API key secret")?
+        .to_owned();
+
+    // The store, in this process, on the same database.
+    let settings = Settings {
+        data_dir: Some(dir.join("loader")),
+        database_url: Some(database_url.to_owned()),
+        max_connections: Some(4),
+        ..Settings::default()
+    };
+    std::fs::create_dir_all(dir.join("loader"))?;
+    let loader = Server::prepare(settings.resolve()?, Some(kek.clone())).await?;
+    let state = loader.state().clone();
+    let ctx = WriteContext {
+        tenant_id: state.operator_tenant,
+        actor: Actor::system(),
+        origin: Origin::default(),
+        now: time::OffsetDateTime::now_utc(),
+        keep_role_assigner: None,
+    };
+    let tenant = generate(bench, root.parse()?, state.operator_tenant)?;
+    let sizes = json!({
+        "users": tenant.users.len(), "groups": tenant.groups.len(),
+        "units": tenant.units.len(), "roles": tenant.roles.len(),
+        "memberships": tenant.memberships.len(), "assignments": tenant.assignments.len(),
+        "records": tenant.records.len(), "shares": tenant.shares.len(),
+    });
+    eprintln!("bench scale: loading {sizes}");
+    let started = Instant::now();
+    let first_user = tenant.users[0].id;
+    let first_record = tenant.records[0].external_id.clone();
+    for rows in tenant.into_loads() {
+        let (kind, count) = (rows.name(), rows.len());
+        let at = Instant::now();
+        state.store.bulk_insert(&ctx, rows).await?;
+        eprintln!(
+            "  {kind}: {count} rows in {:.1} s",
+            at.elapsed().as_secs_f64()
+        );
+    }
+    state.store.finish_bulk_load(&ctx, sizes.clone()).await?;
+    let loaded = started.elapsed();
+    state.store.close().await;
+    println!(
+        "load          {store_name:<10} scale {}: {sizes} in {:.1} s",
+        bench.scale,
+        loaded.as_secs_f64()
+    );
+
+    let pep = Session {
+        http: admin.http.clone(),
+        base: node.base.clone(),
+        key: pep_key.clone(),
+    };
+    let question = json!({
+        "subject": {"type": "user", "id": first_user.to_string()},
+        "action": {"name": action_name(0)},
+        "resource": {"type": "document", "id": first_record},
+        "context": {"min_revision": "latest"}
+    });
+    let path = format!("/t/{tenant_name}/access/v1/evaluation");
+    let at = Instant::now();
+    pep.post(&path, question.clone()).await?;
+    println!(
+        "take in       {store_name:<10} the running node's first decision after the load: {:.2} s; {:.0} MiB resident",
+        at.elapsed().as_secs_f64(),
+        node.rss_mib()?
+    );
+    drop(node);
+
+    let spawned = Instant::now();
+    let (node, _) = ServerProcess::node(&node_dir, database_url, kek.expose_secret(), &[]).await?;
+    let listening = spawned.elapsed();
+    let pep = Session {
+        base: node.base.clone(),
+        ..pep
+    };
+    pep.post(&path, question).await?;
+    println!(
+        "start-up      {store_name:<10} listening {:.2} s, first decision {:.2} s after the process started; {:.0} MiB resident",
+        listening.as_secs_f64(),
+        spawned.elapsed().as_secs_f64(),
+        node.rss_mib()?
+    );
+
+    let admin = Session {
+        base: node.base.clone(),
+        ..admin
+    };
+    let (base, key) = (admin.base.clone(), admin.key.clone());
+    let unit = Arc::new(root);
+    let owner = first_user.to_string();
+    let (registered, _) = load(&admin.http, bench.writes, bench.connections, 200, move |http, i| {
+        http.put(format!("{base}/v1/records/document/new-{i:06}"))
+            .bearer_auth(&key)
+            .json(&json!({"owner": {"kind": "user", "id": owner}, "business_unit_id": unit.as_str()}))
+    })
+    .await?;
+    registered.report("register record", store_name);
+    let group = id(&admin
+        .post("/v1/groups", json!({"name": "bench-churn"}))
+        .await?)?;
+    let users: Vec<Value> = (0..bench.writes)
+        .map(|i| json!({"user_name": format!("churn-{i:06}")}))
+        .collect();
+    let mut ids = Vec::with_capacity(users.len());
+    for user in users {
+        ids.push(id(&admin.post("/v1/users", user).await?)?);
+    }
+    let (base, key, ids) = (admin.base.clone(), admin.key.clone(), Arc::new(ids));
+    let (added, _) = load(
+        &admin.http,
+        bench.writes,
+        bench.connections,
+        201,
+        move |http, i| {
+            http.post(format!("{base}/v1/groups/{group}/members"))
+                .bearer_auth(&key)
+                .json(&json!({"kind": "user", "id": ids[i]}))
+        },
+    )
+    .await?;
+    added.report("add member", store_name);
+    println!(
+        "memory        {store_name:<10} after the writes: {:.0} MiB resident",
+        node.rss_mib()?
+    );
+    let metrics = admin
+        .http
+        .get(format!("{}/metrics", node.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for line in metrics.lines().filter(|l| {
+        l.starts_with("portcullis_authz_snapshot_rebuilds_total")
+            || l.starts_with("portcullis_authz_snapshot_apply_seconds_count")
+            || l.starts_with("portcullis_authz_snapshot_build_seconds_count")
+            || l.starts_with("portcullis_authz_snapshot_apply_seconds{quantile=\"0.99\"}")
+    }) {
+        println!("metrics       {store_name:<10} {line}");
+    }
+    // Let the tail finish before the process is stopped.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}
+
+/// The generated tenant, by table.
+struct Generated {
+    units: Vec<(
+        BusinessUnitId,
+        Option<BusinessUnitId>,
+        portcullis_core::names::Name,
+    )>,
+    users: Vec<BulkUser>,
+    groups: Vec<(
+        GroupId,
+        portcullis_core::names::Name,
+        Option<BusinessUnitId>,
+    )>,
+    memberships: Vec<(GroupId, PrincipalRef)>,
+    types: Vec<ResourceType>,
+    roles: Vec<CustomRole>,
+    assignments: Vec<RoleAssignment>,
+    records: Vec<RecordEntry>,
+    shares: Vec<Share>,
+}
+
+impl Generated {
+    /// The loads in the order the tables' keys need, each cut to `ROWS_PER_LOAD`.
+    fn into_loads(self) -> Vec<BulkRows> {
+        fn cut<T>(rows: Vec<T>, wrap: fn(Vec<T>) -> BulkRows) -> Vec<BulkRows> {
+            let mut loads = Vec::new();
+            let mut rows = rows.into_iter().peekable();
+            while rows.peek().is_some() {
+                loads.push(wrap(rows.by_ref().take(ROWS_PER_LOAD).collect()));
+            }
+            loads
+        }
+        let mut loads = cut(self.units, BulkRows::BusinessUnits);
+        loads.extend(cut(self.users, BulkRows::Users));
+        loads.extend(cut(self.groups, BulkRows::Groups));
+        loads.extend(cut(self.memberships, BulkRows::Memberships));
+        loads.extend(cut(self.types, BulkRows::ResourceTypes));
+        loads.extend(cut(self.roles, BulkRows::CustomRoles));
+        loads.extend(cut(self.records, BulkRows::Records));
+        loads.extend(cut(self.assignments, BulkRows::Assignments));
+        loads.extend(cut(self.shares, BulkRows::Shares));
+        loads
+    }
+}
+
+/// A tenant of `bench/engine`'s shape at `bench.scale`, under the tenant's `root` unit.
+fn generate(
+    bench: &ScaleBench,
+    root: BusinessUnitId,
+    tenant: TenantId,
+) -> anyhow::Result<Generated> {
+    let s = bench.scale;
+    let mut n = Numbers(bench.seed);
+    let now = time::OffsetDateTime::now_utc();
+    let (units, users, groups, roles) = (
+        part(1_000.0, s, 10),
+        part(100_000.0, s, 50),
+        part(10_000.0, s, 10),
+        part(1_000.0, s, 20),
+    );
+    let (records, assignments, shares) = (
+        part(1_000_000.0, s, 200),
+        part(1_000_000.0, s, 200),
+        part(100_000.0, s, 20),
+    );
+    let unit_ids: Vec<BusinessUnitId> = (0..units).map(|_| BusinessUnitId::generate()).collect();
+    let mut unit_rows = Vec::with_capacity(units);
+    for (i, unit) in unit_ids.iter().enumerate() {
+        // Each unit under the root or an earlier one: a tree.
+        let parent = if i == 0 { root } else { unit_ids[n.below(i)] };
+        unit_rows.push((
+            *unit,
+            Some(parent),
+            parse_name("name", &format!("unit-{i:04}"))?,
+        ));
+    }
+    let mut user_rows = Vec::with_capacity(users);
+    for i in 0..users {
+        user_rows.push(BulkUser {
+            id: UserId::generate(),
+            user_name: parse_name("user_name", &user_name(i))?,
+            email: Some(parse_email(
+                "email",
+                &format!("{}@example.com", user_name(i)),
+            )?),
+            business_unit_id: unit_ids[n.below(units)],
+        });
+    }
+    // Five levels of groups: a group is only in groups of a lower level, so nesting is acyclic.
+    let group_ids: Vec<GroupId> = (0..groups).map(|_| GroupId::generate()).collect();
+    let mut group_rows = Vec::with_capacity(groups);
+    let mut memberships = Vec::new();
+    for (g, group) in group_ids.iter().enumerate() {
+        let team = (n.percent() < 10).then(|| unit_ids[n.below(units)]);
+        group_rows.push((*group, parse_name("name", &format!("group-{g:05}"))?, team));
+        let level = g % 5;
+        if level > 0 {
+            let parent = n.below(groups / 5).saturating_mul(5) + n.below(level);
+            if parent < groups && parent != g {
+                memberships.push((group_ids[parent], PrincipalRef::group(*group)));
+            }
+        }
+    }
+    for user in &user_rows {
+        let mut mine: Vec<usize> = (0..1 + n.below(3)).map(|_| n.below(groups)).collect();
+        mine.sort_unstable();
+        mine.dedup();
+        for g in mine {
+            memberships.push((group_ids[g], PrincipalRef::user(user.id)));
+        }
+    }
+    let depths = [
+        Depth::Own,
+        Depth::BusinessUnit,
+        Depth::BusinessUnitTree,
+        Depth::Tenant,
+    ];
+    let types = vec![ResourceType {
+        name: "document".into(),
+        description: None,
+        actions: (0..ACTIONS)
+            .map(|a| ResourceAction {
+                name: action_name(a),
+                plane: Plane::Data,
+                public: false,
+            })
+            .collect(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    }];
+    let role_rows: Vec<CustomRole> = (0..roles)
+        .map(|r| {
+            let mut permissions: Vec<RolePermission> = (0..2 + n.below(5))
+                .map(|_| RolePermission {
+                    action: format!("document.{}", action_name(n.below(ACTIONS))),
+                    depth: depths[n.below(4)],
+                })
+                .collect();
+            permissions.dedup_by(|a, b| a.action == b.action);
+            CustomRole {
+                id: RoleId::generate(),
+                name: format!("role-{r:04}"),
+                description: None,
+                permissions,
+                created_at: now,
+                updated_at: now,
+                version: 1,
+            }
+        })
+        .collect();
+    let mut record_rows = Vec::with_capacity(records);
+    for i in 0..records {
+        let (owner, unit) = if n.percent() < 85 {
+            let u = &user_rows[n.below(users)];
+            (PrincipalRef::user(u.id), u.business_unit_id)
+        } else {
+            let (g, _, team) = &group_rows[n.below(groups)];
+            (
+                PrincipalRef::group(*g),
+                team.unwrap_or(unit_ids[n.below(units)]),
+            )
+        };
+        record_rows.push(RecordEntry {
+            id: RecordId::generate(),
+            resource_type: "document".into(),
+            external_id: format!("doc-{i:07}"),
+            owner,
+            business_unit_id: unit,
+            environment_id: None,
+            created_at: now,
+            updated_at: now,
+        });
+    }
+    let hour = time::Duration::hours(1);
+    let mut assignment_rows = Vec::with_capacity(assignments);
+    // A principal holds a role at a scope at most once (the store's unique key).
+    let mut held = std::collections::HashSet::new();
+    while assignment_rows.len() < assignments {
+        let principal = if n.percent() < 50 {
+            PrincipalRef::user(user_rows[n.below(users)].id)
+        } else {
+            PrincipalRef::group(group_ids[n.below(groups)])
+        };
+        let scope = match n.percent() {
+            0..25 => Scope::Tenant,
+            25..60 => Scope::BusinessUnit(unit_ids[n.below(units)]),
+            _ => Scope::Record(record_rows[n.below(records)].id),
+        };
+        let role = RoleRef::Custom(role_rows[n.below(roles)].id);
+        if !held.insert((principal, role, scope)) {
+            continue;
+        }
+        let (starts_at, ends_at) = match n.percent() {
+            0..4 => (None, Some(now - hour)),
+            4..7 => (Some(now + hour), None),
+            7..10 => (Some(now - hour), Some(now + hour)),
+            _ => (None, None),
+        };
+        assignment_rows.push(RoleAssignment {
+            id: RoleAssignmentId::generate(),
+            tenant_id: tenant,
+            principal,
+            role,
+            scope,
+            starts_at,
+            ends_at,
+            created_at: now,
+        });
+    }
+    let share_rows = (0..shares)
+        .map(|_| {
+            let mut actions: Vec<String> = (0..1 + n.below(2))
+                .map(|_| action_name(n.below(ACTIONS)))
+                .collect();
+            actions.dedup();
+            Share {
+                id: ShareId::generate(),
+                record_id: record_rows[n.below(records)].id,
+                principal: PrincipalRef::user(user_rows[n.below(users)].id),
+                actions,
+                created_at: now,
+            }
+        })
+        .collect();
+    Ok(Generated {
+        units: unit_rows,
+        users: user_rows,
+        groups: group_rows,
+        memberships,
+        types,
+        roles: role_rows,
+        assignments: assignment_rows,
+        records: record_rows,
+        shares: share_rows,
+    })
+}
