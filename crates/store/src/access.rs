@@ -1105,6 +1105,34 @@ async fn rows_with(
     Ok(rows)
 }
 
+/// Each of `ids` (of `what`, as the change feed names them) with its row as `select` reads it
+/// now, or `None` where it is gone.
+async fn read_back<Id, T>(
+    tx: &mut Tx,
+    tenant_id: TenantId,
+    select: &str,
+    ids: BTreeSet<String>,
+    what: &str,
+    from_row: impl Fn(&Row) -> Result<(Id, T), StoreError>,
+) -> Result<Vec<(Id, Option<T>)>, StoreError>
+where
+    Id: std::str::FromStr + std::hash::Hash + Eq,
+{
+    let ids: Vec<String> = ids.into_iter().collect();
+    let mut found = HashMap::new();
+    for row in rows_with(tx, tenant_id, select, "id", &ids).await? {
+        let (id, value) = from_row(&row)?;
+        found.insert(id, value);
+    }
+    ids.iter()
+        .map(|id| {
+            let id: Id = parsed(what, id)?;
+            let now = found.remove(&id);
+            Ok((id, now))
+        })
+        .collect()
+}
+
 /// Parses an id the change feed or a statement gave back.
 fn parsed<T: std::str::FromStr>(what: &str, id: &str) -> Result<T, StoreError> {
     id.parse()
@@ -1236,50 +1264,37 @@ impl Named {
                 delta.memberships.push((PrincipalRef { kind, id }, groups));
             }
         }
-        let ids: Vec<String> = self.assignments.into_iter().collect();
         let select = format!(
             "SELECT {} FROM role_assignments WHERE tenant_id = $1",
             crate::roles::ASSIGNMENT_COLUMNS
         );
-        let mut found = HashMap::new();
-        for row in rows_with(tx, tenant_id, &select, "id", &ids).await? {
-            let a = crate::roles::assignment_from_row(&row)?;
-            found.insert(a.id, a);
-        }
-        for id in &ids {
-            let id: RoleAssignmentId = parsed("assignment", id)?;
-            delta.assignments.push((id, found.remove(&id)));
-        }
-        let ids: Vec<String> = self.records.into_iter().collect();
+        delta.assignments = read_back(
+            tx,
+            tenant_id,
+            &select,
+            self.assignments,
+            "assignment",
+            |row| crate::roles::assignment_from_row(row).map(|a| (a.id, a)),
+        )
+        .await?;
         let select = concat!(
             "SELECT ",
             record_columns!(),
             " FROM records WHERE tenant_id = $1"
         );
-        let mut found = HashMap::new();
-        for row in rows_with(tx, tenant_id, select, "id", &ids).await? {
-            let r = record_from_row(&row)?;
-            found.insert(r.id, r);
-        }
-        for id in &ids {
-            let id: RecordId = parsed("record", id)?;
-            delta.records.push((id, found.remove(&id)));
-        }
-        let ids: Vec<String> = self.shares.into_iter().collect();
+        delta.records = read_back(tx, tenant_id, select, self.records, "record", |row| {
+            record_from_row(row).map(|r| (r.id, r))
+        })
+        .await?;
         let select = concat!(
             "SELECT ",
             share_columns!(),
             " FROM shares WHERE tenant_id = $1"
         );
-        let mut found = HashMap::new();
-        for row in rows_with(tx, tenant_id, select, "id", &ids).await? {
-            let share = share_from_row(&row)?;
-            found.insert(share.id, share);
-        }
-        for id in &ids {
-            let id: ShareId = parsed("share", id)?;
-            delta.shares.push((id, found.remove(&id)));
-        }
+        delta.shares = read_back(tx, tenant_id, select, self.shares, "share", |row| {
+            share_from_row(row).map(|s| (s.id, s))
+        })
+        .await?;
         if self.denies {
             let select = concat!(
                 "SELECT ",

@@ -229,6 +229,12 @@ async fn populate(
     })
     .await?;
 
+    let key = enforcement_point(admin).await?;
+    Ok((Tenant { name, pep: key }, user_ids, groups))
+}
+
+/// A service principal that may evaluate access tenant-wide, and its API key.
+pub(super) async fn enforcement_point(admin: &Session) -> anyhow::Result<String> {
     let pep = id(&admin
         .post("/v1/service-principals", json!({"name": "bench-pep"}))
         .await?)?;
@@ -238,13 +244,12 @@ async fn populate(
             json!({"principal": {"kind": "service_principal", "id": pep}, "role": "access_evaluator", "scope": "tenant"}),
         )
         .await?;
-    let key = admin
+    Ok(admin
         .post(&format!("/v1/service-principals/{pep}/api-keys"), json!({}))
         .await?["secret"]
         .as_str()
         .context("no API key secret")?
-        .to_owned();
-    Ok((Tenant { name, pep: key }, user_ids, groups))
+        .to_owned())
 }
 
 /// The `i`-th question of the seeded mix: a user, an action, a record.

@@ -27,7 +27,7 @@ use portcullis_server::{Server, Settings};
 use portcullis_store::WriteContext;
 use portcullis_store::{BulkRows, BulkUser};
 
-use super::access::{Session, id};
+use super::access::{Session, enforcement_point, id};
 use super::{ServerProcess, load};
 
 #[derive(clap::Args)]
@@ -122,21 +122,7 @@ pub async fn scale(
         .and_then(|units| units.iter().find(|u| u["parent_id"].is_null()))
         .map(id)
         .context("the tenant has no root business unit")??;
-    let pep = id(&admin
-        .post("/v1/service-principals", json!({"name": "bench-pep"}))
-        .await?)?;
-    admin
-        .post(
-            "/v1/role-assignments",
-            json!({"principal": {"kind": "service_principal", "id": pep}, "role": "access_evaluator", "scope": "tenant"}),
-        )
-        .await?;
-    let pep_key = admin
-        .post(&format!("/v1/service-principals/{pep}/api-keys"), json!({}))
-        .await?["secret"]
-        .as_str()
-        .context("no API key secret")?
-        .to_owned();
+    let pep_key = enforcement_point(&admin).await?;
 
     // The store, in this process, on the same database.
     let settings = Settings {
