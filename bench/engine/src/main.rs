@@ -9,6 +9,7 @@ mod casbin;
 mod cedar;
 mod data;
 mod hashmap;
+mod searches;
 mod updates;
 
 use std::hint::black_box;
@@ -79,6 +80,10 @@ struct Options {
     /// update against a rebuild (0: none).
     #[arg(long, default_value_t = 1000)]
     updates: usize,
+    /// Search pages of each kind (who may, what may) as the server pages them, against only
+    /// walking in order on a tenth of them (0: none).
+    #[arg(long, default_value_t = 200)]
+    searches: usize,
 }
 
 /// What one run of one engine measured.
@@ -414,7 +419,16 @@ fn main() -> ExitCode {
         eprintln!("engine-bench: updates, {} of each kind", options.updates);
         print_updates(&updates::measure(&tenant, options.updates, options.seed));
     }
-    let mismatched: usize = summaries.iter().map(|s| s.mismatches).sum();
+    let mut mismatched: usize = summaries.iter().map(|s| s.mismatches).sum();
+    if options.searches > 0 {
+        eprintln!(
+            "engine-bench: searches, {} pages of each kind",
+            options.searches
+        );
+        let found = searches::measure(&tenant, options.searches, 50, options.seed);
+        print_searches(&found);
+        mismatched += found.mismatches;
+    }
     if mismatched > 0 {
         eprintln!("engine-bench: {mismatched} answers differ from the Portcullis snapshot");
         return ExitCode::FAILURE;
@@ -432,7 +446,9 @@ fn print_updates(u: &updates::Updates) {
         mib(u.snapshot_bytes)
     );
     println!();
-    println!("| change | apply p50 | apply p99 | rebuild ÷ apply p50 | memory the next snapshot adds (median) | of the snapshot |");
+    println!(
+        "| change | apply p50 | apply p99 | rebuild ÷ apply p50 | memory the next snapshot adds (median) | of the snapshot |"
+    );
     println!("| --- | --- | --- | --- | --- | --- |");
     for k in &u.kinds {
         println!(
@@ -443,6 +459,32 @@ fn print_updates(u: &updates::Updates) {
             u.rebuild.as_secs_f64() / k.p50.as_secs_f64(),
             k.added_bytes as f64 / 1024.0,
             100.0 * k.added_bytes as f64 / u.snapshot_bytes as f64
+        );
+    }
+}
+
+fn print_searches(s: &searches::Searches) {
+    println!();
+    println!(
+        "Searches: pages of {} as the server pages them (walking in order until the answer proves sparse, then from the reverse indexes), against only walking in order (on a tenth of the pages); the pages must agree.",
+        s.page
+    );
+    println!();
+    println!(
+        "| search | page p50 | page p99 | pages that turned to the indexes | walk-only p50 | walk-only p99 | answers per page (median) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for k in &s.kinds {
+        println!(
+            "| {} | {} | {} | {} of {} | {} | {} | {} |",
+            k.name,
+            micros(k.indexed.p50.as_nanos() as f64),
+            micros(k.indexed.p99.as_nanos() as f64),
+            k.from_candidates,
+            k.indexed.pages,
+            micros(k.scanned.p50.as_nanos() as f64),
+            micros(k.scanned.p99.as_nanos() as f64),
+            k.answers
         );
     }
 }

@@ -100,6 +100,12 @@ pub struct Settings {
     )]
     pub authz_max_wait_ms: Option<u64>,
 
+    /// Mebibytes of authorization snapshots a node keeps: past it, the tenants least recently
+    /// asked about are dropped and built again on their next decision. The tenant just asked
+    /// about is always kept, whatever its size.
+    #[arg(long, env = "PORTCULLIS_AUTHZ_MEMORY_MIB", value_name = "MEBIBYTES")]
+    pub authz_memory_mib: Option<u64>,
+
     /// The URL people and clients reach this server at [default: http://localhost:PORT on a
     /// loopback address, else http://LISTEN]. With https, cookies are Secure with the __Host-
     /// prefix and pages send HSTS. Passkeys need a host name here, not an IP address.
@@ -215,6 +221,7 @@ pub struct Config {
     pub signing_key_publish_seconds: u32,
     pub authz_poll_interval_ms: u64,
     pub authz_max_wait_ms: u64,
+    pub authz_memory_mib: u64,
     pub public_url: String,
     pub password_memory_kib: u32,
     pub password_iterations: u32,
@@ -291,6 +298,7 @@ impl Settings {
                 .or(lower.signing_key_publish_seconds),
             authz_poll_interval_ms: self.authz_poll_interval_ms.or(lower.authz_poll_interval_ms),
             authz_max_wait_ms: self.authz_max_wait_ms.or(lower.authz_max_wait_ms),
+            authz_memory_mib: self.authz_memory_mib.or(lower.authz_memory_mib),
             public_url: self.public_url.or(lower.public_url),
             password_memory_kib: self.password_memory_kib.or(lower.password_memory_kib),
             password_iterations: self.password_iterations.or(lower.password_iterations),
@@ -401,6 +409,7 @@ impl Settings {
                 .unwrap_or(1000)
                 .clamp(10, 60_000),
             authz_max_wait_ms: self.authz_max_wait_ms.unwrap_or(2000).min(30_000),
+            authz_memory_mib: self.authz_memory_mib.unwrap_or(2048),
             password_memory_kib,
             password_iterations,
             log_format: self.log_format.unwrap_or(LogFormat::Json),

@@ -10,7 +10,7 @@
 //! atomic load and never wait for either.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,31 @@ struct Slot {
     rebuilding: tokio::sync::Mutex<()>,
     /// This process's commit count when the slot last caught up: a higher count means a
     /// local write the slot may not reflect yet.
-    seen_commits: std::sync::atomic::AtomicU64,
+    seen_commits: AtomicU64,
+    /// When the tenant was last asked about, on the node's count of questions: the least
+    /// recent go first when the snapshots outgrow the memory budget.
+    last_used: AtomicU64,
+    /// The current engine's size (`TenantEngine::heap_bytes`).
+    bytes: AtomicUsize,
+}
+
+impl Slot {
+    fn new(current: Current, seen_commits: u64) -> Self {
+        let bytes = current.engine.heap_bytes();
+        Self {
+            current: ArcSwap::from_pointee(current),
+            rebuilding: tokio::sync::Mutex::new(()),
+            seen_commits: seen_commits.into(),
+            last_used: AtomicU64::new(0),
+            bytes: bytes.into(),
+        }
+    }
+
+    fn store(&self, next: Current) {
+        self.bytes
+            .store(next.engine.heap_bytes(), Ordering::Relaxed);
+        self.current.store(Arc::new(next));
+    }
 }
 
 /// Why a decision could not be made.
@@ -74,9 +98,13 @@ pub enum Freshness {
     Latest,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Engines {
     slots: Mutex<HashMap<TenantId, Arc<Slot>>>,
+    /// Bytes of snapshots the node keeps before it drops the least recently used tenants.
+    budget: usize,
+    /// Questions asked so far: the clock `Slot::last_used` reads.
+    questions: AtomicU64,
     /// Woken after each refresh, for requests waiting on a revision.
     refreshed: tokio::sync::Notify,
     /// The principals a membership cycle takes out, per tenant, as last reported, and the
@@ -86,6 +114,54 @@ pub struct Engines {
 }
 
 impl Engines {
+    /// No tenant loaded yet: each is built on its first decision, and the least recently used
+    /// are dropped while the snapshots held exceed `budget` bytes.
+    pub fn new(budget: usize) -> Self {
+        Self {
+            slots: Mutex::default(),
+            budget,
+            questions: AtomicU64::new(0),
+            refreshed: tokio::sync::Notify::new(),
+            cycles: Mutex::default(),
+        }
+    }
+
+    /// Drops the tenants least recently asked about until the snapshots held fit the budget.
+    /// The most recently asked about, and `keep` (the tenant being asked about), stay
+    /// whatever their size. A request in flight on a dropped tenant finishes on the snapshot
+    /// it holds, and the next one builds it again.
+    fn fit_budget(&self, keep: Option<TenantId>) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let mut by_age: Vec<(u64, TenantId, usize)> = slots
+            .iter()
+            .map(|(tenant, slot)| {
+                (
+                    slot.last_used.load(Ordering::Relaxed),
+                    *tenant,
+                    slot.bytes.load(Ordering::Relaxed),
+                )
+            })
+            .collect();
+        let mut held: usize = by_age.iter().map(|(_, _, bytes)| bytes).sum();
+        by_age.sort_unstable();
+        // The most recently asked about stays.
+        by_age.pop();
+        for (_, tenant, bytes) in by_age {
+            if held <= self.budget {
+                break;
+            }
+            if Some(tenant) == keep {
+                continue;
+            }
+            slots.remove(&tenant);
+            held -= bytes;
+            metrics::counter!("portcullis_authz_tenants_dropped_total").increment(1);
+            tracing::info!(%tenant, bytes, budget = self.budget, "dropped a cold tenant's authorization snapshot to stay within the memory budget; its next decision builds it again");
+        }
+        metrics::gauge!("portcullis_authz_snapshot_bytes").set(held as f64);
+        metrics::gauge!("portcullis_authz_tenants_loaded").set(slots.len() as f64);
+    }
+
     /// How many loaded tenants hold a membership cycle (their affected principals are refused
     /// everything; the rest of the tenant works).
     pub fn tenants_with_cycles(&self) -> usize {
@@ -175,23 +251,24 @@ impl Engines {
             .unwrap_or_else(|p| p.into_inner())
             .get(&tenant)
             .cloned();
+        let asked = self.questions.fetch_add(1, Ordering::Relaxed);
         if let Some(slot) = existing {
+            slot.last_used.store(asked, Ordering::Relaxed);
             return Ok(slot);
         }
         let seen = store.local_commits();
-        let fresh = Arc::new(Slot {
-            current: ArcSwap::from_pointee(self.build(store, tenant, None).await?),
-            rebuilding: tokio::sync::Mutex::new(()),
-            seen_commits: seen.into(),
-        });
+        let fresh = Arc::new(Slot::new(self.build(store, tenant, None).await?, seen));
+        fresh.last_used.store(asked, Ordering::Relaxed);
         // Another request may have built it meanwhile; either copy is current enough.
-        Ok(self
+        let slot = self
             .slots
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(tenant)
             .or_insert(fresh)
-            .clone())
+            .clone();
+        self.fit_budget(Some(tenant));
+        Ok(slot)
     }
 
     /// The tenant's engine, at least as fresh as demanded, and never older than this node's
@@ -291,7 +368,7 @@ impl Engines {
                     self.build(store, tenant, Some(access.clone())).await?
                 }
             };
-            slot.current.store(Arc::new(next));
+            slot.store(next);
             self.refreshed.notify_waiters();
         }
         slot.seen_commits.fetch_max(seen, Ordering::AcqRel);
@@ -317,6 +394,8 @@ impl Engines {
                 first_error.get_or_insert(error);
             }
         }
+        // Changes grow snapshots too.
+        self.fit_budget(None);
         first_error.map_or(Ok(()), Err)
     }
 }

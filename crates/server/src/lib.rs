@@ -221,6 +221,8 @@ impl Server {
         };
         let sign_in_accounts = throttle::Backoff::new(store.clone(), "account", hasher.clone());
         let sign_in_addresses = throttle::Backoff::new(store.clone(), "address", hasher.clone());
+        let snapshot_budget =
+            usize::try_from(config.authz_memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
         let state = AppState::new(Shared {
             audit: store.audit_sink(),
             store,
@@ -241,7 +243,7 @@ impl Server {
             passkey_starts: FailureThrottle::new(PASSKEY_STARTS_PER_MINUTE),
             signing_keys: oauth::SigningKeys::default(),
             token_caches: oauth::TokenCaches::default(),
-            engines: engine::Engines::default(),
+            engines: engine::Engines::new(snapshot_budget),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(5))
                 .redirect(reqwest::redirect::Policy::none())

@@ -2,8 +2,9 @@
 //! 10k groups, 1k roles, 1k business units, 1M role assignments, 1M records, 100k shares)
 //! written straight through the store, then the real server measured on it: how long the
 //! running node takes to take the load in, how long a restarted node takes to its first
-//! decision, and record registrations and membership changes through the admin API while
-//! the tenant is that large (each one applied to the snapshot as a delta).
+//! decision, AuthZEN search pages on it, and record registrations and membership changes
+//! through the admin API while the tenant is that large (each one applied to the snapshot as a
+//! delta).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -48,7 +49,16 @@ pub struct ScaleBench {
     /// Concurrent connections for those writes.
     #[arg(long, default_value_t = 32)]
     connections: usize,
+    /// AuthZEN search pages of each kind (who may, which records), one at a time, on the
+    /// restarted node.
+    #[arg(long, default_value_t = 500)]
+    searches: usize,
 }
+
+/// Entries per search page.
+const SEARCH_PAGE: usize = 50;
+/// Users and records the searches pick from.
+const SEARCH_SAMPLE: usize = 1_000;
 
 /// Actions of the generated `document` type.
 const ACTIONS: usize = 64;
@@ -95,8 +105,12 @@ pub async fn scale(
     database_url: &str,
     store_name: &str,
 ) -> anyhow::Result<()> {
-    if !(bench.scale > 0.0 && bench.scale <= 1.0) || bench.writes == 0 || bench.connections == 0 {
-        bail!("--scale must be in (0, 1], --writes and --connections at least 1");
+    if !(bench.scale > 0.0 && bench.scale <= 1.0)
+        || bench.writes == 0
+        || bench.connections == 0
+        || bench.searches == 0
+    {
+        bail!("--scale must be in (0, 1], --writes, --connections and --searches at least 1");
     }
     let kek = Kek::generate_base64()?;
     let node_dir = dir.join("node");
@@ -152,6 +166,21 @@ pub async fn scale(
     let started = Instant::now();
     let first_user = tenant.users[0].id;
     let first_record = tenant.records[0].external_id.clone();
+    let mut numbers = Numbers(bench.seed ^ 0x5ea4c);
+    let sample_users: Vec<String> = (0..SEARCH_SAMPLE)
+        .map(|_| {
+            tenant.users[numbers.below(tenant.users.len())]
+                .id
+                .to_string()
+        })
+        .collect();
+    let sample_records: Vec<String> = (0..SEARCH_SAMPLE)
+        .map(|_| {
+            tenant.records[numbers.below(tenant.records.len())]
+                .external_id
+                .clone()
+        })
+        .collect();
     for rows in tenant.into_loads() {
         let (kind, count) = (rows.name(), rows.len());
         let at = Instant::now();
@@ -205,6 +234,15 @@ pub async fn scale(
         spawned.elapsed().as_secs_f64(),
         node.rss_mib()?
     );
+
+    searches(
+        &pep,
+        &tenant_name,
+        bench,
+        (Arc::new(sample_users), Arc::new(sample_records)),
+        store_name,
+    )
+    .await?;
 
     let admin = Session {
         base: node.base.clone(),
@@ -265,6 +303,49 @@ pub async fn scale(
     }
     // Let the tail finish before the process is stopped.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}
+
+/// AuthZEN search pages, one at a time: who may do a random action on a random record, and
+/// which records a random user may do it on.
+async fn searches(
+    pep: &Session,
+    tenant: &str,
+    bench: &ScaleBench,
+    (users, records): (Arc<Vec<String>>, Arc<Vec<String>>),
+    store_name: &str,
+) -> anyhow::Result<()> {
+    let pick = move |i: usize| {
+        let mut numbers = Numbers(i as u64 ^ 0x5e4c);
+        (
+            numbers.below(SEARCH_SAMPLE),
+            action_name(numbers.below(ACTIONS)),
+        )
+    };
+    let (base, key) = (pep.base.clone(), pep.key.clone());
+    let subject_search = format!("{base}/t/{tenant}/access/v1/search/subject");
+    let (who, _) = load(&pep.http, bench.searches, 1, 200, move |http, i| {
+        let (record, action) = pick(i);
+        http.post(&subject_search).bearer_auth(&key).json(&json!({
+            "subject": {"type": "user"}, "action": {"name": action},
+            "resource": {"type": "document", "id": records[record]},
+            "page": {"limit": SEARCH_PAGE}
+        }))
+    })
+    .await?;
+    who.report("search who", store_name);
+    let key = pep.key.clone();
+    let resource_search = format!("{base}/t/{tenant}/access/v1/search/resource");
+    let (what, _) = load(&pep.http, bench.searches, 1, 200, move |http, i| {
+        let (user, action) = pick(i);
+        http.post(&resource_search).bearer_auth(&key).json(&json!({
+            "subject": {"type": "user", "id": users[user]}, "action": {"name": action},
+            "resource": {"type": "document"},
+            "page": {"limit": SEARCH_PAGE}
+        }))
+    })
+    .await?;
+    what.report("search what", store_name);
     Ok(())
 }
 

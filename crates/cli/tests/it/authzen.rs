@@ -945,3 +945,52 @@ async fn principals_memberships_and_states_reach_decisions_without_a_rebuild() {
     );
     assert!(metrics.contains("portcullis_authz_snapshot_apply_seconds"));
 }
+
+/// The value of an unlabelled gauge or counter.
+fn gauge(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn past_the_memory_budget_cold_tenants_are_dropped_and_rebuilt_with_every_change() {
+    // A budget smaller than any tenant: a node keeps only the tenant it was last asked about.
+    let server = TestServer::start_with(|mut s| {
+        s.authz_memory_mib = Some(0);
+        s
+    })
+    .await;
+    let a = acme(&server, "acme").await;
+    let g = acme(&server, "globex").await;
+    for _ in 0..2 {
+        for (t, name) in [(&a, "acme"), (&g, "globex")] {
+            let d = evaluate(&t.pep, name, ask(&t.alice, "read", "d-emea")).await;
+            assert_eq!(d["decision"], true, "{name}: {d}");
+        }
+    }
+    let metrics = server.metrics().await;
+    assert!(
+        gauge(&metrics, "portcullis_authz_tenants_dropped_total") >= 3.0,
+        "{metrics}"
+    );
+    assert!(
+        gauge(&metrics, "portcullis_authz_tenants_loaded") <= 2.0,
+        "{metrics}"
+    );
+
+    // A change made while acme is not loaded is in the snapshot built on its next decision.
+    a.admin
+        .delete(&format!(
+            "/v1/groups/{}/members/user/{}",
+            a.editors, a.alice
+        ))
+        .await
+        .expect(204);
+    evaluate(&g.pep, "globex", ask(&g.alice, "read", "d-emea")).await;
+    let d = evaluate(&a.pep, "acme", ask(&a.alice, "read", "d-emea")).await;
+    assert_eq!(d["decision"], false, "{d}");
+    let d = evaluate(&g.pep, "globex", ask(&g.alice, "read", "d-emea")).await;
+    assert_eq!(d["decision"], true, "{d}");
+}

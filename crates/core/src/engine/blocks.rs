@@ -229,6 +229,161 @@ impl<T: Clone> Lists<T> {
     }
 }
 
+/// Entries per block of a `Sorted` set as built; inserts split a block at twice this. Tiny in
+/// tests, so that they split and empty blocks.
+const SORTED_BLOCK: usize = if cfg!(test) { 8 } else { 512 };
+
+/// A sorted set cut into blocks behind `Arc`s, with each block's first entry kept apart to
+/// find it: an insert or removal copies one block and the two small tables, and the set costs
+/// little more than its entries (a persistent B-tree's nodes are about half empty). Used for
+/// the reverse indexes the searches read as ranges.
+#[derive(Debug, Clone)]
+pub struct Sorted<T> {
+    blocks: Arc<Vec<Arc<Vec<T>>>>,
+    firsts: Arc<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Default for Sorted<T> {
+    fn default() -> Self {
+        Self {
+            blocks: Arc::default(),
+            firsts: Arc::default(),
+            len: 0,
+        }
+    }
+}
+
+/// Equal when the entries are, however they are cut into blocks.
+impl<T: PartialEq> PartialEq for Sorted<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len
+            && self
+                .blocks
+                .iter()
+                .flat_map(|b| b.iter())
+                .eq(other.blocks.iter().flat_map(|b| b.iter()))
+    }
+}
+
+impl<T: Eq> Eq for Sorted<T> {}
+
+impl<T: Ord + Copy> FromIterator<T> for Sorted<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(entries: I) -> Self {
+        let mut entries: Vec<T> = entries.into_iter().collect();
+        entries.sort_unstable();
+        entries.dedup();
+        let blocks: Vec<Arc<Vec<T>>> = entries
+            .chunks(SORTED_BLOCK)
+            .map(|chunk| Arc::new(chunk.to_vec()))
+            .collect();
+        Self {
+            firsts: Arc::new(blocks.iter().map(|b| b[0]).collect()),
+            blocks: Arc::new(blocks),
+            len: entries.len(),
+        }
+    }
+}
+
+impl<T: Ord + Copy> Sorted<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The block `entry` belongs in: the last whose first entry is not after it.
+    fn block_for(&self, entry: &T) -> usize {
+        self.firsts
+            .partition_point(|first| first <= entry)
+            .saturating_sub(1)
+    }
+
+    /// Adds `entry`; false if it was there.
+    pub fn insert(&mut self, entry: T) -> bool {
+        if self.blocks.is_empty() {
+            *self = std::iter::once(entry).collect();
+            return true;
+        }
+        let b = self.block_for(&entry);
+        let Err(at) = self.blocks[b].binary_search(&entry) else {
+            return false;
+        };
+        let blocks = Arc::make_mut(&mut self.blocks);
+        let block = Arc::make_mut(&mut blocks[b]);
+        block.insert(at, entry);
+        let first = block[0];
+        if block.len() >= 2 * SORTED_BLOCK {
+            let upper = block.split_off(SORTED_BLOCK);
+            let upper_first = upper[0];
+            blocks.insert(b + 1, Arc::new(upper));
+            Arc::make_mut(&mut self.firsts).insert(b + 1, upper_first);
+        }
+        if at == 0 {
+            Arc::make_mut(&mut self.firsts)[b] = first;
+        }
+        self.len += 1;
+        true
+    }
+
+    /// Takes `entry` out; false if it was not there.
+    pub fn remove(&mut self, entry: &T) -> bool {
+        if self.blocks.is_empty() {
+            return false;
+        }
+        let b = self.block_for(entry);
+        let Ok(at) = self.blocks[b].binary_search(entry) else {
+            return false;
+        };
+        let blocks = Arc::make_mut(&mut self.blocks);
+        let block = Arc::make_mut(&mut blocks[b]);
+        block.remove(at);
+        match block.first().copied() {
+            None => {
+                blocks.remove(b);
+                Arc::make_mut(&mut self.firsts).remove(b);
+            }
+            Some(first) if at == 0 => Arc::make_mut(&mut self.firsts)[b] = first,
+            Some(_) => {}
+        }
+        self.len -= 1;
+        true
+    }
+
+    /// The entries from `low` to `high`, both included, in order.
+    pub fn range(&self, low: T, high: T) -> impl Iterator<Item = &T> {
+        let start = self.block_for(&low);
+        self.blocks[start.min(self.blocks.len())..]
+            .iter()
+            .flat_map(|block| block.iter())
+            .skip_while(move |entry| **entry < low)
+            .take_while(move |entry| **entry <= high)
+    }
+
+    /// About how many entries lie from `low` to `high`, without reading them: exact within
+    /// one block, else the blocks the range spans at a built block's size. For deciding
+    /// whether to read a range at all.
+    pub fn approximate_len(&self, low: &T, high: &T) -> usize {
+        let (first, last) = (self.block_for(low), self.block_for(high));
+        match self.blocks.get(first) {
+            None => 0,
+            Some(block) if first == last => block
+                .partition_point(|e| e <= high)
+                .saturating_sub(block.partition_point(|e| e < low)),
+            Some(_) => ((last + 1).saturating_sub(first) * SORTED_BLOCK).min(self.len),
+        }
+    }
+
+    /// Bytes held, counting shared blocks as if owned.
+    pub fn heap_bytes(&self) -> usize {
+        let pointers = self.blocks.len() * std::mem::size_of::<usize>();
+        let entries: usize = self.blocks.iter().map(|b| b.capacity()).sum();
+        pointers + (entries + self.firsts.len()) * std::mem::size_of::<T>()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +416,39 @@ mod tests {
                 if !written.contains(&i) && i + 1 < before.blocks.len() {
                     prop_assert!(Arc::ptr_eq(block, &after.blocks[i]));
                 }
+            }
+        }
+
+        /// Inserts and removals keep the set what a `BTreeSet` given the same would hold, and
+        /// any range reads what the `BTreeSet`'s does.
+        #[test]
+        fn a_sorted_set_behaves_as_a_btree_set(
+            start in prop::collection::vec(0u32..3000, 0..2500),
+            edits in prop::collection::vec((any::<bool>(), 0u32..3000), 0..400),
+            ranges in prop::collection::vec((0u32..3100, 0u32..3100), 1..8),
+        ) {
+            let mut set: Sorted<u32> = start.iter().copied().collect();
+            let mut plain: std::collections::BTreeSet<u32> = start.iter().copied().collect();
+            for (add, entry) in edits {
+                if add {
+                    prop_assert_eq!(set.insert(entry), plain.insert(entry));
+                } else {
+                    prop_assert_eq!(set.remove(&entry), plain.remove(&entry));
+                }
+            }
+            prop_assert_eq!(set.len(), plain.len());
+            prop_assert_eq!(&set, &plain.iter().copied().collect::<Sorted<u32>>());
+            for (a, b) in ranges {
+                let got: Vec<u32> = set.range(a, b).copied().collect();
+                let about = set.approximate_len(&a, &b);
+                prop_assert!(about <= set.len());
+                prop_assert_eq!(about == 0, got.is_empty());
+                let want: Vec<u32> = if a <= b { plain.range(a..=b).copied().collect() } else { Vec::new() };
+                prop_assert_eq!(got, want);
+            }
+            for (b, block) in set.blocks.iter().enumerate() {
+                prop_assert!(!block.is_empty() && block.len() < 2 * SORTED_BLOCK);
+                prop_assert_eq!(set.firsts[b], block[0]);
             }
         }
 

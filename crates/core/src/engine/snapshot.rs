@@ -19,6 +19,10 @@ use super::closure::{ClosureError, GroupClosure};
 use super::model::{Assignment, Change, Check, Deny, Depth, Model, Permission, Record, Scope};
 use super::tree::{TreeError, UnitTree};
 
+mod search;
+
+use search::{Reverse, Touched};
+
 /// Why a model cannot be indexed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SnapshotError {
@@ -68,7 +72,7 @@ struct Held {
 
 const _: () = assert!(std::mem::size_of::<Held>() == 12);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum ScopeKind {
     Tenant,
     Environment,
@@ -464,6 +468,8 @@ pub struct Snapshot {
     share_records: Slots<Option<u32>>,
     shared: Lists<Shared>,
     denies: Arc<Vec<DenyRule>>,
+    /// For searches (`search.rs`).
+    reverse: Reverse,
 }
 
 /// Identities whose rows a check looks up together (see `Snapshot::held_by`); a user is in
@@ -560,8 +566,10 @@ impl Snapshot {
             shared: Lists::from_pairs(model.records.len(), shared)
                 .ok_or(SnapshotError::Dangling("a share's record"))?,
             denies: deny_rules(&model.denies),
+            reverse: Reverse::default(),
         };
         snapshot.held = Holdings::build(nodes, |node| snapshot.rows_of(node));
+        snapshot.reverse = Reverse::build(model, &snapshot.units);
         Ok(snapshot)
     }
 
@@ -579,7 +587,7 @@ impl Snapshot {
         let mut changed_records: BTreeSet<u32> = BTreeSet::new();
         let mut changed_homes: BTreeSet<u32> = BTreeSet::new();
         let mut changed_assignments: BTreeSet<u32> = BTreeSet::new();
-        let (mut roles_changed, mut units_shrank) = (false, false);
+        let (mut roles_changed, mut units_changed, mut units_shrank) = (false, false, false);
         for change in changes {
             match change {
                 Change::Node {
@@ -635,6 +643,7 @@ impl Snapshot {
                     changed_shares.insert(*slot, share.as_ref());
                 }
                 Change::Units(parents) => {
+                    units_changed = true;
                     units_shrank |= parents.len() < next.unit_parents.len();
                     next.units = Arc::new(UnitTree::build(parents)?);
                     next.unit_parents = Arc::new(parents.clone());
@@ -723,6 +732,16 @@ impl Snapshot {
             lists.insert(record, rows);
         }
         next.shared.update(next.records.len(), &lists);
+        next.reverse = Reverse::update(
+            self,
+            &next,
+            &Touched {
+                assignments: &changed_assignments,
+                records: &changed_records,
+                shares: &changed_shares,
+                units: units_changed,
+            },
+        );
         Ok(next)
     }
 
@@ -761,6 +780,7 @@ impl Snapshot {
             + self.shared.heap_bytes()
             + self.share_records.heap_bytes()
             + self.home_unit.heap_bytes()
+            + self.reverse.heap_bytes()
     }
 
     fn is_in_force(&self, held: &Held, now: i64) -> bool {
@@ -1057,7 +1077,7 @@ mod tests {
     const NODES: u32 = 24;
     const UNITS: u32 = 8;
     const ROLES: u32 = 5;
-    const ACTIONS: u32 = 4;
+    pub(super) const ACTIONS: u32 = 4;
     const RECORDS: u32 = 10;
     const ENVIRONMENTS: u32 = 3;
 
@@ -1085,7 +1105,7 @@ mod tests {
 
     /// A random tenant: nodes in acyclic groups (a node is only in higher-numbered nodes),
     /// units in a forest, roles, assignments, records, shares and denies.
-    fn model() -> impl Strategy<Value = Model> {
+    pub(super) fn model() -> impl Strategy<Value = Model> {
         let memberships = (0..NODES)
             .map(|n| prop::collection::vec((n + 1)..=NODES, 0..3))
             .collect::<Vec<_>>()
@@ -1345,7 +1365,7 @@ mod tests {
     /// A random change, now and then naming something that does not exist (a node, unit,
     /// role or record past the end) or closing a membership cycle, which must be refused as
     /// a build of the changed model refuses it.
-    fn change() -> impl Strategy<Value = Change> {
+    pub(super) fn change() -> impl Strategy<Value = Change> {
         let nodes = NODES + 3;
         prop_oneof![
             4 => (0..nodes, prop::collection::vec(0..nodes, 0..3), prop::option::of(0..UNITS))

@@ -7,7 +7,8 @@ mod delta;
 
 pub use delta::{Delta, PrincipalNow, Stale};
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -265,6 +266,89 @@ struct NamedAssignment {
     scope: Scope,
     principal: u32,
     role: u32,
+}
+
+/// Candidates a search gathers before it walks everything in order instead: a quarter of
+/// what it would walk, within bounds. Past that the answer is a large part of the tenant, and
+/// walking in order finds a page after a few checks per answer.
+pub fn search_budget(everything: usize) -> usize {
+    (everything / 4).clamp(1 << 10, 1 << 16)
+}
+
+/// Checks per entry wanted that a search makes walking in order before it turns to the
+/// reverse indexes: an answer of one in eight or denser fills its page within them.
+pub const WALK_FIRST: usize = 8;
+
+/// A page of at most `limit` entries of a search, and whether more follow. First walks
+/// `in_order` (the entries after the cursor, in the page's order), deciding each with
+/// `allowed`. If `WALK_FIRST` checks per wanted entry leave the page short, the answer is
+/// sparse and the rest comes from `candidates` (a superset of the answer, in any order; `None`
+/// when there are too many to gather, and the walk goes on).
+pub fn search_page<K: Ord + Clone>(
+    mut in_order: impl Iterator<Item = K>,
+    allowed: impl Fn(&K) -> bool,
+    candidates: impl FnOnce() -> Option<Vec<K>>,
+    limit: usize,
+) -> (Vec<K>, bool) {
+    let wanted = limit + 1;
+    let mut found = Vec::new();
+    let mut last = None;
+    for _ in 0..WALK_FIRST * wanted {
+        let Some(entry) = in_order.next() else {
+            return page(found, limit);
+        };
+        if allowed(&entry) {
+            found.push(entry.clone());
+            if found.len() == wanted {
+                return page(found, limit);
+            }
+        }
+        last = Some(entry);
+    }
+    let rest = match candidates() {
+        Some(candidates) => first_in_order(
+            candidates
+                .into_iter()
+                .filter(|c| last.as_ref().is_none_or(|last| c > last)),
+            &allowed,
+            wanted - found.len(),
+        ),
+        None => in_order
+            .filter(|entry| allowed(entry))
+            .take(wanted - found.len())
+            .collect(),
+    };
+    found.extend(rest);
+    page(found, limit)
+}
+
+/// The first `count` of `candidates` (each once), in their order, that `allowed` allows: a
+/// heap, so a page sorts only as far as it reads, not every candidate.
+pub fn first_in_order<T: Ord>(
+    candidates: impl Iterator<Item = T>,
+    allowed: impl Fn(&T) -> bool,
+    count: usize,
+) -> Vec<T> {
+    let mut heap: BinaryHeap<Reverse<T>> = candidates.map(Reverse).collect();
+    let mut found = Vec::new();
+    while found.len() < count
+        && let Some(Reverse(candidate)) = heap.pop()
+    {
+        // A candidate gathered twice comes out twice in a row.
+        let again = heap.peek().is_some_and(|Reverse(next)| *next == candidate);
+        if !again && allowed(&candidate) {
+            found.push(candidate);
+        }
+    }
+    found
+}
+
+/// A page of at most `limit` of `found` (which holds one more when more follow), and whether
+/// more follow.
+fn page<T>(mut found: Vec<T>, limit: usize) -> (Vec<T>, bool) {
+    let more = found.len() > limit;
+    found.truncate(limit);
+    (found, more)
 }
 
 /// An instant as the engine compares them: milliseconds since the Unix epoch. Whole seconds
@@ -1051,8 +1135,23 @@ impl TenantEngine {
         }
     }
 
+    /// Bytes the engine holds, roughly: the snapshot's indexes, and the names that map the
+    /// enforcement points' words to its numbers (a principal's, a record's and an
+    /// assignment's, at their usual sizes). What a node's memory budget counts.
+    pub fn heap_bytes(&self) -> usize {
+        const PER_PRINCIPAL: usize = 96;
+        const PER_RECORD: usize = 128;
+        const PER_ASSIGNMENT: usize = 64;
+        self.snapshot.heap_bytes()
+            + self.nodes.len() * PER_PRINCIPAL
+            + self.record_names.len() * PER_RECORD
+            + self.assignments.len() * PER_ASSIGNMENT
+    }
+
     /// The principals of `kinds` allowed `action` on `resource`, in (kind, id) order after
-    /// `after`, at most `limit`; and whether more may follow.
+    /// `after`, at most `limit`; and whether more may follow. Paged by `search_page`: a dense
+    /// answer by walking the principals in order, a sparse one from the candidates of the
+    /// snapshot's reverse indexes (`Snapshot::who_may`).
     pub fn subjects(
         &self,
         kinds: &[PrincipalKind],
@@ -1068,25 +1167,46 @@ impl TenantEngine {
         let target = self
             .target(resource_type, resource)
             .ok_or(Reason::UnknownResource)?;
+        let Ok(asked) = self.as_asked(action, &target) else {
+            return Ok((Vec::new(), false));
+        };
         let from = match after {
             Some(after) => Bound::Excluded(after),
             None => Bound::Unbounded,
         };
-        let mut found = self
+        let in_order = self
             .nodes
             .range((from, Bound::Unbounded))
             .filter(|(p, node)| kinds.contains(&p.kind) && self.is_active(**node))
-            .map(|(p, _)| *p)
-            .filter(|p| self.allowed(Subject::Principal(*p), action, &target, now))
-            .take(limit + 1)
-            .collect::<Vec<_>>();
-        let more = found.len() > limit;
-        found.truncate(limit);
-        Ok((found, more))
+            .map(|(p, _)| *p);
+        let candidates = || {
+            // Everyone may do a public action, unless denied: the walk is the search.
+            if self.is_public(action) {
+                return None;
+            }
+            let nodes =
+                self.snapshot
+                    .who_may(action, &asked, now, search_budget(self.nodes.len()))?;
+            Some(
+                nodes
+                    .into_iter()
+                    .filter(|node| self.is_active(*node))
+                    .map(|node| self.node_ref(node))
+                    .filter(|p| kinds.contains(&p.kind))
+                    .collect(),
+            )
+        };
+        Ok(search_page(
+            in_order,
+            |p| self.allowed(Subject::Principal(*p), action, &target, now),
+            candidates,
+            limit,
+        ))
     }
 
     /// The registered records of `resource_type` on which `subject` may do `action`, in
-    /// external-id order after `after`, at most `limit`; and whether more may follow.
+    /// external-id order after `after`, at most `limit`; and whether more may follow. As
+    /// `subjects`, with the candidates of `Snapshot::what_may`.
     pub fn resources(
         &self,
         subject: Subject,
@@ -1106,21 +1226,44 @@ impl TenantEngine {
             Some(after) => Bound::Excluded(after),
             None => Bound::Unbounded,
         };
-        let mut found = Vec::new();
-        for (id, slot) in of_type.range::<_, str>((from, Bound::Unbounded)) {
-            if found.len() > limit {
-                break;
+        let in_order = of_type
+            .range::<_, str>((from, Bound::Unbounded))
+            .map(|(id, slot)| (id.clone(), *slot));
+        let candidates = || {
+            let principal = self.principal(subject)?;
+            if self.is_public(action) {
+                return None;
             }
-            let Some(target) = self.snapshot.target(*slot) else {
-                continue;
+            let of_this_type = |slot: u32| {
+                self.record_names
+                    .get(slot)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|(ty, _)| **ty == *resource_type)
             };
-            if self.allowed(subject, action, &target, now) {
-                found.push(id.to_string());
-            }
-        }
-        let more = found.len() > limit;
-        found.truncate(limit);
-        Ok((found, more))
+            let slots = self.snapshot.what_may(
+                principal,
+                action,
+                now,
+                of_this_type,
+                search_budget(of_type.len()),
+            )?;
+            Some(
+                slots
+                    .into_iter()
+                    .filter_map(|slot| {
+                        let (_, id) = self.record_names.get(slot)?.as_ref()?;
+                        Some((id.clone(), slot))
+                    })
+                    .collect(),
+            )
+        };
+        let allowed = |(_, slot): &(Arc<str>, u32)| {
+            self.snapshot
+                .target(*slot)
+                .is_some_and(|target| self.allowed(subject, action, &target, now))
+        };
+        let (found, more) = search_page(in_order, allowed, candidates, limit);
+        Ok((found.iter().map(|(id, _)| id.to_string()).collect(), more))
     }
 
     /// The actions of the resource's type that `subject` may do on it.
@@ -1148,11 +1291,41 @@ impl TenantEngine {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use time::OffsetDateTime;
 
     use super::*;
     use crate::authz::Plane;
     use crate::resources::{ResourceAction, RolePermission};
+
+    proptest! {
+        /// Whether the walk fills the page, the candidates finish it, or the walk goes on past
+        /// a budget, a page is the first `limit` allowed entries after the cursor.
+        #[test]
+        fn a_search_page_is_the_first_allowed_entries_after_the_cursor(
+            entries in 0u32..2000,
+            one_in in 1u32..300,
+            extra in prop::collection::vec(0u32..2000, 0..50),
+            gathered in any::<bool>(),
+            after in prop::option::of(0u32..2000),
+            limit in 0usize..40,
+        ) {
+            let allowed = |n: &u32| n % one_in == 0;
+            let in_order = (0..entries).filter(|n| after.is_none_or(|a| *n > a));
+            let candidates = || {
+                gathered.then(|| {
+                    let mut superset: Vec<u32> = (0..entries).filter(allowed).collect();
+                    superset.extend(extra.iter().filter(|n| **n < entries));
+                    superset.reverse();
+                    superset
+                })
+            };
+            let mut expected: Vec<u32> = in_order.clone().filter(allowed).take(limit + 1).collect();
+            let more = expected.len() > limit;
+            expected.truncate(limit);
+            prop_assert_eq!(search_page(in_order, allowed, candidates, limit), (expected, more));
+        }
+    }
 
     /// Milliseconds, as `instant` gives them.
     const NOW: i64 = 1_800_000_000_000;

@@ -69,6 +69,18 @@ impl UnitTree {
         }
     }
 
+    /// The visit numbers of `unit`'s subtree (itself first): a unit is in it when its own visit
+    /// number is, so what is keyed by visit number lists a subtree as one range.
+    pub fn subtree(&self, unit: u32) -> Option<std::ops::Range<u32>> {
+        let enter = *self.enter.get(unit as usize)?;
+        Some(enter..self.exit[unit as usize])
+    }
+
+    /// The visit number of `unit`, if it is in the forest.
+    pub fn visit(&self, unit: u32) -> Option<u32> {
+        self.enter.get(unit as usize).copied()
+    }
+
     pub fn len(&self) -> usize {
         self.enter.len()
     }
@@ -138,7 +150,10 @@ mod tests {
             let tree = UnitTree::build(&renamed).unwrap();
             for unit in 0..n as u32 {
                 for ancestor in 0..n as u32 {
-                    prop_assert_eq!(tree.is_within(unit, ancestor), naive_within(&renamed, unit, ancestor));
+                    let within = naive_within(&renamed, unit, ancestor);
+                    prop_assert_eq!(tree.is_within(unit, ancestor), within);
+                    let visit = tree.visit(unit).unwrap();
+                    prop_assert_eq!(tree.subtree(ancestor).unwrap().contains(&visit), within);
                 }
             }
         }
