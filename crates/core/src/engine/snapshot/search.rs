@@ -157,22 +157,29 @@ impl Reverse {
 /// Candidates gathered, up to a budget. Entries read and passed over count too (at a sixteenth),
 /// so that a filter which keeps little of what it reads cannot make a search scan either.
 struct Gathered {
-    found: HashSet<u32>,
+    found: Vec<u32>,
+    /// A bit per item of the universe (nodes or records): set once found.
+    marked: Vec<u64>,
     budget: usize,
     read: usize,
     /// Groups whose members were all gathered already.
-    expanded: HashSet<u32>,
+    expanded: FastSet<u32>,
 }
+
+/// Sets of small keys hashed fast: nothing here is chosen by a caller to collide.
+type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
 
 const READS_PER_CANDIDATE: usize = 16;
 
 impl Gathered {
-    fn new(budget: usize) -> Self {
+    /// Gathering items below `universe`.
+    fn new(budget: usize, universe: usize) -> Self {
         Self {
-            found: HashSet::new(),
+            found: Vec::new(),
+            marked: vec![0; universe.div_ceil(64)],
             budget,
             read: 0,
-            expanded: HashSet::new(),
+            expanded: FastSet::default(),
         }
     }
 
@@ -186,12 +193,19 @@ impl Gathered {
     }
 
     fn add(&mut self, item: u32) -> ControlFlow<()> {
-        self.found.insert(item);
+        let (word, bit) = (item as usize / 64, 1u64 << (item % 64));
+        if word >= self.marked.len() {
+            self.marked.resize(word + 1, 0);
+        }
+        if self.marked[word] & bit == 0 {
+            self.marked[word] |= bit;
+            self.found.push(item);
+        }
         self.read()
     }
 
     fn into_candidates(self, flow: ControlFlow<()>) -> Option<Vec<u32>> {
-        flow.is_continue().then(|| self.found.into_iter().collect())
+        flow.is_continue().then_some(self.found)
     }
 }
 
@@ -210,7 +224,7 @@ impl Snapshot {
         now: i64,
         budget: usize,
     ) -> Option<Vec<u32>> {
-        let mut gathered = Gathered::new(budget);
+        let mut gathered = Gathered::new(budget, self.groups.len());
         let flow = self.gather_subjects(action, target, now, &mut gathered);
         gathered.into_candidates(flow)
     }
@@ -225,7 +239,7 @@ impl Snapshot {
         keep: impl Fn(u32) -> bool,
         budget: usize,
     ) -> Option<Vec<u32>> {
-        let mut gathered = Gathered::new(budget);
+        let mut gathered = Gathered::new(budget, self.records.len());
         let flow = self.gather_records(principal, action, now, &keep, &mut gathered);
         gathered.into_candidates(flow)
     }
@@ -263,7 +277,8 @@ impl Snapshot {
         gathered: &mut Gathered,
         keep: impl Fn(u32) -> bool,
     ) -> ControlFlow<()> {
-        let mut seen = HashSet::from([node]);
+        let mut seen = FastSet::default();
+        seen.insert(node);
         let mut stack = vec![node];
         while let Some(at) = stack.pop() {
             if keep(at) {
@@ -409,7 +424,7 @@ impl Snapshot {
         }
         let own_home = self.home_unit(principal);
         let all_units = 0..self.units.len() as u32;
-        let mut walked: HashSet<(Scope, u8, Option<u32>)> = HashSet::new();
+        let mut walked: FastSet<(Scope, u8, Option<u32>)> = FastSet::default();
         let mut owned: Option<Vec<u32>> = None;
         self.held_by(principal, action, |holder, held| {
             if !self.is_in_force(held, now) {
