@@ -1310,7 +1310,7 @@ mod tests {
             after in prop::option::of(0u32..2000),
             limit in 0usize..40,
         ) {
-            let allowed = |n: &u32| n % one_in == 0;
+            let allowed = |n: &u32| n.is_multiple_of(one_in);
             let in_order = (0..entries).filter(|n| after.is_none_or(|a| *n > a));
             let candidates = || {
                 gathered.then(|| {
