@@ -296,15 +296,23 @@ impl ServerProcess {
         extra: &[&str],
     ) -> anyhow::Result<(Self, Option<String>)> {
         let exe = std::env::current_exe().context("cannot find the portcullis binary")?;
+        // PORTCULLIS_BENCH_NODE_LOG=info shows the nodes' logs (snapshot builds and where
+        // their time went, …) on the benchmark's standard error.
+        let log = std::env::var("PORTCULLIS_BENCH_NODE_LOG").ok();
         let mut child = tokio::process::Command::new(exe)
-            .args(["serve", "--listen", "127.0.0.1:0", "--log", "warn"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--log"])
+            .arg(log.as_deref().unwrap_or("warn"))
             .arg("--data-dir")
             .arg(dir)
             .args(["--database-url", database_url])
             .args(extra)
             .env("PORTCULLIS_KEK", kek)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if log.is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .kill_on_drop(true)
             .spawn()
             .context("cannot start the server")?;

@@ -435,16 +435,27 @@ async fn build(
 ) -> Result<Current, EngineError> {
     let started = Instant::now();
     let (source, revision) = store.authz_source(tenant).await?;
+    let read = started.elapsed();
     let access = match access {
         Some(kept) => kept,
         None => Arc::new(compile_access(store, tenant).await?),
     };
+    let indexing = Instant::now();
     let engine = tokio::task::spawn_blocking(move || TenantEngine::build(source))
         .await
         .map_err(|e| EngineError::Task(e.to_string()))??;
     metrics::histogram!("portcullis_authz_snapshot_build_seconds")
         .record(started.elapsed().as_secs_f64());
-    tracing::debug!(%tenant, revision, "authorization snapshot built");
+    // Builds are rare (first use, reshaping changes): worth a line each, with where the time
+    // went.
+    tracing::info!(
+        %tenant,
+        revision,
+        read_ms = read.as_millis() as u64,
+        index_ms = indexing.elapsed().as_millis() as u64,
+        mib = engine.heap_bytes() >> 20,
+        "authorization snapshot built"
+    );
     Ok(Current {
         engine: Arc::new(engine),
         access,

@@ -249,9 +249,10 @@ impl BulkRows {
     }
 }
 
-/// Parameters per multi-row statement: well under both stores' limits, and small enough that
-/// binding them stays cheap (it grows faster than the rows with SQLite's numbered parameters).
-const PARAMETERS_PER_STATEMENT: usize = 2_000;
+/// Parameters per multi-row statement: well under both stores' limits, and small: binding
+/// grows with the square of a statement's parameters on SQLite (each numbered parameter's name
+/// is looked up in a list of all of them), which made 2,000 spend most of a load binding.
+const PARAMETERS_PER_STATEMENT: usize = 256;
 
 struct Table {
     name: &'static str,

@@ -485,7 +485,14 @@ impl TenantEngine {
             .enumerate()
             .map(|(i, (p, _, _))| (*p, i as u32 + 1))
             .collect();
-        let node = |p: &PrincipalRef| nodes.get(p).copied();
+        // The sorted list, not the persistent map, for the million lookups a large tenant's
+        // records and memberships make here.
+        let node = |p: &PrincipalRef| {
+            principals
+                .binary_search_by_key(p, |(q, _, _)| *q)
+                .ok()
+                .map(|i| i as u32 + 1)
+        };
         let home_unit: Vec<Option<u32>> = std::iter::once(None)
             .chain(
                 principals
