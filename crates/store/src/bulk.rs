@@ -12,7 +12,7 @@ use portcullis_core::*;
 use serde_json::json;
 
 use crate::access::to_json;
-use crate::db::{Arg, Tx, assembled_query, placeholders};
+use crate::db::{Arg, Tx, assembled_query, placeholders, query};
 use crate::write::WriteContext;
 use crate::{Store, StoreError};
 
@@ -307,7 +307,8 @@ impl Store {
     }
 
     /// Ends a bulk load: one change that makes every node build the tenant's snapshot whole,
-    /// and one audit event saying what was loaded.
+    /// and one audit event saying what was loaded; then, on PostgreSQL, fresh statistics for
+    /// the planner.
     pub async fn finish_bulk_load(
         &self,
         ctx: &WriteContext,
@@ -322,6 +323,11 @@ impl Store {
             json!({ "loaded": loaded }),
         );
         w.commit().await?;
+        // PostgreSQL plans from statistics that autovacuum gathers only later: right after a
+        // load it knows nothing of the new rows and picks plans for empty tables.
+        if self.backend == crate::Backend::Postgres {
+            self.pools.execute(query("ANALYZE")).await?;
+        }
         Ok(())
     }
 }

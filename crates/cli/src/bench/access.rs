@@ -418,14 +418,51 @@ pub async fn propagation(
     let path = format!("/t/{}/access/v1/evaluation", tenant.name);
     let initially = peps[0].post(&path, ask.clone()).await?["decision"] == true;
 
-    let mut latencies = Vec::with_capacity(bench.changes);
+    let latencies = time_propagation(
+        &admin,
+        &peps[1..],
+        &path,
+        &ask,
+        (group.as_str(), alice.as_str()),
+        initially,
+        bench.changes,
+    )
+    .await?;
+    let at = |p: f64| percentile_ms(&latencies, p);
+    println!(
+        "propagation    postgresql {} nodes, {} changes (poll {} ms): commit to visible on every node p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        bench.nodes,
+        bench.changes,
+        bench.poll_interval_ms,
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+    Ok(())
+}
+
+/// Makes `changes` membership changes through `admin`, alternately taking `member` out of
+/// `group` and putting it back (`initially`: whether `ask` is allowed now, on the member's way
+/// in), and after each is acknowledged asks every one of `others` — with no demanded revision —
+/// until it answers the new way. The time from each acknowledgement to the last node's new
+/// answer, sorted.
+pub(super) async fn time_propagation(
+    admin: &Session,
+    others: &[Session],
+    path: &str,
+    ask: &serde_json::Value,
+    (group, member): (&str, &str),
+    initially: bool,
+    changes: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut latencies = Vec::with_capacity(changes);
     let mut expected = initially;
-    for change in 0..bench.changes {
+    for change in 0..changes {
         if expected {
             admin
                 .call(
                     reqwest::Method::DELETE,
-                    &format!("/v1/groups/{group}/members/user/{alice}"),
+                    &format!("/v1/groups/{group}/members/user/{member}"),
                     None,
                 )
                 .await?;
@@ -433,17 +470,16 @@ pub async fn propagation(
             admin
                 .post(
                     &format!("/v1/groups/{group}/members"),
-                    json!({"kind": "user", "id": alice}),
+                    json!({"kind": "user", "id": member}),
                 )
                 .await?;
         }
         let committed = Instant::now();
         expected = !expected;
-        // Each other node is asked without any demanded revision until it answers the new way.
         let mut slowest = Duration::ZERO;
-        for pep in &peps[1..] {
+        for pep in others {
             loop {
-                if pep.post(&path, ask.clone()).await?["decision"] == expected {
+                if pep.post(path, ask.clone()).await?["decision"] == expected {
                     slowest = slowest.max(committed.elapsed());
                     break;
                 }
@@ -456,18 +492,11 @@ pub async fn propagation(
         latencies.push(slowest);
     }
     latencies.sort_unstable();
-    let at = |p: f64| {
-        let index = ((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
-        latencies[index.min(latencies.len() - 1)].as_secs_f64() * 1000.0
-    };
-    println!(
-        "propagation    postgresql {} nodes, {} changes (poll {} ms): commit to visible on every node p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        bench.nodes,
-        bench.changes,
-        bench.poll_interval_ms,
-        at(0.5),
-        at(0.99),
-        at(1.0)
-    );
-    Ok(())
+    Ok(latencies)
+}
+
+/// The `p`th quantile of sorted `latencies`, in milliseconds.
+pub(super) fn percentile_ms(latencies: &[Duration], p: f64) -> f64 {
+    let index = ((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
+    latencies[index.min(latencies.len() - 1)].as_secs_f64() * 1000.0
 }

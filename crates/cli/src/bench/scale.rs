@@ -28,7 +28,7 @@ use portcullis_server::{Server, Settings};
 use portcullis_store::WriteContext;
 use portcullis_store::{BulkRows, BulkUser};
 
-use super::access::{Session, enforcement_point, id};
+use super::access::{Session, enforcement_point, id, percentile_ms, time_propagation};
 use super::{ServerProcess, load};
 
 #[derive(clap::Args)]
@@ -53,6 +53,14 @@ pub struct ScaleBench {
     /// restarted node.
     #[arg(long, default_value_t = 500)]
     searches: usize,
+    /// Server processes on the database (more than one wants --postgres): the others start
+    /// after the writes, and then `--changes` membership changes made through the first are
+    /// timed until every other node answers the new way.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// Membership changes timed across the nodes.
+    #[arg(long, default_value_t = 1_000)]
+    changes: usize,
 }
 
 /// Entries per search page.
@@ -109,8 +117,12 @@ pub async fn scale(
         || bench.writes == 0
         || bench.connections == 0
         || bench.searches == 0
+        || bench.nodes == 0
+        || bench.changes == 0
     {
-        bail!("--scale must be in (0, 1], --writes, --connections and --searches at least 1");
+        bail!(
+            "--scale must be in (0, 1]; --writes, --connections, --searches, --nodes and --changes at least 1"
+        );
     }
     let kek = Kek::generate_base64()?;
     let node_dir = dir.join("node");
@@ -293,6 +305,15 @@ pub async fn scale(
         .await?
         .text()
         .await?;
+    if bench.nodes > 1 {
+        let changes = Changes {
+            admin: &admin,
+            pep_key: &pep_key,
+            tenant: &tenant_name,
+            record: &first_record,
+        };
+        propagation(bench, dir, database_url, &kek, changes, store_name).await?;
+    }
     for line in metrics.lines().filter(|l| {
         l.starts_with("portcullis_authz_snapshot_rebuilds_total")
             || l.starts_with("portcullis_authz_snapshot_apply_seconds_count")
@@ -303,6 +324,100 @@ pub async fn scale(
     }
     // Let the tail finish before the process is stopped.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}
+
+/// Where the changes timed across nodes are made, and what is asked about them.
+struct Changes<'a> {
+    admin: &'a Session,
+    pep_key: &'a str,
+    tenant: &'a str,
+    record: &'a str,
+}
+
+/// Starts the other nodes (each timed to its first decision on the loaded tenant), then times
+/// membership changes made through the first until every other node answers the new way: a
+/// new user in a new group, which has a share of one record.
+async fn propagation(
+    bench: &ScaleBench,
+    dir: &Path,
+    database_url: &str,
+    kek: &secrecy::SecretString,
+    changes: Changes<'_>,
+    store_name: &str,
+) -> anyhow::Result<()> {
+    let admin = changes.admin;
+    let member = id(&admin
+        .post("/v1/users", json!({"user_name": "bench-propagation"}))
+        .await?)?;
+    let group = id(&admin
+        .post("/v1/groups", json!({"name": "bench-propagation"}))
+        .await?)?;
+    admin
+        .post(
+            &format!("/v1/records/document/{}/shares", changes.record),
+            json!({"principal": {"kind": "group", "id": group}, "actions": [action_name(0)]}),
+        )
+        .await?;
+    let ask = json!({
+        "subject": {"type": "user", "id": member},
+        "action": {"name": action_name(0)},
+        "resource": {"type": "document", "id": changes.record},
+        "context": {"min_revision": "latest"}
+    });
+    let path = format!("/t/{}/access/v1/evaluation", changes.tenant);
+    let mut others = Vec::new();
+    let mut processes = Vec::new();
+    for n in 1..bench.nodes {
+        let node_dir = dir.join(format!("node-{n}"));
+        std::fs::create_dir_all(&node_dir)?;
+        let spawned = Instant::now();
+        let (node, _) =
+            ServerProcess::node(&node_dir, database_url, kek.expose_secret(), &[]).await?;
+        let pep = Session {
+            http: admin.http.clone(),
+            base: node.base.clone(),
+            key: changes.pep_key.to_owned(),
+        };
+        pep.post(&path, ask.clone()).await?;
+        println!(
+            "node {n}        {store_name:<10} first decision {:.2} s after the process started; {:.0} MiB resident",
+            spawned.elapsed().as_secs_f64(),
+            node.rss_mib()?
+        );
+        others.push(pep);
+        processes.push(node);
+    }
+    // Asked from here on as enforcement points ask: whatever the node holds.
+    let ask = json!({
+        "subject": ask["subject"], "action": ask["action"], "resource": ask["resource"]
+    });
+    let latencies = time_propagation(
+        admin,
+        &others,
+        &path,
+        &ask,
+        (group.as_str(), member.as_str()),
+        false,
+        bench.changes,
+    )
+    .await?;
+    let at = |p: f64| percentile_ms(&latencies, p);
+    println!(
+        "propagation   {store_name:<10} {} nodes, {} changes: commit to visible on every node p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        bench.nodes,
+        bench.changes,
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+    for (n, node) in processes.iter().enumerate() {
+        println!(
+            "memory        {store_name:<10} node {} after the changes: {:.0} MiB resident",
+            n + 1,
+            node.rss_mib()?
+        );
+    }
     Ok(())
 }
 
