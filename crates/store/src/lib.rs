@@ -297,6 +297,21 @@ impl Store {
     }
 }
 
+/// Names this build's PostgreSQL schema: the last migration's version and a fold of every
+/// migration's checksum (a scratch template database is named by it).
+pub fn postgres_schema_fingerprint() -> String {
+    let migrator = sqlx::migrate!("./migrations/postgres");
+    // Not a security digest: only tells one set of migration files from another.
+    let folded = migrator
+        .iter()
+        .flat_map(|m| m.checksum.iter().take(8))
+        .fold(0u64, |hash, byte| {
+            hash.wrapping_mul(0x100_0000_01b3) ^ u64::from(*byte)
+        });
+    let last = migrator.iter().last().map_or(0, |m| m.version);
+    format!("{last}_{folded:016x}")
+}
+
 /// A database URL with any password replaced, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

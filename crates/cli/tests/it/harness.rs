@@ -31,7 +31,13 @@ impl TestDatabase {
                     !admin_url.is_empty(),
                     "PORTCULLIS_TEST_DATABASE_URL is set but empty: unset it for SQLite, or give a PostgreSQL URL"
                 );
-                let scratch = ScratchDatabase::create(&admin_url)
+                // Each test's database is a copy of one migrated once for the whole run.
+                static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+                let template = TEMPLATE
+                    .get_or_try_init(|| ScratchDatabase::migrated_template(&admin_url))
+                    .await
+                    .expect("a migrated template database through PORTCULLIS_TEST_DATABASE_URL");
+                let scratch = ScratchDatabase::create_from(&admin_url, template)
                     .await
                     .expect("create a database through PORTCULLIS_TEST_DATABASE_URL");
                 TestDatabase {
