@@ -61,11 +61,19 @@ impl Slot {
         }
     }
 
-    fn store(&self, next: Current) {
+    fn store(&self, tenant: TenantId, next: Current) {
         self.bytes
             .store(next.engine.heap_bytes(), Ordering::Relaxed);
+        held_revision(tenant, next.revision);
         self.current.store(Arc::new(next));
     }
+}
+
+/// Publishes the revision a node's snapshot of the tenant is at: next to the tenant's head (the
+/// node that wrote last holds it), how far behind another node is.
+fn held_revision(tenant: TenantId, revision: i64) {
+    metrics::gauge!("portcullis_authz_snapshot_revision", "tenant" => tenant.to_string())
+        .set(revision as f64);
 }
 
 /// Why a decision could not be made.
@@ -257,7 +265,9 @@ impl Engines {
             return Ok(slot);
         }
         let seen = store.local_commits();
-        let fresh = Arc::new(Slot::new(self.build(store, tenant, None).await?, seen));
+        let built = self.build(store, tenant, None).await?;
+        held_revision(tenant, built.revision);
+        let fresh = Arc::new(Slot::new(built, seen));
         fresh.last_used.store(asked, Ordering::Relaxed);
         // Another request may have built it meanwhile; either copy is current enough.
         let slot = self
@@ -368,7 +378,7 @@ impl Engines {
                     self.build(store, tenant, Some(access.clone())).await?
                 }
             };
-            slot.store(next);
+            slot.store(tenant, next);
             self.refreshed.notify_waiters();
         }
         slot.seen_commits.fetch_max(seen, Ordering::AcqRel);

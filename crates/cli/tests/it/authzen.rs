@@ -993,4 +993,20 @@ async fn past_the_memory_budget_cold_tenants_are_dropped_and_rebuilt_with_every_
     assert_eq!(d["decision"], false, "{d}");
     let d = evaluate(&g.pep, "globex", ask(&g.alice, "read", "d-emea")).await;
     assert_eq!(d["decision"], true, "{d}");
+
+    // The node publishes the revision its snapshot of each tenant is at.
+    let globex = g.admin.get("/v1/me").await.expect(200)["tenant"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let d = evaluate(&g.pep, "globex", ask(&g.alice, "read", "d-emea")).await;
+    let revision = d["context"]["revision"].as_i64().unwrap();
+    assert_eq!(
+        counted(
+            &server.metrics().await,
+            "portcullis_authz_snapshot_revision",
+            &globex
+        ),
+        revision as f64
+    );
 }
