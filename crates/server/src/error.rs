@@ -216,6 +216,15 @@ impl From<StoreError> for ApiError {
                 ApiError::PreconditionFailed { current_version }
             }
             StoreError::Invalid(e) => ApiError::Validation(e),
+            // Every database connection stayed busy for the pool's whole wait: the node is
+            // overloaded, not broken, and the caller should come back shortly.
+            overloaded if overloaded.is_overloaded() => {
+                metrics::counter!("portcullis_database_pool_timeouts_total").increment(1);
+                tracing::warn!("a request waited too long for a database connection");
+                ApiError::Unavailable(
+                    "The server is overloaded: no database connection came free in time. Retry shortly.".into(),
+                )
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -268,6 +277,9 @@ impl IntoResponse for ApiError {
                     headers.insert(header::ETAG, value);
                 }
             }
+            ApiError::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
             _ => {}
         }
         response
@@ -289,3 +301,17 @@ fn step_up_challenge(need: portcullis_core::session::Assurance) -> String {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod overload_tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_says_when_to_come_back() {
+        let response = ApiError::Unavailable("overloaded".into()).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let other = ApiError::from(StoreError::Corrupt("x".into())).into_response();
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

@@ -119,6 +119,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the request waited the pool's whole timeout for a database connection: the
+    /// node is overloaded (answer 503 and let the caller retry), not broken.
+    pub fn is_overloaded(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::PoolTimedOut))
+    }
+
     pub(crate) fn conflict(field: &str, message: impl Into<String>) -> Self {
         StoreError::Conflict {
             field: Some(field.to_owned()),
@@ -329,6 +335,13 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_pool_timeout_is_overload() {
+        assert!(StoreError::Database(sqlx::Error::PoolTimedOut).is_overloaded());
+        assert!(!StoreError::Database(sqlx::Error::RowNotFound).is_overloaded());
+        assert!(!StoreError::NotFound.is_overloaded());
+    }
 
     #[test]
     fn passwords_are_redacted_from_urls() {

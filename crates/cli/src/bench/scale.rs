@@ -61,6 +61,14 @@ pub struct ScaleBench {
     /// Membership changes timed across the nodes.
     #[arg(long, default_value_t = 1_000)]
     changes: usize,
+    /// Seconds of sustained churn across the nodes after that (0: none): membership changes
+    /// at --churn-rate through the first node, while enforcement points ask the others and an
+    /// administrator lists users through the first.
+    #[arg(long, default_value_t = 0)]
+    churn_seconds: u64,
+    /// Changes a second during the churn.
+    #[arg(long, default_value_t = 1_000)]
+    churn_rate: u64,
 }
 
 /// Entries per search page.
@@ -247,14 +255,8 @@ pub async fn scale(
         node.rss_mib()?
     );
 
-    searches(
-        &pep,
-        &tenant_name,
-        bench,
-        (Arc::new(sample_users), Arc::new(sample_records)),
-        store_name,
-    )
-    .await?;
+    let samples = (Arc::new(sample_users), Arc::new(sample_records));
+    searches(&pep, &tenant_name, bench, samples.clone(), store_name).await?;
 
     let admin = Session {
         base: node.base.clone(),
@@ -280,7 +282,8 @@ pub async fn scale(
     for user in users {
         ids.push(id(&admin.post("/v1/users", user).await?)?);
     }
-    let (base, key, ids) = (admin.base.clone(), admin.key.clone(), Arc::new(ids));
+    let ids = Arc::new(ids);
+    let (base, key, added_ids) = (admin.base.clone(), admin.key.clone(), ids.clone());
     let (added, _) = load(
         &admin.http,
         bench.writes,
@@ -289,7 +292,7 @@ pub async fn scale(
         move |http, i| {
             http.post(format!("{base}/v1/groups/{group}/members"))
                 .bearer_auth(&key)
-                .json(&json!({"kind": "user", "id": ids[i]}))
+                .json(&json!({"kind": "user", "id": added_ids[i]}))
         },
     )
     .await?;
@@ -310,7 +313,10 @@ pub async fn scale(
             admin: &admin,
             pep_key: &pep_key,
             tenant: &tenant_name,
+            tenant_id: me["tenant"]["id"].as_str().context("no tenant id")?,
             record: &first_record,
+            members: ids.clone(),
+            samples,
         };
         propagation(bench, dir, database_url, &kek, changes, store_name).await?;
     }
@@ -332,7 +338,12 @@ struct Changes<'a> {
     admin: &'a Session,
     pep_key: &'a str,
     tenant: &'a str,
+    tenant_id: &'a str,
     record: &'a str,
+    /// Users the churn moves in and out of a group.
+    members: Arc<Vec<String>>,
+    /// Users and records the enforcement points ask about.
+    samples: (Arc<Vec<String>>, Arc<Vec<String>>),
 }
 
 /// Starts the other nodes (each timed to its first decision on the loaded tenant), then times
@@ -418,6 +429,190 @@ async fn propagation(
             node.rss_mib()?
         );
     }
+    if bench.churn_seconds > 0 {
+        churn(bench, &changes, &others, &path, store_name).await?;
+        for (n, node) in processes.iter().enumerate() {
+            println!(
+                "memory        {store_name:<10} node {} after the churn: {:.0} MiB resident",
+                n + 1,
+                node.rss_mib()?
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The revision `metrics` (a node's) says its snapshot of `tenant` is at.
+fn held_revision(metrics: &str, tenant: &str) -> Option<i64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("portcullis_authz_snapshot_revision") && l.contains(tenant))
+        .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|r| r as i64)
+}
+
+/// `--churn-seconds` of membership changes at `--churn-rate` through the first node (each on
+/// its own task, at most 512 in flight), while 8 enforcement points per other node ask
+/// decisions back to back, an administrator lists users through the first node, and every
+/// 100 ms each node's revision is read from its metrics: how far each other node is behind
+/// the first (which every change goes through) at worst.
+async fn churn(
+    bench: &ScaleBench,
+    changes: &Changes<'_>,
+    others: &[Session],
+    path: &str,
+    store_name: &str,
+) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let admin = changes.admin.clone();
+    let group = id(&admin
+        .post("/v1/groups", json!({"name": "bench-churn-sustained"}))
+        .await?)?;
+    let running = Arc::new(AtomicBool::new(true));
+    let started = Instant::now();
+    let writer = {
+        let (admin, members, running) = (admin.clone(), changes.members.clone(), running.clone());
+        let every = Duration::from_nanos(1_000_000_000 / bench.churn_rate.max(1));
+        tokio::spawn(async move {
+            let permits = Arc::new(tokio::sync::Semaphore::new(512));
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut made = 0usize;
+            while running.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let permit = permits.clone().acquire_owned().await?;
+                let member = members[made % members.len()].clone();
+                // Round by round: every member in, then every member out.
+                let adding = (made / members.len()).is_multiple_of(2);
+                made += 1;
+                let (admin, group) = (admin.clone(), group.clone());
+                tasks.spawn(async move {
+                    let at = Instant::now();
+                    let done = if adding {
+                        admin
+                            .post(
+                                &format!("/v1/groups/{group}/members"),
+                                json!({"kind": "user", "id": member}),
+                            )
+                            .await
+                    } else {
+                        admin
+                            .call(
+                                reqwest::Method::DELETE,
+                                &format!("/v1/groups/{group}/members/user/{member}"),
+                                None,
+                            )
+                            .await
+                    };
+                    drop(permit);
+                    done.map(|_| at.elapsed())
+                });
+            }
+            let (mut latencies, mut failed, mut first_error) = (Vec::new(), 0usize, None);
+            while let Some(done) = tasks.join_next().await {
+                match done? {
+                    Ok(latency) => latencies.push(latency),
+                    Err(error) => {
+                        failed += 1;
+                        first_error.get_or_insert_with(|| format!("{error:#}"));
+                    }
+                }
+            }
+            anyhow::Ok((latencies, failed, first_error))
+        })
+    };
+    let mut askers = tokio::task::JoinSet::new();
+    for (n, pep) in others.iter().enumerate() {
+        for k in 0..8u64 {
+            let (pep, running, path) = (pep.clone(), running.clone(), path.to_owned());
+            let (users, records) = changes.samples.clone();
+            askers.spawn(async move {
+                let mut numbers = Numbers(((n as u64) << 32) | k);
+                let (mut latencies, mut failed) = (Vec::new(), 0usize);
+                while running.load(Ordering::Relaxed) {
+                    let ask = json!({
+                        "subject": {"type": "user", "id": users[numbers.below(users.len())]},
+                        "action": {"name": action_name(numbers.below(ACTIONS))},
+                        "resource": {"type": "document", "id": records[numbers.below(records.len())]}
+                    });
+                    let at = Instant::now();
+                    match pep.post(&path, ask).await {
+                        Ok(_) => latencies.push(at.elapsed()),
+                        Err(_) => failed += 1,
+                    }
+                }
+                (latencies, failed)
+            });
+        }
+    }
+    let reader = {
+        let (admin, running) = (admin.clone(), running.clone());
+        tokio::spawn(async move {
+            let (mut latencies, mut failed) = (Vec::new(), 0usize);
+            while running.load(Ordering::Relaxed) {
+                let at = Instant::now();
+                match admin
+                    .call(reqwest::Method::GET, "/v1/users?limit=20", None)
+                    .await
+                {
+                    Ok(_) => latencies.push(at.elapsed()),
+                    Err(_) => failed += 1,
+                }
+            }
+            (latencies, failed)
+        })
+    };
+    let mut behind = vec![0i64; others.len()];
+    let metrics_of = |base: &str| {
+        let http = admin.http.clone();
+        let url = format!("{base}/metrics");
+        async move { anyhow::Ok(http.get(url).send().await?.text().await?) }
+    };
+    while started.elapsed() < Duration::from_secs(bench.churn_seconds) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let first = held_revision(&metrics_of(&admin.base).await?, changes.tenant_id);
+        for (n, pep) in others.iter().enumerate() {
+            let theirs = held_revision(&metrics_of(&pep.base).await?, changes.tenant_id);
+            if let (Some(first), Some(theirs)) = (first, theirs) {
+                behind[n] = behind[n].max(first - theirs);
+            }
+        }
+    }
+    running.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    let (mut written, failed, first_error) = writer.await??;
+    let (mut decided, mut refused) = (Vec::new(), 0);
+    while let Some(done) = askers.join_next().await {
+        let (latencies, failed) = done?;
+        decided.extend(latencies);
+        refused += failed;
+    }
+    let (mut listed, unlisted) = reader.await?;
+    for sorted in [&mut written, &mut decided, &mut listed] {
+        sorted.sort_unstable();
+        anyhow::ensure!(!sorted.is_empty(), "the churn ran too short to measure");
+    }
+    println!(
+        "churn         {store_name:<10} {} s at {}/s asked: {} changes made ({:.0}/s), {failed} failed, p50 {:.2} ms, p99 {:.2} ms",
+        bench.churn_seconds,
+        bench.churn_rate,
+        written.len(),
+        written.len() as f64 / elapsed,
+        percentile_ms(&written, 0.5),
+        percentile_ms(&written, 0.99)
+    );
+    if let Some(error) = first_error {
+        println!("churn         {store_name:<10} the first failure: {error}");
+    }
+    println!(
+        "during churn  {store_name:<10} decisions on the other nodes: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {refused} failed; admin GET /v1/users on the first: p50 {:.2} ms, p99 {:.2} ms, {unlisted} failed; most revisions behind the first: {behind:?}",
+        decided.len() as f64 / elapsed,
+        percentile_ms(&decided, 0.5),
+        percentile_ms(&decided, 0.99),
+        percentile_ms(&listed, 0.5),
+        percentile_ms(&listed, 0.99)
+    );
     Ok(())
 }
 
