@@ -945,15 +945,7 @@ impl Store {
     pub async fn group(&self, tenant_id: TenantId, id: GroupId) -> Result<Group, StoreError> {
         let row = self
             .pools
-            .fetch_optional(
-                query(concat!(
-                    "SELECT ",
-                    group_columns!(),
-                    " FROM groups WHERE tenant_id = $1 AND id = $2"
-                ))
-                .bind(tenant_id)
-                .bind(id),
-            )
+            .fetch_optional(group_query(tenant_id, id))
             .await?
             .ok_or(StoreError::NotFound)?;
         group_from_row(&row)
@@ -997,7 +989,7 @@ impl Store {
         business_unit_id: Option<BusinessUnitId>,
     ) -> Result<Group, StoreError> {
         let mut w = self.write(ctx).await?;
-        let before = self.group(ctx.tenant_id, id).await?;
+        let before = group_in(&mut w, ctx.tenant_id, id).await?;
         if let Some(unit) = business_unit_id {
             require_business_unit(&mut w, unit).await?;
         }
@@ -1020,7 +1012,7 @@ impl Store {
             .await
             .map_err(|e| e.on_unique(GROUP_UNIQUES))?;
         let Some(row) = row else {
-            let current = self.group(ctx.tenant_id, id).await?;
+            let current = group_in(&mut w, ctx.tenant_id, id).await?;
             return Err(StoreError::VersionMismatch {
                 current_version: current.version,
             });
@@ -1045,7 +1037,7 @@ impl Store {
         expected_version: Option<i64>,
     ) -> Result<(), StoreError> {
         let mut w = self.write(ctx).await?;
-        let group = self.group(ctx.tenant_id, id).await?;
+        let group = group_in(&mut w, ctx.tenant_id, id).await?;
         detach_principal(&mut w, PrincipalRef::group(id)).await?;
         w.execute(
             query("DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2")
@@ -1074,7 +1066,7 @@ impl Store {
         member: PrincipalRef,
     ) -> Result<GroupMember, StoreError> {
         let mut w = self.write(ctx).await?;
-        self.group(ctx.tenant_id, group_id).await?;
+        group_in(&mut w, ctx.tenant_id, group_id).await?;
         let Some(name) = principal_name(&mut w, member).await? else {
             return Err(ValidationError::new(
                 "id",
@@ -1599,4 +1591,26 @@ mod tests {
     fn like_metacharacters_are_escaped() {
         assert_eq!(like_prefix("a_b%c\\"), "a\\_b\\%c\\\\%");
     }
+}
+
+fn group_query(tenant_id: TenantId, id: GroupId) -> crate::db::Query {
+    query(concat!(
+        "SELECT ",
+        group_columns!(),
+        " FROM groups WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+}
+
+/// The group as the write transaction `w` sees it. A write reads through its own transaction,
+/// never through the pool: on PostgreSQL it holds the tenant's write lock, and waiting for a
+/// pooled connection while holding it stalls every other write of the tenant (under load, all
+/// of them, each holding a connection too).
+async fn group_in(w: &mut Write, tenant_id: TenantId, id: GroupId) -> Result<Group, StoreError> {
+    let row = w
+        .fetch_optional(group_query(tenant_id, id))
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    group_from_row(&row)
 }
