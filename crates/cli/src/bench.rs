@@ -51,7 +51,8 @@ pub enum BenchCommand {
     /// request at a time.
     Console(console::ConsoleBench),
     /// A tenant of bench/engine's size loaded straight through the store, then the server
-    /// measured on it: taking the load in, start-up to the first decision, writes as deltas.
+    /// measured on it: taking the load in, start-up to the first decision, search pages, writes
+    /// as deltas; with --nodes, propagation to other nodes and sustained churn.
     Scale(scale::ScaleBench),
 }
 

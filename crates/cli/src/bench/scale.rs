@@ -53,7 +53,7 @@ pub struct ScaleBench {
     /// restarted node.
     #[arg(long, default_value_t = 500)]
     searches: usize,
-    /// Server processes on the database (more than one wants --postgres): the others start
+    /// Server processes on the database (more than one needs --postgres): the others start
     /// after the writes, and then `--changes` membership changes made through the first are
     /// timed until every other node answers the new way.
     #[arg(long, default_value_t = 1)]
@@ -131,6 +131,14 @@ pub async fn scale(
         bail!(
             "--scale must be in (0, 1]; --writes, --connections, --searches, --nodes and --changes at least 1"
         );
+    }
+    if bench.nodes > 1 && !database_url.starts_with("postgres") {
+        bail!(
+            "--nodes above 1 needs --postgres: nodes on one SQLite file hear of each other's changes only by polling"
+        );
+    }
+    if bench.churn_seconds > 0 && bench.nodes < 2 {
+        bail!("--churn-seconds needs --nodes 2 or more (enforcement points ask the other nodes)");
     }
     let kek = Kek::generate_base64()?;
     let node_dir = dir.join("node");
