@@ -477,7 +477,9 @@ impl Store {
     ) -> Result<CustomRole, StoreError> {
         let mut w = self.write(ctx).await?;
         let permissions = resources::canonical_permissions(permissions, &types_in(&mut w).await?)?;
-        let before = self.custom_role(ctx.tenant_id, id).await?;
+        // Read through the transaction, never the pool, while holding the write (see `group_in`).
+        let before =
+            custom_role_from_row(&w.fetch_one(custom_role_query(ctx.tenant_id, id)).await?)?;
         let row = w
             .fetch_optional(
                 query(
@@ -516,15 +518,7 @@ impl Store {
     ) -> Result<CustomRole, StoreError> {
         let row = self
             .pools
-            .fetch_optional(
-                query(concat!(
-                    "SELECT ",
-                    custom_role_columns!(),
-                    " FROM custom_roles WHERE tenant_id = $1 AND id = $2"
-                ))
-                .bind(tenant_id)
-                .bind(id),
-            )
+            .fetch_optional(custom_role_query(tenant_id, id))
             .await?
             .ok_or(StoreError::NotFound)?;
         custom_role_from_row(&row)
@@ -1489,4 +1483,14 @@ pub(crate) async fn read_source(
         source.denies.push(deny_from_row(&row)?);
     }
     Ok((source, revision))
+}
+
+pub(crate) fn custom_role_query(tenant_id: TenantId, id: RoleId) -> crate::db::Query {
+    query(concat!(
+        "SELECT ",
+        custom_role_columns!(),
+        " FROM custom_roles WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(id)
 }

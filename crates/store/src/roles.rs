@@ -100,9 +100,9 @@ impl Store {
     ) -> Result<RoleAssignment, StoreError> {
         let mut w = self.write(ctx).await?;
         if let RoleRef::Custom(id) = role {
-            self.custom_role(ctx.tenant_id, id)
-                .await
-                .map_err(|_| ValidationError::new("role", "no such role in this tenant"))?;
+            w.fetch_optional(crate::access::custom_role_query(ctx.tenant_id, id))
+                .await?
+                .ok_or_else(|| ValidationError::new("role", "no such role in this tenant"))?;
         }
         if !principal_exists(&mut w, principal).await? {
             return Err(ValidationError::new(
@@ -133,15 +133,7 @@ impl Store {
     ) -> Result<RoleAssignment, StoreError> {
         let row = self
             .pools
-            .fetch_optional(
-                query(concat!(
-                    "SELECT ",
-                    assignment_columns!(),
-                    " FROM role_assignments WHERE tenant_id = $1 AND id = $2"
-                ))
-                .bind(tenant_id)
-                .bind(id),
-            )
+            .fetch_optional(assignment_query(tenant_id, id))
             .await?
             .ok_or(StoreError::NotFound)?;
         assignment_from_row(&row)
@@ -185,7 +177,9 @@ impl Store {
         id: RoleAssignmentId,
     ) -> Result<RoleAssignment, StoreError> {
         let mut w = self.write(ctx).await?;
-        let assignment = self.role_assignment(ctx.tenant_id, id).await?;
+        // Read through the transaction, never the pool, while holding the write (see `group_in`).
+        let assignment =
+            assignment_from_row(&w.fetch_one(assignment_query(ctx.tenant_id, id)).await?)?;
         w.execute(
             query("DELETE FROM role_assignments WHERE tenant_id = $1 AND id = $2")
                 .bind(ctx.tenant_id)
@@ -278,4 +272,14 @@ impl Store {
 enum GrantWindow {
     At,
     AtOrAfter,
+}
+
+fn assignment_query(tenant_id: TenantId, id: RoleAssignmentId) -> crate::db::Query {
+    query(concat!(
+        "SELECT ",
+        assignment_columns!(),
+        " FROM role_assignments WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(id)
 }
