@@ -784,11 +784,14 @@ impl Snapshot {
     }
 
     fn is_in_force(&self, held: &Held, now: i64) -> bool {
-        held.bits & WINDOWED == 0
-            || self
-                .windows
-                .get(&held.assignment)
-                .is_some_and(|(starts_at, ends_at)| *starts_at <= now && now < *ends_at)
+        held.bits & WINDOWED == 0 || self.in_window(held.assignment, now)
+    }
+
+    /// Whether the window of the assignment in `slot` (which has one) holds `now`.
+    fn in_window(&self, slot: u32, now: i64) -> bool {
+        self.windows
+            .get(&slot)
+            .is_some_and(|(starts_at, ends_at)| *starts_at <= now && now < *ends_at)
     }
 
     /// Whether `principal` is `identity` or a member of it (directly or through groups).
@@ -810,31 +813,41 @@ impl Snapshot {
     /// asker's unit, except through a team (a group with a unit of its own): from the team's.
     /// `asker` memoizes the asker's own, which most rows share.
     fn reach(&self, principal: u32, holder: u32, record: &Record, asker: &mut Option<u8>) -> u8 {
-        let unit = |node: u32| self.home_unit.get(node).copied().flatten();
-        match unit(holder).filter(|_| holder != principal) {
+        match self.team_home(principal, holder) {
             Some(team) => self.reach_from(principal, Some(team), record),
-            None => {
-                *asker.get_or_insert_with(|| self.reach_from(principal, unit(principal), record))
-            }
+            None => *asker.get_or_insert_with(|| {
+                self.reach_from(principal, self.home_unit(principal), record)
+            }),
         }
+    }
+
+    /// The unit business-unit depths are measured from when `principal` holds through `holder`
+    /// and `holder` is a team other than itself; `None`: from the principal's own.
+    fn team_home(&self, principal: u32, holder: u32) -> Option<u32> {
+        self.home_unit(holder).filter(|_| holder != principal)
     }
 
     fn reach_from(&self, principal: u32, home: Option<u32>, record: &Record) -> u8 {
-        DEPTHS
-            .iter()
-            .filter(|depth| self.reaches(principal, home, **depth, record))
-            .fold(0, |bits, depth| bits | depth_bit(*depth))
+        let own = if self.is(principal, record.owner) {
+            depth_bit(Depth::Own)
+        } else {
+            0
+        };
+        depth_bit(Depth::Tenant) | own | self.unit_reach(home, record)
     }
 
-    fn reaches(&self, principal: u32, home: Option<u32>, depth: Depth, record: &Record) -> bool {
-        match depth {
-            Depth::Tenant => true,
-            Depth::BusinessUnitTree => {
-                home.is_some_and(|h| self.units.is_within(record.business_unit, h))
-            }
-            Depth::BusinessUnit => home == Some(record.business_unit),
-            Depth::Own => self.is(principal, record.owner),
+    /// The depths (`BusinessUnit`, `BusinessUnitTree`) at which a holder measured from `home`
+    /// reaches `record` by business unit.
+    fn unit_reach(&self, home: Option<u32>, record: &Record) -> u8 {
+        let Some(home) = home else { return 0 };
+        let mut bits = 0;
+        if home == record.business_unit {
+            bits |= depth_bit(Depth::BusinessUnit);
         }
+        if self.units.is_within(record.business_unit, home) {
+            bits |= depth_bit(Depth::BusinessUnitTree);
+        }
+        bits
     }
 
     /// Every group `node` is in, directly or through nested groups, sorted.

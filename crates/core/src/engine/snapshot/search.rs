@@ -244,20 +244,6 @@ impl Snapshot {
         gathered.into_candidates(flow)
     }
 
-    /// The depths (`BusinessUnit`, `BusinessUnitTree`) at which a holder in `home` reaches
-    /// `record` by business unit.
-    fn unit_reach(&self, home: Option<u32>, record: &Record) -> u8 {
-        let Some(home) = home else { return 0 };
-        let mut bits = 0;
-        if home == record.business_unit {
-            bits |= depth_bit(Depth::BusinessUnit);
-        }
-        if self.units.is_within(record.business_unit, home) {
-            bits |= depth_bit(Depth::BusinessUnitTree);
-        }
-        bits
-    }
-
     /// Each role that gives `action`, with the depths it gives it at.
     fn roles_with(&self, action: u32) -> Vec<(u32, u8)> {
         self.roles
@@ -352,12 +338,7 @@ impl Snapshot {
             let Some(a) = self.assignments.get(slot).copied().flatten() else {
                 continue;
             };
-            let windowed_out = a.windowed
-                && self
-                    .windows
-                    .get(&slot)
-                    .is_none_or(|(starts_at, ends_at)| now < *starts_at || *ends_at <= now);
-            if windowed_out {
+            if a.windowed && !self.in_window(slot, now) {
                 continue;
             }
             let holder = a.principal;
@@ -435,10 +416,7 @@ impl Snapshot {
                 return add(gathered, record, None);
             }
             // As `reach` measures it: from a team's unit, else from the asker's own.
-            let home = self
-                .home_unit(holder)
-                .filter(|_| holder != principal)
-                .or(own_home);
+            let home = self.team_home(principal, holder).or(own_home);
             let depths = held.bits & !WINDOWED;
             if !walked.insert((scope, depths, home)) {
                 return ControlFlow::Continue(());
