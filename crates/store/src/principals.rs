@@ -1608,9 +1608,5 @@ fn group_query(tenant_id: TenantId, id: GroupId) -> crate::db::Query {
 /// pooled connection while holding it stalls every other write of the tenant (under load, all
 /// of them, each holding a connection too).
 async fn group_in(w: &mut Write, tenant_id: TenantId, id: GroupId) -> Result<Group, StoreError> {
-    let row = w
-        .fetch_optional(group_query(tenant_id, id))
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    group_from_row(&row)
+    group_from_row(&w.fetch_one(group_query(tenant_id, id)).await?)
 }
