@@ -1583,16 +1583,6 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::like_prefix;
-
-    #[test]
-    fn like_metacharacters_are_escaped() {
-        assert_eq!(like_prefix("a_b%c\\"), "a\\_b\\%c\\\\%");
-    }
-}
-
 fn group_query(tenant_id: TenantId, id: GroupId) -> crate::db::Query {
     query(concat!(
         "SELECT ",
@@ -1609,4 +1599,14 @@ fn group_query(tenant_id: TenantId, id: GroupId) -> crate::db::Query {
 /// of them, each holding a connection too).
 async fn group_in(w: &mut Write, tenant_id: TenantId, id: GroupId) -> Result<Group, StoreError> {
     group_from_row(&w.fetch_one(group_query(tenant_id, id)).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_prefix;
+
+    #[test]
+    fn like_metacharacters_are_escaped() {
+        assert_eq!(like_prefix("a_b%c\\"), "a\\_b\\%c\\\\%");
+    }
 }
