@@ -706,6 +706,10 @@ impl Snapshot {
         }
         // A share the batch put on a record that does not exist and then took away again.
         dirty_records.retain(|record| (*record as usize) < next.records.len());
+        // Likewise an assignment to a principal that does not exist, taken away again: its
+        // list is empty (a live one would have been refused above) and must not grow the tables.
+        held_by.retain(|node, _| (*node as usize) < nodes);
+        dirty_nodes.retain(|node| (*node as usize) < nodes);
         next.groups = self.groups.apply(&memberships, nodes)?;
         next.held_by.update(nodes, &held_by);
         next.held = if roles_changed {
