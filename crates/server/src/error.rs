@@ -216,8 +216,16 @@ impl From<StoreError> for ApiError {
                 ApiError::PreconditionFailed { current_version }
             }
             StoreError::Invalid(e) => ApiError::Validation(e),
-            // Every database connection stayed busy for the pool's whole wait: the node is
-            // overloaded, not broken, and the caller should come back shortly.
+            // The tenant's write queue is full, or every database connection stayed busy for
+            // the pool's whole wait: the node is overloaded, not broken, and the caller should
+            // come back shortly.
+            StoreError::WriteQueueFull => {
+                metrics::counter!("portcullis_write_queue_refusals_total").increment(1);
+                tracing::warn!("a write was refused: its tenant's write queue is full");
+                ApiError::Unavailable(
+                    "The server is overloaded: too many changes to this tenant are waiting. Retry shortly.".into(),
+                )
+            }
             overloaded if overloaded.is_overloaded() => {
                 metrics::counter!("portcullis_database_pool_timeouts_total").increment(1);
                 tracing::warn!("a request waited too long for a database connection");

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use portcullis_core::authz::Scope;
 use portcullis_core::engine::subjects::Identifier;
-use portcullis_core::engine::tenant::{Delta, PrincipalNow, Source};
+use portcullis_core::engine::tenant::{Delta, PrincipalNow, Source, TenantEngine};
 use portcullis_core::identity::{PrincipalKind, PrincipalRef};
 use portcullis_core::names::Name;
 use portcullis_core::resources::{
@@ -21,7 +21,7 @@ use portcullis_core::*;
 
 use crate::db::{Row, Tx, query};
 use crate::principals::{principal_exists, require_business_unit};
-use crate::write::{Write, WriteContext};
+use crate::write::{Reader, Write, WriteContext};
 use crate::{Store, StoreError};
 use uuid::Uuid;
 
@@ -327,7 +327,7 @@ impl Store {
     ) -> Result<ResourceType, StoreError> {
         resources::validate_resource_type(name, &actions)?;
         let mut w = self.write(ctx).await?;
-        let before = self.resource_type(ctx.tenant_id, name).await?;
+        let before = resource_type_in(&mut w, ctx.tenant_id, name).await?;
         let row = w
             .fetch_optional(
                 query(
@@ -361,20 +361,7 @@ impl Store {
         tenant_id: TenantId,
         name: &str,
     ) -> Result<ResourceType, StoreError> {
-        let row = self
-            .pools
-            .fetch_optional(
-                query(concat!(
-                    "SELECT ",
-                    resource_type_columns!(),
-                    " FROM resource_types WHERE tenant_id = $1 AND name = $2"
-                ))
-                .bind(tenant_id)
-                .bind(name),
-            )
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        resource_type_from_row(&row)
+        resource_type_in(&self.pools, tenant_id, name).await
     }
 
     pub async fn resource_types(
@@ -664,21 +651,7 @@ impl Store {
         resource_type: &str,
         external_id: &str,
     ) -> Result<RecordEntry, StoreError> {
-        let row = self
-            .pools
-            .fetch_optional(
-                query(concat!(
-                    "SELECT ",
-                    record_columns!(),
-                    " FROM records WHERE tenant_id = $1 AND resource_type = $2 AND external_id = $3"
-                ))
-                .bind(tenant_id)
-                .bind(resource_type)
-                .bind(external_id),
-            )
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        record_from_row(&row)
+        record_in(&self.pools, tenant_id, resource_type, external_id).await
     }
 
     /// Records of one type whose external id starts with `prefix`, in external-id order
@@ -730,22 +703,15 @@ impl Store {
         resource_type: &str,
         external_id: &str,
     ) -> Result<(), StoreError> {
-        let record = self
-            .record(ctx.tenant_id, resource_type, external_id)
-            .await?;
         let mut w = self.write(ctx).await?;
+        let record = record_in(&mut w, ctx.tenant_id, resource_type, external_id).await?;
         remove_scoped(&mut w, Scope::Record(record.id)).await?;
-        let deleted = w
-            .execute(
-                query("DELETE FROM records WHERE tenant_id = $1 AND id = $2")
-                    .bind(ctx.tenant_id)
-                    .bind(record.id),
-            )
-            .await?;
-        if deleted == 0 {
-            // Deleted by another request since it was read.
-            return Err(StoreError::NotFound);
-        }
+        w.execute(
+            query("DELETE FROM records WHERE tenant_id = $1 AND id = $2")
+                .bind(ctx.tenant_id)
+                .bind(record.id),
+        )
+        .await?;
         w.record(
             "record.delete",
             "record",
@@ -768,12 +734,10 @@ impl Store {
         principal: PrincipalRef,
         actions: Vec<String>,
     ) -> Result<Share, StoreError> {
-        let record = self
-            .record(ctx.tenant_id, resource_type, external_id)
-            .await?;
-        let ty = self.resource_type(ctx.tenant_id, resource_type).await?;
-        resources::validate_share_actions(&actions, &ty)?;
         let mut w = self.write(ctx).await?;
+        let record = record_in(&mut w, ctx.tenant_id, resource_type, external_id).await?;
+        let ty = resource_type_in(&mut w, ctx.tenant_id, resource_type).await?;
+        resources::validate_share_actions(&actions, &ty)?;
         require_principal(&mut w, "principal", principal).await?;
         w.execute(
             query("DELETE FROM shares WHERE record_id = $1 AND principal_kind = $2 AND principal_id = $3")
@@ -1169,15 +1133,55 @@ struct Named {
     settings: bool,
 }
 
+/// A change-feed row: what kind of thing changed, which one, and how.
+pub(crate) struct FeedEntry {
+    pub(crate) kind: String,
+    pub(crate) id: String,
+    pub(crate) op: String,
+}
+
+impl FeedEntry {
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        Ok(FeedEntry {
+            kind: row.text("entity_kind")?,
+            id: row.text("entity_id")?,
+            op: row.text("op")?,
+        })
+    }
+}
+
+/// The change-feed rows of a tenant after revision `after`, in order, at most one past
+/// `MAX_DELTA_CHANGES` (enough to tell that a delta is not worth it).
+async fn feed_after(
+    tx: &mut Tx,
+    tenant_id: TenantId,
+    after: i64,
+    up_to: i64,
+) -> Result<Vec<FeedEntry>, StoreError> {
+    tx.fetch_all(
+        query(
+            "SELECT entity_kind, entity_id, op FROM changes \
+             WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+        )
+        .bind(tenant_id)
+        .bind(after)
+        .bind(up_to)
+        .bind(MAX_DELTA_CHANGES as i64 + 1),
+    )
+    .await?
+    .iter()
+    .map(FeedEntry::from_row)
+    .collect()
+}
+
 impl Named {
-    fn of(rows: &[Row]) -> Result<Self, StoreError> {
+    fn of(entries: &[FeedEntry]) -> Result<Self, StoreError> {
         let mut named = Named {
-            rebuild: rows.len() > MAX_DELTA_CHANGES,
+            rebuild: entries.len() > MAX_DELTA_CHANGES,
             ..Named::default()
         };
-        for row in rows {
-            let kind = row.text("entity_kind")?;
-            let id = row.text("entity_id")?;
+        for FeedEntry { kind, id, op } in entries {
+            let id = id.clone();
             named.conditional_access |= CONDITIONAL_ACCESS_KINDS.contains(&kind.as_str());
             if !AUTHORIZATION_KINDS.contains(&kind.as_str()) {
                 continue;
@@ -1185,7 +1189,7 @@ impl Named {
             named.touched = true;
             match kind.as_str() {
                 k if REBUILD_KINDS.contains(&k) => {
-                    named.rebuild |= !(row.text("op")? == "create" && CREATED_EMPTY.contains(&k));
+                    named.rebuild |= !(op == "create" && CREATED_EMPTY.contains(&k));
                 }
                 "role_assignment" => {
                     named.assignments.insert(id);
@@ -1324,19 +1328,7 @@ impl Store {
     ) -> Result<ChangesSince, StoreError> {
         let mut tx = self.pools.begin_read().await?;
         let revision = change_head_in(&mut tx, tenant_id).await?;
-        let rows = tx
-            .fetch_all(
-                query(
-                    "SELECT entity_kind, entity_id, op FROM changes \
-                     WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
-                )
-                .bind(tenant_id)
-                .bind(after)
-                .bind(revision)
-                .bind(MAX_DELTA_CHANGES as i64 + 1),
-            )
-            .await?;
-        let named = Named::of(&rows)?;
+        let named = Named::of(&feed_after(&mut tx, tenant_id, after, revision).await?)?;
         // Past the limit, the rows read do not say whether conditional access changed.
         let conditional_access = named.conditional_access || named.rebuild;
         let authorization = if named.rebuild {
@@ -1353,6 +1345,27 @@ impl Store {
             conditional_access,
         })
     }
+}
+
+/// `engine`, which reflects revision `after`, moved forward to what the write transaction
+/// `tx` sees at the tenant's head `head`, together with `pending`: the write's own changes,
+/// not yet in the feed. `None` when those changes need the engine built again. Costs time
+/// that grows with the changes, not with the tenant.
+pub(crate) async fn engine_in(
+    tx: &mut Tx,
+    tenant_id: TenantId,
+    (engine, after): (&TenantEngine, i64),
+    head: i64,
+    pending: Vec<FeedEntry>,
+) -> Result<Option<TenantEngine>, StoreError> {
+    let mut entries = feed_after(tx, tenant_id, after, head).await?;
+    entries.extend(pending);
+    let named = Named::of(&entries)?;
+    if named.rebuild {
+        return Ok(None);
+    }
+    let delta = named.read(tx, tenant_id).await?;
+    Ok(engine.apply(&delta).ok())
 }
 
 /// The tenant's latest change-feed revision, read in `tx`.
@@ -1493,4 +1506,46 @@ pub(crate) fn custom_role_query(tenant_id: TenantId, id: RoleId) -> crate::db::Q
     ))
     .bind(tenant_id)
     .bind(id)
+}
+
+async fn resource_type_in<'a>(
+    from: impl Into<Reader<'a>>,
+    tenant_id: TenantId,
+    name: &str,
+) -> Result<ResourceType, StoreError> {
+    let row = from
+        .into()
+        .one(
+            query(concat!(
+                "SELECT ",
+                resource_type_columns!(),
+                " FROM resource_types WHERE tenant_id = $1 AND name = $2"
+            ))
+            .bind(tenant_id)
+            .bind(name),
+        )
+        .await?;
+    resource_type_from_row(&row)
+}
+
+async fn record_in<'a>(
+    from: impl Into<Reader<'a>>,
+    tenant_id: TenantId,
+    resource_type: &str,
+    external_id: &str,
+) -> Result<RecordEntry, StoreError> {
+    let row = from
+        .into()
+        .one(
+            query(concat!(
+                "SELECT ",
+                record_columns!(),
+                " FROM records WHERE tenant_id = $1 AND resource_type = $2 AND external_id = $3"
+            ))
+            .bind(tenant_id)
+            .bind(resource_type)
+            .bind(external_id),
+        )
+        .await?;
+    record_from_row(&row)
 }

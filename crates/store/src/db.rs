@@ -352,6 +352,23 @@ impl Pools {
         })
     }
 
+    /// A write transaction of one tenant. On PostgreSQL it begins holding the tenant's
+    /// transaction-scoped advisory lock `tenant_lock`, taken in the same round trip as the
+    /// `BEGIN`; SQLite's single writer needs no lock.
+    pub(crate) async fn begin_tenant_write(&self, tenant_lock: i64) -> Result<Tx, StoreError> {
+        match self {
+            Pools::Sqlite { .. } => self.begin().await,
+            // The key is a number this process computed, never text a client sent.
+            Pools::Postgres { writer, .. } => Ok(Tx::Postgres(
+                writer
+                    .begin_with(AssertSqlSafe(format!(
+                        "BEGIN; SELECT pg_advisory_xact_lock({tenant_lock})"
+                    )))
+                    .await?,
+            )),
+        }
+    }
+
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match self {
             // IMMEDIATE takes the write lock up front. A deferred transaction that reads and then

@@ -10,7 +10,7 @@ use portcullis_core::page::{Page, PageRequest};
 use portcullis_core::{BusinessUnitId, EnvironmentId, TenantId, ValidationError};
 
 use crate::db::{Row, query};
-use crate::write::{Write, WriteContext, changed_fields};
+use crate::write::{Reader, Write, WriteContext, changed_fields};
 use crate::{Store, StoreError};
 
 macro_rules! environment_columns {
@@ -140,20 +140,7 @@ impl Store {
         tenant_id: TenantId,
         id: EnvironmentId,
     ) -> Result<Environment, StoreError> {
-        let row = self
-            .pools
-            .fetch_optional(
-                query(concat!(
-                    "SELECT ",
-                    environment_columns!(),
-                    " FROM environments WHERE tenant_id = $1 AND id = $2"
-                ))
-                .bind(tenant_id)
-                .bind(id),
-            )
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        environment_from_row(&row)
+        environment_in(&self.pools, tenant_id, id).await
     }
 
     pub async fn environments(
@@ -190,7 +177,7 @@ impl Store {
         description: Option<String>,
     ) -> Result<Environment, StoreError> {
         let mut w = self.write(ctx).await?;
-        let before = self.environment(ctx.tenant_id, id).await?;
+        let before = environment_in(&mut w, ctx.tenant_id, id).await?;
         let row = w
             .fetch_optional(
                 query(concat!(
@@ -229,7 +216,7 @@ impl Store {
         expected_version: Option<i64>,
     ) -> Result<(), StoreError> {
         let mut w = self.write(ctx).await?;
-        let environment = self.environment(ctx.tenant_id, id).await?;
+        let environment = environment_in(&mut w, ctx.tenant_id, id).await?;
         let records = w
             .fetch_one(
                 query("SELECT COUNT(*) AS n FROM records WHERE tenant_id = $1 AND environment_id = $2")
@@ -268,7 +255,7 @@ impl Store {
         description: Option<String>,
     ) -> Result<BusinessUnit, StoreError> {
         let mut w = self.write(ctx).await?;
-        self.business_unit(ctx.tenant_id, parent_id)
+        business_unit_in(&mut w, ctx.tenant_id, parent_id)
             .await
             .map_err(|_| {
                 ValidationError::new("parent_id", "no such business unit in this tenant")
@@ -284,20 +271,7 @@ impl Store {
         tenant_id: TenantId,
         id: BusinessUnitId,
     ) -> Result<BusinessUnit, StoreError> {
-        let row = self
-            .pools
-            .fetch_optional(
-                query(concat!(
-                    "SELECT ",
-                    unit_columns!(),
-                    " FROM business_units WHERE tenant_id = $1 AND id = $2"
-                ))
-                .bind(tenant_id)
-                .bind(id),
-            )
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        unit_from_row(&row)
+        business_unit_in(&self.pools, tenant_id, id).await
     }
 
     pub async fn root_business_unit(
@@ -357,7 +331,7 @@ impl Store {
         parent_id: Option<BusinessUnitId>,
     ) -> Result<BusinessUnit, StoreError> {
         let mut w = self.write(ctx).await?;
-        let before = self.business_unit(ctx.tenant_id, id).await?;
+        let before = business_unit_in(&mut w, ctx.tenant_id, id).await?;
         match (before.parent_id, parent_id) {
             (None, Some(_)) => {
                 return Err(ValidationError::new(
@@ -443,7 +417,7 @@ impl Store {
         expected_version: Option<i64>,
     ) -> Result<(), StoreError> {
         let mut w = self.write(ctx).await?;
-        let unit = self.business_unit(ctx.tenant_id, id).await?;
+        let unit = business_unit_in(&mut w, ctx.tenant_id, id).await?;
         if unit.parent_id.is_none() {
             return Err(StoreError::conflict(
                 "id",
@@ -482,4 +456,44 @@ impl Store {
         w.commit().await?;
         Ok(())
     }
+}
+
+async fn environment_in<'a>(
+    from: impl Into<Reader<'a>>,
+    tenant_id: TenantId,
+    id: EnvironmentId,
+) -> Result<Environment, StoreError> {
+    let row = from
+        .into()
+        .one(
+            query(concat!(
+                "SELECT ",
+                environment_columns!(),
+                " FROM environments WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant_id)
+            .bind(id),
+        )
+        .await?;
+    environment_from_row(&row)
+}
+
+async fn business_unit_in<'a>(
+    from: impl Into<Reader<'a>>,
+    tenant_id: TenantId,
+    id: BusinessUnitId,
+) -> Result<BusinessUnit, StoreError> {
+    let row = from
+        .into()
+        .one(
+            query(concat!(
+                "SELECT ",
+                unit_columns!(),
+                " FROM business_units WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant_id)
+            .bind(id),
+        )
+        .await?;
+    unit_from_row(&row)
 }

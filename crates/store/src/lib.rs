@@ -16,6 +16,7 @@ mod db;
 mod device;
 mod directory;
 mod enrolment;
+mod gate;
 mod grants;
 mod lockout;
 mod mail;
@@ -116,13 +117,19 @@ pub enum StoreError {
     WrongKek { expected: String, actual: String },
     #[error("the audit writer has stopped")]
     AuditWriterStopped,
+    #[error("too many writes to this tenant are waiting")]
+    WriteQueueFull,
 }
 
 impl StoreError {
-    /// Whether the request waited the pool's whole timeout for a database connection: the
-    /// node is overloaded (answer 503 and let the caller retry), not broken.
+    /// Whether the request waited the pool's whole timeout for a database connection, or
+    /// found its tenant's write queue full: the node is overloaded (answer 503 and let the
+    /// caller retry), not broken.
     pub fn is_overloaded(&self) -> bool {
-        matches!(self, StoreError::Database(sqlx::Error::PoolTimedOut))
+        matches!(
+            self,
+            StoreError::Database(sqlx::Error::PoolTimedOut) | StoreError::WriteQueueFull
+        )
     }
 
     pub(crate) fn conflict(field: &str, message: impl Into<String>) -> Self {
@@ -166,6 +173,8 @@ pub enum Backend {
 pub struct Store {
     pools: Pools,
     backend: Backend,
+    /// Each tenant's queue of writes in this process (see `gate`).
+    gates: std::sync::Arc<gate::WriteGates>,
     /// The group-commit writer, started on first use (see `audit::AuditSink`).
     group: std::sync::Arc<std::sync::OnceLock<AuditSink>>,
     /// Woken after this process commits a change, so its own caches catch up at once.
@@ -206,6 +215,7 @@ impl Store {
             Ok(Self {
                 pools: Pools::Sqlite { writer, readers },
                 backend: Backend::Sqlite,
+                gates: Default::default(),
                 group: Default::default(),
                 committed: Default::default(),
                 commits: Default::default(),
@@ -228,6 +238,7 @@ impl Store {
             Ok(Self {
                 pools: Pools::Postgres { writer, readers },
                 backend: Backend::Postgres,
+                gates: Default::default(),
                 group: Default::default(),
                 committed: Default::default(),
                 commits: Default::default(),
@@ -337,8 +348,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_pool_timeout_is_overload() {
+    fn only_a_pool_timeout_or_a_full_write_queue_is_overload() {
         assert!(StoreError::Database(sqlx::Error::PoolTimedOut).is_overloaded());
+        assert!(StoreError::WriteQueueFull.is_overloaded());
         assert!(!StoreError::Database(sqlx::Error::RowNotFound).is_overloaded());
         assert!(!StoreError::NotFound.is_overloaded());
     }

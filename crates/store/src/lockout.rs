@@ -8,7 +8,7 @@ use portcullis_core::engine::tenant::{TenantEngine, instant};
 use portcullis_core::lockout::{Removal, keeps_a_role_assigner};
 
 use crate::StoreError;
-use crate::access::read_source;
+use crate::access::{engine_in, read_source};
 use crate::write::Write;
 
 /// What a guarded write takes away, and what the request knew before it.
@@ -48,26 +48,40 @@ impl Write {
             .as_ref()
             .filter(|(_, revision)| *revision == head)
             .and_then(|(engine, _)| keeps_a_role_assigner(engine, guard.removal, now));
-        let keeps = match quick {
-            Some(keeps) => keeps,
+        if let Some(keeps) = quick {
+            return refuse_unless(keeps);
+        }
+        // The tenant as it stands after this write: the request's engine moved forward by the
+        // changes since (other writes that committed while this request waited for its turn)
+        // and this write's own; built from the whole tenant only when those changes need it.
+        let mut after = None;
+        if let Some((engine, revision)) = guard.before.as_ref().filter(|(_, r)| *r <= head) {
+            let pending = self.pending_changes();
+            after = engine_in(&mut self.tx, tenant, (engine, *revision), head, pending).await?;
+        }
+        let after = match after {
+            Some(engine) => engine,
             None => {
                 let (source, _) = read_source(&mut self.tx, tenant).await?;
-                TenantEngine::build(source)
-                    .map_err(|e| {
-                        StoreError::Corrupt(format!("the tenant's authorization data: {e}"))
-                    })?
-                    .has_role_assigner(guard.removal.leaving(), now)
+                TenantEngine::build(source).map_err(|e| {
+                    StoreError::Corrupt(format!("the tenant's authorization data: {e}"))
+                })?
             }
         };
-        if keeps {
-            return Ok(());
-        }
-        Err(StoreError::Conflict {
-            field: None,
-            message: "this would leave nobody in the tenant able to assign roles, and so nobody able to make \
-                      anyone an administrator again; first give another active user or service principal \
-                      tenant_administrator or privileged_role_administrator tenant-wide"
-                .into(),
-        })
+        refuse_unless(after.has_role_assigner(guard.removal.leaving(), now))
     }
+}
+
+/// Refuses a write that would leave the tenant without anyone able to assign roles.
+fn refuse_unless(keeps: bool) -> Result<(), StoreError> {
+    if keeps {
+        return Ok(());
+    }
+    Err(StoreError::Conflict {
+        field: None,
+        message: "this would leave nobody in the tenant able to assign roles, and so nobody able to make \
+                  anyone an administrator again; first give another active user or service principal \
+                  tenant_administrator or privileged_role_administrator tenant-wide"
+            .into(),
+    })
 }

@@ -17,7 +17,7 @@ use portcullis_core::{
 
 use crate::db::{IDS_PER_STATEMENT, Row, assembled_query, placeholders, query};
 use crate::tenants::tenant_from_row;
-use crate::write::{Write, WriteContext, changed_fields};
+use crate::write::{Reader, Write, WriteContext, changed_fields};
 use crate::{Store, StoreError};
 
 /// Most API keys a service principal may have in use at once: enough to rotate with overlap,
@@ -943,12 +943,7 @@ impl Store {
     }
 
     pub async fn group(&self, tenant_id: TenantId, id: GroupId) -> Result<Group, StoreError> {
-        let row = self
-            .pools
-            .fetch_optional(group_query(tenant_id, id))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        group_from_row(&row)
+        group_in(&self.pools, tenant_id, id).await
     }
 
     pub async fn groups(
@@ -1271,20 +1266,7 @@ impl Store {
         tenant_id: TenantId,
         id: ServicePrincipalId,
     ) -> Result<ServicePrincipal, StoreError> {
-        let row = self
-            .pools
-            .fetch_optional(
-                query(concat!(
-                    "SELECT ",
-                    sp_columns!(),
-                    " FROM service_principals WHERE tenant_id = $1 AND id = $2"
-                ))
-                .bind(tenant_id)
-                .bind(id),
-            )
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        service_principal_from_row(&row)
+        service_principal_in(&self.pools, tenant_id, id).await
     }
 
     /// A client's own access token's standing, in one query (every admin API request with such
@@ -1353,7 +1335,7 @@ impl Store {
             external_id,
         } = changes;
         let mut w = self.write(ctx).await?;
-        let before = self.service_principal(ctx.tenant_id, id).await?;
+        let before = service_principal_in(&mut w, ctx.tenant_id, id).await?;
         let row = w
             .fetch_optional(
                 query(concat!(
@@ -1374,7 +1356,7 @@ impl Store {
             .await
             .map_err(|e| e.on_unique(SP_UNIQUES))?;
         let Some(row) = row else {
-            let current = self.service_principal(ctx.tenant_id, id).await?;
+            let current = service_principal_in(&mut w, ctx.tenant_id, id).await?;
             return Err(StoreError::VersionMismatch {
                 current_version: current.version,
             });
@@ -1399,7 +1381,7 @@ impl Store {
         expected_version: Option<i64>,
     ) -> Result<(), StoreError> {
         let mut w = self.write(ctx).await?;
-        let sp = self.service_principal(ctx.tenant_id, id).await?;
+        let sp = service_principal_in(&mut w, ctx.tenant_id, id).await?;
         detach_principal(&mut w, PrincipalRef::service_principal(id)).await?;
         w.execute(
             query("DELETE FROM api_keys WHERE tenant_id = $1 AND service_principal_id = $2")
@@ -1430,7 +1412,7 @@ impl Store {
         key: NewApiKey,
     ) -> Result<ApiKey, StoreError> {
         let mut w = self.write(ctx).await?;
-        let sp = self.service_principal(ctx.tenant_id, owner).await?;
+        let sp = service_principal_in(&mut w, ctx.tenant_id, owner).await?;
         let active = w
             .fetch_one(
                 query(
@@ -1583,22 +1565,44 @@ impl Store {
     }
 }
 
-fn group_query(tenant_id: TenantId, id: GroupId) -> crate::db::Query {
-    query(concat!(
-        "SELECT ",
-        group_columns!(),
-        " FROM groups WHERE tenant_id = $1 AND id = $2"
-    ))
-    .bind(tenant_id)
-    .bind(id)
+async fn group_in<'a>(
+    from: impl Into<Reader<'a>>,
+    tenant_id: TenantId,
+    id: GroupId,
+) -> Result<Group, StoreError> {
+    let row = from
+        .into()
+        .one(
+            query(concat!(
+                "SELECT ",
+                group_columns!(),
+                " FROM groups WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant_id)
+            .bind(id),
+        )
+        .await?;
+    group_from_row(&row)
 }
 
-/// The group as the write transaction `w` sees it. A write reads through its own transaction,
-/// never through the pool: on PostgreSQL it holds the tenant's write lock, and waiting for a
-/// pooled connection while holding it stalls every other write of the tenant (under load, all
-/// of them, each holding a connection too).
-async fn group_in(w: &mut Write, tenant_id: TenantId, id: GroupId) -> Result<Group, StoreError> {
-    group_from_row(&w.fetch_one(group_query(tenant_id, id)).await?)
+async fn service_principal_in<'a>(
+    from: impl Into<Reader<'a>>,
+    tenant_id: TenantId,
+    id: ServicePrincipalId,
+) -> Result<ServicePrincipal, StoreError> {
+    let row = from
+        .into()
+        .one(
+            query(concat!(
+                "SELECT ",
+                sp_columns!(),
+                " FROM service_principals WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant_id)
+            .bind(id),
+        )
+        .await?;
+    service_principal_from_row(&row)
 }
 
 #[cfg(test)]

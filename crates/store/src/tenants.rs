@@ -16,7 +16,7 @@ use crate::db::{Row, query};
 use crate::directory::insert_business_unit;
 use crate::principals::{NewApiKey, insert_api_key, insert_service_principal};
 use crate::roles::insert_assignment;
-use crate::write::{Write, WriteContext, changed_fields};
+use crate::write::{Reader, Write, WriteContext, changed_fields};
 use crate::{Store, StoreError};
 
 macro_rules! tenant_columns {
@@ -280,19 +280,7 @@ impl Store {
     }
 
     pub async fn tenant(&self, id: TenantId) -> Result<Tenant, StoreError> {
-        let row = self
-            .pools
-            .fetch_optional(
-                query(concat!(
-                    "SELECT ",
-                    tenant_columns!(),
-                    " FROM tenants WHERE id = $1"
-                ))
-                .bind(id),
-            )
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        tenant_from_row(&row, "")
+        tenant_in(&self.pools, id).await
     }
 
     pub async fn tenants(&self, page: PageRequest<Uuid>) -> Result<Page<Tenant>, StoreError> {
@@ -326,7 +314,7 @@ impl Store {
         state: LifecycleState,
     ) -> Result<Tenant, StoreError> {
         let mut w = self.write(ctx).await?;
-        let before = self.tenant(id).await?;
+        let before = tenant_in(&mut w, id).await?;
         let row = w
             .fetch_optional(
                 query(concat!(
@@ -351,4 +339,19 @@ impl Store {
         w.commit().await?;
         Ok(after)
     }
+}
+
+async fn tenant_in<'a>(from: impl Into<Reader<'a>>, id: TenantId) -> Result<Tenant, StoreError> {
+    let row = from
+        .into()
+        .one(
+            query(concat!(
+                "SELECT ",
+                tenant_columns!(),
+                " FROM tenants WHERE id = $1"
+            ))
+            .bind(id),
+        )
+        .await?;
+    tenant_from_row(&row, "")
 }

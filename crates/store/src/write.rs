@@ -60,6 +60,8 @@ pub(crate) struct Write {
     mail: std::sync::Arc<crate::mail::MailState>,
     /// A message was posted in this write: the sender is woken once it commits.
     pub(crate) posted: bool,
+    /// The tenant's turn to write in this process, held until the write ends.
+    _turn: crate::gate::Turn,
 }
 
 impl Store {
@@ -70,14 +72,18 @@ impl Store {
     /// transaction-scoped advisory lock first. The lock is taken before anything else and is
     /// the only lock a write waits for with nothing held, so it cannot join a deadlock: the
     /// chain heads locked at commit are always taken after it, in tenant order.
+    ///
+    /// Before either, a write waits for its tenant's turn in this process (`gate`), holding no
+    /// connection while it waits; a full queue refuses it as overloaded.
     pub(crate) async fn write(&self, ctx: &WriteContext) -> Result<Write, StoreError> {
-        let mut tx = self.pools.begin().await?;
-        if tx.is_postgres() {
-            tx.execute(
-                query("SELECT pg_advisory_xact_lock($1)").bind(tenant_write_lock(ctx.tenant_id)),
-            )
+        let turn = self
+            .gates
+            .turn(ctx.tenant_id, crate::gate::MAX_WRITE_WAIT)
             .await?;
-        }
+        let tx = self
+            .pools
+            .begin_tenant_write(tenant_write_lock(ctx.tenant_id))
+            .await?;
         Ok(Write {
             tx,
             ctx: ctx.clone(),
@@ -87,6 +93,7 @@ impl Store {
             commits: self.commits.clone(),
             mail: self.mail.clone(),
             posted: false,
+            _turn: turn,
         })
     }
 }
@@ -110,6 +117,19 @@ impl Write {
     /// The events recorded so far.
     pub(crate) fn events(&self) -> &[NewAuditEvent] {
         &self.events
+    }
+
+    /// The change-feed rows this write will add to its own tenant, so far.
+    pub(crate) fn pending_changes(&self) -> Vec<crate::access::FeedEntry> {
+        self.changes
+            .iter()
+            .filter(|change| change.tenant_id == self.ctx.tenant_id)
+            .map(|change| crate::access::FeedEntry {
+                kind: change.entity_kind.to_owned(),
+                id: change.entity_id.clone(),
+                op: change.op.to_owned(),
+            })
+            .collect()
     }
 
     pub(crate) async fn execute(&mut self, q: Query) -> Result<u64, StoreError> {
@@ -294,38 +314,29 @@ pub(crate) async fn append(
             })
             .collect();
         insert_records(tx, &chained).await?;
-        for change in &changes {
-            change_seq += 1;
-            tx.execute(
-                query(
-                    "INSERT INTO changes (tenant_id, seq, at, entity_kind, entity_id, op) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(tenant_id)
-                .bind(change_seq)
-                .bind(change.at)
-                .bind(change.entity_kind)
-                .bind(change.entity_id.as_str())
-                .bind(change.op),
-            )
-            .await?;
-        }
-        tx.execute(
-            query("UPDATE tenant_heads SET audit_seq = $2, audit_hash = $3, change_seq = $4 WHERE tenant_id = $1")
+        let first_change = change_seq + 1;
+        change_seq += changes.len() as i64;
+        insert_changes(tx, tenant_id, first_change, &changes).await?;
+        let update_head = "UPDATE tenant_heads SET audit_seq = $2, audit_hash = $3, change_seq = $4 WHERE tenant_id = $1";
+        let head = if !changes.is_empty() && tx.is_postgres() {
+            // The notification is delivered at commit and wakes every node's change-feed tail
+            // at once; sent from the head's own update, it costs no round trip of its own.
+            assembled_query(format!(
+                "{update_head} RETURNING pg_notify('portcullis_changes', $5)"
+            ))
+            .bind(tenant_id)
+            .bind(seq)
+            .bind(hash)
+            .bind(change_seq)
+            .bind(format!("{tenant_id} {change_seq}"))
+        } else {
+            query(update_head)
                 .bind(tenant_id)
                 .bind(seq)
                 .bind(hash)
-                .bind(change_seq),
-        )
-        .await?;
-        if !changes.is_empty() && tx.is_postgres() {
-            // Delivered at commit: wakes every node's change-feed tail at once.
-            tx.execute(
-                query("SELECT pg_notify('portcullis_changes', $1)")
-                    .bind(format!("{tenant_id} {change_seq}")),
-            )
-            .await?;
-        }
+                .bind(change_seq)
+        };
+        tx.execute(head).await?;
         records.extend(chained);
     }
     Ok(records)
@@ -359,6 +370,41 @@ pub(crate) fn changed_fields(
         })
         .collect();
     serde_json::Value::Object(changed)
+}
+
+/// Change rows per INSERT statement (six parameters each).
+const CHANGES_PER_STATEMENT: usize = 40;
+
+/// Inserts a tenant's change rows, numbered from `first_seq`, in as few statements as the
+/// stores' parameter lists allow (a write's changes are usually one or two: one round trip).
+async fn insert_changes(
+    tx: &mut Tx,
+    tenant_id: TenantId,
+    first_seq: i64,
+    changes: &[Change],
+) -> Result<(), StoreError> {
+    let mut seq = first_seq;
+    for chunk in changes.chunks(CHANGES_PER_STATEMENT) {
+        let values = (0..chunk.len())
+            .map(|row| format!("({})", crate::db::placeholders(1 + row * 6, 6)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut q = assembled_query(format!(
+            "INSERT INTO changes (tenant_id, seq, at, entity_kind, entity_id, op) VALUES {values}"
+        ));
+        for change in chunk {
+            q = q
+                .bind(tenant_id)
+                .bind(seq)
+                .bind(change.at)
+                .bind(change.entity_kind)
+                .bind(change.entity_id.as_str())
+                .bind(change.op);
+            seq += 1;
+        }
+        tx.execute(q).await?;
+    }
+    Ok(())
 }
 
 const RECORD_COLUMNS: usize = 18;
@@ -419,4 +465,36 @@ async fn insert_records(tx: &mut Tx, records: &[AuditRecord]) -> Result<(), Stor
         tx.execute(q).await?;
     }
     Ok(())
+}
+
+/// Where a read goes: through the pool, or through an open write's own transaction. A write
+/// reads through its transaction, never through the pool: on PostgreSQL it holds the tenant's
+/// write lock, and waiting for a pooled connection while holding it stalls every other write
+/// of the tenant (under load, all of them); the read also sees what the write has changed.
+pub(crate) enum Reader<'a> {
+    Pool(&'a crate::db::Pools),
+    Write(&'a mut Write),
+}
+
+impl<'a> From<&'a crate::db::Pools> for Reader<'a> {
+    fn from(pools: &'a crate::db::Pools) -> Self {
+        Reader::Pool(pools)
+    }
+}
+
+impl<'a> From<&'a mut Write> for Reader<'a> {
+    fn from(write: &'a mut Write) -> Self {
+        Reader::Write(write)
+    }
+}
+
+impl Reader<'_> {
+    /// The row `q` selects; `StoreError::NotFound` when there is none.
+    pub(crate) async fn one(self, q: Query) -> Result<Row, StoreError> {
+        match self {
+            Reader::Pool(pools) => pools.fetch_optional(q).await,
+            Reader::Write(write) => write.fetch_optional(q).await,
+        }?
+        .ok_or(StoreError::NotFound)
+    }
 }

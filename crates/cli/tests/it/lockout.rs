@@ -329,6 +329,121 @@ async fn two_administrators_removing_each_other_at_once_leave_one() {
     );
 }
 
+/// Administrators through one group taking each other out of it, while other changes commit
+/// in between: each removal is checked against the tenant as its write finds it (the engine
+/// its request decided with, moved forward by the changes since), so exactly one stays.
+#[tokio::test]
+async fn two_group_administrators_removing_each_other_amid_other_changes_leave_one() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let group = admin
+        .post("/v1/groups", json!({"name": "admins"}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assign(
+        &admin,
+        json!({"kind": "group", "id": group}),
+        "tenant_administrator",
+    )
+    .await;
+    let mut members = Vec::new();
+    for name in ["ops-a", "ops-b"] {
+        let (id, key) = admin
+            .principal_with_role(name, "tenant_administrator", "tenant")
+            .await;
+        admin
+            .post(
+                &format!("/v1/groups/{group}/members"),
+                json!({"kind": "service_principal", "id": id}),
+            )
+            .await
+            .expect(201);
+        for assignment in assignment_of(&admin, "service_principal", &id).await {
+            admin
+                .send(
+                    Method::DELETE,
+                    &format!("/v1/role-assignments/{assignment}"),
+                    None,
+                    &[],
+                )
+                .await
+                .expect(204);
+        }
+        members.push((id, key));
+    }
+    let boot = admin.get("/v1/me").await.expect(200)["principal"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin
+        .send(
+            Method::DELETE,
+            &format!("/v1/service-principals/{boot}"),
+            None,
+            &[],
+        )
+        .await
+        .expect(204);
+
+    let clients = [
+        (server.client(&members[0].1), members[1].0.clone()),
+        (server.client(&members[1].1), members[0].0.clone()),
+    ];
+    let results = all_at_once(12, |i| {
+        let (caller, other) = clients[i % 2].clone();
+        let group = group.clone();
+        async move {
+            if i < 4 {
+                caller
+                    .send(
+                        Method::DELETE,
+                        &format!("/v1/groups/{group}/members/service_principal/{other}"),
+                        None,
+                        &[],
+                    )
+                    .await
+                    .status
+            } else {
+                // Unrelated changes, so most removals find the tenant moved on.
+                caller
+                    .post("/v1/users", json!({"user_name": format!("bystander-{i}")}))
+                    .await
+                    .status
+            }
+        }
+    })
+    .await;
+    assert!(
+        results
+            .iter()
+            .all(|s| [201, 204, 401, 403, 404, 409].contains(&s.as_u16())),
+        "{results:?}"
+    );
+    let standing = standing(&clients).await;
+    assert_eq!(
+        standing.iter().filter(|up| **up).count(),
+        1,
+        "exactly one of them can still administer: {results:?}"
+    );
+    let listed = admin_members(&clients, &standing, &group).await;
+    assert_eq!(listed, 1, "one member stays in the group: {results:?}");
+}
+
+/// How many members the group has, read by whichever caller still stands.
+async fn admin_members(clients: &[(Client, String); 2], standing: &[bool], group: &str) -> usize {
+    let (client, _) = &clients[standing.iter().position(|up| *up).unwrap()];
+    client
+        .get(&format!("/v1/groups/{group}/members"))
+        .await
+        .expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
 /// Whether each caller can still act (its key works and it may read role assignments).
 async fn standing(clients: &[(Client, String); 2]) -> Vec<bool> {
     let mut standing = Vec::new();
