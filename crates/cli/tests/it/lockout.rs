@@ -315,18 +315,7 @@ async fn two_administrators_removing_each_other_at_once_leave_one() {
     .await;
     // Refused as the last (409), already out (401, or 403 once its grants are gone), or done
     // (204, 200, 404 when gone).
-    assert!(
-        results
-            .iter()
-            .all(|s| [200, 204, 401, 403, 404, 409].contains(&s.as_u16())),
-        "{results:?}"
-    );
-    let standing = standing(&clients).await;
-    assert_eq!(
-        standing.iter().filter(|up| **up).count(),
-        1,
-        "exactly one of them can still administer: {results:?}"
-    );
+    the_one_standing(&clients, &results, &[200, 204, 401, 403, 404, 409]).await;
 }
 
 /// Administrators through one group taking each other out of it, while other changes commit
@@ -416,41 +405,41 @@ async fn two_group_administrators_removing_each_other_amid_other_changes_leave_o
         }
     })
     .await;
-    assert!(
-        results
-            .iter()
-            .all(|s| [201, 204, 401, 403, 404, 409].contains(&s.as_u16())),
-        "{results:?}"
-    );
-    let standing = standing(&clients).await;
-    assert_eq!(
-        standing.iter().filter(|up| **up).count(),
-        1,
-        "exactly one of them can still administer: {results:?}"
-    );
-    let listed = admin_members(&clients, &standing, &group).await;
-    assert_eq!(listed, 1, "one member stays in the group: {results:?}");
-}
-
-/// How many members the group has, read by whichever caller still stands.
-async fn admin_members(clients: &[(Client, String); 2], standing: &[bool], group: &str) -> usize {
-    let (client, _) = &clients[standing.iter().position(|up| *up).unwrap()];
-    client
+    let one = the_one_standing(&clients, &results, &[201, 204, 401, 403, 404, 409]).await;
+    let members = clients[one]
+        .0
         .get(&format!("/v1/groups/{group}/members"))
         .await
         .expect(200)["items"]
         .as_array()
         .unwrap()
-        .len()
+        .len();
+    assert_eq!(members, 1, "one member stays in the group: {results:?}");
 }
 
-/// Whether each caller can still act (its key works and it may read role assignments).
-async fn standing(clients: &[(Client, String); 2]) -> Vec<bool> {
+/// Checks that every answer in `results` is one of `expected` and that exactly one of the
+/// callers can still act (its key works and it may read role assignments); returns which.
+async fn the_one_standing(
+    clients: &[(Client, String); 2],
+    results: &[reqwest::StatusCode],
+    expected: &[u16],
+) -> usize {
+    assert!(
+        results.iter().all(|s| expected.contains(&s.as_u16())),
+        "{results:?}"
+    );
     let mut standing = Vec::new();
-    for (client, _) in clients {
-        standing.push(client.get("/v1/role-assignments").await.status == 200);
+    for (n, (client, _)) in clients.iter().enumerate() {
+        if client.get("/v1/role-assignments").await.status == 200 {
+            standing.push(n);
+        }
     }
-    standing
+    assert_eq!(
+        standing.len(),
+        1,
+        "exactly one of them can still administer: {results:?}"
+    );
+    standing[0]
 }
 
 #[tokio::test]
