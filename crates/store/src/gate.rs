@@ -124,7 +124,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_write_of_a_tenant_at_a_time_and_others_tenants_do_not_wait() {
+    async fn one_write_of_a_tenant_at_a_time_and_other_tenants_do_not_wait() {
         let gates = Arc::new(WriteGates::default());
         let (a, b) = (tenant(), tenant());
         let first = gates.turn(a, MAX_WRITE_WAIT).await.unwrap();
