@@ -38,6 +38,23 @@ async fn assignment_of(admin: &Client, kind: &str, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// Deletes the service principal `admin` acts as (the bootstrap administrator).
+async fn delete_the_bootstrap_administrator(admin: &Client) {
+    let boot = admin.get("/v1/me").await.expect(200)["principal"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin
+        .send(
+            Method::DELETE,
+            &format!("/v1/service-principals/{boot}"),
+            None,
+            &[],
+        )
+        .await
+        .expect(204);
+}
+
 async fn assign(admin: &Client, principal: Value, role: &str) -> String {
     admin
         .post(
@@ -277,19 +294,7 @@ async fn two_administrators_removing_each_other_at_once_leave_one() {
     let (b, b_key) = admin
         .principal_with_role("ops-b", "tenant_administrator", "tenant")
         .await;
-    let boot = admin.get("/v1/me").await.expect(200)["principal"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    admin
-        .send(
-            Method::DELETE,
-            &format!("/v1/service-principals/{boot}"),
-            None,
-            &[],
-        )
-        .await
-        .expect(204);
+    delete_the_bootstrap_administrator(&admin).await;
 
     // Each deletes and disables the other, eight requests at once.
     let clients = [(server.client(&a_key), b), (server.client(&b_key), a)];
@@ -363,19 +368,7 @@ async fn two_group_administrators_removing_each_other_amid_other_changes_leave_o
         }
         members.push((id, key));
     }
-    let boot = admin.get("/v1/me").await.expect(200)["principal"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    admin
-        .send(
-            Method::DELETE,
-            &format!("/v1/service-principals/{boot}"),
-            None,
-            &[],
-        )
-        .await
-        .expect(204);
+    delete_the_bootstrap_administrator(&admin).await;
 
     let clients = [
         (server.client(&members[0].1), members[1].0.clone()),
